@@ -1,0 +1,20 @@
+package protocol
+
+// Environment variables the dispatcher sets on the runner container (through
+// RunTask's container overrides). They are the runner's whole contract with
+// the broker: the job's command itself comes as the container's command.
+const (
+	EnvRunID     = "DEPLOY_BROKER_RUN_ID"
+	EnvQueueURL  = "DEPLOY_BROKER_QUEUE_URL"
+	EnvJob       = "DEPLOY_BROKER_JOB"
+	EnvDeadline  = "DEPLOY_BROKER_DEADLINE"  // RFC 3339: kill the job at this time (reason timeout)
+	EnvRedact    = "DEPLOY_BROKER_REDACT"    // comma-separated names of variables whose values are secret
+	EnvHeartbeat = "DEPLOY_BROKER_HEARTBEAT" // Go duration between heartbeats
+	EnvGrace     = "DEPLOY_BROKER_GRACE"     // Go duration between SIGTERM and SIGKILL
+)
+
+// QueueName is the name of a run's feedback queue: "<prefix>-<run id>.fifo".
+func QueueName(prefix, runID string) string { return prefix + "-" + runID + ".fifo" }
+
+// MaxQueuePrefixLength keeps QueueName within SQS's 80 characters.
+const MaxQueuePrefixLength = 80 - len(".fifo") - 1 - RunIDLength

@@ -1,0 +1,202 @@
+package protocol
+
+import (
+	"fmt"
+	"time"
+)
+
+// RecordType names a feedback record.
+type RecordType string
+
+// Feedback record types.
+const (
+	TypeAccepted  RecordType = "accepted"
+	TypeRejected  RecordType = "rejected"
+	TypeTask      RecordType = "task"
+	TypeStarted   RecordType = "started"
+	TypeOutput    RecordType = "output"
+	TypeHeartbeat RecordType = "heartbeat"
+	TypeExit      RecordType = "exit"
+)
+
+// Source names who wrote a record. Each source numbers its records from 1.
+type Source string
+
+// Record sources.
+const (
+	// SourceDispatcher writes accepted or rejected, always with Seq 1.
+	SourceDispatcher Source = "dispatcher"
+	// SourceECS is the dispatcher forwarding ECS task state changes; Seq is the
+	// task's version from the event, so later states have larger numbers.
+	SourceECS Source = "ecs"
+	// SourceRunner writes started, output, heartbeat and exit, numbered 1, 2, 3…
+	// without gaps.
+	SourceRunner Source = "runner"
+)
+
+// Record is one feedback record. Exactly one payload field is set, the one
+// named by Type.
+type Record struct {
+	Type RecordType `json:"type"`
+	Src  Source     `json:"src"`
+	Seq  uint64     `json:"seq"`
+	Time time.Time  `json:"t"`
+
+	Accepted  *Accepted  `json:"accepted,omitempty"`
+	Rejected  *Rejected  `json:"rejected,omitempty"`
+	Task      *Task      `json:"task,omitempty"`
+	Started   *Started   `json:"started,omitempty"`
+	Output    *Output    `json:"output,omitempty"`
+	Heartbeat *Heartbeat `json:"heartbeat,omitempty"`
+	Exit      *Exit      `json:"exit,omitempty"`
+}
+
+// Accepted says the dispatcher launched the run.
+type Accepted struct {
+	Job          string `json:"job"`
+	TaskARN      string `json:"task_arn"`
+	Account      string `json:"account"`
+	AccountAlias string `json:"account_alias,omitempty"`
+	Region       string `json:"region,omitempty"`
+}
+
+// Rejection codes: a machine-readable category for Rejected.Code.
+const (
+	RejectExpired    = "expired"
+	RejectReplayed   = "replayed"
+	RejectUnknownJob = "unknown-job"
+	RejectBadParams  = "bad-params"
+	RejectLaunch     = "launch-failed"
+	RejectInvalid    = "invalid"
+)
+
+// Rejected says the dispatcher refused the run; Reason is one line for humans.
+type Rejected struct {
+	Code   string `json:"code"`
+	Reason string `json:"reason"`
+}
+
+// Task is an ECS lifecycle change of the run's task.
+type Task struct {
+	TaskARN       string `json:"task_arn"`
+	Status        string `json:"status"` // ECS lastStatus: PROVISIONING, PENDING, RUNNING, STOPPED…
+	DesiredStatus string `json:"desired_status,omitempty"`
+	StopCode      string `json:"stop_code,omitempty"` // e.g. TaskFailedToStart, EssentialContainerExited
+	StoppedReason string `json:"stopped_reason,omitempty"`
+	ExitCode      *int   `json:"exit_code,omitempty"` // the runner container's exit code, when known
+}
+
+// Started says the runner launched the job's command.
+type Started struct {
+	Job               string `json:"job,omitempty"`
+	HeartbeatSeconds  int    `json:"heartbeat_s"`
+	DeadlineUnixMilli int64  `json:"deadline_ms,omitempty"`
+}
+
+// Heartbeat says the runner is alive; counts are totals so far.
+type Heartbeat struct {
+	Lines int64 `json:"lines"`
+	Bytes int64 `json:"bytes"`
+}
+
+// Exit reasons.
+const (
+	ReasonCompleted   = "completed"
+	ReasonTimeout     = "timeout"
+	ReasonCancelled   = "cancelled"
+	ReasonRunnerError = "runner-error"
+)
+
+// Exit is the runner's last record.
+type Exit struct {
+	Code       int    `json:"code"`             // the job's exit code; -1 when killed by a signal or never started
+	Signal     string `json:"signal,omitempty"` // e.g. "killed", "terminated"
+	Reason     string `json:"reason"`
+	Message    string `json:"message,omitempty"`
+	DurationMS int64  `json:"duration_ms"`
+	Lines      int64  `json:"lines"`
+	Bytes      int64  `json:"bytes"`
+}
+
+// Output carries job output lines in the order the job wrote them.
+type Output struct {
+	Lines []Line `json:"lines"`
+}
+
+// Stream is the stream a line was written to.
+type Stream string
+
+// Streams.
+const (
+	Stdout Stream = "out"
+	Stderr Stream = "err"
+)
+
+// Line is a piece of job output. Text holds the bytes when they are valid
+// UTF-8 that SQS can carry once JSON-escaped; otherwise B64 holds them in
+// base64 (see [EncodeText]). Cont is set when the piece does not end with a
+// newline: it continues in the next piece of the same stream (a long line
+// split in pieces, or the last bytes of a stream without a trailing newline).
+type Line struct {
+	Stream Stream `json:"s"`
+	Millis int64  `json:"d"` // when it was read: milliseconds after the record's time
+	Text   string `json:"x,omitempty"`
+	B64    string `json:"b,omitempty"`
+	Cont   bool   `json:"c,omitempty"`
+}
+
+// validate checks the record's common fields and that exactly the payload
+// named by Type is present.
+func (r *Record) validate() error {
+	switch r.Src {
+	case SourceDispatcher, SourceECS, SourceRunner:
+	default:
+		return fmt.Errorf("record source %q is unknown", truncate(string(r.Src), 40))
+	}
+	if r.Seq == 0 {
+		return fmt.Errorf("%s record from %s has no sequence number", r.Type, r.Src)
+	}
+	if r.Time.IsZero() {
+		return fmt.Errorf("%s record %s/%d has no time", r.Type, r.Src, r.Seq)
+	}
+	present := 0
+	for _, p := range []bool{r.Accepted != nil, r.Rejected != nil, r.Task != nil, r.Started != nil,
+		r.Output != nil, r.Heartbeat != nil, r.Exit != nil} {
+		if p {
+			present++
+		}
+	}
+	var ok bool
+	switch r.Type {
+	case TypeAccepted:
+		ok = r.Accepted != nil
+	case TypeRejected:
+		ok = r.Rejected != nil
+	case TypeTask:
+		ok = r.Task != nil
+	case TypeStarted:
+		ok = r.Started != nil
+	case TypeOutput:
+		ok = r.Output != nil
+		if ok {
+			for i, l := range r.Output.Lines {
+				if l.Stream != Stdout && l.Stream != Stderr {
+					return fmt.Errorf("output record %d line %d has stream %q; expected out or err", r.Seq, i, truncate(string(l.Stream), 20))
+				}
+				if l.Text != "" && l.B64 != "" {
+					return fmt.Errorf("output record %d line %d has both text and base64", r.Seq, i)
+				}
+			}
+		}
+	case TypeHeartbeat:
+		ok = r.Heartbeat != nil
+	case TypeExit:
+		ok = r.Exit != nil
+	default:
+		return fmt.Errorf("record type %q is unknown", truncate(string(r.Type), 40))
+	}
+	if !ok || present != 1 {
+		return fmt.Errorf("%s record %s/%d must carry exactly its own %q payload", r.Type, r.Src, r.Seq, r.Type)
+	}
+	return nil
+}

@@ -1,0 +1,54 @@
+package protocol
+
+import (
+	"encoding/base64"
+	"fmt"
+	"unicode/utf8"
+)
+
+// EncodeText prepares job output bytes for a Line. Valid UTF-8 goes into text
+// as is: JSON escapes the control characters SQS refuses (ESC becomes
+// \u001b), so ANSI colour survives. Bytes that are not valid UTF-8, or that
+// hold U+FFFE or U+FFFF (which JSON does not escape and SQS refuses), go into
+// b64 instead. Either way [DecodeText] gives back exactly the same bytes.
+func EncodeText(p []byte) (text, b64 string) {
+	if sqsSafeUTF8(p) {
+		return string(p), ""
+	}
+	return "", base64.StdEncoding.EncodeToString(p)
+}
+
+// sqsSafeUTF8 reports whether p is valid UTF-8 whose JSON encoding SQS accepts.
+func sqsSafeUTF8(p []byte) bool {
+	for i := 0; i < len(p); {
+		c := p[i]
+		if c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(p[i:])
+		if r == utf8.RuneError && size == 1 {
+			return false
+		}
+		if r == 0xFFFE || r == 0xFFFF {
+			return false
+		}
+		i += size
+	}
+	return true
+}
+
+// Bytes returns the bytes the line carries.
+func (l Line) Bytes() ([]byte, error) { return DecodeText(l.Text, l.B64) }
+
+// DecodeText reverses [EncodeText].
+func DecodeText(text, b64 string) ([]byte, error) {
+	if b64 == "" {
+		return []byte(text), nil
+	}
+	b, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return nil, fmt.Errorf("line is not valid base64: %w", err)
+	}
+	return b, nil
+}
