@@ -48,3 +48,12 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// RunIDTimeString is the run id's time in RFC 3339, or "" if it has none.
+func RunIDTimeString(id string) string {
+	t, err := RunIDTime(id)
+	if err != nil {
+		return ""
+	}
+	return t.Format(time.RFC3339)
+}

@@ -1,0 +1,100 @@
+package dispatcher
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/deploy-broker/deploy-broker/internal/config"
+)
+
+// Dispatcher handles every event the broker's Lambda receives.
+type Dispatcher struct {
+	cfg    *config.Config
+	set    Settings
+	sqs    SQSAPI
+	ecs    ECSAPI
+	ledger *ledger
+	log    *slog.Logger
+	now    func() time.Time
+}
+
+// Option changes a Dispatcher built by New.
+type Option func(*Dispatcher)
+
+// WithClock replaces time.Now (tests).
+func WithClock(now func() time.Time) Option { return func(d *Dispatcher) { d.now = now } }
+
+// New returns a dispatcher for a validated configuration.
+func New(cfg *config.Config, set Settings, c Clients, log *slog.Logger, opts ...Option) *Dispatcher {
+	d := &Dispatcher{
+		cfg: cfg, set: set, sqs: c.SQS, ecs: c.ECS, log: log, now: time.Now,
+		ledger: &ledger{db: c.Dynamo, table: set.LedgerTable, retention: cfg.Broker.LedgerRetention.D()},
+	}
+	for _, o := range opts {
+		o(d)
+	}
+	return d
+}
+
+// eventShape holds the fields that tell event sources apart.
+type eventShape struct {
+	Records []struct {
+		EventSource string `json:"EventSource"`
+	} `json:"Records"`
+	Source     string `json:"source"`
+	DetailType string `json:"detail-type"`
+}
+
+// Handle routes one Lambda event by its shape. It returns an error only when
+// the event should be retried (an AWS call failed); anything it does not
+// understand is logged and dropped.
+func (d *Dispatcher) Handle(ctx context.Context, raw json.RawMessage) error {
+	var shape eventShape
+	if err := json.Unmarshal(raw, &shape); err != nil {
+		d.log.Warn("ignoring event that is not a JSON object", "error", err.Error(), "bytes", len(raw))
+		return nil
+	}
+	switch {
+	case len(shape.Records) > 0 && shape.Records[0].EventSource == "aws:sns":
+		var ev events.SNSEvent
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			d.log.Warn("ignoring malformed SNS event", "error", err.Error())
+			return nil
+		}
+		return d.handleSNS(ctx, ev)
+	case shape.Source == "aws.ecs" && shape.DetailType == "ECS Task State Change":
+		var ev events.CloudWatchEvent
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			d.log.Warn("ignoring malformed ECS event", "error", err.Error())
+			return nil
+		}
+		return d.handleTaskEvent(ctx, ev)
+	case shape.Source == "aws.events" && shape.DetailType == "Scheduled Event":
+		return d.Sweep(ctx)
+	default:
+		d.log.Warn("ignoring event of unknown shape", "source", shape.Source, "detail_type", shape.DetailType, "records", len(shape.Records))
+		return nil
+	}
+}
+
+// handleSNS handles each record; a failure of one does not stop the others,
+// and the first retryable error is returned so Lambda retries the event.
+// Handling is idempotent, so a retry does no harm to records already done.
+func (d *Dispatcher) handleSNS(ctx context.Context, ev events.SNSEvent) error {
+	var first error
+	for i, rec := range ev.Records {
+		if rec.EventSource != "aws:sns" {
+			d.log.Warn("ignoring non-SNS record", "index", i, "source", rec.EventSource)
+			continue
+		}
+		if err := d.HandleRequest(ctx, []byte(rec.SNS.Message)); err != nil && first == nil {
+			first = fmt.Errorf("SNS message %s: %w", rec.SNS.MessageID, err)
+		}
+	}
+	return first
+}

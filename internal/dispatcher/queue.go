@@ -1,0 +1,159 @@
+package dispatcher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
+)
+
+// Run queue attributes: FIFO (one message group per run keeps order), SSE,
+// long polling by default, and messages kept long enough for a slow tailer.
+const (
+	queueRetentionSeconds = 4 * 24 * 3600
+	queueVisibilitySecs   = 30
+	queueWaitSeconds      = 20
+)
+
+// queueARN is the ARN of a run queue in the target account.
+func (d *Dispatcher) queueARN(name string) string {
+	return fmt.Sprintf("arn:aws:sqs:%s:%s:%s", d.set.Region, d.set.AccountID, name)
+}
+
+// queuePolicy lets the trusted CI principals read and delete from this queue
+// only, and denies any access without TLS.
+func (d *Dispatcher) queuePolicy(name string) (string, error) {
+	principals := append(append([]string(nil), d.cfg.TrustedPrincipals...), d.set.ExtraPrincipals...)
+	arn := d.queueARN(name)
+	doc := map[string]any{
+		"Version": "2012-10-17",
+		"Statement": []any{
+			map[string]any{
+				"Sid":       "TrustedCIReadRun",
+				"Effect":    "Allow",
+				"Principal": map[string]any{"AWS": principals},
+				"Action": []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
+					"sqs:GetQueueAttributes", "sqs:GetQueueUrl"},
+				"Resource": arn,
+			},
+			map[string]any{
+				"Sid":       "DenyInsecureTransport",
+				"Effect":    "Deny",
+				"Principal": "*",
+				"Action":    "sqs:*",
+				"Resource":  arn,
+				"Condition": map[string]any{"Bool": map[string]string{"aws:SecureTransport": "false"}},
+			},
+		},
+	}
+	b, err := json.Marshal(doc)
+	return string(b), err
+}
+
+// createQueue creates the run's feedback queue (idempotently: CreateQueue
+// with the same attributes returns the existing queue).
+func (d *Dispatcher) createQueue(ctx context.Context, runID, job string, req *protocol.Request) (string, error) {
+	name := protocol.QueueName(d.cfg.Broker.Name, runID)
+	policy, err := d.queuePolicy(name)
+	if err != nil {
+		return "", err
+	}
+	tags := map[string]string{
+		"deploy-broker:run-id":     runID,
+		"deploy-broker:created-at": protocol.RunIDTimeString(runID),
+	}
+	if job != "" {
+		tags["deploy-broker:job"] = job
+	}
+	if req != nil && req.Requester != nil {
+		tags["deploy-broker:requester"] = tagValue(req.Requester.String())
+	}
+	out, err := d.sqs.CreateQueue(ctx, &sqs.CreateQueueInput{
+		QueueName: aws.String(name),
+		Attributes: map[string]string{
+			"FifoQueue":                     "true",
+			"ContentBasedDeduplication":     "false",
+			"SqsManagedSseEnabled":          "true",
+			"MessageRetentionPeriod":        fmt.Sprint(queueRetentionSeconds),
+			"VisibilityTimeout":             fmt.Sprint(queueVisibilitySecs),
+			"ReceiveMessageWaitTimeSeconds": fmt.Sprint(queueWaitSeconds),
+			"Policy":                        policy,
+		},
+		Tags: tags,
+	})
+	if err != nil {
+		return "", fmt.Errorf("creating run queue %s: %w", name, err)
+	}
+	return aws.ToString(out.QueueUrl), nil
+}
+
+// tagValue keeps a tag value within SQS's limits (256 characters, a
+// restricted character set).
+func tagValue(v string) string {
+	var b strings.Builder
+	for _, r := range v {
+		if b.Len() >= 250 {
+			break
+		}
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', strings.ContainsRune(" _.:/=+-@", r):
+			b.WriteRune(r)
+		default:
+			b.WriteRune('_')
+		}
+	}
+	return b.String()
+}
+
+// send writes one record to a run queue. The deduplication id is the
+// record's source and sequence, so a retried invocation never shows twice.
+func (d *Dispatcher) send(ctx context.Context, queueURL, runID string, rec protocol.Record) error {
+	body, err := protocol.EncodeMessage([]protocol.Record{rec})
+	if err != nil {
+		return fmt.Errorf("encoding %s record: %w", rec.Type, err)
+	}
+	_, err = d.sqs.SendMessage(ctx, &sqs.SendMessageInput{
+		QueueUrl:               aws.String(queueURL),
+		MessageBody:            aws.String(string(body)),
+		MessageGroupId:         aws.String(runID),
+		MessageDeduplicationId: aws.String(fmt.Sprintf("%s-%d", rec.Src, rec.Seq)),
+	})
+	if err != nil {
+		return fmt.Errorf("writing %s record to run queue: %w", rec.Type, err)
+	}
+	return nil
+}
+
+// queueURL finds a run's queue; ok is false when it does not exist.
+func (d *Dispatcher) queueURL(ctx context.Context, runID string) (string, bool, error) {
+	out, err := d.sqs.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(protocol.QueueName(d.cfg.Broker.Name, runID))})
+	var nf *sqstypes.QueueDoesNotExist
+	if errors.As(err, &nf) || isCode(err, "AWS.SimpleQueueService.NonExistentQueue") {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("looking up run queue of %s: %w", runID, err)
+	}
+	return aws.ToString(out.QueueUrl), true, nil
+}
+
+func (d *Dispatcher) deleteQueue(ctx context.Context, url string) error {
+	_, err := d.sqs.DeleteQueue(ctx, &sqs.DeleteQueueInput{QueueUrl: aws.String(url)})
+	var nf *sqstypes.QueueDoesNotExist
+	if err != nil && !errors.As(err, &nf) && !isCode(err, "AWS.SimpleQueueService.NonExistentQueue") {
+		return fmt.Errorf("deleting run queue %s: %w", url, err)
+	}
+	return nil
+}
+
+func (d *Dispatcher) record(typ protocol.RecordType, src protocol.Source, seq uint64) protocol.Record {
+	return protocol.Record{Type: typ, Src: src, Seq: seq, Time: d.now().UTC().Truncate(time.Millisecond)}
+}

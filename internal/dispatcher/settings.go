@@ -1,0 +1,66 @@
+package dispatcher
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Environment variables of the dispatcher Lambda, set by the CDK stack.
+const (
+	EnvConfig          = "DEPLOY_BROKER_CONFIG"
+	EnvCluster         = "DEPLOY_BROKER_CLUSTER"
+	EnvLedgerTable     = "DEPLOY_BROKER_LEDGER_TABLE"
+	EnvSubnets         = "DEPLOY_BROKER_SUBNETS"
+	EnvSecurityGroups  = "DEPLOY_BROKER_SECURITY_GROUPS"
+	EnvAssignPublicIP  = "DEPLOY_BROKER_ASSIGN_PUBLIC_IP"
+	EnvExtraPrincipals = "DEPLOY_BROKER_EXTRA_PRINCIPALS"
+	EnvAccountID       = "DEPLOY_BROKER_ACCOUNT_ID"
+)
+
+// Settings are the deployed resources the dispatcher works with.
+type Settings struct {
+	ConfigPath      string
+	Cluster         string // cluster ARN (or name, locally)
+	LedgerTable     string
+	Subnets         []string
+	SecurityGroups  []string
+	AssignPublicIP  bool
+	ExtraPrincipals []string // further principals that may read run queues
+	AccountID       string   // the target account; looked up with STS when empty
+	Region          string
+}
+
+// SettingsFromEnv reads Settings from the Lambda environment.
+func SettingsFromEnv(getenv func(string) string) (Settings, error) {
+	s := Settings{
+		ConfigPath:      getenv(EnvConfig),
+		Cluster:         getenv(EnvCluster),
+		LedgerTable:     getenv(EnvLedgerTable),
+		Subnets:         splitList(getenv(EnvSubnets)),
+		SecurityGroups:  splitList(getenv(EnvSecurityGroups)),
+		AssignPublicIP:  getenv(EnvAssignPublicIP) == "true",
+		ExtraPrincipals: splitList(getenv(EnvExtraPrincipals)),
+		AccountID:       getenv(EnvAccountID),
+		Region:          getenv("AWS_REGION"),
+	}
+	var missing []string
+	for name, v := range map[string]string{EnvConfig: s.ConfigPath, EnvCluster: s.Cluster, EnvLedgerTable: s.LedgerTable} {
+		if v == "" {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return s, fmt.Errorf("dispatcher environment is incomplete: %s not set (the CDK stack sets them)", strings.Join(missing, ", "))
+	}
+	return s, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

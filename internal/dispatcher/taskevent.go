@@ -1,0 +1,100 @@
+package dispatcher
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/deploy-broker/deploy-broker/internal/config"
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
+)
+
+// taskDetail is the part of an "ECS Task State Change" event's detail the
+// dispatcher reads. AWS adds fields over time, so this decoder, unlike the
+// protocol's, ignores unknown ones.
+type taskDetail struct {
+	ClusterArn    string `json:"clusterArn"`
+	TaskArn       string `json:"taskArn"`
+	StartedBy     string `json:"startedBy"`
+	LastStatus    string `json:"lastStatus"`
+	DesiredStatus string `json:"desiredStatus"`
+	StopCode      string `json:"stopCode"`
+	StoppedReason string `json:"stoppedReason"`
+	Version       uint64 `json:"version"`
+	Containers    []struct {
+		Name     string `json:"name"`
+		ExitCode *int   `json:"exitCode"`
+		Reason   string `json:"reason"`
+	} `json:"containers"`
+}
+
+// handleTaskEvent forwards a lifecycle change of one of this cluster's run
+// tasks to the run's queue, and records the end of a run in the ledger.
+func (d *Dispatcher) handleTaskEvent(ctx context.Context, ev events.CloudWatchEvent) error {
+	var t taskDetail
+	if err := json.Unmarshal(ev.Detail, &t); err != nil {
+		d.log.Warn("ignoring ECS event with malformed detail", "error", err.Error())
+		return nil
+	}
+	if !sameCluster(t.ClusterArn, d.set.Cluster) || protocol.ValidateRunID(t.StartedBy) != nil {
+		d.log.Debug("ignoring ECS event of another cluster or not started by the broker", "cluster", t.ClusterArn, "started_by", t.StartedBy)
+		return nil
+	}
+	item, ok, err := d.ledger.get(ctx, t.StartedBy)
+	if err != nil {
+		return err
+	}
+	if !ok || (item.TaskARN != "" && item.TaskARN != t.TaskArn) {
+		d.log.Warn("ignoring ECS event for a task the ledger does not know", "run_id", t.StartedBy, "task_arn", t.TaskArn)
+		return nil
+	}
+	rec := d.record(protocol.TypeTask, protocol.SourceECS, max(t.Version, 1))
+	rec.Task = &protocol.Task{TaskARN: t.TaskArn, Status: t.LastStatus, DesiredStatus: t.DesiredStatus,
+		StopCode: t.StopCode, StoppedReason: oneLine(t.StoppedReason)}
+	for _, c := range t.Containers {
+		if c.Name == config.ContainerName {
+			rec.Task.ExitCode = c.ExitCode
+			if rec.Task.StoppedReason == "" && c.Reason != "" {
+				rec.Task.StoppedReason = oneLine(c.Reason)
+			}
+		}
+	}
+	url := item.QueueURL
+	if url == "" {
+		var found bool
+		if url, found, err = d.queueURL(ctx, t.StartedBy); err != nil {
+			return err
+		} else if !found {
+			return nil // released or swept: nobody is listening
+		}
+	}
+	if t.LastStatus == "STOPPED" {
+		set := map[string]string{"status": StatusStopped, "ended_at": d.now().UTC().Format(time.RFC3339Nano),
+			"stop_code": t.StopCode, "stopped_reason": rec.Task.StoppedReason}
+		if item.TaskARN == "" {
+			set["task_arn"] = t.TaskArn
+		}
+		if err := d.ledger.update(ctx, t.StartedBy, set); err != nil {
+			return err
+		}
+	}
+	if err := d.send(ctx, url, t.StartedBy, rec); err != nil {
+		if isCode(err, "AWS.SimpleQueueService.NonExistentQueue") || strings.Contains(err.Error(), "QueueDoesNotExist") {
+			return nil
+		}
+		return err
+	}
+	return nil
+}
+
+// sameCluster compares a cluster ARN with the configured cluster, which may be
+// an ARN or, locally, a name.
+func sameCluster(arn, configured string) bool {
+	if arn == configured {
+		return true
+	}
+	return !strings.HasPrefix(configured, "arn:") && strings.HasSuffix(arn, ":cluster/"+configured)
+}

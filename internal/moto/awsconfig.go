@@ -1,0 +1,28 @@
+package moto
+
+import (
+	"context"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/deploy-broker/deploy-broker/internal/awsclient"
+)
+
+// Region is the region local mode and the tests use.
+const Region = "us-east-1"
+
+// AWSConfig returns SDK configuration for this server: loopback endpoint,
+// dummy static credentials, no shared config files.
+func (s *Server) AWSConfig(ctx context.Context) (aws.Config, error) {
+	return awsclient.Load(ctx, awsclient.Options{
+		Region: Region,
+		Extra: []func(*config.LoadOptions) error{
+			config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")),
+			config.WithBaseEndpoint(s.URL),
+			config.WithSharedConfigFiles([]string{}),
+			config.WithSharedCredentialsFiles([]string{}),
+		},
+	})
+}
