@@ -17,7 +17,7 @@ import (
 // Build loads and validates the catalogue named by set.ConfigPath and returns
 // a dispatcher with real AWS clients. It runs once, at cold start: a bad
 // catalogue fails here with a clear message instead of on every request.
-func Build(ctx context.Context, awsCfg aws.Config, set Settings, log *slog.Logger) (*Dispatcher, error) {
+func Build(ctx context.Context, awsCfg aws.Config, set Settings, log *slog.Logger, opts ...Option) (*Dispatcher, error) {
 	cfg, err := config.Load(set.ConfigPath)
 	if err != nil {
 		return nil, err
@@ -36,5 +36,5 @@ func Build(ctx context.Context, awsCfg aws.Config, set Settings, log *slog.Logge
 		SQS:    sqs.NewFromConfig(awsCfg),
 		ECS:    ecs.NewFromConfig(awsCfg),
 		Dynamo: dynamodb.NewFromConfig(awsCfg),
-	}, log), nil
+	}, log, opts...), nil
 }

@@ -1,0 +1,206 @@
+package localbroker
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/deploy-broker/deploy-broker/internal/config"
+	"github.com/deploy-broker/deploy-broker/internal/dispatcher"
+	"github.com/deploy-broker/deploy-broker/internal/moto"
+)
+
+// Options configure a local broker.
+type Options struct {
+	// ConfigPath is the broker configuration file. Runner processes run in
+	// its directory, so job commands may name scripts relative to it.
+	ConfigPath string
+	// RunnerPath is the runner binary the agent starts for each task.
+	RunnerPath string
+	// Log receives the broker's own structured log (nil discards it).
+	Log io.Writer
+	// TaskLogDir receives each task's output as <run id>.log, the local
+	// stand-in for CloudWatch Logs ("" discards it).
+	TaskLogDir string
+	// FailToStart makes tasks of the named jobs fail to start with the given
+	// reason, as ECS reports an image that cannot be pulled (tests, demos).
+	FailToStart map[string]string
+	// PollInterval is how often the agent looks at the cluster (default 50ms).
+	PollInterval time.Duration
+	// SweepInterval is how often the sweep runs (default 1m; <0 disables it).
+	SweepInterval time.Duration
+	// Clock replaces time.Now in the dispatcher (tests).
+	Clock func() time.Time
+}
+
+// Broker is a running local broker.
+type Broker struct {
+	Server    *moto.Server
+	Resources *Resources
+	Config    *config.Config
+
+	cancel context.CancelFunc
+	agent  *agent
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+// invoker calls the dispatcher exactly as Lambda does: a JSON payload
+// through lambda.NewHandler.
+type invoker func(ctx context.Context, payload []byte) error
+
+// Start starts moto, provisions the broker and runs the SNS loop, the agent
+// and the sweep until Close.
+func Start(ctx context.Context, o Options) (*Broker, error) {
+	cfg, err := config.Load(o.ConfigPath)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(o.RunnerPath); err != nil {
+		return nil, fmt.Errorf("runner binary: %w (build it with: go build -o bin/deploy-runner ./cmd/runner)", err)
+	}
+	logw := o.Log
+	if logw == nil {
+		logw = io.Discard
+	}
+	log := slog.New(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv, err := moto.Start(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	b := &Broker{Server: srv, Config: cfg}
+	if err := b.start(ctx, o, cfg, log); err != nil {
+		srv.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *Broker) start(ctx context.Context, o Options, cfg *config.Config, log *slog.Logger) error {
+	awsCfg, err := b.Server.AWSConfig(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := Provision(ctx, awsCfg, cfg)
+	if err != nil {
+		return err
+	}
+	b.Resources = res
+	var opts []dispatcher.Option
+	if o.Clock != nil {
+		opts = append(opts, dispatcher.WithClock(o.Clock))
+	}
+	d, err := dispatcher.Build(ctx, awsCfg, dispatcher.Settings{
+		ConfigPath: o.ConfigPath, Cluster: res.ClusterARN, LedgerTable: res.LedgerTable,
+		Subnets: res.Subnets, SecurityGroups: res.SecurityGroups, AccountID: res.AccountID, Region: res.Region,
+	}, log.With("component", "dispatcher"), opts...)
+	if err != nil {
+		return err
+	}
+	h := lambda.NewHandler(d.Handle)
+	invoke := func(ctx context.Context, payload []byte) error {
+		_, err := h.Invoke(ctx, payload)
+		return err
+	}
+
+	queueURL, subARN, err := subscribe(ctx, awsCfg, res.TopicARN, cfg.Broker.Name+"-local-sns")
+	if err != nil {
+		return err
+	}
+	dir, err := filepath.Abs(filepath.Dir(o.ConfigPath))
+	if err != nil {
+		return err
+	}
+	poll := o.PollInterval
+	if poll == 0 {
+		poll = 50 * time.Millisecond
+	}
+	b.agent = &agent{
+		ecs: ecs.NewFromConfig(awsCfg), cluster: res.ClusterARN, region: res.Region, account: res.AccountID,
+		runnerPath: o.RunnerPath, dir: dir, env: b.Server.Env(res.Region), logDir: o.TaskLogDir,
+		failStart: o.FailToStart, poll: poll, invoke: invoke, log: log.With("component", "agent"),
+		tasks: map[string]*localTask{},
+	}
+	loop := &snsLoop{sqs: sqs.NewFromConfig(awsCfg), queueURL: queueURL, subARN: subARN, invoke: invoke, log: log.With("component", "sns-loop")}
+
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	b.cancel = cancel
+	b.wg.Add(2)
+	go func() { defer b.wg.Done(); loop.run(runCtx) }()
+	go func() { defer b.wg.Done(); b.agent.run(runCtx) }()
+	sweep := o.SweepInterval
+	if sweep == 0 {
+		sweep = time.Minute
+	}
+	if sweep > 0 {
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			t := time.NewTicker(sweep)
+			defer t.Stop()
+			for {
+				select {
+				case <-runCtx.Done():
+					return
+				case <-t.C:
+					ev := fmt.Sprintf(`{"version":"0","id":"local-sweep","detail-type":"Scheduled Event","source":"aws.events","account":%q,"time":%q,"region":%q,"resources":[],"detail":{}}`,
+						res.AccountID, time.Now().UTC().Format(time.RFC3339), res.Region)
+					if err := invoke(runCtx, []byte(ev)); err != nil && runCtx.Err() == nil {
+						log.Warn("sweep failed", "error", err.Error())
+					}
+				}
+			}
+		}()
+	}
+	return nil
+}
+
+// TopicARN is the broker topic deploy-trigger publishes to.
+func (b *Broker) TopicARN() string { return b.Resources.TopicARN }
+
+// Env is the environment deploy-trigger needs to use this broker.
+func (b *Broker) Env() []string {
+	return append(b.Server.Env(b.Resources.Region), "DEPLOY_TRIGGER_TOPIC_ARN="+b.Resources.TopicARN)
+}
+
+// WriteEnvFile writes Env as KEY=value lines that a shell can source
+// (`set -a; . file; set +a`) or a tool can read.
+func (b *Broker) WriteEnvFile(path string) error {
+	env := b.Env()
+	sort.Strings(env)
+	var sb strings.Builder
+	sb.WriteString("# deploy-broker local mode: the environment deploy-trigger needs.\n")
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		fmt.Fprintf(&sb, "%s=%s\n", k, v)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(sb.String()), 0o644)
+}
+
+// Close stops the runners (SIGTERM, then SIGKILL), the loops and moto.
+func (b *Broker) Close() {
+	b.once.Do(func() {
+		if b.agent != nil {
+			b.agent.stopAll(5 * time.Second)
+		}
+		if b.cancel != nil {
+			b.cancel()
+		}
+		b.wg.Wait()
+		b.Server.Close()
+	})
+}

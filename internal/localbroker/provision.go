@@ -1,0 +1,115 @@
+package localbroker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	dbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/deploy-broker/deploy-broker/internal/config"
+)
+
+// Resources are what Provision created in the emulator.
+type Resources struct {
+	AccountID      string
+	Region         string
+	TopicARN       string
+	ClusterARN     string
+	LedgerTable    string
+	Subnets        []string
+	SecurityGroups []string
+}
+
+// Provision creates the broker's resources in the emulator, the way the CDK
+// stack creates them in an account: topic named after the broker, cluster,
+// task definition family "<broker>-<job>" per job, ledger table.
+func Provision(ctx context.Context, awsCfg aws.Config, cfg *config.Config) (*Resources, error) {
+	r := &Resources{Region: awsCfg.Region, LedgerTable: cfg.Broker.Name + "-runs"}
+	id, err := sts.NewFromConfig(awsCfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil {
+		return nil, fmt.Errorf("asking the emulator who we are: %w", err)
+	}
+	r.AccountID = aws.ToString(id.Account)
+
+	topic, err := sns.NewFromConfig(awsCfg).CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String(cfg.Broker.Name)})
+	if err != nil {
+		return nil, fmt.Errorf("creating the broker topic: %w", err)
+	}
+	r.TopicARN = aws.ToString(topic.TopicArn)
+
+	ecsc := ecs.NewFromConfig(awsCfg)
+	cl, err := ecsc.CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String(cfg.Broker.Name)})
+	if err != nil {
+		return nil, fmt.Errorf("creating the ECS cluster: %w", err)
+	}
+	r.ClusterARN = aws.ToString(cl.Cluster.ClusterArn)
+	for _, name := range cfg.JobNames() {
+		j := cfg.Jobs[name]
+		var env []ecstypes.KeyValuePair
+		for k, v := range j.Environment {
+			env = append(env, ecstypes.KeyValuePair{Name: aws.String(k), Value: aws.String(v)})
+		}
+		_, err := ecsc.RegisterTaskDefinition(ctx, &ecs.RegisterTaskDefinitionInput{
+			Family:                  aws.String(cfg.TaskFamily(name)),
+			NetworkMode:             ecstypes.NetworkModeAwsvpc,
+			RequiresCompatibilities: []ecstypes.Compatibility{ecstypes.CompatibilityFargate},
+			Cpu:                     aws.String(strconv.Itoa(j.CPU)),
+			Memory:                  aws.String(strconv.Itoa(j.Memory)),
+			ContainerDefinitions: []ecstypes.ContainerDefinition{{
+				Name:                   aws.String(config.ContainerName),
+				Image:                  aws.String(j.Image),
+				Cpu:                    int32(j.CPU),
+				Memory:                 aws.Int32(int32(j.Memory)),
+				Essential:              aws.Bool(true),
+				Environment:            env,
+				ReadonlyRootFilesystem: aws.Bool(true),
+			}},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("registering the task definition of job %q: %w", name, err)
+		}
+	}
+
+	db := dynamodb.NewFromConfig(awsCfg)
+	_, err = db.CreateTable(ctx, &dynamodb.CreateTableInput{
+		TableName:            aws.String(r.LedgerTable),
+		BillingMode:          dbtypes.BillingModePayPerRequest,
+		AttributeDefinitions: []dbtypes.AttributeDefinition{{AttributeName: aws.String("run_id"), AttributeType: dbtypes.ScalarAttributeTypeS}},
+		KeySchema:            []dbtypes.KeySchemaElement{{AttributeName: aws.String("run_id"), KeyType: dbtypes.KeyTypeHash}},
+	})
+	var inUse *dbtypes.ResourceInUseException
+	if err != nil && !errors.As(err, &inUse) {
+		return nil, fmt.Errorf("creating the run ledger table: %w", err)
+	}
+
+	ec2c := ec2.NewFromConfig(awsCfg)
+	subnets, err := ec2c.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{Filters: []ec2types.Filter{{Name: aws.String("default-for-az"), Values: []string{"true"}}}})
+	if err != nil {
+		return nil, fmt.Errorf("finding the default VPC's subnets: %w", err)
+	}
+	for _, s := range subnets.Subnets {
+		r.Subnets = append(r.Subnets, aws.ToString(s.SubnetId))
+	}
+	sgs, err := ec2c.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: []ec2types.Filter{{Name: aws.String("group-name"), Values: []string{"default"}}}})
+	if err != nil {
+		return nil, fmt.Errorf("finding the default security group: %w", err)
+	}
+	for _, g := range sgs.SecurityGroups {
+		r.SecurityGroups = append(r.SecurityGroups, aws.ToString(g.GroupId))
+		break
+	}
+	if len(r.Subnets) == 0 || len(r.SecurityGroups) == 0 {
+		return nil, fmt.Errorf("the emulator has no default VPC subnets or security group in %s", r.Region)
+	}
+	return r, nil
+}
