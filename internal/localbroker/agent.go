@@ -314,5 +314,3 @@ func baseProcessEnv() []string {
 	}
 	return env
 }
-
-

@@ -66,10 +66,11 @@ func Provision(ctx context.Context, awsCfg aws.Config, cfg *config.Config) (*Res
 			Cpu:                     aws.String(strconv.Itoa(j.CPU)),
 			Memory:                  aws.String(strconv.Itoa(j.Memory)),
 			ContainerDefinitions: []ecstypes.ContainerDefinition{{
-				Name:                   aws.String(config.ContainerName),
-				Image:                  aws.String(j.Image),
-				Cpu:                    int32(j.CPU),
-				Memory:                 aws.Int32(int32(j.Memory)),
+				Name:  aws.String(config.ContainerName),
+				Image: aws.String(j.Image),
+				// Only a memory reservation at container level: moto echoes a
+				// container's cpu and memory back as numbers, which the SDK refuses.
+				MemoryReservation:      aws.Int32(int32(j.Memory)),
 				Essential:              aws.Bool(true),
 				Environment:            env,
 				ReadonlyRootFilesystem: aws.Bool(true),

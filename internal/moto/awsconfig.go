@@ -6,6 +6,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/deploy-broker/deploy-broker/internal/awsclient"
 )
@@ -21,6 +22,7 @@ func (s *Server) AWSConfig(ctx context.Context) (aws.Config, error) {
 		Extra: []func(*config.LoadOptions) error{
 			config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")),
 			config.WithBaseEndpoint(s.URL),
+			config.WithAPIOptions([]func(*middleware.Stack) error{addECSFix}),
 			config.WithSharedConfigFiles([]string{}),
 			config.WithSharedCredentialsFiles([]string{}),
 		},

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -54,7 +55,9 @@ func Start(ctx context.Context, log io.Writer) (*Server, error) {
 		s := &Server{URL: fmt.Sprintf("http://127.0.0.1:%d", port), Port: port, cmd: cmd, done: make(chan struct{})}
 		go func() { _ = cmd.Wait(); close(s.done) }()
 		if lastErr = s.wait(ctx, 30*time.Second); lastErr == nil {
-			return s, nil
+			if lastErr = s.manualECS(); lastErr == nil {
+				return s, nil
+			}
 		}
 		s.Close()
 	}
@@ -82,13 +85,29 @@ func (s *Server) wait(ctx context.Context, limit time.Duration) error {
 	return fmt.Errorf("no answer on %s within %s", s.URL, limit)
 }
 
-// Reset clears all emulated state.
+// manualECS stops moto from advancing a task towards STOPPED on its own each
+// time it is described: in local mode only StopTask and the agent stop tasks.
+func (s *Server) manualECS() error {
+	body := strings.NewReader(`{"model_name":"ecs::task","transition":{"progression":"manual","times":1000000000}}`)
+	resp, err := http.Post(s.URL+"/moto-api/state-manager/set-transition", "application/json", body)
+	if err != nil {
+		return fmt.Errorf("configuring moto's ECS task transitions: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("configuring moto's ECS task transitions: HTTP %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// Reset clears all emulated state (and restores manual ECS transitions).
 func (s *Server) Reset() error {
 	resp, err := http.Post(s.URL+"/moto-api/reset", "application/json", nil)
 	if err != nil {
 		return err
 	}
-	return resp.Body.Close()
+	resp.Body.Close()
+	return s.manualECS()
 }
 
 // Close stops the server.

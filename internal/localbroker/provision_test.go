@@ -1,0 +1,60 @@
+package localbroker
+
+import (
+	"context"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/deploy-broker/deploy-broker/internal/config"
+	"github.com/deploy-broker/deploy-broker/internal/moto/mototest"
+)
+
+func TestProvisionGivesRunnableTaskDefinitions(t *testing.T) {
+	_, awsCfg := mototest.Start(t)
+	ctx := context.Background()
+	cfg, err := config.Load("../../examples/broker.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Provision(ctx, awsCfg, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Subnets) == 0 || len(res.SecurityGroups) == 0 || res.AccountID == "" {
+		t.Fatalf("resources incomplete: %+v", res)
+	}
+	// The dispatcher's RunTask shape must be accepted, and the agent must be
+	// able to read the overrides back.
+	ecsc := ecs.NewFromConfig(awsCfg)
+	out, err := ecsc.RunTask(ctx, &ecs.RunTaskInput{
+		Cluster: aws.String(res.ClusterARN), TaskDefinition: aws.String(cfg.TaskFamily("website")),
+		LaunchType: ecstypes.LaunchTypeFargate, StartedBy: aws.String("01JD0000000000000000000000"),
+		NetworkConfiguration: &ecstypes.NetworkConfiguration{AwsvpcConfiguration: &ecstypes.AwsVpcConfiguration{Subnets: res.Subnets, SecurityGroups: res.SecurityGroups}},
+		Overrides: &ecstypes.TaskOverride{ContainerOverrides: []ecstypes.ContainerOverride{{
+			Name: aws.String(config.ContainerName), Command: []string{"a", "b c"},
+			Environment: []ecstypes.KeyValuePair{{Name: aws.String("K"), Value: aws.String("v")}},
+		}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Tasks) != 1 {
+		t.Fatalf("RunTask started %d tasks, failures %+v", len(out.Tasks), out.Failures)
+	}
+	desc, err := ecsc.DescribeTasks(ctx, &ecs.DescribeTasksInput{Cluster: aws.String(res.ClusterARN), Tasks: []string{aws.ToString(out.Tasks[0].TaskArn)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	co := desc.Tasks[0].Overrides.ContainerOverrides[0]
+	if len(co.Command) != 2 || co.Command[1] != "b c" || aws.ToString(co.Environment[0].Value) != "v" {
+		t.Fatalf("overrides not kept: %+v", co)
+	}
+	lt, err := ecsc.ListTasks(ctx, &ecs.ListTasksInput{Cluster: aws.String(res.ClusterARN), StartedBy: aws.String("01JD0000000000000000000000")})
+	if err != nil || len(lt.TaskArns) != 1 {
+		t.Fatalf("ListTasks by startedBy = %v, %v", lt, err)
+	}
+	t.Logf("task %s status %s/%s", aws.ToString(desc.Tasks[0].TaskArn), aws.ToString(desc.Tasks[0].LastStatus), aws.ToString(desc.Tasks[0].DesiredStatus))
+}
