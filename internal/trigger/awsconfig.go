@@ -1,0 +1,92 @@
+package trigger
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/deploy-broker/deploy-broker/internal/awsclient"
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
+)
+
+// loadAWS builds the SDK configuration: the default chain (or --profile,
+// whose role_arn/mfa_serial the SDK honours, asking for the MFA code through
+// mfa), in the topic's region, then, with --role-arn, an assumed trigger
+// role named after the CI run. The AWS_* variables come from getenv, not
+// the process, so tests and embedders decide them.
+func loadAWS(ctx context.Context, c *Config, getenv func(string) string, req *protocol.Requester, mfa func() (string, error)) (aws.Config, error) {
+	profile := c.Profile
+	if profile == "" {
+		profile = getenv("AWS_PROFILE")
+	}
+	var extra []func(*config.LoadOptions) error
+	if ep := getenv("AWS_ENDPOINT_URL"); ep != "" {
+		extra = append(extra, config.WithBaseEndpoint(ep))
+	}
+	if f := getenv("AWS_CONFIG_FILE"); f != "" {
+		extra = append(extra, config.WithSharedConfigFiles([]string{f}))
+	}
+	if f := getenv("AWS_SHARED_CREDENTIALS_FILE"); f != "" {
+		extra = append(extra, config.WithSharedCredentialsFiles([]string{f}))
+	}
+	if profile == "" && getenv("AWS_ACCESS_KEY_ID") != "" && getenv("AWS_SECRET_ACCESS_KEY") != "" {
+		extra = append(extra, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(
+			getenv("AWS_ACCESS_KEY_ID"), getenv("AWS_SECRET_ACCESS_KEY"), getenv("AWS_SESSION_TOKEN"))))
+	}
+	extra = append(extra, config.WithAssumeRoleCredentialOptions(func(o *stscreds.AssumeRoleOptions) {
+		o.TokenProvider = mfa
+		if o.RoleSessionName == "" {
+			o.RoleSessionName = sessionName(req)
+		}
+	}))
+	cfg, err := awsclient.Load(ctx, awsclient.Options{Region: c.Topic.Region, Profile: profile, Extra: extra})
+	if err != nil {
+		var nf config.SharedConfigProfileNotExistError
+		if errors.As(err, &nf) {
+			return aws.Config{}, fmt.Errorf("AWS profile %q does not exist in your AWS config files; check --profile, AWS_PROFILE or the environment's profile", profile)
+		}
+		return aws.Config{}, err
+	}
+	if c.RoleARN != "" {
+		name := c.SessionName
+		if name == "" {
+			name = sessionName(req)
+		}
+		p := stscreds.NewAssumeRoleProvider(sts.NewFromConfig(cfg), c.RoleARN, func(o *stscreds.AssumeRoleOptions) {
+			o.RoleSessionName = name
+			if c.ExternalID != "" {
+				o.ExternalID = aws.String(c.ExternalID)
+			}
+		})
+		cfg.Credentials = aws.NewCredentialsCache(p)
+	}
+	return cfg, nil
+}
+
+// mfaPrompter asks for an MFA code on the terminal, or explains why it cannot.
+func mfaPrompter(in *bufio.Reader, stdinTTY bool, prompt io.Writer, profile string) func() (string, error) {
+	return func() (string, error) {
+		if !stdinTTY {
+			return "", fmt.Errorf("profile %q needs an MFA code (mfa_serial), but stdin is not a terminal: run deploy-trigger on a terminal, or use credentials without MFA in CI", profile)
+		}
+		fmt.Fprintf(prompt, "MFA code for profile %s: ", profile)
+		line, err := in.ReadString('\n')
+		if err != nil && line == "" {
+			return "", fmt.Errorf("reading the MFA code: %w", err)
+		}
+		code := strings.TrimSpace(line)
+		if code == "" {
+			return "", errors.New("no MFA code entered")
+		}
+		return code, nil
+	}
+}

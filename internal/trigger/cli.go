@@ -1,0 +1,151 @@
+package trigger
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/alecthomas/kong"
+)
+
+// CLI is every flag and environment variable of deploy-trigger, in one
+// declaration: kong reads the flags, the env tags and the defaults from it,
+// and --help prints it.
+type CLI struct {
+	Job    string   `arg:"" optional:"" help:"Catalogue job to run, e.g. website."`
+	Params []string `arg:"" optional:"" name:"key=value" help:"Job parameters, each as name=value (the value may contain '=' or be empty)."`
+
+	Env          string `short:"e" name:"env" env:"DEPLOY_TRIGGER_ENV" placeholder:"NAME" group:"Target" help:"Named environment from the environments file (topic, account, credentials, confirmation)."`
+	Environments string `name:"environments" env:"DEPLOY_TRIGGER_ENVIRONMENTS" placeholder:"FILE" group:"Target" help:"Environments file. Default: ./.deploy-trigger.yaml, then ~/.config/deploy-trigger/environments.yaml."`
+	TopicARN     string `name:"topic-arn" env:"DEPLOY_TRIGGER_TOPIC_ARN" placeholder:"ARN" group:"Target" help:"Broker topic ARN; it decides the region, target account and run queue names."`
+	Account      string `name:"expect-account" env:"DEPLOY_TRIGGER_EXPECT_ACCOUNT" placeholder:"ID" group:"Target" help:"Target account id the run must land in; stop and cancel otherwise."`
+	Yes          bool   `short:"y" name:"yes" env:"DEPLOY_TRIGGER_YES" group:"Target" help:"Do not ask for confirmation, even where the environment asks for it."`
+
+	Profile     string `name:"profile" env:"DEPLOY_TRIGGER_PROFILE" placeholder:"NAME" group:"Credentials" help:"AWS shared-config profile (role_arn and mfa_serial work; the MFA code is asked on the terminal). Default: the SDK chain."`
+	RoleARN     string `name:"role-arn" env:"DEPLOY_TRIGGER_ROLE_ARN" placeholder:"ARN" group:"Credentials" help:"Trigger role to assume before publishing."`
+	ExternalID  string `name:"external-id" env:"DEPLOY_TRIGGER_EXTERNAL_ID" placeholder:"ID" group:"Credentials" help:"External id for --role-arn."`
+	SessionName string `name:"session-name" env:"DEPLOY_TRIGGER_SESSION_NAME" placeholder:"NAME" group:"Credentials" help:"Role session name. Default: names the CI run, e.g. gha-org-app-123456."`
+
+	Output     string `name:"output" short:"o" enum:"auto,plain,terminal,github,json" default:"auto" env:"DEPLOY_TRIGGER_OUTPUT" group:"Output" help:"Output mode: auto, plain, terminal, github or json. Auto picks github when GITHUB_ACTIONS=true, terminal on a terminal, else plain."`
+	Color      bool   `name:"color" env:"DEPLOY_TRIGGER_COLOR" group:"Output" help:"Keep the job's ANSI colours in plain mode."`
+	Timestamps bool   `name:"timestamps" env:"DEPLOY_TRIGGER_TIMESTAMPS" group:"Output" help:"Prefix each line with the time the job wrote it (plain mode)."`
+
+	StartTimeout     time.Duration `name:"start-timeout" default:"10m" env:"DEPLOY_TRIGGER_START_TIMEOUT" group:"Timing" help:"Give up when the job has not started within this time."`
+	Timeout          time.Duration `name:"timeout" default:"0" env:"DEPLOY_TRIGGER_TIMEOUT" group:"Timing" help:"Give up (and cancel) after this long in all. 0: the job's own catalogue timeout plus 5m."`
+	MissedHeartbeats int           `name:"missed-heartbeats" default:"4" env:"DEPLOY_TRIGGER_MISSED_HEARTBEATS" group:"Timing" help:"Declare the runner lost after this many heartbeat intervals of silence."`
+	CancelGrace      time.Duration `name:"cancel-grace" default:"2m" env:"DEPLOY_TRIGGER_CANCEL_GRACE" group:"Timing" help:"After Ctrl-C, wait this long for the job to stop and report."`
+	RequestTTL       time.Duration `name:"request-ttl" default:"5m" env:"DEPLOY_TRIGGER_REQUEST_TTL" group:"Timing" help:"The run request expires this long after it is sent (the broker refuses more than 15m by default)."`
+
+	DryRun  bool             `name:"dry-run" env:"DEPLOY_TRIGGER_DRY_RUN" help:"Validate, show the request, the caller identity and the target; publish nothing."`
+	Version kong.VersionFlag `name:"version" help:"Print the version and exit."`
+}
+
+const helpDescription = `Run a deploy-broker catalogue job in its target account and stream its output.
+
+deploy-trigger publishes a run request to the broker topic, prints the job's
+output as it runs, and exits with the job's exit code, or with one of the
+reserved codes 240-248 when the broker could not run it (see docs/TRIGGER.md).
+
+Examples:
+
+  # Deploy to the "production" environment of .deploy-trigger.yaml
+  deploy-trigger --env production website version=1.4.2
+
+  # Topic from the environment, as in a CI job
+  DEPLOY_TRIGGER_TOPIC_ARN=arn:aws:sns:eu-west-1:123456789012:deploy-broker \
+    deploy-trigger website version=1.4.2 region=eu-west-1
+
+  # Assume a trigger role first, naming the CI run in the session
+  deploy-trigger --role-arn arn:aws:iam::111122223333:role/ci-trigger \
+    --external-id acme --env staging migrate-db
+
+  # Check everything without publishing
+  deploy-trigger --dry-run --env production website version=1.4.2
+
+  # One JSON record a line, for scripts
+  deploy-trigger -o json --env staging smoke-test
+`
+
+// errHelpShown reports that --help or --version printed and the command
+// should end successfully.
+var errHelpShown = errors.New("help shown")
+
+type exitPanic int
+
+// parseCLI parses args (and the DEPLOY_TRIGGER_* variables from getenv) into
+// a CLI. --help and --version print to stdout and return errHelpShown.
+func parseCLI(args []string, getenv func(string) string, stdout, stderr io.Writer) (cli *CLI, err error) {
+	cli = &CLI{}
+	parser, err := kong.New(cli,
+		kong.Name("deploy-trigger"),
+		kong.Description(helpDescription),
+		kong.Writers(stdout, stderr),
+		kong.Vars{"version": "deploy-trigger " + version()},
+		kong.Exit(func(code int) { panic(exitPanic(code)) }),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true, WrapUpperBound: 100}),
+		kong.Resolvers(envResolver(getenv)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("building the command line parser: %w", err)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			if _, ok := r.(exitPanic); ok {
+				cli, err = nil, errHelpShown
+				return
+			}
+			panic(r)
+		}
+	}()
+	if _, err := parser.Parse(args); err != nil {
+		return nil, err
+	}
+	return cli, nil
+}
+
+// envResolver reads flags' env tags through getenv rather than the process
+// environment, so tests and embedders control it.
+func envResolver(getenv func(string) string) kong.Resolver {
+	return kong.ResolverFunc(func(_ *kong.Context, _ *kong.Path, flag *kong.Flag) (any, error) {
+		for _, name := range flag.Envs {
+			if v := getenv(name); v != "" {
+				return v, nil
+			}
+		}
+		return nil, nil
+	})
+}
+
+// validate checks combinations of flags that kong cannot.
+func (c *CLI) validate() error {
+	if c.Job == "" {
+		return errors.New("no job given: name the catalogue job to run, e.g. deploy-trigger website version=1.4.2 (see --help)")
+	}
+	if c.StartTimeout <= 0 {
+		return errors.New("--start-timeout must be positive, e.g. 10m")
+	}
+	if c.Timeout < 0 {
+		return errors.New("--timeout must not be negative (0 means the job's own timeout plus 5m)")
+	}
+	if c.CancelGrace <= 0 {
+		return errors.New("--cancel-grace must be positive, e.g. 2m")
+	}
+	if c.RequestTTL < 10*time.Second || c.RequestTTL > time.Hour {
+		return errors.New("--request-ttl must be between 10s and 1h (the broker refuses more than 15m by default)")
+	}
+	if c.MissedHeartbeats < 2 {
+		return errors.New("--missed-heartbeats must be at least 2")
+	}
+	if c.ExternalID != "" && c.RoleARN == "" {
+		return errors.New("--external-id needs --role-arn: the external id belongs to the role being assumed")
+	}
+	if c.RoleARN != "" && !strings.HasPrefix(c.RoleARN, "arn:") {
+		return fmt.Errorf("--role-arn %q is not an IAM role ARN, e.g. arn:aws:iam::111122223333:role/ci-trigger", short(c.RoleARN, 80))
+	}
+	if c.Account != "" && !validAccountID(c.Account) {
+		return fmt.Errorf("--expect-account %q is not a 12-digit AWS account id", short(c.Account, 40))
+	}
+	return nil
+}

@@ -1,0 +1,251 @@
+package trigger
+
+import (
+	"fmt"
+	"io"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/deploy-broker/deploy-broker/internal/exitcode"
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
+)
+
+// Target is what deploy-trigger is about to do, shown before publishing.
+type Target struct {
+	Job          string
+	Params       map[string]string
+	Topic        Topic
+	Environment  string // name in the environments file, if any
+	Account      string // expected target account id
+	AccountAlias string // expected alias, if known
+	RunID        string
+	Requester    *protocol.Requester
+}
+
+// where is "account 123456789012 (prod) in eu-west-1".
+func (t *Target) where() string {
+	acct := t.Account
+	if acct == "" {
+		acct = t.Topic.Account
+	}
+	s := "account " + acct
+	if t.AccountAlias != "" {
+		s += " (" + t.AccountAlias + ")"
+	}
+	return s + " in " + t.Topic.Region
+}
+
+// paramString renders parameters as sorted name=value pairs.
+func paramString(p map[string]string) string {
+	keys := make([]string, 0, len(p))
+	for k := range p {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + p[k]
+	}
+	return strings.Join(parts, " ")
+}
+
+// Result is how a run ended.
+type Result struct {
+	RunID        string
+	Job          string
+	TaskARN      string
+	Account      string
+	AccountAlias string
+	Region       string
+	Code         int    // the process exit code
+	Outcome      string // succeeded, failed (the job's own non-zero code), or a reserved code's name
+	Message      string // one sentence for humans; empty when the job succeeded
+	Duration     time.Duration
+	Lines        int64
+	Bytes        int64
+	Err          error // the error Run returns
+}
+
+// printer renders the run for one output mode. The run loop calls it from
+// one goroutine, with records already in order.
+type printer interface {
+	// target shows what is about to happen, before publishing.
+	target(t *Target)
+	// request shows the request a dry run would send, and who would send it.
+	dryRun(req []byte, identity string)
+	// notice is broker chatter: waiting, cancelling, warnings.
+	notice(msg string)
+	// record shows one feedback record; output records print the job's lines.
+	record(r protocol.Record) error
+	// tick refreshes anything time-based (the terminal status line).
+	tick(now time.Time)
+	// result reports the end, once.
+	result(r *Result)
+}
+
+// lineTime is when the runner read the line.
+func lineTime(r protocol.Record, l protocol.Line) time.Time {
+	return r.Time.Add(time.Duration(l.Millis) * time.Millisecond)
+}
+
+// ansiRE matches ANSI escape sequences: CSI, OSC and two-byte escapes.
+var ansiRE = regexp.MustCompile(`\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]`)
+
+func stripANSI(b []byte) []byte { return ansiRE.ReplaceAll(b, nil) }
+
+// describeRecord is the one-line chatter for a broker record, or "" for
+// records that show nothing by themselves.
+func describeRecord(r protocol.Record) string {
+	switch r.Type {
+	case protocol.TypeAccepted:
+		a := r.Accepted
+		s := "accepted: task " + a.TaskARN + " in account " + a.Account
+		if a.AccountAlias != "" {
+			s += " (" + a.AccountAlias + ")"
+		}
+		return s
+	case protocol.TypeTask:
+		t := r.Task
+		s := "task " + t.Status
+		if t.StopCode != "" {
+			s += ": " + t.StopCode
+		}
+		if t.StoppedReason != "" {
+			s += ": " + t.StoppedReason
+		}
+		return s
+	case protocol.TypeStarted:
+		s := "job started"
+		if r.Started.HeartbeatSeconds > 0 {
+			s += fmt.Sprintf(" (heartbeat every %ds)", r.Started.HeartbeatSeconds)
+		}
+		return s
+	}
+	return ""
+}
+
+// summary is the final one-liner for a result.
+func summary(r *Result) string {
+	switch r.Outcome {
+	case "succeeded":
+		return fmt.Sprintf("job %s succeeded in %s (%d lines)", r.Job, roundDuration(r.Duration), r.Lines)
+	case "failed":
+		return fmt.Sprintf("job %s failed with exit code %d after %s (%d lines)", r.Job, r.Code, roundDuration(r.Duration), r.Lines)
+	}
+	return r.Message
+}
+
+func roundDuration(d time.Duration) time.Duration {
+	switch {
+	case d >= time.Minute:
+		return d.Round(time.Second)
+	case d >= time.Second:
+		return d.Round(100 * time.Millisecond)
+	}
+	return d.Round(time.Millisecond)
+}
+
+// outcomeName names an exit code for machines.
+func outcomeName(code int, jobExit bool) string {
+	if jobExit {
+		if code == 0 {
+			return "succeeded"
+		}
+		return "failed"
+	}
+	if n := exitcode.Name(code); n != "" {
+		return n
+	}
+	return "failed"
+}
+
+// plainPrinter writes the job's output unchanged (ANSI removed unless
+// --color) and broker chatter to stderr as "deploy-trigger: …" lines: what
+// Jenkins' console and log files want.
+type plainPrinter struct {
+	stdout, stderr io.Writer
+	color          bool
+	timestamps     bool
+	atLineStart    map[protocol.Stream]bool
+}
+
+func newPlainPrinter(stdout, stderr io.Writer, color, timestamps bool) *plainPrinter {
+	return &plainPrinter{stdout: stdout, stderr: stderr, color: color, timestamps: timestamps,
+		atLineStart: map[protocol.Stream]bool{protocol.Stdout: true, protocol.Stderr: true}}
+}
+
+func (p *plainPrinter) say(msg string) { fmt.Fprintf(p.stderr, "deploy-trigger: %s\n", msg) }
+
+func (p *plainPrinter) target(t *Target) {
+	s := "job " + t.Job
+	if len(t.Params) > 0 {
+		s += " " + paramString(t.Params)
+	}
+	s += " → " + t.where() + " via topic " + t.Topic.Name
+	if t.Environment != "" {
+		s += " (environment " + t.Environment + ")"
+	}
+	p.say(s)
+}
+
+func (p *plainPrinter) dryRun(req []byte, identity string) {
+	p.say("dry run: would publish as " + identity + ":")
+	fmt.Fprintf(p.stdout, "%s\n", req)
+}
+
+func (p *plainPrinter) notice(msg string) { p.say(msg) }
+
+func (p *plainPrinter) record(r protocol.Record) error {
+	if r.Type != protocol.TypeOutput {
+		if s := describeRecord(r); s != "" {
+			p.say(s)
+		}
+		return nil
+	}
+	for _, l := range r.Output.Lines {
+		if err := writeLine(l, r, p.stdout, p.stderr, p.atLineStart, p.color, p.timestamps); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeLine writes one line piece to its stream: optional timestamp at the
+// start of a line, ANSI removed unless color, '\n' unless the piece
+// continues.
+func writeLine(l protocol.Line, r protocol.Record, stdout, stderr io.Writer, atStart map[protocol.Stream]bool, color, timestamps bool) error {
+	b, err := l.Bytes()
+	if err != nil {
+		return fmt.Errorf("runner record %d: %w", r.Seq, err)
+	}
+	w := stdout
+	if l.Stream == protocol.Stderr {
+		w = stderr
+	}
+	if !color {
+		b = stripANSI(b)
+	}
+	var buf []byte
+	if timestamps && atStart[l.Stream] {
+		buf = append(buf, lineTime(r, l).UTC().Format("2006-01-02T15:04:05.000Z ")...)
+	}
+	buf = append(buf, b...)
+	if !l.Cont {
+		buf = append(buf, '\n')
+	}
+	atStart[l.Stream] = !l.Cont
+	_, err = w.Write(buf)
+	return err
+}
+
+func (p *plainPrinter) tick(time.Time) {}
+
+func (p *plainPrinter) result(r *Result) {
+	if r.Outcome == "succeeded" || r.Outcome == "failed" {
+		p.say(summary(r))
+		return
+	}
+	p.say("error: " + r.Message)
+}

@@ -1,0 +1,48 @@
+package trigger
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
+)
+
+// parseParams turns positional "key=value" arguments into job parameters.
+// A value may contain '=' and may be empty; a key may not repeat.
+func parseParams(args []string) (map[string]string, error) {
+	if len(args) == 0 {
+		return nil, nil
+	}
+	params := make(map[string]string, len(args))
+	for _, a := range args {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok {
+			return nil, fmt.Errorf("parameter %q is not in key=value form: write it as name=value, e.g. version=1.4.2", short(a, 60))
+		}
+		if k == "" {
+			return nil, fmt.Errorf("parameter %q has no name before '=': write it as name=value", short(a, 60))
+		}
+		if !protocol.ValidParamName(k) {
+			return nil, fmt.Errorf("parameter name %q is not valid: use lower-case letters, digits and '_', starting with a letter", short(k, 60))
+		}
+		if _, dup := params[k]; dup {
+			return nil, fmt.Errorf("parameter %q is given twice: give each parameter once", k)
+		}
+		if len(v) > protocol.MaxParamValueBytes {
+			return nil, fmt.Errorf("parameter %q is %d bytes, over the %d-byte limit", k, len(v), protocol.MaxParamValueBytes)
+		}
+		params[k] = v
+	}
+	if len(params) > protocol.MaxParams {
+		return nil, fmt.Errorf("%d parameters given, more than the %d allowed", len(params), protocol.MaxParams)
+	}
+	return params, nil
+}
+
+// short truncates s for an error message.
+func short(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,181 @@
+package trigger
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/deploy-broker/deploy-broker/internal/exitcode"
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
+)
+
+// Main runs deploy-trigger with the process's signals and returns the exit
+// code: cmd/trigger's main is os.Exit(trigger.Main(...)).
+func Main(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	return exitcode.Code(Run(ctx, args, getenv, stdin, stdout, stderr, sigs))
+}
+
+// Run is deploy-trigger: parse args and the environment, publish the run,
+// tail it, print it. The first value on signals cancels the run; a second one
+// leaves at once. The error carries the exit code (package exitcode); Run
+// has already shown it to the user.
+func Run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer, signals <-chan os.Signal) error {
+	a := newApp(getenv, stdin, stdout, stderr, signals)
+	return a.main(ctx, args)
+}
+
+// app is one invocation: its world (streams, environment, clock, signals)
+// and the knobs tests turn.
+type app struct {
+	getenv         func(string) string
+	stdin          io.Reader
+	in             *bufio.Reader
+	stdout, stderr io.Writer
+	signals        <-chan os.Signal
+	now            func() time.Time
+	hostname       string
+	stdinTTY       bool
+	stdoutTTY      bool
+
+	tick      time.Duration // how often clocks are checked
+	stopGrace time.Duration // wait for pending runner records after ECS says STOPPED
+	longPoll  int32         // SQS long-poll seconds
+	retry     time.Duration // pause between retries while the queue or its policy is not there yet
+	token     func() string // GitHub stop-commands token
+}
+
+func newApp(getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer, signals <-chan os.Signal) *app {
+	host, _ := os.Hostname()
+	if signals == nil {
+		signals = make(chan os.Signal)
+	}
+	return &app{getenv: getenv, stdin: stdin, in: bufio.NewReader(stdin), stdout: stdout, stderr: stderr, signals: signals,
+		now: time.Now, hostname: host, stdinTTY: isTerminal(stdin), stdoutTTY: isTerminal(stdout),
+		tick: 200 * time.Millisecond, stopGrace: 5 * time.Second, longPoll: 20, retry: time.Second, token: randomToken}
+}
+
+func (a *app) main(ctx context.Context, args []string) error {
+	cli, err := parseCLI(args, a.getenv, a.stdout, a.stderr)
+	if errors.Is(err, errHelpShown) {
+		return nil
+	}
+	if err != nil {
+		return a.fail(nil, exitcode.Errorf(exitcode.Usage, "%s (see deploy-trigger --help)", strings.TrimRight(err.Error(), ".")))
+	}
+	out := a.printer(cli, cli.Output)
+	cfg, err := resolve(cli, a.getenv)
+	if err != nil {
+		return a.fail(out, exitcode.New(exitcode.Usage, err))
+	}
+	now := a.now()
+	runID := protocol.NewRunID(now)
+	requester := requesterFromEnv(a.getenv, a.hostname)
+	req := newRequest(protocol.KindRun, runID, now, cfg.RequestTTL)
+	req.Job, req.Params, req.Requester = cfg.Job, cfg.JobParams, requester
+	if err := req.Validate(); err != nil {
+		return a.fail(out, exitcode.New(exitcode.Usage, err))
+	}
+	t := &Target{Job: cfg.Job, Params: cfg.JobParams, Topic: cfg.Topic, Environment: cfg.Env, Account: cfg.Account,
+		AccountAlias: cfg.AccountAlias, RunID: runID, Requester: requester}
+
+	profile := firstNonEmpty(cfg.Profile, a.getenv("AWS_PROFILE"), "default")
+	awsCfg, err := loadAWS(ctx, cfg, a.getenv, requester, mfaPrompter(a.in, a.stdinTTY, a.stderr, profile))
+	if err != nil {
+		return a.fail(out, exitcode.New(exitcode.Usage, err))
+	}
+	c := newClients(awsCfg)
+	out.target(t)
+
+	if cfg.DryRun {
+		return a.dryRun(ctx, out, c, req)
+	}
+	if cfg.Confirm && !cfg.Yes && a.stdinTTY {
+		if err := a.confirm(t); err != nil {
+			return a.fail(out, err)
+		}
+	}
+	if err := publish(ctx, c, cfg.Topic, req); err != nil {
+		return a.fail(out, err)
+	}
+	out.notice(fmt.Sprintf("run %s requested by %s", runID, requester))
+	w := &watch{app: a, cfg: cfg, c: c, out: out, runID: runID, expect: cfg.Account, published: a.now()}
+	res := w.tail(ctx)
+	if !(res.Code == exitcode.Cancelled && w.cancelRequested() && strings.Contains(res.Message, "left at once")) {
+		rctx, done := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+		if err := publish(rctx, c, cfg.Topic, newRequest(protocol.KindRelease, runID, a.now(), cfg.RequestTTL)); err != nil {
+			out.notice("could not release the run queue (the broker's sweep will): " + err.Error())
+		}
+		done()
+	}
+	out.result(res)
+	return res.Err
+}
+
+// fail reports an error that ended the run before tailing, and returns it.
+func (a *app) fail(out printer, err error) error {
+	if out == nil {
+		out = newPlainPrinter(a.stdout, a.stderr, false, false)
+	}
+	code := exitcode.Code(err)
+	out.result(&Result{Code: code, Outcome: outcomeName(code, false), Message: err.Error(), Err: err})
+	return err
+}
+
+// printer picks the output mode.
+func (a *app) printer(cli *CLI, mode string) printer {
+	if mode == "auto" || mode == "" {
+		switch {
+		case a.getenv("GITHUB_ACTIONS") == "true":
+			mode = "github"
+		case a.stdoutTTY && a.getenv("TERM") != "dumb":
+			mode = "terminal"
+		default:
+			mode = "plain"
+		}
+	}
+	switch mode {
+	default:
+		return newPlainPrinter(a.stdout, a.stderr, cli.Color, cli.Timestamps)
+	}
+}
+
+func (a *app) dryRun(ctx context.Context, out printer, c clients, req *protocol.Request) error {
+	body, err := json.MarshalIndent(req, "", "  ")
+	if err != nil {
+		return a.fail(out, err)
+	}
+	id, err := callerIdentity(ctx, c)
+	if err != nil {
+		return a.fail(out, describeAWSError(ctx, c, err, "checking the caller identity (sts:GetCallerIdentity)", "working AWS credentials"))
+	}
+	out.dryRun(body, id)
+	out.notice("dry run: nothing was published")
+	return nil
+}
+
+// confirm asks on the terminal whether to go ahead.
+func (a *app) confirm(t *Target) error {
+	fmt.Fprintf(a.stderr, "Run job %s in %s? Type yes to continue: ", t.Job, t.where())
+	line, err := a.in.ReadString('\n')
+	if err != nil && line == "" {
+		return exitcode.Errorf(exitcode.Safety, "no confirmation: stdin closed before an answer; nothing was published")
+	}
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return nil
+	}
+	return exitcode.Errorf(exitcode.Safety, "not confirmed: nothing was published (pass --yes to skip the question)")
+}
+
+func randomToken() string { return strings.ToLower(protocol.NewRunID(time.Now())) }

@@ -1,0 +1,5 @@
+package trigger
+
+import "syscall"
+
+const ioctlGetTermios = syscall.TCGETS
