@@ -1,0 +1,121 @@
+package localbroker
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+)
+
+const usage = `deploy-broker-local runs the whole broker on this machine against the moto
+AWS emulator (no AWS account): the broker topic, the real dispatcher handler,
+and a local stand-in for Fargate that runs the runner for each task.
+
+Usage:
+  deploy-broker-local [flags]                  run in the foreground until Ctrl-C;
+                                               writes the environment deploy-trigger needs
+  deploy-broker-local [flags] -- TRIGGER-ARGS  start, run deploy-trigger TRIGGER-ARGS against it,
+                                               stop, and exit with deploy-trigger's exit code
+
+Examples:
+  deploy-broker-local -config examples/broker.yaml -env-file .local/broker.env
+  set -a; . .local/broker.env; set +a; deploy-trigger website version=1.4.2
+  deploy-broker-local -config examples/broker.yaml -- website version=1.4.2
+
+Needs moto_server on PATH:  pip install "moto[server]"
+
+Flags:
+`
+
+// Main is the deploy-broker-local command.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("deploy-broker-local", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	self, _ := os.Executable()
+	binDir := filepath.Dir(self)
+	configPath := fs.String("config", "examples/broker.yaml", "broker configuration file")
+	runner := fs.String("runner", filepath.Join(binDir, "deploy-runner"), "runner binary started for each task")
+	trigger := fs.String("trigger", filepath.Join(binDir, "deploy-trigger"), "deploy-trigger binary (with -- TRIGGER-ARGS)")
+	envFile := fs.String("env-file", ".local/broker.env", "write the environment deploy-trigger needs to this file")
+	logFile := fs.String("log", ".local/broker.log", "the broker's own JSON log (dispatcher audit lines, agent)")
+	taskLogs := fs.String("task-logs", ".local/tasks", "directory for each task's output, the local CloudWatch Logs")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if err := os.MkdirAll(*taskLogs, 0o755); err != nil {
+		fmt.Fprintf(stderr, "deploy-broker-local: %v\n", err)
+		return 1
+	}
+	if err := os.MkdirAll(filepath.Dir(*logFile), 0o755); err != nil {
+		fmt.Fprintf(stderr, "deploy-broker-local: %v\n", err)
+		return 1
+	}
+	logw, err := os.Create(*logFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "deploy-broker-local: %v\n", err)
+		return 1
+	}
+	defer logw.Close()
+
+	b, err := Start(ctx, Options{ConfigPath: *configPath, RunnerPath: *runner, Log: logw, TaskLogDir: *taskLogs})
+	if err != nil {
+		fmt.Fprintf(stderr, "deploy-broker-local: %v\n", err)
+		return 1
+	}
+	defer b.Close()
+	if err := b.WriteEnvFile(*envFile); err != nil {
+		fmt.Fprintf(stderr, "deploy-broker-local: writing %s: %v\n", *envFile, err)
+		return 1
+	}
+
+	if fs.NArg() == 0 {
+		fmt.Fprintf(stdout, "local broker %q is up: emulator %s, topic %s\n", b.Config.Broker.Name, b.Server.URL, b.TopicARN())
+		fmt.Fprintf(stdout, "environment for deploy-trigger written to %s; in another terminal:\n", *envFile)
+		fmt.Fprintf(stdout, "  set -a; . %s; set +a; deploy-trigger %s ...\n", *envFile, firstJob(b))
+		fmt.Fprintf(stdout, "broker log: %s   task logs: %s   Ctrl-C stops it\n", *logFile, *taskLogs)
+		<-ctx.Done()
+		return 0
+	}
+
+	// Run deploy-trigger as a child. Ctrl-C reaches it too (same terminal
+	// process group): it cancels the run and needs this broker alive to do
+	// so, so the broker ignores signals until the trigger has exited.
+	held := make(chan os.Signal, 8)
+	signal.Notify(held, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(held)
+	cmd := exec.Command(*trigger, fs.Args()...)
+	cmd.Env = append(os.Environ(), b.Env()...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
+	err = cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal())
+		}
+		return ee.ExitCode()
+	default:
+		fmt.Fprintf(stderr, "deploy-broker-local: running %s: %v (build it with: go build -o bin/deploy-trigger ./cmd/trigger)\n", *trigger, err)
+		return 1
+	}
+}
+
+func firstJob(b *Broker) string {
+	if names := b.Config.JobNames(); len(names) > 0 {
+		return names[0]
+	}
+	return "JOB"
+}
+
