@@ -135,7 +135,7 @@ func rec(src protocol.Source, seq uint64) protocol.Record {
 
 func accepted(account string) protocol.Record {
 	r := rec(protocol.SourceDispatcher, 1)
-	r.Type, r.Accepted = protocol.TypeAccepted, &protocol.Accepted{Job: "website", TaskARN: "arn:aws:ecs:us-east-1:" + account + ":task/broker/abc", Account: account, AccountAlias: "acme-test", Region: "us-east-1"}
+	r.Type, r.Accepted = protocol.TypeAccepted, &protocol.Accepted{Job: "website", TaskARN: "arn:aws:ecs:us-east-1:" + account + ":task/broker/abc", Account: account, AccountAlias: "acme-prod", Region: "us-east-1"}
 	return r
 }
 
@@ -163,7 +163,7 @@ func output(seq uint64, lines ...protocol.Line) protocol.Record {
 	return r
 }
 
-func out(text string) protocol.Line { return protocol.Line{Stream: protocol.Stdout, Text: text} }
+func out(text string) protocol.Line  { return protocol.Line{Stream: protocol.Stdout, Text: text} }
 func errl(text string) protocol.Line { return protocol.Line{Stream: protocol.Stderr, Text: text} }
 
 func exitRec(seq uint64, code int, reason string) protocol.Record {

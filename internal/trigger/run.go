@@ -145,6 +145,12 @@ func (a *app) printer(cli *CLI, mode string) printer {
 		}
 	}
 	switch mode {
+	case "terminal":
+		return newTerminalPrinter(a.stdout, a.stderr, a.getenv("NO_COLOR") == "")
+	case "github":
+		return newGithubPrinter(a.stdout, a.stderr, a.getenv("GITHUB_OUTPUT"), a.getenv("GITHUB_STEP_SUMMARY"), a.token())
+	case "json":
+		return newJSONPrinter(a.stdout)
 	default:
 		return newPlainPrinter(a.stdout, a.stderr, cli.Color, cli.Timestamps)
 	}

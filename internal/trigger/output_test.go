@@ -1,0 +1,136 @@
+package trigger
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deploy-broker/deploy-broker/internal/exitcode"
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
+)
+
+// goldenTarget and the scenarios below drive every printer through the same
+// runs; what each prints is kept in testdata/<mode>-<scenario>.golden.
+// Run "go test ./internal/trigger -run TestGolden -update" to rewrite them.
+func goldenTarget() *Target {
+	topic, _ := parseTopicARN("arn:aws:sns:eu-west-1:123456789012:deploy-broker")
+	return &Target{Job: "website", Params: map[string]string{"version": "1.4.2", "region": "eu-west-1"}, Topic: topic,
+		Environment: "production", Account: "123456789012", AccountAlias: "acme-prod", RunID: "01JD0000000000000000000000",
+		Requester: &protocol.Requester{CI: "github-actions", Repository: "acme/app", Ref: "refs/heads/main", Actor: "alice"}}
+}
+
+type scenario struct {
+	name    string
+	records []protocol.Record
+	notices map[int]string // printed before record i
+	result  Result
+}
+
+func goldenScenarios() []scenario {
+	invalid := protocol.Line{Stream: protocol.Stdout, B64: "/w=="} // 0xFF: not UTF-8
+	withTime := func(l protocol.Line, ms int64) protocol.Line { l.Millis = ms; return l }
+	ok := []protocol.Record{
+		accepted("123456789012"),
+		task(1, "PROVISIONING", "", ""),
+		task(2, "PENDING", "", ""),
+		task(3, "RUNNING", "", ""),
+		started(1, 10),
+		output(2, withTime(out("\x1b[32mdeploying\x1b[0m website 1.4.2"), 5), errl("warning: cache cold"),
+			out("::set-output name=x::injected"), protocol.Line{Stream: protocol.Stdout, Text: "50%", Cont: true}),
+		output(3, out(" … 100%"), invalid, out("done")),
+		exitRec(4, 0, protocol.ReasonCompleted),
+	}
+	ok[1].Task.Status = "PROVISIONING"
+	failed := []protocol.Record{accepted("123456789012"), started(1, 10), output(2, errl("error: migration 42 failed")), exitRec(3, 3, protocol.ReasonCompleted)}
+	return []scenario{
+		{name: "succeeded", records: ok, notices: map[int]string{0: "run 01JD0000000000000000000000 requested by github-actions acme/app@refs/heads/main by alice"},
+			result: Result{RunID: "01JD0000000000000000000000", Job: "website", TaskARN: "arn:aws:ecs:us-east-1:123456789012:task/broker/abc",
+				Account: "123456789012", AccountAlias: "acme-prod", Region: "eu-west-1", Code: 0, Outcome: "succeeded",
+				Duration: 1500 * time.Millisecond, Lines: 6, Bytes: 80}},
+		{name: "failed", records: failed,
+			result: Result{RunID: "01JD0000000000000000000000", Job: "website", TaskARN: "arn:aws:ecs:us-east-1:123456789012:task/broker/abc",
+				Account: "123456789012", AccountAlias: "acme-prod", Region: "eu-west-1", Code: 3, Outcome: "failed",
+				Duration: 1500 * time.Millisecond, Lines: 1, Bytes: 27}},
+		{name: "rejected", records: []protocol.Record{rejected(protocol.RejectBadParams, `parameter "version" must match ^[0-9.]+$`)},
+			result: Result{RunID: "01JD0000000000000000000000", Job: "website", Region: "eu-west-1", Account: "123456789012", Code: exitcode.Rejected,
+				Outcome: "rejected", Message: `the broker rejected the run (bad-params): parameter "version" must match ^[0-9.]+$`}},
+		{name: "start-failed", records: []protocol.Record{accepted("123456789012"), task(1, "PROVISIONING", "", ""),
+			task(2, "STOPPED", "TaskFailedToStart", "CannotPullContainerError: pull image manifest has been retried 5 time(s)")},
+			result: Result{RunID: "01JD0000000000000000000000", Job: "website", Region: "eu-west-1", Account: "123456789012", Code: exitcode.StartFailed,
+				TaskARN: "arn:aws:ecs:us-east-1:123456789012:task/broker/abc", Outcome: "start-failed",
+				Message: "the task of run 01JD0000000000000000000000 failed to start: TaskFailedToStart: CannotPullContainerError: pull image manifest has been retried 5 time(s)"}},
+	}
+}
+
+func TestGolden(t *testing.T) {
+	modes := []string{"plain", "plain-timestamps", "plain-color", "terminal", "github", "json"}
+	for _, mode := range modes {
+		for _, sc := range goldenScenarios() {
+			t.Run(mode+"-"+sc.name, func(t *testing.T) {
+				var stdout, stderr bytes.Buffer
+				dir := t.TempDir()
+				outPath, sumPath := filepath.Join(dir, "output"), filepath.Join(dir, "summary")
+				var p printer
+				switch mode {
+				case "plain":
+					p = newPlainPrinter(&stdout, &stderr, false, false)
+				case "plain-timestamps":
+					p = newPlainPrinter(&stdout, &stderr, false, true)
+				case "plain-color":
+					p = newPlainPrinter(&stdout, &stderr, true, false)
+				case "terminal":
+					p = newTerminalPrinter(&stdout, &stderr, true)
+				case "github":
+					p = newGithubPrinter(&stdout, &stderr, outPath, sumPath, "a0b1c2d3")
+				case "json":
+					p = newJSONPrinter(&stdout)
+				}
+				clock := t0
+				p.target(goldenTarget())
+				p.tick(clock)
+				for i, r := range sc.records {
+					if n, ok := sc.notices[i]; ok {
+						p.notice(n)
+					}
+					clock = clock.Add(1500 * time.Millisecond)
+					p.tick(clock)
+					if err := p.record(r); err != nil {
+						t.Fatal(err)
+					}
+				}
+				res := sc.result
+				p.result(&res)
+				var got strings.Builder
+				got.WriteString("-- stdout --\n" + stdout.String())
+				got.WriteString("-- stderr --\n" + stderr.String())
+				if mode == "github" {
+					for _, f := range []string{outPath, sumPath} {
+						b, _ := os.ReadFile(f)
+						got.WriteString("-- " + filepath.Base(f) + " --\n" + string(b))
+					}
+				}
+				checkGolden(t, filepath.Join("testdata", mode+"-"+sc.name+".golden"), got.String())
+			})
+		}
+	}
+}
+
+func checkGolden(t *testing.T, path, got string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs (run with -update to accept):\n--- got ---\n%s\n--- want ---\n%s", path, got, want)
+	}
+}
