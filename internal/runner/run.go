@@ -1,0 +1,249 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/deploy-broker/deploy-broker/internal/exitcode"
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
+)
+
+// Result is what happened, for the runner's own exit code and final log line.
+type Result struct {
+	Exit      protocol.Exit
+	Delivered bool  // the exit record reached the queue
+	QueueErr  error // why the queue was given up on, when it was
+	Requests  int   // successful SendMessageBatch calls
+	Messages  int
+	BodyBytes int64 // message body bytes sent
+	Retries   int
+}
+
+// ExitCode is the runner process's exit code for a result: the job's own
+// code when the exit record was delivered (128+N when a signal N it did not
+// get from the runner killed it); 244 after a timeout, 245 after a cancel,
+// 242 when the command could not start; 247 whenever the exit record could
+// not be delivered to the queue, whatever the job did.
+func (r Result) ExitCode() int {
+	if !r.Delivered {
+		return exitcode.Broker
+	}
+	switch r.Exit.Reason {
+	case protocol.ReasonTimeout:
+		return exitcode.Timeout
+	case protocol.ReasonCancelled:
+		return exitcode.Cancelled
+	case protocol.ReasonRunnerError:
+		return exitcode.StartFailed
+	}
+	if r.Exit.Code >= 0 {
+		return r.Exit.Code
+	}
+	if sig, ok := signalNumbers[r.Exit.Signal]; ok {
+		return 128 + int(sig)
+	}
+	return exitcode.Broker
+}
+
+var signalNumbers = func() map[string]syscall.Signal {
+	m := map[string]syscall.Signal{}
+	for s := syscall.Signal(1); s < 32; s++ {
+		m[s.String()] = s
+	}
+	return m
+}()
+
+// Run runs the job described by cfg and streams its output to the queue
+// through client (nil: local-only from the start). ctx being cancelled is a
+// cancel request (SIGTERM from ECS StopTask): the job's group gets SIGTERM,
+// then SIGKILL after the grace period. Run returns when the exit record has
+// been delivered or given up on.
+func Run(ctx context.Context, cfg Config, client BatchSender) Result {
+	cfg.setDefaults()
+	log := cfg.Log
+	start := time.Now()
+
+	in := make(chan item, cfg.QueueDepth)
+	ready := make(chan struct{}, 1)
+	work := make(chan *request, 1)
+	snd := &sender{
+		client: client, queueURL: cfg.QueueURL, groupID: cfg.RunID,
+		giveUp: cfg.SendTimeout, callTimeout: 30 * time.Second,
+		backoffMin: 100 * time.Millisecond, backoffMax: 5 * time.Second,
+		log: log, work: work, ready: ready,
+	}
+	if client == nil {
+		snd.localOnly = true
+		snd.lastErr = errors.New("no SQS client")
+	}
+	bat := &batcher{maxRequest: cfg.MaxRequestBytes, maxMessage: cfg.MaxRequestBytes,
+		heartbeat: cfg.Heartbeat, now: time.Now, log: log, in: in, ready: ready, work: work}
+	// Sends outlive a cancel: the exit record must still go out.
+	sendCtx := context.WithoutCancel(ctx)
+	sendDone := make(chan struct{})
+	go func() { snd.run(sendCtx); close(sendDone) }()
+
+	// The AWS key patterns apply even when the catalogue names no secrets.
+	red := NewRedactor(cfg.Secrets)
+
+	exit, started := startJob(ctx, cfg, red, in, log)
+	batDone := make(chan struct{})
+	go func() { bat.run(started); close(batDone) }()
+	x := exit()
+	x.DurationMS = time.Since(start).Milliseconds()
+	in <- item{exit: &x}
+	<-batDone
+	<-sendDone
+
+	res := Result{Delivered: snd.finalSent, QueueErr: snd.lastErr, Requests: snd.requests,
+		Messages: snd.messages, BodyBytes: snd.bodyBytes, Retries: snd.retries}
+	res.Exit = x
+	res.Exit.Lines, res.Exit.Bytes = bat.lines, bat.bytes
+	return res
+}
+
+// startJob starts the job; it returns a function that waits for the job and
+// its output to finish and gives the exit record, and the started record (nil
+// when the job could not start).
+func startJob(ctx context.Context, cfg Config, red *Redactor, in chan<- item, log *slog.Logger) (func() protocol.Exit, *protocol.Started) {
+	fail := func(msg string) (func() protocol.Exit, *protocol.Started) {
+		log.Error("the job could not start", "err", msg)
+		return func() protocol.Exit {
+			return protocol.Exit{Code: -1, Reason: protocol.ReasonRunnerError, Message: msg}
+		}, nil
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return fail(fmt.Sprintf("creating the stdout pipe: %v", err))
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return fail(fmt.Sprintf("creating the stderr pipe: %v", err))
+	}
+	cmd := exec.Command(cfg.Args[0], cfg.Args[1:]...)
+	cmd.Env = cfg.Env
+	cmd.Stdout, cmd.Stderr = outW, errW
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if cmd.Err != nil {
+		outR.Close()
+		outW.Close()
+		errR.Close()
+		errW.Close()
+		return fail(fmt.Sprintf("cannot run %q: %v", cfg.Args[0], cmd.Err))
+	}
+	startErr := cmd.Start()
+	outW.Close()
+	errW.Close()
+	if startErr != nil {
+		outR.Close()
+		errR.Close()
+		return fail(fmt.Sprintf("cannot start %q: %v", cfg.Args[0], startErr))
+	}
+	pgid := cmd.Process.Pid
+	log.Info("job started", "argv0", cfg.Args[0], "pid", pgid, "run_id", cfg.RunID)
+	started := &protocol.Started{Job: cfg.Job, HeartbeatSeconds: int(cfg.Heartbeat / time.Second)}
+	if !cfg.Deadline.IsZero() {
+		started.DeadlineUnixMilli = cfg.Deadline.UnixMilli()
+	}
+
+	readers := []*lineReader{
+		{f: outR, stream: protocol.Stdout, tee: cfg.Stdout},
+		{f: errR, stream: protocol.Stderr, tee: cfg.Stderr},
+	}
+	var wg sync.WaitGroup
+	for _, r := range readers {
+		r.out, r.red, r.teeMasked = in, red, cfg.RedactLocal
+		r.readSize, r.maxPiece, r.flushDelay = cfg.ReadSize, cfg.MaxPiece, cfg.FlushDelay
+		wg.Add(1)
+		go func() { defer wg.Done(); r.run() }()
+	}
+	readersDone := make(chan struct{})
+	go func() { wg.Wait(); close(readersDone) }()
+
+	waitDone := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(waitDone) }()
+
+	kill := func(sig syscall.Signal) {
+		if err := syscall.Kill(-pgid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+			log.Warn("signalling the job's process group failed", "signal", sig.String(), "err", err.Error())
+		}
+	}
+	return func() protocol.Exit {
+		reason, msg := protocol.ReasonCompleted, ""
+		var deadline <-chan time.Time
+		if !cfg.Deadline.IsZero() {
+			t := time.NewTimer(time.Until(cfg.Deadline))
+			defer t.Stop()
+			deadline = t.C
+		}
+		terminated := false
+		select {
+		case <-waitDone:
+		case <-ctx.Done():
+			reason, msg = protocol.ReasonCancelled, "cancelled: the runner got a stop request (SIGTERM)"
+			terminated = true
+		case <-deadline:
+			reason, msg = protocol.ReasonTimeout, "timeout: the job ran past its deadline "+cfg.Deadline.UTC().Format(time.RFC3339)
+			terminated = true
+		}
+		if terminated {
+			log.Warn("stopping the job", "reason", reason, "grace", cfg.Grace.String())
+			kill(syscall.SIGTERM)
+			grace := time.NewTimer(cfg.Grace)
+			select {
+			case <-waitDone:
+				// Give the rest of the group what is left of the grace period.
+				select {
+				case <-readersDone:
+				case <-grace.C:
+				}
+			case <-grace.C:
+				log.Warn("the job did not stop within the grace period: killing its process group")
+			}
+			grace.Stop()
+			kill(syscall.SIGKILL)
+			<-waitDone
+		}
+		// Background processes may still hold the pipes open.
+		select {
+		case <-readersDone:
+		case <-time.After(cfg.ExitWait):
+			log.Warn("the job exited but its output pipes are still open: killing what is left of its process group")
+			kill(syscall.SIGKILL)
+			select {
+			case <-readersDone:
+			case <-time.After(500 * time.Millisecond):
+				for _, r := range readers {
+					r.stop()
+				}
+				<-readersDone
+			}
+		}
+		x := protocol.Exit{Reason: reason, Message: msg, Code: -1}
+		if st := cmd.ProcessState; st != nil {
+			if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+				x.Signal = ws.Signal().String()
+			} else {
+				x.Code = st.ExitCode()
+			}
+		}
+		if reason == protocol.ReasonCompleted {
+			if x.Signal != "" {
+				x.Message = "the job was killed by signal: " + x.Signal
+			} else {
+				x.Message = fmt.Sprintf("the job exited with code %d", x.Code)
+			}
+		}
+		log.Info("job finished", "reason", x.Reason, "code", x.Code, "signal", x.Signal)
+		return x
+	}, started
+}
