@@ -109,6 +109,19 @@ var dedupCounter struct {
 	n int
 }
 
+// sendRaw writes one message with body as is.
+func (b *scriptedBroker) sendRaw(ctx context.Context, url, runID, body string) {
+	b.t.Helper()
+	dedupCounter.Lock()
+	dedupCounter.n++
+	id := fmt.Sprintf("m%d", dedupCounter.n)
+	dedupCounter.Unlock()
+	if _, err := b.sqs.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String(body),
+		MessageGroupId: aws.String(runID), MessageDeduplicationId: aws.String(id)}); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
 // send writes one message holding recs. Each call is a distinct message
 // (its own deduplication id), so a test can deliver the same record twice.
 func (b *scriptedBroker) send(ctx context.Context, url, runID string, recs ...protocol.Record) {
@@ -117,14 +130,7 @@ func (b *scriptedBroker) send(ctx context.Context, url, runID string, recs ...pr
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	dedupCounter.Lock()
-	dedupCounter.n++
-	id := fmt.Sprintf("m%d", dedupCounter.n)
-	dedupCounter.Unlock()
-	if _, err := b.sqs.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String(string(body)),
-		MessageGroupId: aws.String(runID), MessageDeduplicationId: aws.String(id)}); err != nil {
-		b.t.Fatal(err)
-	}
+	b.sendRaw(ctx, url, runID, string(body))
 }
 
 var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)

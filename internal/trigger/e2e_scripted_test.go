@@ -2,6 +2,9 @@ package trigger
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +13,7 @@ import (
 )
 
 func TestScriptedJobExitCodePassesThrough(t *testing.T) {
+	t.Parallel()
 	b := startScripted(t, "deploy-broker")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -39,6 +43,7 @@ func TestScriptedJobExitCodePassesThrough(t *testing.T) {
 }
 
 func TestScriptedRejected(t *testing.T) {
+	t.Parallel()
 	b := startScripted(t, "deploy-broker")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -51,4 +56,253 @@ func TestScriptedRejected(t *testing.T) {
 		t.Fatalf("exit code = %d (%v), want 241", got, err)
 	}
 	t.Log(tr.stderr.String())
+}
+
+// Records that arrive duplicated and out of order print once, in order.
+func TestScriptedDuplicatesAndReorder(t *testing.T) {
+	t.Parallel()
+	b := startScripted(t, "deploy-broker")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tr := startTrigger(ctx, b.env(), nil, "website")
+	req := b.request(ctx)
+	url := b.queue(ctx, req.RunID)
+	id := req.RunID
+	b.send(ctx, url, id, output(3, out("three"), errl("three-err")))
+	b.send(ctx, url, id, accepted("123456789012"))
+	b.send(ctx, url, id, output(2, out("two")))
+	b.send(ctx, url, id, output(3, out("three"), errl("three-err")))
+	b.send(ctx, url, id, started(1, 5), output(2, out("two")))
+	b.send(ctx, url, id, accepted("123456789012"))
+	b.send(ctx, url, id, exitRec(6, 0, protocol.ReasonCompleted))
+	b.send(ctx, url, id, output(5, out("five")))
+	body, _ := protocol.EncodeMessageGzip([]protocol.Record{output(4, out("four")), output(5, out("five"))})
+	b.sendRaw(ctx, url, id, string(body))
+	b.send(ctx, url, id, output(2, out("two")))
+	err := tr.wait(t, 20*time.Second)
+	if code := codeOf(err); code != 0 {
+		t.Fatalf("code %d (%v)\n%s", code, err, tr.stderr)
+	}
+	if got, want := tr.stdout.String(), "two\nthree\nfour\nfive\n"; got != want {
+		t.Errorf("stdout = %q, want %q", got, want)
+	}
+	if got := strings.Count(tr.stderr.String(), "three-err"); got != 1 {
+		t.Errorf("stderr has three-err %d times:\n%s", got, tr.stderr)
+	}
+	if got := strings.Count(tr.stderr.String(), "accepted:"); got != 1 {
+		t.Errorf("accepted shown %d times", got)
+	}
+}
+
+// A run that nobody answers ends at the start timeout with 246 and says
+// what was last known.
+func TestScriptedStartTimeout(t *testing.T) {
+	t.Parallel()
+	b := startScripted(t, "deploy-broker")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	begin := time.Now()
+	tr := startTrigger(ctx, b.env(), nil, "--start-timeout", "2s", "website")
+	err := tr.wait(t, 20*time.Second)
+	if code := codeOf(err); code != exitcode.StartTimeout {
+		t.Fatalf("code %d (%v)", code, err)
+	}
+	if el := time.Since(begin); el < 2*time.Second || el > 8*time.Second {
+		t.Errorf("gave up after %s, want about 2s", el)
+	}
+	if !strings.Contains(err.Error(), "did not start within 2s: no run queue appeared") {
+		t.Errorf("message: %v", err)
+	}
+}
+
+// The queue exists and the task is accepted, but the runner never reports.
+func TestScriptedRunnerNeverStarts(t *testing.T) {
+	t.Parallel()
+	b := startScripted(t, "deploy-broker")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tr := startTrigger(ctx, b.env(), nil, "--start-timeout", "2s", "website")
+	req := b.request(ctx)
+	url := b.queue(ctx, req.RunID)
+	b.send(ctx, url, req.RunID, accepted("123456789012"), task(2, "PENDING", "", ""))
+	err := tr.wait(t, 20*time.Second)
+	if code := codeOf(err); code != exitcode.StartTimeout || !strings.Contains(err.Error(), "the task was last PENDING and the runner never reported") {
+		t.Fatalf("code %d (%v)", code, err)
+	}
+}
+
+func TestScriptedTaskFailedToStart(t *testing.T) {
+	t.Parallel()
+	b := startScripted(t, "deploy-broker")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tr := startTrigger(ctx, b.env(), nil, "website")
+	req := b.request(ctx)
+	url := b.queue(ctx, req.RunID)
+	b.send(ctx, url, req.RunID, accepted("123456789012"))
+	b.send(ctx, url, req.RunID, task(1, "PROVISIONING", "", ""), task(3, "STOPPED", "TaskFailedToStart", "CannotPullContainerError: image not found"))
+	b.send(ctx, url, req.RunID, task(2, "PENDING", "", "")) // older: ignored
+	err := tr.wait(t, 20*time.Second)
+	if code := codeOf(err); code != exitcode.StartFailed || !strings.Contains(err.Error(), "TaskFailedToStart: CannotPullContainerError: image not found") {
+		t.Fatalf("code %d (%v)", code, err)
+	}
+}
+
+// The task stops after running, the runner's records stop mid-way: 243
+// with ECS's reason, after printing what came.
+func TestScriptedTaskStoppedWithoutExit(t *testing.T) {
+	t.Parallel()
+	b := startScripted(t, "deploy-broker")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tr := startTrigger(ctx, b.env(), nil, "website")
+	req := b.request(ctx)
+	url := b.queue(ctx, req.RunID)
+	b.send(ctx, url, req.RunID, accepted("123456789012"), task(1, "RUNNING", "", ""), started(1, 5), output(2, out("working")))
+	b.send(ctx, url, req.RunID, output(4, out("after a gap")), task(2, "STOPPED", "EssentialContainerExited", "OutOfMemoryError: Container killed due to memory usage"))
+	err := tr.wait(t, 20*time.Second)
+	if code := codeOf(err); code != exitcode.LostRunner || !strings.Contains(err.Error(), "OutOfMemoryError") {
+		t.Fatalf("code %d (%v)", code, err)
+	}
+	if got := tr.stdout.String(); got != "working\nafter a gap\n" {
+		t.Errorf("stdout %q", got)
+	}
+	if !strings.Contains(tr.stderr.String(), "runner records 3–3 never arrived") {
+		t.Errorf("no warning about the gap:\n%s", tr.stderr)
+	}
+}
+
+func TestScriptedLostHeartbeat(t *testing.T) {
+	t.Parallel()
+	b := startScripted(t, "deploy-broker")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tr := startTrigger(ctx, b.env(), nil, "--missed-heartbeats", "2", "website")
+	req := b.request(ctx)
+	url := b.queue(ctx, req.RunID)
+	b.send(ctx, url, req.RunID, accepted("123456789012"), started(1, 1))
+	err := tr.wait(t, 20*time.Second)
+	if code := codeOf(err); code != exitcode.LostRunner || !strings.Contains(err.Error(), "no heartbeat for 2s") {
+		t.Fatalf("code %d (%v)", code, err)
+	}
+}
+
+// accepted in another account than the topic's: stop, cancel, 248.
+func TestScriptedWrongAccount(t *testing.T) {
+	t.Parallel()
+	b := startScripted(t, "deploy-broker")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tr := startTrigger(ctx, b.env(), nil, "website")
+	req := b.request(ctx)
+	url := b.queue(ctx, req.RunID)
+	b.send(ctx, url, req.RunID, accepted("999999999999"))
+	err := tr.wait(t, 20*time.Second)
+	if code := codeOf(err); code != exitcode.Safety || !strings.Contains(err.Error(), "accepted the run in account 999999999999, but 123456789012 was expected") {
+		t.Fatalf("code %d (%v)", code, err)
+	}
+	if c := b.request(ctx); c == nil || c.Kind != protocol.KindCancel || c.RunID != req.RunID {
+		t.Fatalf("want a cancel request, got %+v", c)
+	}
+}
+
+// The first signal publishes cancel and keeps tailing to the exit record;
+// the run ends with 245.
+func TestScriptedCancelOnSignal(t *testing.T) {
+	t.Parallel()
+	b := startScripted(t, "deploy-broker")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tr := startTrigger(ctx, b.env(), nil, "website")
+	req := b.request(ctx)
+	url := b.queue(ctx, req.RunID)
+	b.send(ctx, url, req.RunID, accepted("123456789012"), started(1, 5), output(2, out("working")))
+	waitFor(t, func() bool { return strings.Contains(tr.stdout.String(), "working") })
+	tr.signals <- os.Interrupt
+	c := b.request(ctx)
+	if c == nil || c.Kind != protocol.KindCancel || c.RunID != req.RunID || !c.ExpiresAt.After(c.RequestedAt) {
+		t.Fatalf("want a cancel request, got %+v", c)
+	}
+	b.send(ctx, url, req.RunID, output(3, out("got SIGTERM, cleaning up")))
+	e := exitRec(4, -1, protocol.ReasonCancelled)
+	e.Exit.Signal = "terminated"
+	b.send(ctx, url, req.RunID, e)
+	err := tr.wait(t, 20*time.Second)
+	if code := codeOf(err); code != exitcode.Cancelled {
+		t.Fatalf("code %d (%v)", code, err)
+	}
+	if got := tr.stdout.String(); got != "working\ngot SIGTERM, cleaning up\n" {
+		t.Errorf("stdout %q", got)
+	}
+	if r := b.request(ctx); r == nil || r.Kind != protocol.KindRelease {
+		t.Errorf("want release, got %+v", r)
+	}
+}
+
+// A second signal leaves at once.
+func TestScriptedSecondSignalLeaves(t *testing.T) {
+	t.Parallel()
+	b := startScripted(t, "deploy-broker")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tr := startTrigger(ctx, b.env(), nil, "website")
+	req := b.request(ctx)
+	url := b.queue(ctx, req.RunID)
+	b.send(ctx, url, req.RunID, accepted("123456789012"), started(1, 5))
+	waitFor(t, func() bool { return strings.Contains(tr.stderr.String(), "job started") })
+	tr.signals <- os.Interrupt
+	tr.signals <- os.Interrupt
+	err := tr.wait(t, 10*time.Second)
+	if code := codeOf(err); code != exitcode.Cancelled || !strings.Contains(err.Error(), "left at once") {
+		t.Fatalf("code %d (%v)", code, err)
+	}
+}
+
+// GitHub mode writes GITHUB_OUTPUT and GITHUB_STEP_SUMMARY for real.
+func TestScriptedGitHubFiles(t *testing.T) {
+	t.Parallel()
+	b := startScripted(t, "deploy-broker")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	outPath, sumPath := filepath.Join(dir, "github_output"), filepath.Join(dir, "step_summary")
+	os.WriteFile(outPath, []byte("earlier=1\n"), 0o644)
+	tr := startTrigger(ctx, b.env("GITHUB_ACTIONS=true", "GITHUB_OUTPUT="+outPath, "GITHUB_STEP_SUMMARY="+sumPath,
+		"GITHUB_REPOSITORY=acme/app", "GITHUB_RUN_ID=77", "GITHUB_REF=refs/heads/main"), nil, "website", "version=2")
+	req := b.request(ctx)
+	if req.Requester.CI != "github-actions" || req.Requester.RunURL != "https://github.com/acme/app/actions/runs/77" {
+		t.Errorf("requester %+v", req.Requester)
+	}
+	url := b.queue(ctx, req.RunID)
+	b.send(ctx, url, req.RunID, accepted("123456789012"), started(1, 5), output(2, out("::add-mask::oops")), exitRec(3, 7, protocol.ReasonCompleted))
+	err := tr.wait(t, 20*time.Second)
+	if code := codeOf(err); code != 7 {
+		t.Fatalf("code %d (%v)", code, err)
+	}
+	got, _ := os.ReadFile(outPath)
+	want := "earlier=1\nrun-id=" + req.RunID + "\nexit-code=7\noutcome=failed\ntask-arn=arn:aws:ecs:us-east-1:123456789012:task/broker/abc\n"
+	if string(got) != want {
+		t.Errorf("GITHUB_OUTPUT = %q, want %q", got, want)
+	}
+	sum, _ := os.ReadFile(sumPath)
+	for _, s := range []string{"| Outcome | failed (exit code 7) |", "| Run id | `" + req.RunID + "` |", "| Parameters | `version=2` |"} {
+		if !strings.Contains(string(sum), s) {
+			t.Errorf("summary lacks %q:\n%s", s, sum)
+		}
+	}
+	stdout := tr.stdout.String()
+	i, j := strings.Index(stdout, "::stop-commands::"), strings.Index(stdout, "::add-mask::oops")
+	if i < 0 || j < i || !strings.Contains(stdout[j:], "\n::error title=deploy-trigger::job website failed with exit code 7") {
+		t.Errorf("job output not fenced by stop-commands, or no ::error:::\n%s", stdout)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatal("condition not met within 10s")
 }

@@ -1,0 +1,180 @@
+package trigger
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func envOf(kv ...string) func(string) string {
+	m := map[string]string{}
+	for _, s := range kv {
+		k, v, _ := strings.Cut(s, "=")
+		m[k] = v
+	}
+	return func(k string) string { return m[k] }
+}
+
+func TestParseCLI(t *testing.T) {
+	const topic = "arn:aws:sns:eu-west-1:123456789012:deploy-broker"
+	tests := []struct {
+		name    string
+		args    []string
+		env     []string
+		check   func(*testing.T, *Config)
+		wantErr string
+	}{
+		{name: "job and params", args: []string{"--topic-arn", topic, "website", "version=1.4.2", "note=a=b", "empty="},
+			check: func(t *testing.T, c *Config) {
+				if c.Job != "website" || c.JobParams["version"] != "1.4.2" || c.JobParams["note"] != "a=b" || c.JobParams["empty"] != "" {
+					t.Errorf("got %+v", c)
+				}
+				if c.Topic.Region != "eu-west-1" || c.Topic.Account != "123456789012" || c.Topic.Name != "deploy-broker" {
+					t.Errorf("topic = %+v", c.Topic)
+				}
+			}},
+		{name: "defaults", args: []string{"--topic-arn", topic, "website"},
+			check: func(t *testing.T, c *Config) {
+				if c.StartTimeout != 10*time.Minute || c.RequestTTL != 5*time.Minute || c.CancelGrace != 2*time.Minute || c.MissedHeartbeats != 4 || c.Output != "auto" {
+					t.Errorf("defaults = %+v", c.CLI)
+				}
+			}},
+		{name: "topic from env", args: []string{"website"}, env: []string{"DEPLOY_TRIGGER_TOPIC_ARN=" + topic},
+			check: func(t *testing.T, c *Config) {
+				if c.TopicARN != topic {
+					t.Errorf("topic %q", c.TopicARN)
+				}
+			}},
+		{name: "flags from env", args: []string{"website"}, env: []string{"DEPLOY_TRIGGER_TOPIC_ARN=" + topic, "DEPLOY_TRIGGER_START_TIMEOUT=30s", "DEPLOY_TRIGGER_YES=true", "DEPLOY_TRIGGER_OUTPUT=json"},
+			check: func(t *testing.T, c *Config) {
+				if c.StartTimeout != 30*time.Second || !c.Yes || c.Output != "json" {
+					t.Errorf("got %+v", c.CLI)
+				}
+			}},
+		{name: "flag beats env", args: []string{"--start-timeout", "1m", "website"}, env: []string{"DEPLOY_TRIGGER_TOPIC_ARN=" + topic, "DEPLOY_TRIGGER_START_TIMEOUT=30s"},
+			check: func(t *testing.T, c *Config) {
+				if c.StartTimeout != time.Minute {
+					t.Errorf("start timeout %s", c.StartTimeout)
+				}
+			}},
+		{name: "missing topic", args: []string{"website"}, wantErr: "no broker topic: pass --env NAME"},
+		{name: "missing job", args: []string{"--topic-arn", topic}, wantErr: "no job given"},
+		{name: "bad param syntax", args: []string{"--topic-arn", topic, "website", "version"}, wantErr: `parameter "version" is not in key=value form`},
+		{name: "bad param name", args: []string{"--topic-arn", topic, "website", "Version=1"}, wantErr: `parameter name "Version" is not valid`},
+		{name: "no param name", args: []string{"--topic-arn", topic, "website", "=1"}, wantErr: `has no name before '='`},
+		{name: "duplicate param", args: []string{"--topic-arn", topic, "website", "a=1", "a=2"}, wantErr: `parameter "a" is given twice`},
+		{name: "bad topic", args: []string{"--topic-arn", "arn:aws:sqs:eu-west-1:123456789012:q", "website"}, wantErr: "is not an SNS topic ARN"},
+		{name: "bad topic account", args: []string{"--topic-arn", "arn:aws:sns:eu-west-1:1234:q", "website"}, wantErr: "not a 12-digit account id"},
+		{name: "wrong account", args: []string{"--topic-arn", topic, "--expect-account", "111122223333", "website"}, wantErr: "is in account 123456789012, but account 111122223333 is expected"},
+		{name: "external id without role", args: []string{"--topic-arn", topic, "--external-id", "x", "website"}, wantErr: "--external-id needs --role-arn"},
+		{name: "bad output", args: []string{"--topic-arn", topic, "-o", "xml", "website"}, wantErr: "--output must be one of"},
+		{name: "unknown flag", args: []string{"--topic", topic, "website"}, wantErr: "unknown flag --topic"},
+		{name: "bad duration", args: []string{"--topic-arn", topic, "--start-timeout", "ten", "website"}, wantErr: "--start-timeout"},
+		{name: "ttl too long", args: []string{"--topic-arn", topic, "--request-ttl", "2h", "website"}, wantErr: "--request-ttl must be between"},
+		{name: "unknown environment", args: []string{"--environments", "testdata/environments.yaml", "--env", "prod", "website"}, wantErr: `unknown environment "prod": testdata/environments.yaml defines production, staging`},
+		{name: "environment", args: []string{"--environments", "testdata/environments.yaml", "--env", "production", "website"},
+			check: func(t *testing.T, c *Config) {
+				if c.Topic.ARN != "arn:aws:sns:eu-west-1:210987654321:deploy-broker" || c.Account != "210987654321" || c.AccountAlias != "acme-prod" ||
+					!c.Confirm || c.Profile != "prod-deployer" {
+					t.Errorf("got %+v", c)
+				}
+			}},
+		{name: "environment from env var", args: []string{"website"}, env: []string{"DEPLOY_TRIGGER_ENV=staging", "DEPLOY_TRIGGER_ENVIRONMENTS=testdata/environments.yaml"},
+			check: func(t *testing.T, c *Config) {
+				if c.RoleARN != "arn:aws:iam::111122223333:role/ci-trigger" || c.ExternalID != "acme" || c.Confirm {
+					t.Errorf("got %+v", c)
+				}
+			}},
+		{name: "flag beats environment", args: []string{"--environments", "testdata/environments.yaml", "--env", "staging", "--profile", "mine", "website"},
+			check: func(t *testing.T, c *Config) {
+				if c.Profile != "mine" {
+					t.Errorf("profile %q", c.Profile)
+				}
+			}},
+		{name: "environment topic mismatch", args: []string{"--environments", "testdata/environments.yaml", "--env", "production", "--topic-arn", topic, "website"},
+			wantErr: "is in account 123456789012, but account 210987654321 is expected"},
+		{name: "no environments file", args: []string{"--env", "production", "website"}, env: []string{"HOME=/nonexistent"},
+			wantErr: `environment "production" was asked for, but no environments file was found`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			getenv := envOf(tt.env...)
+			cli, err := parseCLI(tt.args, getenv, &out, &errb)
+			var c *Config
+			if err == nil {
+				c, err = resolve(cli, getenv)
+			}
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want it to contain %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	var out, errb bytes.Buffer
+	_, err := parseCLI([]string{"--help"}, envOf(), &out, &errb)
+	if !errors.Is(err, errHelpShown) {
+		t.Fatalf("err = %v", err)
+	}
+	for _, want := range []string{"Examples:", "deploy-trigger --env production website version=1.4.2", "($DEPLOY_TRIGGER_TOPIC_ARN)", "--dry-run", "--role-arn"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("help lacks %q:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	if _, err := parseCLI([]string{"--version"}, envOf(), &out, &errb); !errors.Is(err, errHelpShown) || !strings.HasPrefix(out.String(), "deploy-trigger ") {
+		t.Fatalf("version: err = %v, out %q", err, out.String())
+	}
+}
+
+func TestRunUsageErrorExitCode(t *testing.T) {
+	var out, errb bytes.Buffer
+	err := Run(t.Context(), []string{"website", "version"}, envOf("DEPLOY_TRIGGER_TOPIC_ARN=arn:aws:sns:eu-west-1:123456789012:b"), strings.NewReader(""), &out, &errb, nil)
+	if code := codeOf(err); code != 240 {
+		t.Fatalf("code = %d (%v)", code, err)
+	}
+	if got := errb.String(); got != "deploy-trigger: error: parameter \"version\" is not in key=value form: write it as name=value, e.g. version=1.4.2\n" {
+		t.Errorf("stderr = %q", got)
+	}
+}
+
+func TestRequesterFromEnv(t *testing.T) {
+	gh := requesterFromEnv(envOf("GITHUB_ACTIONS=true", "GITHUB_REPOSITORY=acme/app", "GITHUB_REF=refs/heads/main", "GITHUB_SHA=abc",
+		"GITHUB_ACTOR=alice", "GITHUB_RUN_ID=42", "GITHUB_RUN_ATTEMPT=2", "GITHUB_WORKFLOW=deploy", "GITHUB_SERVER_URL=https://github.example"), "runner-1")
+	if gh.CI != "github-actions" || gh.RunURL != "https://github.example/acme/app/actions/runs/42" || gh.Build != "42.2" || gh.Actor != "alice" || gh.SHA != "abc" {
+		t.Errorf("github = %+v", gh)
+	}
+	if s := sessionName(gh); s != "gha-acme-app-42.2" {
+		t.Errorf("session name %q", s)
+	}
+	j := requesterFromEnv(envOf("JENKINS_URL=https://ci/", "BUILD_URL=https://ci/job/web/7/", "JOB_NAME=deploy/web", "BUILD_NUMBER=7", "GIT_COMMIT=def", "GIT_BRANCH=origin/main"), "agent")
+	if j.CI != "jenkins" || j.Pipeline != "deploy/web" || j.Build != "7" || j.RunURL != "https://ci/job/web/7/" || j.SHA != "def" || j.Ref != "origin/main" {
+		t.Errorf("jenkins = %+v", j)
+	}
+	if s := sessionName(j); s != "jenkins-deploy-web-7" {
+		t.Errorf("session name %q", s)
+	}
+	l := requesterFromEnv(envOf("USER=bob"), "laptop\x07")
+	if l.CI != "local" || l.Actor != "bob" || l.Host != "laptop " {
+		t.Errorf("local = %+v", l)
+	}
+}
+
+func TestSignalNumber(t *testing.T) {
+	for in, want := range map[string]int{"killed": 9, "terminated": 15, "SIGINT": 2, "KILL": 9, "6": 6, "signal 10": 10, "segmentation fault": 11} {
+		if got := signalNumber(in); got != want {
+			t.Errorf("signalNumber(%q) = %d, want %d", in, got, want)
+		}
+	}
+}
