@@ -57,6 +57,7 @@ type Config struct {
 	MaxRequestBytes int
 
 	// Tuning for tests and benchmarks; zero means the default.
+	MaxMessageBytes int // bytes per message body (default MaxRequestBytes: one message per full request)
 	MaxPiece   int           // bytes of job output per Line (default 64 KiB)
 	ReadSize   int           // bytes per pipe read (default 64 KiB)
 	FlushDelay time.Duration // how long a partial line waits for its end (default 10ms)
@@ -164,12 +165,15 @@ func (c *Config) setDefaults() {
 	if c.MaxRequestBytes == 0 {
 		c.MaxRequestBytes = DefaultMaxRequestBytes
 	}
+	if c.MaxMessageBytes == 0 || c.MaxMessageBytes > c.MaxRequestBytes {
+		c.MaxMessageBytes = c.MaxRequestBytes
+	}
 	if c.MaxPiece == 0 {
 		c.MaxPiece = 64 * 1024
 	}
 	// A piece, base64-encoded with its record around it, must fit in an
 	// empty message.
-	if most := (c.MaxRequestBytes - 1024) * 3 / 4; c.MaxPiece > most {
+	if most := (c.MaxMessageBytes - 1024) * 3 / 4; c.MaxPiece > most {
 		c.MaxPiece = most
 	}
 	if c.ReadSize == 0 {

@@ -227,7 +227,7 @@ func (r *lineReader) splitLong(c *chunk, p []byte, spans *[]span) []byte {
 				}
 			}
 		}
-		for k := 0; k < 3 && cut > 1 && !utf8.RuneStart(p[cut]); k++ {
+		for k := 0; k < 3 && cut > 1 && cut < len(p) && !utf8.RuneStart(p[cut]); k++ {
 			cut--
 		}
 		if cut <= 0 {

@@ -83,7 +83,7 @@ func Run(ctx context.Context, cfg Config, client BatchSender) Result {
 		snd.localOnly = true
 		snd.lastErr = errors.New("no SQS client")
 	}
-	bat := &batcher{maxRequest: cfg.MaxRequestBytes, maxMessage: cfg.MaxRequestBytes,
+	bat := &batcher{maxRequest: cfg.MaxRequestBytes, maxMessage: cfg.MaxMessageBytes,
 		heartbeat: cfg.Heartbeat, now: time.Now, log: log, in: in, ready: ready, work: work}
 	// Sends outlive a cancel: the exit record must still go out.
 	sendCtx := context.WithoutCancel(ctx)

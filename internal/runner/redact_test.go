@@ -1,0 +1,154 @@
+package runner
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
+)
+
+func redact(r *Redactor, s string) string {
+	return string(Apply(nil, []byte(s), r.Find([]byte(s), nil)))
+}
+
+func TestRedactor(t *testing.T) {
+	r := NewRedactor([]string{"hunter22", "abc", "", "hunter22-longer"})
+	for _, tc := range []struct{ in, want string }{
+		{"password hunter22 ok", "password *** ok"},
+		{"hunter22hunter22", "***"}, // adjacent matches merge
+		{"hunter22-longer", "***"}, // the longer secret wins, masked whole
+		{"abc is too short to redact", "abc is too short to redact"},
+		{"id AKIAIOSFODNN7EXAMPLE.", "id ***."},
+		{"id ASIAIOSFODNN7EXAMPLE", "id ***"},
+		{"XAKIAIOSFODNN7EXAMPLE is part of a word", "XAKIAIOSFODNN7EXAMPLE is part of a word"},
+		{"AKIA1234 too short", "AKIA1234 too short"},
+		{`"SecretAccessKey": "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEYab",`, `"SecretAccessKey": "***",`},
+		{"aws_secret_access_key=wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEYab", "aws_secret_access_key=***"},
+		{"AWS_SECRET_ACCESS_KEY: abcdefghijabcdefghijabcdefghijabcdefghij", "AWS_SECRET_ACCESS_KEY: ***"},
+		{"key wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY here", "key *** here"},
+		{"commit 0123456789abcdef0123456789abcdef01234567", "commit 0123456789abcdef0123456789abcdef01234567"},
+		{"commit 0123456789ABCDEF0123456789abcdef01234567", "commit 0123456789ABCDEF0123456789abcdef01234567"},
+		{"/usr/local/lib/Python3/site-packages/abcd", "/usr/local/lib/Python3/site-packages/abcd"},
+		{"base64 wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEYabcd== longer", "base64 wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEYabcd== longer"},
+		{"", ""},
+	} {
+		if got := redact(r, tc.in); got != tc.want {
+			t.Errorf("redact(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// readPipe feeds data through a real pipe into a lineReader, written in
+// writes of the given sizes, and returns the pieces it made.
+func readPipe(t testing.TB, data []byte, writes []int, maxPiece int, red *Redactor) []piece2 {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(chan item, 1024)
+	r := &lineReader{f: pr, stream: protocol.Stdout, out: out, red: red,
+		readSize: 64, maxPiece: maxPiece, flushDelay: time.Hour}
+	go func() {
+		rest := data
+		for i := 0; len(rest) > 0; i++ {
+			n := len(rest)
+			if len(writes) > 0 {
+				n = min(n, max(1, writes[i%len(writes)]))
+			}
+			pw.Write(rest[:n])
+			rest = rest[n:]
+		}
+		pw.Close()
+	}()
+	done := make(chan struct{})
+	go func() { r.run(); close(done) }()
+	var pieces []piece2
+	for {
+		select {
+		case it := <-out:
+			for _, p := range it.chunk.pieces {
+				pieces = append(pieces, piece2{append([]byte(nil), it.chunk.data[p.off:p.end]...), p.cont})
+			}
+			continue
+		case <-done:
+		}
+		break
+	}
+	for len(out) > 0 {
+		it := <-out
+		for _, p := range it.chunk.pieces {
+			pieces = append(pieces, piece2{append([]byte(nil), it.chunk.data[p.off:p.end]...), p.cont})
+		}
+	}
+	return pieces
+}
+
+type piece2 struct {
+	b    []byte
+	cont bool
+}
+
+func join(pieces []piece2) []byte {
+	var b []byte
+	for _, p := range pieces {
+		b = append(b, p.b...)
+		if !p.cont {
+			b = append(b, '\n')
+		}
+	}
+	return b
+}
+
+func TestRedactionAcrossPieceBoundaries(t *testing.T) {
+	const secret = "zzSECRETzz"
+	red := NewRedactor([]string{secret})
+	maxPiece := 3*red.MaxMatch() + 1
+	for off := 0; off < 2*maxPiece+len(secret); off += 7 {
+		line := bytes.Repeat([]byte{'.'}, 3*maxPiece)
+		copy(line[off:], secret)
+		pieces := readPipe(t, append(line, '\n'), []int{100, 33}, maxPiece, red)
+		if len(pieces) < 2 {
+			t.Fatalf("no split: %d pieces", len(pieces))
+		}
+		want := strings.ReplaceAll(string(line), secret, Mask) + "\n"
+		if got := string(join(pieces)); got != want {
+			t.Fatalf("offset %d: secret leaked or bytes changed", off)
+		}
+	}
+}
+
+func FuzzLineReader(f *testing.F) {
+	f.Add([]byte("a\nbb\n\nccc"), 3, 1, 2)
+	f.Add([]byte("\r\n\x00\xff\n"), 8, 5, 1)
+	f.Fuzz(func(t *testing.T, data []byte, maxPiece, w1, w2 int) {
+		maxPiece = 8 + abs(maxPiece)%200
+		pieces := readPipe(t, data, []int{abs(w1) % 300, abs(w2) % 300}, maxPiece, nil)
+		got := join(pieces)
+		want := data
+		if len(data) > 0 && data[len(data)-1] != '\n' {
+			want = append(append([]byte(nil), data...), '\n')
+			if !pieces[len(pieces)-1].cont {
+				t.Fatalf("last piece of an unterminated stream must continue")
+			}
+			got = append(got, '\n')
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("reassembled %q, want %q", got, want)
+		}
+		for _, p := range pieces {
+			if len(p.b) > maxPiece {
+				t.Fatalf("piece of %d bytes, max %d", len(p.b), maxPiece)
+			}
+		}
+	})
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
+}

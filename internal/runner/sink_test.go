@@ -1,0 +1,274 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
+)
+
+// memQueue is an in-memory FIFO queue behind the BatchSender interface: it
+// enforces SQS's batch limits, deduplicates by MessageDeduplicationId, and
+// can stall or fail on demand.
+type memQueue struct {
+	mu       sync.Mutex
+	t        testing.TB
+	bodies   []string
+	seen     map[string]bool
+	calls    int
+	gate     chan struct{} // when not nil, each call waits for a token
+	delay    time.Duration // per call, like a network round trip
+	failCall func(call int, n int) (failFrom int, err error)
+}
+
+func newMemQueue(t testing.TB) *memQueue { return &memQueue{t: t, seen: map[string]bool{}} }
+
+func (q *memQueue) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, _ ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
+	if q.gate != nil {
+		select {
+		case <-q.gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	time.Sleep(q.delay)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.calls++
+	if len(in.Entries) == 0 || len(in.Entries) > MaxBatchEntries {
+		q.t.Errorf("batch of %d entries", len(in.Entries))
+	}
+	total := 0
+	for _, e := range in.Entries {
+		total += len(aws.ToString(e.MessageBody))
+	}
+	if total > protocol.MaxMessageBytes {
+		q.t.Errorf("batch of %d bytes", total)
+	}
+	failFrom := len(in.Entries)
+	if q.failCall != nil {
+		var err error
+		failFrom, err = q.failCall(q.calls, len(in.Entries))
+		if err != nil {
+			return nil, err
+		}
+	}
+	out := &sqs.SendMessageBatchOutput{}
+	for i, e := range in.Entries {
+		if i >= failFrom {
+			out.Failed = append(out.Failed, sqstypes.BatchResultErrorEntry{Id: e.Id, Code: aws.String("InternalError"), SenderFault: false})
+			continue
+		}
+		id := aws.ToString(e.MessageDeduplicationId)
+		if aws.ToString(e.MessageGroupId) == "" || id == "" {
+			q.t.Errorf("entry without group or deduplication id")
+		}
+		if !q.seen[id] {
+			q.seen[id] = true
+			q.bodies = append(q.bodies, aws.ToString(e.MessageBody))
+		}
+		out.Successful = append(out.Successful, sqstypes.SendMessageBatchResultEntry{Id: e.Id})
+	}
+	return out, nil
+}
+
+// records decodes the queue in order, checking that sequence numbers run
+// 1, 2, 3… exactly in queue order (no reordering, no duplicates, no gaps).
+func (q *memQueue) records(t testing.TB) run {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var r run
+	for _, b := range q.bodies {
+		recs, err := protocol.DecodeMessage([]byte(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, rec := range recs {
+			if rec.Seq != uint64(len(r.records)+1) {
+				t.Fatalf("record seq %d at queue position %d", rec.Seq, len(r.records)+1)
+			}
+			r.records = append(r.records, rec)
+		}
+	}
+	return r
+}
+
+func sinkConfig(t testing.TB, mode string, args ...string) Config {
+	argv, env := jobArgs(mode, args...)
+	c := testConfig(t, "mem://queue", argv, env)
+	c.SendTimeout = 10 * time.Second
+	return c
+}
+
+func checkLines(t *testing.T, r run, n int) {
+	t.Helper()
+	_, _, order := r.streams(t)
+	if len(order) != n {
+		t.Fatalf("got %d lines, want %d", len(order), n)
+	}
+	for i, l := range order {
+		if !strings.HasPrefix(l, "out:line "+leftPad(i)) {
+			t.Fatalf("line %d is %q", i, l)
+		}
+	}
+}
+
+func TestBackpressureStallingSink(t *testing.T) {
+	const n = 400_000 // about 36 MB: far more than the runner may hold
+	q := newMemQueue(t)
+	q.gate = make(chan struct{})
+	q.delay = 2 * time.Millisecond
+	c := sinkConfig(t, "lines", strconv.Itoa(n))
+	c.Log = nil
+	done := make(chan Result)
+	go func() { done <- Run(context.Background(), c, q) }()
+
+	// While the sink stalls, the job must block: the runner holds a bounded
+	// amount and the rest waits in the job.
+	time.Sleep(time.Second)
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	select {
+	case <-done:
+		t.Fatal("the run finished while the queue was stalled")
+	default:
+	}
+	if heap := ms.HeapInuse >> 20; heap > 32 {
+		t.Fatalf("heap in use %d MiB while stalled", heap)
+	}
+	t.Logf("heap in use while stalled: %d MiB", ms.HeapInuse>>20)
+	close(q.gate) // let everything through
+	res := <-done
+	if !res.Delivered || res.Exit.Reason != protocol.ReasonCompleted {
+		t.Fatalf("result %+v", res)
+	}
+	checkLines(t, q.records(t), n)
+	if per := res.BodyBytes / int64(res.Requests); per < 800<<10 {
+		t.Fatalf("%d bytes per request at saturation", per)
+	}
+}
+
+func TestPartialBatchFailureKeepsOrder(t *testing.T) {
+	const n = 20_000
+	q := newMemQueue(t)
+	// Every third call fails from its second entry on (FIFO fails the rest
+	// of the group); every fifth fails outright.
+	q.failCall = func(call, entries int) (int, error) {
+		switch {
+		case call%5 == 0:
+			return 0, errors.New("connection reset by peer")
+		case call%3 == 0 && entries > 1:
+			return 1, nil
+		}
+		return entries, nil
+	}
+	c := sinkConfig(t, "lines", strconv.Itoa(n))
+	c.MaxRequestBytes = 64 << 10 // many small messages and batches
+	c.MaxMessageBytes = 6 << 10
+	q.delay = time.Millisecond
+	res := Run(context.Background(), c, q)
+	if !res.Delivered || res.Retries == 0 {
+		t.Fatalf("result %+v", res)
+	}
+	checkLines(t, q.records(t), n)
+}
+
+func TestPartialFailureLaterEntriesAccepted(t *testing.T) {
+	// A sink that accepts entries after a failed one: the resend from the
+	// first failed entry repeats them, deduplication drops the repeats, and
+	// reordering by sequence number (what the trigger does) restores order.
+	const n = 20_000
+	q := newMemQueue(t)
+	var once sync.Once
+	q.failCall = func(call, entries int) (int, error) {
+		if entries < 3 {
+			return entries, nil
+		}
+		failed := false
+		once.Do(func() { failed = true })
+		if !failed {
+			return entries, nil
+		}
+		return entries, errSkipMiddle
+	}
+	c := sinkConfig(t, "lines", strconv.Itoa(n))
+	c.MaxRequestBytes = 32 << 10
+	c.MaxMessageBytes = 4 << 10
+	q.delay = time.Millisecond
+	wrapped := &skipMiddle{memQueue: q}
+	res := Run(context.Background(), c, wrapped)
+	if !res.Delivered {
+		t.Fatalf("result %+v", res)
+	}
+	client := sqsSorted(t, q)
+	checkLines(t, client, n)
+}
+
+var errSkipMiddle = errors.New("skip middle")
+
+// skipMiddle turns errSkipMiddle into a batch where entry 1 fails and the
+// others succeed.
+type skipMiddle struct{ *memQueue }
+
+func (s *skipMiddle) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, o ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
+	out, err := s.memQueue.SendMessageBatch(ctx, in, o...)
+	if !errors.Is(err, errSkipMiddle) {
+		return out, err
+	}
+	s.memQueue.failCall = nil
+	first, _ := s.memQueue.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: in.QueueUrl, Entries: in.Entries[:1]}, o...)
+	rest, _ := s.memQueue.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: in.QueueUrl, Entries: in.Entries[2:]}, o...)
+	out = &sqs.SendMessageBatchOutput{Successful: append(first.Successful, rest.Successful...),
+		Failed: []sqstypes.BatchResultErrorEntry{{Id: in.Entries[1].Id, Code: aws.String("InternalError")}}}
+	return out, nil
+}
+
+// sqsSorted decodes the queue and orders records by sequence number,
+// dropping duplicates, as the trigger does.
+func sqsSorted(t *testing.T, q *memQueue) run {
+	bySeq := map[uint64]protocol.Record{}
+	for _, b := range q.bodies {
+		recs, err := protocol.DecodeMessage([]byte(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			bySeq[r.Seq] = r
+		}
+	}
+	var r run
+	for i := uint64(1); i <= uint64(len(bySeq)); i++ {
+		rec, ok := bySeq[i]
+		if !ok {
+			t.Fatalf("gap at seq %d", i)
+		}
+		r.records = append(r.records, rec)
+	}
+	return r
+}
+
+func TestSendTimeoutGoesLocalOnly(t *testing.T) {
+	q := newMemQueue(t)
+	q.failCall = func(int, int) (int, error) { return 0, errors.New("throttled") }
+	c := sinkConfig(t, "lines", "100000")
+	c.SendTimeout = 300 * time.Millisecond
+	start := time.Now()
+	res := Run(context.Background(), c, q)
+	if res.Delivered || res.QueueErr == nil || res.Exit.Reason != protocol.ReasonCompleted || res.Exit.Lines != 100000 {
+		t.Fatalf("result %+v", res)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("took %s", took)
+	}
+}
