@@ -185,7 +185,7 @@ func (w *watch) exitOutcome(e *protocol.Exit) error {
 	if e.DurationMS > 0 {
 		w.startedAt = w.app.now().Add(-time.Duration(e.DurationMS) * time.Millisecond)
 	}
-	msg := e.Message
+	msg := strings.TrimPrefix(e.Message, e.Reason+": ")
 	switch e.Reason {
 	case protocol.ReasonCompleted:
 		if !w.cancelAt.IsZero() && e.Signal != "" {
