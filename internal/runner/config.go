@@ -57,11 +57,11 @@ type Config struct {
 	MaxRequestBytes int
 
 	// Tuning for tests and benchmarks; zero means the default.
-	MaxMessageBytes int // bytes per message body (default MaxRequestBytes: one message per full request)
-	MaxPiece   int           // bytes of job output per Line (default 64 KiB)
-	ReadSize   int           // bytes per pipe read (default 64 KiB)
-	FlushDelay time.Duration // how long a partial line waits for its end (default 10ms)
-	QueueDepth int           // chunks buffered between readers and batcher (default 16)
+	MaxMessageBytes int           // bytes per message body (default MaxRequestBytes: one message per full request)
+	MaxPiece        int           // bytes of job output per Line (default 64 KiB)
+	ReadSize        int           // bytes per pipe read (default 64 KiB)
+	FlushDelay      time.Duration // how long a partial line waits for its end (default 10ms)
+	QueueDepth      int           // chunks buffered between readers and batcher (default 16)
 	// ExitWait is how long the runner waits for the pipes to close after the
 	// job's main process exits (background children holding them) before it
 	// kills the job's group; default 2s.

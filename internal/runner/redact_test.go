@@ -19,7 +19,7 @@ func TestRedactor(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"password hunter22 ok", "password *** ok"},
 		{"hunter22hunter22", "***"}, // adjacent matches merge
-		{"hunter22-longer", "***"}, // the longer secret wins, masked whole
+		{"hunter22-longer", "***"},  // the longer secret wins, masked whole
 		{"abc is too short to redact", "abc is too short to redact"},
 		{"id AKIAIOSFODNN7EXAMPLE.", "id ***."},
 		{"id ASIAIOSFODNN7EXAMPLE", "id ***"},
