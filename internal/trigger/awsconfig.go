@@ -76,7 +76,7 @@ func loadAWS(ctx context.Context, c *Config, getenv func(string) string, req *pr
 func mfaPrompter(in *bufio.Reader, stdinTTY bool, prompt io.Writer, profile string) func() (string, error) {
 	return func() (string, error) {
 		if !stdinTTY {
-			return "", fmt.Errorf("profile %q needs an MFA code (mfa_serial), but stdin is not a terminal: run deploy-trigger on a terminal, or use credentials without MFA in CI", profile)
+			return "", &mfaError{fmt.Sprintf("profile %q needs an MFA code (mfa_serial), but stdin is not a terminal: run deploy-trigger on a terminal, or use credentials without MFA in CI", profile)}
 		}
 		fmt.Fprintf(prompt, "MFA code for profile %s: ", profile)
 		line, err := in.ReadString('\n')
@@ -85,8 +85,13 @@ func mfaPrompter(in *bufio.Reader, stdinTTY bool, prompt io.Writer, profile stri
 		}
 		code := strings.TrimSpace(line)
 		if code == "" {
-			return "", errors.New("no MFA code entered")
+			return "", &mfaError{"no MFA code was entered for profile " + profile + ": run again and type the code your MFA device shows"}
 		}
 		return code, nil
 	}
 }
+
+// mfaError says an MFA code was needed and could not be had.
+type mfaError struct{ msg string }
+
+func (e *mfaError) Error() string { return e.msg }

@@ -66,6 +66,19 @@ func (b *scriptedBroker) env(extra ...string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
+// tryRequest returns the next request, or nil when none comes before ctx ends.
+func (b *scriptedBroker) tryRequest(ctx context.Context) *protocol.Request {
+	for ctx.Err() == nil {
+		out, err := b.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(b.subURL), MaxNumberOfMessages: 1, WaitTimeSeconds: 1})
+		if err != nil || len(out.Messages) == 0 {
+			continue
+		}
+		r, _ := protocol.DecodeRequest([]byte(aws.ToString(out.Messages[0].Body)))
+		return r
+	}
+	return nil
+}
+
 // request waits for the next request the trigger publishes.
 func (b *scriptedBroker) request(ctx context.Context) *protocol.Request {
 	b.t.Helper()

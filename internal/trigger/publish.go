@@ -3,6 +3,7 @@ package trigger
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -51,7 +52,10 @@ func publish(ctx context.Context, c clients, topic Topic, r *protocol.Request) e
 // describeAWSError turns an AWS error into one clear sentence with the
 // broker exit code.
 func describeAWSError(ctx context.Context, c clients, err error, doing, needs string) error {
+	var mfa *mfaError
 	switch {
+	case errors.As(err, &mfa):
+		return exitcode.New(exitcode.Usage, mfa)
 	case isExpiredCredentials(err):
 		return exitcode.Errorf(exitcode.Broker, "%s failed: your AWS credentials have expired; refresh them (e.g. aws sso login, or a new CI session) and try again", doing)
 	case isInvalidCredentials(err):
