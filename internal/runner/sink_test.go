@@ -274,3 +274,10 @@ func TestSendTimeoutGoesLocalOnly(t *testing.T) {
 		t.Fatalf("took %s", took)
 	}
 }
+
+// countSink accepts everything at once and counts (for benchmarks).
+type countSink struct{}
+
+func (countSink) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, _ ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
+	return &sqs.SendMessageBatchOutput{}, nil
+}

@@ -1,0 +1,463 @@
+// Package bench is the runner's end-to-end benchmark (cmd/bench): the real
+// runner binary streaming a job's output through the moto server to a
+// minimal receiver, compared with a bare SendMessageBatch loop on the same
+// server, plus latency at a slow line rate and the runner's peak RSS while a
+// job writes 1 GiB. Results are printed as a table and as "name: value"
+// lines; docs/BENCHMARKS.md records them.
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/deploy-broker/deploy-broker/internal/moto"
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
+)
+
+type options struct {
+	lines        int
+	lineBytes    int
+	latencyLines int
+	latencyRate  int
+	rssBytes     int64
+	rssSink      string
+	rssRTT       time.Duration
+	runnerBin    string
+	skip         string
+}
+
+type result struct {
+	name, value, note string
+}
+
+// Main runs the benchmark; it returns the process exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	fs.IntVar(&o.lines, "lines", 1_000_000, "lines the job writes for the throughput run")
+	fs.IntVar(&o.lineBytes, "line-bytes", 100, "bytes per line, newline included")
+	fs.IntVar(&o.latencyLines, "latency-lines", 200, "lines for the latency run")
+	fs.IntVar(&o.latencyRate, "latency-rate", 20, "lines per second in the latency run")
+	fs.Int64Var(&o.rssBytes, "rss-bytes", 1<<30, "bytes the job writes in the RSS run")
+	fs.StringVar(&o.rssSink, "rss-sink", "counting", "where the RSS run sends: counting (in-process sink with a simulated round trip) or moto")
+	fs.DurationVar(&o.rssRTT, "rss-rtt", 5*time.Millisecond, "simulated SendMessageBatch round trip of the counting sink")
+	fs.StringVar(&o.runnerBin, "runner", "", "runner binary (default: go build ./cmd/runner into a temporary directory)")
+	fs.StringVar(&o.skip, "skip", "", "comma-separated parts to skip: e2e,raw,latency,rss")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if err := run(ctx, o, stdout, stderr); err != nil {
+		fmt.Fprintln(stderr, "bench:", err)
+		return 1
+	}
+	return 0
+}
+
+func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
+	skip := map[string]bool{}
+	for _, s := range strings.Split(o.skip, ",") {
+		skip[strings.TrimSpace(s)] = true
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "deploy-broker-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if o.runnerBin == "" {
+		o.runnerBin = filepath.Join(tmp, "runner")
+		fmt.Fprintln(stderr, "building ./cmd/runner …")
+		b := exec.CommandContext(ctx, "go", "build", "-o", o.runnerBin, "./cmd/runner")
+		b.Stdout, b.Stderr = stderr, stderr
+		if err := b.Run(); err != nil {
+			return fmt.Errorf("building the runner (run from the repository root or pass -runner): %w", err)
+		}
+	}
+	fmt.Fprintln(stderr, "starting moto_server …")
+	srv, err := moto.Start(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	cfg, err := srv.AWSConfig(ctx)
+	if err != nil {
+		return err
+	}
+	client := sqs.NewFromConfig(cfg)
+	b := &bencher{o: o, self: self, srv: srv, client: client, stderr: stderr}
+
+	var res []result
+	add := func(name, value, note string) { res = append(res, result{name, value, note}) }
+	var e2eRate, rawRate float64
+	totalMiB := float64(o.lines*o.lineBytes) / (1 << 20)
+	if !skip["e2e"] {
+		fmt.Fprintf(stderr, "e2e: %d lines of %d bytes through runner → moto → receiver …\n", o.lines, o.lineBytes)
+		st, err := b.e2e(ctx, []string{"lines", strconv.Itoa(o.lines), strconv.Itoa(o.lineBytes)}, nil)
+		if err != nil {
+			return fmt.Errorf("e2e run: %w", err)
+		}
+		if st.lines != int64(o.lines) {
+			return fmt.Errorf("e2e run: the receiver got %d lines, want %d", st.lines, o.lines)
+		}
+		e2eRate = float64(o.lines) / st.elapsed.Seconds()
+		add("e2e_lines_per_sec", fmt.Sprintf("%.0f", e2eRate), fmt.Sprintf("%.1f MiB in %.2fs, every line checked in order", totalMiB, st.elapsed.Seconds()))
+		add("e2e_mib_per_sec", fmt.Sprintf("%.1f", totalMiB/st.elapsed.Seconds()), "")
+		add("bytes_per_request", fmt.Sprintf("%.0f", float64(st.runnerBodyBytes)/float64(st.runnerRequests)),
+			fmt.Sprintf("message body bytes per SendMessageBatch (%d requests)", st.runnerRequests))
+		add("job_bytes_per_request", fmt.Sprintf("%.0f", float64(o.lines*o.lineBytes)/float64(st.runnerRequests)), "job output bytes per SendMessageBatch")
+		add("sqs_requests_per_million_lines", fmt.Sprintf("%.0f", float64(st.runnerRequests)*1e6/float64(o.lines)), "")
+		add("receive_calls", strconv.Itoa(st.receives), "ReceiveMessage calls of the receiver")
+	}
+	if !skip["raw"] {
+		fmt.Fprintln(stderr, "raw: bare SendMessageBatch loop with the same bytes …")
+		elapsed, requests, err := b.raw(ctx)
+		if err != nil {
+			return fmt.Errorf("raw run: %w", err)
+		}
+		rawRate = float64(o.lines) / elapsed.Seconds()
+		add("raw_batch_lines_per_sec", fmt.Sprintf("%.0f", rawRate), fmt.Sprintf("%d full requests in %.2fs, no receiver", requests, elapsed.Seconds()))
+	}
+	if e2eRate > 0 && rawRate > 0 {
+		add("e2e_ratio", fmt.Sprintf("%.2f", e2eRate/rawRate), "goal ≥ 0.8")
+	}
+	if !skip["latency"] {
+		fmt.Fprintf(stderr, "latency: %d lines at %d/s …\n", o.latencyLines, o.latencyRate)
+		var lat []time.Duration
+		st, err := b.e2e(ctx, []string{"paced", strconv.Itoa(o.latencyLines), strconv.Itoa(o.latencyRate)}, func(p []byte) {
+			if f := strings.Fields(string(p)); len(f) > 1 && f[0] == "lat" {
+				if ns, err := strconv.ParseInt(f[1], 10, 64); err == nil {
+					lat = append(lat, time.Since(time.Unix(0, ns)))
+				}
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("latency run: %w", err)
+		}
+		if len(lat) != o.latencyLines {
+			return fmt.Errorf("latency run: %d of %d lines arrived", len(lat), o.latencyLines)
+		}
+		slices.Sort(lat)
+		pct := func(p float64) float64 {
+			return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) / 1000
+		}
+		add("latency_p50_ms", fmt.Sprintf("%.1f", pct(0.50)), "job write → receiver print")
+		add("latency_p99_ms", fmt.Sprintf("%.1f", pct(0.99)), "goal ≤ 50")
+		add("latency_max_ms", fmt.Sprintf("%.1f", pct(1)), fmt.Sprintf("%d requests for %d lines", st.runnerRequests, o.latencyLines))
+	}
+	if !skip["rss"] {
+		fmt.Fprintf(stderr, "rss: job writes %d MiB (%s sink) …\n", o.rssBytes>>20, o.rssSink)
+		kib, note, err := b.rss(ctx)
+		if err != nil {
+			return fmt.Errorf("rss run: %w", err)
+		}
+		add("runner_peak_rss_mib", fmt.Sprintf("%.1f", float64(kib)/1024), note)
+	}
+
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "figure\tvalue\tnote")
+	for _, r := range res {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.name, r.value, r.note)
+	}
+	tw.Flush()
+	fmt.Fprintln(stdout)
+	for _, r := range res {
+		fmt.Fprintf(stdout, "%s: %s\n", r.name, r.value)
+	}
+	return nil
+}
+
+type bencher struct {
+	o      options
+	self   string
+	srv    *moto.Server
+	client *sqs.Client
+	stderr io.Writer
+	n      int
+	// onStart, when set, learns the runner's pid.
+	onStart func(pid int)
+}
+
+func (b *bencher) queue(ctx context.Context) (string, string, error) {
+	b.n++
+	runID := fmt.Sprintf("01JDBENCH%017d", b.n)
+	out, err := b.client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(protocol.QueueName("bench", runID)),
+		Attributes: map[string]string{"FifoQueue": "true"}})
+	if err != nil {
+		return "", "", err
+	}
+	return *out.QueueUrl, runID, nil
+}
+
+type e2eStats struct {
+	elapsed         time.Duration
+	lines           int64
+	receives        int
+	runnerRequests  int64
+	runnerBodyBytes int64
+}
+
+// e2e runs the runner binary with the bench job in the given mode and
+// receives until the exit record. onLine sees every complete line.
+func (b *bencher) e2e(ctx context.Context, job []string, onLine func([]byte)) (e2eStats, error) {
+	var st e2eStats
+	url, runID, err := b.queue(ctx)
+	if err != nil {
+		return st, err
+	}
+	cmd := exec.CommandContext(ctx, b.o.runnerBin, append([]string{b.self}, job[1:]...)...)
+	cmd.Env = append(os.Environ(), b.srv.Env(moto.Region)...)
+	cmd.Env = append(cmd.Env, protocol.EnvRunID+"="+runID, protocol.EnvQueueURL+"="+url, protocol.EnvJob+"=bench",
+		EnvJob+"="+job[0])
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = io.Discard, &logs // the tee copy goes nowhere; the runner's JSON log is kept
+	recvDone := make(chan error, 1)
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return st, err
+	}
+	if b.onStart != nil {
+		b.onStart(cmd.Process.Pid)
+	}
+	go func() { recvDone <- receive(ctx, b.client, url, &st, onLine) }()
+	rerr := <-recvDone
+	st.elapsed = time.Since(start)
+	werr := cmd.Wait()
+	if rerr != nil {
+		return st, fmt.Errorf("receiving: %w (runner log: %s)", rerr, tail(logs.String()))
+	}
+	if werr != nil {
+		return st, fmt.Errorf("the runner failed: %w (log: %s)", werr, tail(logs.String()))
+	}
+	sc := bufio.NewScanner(&logs)
+	for sc.Scan() {
+		var l struct {
+			Msg       string `json:"msg"`
+			Requests  int64  `json:"requests"`
+			BodyBytes int64  `json:"body_bytes"`
+		}
+		if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "run finished" {
+			st.runnerRequests, st.runnerBodyBytes = l.Requests, l.BodyBytes
+		}
+	}
+	return st, nil
+}
+
+func tail(s string) string {
+	if len(s) > 2000 {
+		return "…" + s[len(s)-2000:]
+	}
+	return s
+}
+
+// receive is a minimal trigger: receive, delete, reorder by sequence
+// number, reassemble pieces and write lines (to io.Discard), until the exit
+// record. It checks that output lines of the "lines" job arrive in order.
+func receive(ctx context.Context, client *sqs.Client, url string, st *e2eStats, onLine func([]byte)) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
+	defer cancel()
+	pending := map[uint64]protocol.Record{}
+	next := uint64(1)
+	var partial []byte
+	w := bufio.NewWriterSize(io.Discard, 64<<10)
+	for {
+		out, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &url, MaxNumberOfMessages: 10, WaitTimeSeconds: 5})
+		if err != nil {
+			return err
+		}
+		st.receives++
+		var del []sqstypes.DeleteMessageBatchRequestEntry
+		for i, m := range out.Messages {
+			recs, err := protocol.DecodeMessage([]byte(aws.ToString(m.Body)))
+			if err != nil {
+				return err
+			}
+			for _, r := range recs {
+				if r.Seq >= next {
+					pending[r.Seq] = r
+				}
+			}
+			del = append(del, sqstypes.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle})
+		}
+		if len(del) > 0 {
+			if _, err := client.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: &url, Entries: del}); err != nil {
+				return err
+			}
+		}
+		for {
+			r, ok := pending[next]
+			if !ok {
+				break
+			}
+			delete(pending, next)
+			next++
+			switch {
+			case r.Output != nil:
+				for _, l := range r.Output.Lines {
+					p, err := l.Bytes()
+					if err != nil {
+						return err
+					}
+					w.Write(p)
+					if l.Cont {
+						partial = append(partial, p...)
+						continue
+					}
+					w.WriteByte('\n')
+					line := p
+					if len(partial) > 0 {
+						line = append(partial, p...)
+						partial = partial[:0]
+					}
+					if onLine != nil {
+						onLine(line)
+					} else if want := fmt.Sprintf("%09d ", st.lines); !bytes.HasPrefix(line, []byte(want)) {
+						return fmt.Errorf("line %d out of order: %.20q", st.lines, line)
+					}
+					st.lines++
+				}
+			case r.Exit != nil:
+				w.Flush()
+				if r.Exit.Reason != protocol.ReasonCompleted || r.Exit.Code != 0 {
+					return fmt.Errorf("the job did not complete: %+v", *r.Exit)
+				}
+				return nil
+			}
+		}
+	}
+}
+
+// raw sends the same job output, packed into full 1 MiB messages by the
+// same encoder, with a bare SendMessageBatch loop: the ceiling the runner is
+// compared with.
+func (b *bencher) raw(ctx context.Context) (time.Duration, int, error) {
+	url, runID, err := b.queue(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	var bodies []string
+	var mb protocol.MessageBuilder
+	mb.Reset()
+	line := make([]byte, b.o.lineBytes-1)
+	for i := range line {
+		line[i] = 'a' + byte(i%26)
+	}
+	now := time.Now()
+	seq := uint64(1)
+	mb.BeginOutput(protocol.SourceRunner, seq, now)
+	for i := 0; i < b.o.lines; i++ {
+		copy(line, fmt.Sprintf("%09d ", i))
+		m := mb.Mark()
+		mb.AppendLine(protocol.Stdout, now, line, false)
+		if mb.Len() > protocol.MaxMessageBytes {
+			mb.Rollback(m)
+			bodies = append(bodies, string(mb.Bytes()))
+			mb.Reset()
+			seq++
+			mb.BeginOutput(protocol.SourceRunner, seq, now)
+			mb.AppendLine(protocol.Stdout, now, line, false)
+		}
+	}
+	bodies = append(bodies, string(mb.Bytes()))
+	start := time.Now()
+	for i, body := range bodies {
+		_, err := b.client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: &url, Entries: []sqstypes.SendMessageBatchRequestEntry{{
+			Id: aws.String("0"), MessageBody: aws.String(body), MessageGroupId: aws.String(runID),
+			MessageDeduplicationId: aws.String("raw-" + strconv.Itoa(i)),
+		}}})
+		if err != nil {
+			return 0, 0, err
+		}
+	}
+	elapsed := time.Since(start)
+	_, _ = b.client.DeleteQueue(ctx, &sqs.DeleteQueueInput{QueueUrl: &url})
+	return elapsed, len(bodies), nil
+}
+
+// rss measures the runner's peak resident set while the job writes
+// o.rssBytes.
+func (b *bencher) rss(ctx context.Context) (int64, string, error) {
+	job := []string{"bytes", strconv.FormatInt(b.o.rssBytes, 10), strconv.Itoa(b.o.lineBytes)}
+	switch b.o.rssSink {
+	case "counting":
+		cmd := exec.CommandContext(ctx, b.self, append([]string{b.self}, job[1:]...)...)
+		cmd.Env = append(os.Environ(), EnvRunner+"="+b.o.rssRTT.String(), EnvJob+"="+job[0])
+		start := time.Now()
+		out, err := cmd.Output()
+		if err != nil {
+			return 0, "", fmt.Errorf("%w: %s", err, out)
+		}
+		var r struct {
+			PeakRSSKiB int64 `json:"peak_rss_kib"`
+			Requests   int64 `json:"requests"`
+			BodyBytes  int64 `json:"body_bytes"`
+			JobBytes   int64 `json:"job_bytes"`
+			Delivered  bool  `json:"delivered"`
+		}
+		last := out[bytes.LastIndexByte(bytes.TrimSpace(out), '\n')+1:]
+		if err := json.Unmarshal(last, &r); err != nil {
+			return 0, "", fmt.Errorf("reading the counting runner's report %q: %w", last, err)
+		}
+		if r.JobBytes != b.o.rssBytes/int64(b.o.lineBytes)*int64(b.o.lineBytes) || !r.Delivered {
+			return 0, "", fmt.Errorf("the counting runner saw %d job bytes (delivered %v)", r.JobBytes, r.Delivered)
+		}
+		return r.PeakRSSKiB, fmt.Sprintf("VmHWM; %d MiB in %.1fs via counting sink (rtt %s), %d requests", r.JobBytes>>20,
+			time.Since(start).Seconds(), b.o.rssRTT, r.Requests), nil
+	case "moto":
+		var peak int64
+		stop, polled := make(chan struct{}), make(chan struct{})
+		// Poll the runner process's VmHWM while it runs.
+		pids := make(chan int, 1)
+		go func() {
+			defer close(polled)
+			var pid int
+			select {
+			case pid = <-pids:
+			case <-stop:
+				return
+			}
+			t := time.NewTicker(100 * time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+					if k := peakRSSKiB(pid); k > peak {
+						peak = k
+					}
+				}
+			}
+		}()
+		b.onStart = func(pid int) { pids <- pid }
+		st, err := b.e2e(ctx, job, func([]byte) {})
+		b.onStart = nil
+		close(stop)
+		<-polled
+		if err != nil {
+			return 0, "", err
+		}
+		return peak, fmt.Sprintf("VmHWM polled every 100ms; %d MiB through moto in %.1fs", st.lines*int64(b.o.lineBytes)>>20, st.elapsed.Seconds()), nil
+	}
+	return 0, "", fmt.Errorf("-rss-sink must be counting or moto, not %q", b.o.rssSink)
+}

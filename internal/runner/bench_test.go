@@ -1,0 +1,112 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
+)
+
+// benchLines is the job output of the benchmarks: lines of 100 bytes.
+const benchLines = 200_000
+
+// BenchmarkPipeRead is the baseline: the same job, its stdout read from a
+// pipe into a 64 KiB buffer and thrown away.
+func BenchmarkPipeRead(b *testing.B) {
+	argv, env := jobArgs("lines", strconv.Itoa(benchLines))
+	b.SetBytes(benchLines * 100)
+	buf := make([]byte, 64<<10)
+	for b.Loop() {
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Env = env
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			if _, err := out.Read(buf); err == io.EOF {
+				break
+			} else if err != nil {
+				b.Fatal(err)
+			}
+		}
+		cmd.Wait()
+	}
+}
+
+// BenchmarkRunCountingSink is the whole runner (pipes, splitting, redaction,
+// encoding, batching) against an in-memory sink that counts.
+func BenchmarkRunCountingSink(b *testing.B) {
+	argv, env := jobArgs("lines", strconv.Itoa(benchLines))
+	b.SetBytes(benchLines * 100)
+	var requests, body int64
+	for b.Loop() {
+		q := &countSink{}
+		c := Config{Args: argv, Env: env, RunID: "01JDBENCH000000000000000000", QueueURL: "mem://", Heartbeat: time.Hour}
+		res := Run(context.Background(), c, q)
+		if !res.Delivered || res.Exit.Lines != benchLines {
+			b.Fatalf("result %+v", res)
+		}
+		requests, body = int64(res.Requests), res.BodyBytes
+	}
+	b.ReportMetric(float64(requests), "requests/op")
+	b.ReportMetric(float64(body)/float64(requests), "body-bytes/request")
+}
+
+// BenchmarkMessageBuilder encodes 100-byte lines into 1 MiB messages.
+func BenchmarkMessageBuilder(b *testing.B) {
+	line := []byte(fmt.Sprintf("%099d", 42))
+	now := time.Now()
+	var mb protocol.MessageBuilder
+	b.SetBytes(int64(len(line) + 1))
+	mb.Reset()
+	mb.BeginOutput(protocol.SourceRunner, 1, now)
+	for b.Loop() {
+		mb.AppendLine(protocol.Stdout, now, line, false)
+		if mb.Len() > protocol.MaxMessageBytes {
+			mb.Reset()
+			mb.BeginOutput(protocol.SourceRunner, 1, now)
+		}
+	}
+}
+
+// BenchmarkRedactorFind scans 100-byte lines for secrets and key shapes.
+func BenchmarkRedactorFind(b *testing.B) {
+	r := NewRedactor([]string{"a-secret-value", "another-one-here"})
+	line := []byte("2026-11-22T10:00:00Z INFO deploying service web-frontend to cluster prod-eu-1, revision 42 (ok)")
+	b.SetBytes(int64(len(line)))
+	var spans []span
+	for b.Loop() {
+		spans = r.Find(line, spans)
+	}
+}
+
+// BenchmarkGzipMessage measures what compression would buy: the size of a
+// 1 MiB message of the benchmark's lines after EncodeMessageGzip.
+func BenchmarkGzipMessage(b *testing.B) {
+	var recs []protocol.Record
+	var lines []protocol.Line
+	size := 0
+	for i := 0; size < 800<<10; i++ {
+		x := fmt.Sprintf("%09d %s", i, "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmn")
+		lines = append(lines, protocol.Line{Stream: protocol.Stdout, Text: x})
+		size += len(x) + 1
+	}
+	recs = append(recs, protocol.Record{Type: protocol.TypeOutput, Src: protocol.SourceRunner, Seq: 1, Time: time.Now(), Output: &protocol.Output{Lines: lines}})
+	plain, _ := protocol.EncodeMessage(recs)
+	b.SetBytes(int64(size))
+	var gz []byte
+	for b.Loop() {
+		gz, _ = protocol.EncodeMessageGzip(recs)
+	}
+	b.ReportMetric(float64(len(plain))/float64(len(gz)), "ratio")
+}
