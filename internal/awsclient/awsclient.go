@@ -8,6 +8,7 @@ package awsclient
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -40,6 +41,7 @@ func Load(ctx context.Context, o Options) (aws.Config, error) {
 			return retry.NewStandard(func(so *retry.StandardOptions) {
 				so.MaxAttempts = attempts
 				so.MaxBackoff = backoff
+				so.Backoff = jitterBackoff{base: 100 * time.Millisecond, max: backoff}
 				// The client-side rate limiter of the standard retryer gives up
 				// after a burst of failures; a broker must keep retrying instead.
 				so.RateLimiter = noRateLimit{}
@@ -69,3 +71,18 @@ func (noRateLimit) GetToken(context.Context, uint) (func() error, error) {
 	return func() error { return nil }, nil
 }
 func (noRateLimit) AddTokens(uint) error { return nil }
+
+// jitterBackoff is "full jitter" exponential backoff: a random delay in
+// [0, min(max, base·2^attempt)). The SDK's default starts at a second, far
+// too slow for a runner streaming a live log; this starts at 100ms.
+type jitterBackoff struct{ base, max time.Duration }
+
+func (b jitterBackoff) BackoffDelay(attempt int, _ error) (time.Duration, error) {
+	ceil := b.max
+	if attempt < 30 {
+		if d := b.base << uint(attempt); d > 0 && d < ceil {
+			ceil = d
+		}
+	}
+	return time.Duration(rand.Int64N(int64(ceil) + 1)), nil
+}
