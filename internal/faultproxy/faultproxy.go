@@ -78,7 +78,7 @@ type Proxy struct {
 	rnd *rand.Rand
 
 	requests, e500, e503, throttle, reset, drop, latency atomic.Int64
-	enabled                                             atomic.Bool
+	enabled                                              atomic.Bool
 }
 
 // Start listens on 127.0.0.1 and forwards to target (e.g. moto's URL).

@@ -118,4 +118,3 @@ func firstJob(b *Broker) string {
 	}
 	return "JOB"
 }
-
