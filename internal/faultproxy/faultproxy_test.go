@@ -21,7 +21,8 @@ func TestFaultsAreInjectedAndRetriesRecover(t *testing.T) {
 	}
 	defer p.Close()
 	ctx := context.Background()
-	client := sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.BaseEndpoint = aws.String(p.URL) })
+	cfg.BaseEndpoint = aws.String(p.URL)
+	client := sqs.NewFromConfig(cfg)
 
 	p.SetEnabled(false)
 	q, err := client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("fp.fifo"), Attributes: map[string]string{"FifoQueue": "true"}})

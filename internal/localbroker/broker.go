@@ -42,6 +42,10 @@ type Options struct {
 	SweepInterval time.Duration
 	// Clock replaces time.Now in the dispatcher (tests).
 	Clock func() time.Time
+	// Endpoint, when set, is given the emulator's URL and returns the
+	// endpoint the broker's own clients and the runners use instead, e.g.
+	// a fault-injecting proxy in front of it (reliability tests).
+	Endpoint func(motoURL string) (string, error)
 }
 
 // Broker is a running local broker.
@@ -97,6 +101,15 @@ func (b *Broker) start(ctx context.Context, o Options, cfg *config.Config, log *
 		return err
 	}
 	b.Resources = res
+	runnerEnv := b.Server.Env(res.Region)
+	if o.Endpoint != nil {
+		url, err := o.Endpoint(b.Server.URL)
+		if err != nil {
+			return err
+		}
+		awsCfg.BaseEndpoint = &url
+		runnerEnv = append(runnerEnv, "AWS_ENDPOINT_URL="+url)
+	}
 	var opts []dispatcher.Option
 	if o.Clock != nil {
 		opts = append(opts, dispatcher.WithClock(o.Clock))
@@ -128,7 +141,7 @@ func (b *Broker) start(ctx context.Context, o Options, cfg *config.Config, log *
 	}
 	b.agent = &agent{
 		ecs: ecs.NewFromConfig(awsCfg), cluster: res.ClusterARN, region: res.Region, account: res.AccountID,
-		runnerPath: o.RunnerPath, dir: dir, env: b.Server.Env(res.Region), logDir: o.TaskLogDir,
+		runnerPath: o.RunnerPath, dir: dir, env: runnerEnv, logDir: o.TaskLogDir,
 		failStart: o.FailToStart, poll: poll, invoke: invoke, log: log.With("component", "agent"),
 		tasks: map[string]*localTask{},
 	}

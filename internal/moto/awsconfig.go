@@ -17,14 +17,20 @@ const Region = "us-east-1"
 // AWSConfig returns SDK configuration for this server: loopback endpoint,
 // dummy static credentials, no shared config files.
 func (s *Server) AWSConfig(ctx context.Context) (aws.Config, error) {
-	return awsclient.Load(ctx, awsclient.Options{
+	cfg, err := awsclient.Load(ctx, awsclient.Options{
 		Region: Region,
 		Extra: []func(*config.LoadOptions) error{
 			config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")),
-			config.WithBaseEndpoint(s.URL),
 			config.WithAPIOptions([]func(*middleware.Stack) error{addECSFix}),
 			config.WithSharedConfigFiles([]string{}),
 			config.WithSharedCredentialsFiles([]string{}),
 		},
 	})
+	if err != nil {
+		return cfg, err
+	}
+	// Set here rather than with config.WithBaseEndpoint, which would also
+	// become a config source that wins over a later change of BaseEndpoint.
+	cfg.BaseEndpoint = aws.String(s.URL)
+	return cfg, nil
 }

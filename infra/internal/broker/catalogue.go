@@ -1,0 +1,170 @@
+package broker
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/deploy-broker/deploy-broker/infra/internal/naming"
+	"github.com/deploy-broker/deploy-broker/internal/config"
+)
+
+// MaxFargateStopTimeout is the longest ECS waits between SIGTERM and SIGKILL
+// on Fargate.
+const MaxFargateStopTimeout = 120 * time.Second
+
+// stopMargin is what the runner needs after the grace period to report exit.
+const stopMargin = 10 * time.Second
+
+// JobCatalogueProps configures the catalogue's ECS side.
+type JobCatalogueProps struct {
+	Config *config.Config
+	// RunQueueArn is the ARN pattern of the broker's run queues.
+	RunQueueArn *string
+	// LogRetention applies to the run log group.
+	LogRetention awslogs.RetentionDays
+}
+
+// JobCatalogue is one Job per catalogue entry, the execution role they share
+// and the log group every runner writes to.
+type JobCatalogue interface {
+	constructs.Construct
+	Jobs() []Job
+	ExecutionRole() awsiam.IRole
+	LogGroup() awslogs.ILogGroup
+}
+
+type jobCatalogue struct {
+	constructs.Construct
+	jobs     []Job
+	exec     awsiam.Role
+	logGroup awslogs.LogGroup
+}
+
+// NewJobCatalogue creates the catalogue. It fails on a configuration the
+// stack cannot express (a secret reference that is no ARN ECS takes, a grace
+// period longer than Fargate allows).
+func NewJobCatalogue(scope constructs.Construct, id string, props *JobCatalogueProps) (JobCatalogue, error) {
+	cfg := props.Config
+	stop := cfg.Runner.Grace.D() + stopMargin
+	if stop > MaxFargateStopTimeout {
+		return nil, fmt.Errorf("runner.grace %s is too long: Fargate kills a container at most %s after SIGTERM and the runner needs %s to report, so grace may be at most %s",
+			cfg.Runner.Grace.D(), MaxFargateStopTimeout, stopMargin, MaxFargateStopTimeout-stopMargin)
+	}
+	secrets := map[string][]JobSecret{}
+	var smResources, ssmResources, repos []string
+	for _, name := range cfg.JobNames() {
+		job := cfg.Jobs[name]
+		for _, env := range sortedKeys(job.Secrets) {
+			s, err := naming.ParseSecret(job.Secrets[env])
+			if err != nil {
+				return nil, fmt.Errorf("job %q: secret %s: %w", name, env, err)
+			}
+			secrets[name] = append(secrets[name], JobSecret{Name: env, ValueFrom: s.ValueFrom})
+			if s.Kind == naming.SecretsManager {
+				smResources = append(smResources, s.Resource)
+			} else {
+				ssmResources = append(ssmResources, s.Resource)
+			}
+		}
+		if img, ok := naming.ParseECRImage(job.Image); ok {
+			repos = append(repos, img.RepositoryARN())
+		}
+		for i, s := range job.Policy {
+			if !naming.ValidSid(s.Sid) {
+				return nil, fmt.Errorf("job %q: policy[%d].sid %q may hold only letters and digits", name, i, s.Sid)
+			}
+		}
+	}
+
+	this := constructs.NewConstruct(scope, &id)
+	var statements []awsiam.PolicyStatement
+	if len(repos) > 0 {
+		statements = append(statements,
+			awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+				Sid:       jsii.String("PullJobImages"),
+				Actions:   jsii.Strings("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"),
+				Resources: jsii.Strings(unique(repos)...),
+			}),
+			awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+				Sid:     jsii.String("EcrAuthorizationToken"),
+				Actions: jsii.Strings("ecr:GetAuthorizationToken"),
+				// GetAuthorizationToken has no resource-level permissions.
+				Resources: jsii.Strings("*"),
+			}))
+	}
+	if len(smResources) > 0 {
+		statements = append(statements, awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String("ReadJobSecrets"),
+			Actions:   jsii.Strings("secretsmanager:GetSecretValue"),
+			Resources: jsii.Strings(unique(smResources)...),
+		}))
+	}
+	if len(ssmResources) > 0 {
+		statements = append(statements, awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String("ReadJobParameters"),
+			Actions:   jsii.Strings("ssm:GetParameters"),
+			Resources: jsii.Strings(unique(ssmResources)...),
+		}))
+	}
+	inline := map[string]awsiam.PolicyDocument{}
+	if len(statements) > 0 {
+		inline["job-images-and-secrets"] = awsiam.NewPolicyDocument(&awsiam.PolicyDocumentProps{Statements: &statements})
+	}
+	exec := awsiam.NewRole(this, jsii.String("ExecutionRole"), &awsiam.RoleProps{
+		AssumedBy:      ecsTasksPrincipal(),
+		Description:    jsii.String("deploy-broker task execution: pulls job images, reads job secrets, writes run logs"),
+		InlinePolicies: &inline,
+	})
+	logGroup := awslogs.NewLogGroup(this, jsii.String("RunLogs"), &awslogs.LogGroupProps{
+		Retention:     props.LogRetention,
+		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+	})
+
+	c := &jobCatalogue{Construct: this, exec: exec, logGroup: logGroup}
+	for _, name := range cfg.JobNames() {
+		c.jobs = append(c.jobs, NewJob(this, "Job-"+name, &JobProps{
+			Name:          name,
+			Job:           cfg.Jobs[name],
+			Family:        cfg.TaskFamily(name),
+			Secrets:       secrets[name],
+			ExecutionRole: exec,
+			LogGroup:      logGroup,
+			RunQueueArn:   props.RunQueueArn,
+			StopTimeout:   awscdk.Duration_Seconds(jsii.Number(stop.Seconds())),
+		}))
+	}
+	return c, nil
+}
+
+func (c *jobCatalogue) Jobs() []Job                 { return c.jobs }
+func (c *jobCatalogue) ExecutionRole() awsiam.IRole { return c.exec }
+func (c *jobCatalogue) LogGroup() awslogs.ILogGroup { return c.logGroup }
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func unique(s []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, v := range s {
+		if !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	sort.Strings(out)
+	return out
+}

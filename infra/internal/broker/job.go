@@ -1,0 +1,168 @@
+package broker
+
+import (
+	"fmt"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsecs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/deploy-broker/deploy-broker/infra/internal/naming"
+	"github.com/deploy-broker/deploy-broker/internal/config"
+)
+
+// JobSecret is one environment variable ECS fills from Secrets Manager or
+// SSM Parameter Store.
+type JobSecret struct {
+	Name, ValueFrom string
+}
+
+// JobProps configures one catalogue job.
+type JobProps struct {
+	Name   string
+	Job    config.Job
+	Family string
+	// Secrets are the job's secrets, sorted by name; the execution role's
+	// read permission on them is the catalogue's.
+	Secrets       []JobSecret
+	ExecutionRole awsiam.IRole
+	LogGroup      awslogs.ILogGroup
+	// RunQueueArn is where the runner may send feedback.
+	RunQueueArn *string
+	// StopTimeout is ECS's SIGTERM → SIGKILL time: the runner's grace and a
+	// margin.
+	StopTimeout awscdk.Duration
+}
+
+// Job is a catalogue job's task role and Fargate task definition.
+type Job interface {
+	constructs.Construct
+	Name() string
+	Family() string
+	TaskRole() awsiam.IRole
+	TaskDefinition() awsecs.FargateTaskDefinition
+}
+
+type job struct {
+	constructs.Construct
+	name, family string
+	role         awsiam.Role
+	taskDef      awsecs.FargateTaskDefinition
+}
+
+// TmpVolume is the task's writable scratch volume, mounted at /tmp: the
+// root filesystem is read-only.
+const TmpVolume = "tmp"
+
+// NewJob creates the job's role (sending to run queues, plus exactly the
+// statements and managed policies of the job's configuration) and its task
+// definition: family "<broker>-<job>", one container "runner" with the job's
+// image (whose entrypoint is the runner), static environment, ECS secrets,
+// awslogs, read-only root filesystem and a /tmp volume. The command comes
+// with each RunTask.
+func NewJob(scope constructs.Construct, id string, props *JobProps) Job {
+	this := constructs.NewConstruct(scope, &id)
+	j := props.Job
+
+	inline := map[string]awsiam.PolicyDocument{
+		"run-queues": awsiam.NewPolicyDocument(&awsiam.PolicyDocumentProps{Statements: &[]awsiam.PolicyStatement{
+			awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+				Sid:       jsii.String("SendFeedbackToRunQueues"),
+				Actions:   jsii.Strings("sqs:SendMessage"),
+				Resources: &[]*string{props.RunQueueArn},
+			}),
+		}}),
+	}
+	if len(j.Policy) > 0 {
+		var statements []awsiam.PolicyStatement
+		for _, s := range j.Policy {
+			statements = append(statements, jobStatement(s))
+		}
+		inline["deployment"] = awsiam.NewPolicyDocument(&awsiam.PolicyDocumentProps{Statements: &statements})
+	}
+	var managed []awsiam.IManagedPolicy
+	for i, arn := range j.ManagedPolicies {
+		managed = append(managed, awsiam.ManagedPolicy_FromManagedPolicyArn(this, jsii.String(fmt.Sprintf("Managed%d", i)), jsii.String(arn)))
+	}
+	role := awsiam.NewRole(this, jsii.String("TaskRole"), &awsiam.RoleProps{
+		AssumedBy:       ecsTasksPrincipal(),
+		Description:     jsii.String(fmt.Sprintf("deploy-broker job %s: its deployment permissions and run feedback", props.Name)),
+		InlinePolicies:  &inline,
+		ManagedPolicies: &managed,
+	})
+
+	taskDef := awsecs.NewFargateTaskDefinition(this, jsii.String("TaskDefinition"), &awsecs.FargateTaskDefinitionProps{
+		Family:         jsii.String(props.Family),
+		Cpu:            jsii.Number(float64(j.CPU)),
+		MemoryLimitMiB: jsii.Number(float64(j.Memory)),
+		TaskRole:       role,
+		ExecutionRole:  props.ExecutionRole,
+		Volumes:        &[]*awsecs.Volume{{Name: jsii.String(TmpVolume)}},
+	})
+	env := map[string]*string{}
+	for k, v := range j.Environment {
+		env[k] = jsii.String(v)
+	}
+	container := taskDef.AddContainer(jsii.String("Runner"), &awsecs.ContainerDefinitionOptions{
+		ContainerName:          jsii.String(config.ContainerName),
+		Image:                  awsecs.ContainerImage_FromRegistry(jsii.String(j.Image), nil),
+		Essential:              jsii.Bool(true),
+		ReadonlyRootFilesystem: jsii.Bool(true),
+		Environment:            &env,
+		StopTimeout:            props.StopTimeout,
+		Logging: awsecs.LogDriver_AwsLogs(&awsecs.AwsLogDriverProps{
+			LogGroup:     props.LogGroup,
+			StreamPrefix: jsii.String(props.Name),
+		}),
+	})
+	if _, ok := naming.ParseECRImage(j.Image); ok {
+		// The catalogue grants the execution role the pull on this repository.
+		awscdk.Annotations_Of(container).AcknowledgeWarning(jsii.String("@aws-cdk/aws-ecs:ecrImageRequiresPolicy"),
+			jsii.String("the execution role may pull from the jobs' ECR repositories (JobCatalogue)"))
+	}
+	container.AddMountPoints(&awsecs.MountPoint{ContainerPath: jsii.String("/tmp"), SourceVolume: jsii.String(TmpVolume), ReadOnly: jsii.Bool(false)})
+	if len(props.Secrets) > 0 {
+		// The L2 Secret types would grant DescribeSecret too and rebuild the
+		// ARNs; the reference goes to ECS exactly as configured and the
+		// execution role reads exactly those (see JobCatalogue).
+		var secrets []map[string]string
+		for _, s := range props.Secrets {
+			secrets = append(secrets, map[string]string{"Name": s.Name, "ValueFrom": s.ValueFrom})
+		}
+		cfn := taskDef.Node().DefaultChild().(awsecs.CfnTaskDefinition)
+		cfn.AddPropertyOverride(jsii.String("ContainerDefinitions.0.Secrets"), secrets)
+	}
+	return &job{Construct: this, name: props.Name, family: props.Family, role: role, taskDef: taskDef}
+}
+
+func (j *job) Name() string                                 { return j.name }
+func (j *job) Family() string                               { return j.family }
+func (j *job) TaskRole() awsiam.IRole                       { return j.role }
+func (j *job) TaskDefinition() awsecs.FargateTaskDefinition { return j.taskDef }
+
+// jobStatement is a statement of the job's configured policy, as written.
+func jobStatement(s config.Statement) awsiam.PolicyStatement {
+	effect := awsiam.Effect_ALLOW
+	if s.Effect == "Deny" {
+		effect = awsiam.Effect_DENY
+	}
+	props := &awsiam.PolicyStatementProps{
+		Effect:    effect,
+		Actions:   jsii.Strings(s.Actions...),
+		Resources: jsii.Strings(s.Resources...),
+	}
+	if s.Sid != "" {
+		props.Sid = jsii.String(s.Sid)
+	}
+	if len(s.Condition) > 0 {
+		cond := map[string]interface{}{}
+		for op, kv := range s.Condition {
+			cond[op] = kv
+		}
+		props.Conditions = &cond
+	}
+	return awsiam.NewPolicyStatement(props)
+}

@@ -1,0 +1,55 @@
+package broker
+
+import (
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// Ledger attribute names shared with the dispatcher.
+const (
+	LedgerPartitionKey = "run_id"
+	LedgerTTLAttribute = "expires_at"
+)
+
+// LedgerProps configures the run ledger.
+type LedgerProps struct {
+	// RemovalPolicy defaults to RETAIN: the ledger is the audit trail.
+	RemovalPolicy awscdk.RemovalPolicy
+}
+
+// Ledger is the run ledger: one item per run id, written only by the
+// dispatcher, expired by DynamoDB TTL after the configured retention.
+type Ledger interface {
+	constructs.Construct
+	Table() awsdynamodb.ITable
+}
+
+type ledger struct {
+	constructs.Construct
+	table awsdynamodb.Table
+}
+
+// NewLedger creates the table: on-demand, point-in-time recovery, encrypted
+// with the AWS managed DynamoDB key, TTL on expires_at.
+func NewLedger(scope constructs.Construct, id string, props *LedgerProps) Ledger {
+	this := constructs.NewConstruct(scope, &id)
+	removal := props.RemovalPolicy
+	if removal == "" {
+		removal = awscdk.RemovalPolicy_RETAIN
+	}
+	table := awsdynamodb.NewTable(this, jsii.String("Table"), &awsdynamodb.TableProps{
+		PartitionKey: &awsdynamodb.Attribute{Name: jsii.String(LedgerPartitionKey), Type: awsdynamodb.AttributeType_STRING},
+		BillingMode:  awsdynamodb.BillingMode_PAY_PER_REQUEST,
+		PointInTimeRecoverySpecification: &awsdynamodb.PointInTimeRecoverySpecification{
+			PointInTimeRecoveryEnabled: jsii.Bool(true),
+		},
+		Encryption:          awsdynamodb.TableEncryption_AWS_MANAGED,
+		TimeToLiveAttribute: jsii.String(LedgerTTLAttribute),
+		RemovalPolicy:       removal,
+	})
+	return &ledger{Construct: this, table: table}
+}
+
+func (l *ledger) Table() awsdynamodb.ITable { return l.table }

@@ -1,0 +1,104 @@
+package broker
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+
+	"github.com/deploy-broker/deploy-broker/infra/internal/naming"
+	"github.com/deploy-broker/deploy-broker/internal/config"
+)
+
+// nagArn is how cdk-nag prints an ARN built by arn(): pseudo parameters as
+// <AWS::...>. Suppressions name findings exactly, never by pattern.
+func nagArn(service, resource string) string {
+	return "arn:<AWS::Partition>:" + service + ":<AWS::Region>:<AWS::AccountId>:" + resource
+}
+
+// suppress records why a cdk-nag finding on one resource is accepted.
+// appliesTo names the exact findings ("Resource::…", "Action::…") of
+// granular rules.
+func suppress(c constructs.IConstruct, id, reason string, appliesTo ...string) {
+	s := &cdknag.NagPackSuppression{Id: jsii.String(id), Reason: jsii.String(reason)}
+	if len(appliesTo) > 0 {
+		list := make([]interface{}, len(appliesTo))
+		for i, a := range appliesTo {
+			list[i] = a
+		}
+		s.AppliesTo = &list
+	}
+	cdknag.NagSuppressions_AddResourceSuppressions(c, &[]*cdknag.NagPackSuppression{s}, jsii.Bool(false))
+}
+
+// addNagSuppressions accepts, one by one and each with its reason, the
+// AwsSolutions findings that least privilege cannot avoid. Everything else
+// must pass the pack.
+func (s *Stack) addNagSuppressions(cfg *config.Config) {
+	const iam5 = "AwsSolutions-IAM5"
+	name := cfg.Broker.Name
+
+	d := s.Dispatcher.Role()
+	suppress(d, iam5, "sqs:ListQueues (the sweep lists run queues by name prefix) has no resource-level permissions, and ecs:ListTasks is authorized on container instances, which Fargate tasks have none of; ListTasks is scoped by the ecs:cluster condition to the broker cluster",
+		"Resource::*")
+	suppress(d, iam5, "Task ids are chosen by ECS: DescribeTasks and StopTask may act on any task of the broker cluster only (ecs:cluster condition), TagResource only at RunTask (ecs:CreateAction condition)",
+		"Resource::"+nagArn("ecs", "task/"+name+"/*"))
+	var families []string
+	for _, j := range s.Catalogue.Jobs() {
+		families = append(families, "Resource::"+nagArn("ecs", "task-definition/"+j.Family()+":*"))
+	}
+	suppress(d, iam5, "RunTask by family runs its latest revision, so each catalogue family is granted with any revision; only the catalogue's families, only on the broker cluster (ecs:cluster condition)",
+		families...)
+
+	if s.TriggerRole != nil {
+		suppress(s.TriggerRole.Role(), iam5, "SNS asks KMS for GenerateDataKey and GenerateDataKeyWithoutPlaintext on the publisher's behalf; allowed only via SNS (kms:ViaService) for the broker topic (kms:EncryptionContext:aws:sns:topicArn) on the topic key",
+			"Action::kms:GenerateDataKey*")
+	}
+
+	ecr := false
+	for _, jobName := range cfg.JobNames() {
+		if _, ok := naming.ParseECRImage(cfg.Jobs[jobName].Image); ok {
+			ecr = true
+		}
+	}
+	if ecr {
+		suppress(s.Catalogue.ExecutionRole(), iam5, "ecr:GetAuthorizationToken has no resource-level permissions; image layers are pulled only from the jobs' own repositories",
+			"Resource::*")
+	}
+
+	for _, j := range s.Catalogue.Jobs() {
+		job := cfg.Jobs[j.Name()]
+		var wild []string
+		for _, st := range job.Policy {
+			for _, a := range st.Actions {
+				if strings.Contains(a, "*") {
+					wild = append(wild, "Action::"+a)
+				}
+			}
+			for _, r := range st.Resources {
+				if strings.Contains(r, "*") {
+					wild = append(wild, "Resource::"+r)
+				}
+			}
+		}
+		if len(wild) > 0 {
+			suppress(j.TaskRole(), iam5, fmt.Sprintf("The deployment permissions of job %q, verbatim from jobs.%s.policy in the broker configuration that the platform team reviews; the broker adds nothing but sqs:SendMessage on its run queues", j.Name(), j.Name()),
+				unique(wild)...)
+		}
+		var awsManaged []string
+		for _, arn := range job.ManagedPolicies {
+			if strings.Contains(arn, ":iam::aws:policy/") {
+				awsManaged = append(awsManaged, "Policy::"+arn)
+			}
+		}
+		if len(awsManaged) > 0 {
+			suppress(j.TaskRole(), "AwsSolutions-IAM4", fmt.Sprintf("AWS managed policies named by jobs.%s.managed_policies in the broker configuration: the job's declared deployment permissions", j.Name()),
+				awsManaged...)
+		}
+		if len(job.Environment) > 0 {
+			suppress(j.TaskDefinition(), "AwsSolutions-ECS2", fmt.Sprintf("Static, non-secret settings from jobs.%s.environment in the broker configuration; secret values reach the job only as ECS secrets (jobs.%s.secrets)", j.Name(), j.Name()))
+		}
+	}
+}
