@@ -217,3 +217,32 @@ func (b *Broker) Close() {
 		b.Server.Close()
 	})
 }
+
+// RunnerPID is the process id of the runner of a run, while it runs.
+func (b *Broker) RunnerPID(runID string) (int, bool) {
+	b.agent.mu.Lock()
+	defer b.agent.mu.Unlock()
+	for _, t := range b.agent.tasks {
+		if t.runID == runID && t.cmd != nil && t.cmd.Process != nil {
+			select {
+			case <-t.exited:
+				return 0, false
+			default:
+				return t.cmd.Process.Pid, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// Runs lists the run ids the agent has started tasks for.
+func (b *Broker) Runs() []string {
+	b.agent.mu.Lock()
+	defer b.agent.mu.Unlock()
+	var ids []string
+	for _, t := range b.agent.tasks {
+		ids = append(ids, t.runID)
+	}
+	sort.Strings(ids)
+	return ids
+}
