@@ -137,7 +137,7 @@ func NewStack(scope constructs.Construct, id string, props *StackProps) (_ *Stac
 	})
 	s.Alarms = NewAlarms(s.Stack, "Alarms", &AlarmsProps{Prefix: name, Function: s.Dispatcher.Function(), DeadLetterQueue: s.Dispatcher.DeadLetterQueue()})
 
-	s.addOutputs(cfg)
+	s.addOutputs(cfg, runQueues)
 	s.addNagSuppressions(cfg)
 	return s, nil
 }
@@ -164,7 +164,7 @@ func triggerSession(cfg *config.Config) time.Duration {
 	return min(max(hours, 1), 12) * time.Hour
 }
 
-func (s *Stack) addOutputs(cfg *config.Config) {
+func (s *Stack) addOutputs(cfg *config.Config, runQueues *string) {
 	out := func(id, desc string, value *string) {
 		awscdk.NewCfnOutput(s.Stack, jsii.String(id), &awscdk.CfnOutputProps{Description: jsii.String(desc), Value: value})
 	}
@@ -175,6 +175,8 @@ func (s *Stack) addOutputs(cfg *config.Config) {
 	if s.TriggerRole != nil {
 		out("TriggerRoleArn", "deploy-trigger environment for GitHub Actions: role_arn", s.TriggerRole.Role().RoleArn())
 	}
+	out("TopicKeyArn", "CI principals' IAM: kms:GenerateDataKey* and kms:Decrypt on this key, via SNS", s.Key.Key().KeyArn())
+	out("RunQueueArnPattern", "CI principals' IAM: sqs:ReceiveMessage, DeleteMessage, ChangeMessageVisibility, GetQueueAttributes, GetQueueUrl on these queues", runQueues)
 	out("ClusterArn", "ECS cluster run tasks are placed on", s.Cluster.ClusterArn())
 	out("LedgerTable", "Run ledger (DynamoDB table)", s.Ledger.Table().TableName())
 	out("RunLogGroup", "CloudWatch Logs group with every run's full output", s.Catalogue.LogGroup().LogGroupName())

@@ -181,7 +181,7 @@ func TestLedgerClusterNetworkAlarmsOutputs(t *testing.T) {
 	}
 	// Outputs a deploy-trigger environment entry is made from
 	outputs := f.json["Outputs"].(map[string]interface{})
-	for _, o := range []string{"TopicArn", "Region", "AccountId", "AccountAlias", "TriggerRoleArn", "ClusterArn", "LedgerTable"} {
+	for _, o := range []string{"TopicArn", "Region", "AccountId", "AccountAlias", "TriggerRoleArn", "ClusterArn", "LedgerTable", "TopicKeyArn", "RunQueueArnPattern"} {
 		if _, ok := outputs[o]; !ok {
 			t.Errorf("output %s missing", o)
 		}
