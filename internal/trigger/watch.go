@@ -255,7 +255,7 @@ func (w *watch) onTick(ctx context.Context) error {
 			return err
 		}
 		return w.stoppedOutcome()
-	case w.started != nil && now.Sub(w.lastRunner) >= hb:
+	case !w.lastRunner.IsZero() && now.Sub(w.lastRunner) >= hb:
 		if err := w.flushGaps(ctx); err != nil {
 			return err
 		}
@@ -265,7 +265,7 @@ func (w *watch) onTick(ctx context.Context) error {
 		return exitcode.Errorf(exitcode.LostRunner, "lost the runner of run %s: no heartbeat for %s%s", w.runID, hb.Round(time.Second), w.taskNote())
 	case w.cancelRequested() && now.Sub(w.cancelAt) >= w.cfg.CancelGrace:
 		return exitcode.Errorf(exitcode.Cancelled, "run %s: cancel requested, but the job did not report stopping within %s; the task may still be stopping", w.runID, w.cfg.CancelGrace)
-	case w.started == nil && now.Sub(w.published) >= w.cfg.StartTimeout:
+	case w.lastRunner.IsZero() && now.Sub(w.published) >= w.cfg.StartTimeout:
 		return exitcode.Errorf(exitcode.StartTimeout, "run %s did not start within %s: %s", w.runID, w.cfg.StartTimeout, w.lastKnown())
 	}
 	if d := w.overallDeadline(); !d.IsZero() && now.After(d) {
