@@ -56,7 +56,15 @@ type Options struct {
 
 // Stats count what the proxy did.
 type Stats struct {
-	Requests, Error500, Error503, Throttle, Reset, DropResponse, Latency int64
+	Requests, Matched, Error500, Error503, Throttle, Reset, DropResponse, Latency int64
+}
+
+// FaultRate is the share of matched requests that got a fault or a spike.
+func (s Stats) FaultRate() float64 {
+	if s.Matched == 0 {
+		return 0
+	}
+	return float64(s.Faults()+s.Latency) / float64(s.Matched)
 }
 
 // Faults is the number of requests that got a fault other than latency.
@@ -77,8 +85,8 @@ type Proxy struct {
 	mu  sync.Mutex
 	rnd *rand.Rand
 
-	requests, e500, e503, throttle, reset, drop, latency atomic.Int64
-	enabled                                              atomic.Bool
+	requests, matched, e500, e503, throttle, reset, drop, latency atomic.Int64
+	enabled                                                       atomic.Bool
 }
 
 // Start listens on 127.0.0.1 and forwards to target (e.g. moto's URL).
@@ -111,7 +119,7 @@ func (p *Proxy) Close() { _ = p.srv.Close() }
 
 // Stats returns the counts so far.
 func (p *Proxy) Stats() Stats {
-	return Stats{Requests: p.requests.Load(), Error500: p.e500.Load(), Error503: p.e503.Load(),
+	return Stats{Requests: p.requests.Load(), Matched: p.matched.Load(), Error500: p.e500.Load(), Error503: p.e503.Load(),
 		Throttle: p.throttle.Load(), Reset: p.reset.Load(), DropResponse: p.drop.Load(), Latency: p.latency.Load()}
 }
 
@@ -159,6 +167,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	service, action, jsonProto := classify(r, body)
 	f := none
 	if p.o.Match == nil || p.o.Match(service, action) {
+		p.matched.Add(1)
 		f = p.pick()
 	}
 	switch f {

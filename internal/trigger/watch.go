@@ -250,12 +250,16 @@ func (w *watch) onTick(ctx context.Context) error {
 	w.out.tick(now)
 	hb := w.heartbeatLimit()
 	switch {
-	case !w.stoppedAt.IsZero() && now.Sub(w.stoppedAt) >= w.app.stopGrace:
+	case !w.stoppedAt.IsZero() && (!w.seq.waiting() || now.Sub(w.stoppedAt) >= w.app.stopGrace):
+		// The runner sends its exit record before its process ends and ECS
+		// reports the stop after, on the same FIFO message group: once the
+		// task is STOPPED and no runner record is missing, no exit record
+		// can still come. Only a gap is worth waiting for.
 		if err := w.flushGaps(ctx); err != nil {
 			return err
 		}
 		return w.stoppedOutcome()
-	case !w.lastRunner.IsZero() && now.Sub(w.lastRunner) >= hb:
+	case w.stoppedAt.IsZero() && !w.lastRunner.IsZero() && now.Sub(w.lastRunner) >= hb:
 		if err := w.flushGaps(ctx); err != nil {
 			return err
 		}
@@ -326,6 +330,9 @@ func (w *watch) stoppedOutcome() error {
 	}
 	if why == "" {
 		why = "no reason given"
+	}
+	if t.ExitCode != nil {
+		why += fmt.Sprintf(" (runner container exit code %d)", *t.ExitCode)
 	}
 	switch {
 	case w.cancelRequested():
