@@ -17,6 +17,8 @@ const (
 	DecisionCancelled = "cancelled"
 	DecisionReleased  = "released"
 	DecisionIgnored   = "ignored"
+	DecisionSwept     = "swept"
+	DecisionError     = "error" // handling failed and Lambda retries the event
 )
 
 // audit is one decision about one request.

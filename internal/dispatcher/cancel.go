@@ -2,11 +2,6 @@ package dispatcher
 
 import (
 	"context"
-	"fmt"
-	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ecs"
 
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
@@ -21,7 +16,7 @@ func (d *Dispatcher) handleCancel(ctx context.Context, req *protocol.Request) er
 	}
 	item, ok, err := d.ledger.get(ctx, req.RunID)
 	if err != nil {
-		return err
+		return d.failed(ctx, a, err)
 	}
 	if !ok {
 		a.Decision, a.Reason = DecisionIgnored, "no such run"
@@ -31,26 +26,28 @@ func (d *Dispatcher) handleCancel(ctx context.Context, req *protocol.Request) er
 	a.Job = item.Job
 	taskARN := item.TaskARN
 	if taskARN == "" {
-		out, err := d.ecs.ListTasks(ctx, &ecs.ListTasksInput{Cluster: aws.String(d.set.Cluster), StartedBy: aws.String(req.RunID)})
-		if err != nil {
-			return fmt.Errorf("listing tasks of run %s: %w", req.RunID, err)
+		if taskARN, err = d.findTask(ctx, req.RunID, false); err != nil {
+			return d.failed(ctx, a, err)
 		}
-		if len(out.TaskArns) == 0 {
-			a.Decision, a.Reason = DecisionIgnored, "run has no task (status "+item.Status+")"
+	}
+	if taskARN == "" {
+		if item.Status == StatusLaunching {
+			// The task is being started: the launch stops it as soon as it
+			// has its ARN (see accept).
+			if _, err := d.ledger.update(ctx, req.RunID, map[string]string{attrCancelAsked: stamp(d.now())}); err != nil {
+				return d.failed(ctx, a, err)
+			}
+			a.Decision, a.Reason = DecisionCancelled, "cancel noted; the task is stopped as soon as it is started"
 			d.write(ctx, a)
 			return nil
 		}
-		taskARN = out.TaskArns[0]
+		a.Decision, a.Reason = DecisionIgnored, "run has no running task (status "+item.Status+")"
+		d.write(ctx, a)
+		return nil
 	}
-	reason := oneLine("cancelled by " + item.Requester)
-	if len(reason) > 250 {
-		reason = reason[:250]
-	}
-	if _, err := d.ecs.StopTask(ctx, &ecs.StopTaskInput{Cluster: aws.String(d.set.Cluster), Task: aws.String(taskARN), Reason: aws.String(reason)}); err != nil {
-		return fmt.Errorf("stopping task %s of run %s: %w", taskARN, req.RunID, err)
-	}
-	if err := d.ledger.update(ctx, req.RunID, map[string]string{"cancelled_at": d.now().UTC().Format(time.RFC3339Nano)}); err != nil {
-		return err
+	reason := cancelReason(item)
+	if err := d.stopTask(ctx, req.RunID, taskARN, reason); err != nil {
+		return d.failed(ctx, a, err)
 	}
 	a.Decision, a.Reason, a.TaskARN = DecisionCancelled, reason, taskARN
 	d.write(ctx, a)
@@ -62,18 +59,19 @@ func (d *Dispatcher) handleRelease(ctx context.Context, req *protocol.Request) e
 	a := audit{RunID: req.RunID, Kind: req.Kind}
 	item, ok, err := d.ledger.get(ctx, req.RunID)
 	if err != nil {
-		return err
+		return d.failed(ctx, a, err)
 	}
 	if !ok {
 		a.Decision, a.Reason = DecisionIgnored, "no such run"
 		d.write(ctx, a)
 		return nil
 	}
+	a.Job = item.Job
 	url := item.QueueURL
 	if url == "" {
 		var found bool
 		if url, found, err = d.queueURL(ctx, req.RunID); err != nil {
-			return err
+			return d.failed(ctx, a, err)
 		} else if !found {
 			a.Decision, a.Reason = DecisionIgnored, "run has no queue"
 			d.write(ctx, a)
@@ -81,12 +79,12 @@ func (d *Dispatcher) handleRelease(ctx context.Context, req *protocol.Request) e
 		}
 	}
 	if err := d.deleteQueue(ctx, url); err != nil {
-		return err
+		return d.failed(ctx, a, err)
 	}
-	if err := d.ledger.update(ctx, req.RunID, map[string]string{"released_at": d.now().UTC().Format(time.RFC3339Nano)}); err != nil {
-		return err
+	if _, err := d.ledger.update(ctx, req.RunID, map[string]string{attrReleasedAt: stamp(d.now())}); err != nil {
+		return d.failed(ctx, a, err)
 	}
-	a.Decision, a.Job = DecisionReleased, item.Job
+	a.Decision = DecisionReleased
 	d.write(ctx, a)
 	return nil
 }

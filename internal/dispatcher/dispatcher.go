@@ -21,6 +21,12 @@ type Dispatcher struct {
 	ledger *ledger
 	log    *slog.Logger
 	now    func() time.Time
+
+	// Waits, tuned down by tests.
+	poll       time.Duration // between looks at a launch another invocation holds
+	reserve    time.Duration // invocation time kept for bookkeeping after retries
+	backoff    time.Duration // first wait after a transient RunTask failure
+	maxBackoff time.Duration
 }
 
 // Option changes a Dispatcher built by New.
@@ -33,6 +39,7 @@ func WithClock(now func() time.Time) Option { return func(d *Dispatcher) { d.now
 func New(cfg *config.Config, set Settings, c Clients, log *slog.Logger, opts ...Option) *Dispatcher {
 	d := &Dispatcher{
 		cfg: cfg, set: set, sqs: c.SQS, ecs: c.ECS, log: log, now: time.Now,
+		poll: 500 * time.Millisecond, reserve: 5 * time.Second, backoff: 500 * time.Millisecond, maxBackoff: 5 * time.Second,
 		ledger: &ledger{db: c.Dynamo, table: set.LedgerTable, retention: cfg.Broker.LedgerRetention.D()},
 	}
 	for _, o := range opts {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"time"
 
@@ -21,6 +22,33 @@ const (
 	StatusAbandoned = "abandoned" // the sweep found it without an end
 )
 
+// Ledger attribute names (the item schema is documented in docs/DISPATCHER.md).
+const (
+	attrRunID       = "run_id"
+	attrStatus      = "status"
+	attrJob         = "job"
+	attrParams      = "params"
+	attrRequester   = "requester"
+	attrRequestHash = "request_hash"
+	attrRequestedAt = "requested_at"
+	attrCreatedAt   = "created_at"
+	attrExpiresAt   = "expires_at" // DynamoDB TTL, epoch seconds
+	attrLeaseUntil  = "lease_until"
+	attrAttempts    = "attempts"
+	attrQueueURL    = "queue_url"
+	attrTaskARN     = "task_arn"
+	attrRejectCode  = "reject_code"
+	attrReason      = "reason"
+	attrNotifiedAt  = "notified_at"
+	attrEndedAt     = "ended_at"
+	attrStopCode    = "stop_code"
+	attrStopReason  = "stopped_reason"
+	attrExitCode    = "exit_code"
+	attrCancelledAt = "cancelled_at"
+	attrCancelAsked = "cancel_requested_at"
+	attrReleasedAt  = "released_at"
+)
+
 // ledgerItem is one run in the ledger, keyed by run id.
 type ledgerItem struct {
 	RunID       string
@@ -31,9 +59,16 @@ type ledgerItem struct {
 	RequestHash string
 	RequestedAt time.Time
 	CreatedAt   time.Time
+	// LeaseUntil is when the invocation that holds the launch claim is
+	// certainly over (its Lambda deadline): only after it may another
+	// invocation take the launch over.
+	LeaseUntil  time.Time
 	EndedAt     time.Time
+	NotifiedAt  time.Time // accepted or rejected was written to the queue
+	CancelAsked time.Time
 	TaskARN     string
 	QueueURL    string
+	RejectCode  string
 	Reason      string
 }
 
@@ -44,32 +79,37 @@ type ledger struct {
 	retention time.Duration
 }
 
-var errAlreadyClaimed = errors.New("run id already claimed")
+var (
+	errAlreadyClaimed  = errors.New("run id already claimed")
+	errConditionFailed = errors.New("ledger condition failed")
+)
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 // claim creates the run's item only if the run id is new.
 func (l *ledger) claim(ctx context.Context, it ledgerItem) error {
 	item := map[string]types.AttributeValue{
-		"run_id":       s(it.RunID),
-		"status":       s(it.Status),
-		"job":          s(it.Job),
-		"requester":    s(it.Requester),
-		"request_hash": s(it.RequestHash),
-		"requested_at": s(it.RequestedAt.UTC().Format(time.RFC3339Nano)),
-		"created_at":   s(it.CreatedAt.UTC().Format(time.RFC3339Nano)),
-		"expires_at":   &types.AttributeValueMemberN{Value: strconv.FormatInt(it.CreatedAt.Add(l.retention).Unix(), 10)},
+		attrRunID:       s(it.RunID),
+		attrStatus:      s(it.Status),
+		attrJob:         s(it.Job),
+		attrRequester:   s(it.Requester),
+		attrRequestHash: s(it.RequestHash),
+		attrRequestedAt: s(stamp(it.RequestedAt)),
+		attrCreatedAt:   s(stamp(it.CreatedAt)),
+		attrLeaseUntil:  s(stamp(it.LeaseUntil)),
+		attrAttempts:    &types.AttributeValueMemberN{Value: "1"},
+		attrExpiresAt:   &types.AttributeValueMemberN{Value: strconv.FormatInt(it.CreatedAt.Add(l.retention).Unix(), 10)},
 	}
 	if it.Reason != "" {
-		item["reason"] = s(it.Reason)
-	}
-	if it.QueueURL != "" {
-		item["queue_url"] = s(it.QueueURL)
+		item[attrReason] = s(it.Reason)
+		item[attrRejectCode] = s(it.RejectCode)
 	}
 	if len(it.Params) > 0 {
 		m := map[string]types.AttributeValue{}
 		for k, v := range it.Params {
 			m[k] = s(v)
 		}
-		item["params"] = &types.AttributeValueMemberM{Value: m}
+		item[attrParams] = &types.AttributeValueMemberM{Value: m}
 	}
 	_, err := l.db.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:           aws.String(l.table),
@@ -90,7 +130,7 @@ func (l *ledger) claim(ctx context.Context, it ledgerItem) error {
 func (l *ledger) get(ctx context.Context, runID string) (ledgerItem, bool, error) {
 	out, err := l.db.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:      aws.String(l.table),
-		Key:            map[string]types.AttributeValue{"run_id": s(runID)},
+		Key:            map[string]types.AttributeValue{attrRunID: s(runID)},
 		ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
@@ -113,38 +153,97 @@ func itemFromAttrs(a map[string]types.AttributeValue) ledgerItem {
 		t, _ := time.Parse(time.RFC3339Nano, str(k))
 		return t
 	}
+	var params map[string]string
+	if m, ok := a[attrParams].(*types.AttributeValueMemberM); ok {
+		params = map[string]string{}
+		for k, v := range m.Value {
+			if sv, ok := v.(*types.AttributeValueMemberS); ok {
+				params[k] = sv.Value
+			}
+		}
+	}
 	return ledgerItem{
-		RunID: str("run_id"), Status: str("status"), Job: str("job"), Requester: str("requester"),
-		RequestHash: str("request_hash"), RequestedAt: tm("requested_at"), CreatedAt: tm("created_at"),
-		EndedAt: tm("ended_at"), TaskARN: str("task_arn"), QueueURL: str("queue_url"), Reason: str("reason"),
+		RunID: str(attrRunID), Status: str(attrStatus), Job: str(attrJob), Params: params, Requester: str(attrRequester),
+		RequestHash: str(attrRequestHash), RequestedAt: tm(attrRequestedAt), CreatedAt: tm(attrCreatedAt),
+		LeaseUntil: tm(attrLeaseUntil), EndedAt: tm(attrEndedAt), NotifiedAt: tm(attrNotifiedAt),
+		CancelAsked: tm(attrCancelAsked), TaskARN: str(attrTaskARN), QueueURL: str(attrQueueURL),
+		RejectCode: str(attrRejectCode), Reason: str(attrReason),
 	}
 }
 
-// update sets attributes of an existing item.
-func (l *ledger) update(ctx context.Context, runID string, set map[string]string) error {
-	expr := "SET "
+// cond is an extra condition on an update: attribute = value, or, with an
+// empty value, attribute does not exist.
+type cond struct{ attr, value string }
+
+// update sets attributes of an existing item, only if every condition holds
+// (errConditionFailed otherwise), and returns the item as it is afterwards.
+func (l *ledger) update(ctx context.Context, runID string, set map[string]string, conds ...cond) (ledgerItem, error) {
 	names := map[string]string{}
 	values := map[string]types.AttributeValue{}
-	i := 0
-	for k, v := range set {
+	keys := make([]string, 0, len(set))
+	for k := range set {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // a stable expression reads better in traces
+	expr := "SET "
+	for i, k := range keys {
 		if i > 0 {
 			expr += ", "
 		}
 		expr += fmt.Sprintf("#k%d = :v%d", i, i)
 		names[fmt.Sprintf("#k%d", i)] = k
-		values[fmt.Sprintf(":v%d", i)] = s(v)
-		i++
+		values[fmt.Sprintf(":v%d", i)] = s(set[k])
 	}
-	_, err := l.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+	condition := "attribute_exists(run_id)"
+	for i, c := range conds {
+		n, v := fmt.Sprintf("#c%d", i), fmt.Sprintf(":c%d", i)
+		names[n] = c.attr
+		if c.value == "" {
+			condition += " AND attribute_not_exists(" + n + ")"
+			continue
+		}
+		condition += " AND " + n + " = " + v
+		values[v] = s(c.value)
+	}
+	out, err := l.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(l.table),
-		Key:                       map[string]types.AttributeValue{"run_id": s(runID)},
+		Key:                       map[string]types.AttributeValue{attrRunID: s(runID)},
 		UpdateExpression:          aws.String(expr),
 		ExpressionAttributeNames:  names,
 		ExpressionAttributeValues: values,
-		ConditionExpression:       aws.String("attribute_exists(run_id)"),
+		ConditionExpression:       aws.String(condition),
+		ReturnValues:              types.ReturnValueAllNew,
 	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return ledgerItem{}, errConditionFailed
+	}
 	if err != nil {
-		return fmt.Errorf("updating run %s in the ledger: %w", runID, err)
+		return ledgerItem{}, fmt.Errorf("updating run %s in the ledger: %w", runID, err)
+	}
+	return itemFromAttrs(out.Attributes), nil
+}
+
+// takeOver moves an interrupted launch claim to this invocation: it succeeds
+// for exactly one caller that saw the same expired lease.
+func (l *ledger) takeOver(ctx context.Context, runID string, seen, lease time.Time) error {
+	_, err := l.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                aws.String(l.table),
+		Key:                      map[string]types.AttributeValue{attrRunID: s(runID)},
+		UpdateExpression:         aws.String("SET #lease = :lease ADD #attempts :one"),
+		ConditionExpression:      aws.String("#status = :launching AND #lease = :seen"),
+		ExpressionAttributeNames: map[string]string{"#lease": attrLeaseUntil, "#attempts": attrAttempts, "#status": attrStatus},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":lease": s(stamp(lease)), ":seen": s(stamp(seen)), ":launching": s(StatusLaunching),
+			":one": &types.AttributeValueMemberN{Value: "1"},
+		},
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return errConditionFailed
+	}
+	if err != nil {
+		return fmt.Errorf("taking over the launch of run %s in the ledger: %w", runID, err)
 	}
 	return nil
 }

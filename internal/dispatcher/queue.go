@@ -58,41 +58,60 @@ func (d *Dispatcher) queuePolicy(name string) (string, error) {
 	return string(b), err
 }
 
-// createQueue creates the run's feedback queue (idempotently: CreateQueue
-// with the same attributes returns the existing queue).
-func (d *Dispatcher) createQueue(ctx context.Context, runID, job string, req *protocol.Request) (string, error) {
-	name := protocol.QueueName(d.cfg.Broker.Name, runID)
+// createQueue creates the run's feedback queue. CreateQueue with the same
+// attributes returns the existing queue, so a retry is harmless; if the
+// attributes differ (a queue made by an older dispatcher version) the
+// existing queue is used as it is.
+func (d *Dispatcher) createQueue(ctx context.Context, req *protocol.Request) (string, error) {
+	name := protocol.QueueName(d.cfg.Broker.Name, req.RunID)
 	policy, err := d.queuePolicy(name)
 	if err != nil {
 		return "", err
 	}
-	tags := map[string]string{
-		"deploy-broker:run-id":     runID,
-		"deploy-broker:created-at": protocol.RunIDTimeString(runID),
-	}
-	if job != "" {
-		tags["deploy-broker:job"] = job
-	}
-	if req != nil && req.Requester != nil {
-		tags["deploy-broker:requester"] = tagValue(req.Requester.String())
-	}
 	out, err := d.sqs.CreateQueue(ctx, &sqs.CreateQueueInput{
-		QueueName: aws.String(name),
-		Attributes: map[string]string{
-			"FifoQueue":                     "true",
-			"ContentBasedDeduplication":     "false",
-			"SqsManagedSseEnabled":          "true",
-			"MessageRetentionPeriod":        fmt.Sprint(queueRetentionSeconds),
-			"VisibilityTimeout":             fmt.Sprint(queueVisibilitySecs),
-			"ReceiveMessageWaitTimeSeconds": fmt.Sprint(queueWaitSeconds),
-			"Policy":                        policy,
-		},
-		Tags: tags,
+		QueueName:  aws.String(name),
+		Attributes: d.queueAttributes(policy),
+		Tags:       queueTags(req),
 	})
+	var exists *sqstypes.QueueNameExists
+	if errors.As(err, &exists) || isCode(err, "QueueAlreadyExists") {
+		url, ok, gerr := d.queueURL(ctx, req.RunID)
+		if gerr == nil && ok {
+			return url, nil
+		}
+	}
 	if err != nil {
 		return "", fmt.Errorf("creating run queue %s: %w", name, err)
 	}
 	return aws.ToString(out.QueueUrl), nil
+}
+
+// queueAttributes are a run queue's attributes.
+func (d *Dispatcher) queueAttributes(policy string) map[string]string {
+	return map[string]string{
+		"FifoQueue":                     "true",
+		"ContentBasedDeduplication":     "false",
+		"SqsManagedSseEnabled":          "true",
+		"MessageRetentionPeriod":        fmt.Sprint(queueRetentionSeconds),
+		"VisibilityTimeout":             fmt.Sprint(queueVisibilitySecs),
+		"ReceiveMessageWaitTimeSeconds": fmt.Sprint(queueWaitSeconds),
+		"Policy":                        policy,
+	}
+}
+
+// queueTags are a run queue's tags: who asked for what, and when.
+func queueTags(req *protocol.Request) map[string]string {
+	tags := map[string]string{
+		TagRunID:     req.RunID,
+		TagCreatedAt: protocol.RunIDTimeString(req.RunID),
+	}
+	if req.Job != "" {
+		tags[TagJob] = tagValue(req.Job)
+	}
+	if req.Requester != nil {
+		tags[TagRequester] = tagValue(req.Requester.String())
+	}
+	return tags
 }
 
 // tagValue keeps a tag value within SQS's limits (256 characters, a

@@ -9,10 +9,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ecs"
-	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"unicode/utf8"
 
 	"github.com/deploy-broker/deploy-broker/internal/config"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
@@ -23,9 +20,11 @@ func (d *Dispatcher) HandleRequest(ctx context.Context, body []byte) error {
 	req, err := protocol.DecodeRequest(body)
 	if err != nil {
 		// Malformed: there is nobody we can safely answer, only the audit log.
-		d.write(ctx, audit{RunID: peekRunID(body), Decision: DecisionMalformed, Reason: err.Error()})
+		d.write(ctx, audit{RunID: peekRunID(body), Decision: DecisionMalformed, Reason: oneLine(err.Error())})
 		return nil
 	}
+	ctx, cancel := d.bound(ctx)
+	defer cancel()
 	switch req.Kind {
 	case protocol.KindRun:
 		return d.handleRun(ctx, req, body)
@@ -55,29 +54,49 @@ type rejection struct{ code, reason string }
 // check decides whether a well-formed run request may run. It uses no AWS
 // call: it is the hot path measured by the handler benchmark.
 func (d *Dispatcher) check(req *protocol.Request, now time.Time) (config.Job, []string, *rejection) {
+	if rej := d.checkTime(req, now); rej != nil {
+		job, _ := d.cfg.Jobs[req.Job]
+		return job, nil, rej
+	}
+	return d.checkJob(req)
+}
+
+// checkTime refuses expired, future-dated, overlong and replayed requests.
+func (d *Dispatcher) checkTime(req *protocol.Request, now time.Time) *rejection {
 	skew := d.cfg.Broker.ClockSkew.D()
 	maxAge := d.cfg.Broker.MaxRequestAge.D()
 	switch {
 	case now.After(req.ExpiresAt.Add(skew)):
-		return config.Job{}, nil, &rejection{protocol.RejectExpired, fmt.Sprintf("request expired at %s (broker time %s); check the CI clock or send it again", req.ExpiresAt.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))}
+		return &rejection{protocol.RejectExpired, fmt.Sprintf("request expired at %s (broker time %s); check the CI clock or send it again", req.ExpiresAt.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))}
 	case req.RequestedAt.After(now.Add(skew)):
-		return config.Job{}, nil, &rejection{protocol.RejectExpired, fmt.Sprintf("request is dated %s, in the future of the broker's clock (%s); check the CI clock", req.RequestedAt.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))}
+		return &rejection{protocol.RejectExpired, fmt.Sprintf("request is dated %s, in the future of the broker's clock (%s); check the CI clock", req.RequestedAt.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))}
 	case req.ExpiresAt.Sub(req.RequestedAt) > maxAge:
-		return config.Job{}, nil, &rejection{protocol.RejectExpired, fmt.Sprintf("request is valid for %s, longer than the broker's limit of %s", req.ExpiresAt.Sub(req.RequestedAt).Round(time.Second), maxAge)}
+		return &rejection{protocol.RejectExpired, fmt.Sprintf("request is valid for %s, longer than the broker's limit of %s", req.ExpiresAt.Sub(req.RequestedAt).Round(time.Second), maxAge)}
 	}
 	idTime, err := protocol.RunIDTime(req.RunID)
 	if err != nil || idTime.Before(now.Add(-maxAge-skew)) || idTime.After(now.Add(skew)) {
-		return config.Job{}, nil, &rejection{protocol.RejectReplayed, fmt.Sprintf("run id %s was not made for this request (its time is %s); make a new run id for every run", req.RunID, idTime.Format(time.RFC3339))}
+		return &rejection{protocol.RejectReplayed, fmt.Sprintf("run id %s was not made for this request (its time is %s); make a new run id for every run", req.RunID, idTime.Format(time.RFC3339))}
 	}
+	return nil
+}
+
+// checkJob checks the job and its parameters against the catalogue and
+// renders the command.
+func (d *Dispatcher) checkJob(req *protocol.Request) (config.Job, []string, *rejection) {
 	job, ok := d.cfg.Jobs[req.Job]
 	if !ok {
 		return config.Job{}, nil, &rejection{protocol.RejectUnknownJob, fmt.Sprintf("job %q is not in this broker's catalogue (jobs: %s)", req.Job, strings.Join(d.cfg.JobNames(), ", "))}
 	}
 	argv, err := job.Render(req.Params)
 	if err != nil {
-		return job, nil, &rejection{protocol.RejectBadParams, fmt.Sprintf("job %q: %v", req.Job, err)}
+		return job, nil, &rejection{protocol.RejectBadParams, oneLine(fmt.Sprintf("job %q: %v", req.Job, err))}
 	}
 	return job, argv, nil
+}
+
+func requestHash(body []byte) string {
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:])
 }
 
 func (d *Dispatcher) handleRun(ctx context.Context, req *protocol.Request, body []byte) error {
@@ -86,54 +105,164 @@ func (d *Dispatcher) handleRun(ctx context.Context, req *protocol.Request, body 
 	a := audit{RunID: req.RunID, Kind: req.Kind, Job: req.Job, Requester: req.Requester,
 		Params: redactParams(req.Params, job.SecretParams())}
 
-	sum := sha256.Sum256(body)
 	item := ledgerItem{RunID: req.RunID, Status: StatusLaunching, Job: req.Job, Params: a.Params,
-		Requester: req.Requester.String(), RequestHash: hex.EncodeToString(sum[:]), RequestedAt: req.RequestedAt, CreatedAt: now}
+		Requester: req.Requester.String(), RequestHash: requestHash(body), RequestedAt: req.RequestedAt,
+		CreatedAt: now, LeaseUntil: d.leaseEnd(ctx)}
 	if rej != nil {
-		item.Status, item.Reason = StatusRejected, rej.reason
+		item.Status, item.RejectCode, item.Reason = StatusRejected, rej.code, rej.reason
 	}
 	// Claim the run id before anything else: a second delivery stops here.
 	if err := d.ledger.claim(ctx, item); err != nil {
 		if errors.Is(err, errAlreadyClaimed) {
-			return d.duplicate(ctx, req, item, a)
+			return d.failed(ctx, a, d.redelivered(ctx, req, item.RequestHash, a))
 		}
-		return err
-	}
-	queueURL, err := d.createQueue(ctx, req.RunID, req.Job, req)
-	if err != nil {
-		return err
+		return d.failed(ctx, a, err)
 	}
 	if rej != nil {
-		return d.reject(ctx, req.RunID, queueURL, *rej, a)
+		return d.failed(ctx, a, d.reject(ctx, req, *rej, a))
 	}
-	return d.launch(ctx, req, job, argv, queueURL, a)
+	return d.failed(ctx, a, d.launch(ctx, req, job, argv, a))
 }
 
-// duplicate handles a run id that is already in the ledger: a second
-// delivery of the same request does nothing; a different request reusing the
-// run id is refused in the audit log (the queue belongs to the first one).
-func (d *Dispatcher) duplicate(ctx context.Context, req *protocol.Request, item ledgerItem, a audit) error {
-	prev, ok, err := d.ledger.get(ctx, req.RunID)
+// failed writes an audit line for a request whose handling failed and will
+// be retried by Lambda (the retry writes the decision), and passes err on.
+func (d *Dispatcher) failed(ctx context.Context, a audit, err error) error {
+	if err != nil {
+		a.Decision, a.Reason = DecisionError, oneLine(err.Error())
+		d.write(ctx, a)
+	}
+	return err
+}
+
+// redelivered handles a run id that is already in the ledger. The same
+// request delivered again finishes whatever the first delivery did not
+// (a crash between the claim and the accepted record must not leave the
+// trigger waiting) and repeats nothing that was done. A different request
+// reusing the run id is refused in the audit log only: the queue belongs to
+// the first one.
+func (d *Dispatcher) redelivered(ctx context.Context, req *protocol.Request, hash string, a audit) error {
+	for {
+		prev, ok, err := d.ledger.get(ctx, req.RunID)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("run %s was claimed but its ledger item is gone", req.RunID)
+		}
+		switch {
+		case prev.RequestHash != hash:
+			a.Decision, a.Reason = DecisionReplayed, "run id was already used by a different request"
+			d.write(ctx, a)
+			return nil
+		case !prev.NotifiedAt.IsZero():
+			a.Decision, a.Reason, a.TaskARN = DecisionDuplicate, "request already handled (status "+prev.Status+")", prev.TaskARN
+			d.write(ctx, a)
+			return nil
+		case prev.TaskARN != "":
+			// Launched, but the accepted record may never have been written.
+			url, err := d.createQueue(ctx, req)
+			if err != nil {
+				return err
+			}
+			a.Reason = "finished an interrupted launch"
+			return d.accept(ctx, req.RunID, req.Job, prev.TaskARN, url, a)
+		case prev.Status == StatusRejected:
+			return d.reject(ctx, req, rejection{prev.RejectCode, prev.Reason}, a)
+		case prev.Status == StatusLaunching:
+			done, err := d.resumeLaunch(ctx, req, prev, a)
+			if done || err != nil {
+				return err
+			}
+		default:
+			a.Decision, a.Reason = DecisionDuplicate, "request already handled (status "+prev.Status+")"
+			d.write(ctx, a)
+			return nil
+		}
+	}
+}
+
+// resumeLaunch handles a delivery that finds the run claimed but not yet
+// launched: the first delivery is either still at work or died between the
+// claim and RunTask. done is false when the ledger should be read again.
+func (d *Dispatcher) resumeLaunch(ctx context.Context, req *protocol.Request, prev ledgerItem, a audit) (done bool, err error) {
+	// Did the interrupted invocation start the task after all?
+	arn, err := d.findTask(ctx, req.RunID, true)
+	if err != nil {
+		return true, err
+	}
+	if arn != "" {
+		url, err := d.createQueue(ctx, req)
+		if err != nil {
+			return true, err
+		}
+		a.Reason = "finished an interrupted launch"
+		return true, d.accept(ctx, req.RunID, req.Job, arn, url, a)
+	}
+	now := d.now()
+	if now.Before(prev.LeaseUntil) {
+		// The claiming invocation may be starting the task this very moment.
+		// Wait for it within our own time; if it outlives us, Lambda retries.
+		if !d.pause(ctx, d.poll) {
+			return true, fmt.Errorf("run %s is being launched by another invocation whose claim holds until %s; will look again", req.RunID, prev.LeaseUntil.UTC().Format(time.RFC3339))
+		}
+		return false, nil
+	}
+	if now.Sub(prev.CreatedAt) > d.cfg.Broker.MaxRequestAge.D()+d.cfg.Broker.ClockSkew.D() {
+		return true, d.giveUp(ctx, req, prev, a)
+	}
+	if err := d.ledger.takeOver(ctx, req.RunID, prev.LeaseUntil, d.leaseEnd(ctx)); err != nil {
+		if errors.Is(err, errConditionFailed) {
+			return false, nil // another delivery took it: look again
+		}
+		return true, err
+	}
+	a.Reason = "took over an interrupted launch"
+	job, argv, rej := d.checkJob(req)
+	if rej != nil { // the catalogue changed since the claim
+		if _, err := d.ledger.update(ctx, req.RunID, map[string]string{attrStatus: StatusRejected, attrRejectCode: rej.code, attrReason: rej.reason},
+			cond{attrStatus, StatusLaunching}); err != nil && !errors.Is(err, errConditionFailed) {
+			return true, err
+		}
+		return true, d.reject(ctx, req, *rej, a)
+	}
+	return true, d.launch(ctx, req, job, argv, a)
+}
+
+// interruptedReason is the rejection of a launch claim that nobody finished.
+const interruptedReason = "the broker was interrupted while starting the task and it is now too late to start it safely; start a new run"
+
+// giveUp ends a launch claim that is too old to resume with a rejection.
+func (d *Dispatcher) giveUp(ctx context.Context, req *protocol.Request, prev ledgerItem, a audit) error {
+	rej := rejection{protocol.RejectLaunch, interruptedReason}
+	_, err := d.ledger.update(ctx, req.RunID, map[string]string{attrStatus: StatusRejected, attrRejectCode: rej.code, attrReason: rej.reason},
+		cond{attrStatus, StatusLaunching}, cond{attrLeaseUntil, stamp(prev.LeaseUntil)})
+	if errors.Is(err, errConditionFailed) {
+		return d.redelivered(ctx, req, prev.RequestHash, a)
+	}
 	if err != nil {
 		return err
 	}
-	if ok && prev.RequestHash != item.RequestHash {
-		a.Decision, a.Reason = DecisionReplayed, "run id was already used by a different request"
-		d.write(ctx, a)
-		return nil
-	}
-	a.Decision, a.Reason, a.TaskARN = DecisionDuplicate, "request already handled (status "+prev.Status+")", prev.TaskARN
-	d.write(ctx, a)
-	return nil
+	return d.reject(ctx, req, rej, a)
 }
 
-func (d *Dispatcher) reject(ctx context.Context, runID, queueURL string, rej rejection, a audit) error {
+// reject writes the rejected record to the run's queue (created for the
+// purpose) and ends the run in the ledger.
+func (d *Dispatcher) reject(ctx context.Context, req *protocol.Request, rej rejection, a audit) error {
+	queueURL, err := d.createQueue(ctx, req)
+	if err != nil {
+		return err
+	}
+	return d.rejectTo(ctx, req.RunID, queueURL, rej, a)
+}
+
+func (d *Dispatcher) rejectTo(ctx context.Context, runID, queueURL string, rej rejection, a audit) error {
 	rec := d.record(protocol.TypeRejected, protocol.SourceDispatcher, 1)
 	rec.Rejected = &protocol.Rejected{Code: rej.code, Reason: rej.reason}
 	if err := d.send(ctx, queueURL, runID, rec); err != nil {
 		return err
 	}
-	if err := d.ledger.update(ctx, runID, map[string]string{"queue_url": queueURL, "ended_at": d.now().UTC().Format(time.RFC3339Nano)}); err != nil {
+	now := stamp(d.now())
+	if _, err := d.ledger.update(ctx, runID, map[string]string{attrQueueURL: queueURL, attrEndedAt: now, attrNotifiedAt: now}); err != nil {
 		return err
 	}
 	a.Decision, a.Reason = DecisionRejected, rej.reason
@@ -141,79 +270,123 @@ func (d *Dispatcher) reject(ctx context.Context, runID, queueURL string, rej rej
 	return nil
 }
 
-// launch starts the job's task and reports accepted.
-func (d *Dispatcher) launch(ctx context.Context, req *protocol.Request, job config.Job, argv []string, queueURL string, a audit) error {
-	now := d.now()
-	env := []ecstypes.KeyValuePair{
-		{Name: aws.String(protocol.EnvRunID), Value: aws.String(req.RunID)},
-		{Name: aws.String(protocol.EnvQueueURL), Value: aws.String(queueURL)},
-		{Name: aws.String(protocol.EnvJob), Value: aws.String(req.Job)},
-		{Name: aws.String(protocol.EnvDeadline), Value: aws.String(now.Add(job.Timeout.D()).UTC().Format(time.RFC3339))},
-		{Name: aws.String(protocol.EnvHeartbeat), Value: aws.String(d.cfg.Runner.Heartbeat.D().String())},
-		{Name: aws.String(protocol.EnvGrace), Value: aws.String(d.cfg.Runner.Grace.D().String())},
+// launch starts the job's task and reports accepted; a launch that ECS
+// refuses becomes a launch-failed rejection.
+func (d *Dispatcher) launch(ctx context.Context, req *protocol.Request, job config.Job, argv []string, a audit) error {
+	queueURL, err := d.createQueue(ctx, req)
+	if err != nil {
+		return err
 	}
-	if names := job.RedactNames(); len(names) > 0 {
-		env = append(env, ecstypes.KeyValuePair{Name: aws.String(protocol.EnvRedact), Value: aws.String(strings.Join(names, ","))})
-	}
-	assign := ecstypes.AssignPublicIpDisabled
-	if d.set.AssignPublicIP {
-		assign = ecstypes.AssignPublicIpEnabled
-	}
-	out, err := d.ecs.RunTask(ctx, &ecs.RunTaskInput{
-		Cluster:        aws.String(d.set.Cluster),
-		TaskDefinition: aws.String(d.cfg.TaskFamily(req.Job)),
-		LaunchType:     ecstypes.LaunchTypeFargate,
-		Count:          aws.Int32(1),
-		StartedBy:      aws.String(req.RunID),
-		ClientToken:    aws.String(req.RunID),
-		NetworkConfiguration: &ecstypes.NetworkConfiguration{AwsvpcConfiguration: &ecstypes.AwsVpcConfiguration{
-			Subnets: d.set.Subnets, SecurityGroups: d.set.SecurityGroups, AssignPublicIp: assign,
-		}},
-		Overrides: &ecstypes.TaskOverride{ContainerOverrides: []ecstypes.ContainerOverride{{
-			Name: aws.String(config.ContainerName), Command: argv, Environment: env,
-		}}},
-		Tags: []ecstypes.Tag{
-			{Key: aws.String("deploy-broker:run-id"), Value: aws.String(req.RunID)},
-			{Key: aws.String("deploy-broker:job"), Value: aws.String(req.Job)},
-			{Key: aws.String("deploy-broker:requester"), Value: aws.String(tagValue(req.Requester.String()))},
-		},
-	})
-	if err == nil && len(out.Failures) > 0 {
-		f := out.Failures[0]
-		err = fmt.Errorf("%s: %s", aws.ToString(f.Reason), aws.ToString(f.Detail))
-	}
-	if err == nil && len(out.Tasks) == 0 {
-		err = errors.New("ECS returned no task")
+	taskARN, err := d.runTask(ctx, d.taskInput(req, job, argv, queueURL, d.now()))
+	var lf *launchError
+	if errors.As(err, &lf) {
+		rej := rejection{protocol.RejectLaunch, "could not start the task: " + lf.reason}
+		if _, err := d.ledger.update(ctx, req.RunID, map[string]string{attrStatus: StatusRejected, attrRejectCode: rej.code, attrReason: rej.reason},
+			cond{attrStatus, StatusLaunching}); err != nil && !errors.Is(err, errConditionFailed) {
+			return err
+		}
+		return d.reject(ctx, req, rej, a)
 	}
 	if err != nil {
-		if ctx.Err() != nil {
-			return err // the invocation is ending: let Lambda retry
-		}
-		rej := rejection{protocol.RejectLaunch, "could not start the task: " + oneLine(err.Error())}
-		if uerr := d.ledger.update(ctx, req.RunID, map[string]string{"status": StatusRejected, "reason": rej.reason}); uerr != nil {
-			return uerr
-		}
-		return d.reject(ctx, req.RunID, queueURL, rej, a)
+		return err // the invocation is ending: Lambda retries, and the retry resumes
 	}
-	taskARN := aws.ToString(out.Tasks[0].TaskArn)
-	if err := d.ledger.update(ctx, req.RunID, map[string]string{"status": StatusAccepted, "task_arn": taskARN, "queue_url": queueURL}); err != nil {
+	return d.accept(ctx, req.RunID, req.Job, taskARN, queueURL, a)
+}
+
+// accept records the task in the ledger, then writes accepted. The ledger
+// comes first so that a retry after a crash knows the task exists.
+func (d *Dispatcher) accept(ctx context.Context, runID, job, taskARN, queueURL string, a audit) error {
+	it, err := d.ledger.update(ctx, runID, map[string]string{attrStatus: StatusAccepted, attrTaskARN: taskARN, attrQueueURL: queueURL},
+		cond{attrStatus, StatusLaunching})
+	if errors.Is(err, errConditionFailed) {
+		// An ECS event already recorded the task's end: keep that status.
+		it, err = d.ledger.update(ctx, runID, map[string]string{attrTaskARN: taskARN, attrQueueURL: queueURL})
+	}
+	if err != nil {
 		return err
 	}
 	rec := d.record(protocol.TypeAccepted, protocol.SourceDispatcher, 1)
-	rec.Accepted = &protocol.Accepted{Job: req.Job, TaskARN: taskARN, Account: d.set.AccountID,
+	rec.Accepted = &protocol.Accepted{Job: job, TaskARN: taskARN, Account: d.set.AccountID,
 		AccountAlias: d.cfg.Broker.AccountAlias, Region: d.set.Region}
-	if err := d.send(ctx, queueURL, req.RunID, rec); err != nil {
+	if err := d.send(ctx, queueURL, runID, rec); err != nil {
+		return err
+	}
+	if _, err := d.ledger.update(ctx, runID, map[string]string{attrNotifiedAt: stamp(d.now())}); err != nil {
 		return err
 	}
 	a.Decision, a.TaskARN = DecisionAccepted, taskARN
 	d.write(ctx, a)
+	if !it.CancelAsked.IsZero() {
+		// A cancel arrived while the task was being started.
+		if err := d.stopTask(ctx, runID, taskARN, cancelReason(it)); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
-func oneLine(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > 500 {
-		s = s[:500] + "…"
+// bound gives a context without a deadline (local mode, tests) the
+// invocation time a Lambda would have, so that waits and leases are finite.
+func (d *Dispatcher) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
 	}
-	return s
+	return context.WithTimeout(ctx, d.set.invocationTimeout())
+}
+
+// leaseEnd is when this invocation is certainly over, on the dispatcher's
+// clock, with a margin for clock differences between Lambda hosts.
+func (d *Dispatcher) leaseEnd(ctx context.Context) time.Time {
+	left := d.set.invocationTimeout()
+	if dl, ok := ctx.Deadline(); ok {
+		left = time.Until(dl)
+	}
+	return d.now().Add(left + leaseMargin)
+}
+
+// leaseMargin covers clock differences between the hosts of two invocations.
+const leaseMargin = 5 * time.Second
+
+// timeLeft is how long this invocation may still wait or retry, keeping
+// d.reserve for the bookkeeping that follows.
+func (d *Dispatcher) timeLeft(ctx context.Context) time.Duration {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return d.set.invocationTimeout() - d.reserve
+	}
+	return time.Until(dl) - d.reserve
+}
+
+// pause sleeps for wait if the invocation has time for it; it reports
+// whether it did.
+func (d *Dispatcher) pause(ctx context.Context, wait time.Duration) bool {
+	if d.timeLeft(ctx) < wait {
+		return false
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// oneLine folds s onto one line of at most 500 bytes.
+func oneLine(s string) string {
+	return truncateRunes(strings.Join(strings.Fields(s), " "), 500)
+}
+
+// truncateRunes cuts s to at most n bytes without splitting a character,
+// marking the cut with "…".
+func truncateRunes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }

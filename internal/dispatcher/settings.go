@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Environment variables of the dispatcher Lambda, set by the CDK stack.
@@ -28,6 +29,21 @@ type Settings struct {
 	ExtraPrincipals []string // further principals that may read run queues
 	AccountID       string   // the target account; looked up with STS when empty
 	Region          string
+	// InvocationTimeout bounds the handling of one event when the context
+	// has no deadline of its own (local mode, tests); in Lambda the
+	// function's timeout sets the deadline. Zero means 60 s, the stack's
+	// Lambda timeout.
+	InvocationTimeout time.Duration
+}
+
+// DefaultInvocationTimeout is the stack's Lambda timeout.
+const DefaultInvocationTimeout = 60 * time.Second
+
+func (s Settings) invocationTimeout() time.Duration {
+	if s.InvocationTimeout > 0 {
+		return s.InvocationTimeout
+	}
+	return DefaultInvocationTimeout
 }
 
 // SettingsFromEnv reads Settings from the Lambda environment.

@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -24,8 +25,12 @@ func (d *Dispatcher) maxRunTime() time.Duration {
 
 // Sweep deletes the queues of runs that ended longer ago than the queue
 // retention, and of runs older than the longest possible run (marking them
-// abandoned in the ledger), so a crashed CI job leaks nothing.
+// abandoned in the ledger), so a crashed CI job leaks nothing. It also
+// answers runs whose launch was interrupted and never resumed, so that
+// their trigger is not left waiting.
 func (d *Dispatcher) Sweep(ctx context.Context) error {
+	ctx, cancel := d.bound(ctx)
+	defer cancel()
 	prefix := d.cfg.Broker.Name + "-"
 	now := d.now()
 	var token *string
@@ -39,26 +44,17 @@ func (d *Dispatcher) Sweep(ctx context.Context) error {
 			name := url[strings.LastIndex(url, "/")+1:]
 			runID := strings.TrimSuffix(strings.TrimPrefix(name, prefix), ".fifo")
 			if protocol.ValidateRunID(runID) != nil || !strings.HasSuffix(name, ".fifo") {
-				continue // not a run queue
+				continue // not a run queue of this broker
 			}
-			del, abandoned, why, err := d.sweepDecision(ctx, runID, now)
+			del, err := d.sweepOne(ctx, url, runID, now)
 			if err != nil {
 				return err
 			}
-			if !del {
+			if del {
+				deleted++
+			} else {
 				kept++
-				continue
 			}
-			if err := d.deleteQueue(ctx, url); err != nil {
-				return err
-			}
-			if abandoned {
-				if err := d.ledger.update(ctx, runID, map[string]string{"status": StatusAbandoned, "ended_at": now.UTC().Format(time.RFC3339Nano)}); err != nil {
-					d.log.Warn("could not mark run abandoned", "run_id", runID, "error", err.Error())
-				}
-			}
-			deleted++
-			d.write(ctx, audit{RunID: runID, Decision: "swept", Reason: why})
 		}
 		if out.NextToken == nil {
 			break
@@ -69,21 +65,68 @@ func (d *Dispatcher) Sweep(ctx context.Context) error {
 	return nil
 }
 
-func (d *Dispatcher) sweepDecision(ctx context.Context, runID string, now time.Time) (del, abandoned bool, why string, err error) {
+// sweepOne decides about one run queue and acts; it reports whether the
+// queue was deleted.
+func (d *Dispatcher) sweepOne(ctx context.Context, url, runID string, now time.Time) (bool, error) {
 	born, err := protocol.RunIDTime(runID)
 	if err != nil {
-		return false, false, "", nil
+		return false, nil
 	}
 	item, ok, err := d.ledger.get(ctx, runID)
 	if err != nil {
-		return false, false, "", err
+		return false, err
 	}
+	a := audit{RunID: runID, Job: item.Job}
 	retention := d.cfg.Broker.QueueRetention.D()
+	if ok && item.Status == StatusLaunching && now.After(item.LeaseUntil) &&
+		now.Sub(item.CreatedAt) > d.cfg.Broker.MaxRequestAge.D()+d.cfg.Broker.ClockSkew.D() {
+		return false, d.finishStale(ctx, url, item, a)
+	}
+	var why string
+	abandoned := false
 	switch {
 	case ok && !item.EndedAt.IsZero() && now.Sub(item.EndedAt) > retention:
-		return true, false, fmt.Sprintf("run ended %s ago, retention %s", now.Sub(item.EndedAt).Round(time.Second), retention), nil
+		why = fmt.Sprintf("run ended %s ago, retention %s", now.Sub(item.EndedAt).Round(time.Second), retention)
 	case now.Sub(born) > d.maxRunTime():
-		return true, ok && item.EndedAt.IsZero(), fmt.Sprintf("run started %s ago, longer than any run may last (%s)", now.Sub(born).Round(time.Second), d.maxRunTime()), nil
+		abandoned = ok && item.EndedAt.IsZero()
+		why = fmt.Sprintf("run started %s ago, longer than any run may last (%s)", now.Sub(born).Round(time.Second), d.maxRunTime())
+	default:
+		return false, nil
 	}
-	return false, false, "", nil
+	if err := d.deleteQueue(ctx, url); err != nil {
+		return false, err
+	}
+	if abandoned {
+		_, err := d.ledger.update(ctx, runID, map[string]string{attrStatus: StatusAbandoned, attrEndedAt: stamp(now)}, cond{attrEndedAt, ""})
+		if err != nil && !errors.Is(err, errConditionFailed) {
+			d.log.Warn("could not mark run abandoned", "run_id", runID, "error", err.Error())
+		}
+		why += "; marked abandoned"
+	}
+	a.Decision, a.Reason = DecisionSwept, why
+	d.write(ctx, a)
+	return true, nil
+}
+
+// finishStale ends a launch claim that no delivery finished in time: if the
+// task exists after all it is reported accepted, else the run is rejected.
+func (d *Dispatcher) finishStale(ctx context.Context, url string, item ledgerItem, a audit) error {
+	arn, err := d.findTask(ctx, item.RunID, true)
+	if err != nil {
+		return err
+	}
+	if arn != "" {
+		a.Reason = "finished an interrupted launch (sweep)"
+		return d.accept(ctx, item.RunID, item.Job, arn, url, a)
+	}
+	rej := rejection{protocol.RejectLaunch, interruptedReason}
+	_, err = d.ledger.update(ctx, item.RunID, map[string]string{attrStatus: StatusRejected, attrRejectCode: rej.code, attrReason: rej.reason},
+		cond{attrStatus, StatusLaunching}, cond{attrLeaseUntil, stamp(item.LeaseUntil)})
+	if errors.Is(err, errConditionFailed) {
+		return nil // a delivery is at it again
+	}
+	if err != nil {
+		return err
+	}
+	return d.rejectTo(ctx, item.RunID, url, rej, a)
 }

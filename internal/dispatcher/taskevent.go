@@ -3,8 +3,8 @@ package dispatcher
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -72,12 +72,15 @@ func (d *Dispatcher) handleTaskEvent(ctx context.Context, ev events.CloudWatchEv
 		}
 	}
 	if t.LastStatus == "STOPPED" {
-		set := map[string]string{"status": StatusStopped, "ended_at": d.now().UTC().Format(time.RFC3339Nano),
-			"stop_code": t.StopCode, "stopped_reason": rec.Task.StoppedReason}
+		set := map[string]string{attrStatus: StatusStopped, attrEndedAt: stamp(d.now()),
+			attrStopCode: t.StopCode, attrStopReason: rec.Task.StoppedReason}
 		if item.TaskARN == "" {
-			set["task_arn"] = t.TaskArn
+			set[attrTaskARN] = t.TaskArn
 		}
-		if err := d.ledger.update(ctx, t.StartedBy, set); err != nil {
+		if rec.Task.ExitCode != nil {
+			set[attrExitCode] = strconv.Itoa(*rec.Task.ExitCode)
+		}
+		if _, err := d.ledger.update(ctx, t.StartedBy, set); err != nil {
 			return err
 		}
 	}

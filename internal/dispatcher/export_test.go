@@ -1,0 +1,50 @@
+package dispatcher
+
+import (
+	"context"
+	"time"
+
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
+)
+
+// What the external tests (package dispatcher_test, which may import the
+// local broker) need from inside.
+
+type LedgerItem = ledgerItem
+
+// SetWaits shortens the dispatcher's waits for tests.
+func (d *Dispatcher) SetWaits(poll, reserve, backoff, maxBackoff time.Duration) {
+	d.poll, d.reserve, d.backoff, d.maxBackoff = poll, reserve, backoff, maxBackoff
+}
+
+func (d *Dispatcher) LedgerGet(ctx context.Context, runID string) (LedgerItem, bool, error) {
+	return d.ledger.get(ctx, runID)
+}
+
+func (d *Dispatcher) LedgerClaim(ctx context.Context, it LedgerItem) error {
+	return d.ledger.claim(ctx, it)
+}
+
+func (d *Dispatcher) LedgerSet(ctx context.Context, runID string, set map[string]string) error {
+	_, err := d.ledger.update(ctx, runID, set)
+	return err
+}
+
+var RequestHash = requestHash
+
+// Decide is the handler's decision path without AWS calls: decode, check
+// against the catalogue, render the RunTask input. It returns the rejection
+// code ("" when the run may go).
+func (d *Dispatcher) Decide(body []byte, now time.Time) (string, error) {
+	req, err := protocol.DecodeRequest(body)
+	if err != nil {
+		return "", err
+	}
+	job, argv, rej := d.check(req, now)
+	if rej != nil {
+		return rej.code, nil
+	}
+	_ = redactParams(req.Params, job.SecretParams())
+	_ = d.taskInput(req, job, argv, "https://sqs.example/"+req.RunID, now)
+	return "", nil
+}

@@ -1,0 +1,200 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/deploy-broker/deploy-broker/internal/config"
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
+)
+
+// Task tags the dispatcher puts on every run task.
+const (
+	TagRunID     = "deploy-broker:run-id"
+	TagJob       = "deploy-broker:job"
+	TagRequester = "deploy-broker:requester"
+	TagCreatedAt = "deploy-broker:created-at"
+)
+
+// taskInput renders the RunTask call for a checked request. The command is
+// the catalogue's argv with parameters substituted inside its elements: no
+// shell ever sees request data.
+func (d *Dispatcher) taskInput(req *protocol.Request, job config.Job, argv []string, queueURL string, now time.Time) *ecs.RunTaskInput {
+	env := []ecstypes.KeyValuePair{
+		{Name: aws.String(protocol.EnvRunID), Value: aws.String(req.RunID)},
+		{Name: aws.String(protocol.EnvQueueURL), Value: aws.String(queueURL)},
+		{Name: aws.String(protocol.EnvJob), Value: aws.String(req.Job)},
+		{Name: aws.String(protocol.EnvDeadline), Value: aws.String(now.Add(job.Timeout.D()).UTC().Format(time.RFC3339))},
+		{Name: aws.String(protocol.EnvHeartbeat), Value: aws.String(d.cfg.Runner.Heartbeat.D().String())},
+		{Name: aws.String(protocol.EnvGrace), Value: aws.String(d.cfg.Runner.Grace.D().String())},
+	}
+	if names := job.RedactNames(); len(names) > 0 {
+		env = append(env, ecstypes.KeyValuePair{Name: aws.String(protocol.EnvRedact), Value: aws.String(strings.Join(names, ","))})
+	}
+	assign := ecstypes.AssignPublicIpDisabled
+	if d.set.AssignPublicIP {
+		assign = ecstypes.AssignPublicIpEnabled
+	}
+	return &ecs.RunTaskInput{
+		Cluster:        aws.String(d.set.Cluster),
+		TaskDefinition: aws.String(d.cfg.TaskFamily(req.Job)),
+		LaunchType:     ecstypes.LaunchTypeFargate,
+		Count:          aws.Int32(1),
+		StartedBy:      aws.String(req.RunID),
+		ClientToken:    aws.String(req.RunID),
+		NetworkConfiguration: &ecstypes.NetworkConfiguration{AwsvpcConfiguration: &ecstypes.AwsVpcConfiguration{
+			Subnets: d.set.Subnets, SecurityGroups: d.set.SecurityGroups, AssignPublicIp: assign,
+		}},
+		Overrides: &ecstypes.TaskOverride{ContainerOverrides: []ecstypes.ContainerOverride{{
+			Name: aws.String(config.ContainerName), Command: argv, Environment: env,
+		}}},
+		Tags: []ecstypes.Tag{
+			{Key: aws.String(TagRunID), Value: aws.String(req.RunID)},
+			{Key: aws.String(TagJob), Value: aws.String(req.Job)},
+			{Key: aws.String(TagRequester), Value: aws.String(tagValue(req.Requester.String()))},
+		},
+	}
+}
+
+// launchError is a RunTask outcome that retrying will not change (or that
+// did not change within the invocation's time): it becomes a launch-failed
+// rejection.
+type launchError struct{ reason string }
+
+func (e *launchError) Error() string { return e.reason }
+
+// runTask calls RunTask, retrying throttling, server errors and dropped
+// connections with backoff (beyond the SDK's own attempts) while the
+// invocation has time. After an ambiguous failure it first looks for a task
+// the failed call may have started, so a retry never starts a second one.
+func (d *Dispatcher) runTask(ctx context.Context, in *ecs.RunTaskInput) (string, error) {
+	runID := aws.ToString(in.StartedBy)
+	backoff := d.backoff
+	start := time.Now()
+	for attempt := 1; ; attempt++ {
+		out, err := d.ecs.RunTask(ctx, in)
+		if err == nil {
+			if len(out.Failures) > 0 {
+				f := out.Failures[0]
+				why := aws.ToString(f.Reason)
+				if det := aws.ToString(f.Detail); det != "" {
+					why += " (" + det + ")"
+				}
+				return "", &launchError{oneLine("ECS refused the task: " + why)}
+			}
+			if len(out.Tasks) == 0 || aws.ToString(out.Tasks[0].TaskArn) == "" {
+				return "", &launchError{"ECS started no task and gave no reason"}
+			}
+			return aws.ToString(out.Tasks[0].TaskArn), nil
+		}
+		if ctx.Err() != nil {
+			return "", fmt.Errorf("starting the task of run %s: %w", runID, err)
+		}
+		if !transient(err) {
+			return "", &launchError{describeAWSError(err)}
+		}
+		wait := backoff/2 + rand.N(backoff/2+1)
+		d.log.Warn("RunTask failed; retrying", "run_id", runID, "attempt", attempt, "wait", wait.String(), "error", oneLine(err.Error()))
+		if !d.pause(ctx, wait) {
+			if ctx.Err() != nil {
+				return "", fmt.Errorf("starting the task of run %s: %w", runID, err)
+			}
+			return "", &launchError{oneLine(fmt.Sprintf("ECS did not take the task within %s (%d attempts): %s",
+				time.Since(start).Round(time.Second), attempt, describeAWSError(err)))}
+		}
+		backoff = min(2*backoff, d.maxBackoff)
+		if !isThrottle(err) {
+			// The call may have reached ECS and started the task anyway.
+			arn, ferr := d.findTask(ctx, runID, true)
+			if ferr == nil && arn != "" {
+				return arn, nil
+			}
+		}
+	}
+}
+
+var throttleCodes = map[string]bool{
+	"ThrottlingException": true, "Throttling": true, "TooManyRequestsException": true,
+	"RequestLimitExceeded": true, "RequestThrottled": true, "SlowDown": true,
+}
+
+var serverCodes = map[string]bool{
+	"ServerException": true, "ServiceUnavailable": true, "ServiceUnavailableException": true,
+	"InternalFailure": true, "InternalError": true, "InternalServerError": true,
+}
+
+func isThrottle(err error) bool {
+	var ae smithy.APIError
+	return errors.As(err, &ae) && throttleCodes[ae.ErrorCode()]
+}
+
+// transient reports whether a failed call may succeed when repeated:
+// throttling, server faults and failures without any answer from AWS.
+func transient(err error) bool {
+	var ae smithy.APIError
+	if !errors.As(err, &ae) {
+		return true
+	}
+	return throttleCodes[ae.ErrorCode()] || serverCodes[ae.ErrorCode()] || ae.ErrorFault() == smithy.FaultServer
+}
+
+// describeAWSError is "Code: message" for an AWS error, for a user to read.
+func describeAWSError(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		msg := ae.ErrorMessage()
+		if msg == "" {
+			return ae.ErrorCode()
+		}
+		return oneLine(ae.ErrorCode() + ": " + msg)
+	}
+	return oneLine(err.Error())
+}
+
+// findTask returns the ARN of the run's task ("" if none): the task whose
+// startedBy is the run id. ListTasks lists running tasks by default; with
+// stopped it also looks among recently stopped ones.
+func (d *Dispatcher) findTask(ctx context.Context, runID string, stopped bool) (string, error) {
+	statuses := []ecstypes.DesiredStatus{ecstypes.DesiredStatusRunning}
+	if stopped {
+		statuses = append(statuses, ecstypes.DesiredStatusStopped)
+	}
+	for _, st := range statuses {
+		out, err := d.ecs.ListTasks(ctx, &ecs.ListTasksInput{Cluster: aws.String(d.set.Cluster), StartedBy: aws.String(runID), DesiredStatus: st})
+		if err != nil {
+			return "", fmt.Errorf("listing the tasks of run %s: %w", runID, err)
+		}
+		if len(out.TaskArns) > 0 {
+			return out.TaskArns[0], nil
+		}
+	}
+	return "", nil
+}
+
+// stopTask stops a run's task with a reason ECS shows and keeps.
+func (d *Dispatcher) stopTask(ctx context.Context, runID, taskARN, reason string) error {
+	if _, err := d.ecs.StopTask(ctx, &ecs.StopTaskInput{Cluster: aws.String(d.set.Cluster), Task: aws.String(taskARN), Reason: aws.String(reason)}); err != nil {
+		return fmt.Errorf("stopping task %s of run %s: %w", taskARN, runID, err)
+	}
+	if _, err := d.ledger.update(ctx, runID, map[string]string{attrCancelledAt: stamp(d.now())}); err != nil {
+		return err
+	}
+	return nil
+}
+
+// cancelReason says who cancelled, within StopTask's 255 characters. A
+// cancel request carries no identity of its own: it comes through the
+// broker topic, which only trusted principals may publish to, for a run
+// whose requester the ledger knows.
+func cancelReason(it ledgerItem) string {
+	return truncateRunes(oneLine("deploy-broker run "+it.RunID+" cancelled by "+it.Requester), 250)
+}
