@@ -22,6 +22,8 @@ type message struct {
 	body  string
 	first uint64
 	last  uint64
+	raw   int  // length of the uncompressed body
+	gz    bool // body is the compressed form
 }
 
 // request is one SendMessageBatch worth of messages.
@@ -39,9 +41,15 @@ type request struct {
 type batcher struct {
 	maxRequest int // bytes of bodies per request
 	maxMessage int // bytes per message body
-	heartbeat  time.Duration
-	now        func() time.Time
-	log        *slog.Logger
+	// Compression (see compose.go): off, or bodies of at least compressMin
+	// bytes go compressed when that is smaller, and a compressed message
+	// holds at most maxRaw bytes of uncompressed body.
+	compress    bool
+	compressMin int
+	maxRaw      int
+	heartbeat   time.Duration
+	now         func() time.Time
+	log         *slog.Logger
 
 	in    <-chan item
 	ready <-chan struct{} // the sender is idle
@@ -52,6 +60,7 @@ type batcher struct {
 	bytes int64
 
 	mb       protocol.MessageBuilder
+	gz       protocol.MessageCompressor
 	msgOpen  bool
 	msgFirst uint64
 	cur      *request
@@ -70,8 +79,8 @@ func (b *batcher) closeMsg() {
 	if b.mb.Records() == 0 {
 		return
 	}
-	body := string(b.mb.Bytes())
-	b.cur.msgs = append(b.cur.msgs, message{body: body, first: b.msgFirst, last: b.seq})
+	body, raw, gz := b.finish()
+	b.cur.msgs = append(b.cur.msgs, message{body: string(body), first: b.msgFirst, last: b.seq, raw: raw, gz: gz})
 	b.cur.bytes += len(body)
 }
 
@@ -83,6 +92,7 @@ func (b *batcher) openMsg() bool {
 		return false
 	}
 	b.mb.Reset()
+	b.gz.Stop()
 	b.msgOpen = true
 	b.msgFirst = b.seq + 1
 	return true
@@ -100,7 +110,7 @@ func (b *batcher) addPiece(s protocol.Stream, at time.Time, p []byte, cont bool)
 			b.mb.BeginOutput(protocol.SourceRunner, b.seq+1, at)
 		}
 		b.mb.AppendLine(s, at, p, cont)
-		if b.mb.Len() <= b.limit() {
+		if b.fits(m) {
 			if newRec {
 				b.seq++
 			}
@@ -130,7 +140,7 @@ func (b *batcher) addRecord(r *protocol.Record) bool {
 			b.log.Error("encoding a record failed", "type", r.Type, "err", err)
 			return true // cannot happen for our own types; drop rather than spin
 		}
-		if b.mb.Len() <= b.limit() {
+		if b.fits(m) {
 			b.seq++
 			return true
 		}

@@ -23,6 +23,15 @@ const (
 	// EnvMaxRequestBytes caps the message bodies of one SendMessageBatch
 	// (and of one message); AWS allows 1 MiB.
 	EnvMaxRequestBytes = "DEPLOY_BROKER_MAX_REQUEST_BYTES"
+	// EnvCompress is auto (default: large bodies go gzip-compressed when
+	// that is smaller) or off (every body plain JSON).
+	EnvCompress = "DEPLOY_BROKER_COMPRESS"
+)
+
+// Compression modes (EnvCompress).
+const (
+	CompressAuto = "auto"
+	CompressOff  = "off"
 )
 
 // Defaults.
@@ -55,9 +64,13 @@ type Config struct {
 	SendTimeout time.Duration
 	// MaxRequestBytes bounds the bodies of one request and of one message.
 	MaxRequestBytes int
+	// Compress is CompressAuto ("" too) or CompressOff.
+	Compress string
 
 	// Tuning for tests and benchmarks; zero means the default.
 	MaxMessageBytes int           // bytes per message body (default MaxRequestBytes: one message per full request)
+	CompressMin     int           // smallest body that is compressed (default DefaultCompressMin)
+	MaxRawMessage   int           // uncompressed bytes of a compressed message (default DefaultMaxRawMessageBytes, at most 16 MiB)
 	MaxPiece        int           // bytes of job output per Line (default 64 KiB)
 	ReadSize        int           // bytes per pipe read (default 64 KiB)
 	FlushDelay      time.Duration // how long a partial line waits for its end (default 10ms)
@@ -139,6 +152,14 @@ func ParseConfig(args, environ []string) (Config, error) {
 		}
 		c.MaxRequestBytes = n
 	}
+	switch v := env[EnvCompress]; v {
+	case "", CompressAuto:
+		c.Compress = CompressAuto
+	case CompressOff:
+		c.Compress = CompressOff
+	default:
+		bad("%s=%q must be %s or %s", EnvCompress, v, CompressAuto, CompressOff)
+	}
 	for _, name := range strings.Split(env[protocol.EnvRedact], ",") {
 		name = strings.TrimSpace(name)
 		if name == "" {
@@ -168,6 +189,17 @@ func (c *Config) setDefaults() {
 	if c.MaxMessageBytes == 0 || c.MaxMessageBytes > c.MaxRequestBytes {
 		c.MaxMessageBytes = c.MaxRequestBytes
 	}
+	if c.Compress == "" {
+		c.Compress = CompressAuto
+	}
+	if c.CompressMin == 0 {
+		c.CompressMin = DefaultCompressMin
+	}
+	if c.MaxRawMessage == 0 {
+		c.MaxRawMessage = DefaultMaxRawMessageBytes
+	}
+	// The receiver expands a compressed message to at most 16 MiB.
+	c.MaxRawMessage = min(c.MaxRawMessage, protocol.MaxDecompressedBytes-1024)
 	if c.MaxPiece == 0 {
 		c.MaxPiece = 64 * 1024
 	}

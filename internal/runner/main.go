@@ -36,7 +36,8 @@ func Main(ctx context.Context, args, environ []string, stdout, stderr io.Writer,
 	code := res.ExitCode()
 	attrs := []any{"reason", res.Exit.Reason, "job_code", res.Exit.Code, "signal", res.Exit.Signal,
 		"lines", res.Exit.Lines, "bytes", res.Exit.Bytes, "duration_ms", res.Exit.DurationMS,
-		"requests", res.Requests, "messages", res.Messages, "body_bytes", res.BodyBytes, "retries", res.Retries,
+		"requests", res.Requests, "messages", res.Messages, "body_bytes", res.BodyBytes,
+		"raw_body_bytes", res.RawBodyBytes, "compressed_messages", res.Compressed, "retries", res.Retries,
 		"exit_code", code}
 	if !res.Delivered {
 		msg := "the exit record could not be delivered to the feedback queue"

@@ -23,7 +23,11 @@ type Result struct {
 	Requests  int   // successful SendMessageBatch calls
 	Messages  int
 	BodyBytes int64 // message body bytes sent
-	Retries   int
+	// RawBodyBytes is BodyBytes with every compressed body counted at its
+	// uncompressed length.
+	RawBodyBytes int64
+	Compressed   int // messages sent compressed
+	Retries      int
 }
 
 // ExitCode is the runner process's exit code for a result: the job's own
@@ -84,6 +88,7 @@ func Run(ctx context.Context, cfg Config, client BatchSender) Result {
 		snd.lastErr = errors.New("no SQS client")
 	}
 	bat := &batcher{maxRequest: cfg.MaxRequestBytes, maxMessage: cfg.MaxMessageBytes,
+		compress: cfg.Compress != CompressOff, compressMin: cfg.CompressMin, maxRaw: cfg.MaxRawMessage,
 		heartbeat: cfg.Heartbeat, now: time.Now, log: log, in: in, ready: ready, work: work}
 	// Sends outlive a cancel: the exit record must still go out.
 	sendCtx := context.WithoutCancel(ctx)
@@ -103,7 +108,8 @@ func Run(ctx context.Context, cfg Config, client BatchSender) Result {
 	<-sendDone
 
 	res := Result{Delivered: snd.finalSent, QueueErr: snd.lastErr, Requests: snd.requests,
-		Messages: snd.messages, BodyBytes: snd.bodyBytes, Retries: snd.retries}
+		Messages: snd.messages, BodyBytes: snd.bodyBytes, RawBodyBytes: snd.rawBytes, Compressed: snd.gzMsgs,
+		Retries: snd.retries}
 	res.Exit = x
 	res.Exit.Lines, res.Exit.Bytes = bat.lines, bat.bytes
 	return res

@@ -50,6 +50,8 @@ type sender struct {
 	requests  int // successful SendMessageBatch calls
 	messages  int
 	bodyBytes int64
+	rawBytes  int64 // bodyBytes before compression
+	gzMsgs    int   // messages sent compressed
 	retries   int
 	dropped   int // requests not delivered (local-only)
 }
@@ -99,6 +101,12 @@ func (s *sender) deliver(ctx context.Context, req *request) error {
 			s.requests++
 			s.messages += len(req.msgs)
 			s.bodyBytes += int64(req.bytes)
+			for _, m := range req.msgs {
+				s.rawBytes += int64(m.raw)
+				if m.gz {
+					s.gzMsgs++
+				}
+			}
 			return nil
 		}
 		now := time.Now()
