@@ -270,7 +270,9 @@ func TestRunRejections(t *testing.T) {
 		{"expired", func(r *protocol.Request) {
 			r.RunID, r.RequestedAt, r.ExpiresAt = protocol.NewRunID(now.Add(-10*time.Minute)), now.Add(-10*time.Minute), now.Add(-5*time.Minute)
 		}, protocol.RejectExpired, "request expired at"},
-		{"future-dated", func(r *protocol.Request) { r.RequestedAt, r.ExpiresAt = now.Add(5*time.Minute), now.Add(10*time.Minute) },
+		{"future-dated", func(r *protocol.Request) {
+			r.RequestedAt, r.ExpiresAt = now.Add(5*time.Minute), now.Add(10*time.Minute)
+		},
 			protocol.RejectExpired, "in the future of the broker's clock"},
 		{"too-long validity", func(r *protocol.Request) { r.ExpiresAt = now.Add(time.Hour) },
 			protocol.RejectExpired, "longer than the broker's limit of 15m0s"},

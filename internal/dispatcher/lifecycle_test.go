@@ -1,0 +1,268 @@
+package dispatcher_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/deploy-broker/deploy-broker/internal/dispatcher"
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
+)
+
+// started runs the website job and returns its run id and task ARN.
+func (e *env) started() (string, string) {
+	e.t.Helper()
+	r := e.request()
+	if err := e.run(r); err != nil {
+		e.t.Fatal(err)
+	}
+	arns := e.tasks(r.RunID)
+	if len(arns) != 1 {
+		e.t.Fatalf("%d tasks, want 1", len(arns))
+	}
+	return r.RunID, arns[0]
+}
+
+func TestCancelStopsTheTask(t *testing.T) {
+	e := newEnv(t)
+	runID, arn := e.started()
+	if err := e.short(protocol.KindCancel, runID); err != nil {
+		t.Fatal(err)
+	}
+	task := e.describe(arn)
+	reason := aws.ToString(task.StoppedReason)
+	if aws.ToString(task.LastStatus) != "STOPPED" || !strings.Contains(reason, "cancelled by github-actions org/app@refs/heads/main by alice") || !strings.Contains(reason, runID) {
+		t.Errorf("task is %s with reason %q, want STOPPED naming the requester", aws.ToString(task.LastStatus), reason)
+	}
+	if it := e.item(runID); it.Status != dispatcher.StatusAccepted {
+		t.Errorf("ledger status %s after cancel; the STOPPED event ends the run", it.Status)
+	}
+	if a := e.auditsOf(runID); a[len(a)-1]["decision"] != "cancelled" || a[len(a)-1]["task_arn"] != arn || a[len(a)-1]["reason"] != reason {
+		t.Errorf("cancel audit = %v", a[len(a)-1])
+	}
+
+	// Unknown run ids are harmless.
+	other := protocol.NewRunID(e.clock.Now())
+	if err := e.short(protocol.KindCancel, other); err != nil {
+		t.Fatal(err)
+	}
+	if a := e.auditsOf(other); len(a) != 1 || a[0]["decision"] != "ignored" || a[0]["reason"] != "no such run" {
+		t.Errorf("cancel of an unknown run: audit %v", a)
+	}
+	// A rejected run has no task to stop.
+	r := e.request(func(r *protocol.Request) { r.Job = "nope" })
+	if err := e.run(r); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.short(protocol.KindCancel, r.RunID); err != nil {
+		t.Fatal(err)
+	}
+	if a := e.auditsOf(r.RunID); a[len(a)-1]["decision"] != "ignored" {
+		t.Errorf("cancel of a rejected run: audit %v", a[len(a)-1])
+	}
+}
+
+func TestTaskEventsBecomeTaskRecords(t *testing.T) {
+	e := newEnv(t)
+	runID, arn := e.started()
+	url, _ := e.queueURL(runID)
+	data := map[string]any{"TaskArn": arn, "StartedBy": runID}
+
+	data["Version"] = 2
+	if err := e.invoke(e.event("ecs-task-running.json", data)); err != nil {
+		t.Fatal(err)
+	}
+	data["Version"] = 3
+	ev := e.event("ecs-task-stopped-failed-to-start.json", data)
+	for i := 0; i < 2; i++ { // EventBridge delivers at least once
+		if err := e.invoke(ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs := e.records(runID)
+	if len(recs) != 3 || recs[0].Type != protocol.TypeAccepted || recs[1].Type != protocol.TypeTask || recs[2].Type != protocol.TypeTask {
+		t.Fatalf("records %+v, want accepted and two task records", recs)
+	}
+	running, stopped := recs[1], recs[2]
+	if running.Src != protocol.SourceECS || running.Seq != 2 || running.Task.Status != "RUNNING" || running.Task.TaskARN != arn {
+		t.Errorf("RUNNING record = %+v %+v", running, running.Task)
+	}
+	if stopped.Seq != 3 || stopped.Task.Status != "STOPPED" || stopped.Task.StopCode != "TaskFailedToStart" ||
+		!strings.HasPrefix(stopped.Task.StoppedReason, "CannotPullContainerError: pull image manifest has been retried") || stopped.Task.ExitCode != nil {
+		t.Errorf("STOPPED record = %+v %+v", stopped, stopped.Task)
+	}
+	it := e.item(runID)
+	raw := e.rawItem(runID)
+	if it.Status != dispatcher.StatusStopped || it.EndedAt.IsZero() || str(t, raw, "stop_code") != "TaskFailedToStart" ||
+		!strings.HasPrefix(str(t, raw, "stopped_reason"), "CannotPullContainerError") {
+		t.Errorf("ledger after STOPPED: %+v", raw)
+	}
+	_ = url
+}
+
+func TestTaskExitCodeIsKept(t *testing.T) {
+	e := newEnv(t)
+	runID, arn := e.started()
+	if err := e.invoke(e.event("ecs-task-stopped-exited.json", map[string]any{"TaskArn": arn, "StartedBy": runID, "Version": 5})); err != nil {
+		t.Fatal(err)
+	}
+	recs := e.records(runID)
+	last := recs[len(recs)-1]
+	if last.Type != protocol.TypeTask || last.Task.StopCode != "EssentialContainerExited" || last.Task.ExitCode == nil || *last.Task.ExitCode != 3 {
+		t.Fatalf("last record = %+v %+v", last, last.Task)
+	}
+	if got := str(t, e.rawItem(runID), "exit_code"); got != "3" {
+		t.Errorf("ledger exit_code = %q", got)
+	}
+}
+
+func TestForeignTaskEventsAreIgnored(t *testing.T) {
+	e := newEnv(t)
+	runID, arn := e.started()
+	otherCluster := strings.Replace(e.res.ClusterARN, ":cluster/"+e.name, ":cluster/someone-else", 1)
+	cases := map[string]map[string]any{
+		"other cluster":         {"TaskArn": arn, "StartedBy": runID, "ClusterArn": otherCluster},
+		"service task":          {"TaskArn": arn, "StartedBy": "ecs-svc/1234567890123456789"},
+		"unknown run":           {"TaskArn": arn, "StartedBy": protocol.NewRunID(e.clock.Now())},
+		"other task of the run": {"TaskArn": arn + "0", "StartedBy": runID},
+		"no startedBy":          {"TaskArn": arn, "StartedBy": ""},
+	}
+	for name, data := range cases {
+		if err := e.invoke(e.event("ecs-task-stopped-failed-to-start.json", data)); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if recs := e.records(runID); len(recs) != 1 {
+		t.Errorf("foreign events reached the run queue: %+v", recs)
+	}
+	if it := e.item(runID); it.Status != dispatcher.StatusAccepted {
+		t.Errorf("foreign events changed the ledger: %+v", it)
+	}
+}
+
+func TestUnknownEventsAreIgnored(t *testing.T) {
+	e := newEnv(t)
+	for _, payload := range [][]byte{
+		e.event("unknown-sqs-event.json", nil),
+		e.event("unknown-ec2-event.json", nil),
+		[]byte(`{}`), []byte(`[]`), []byte(`"hello"`), []byte(`null`), []byte(`{"Records":[]}`),
+		[]byte(`{"Records":[{"EventSource":"aws:sns","Sns":{"Message":"not json"}}]}`),
+		[]byte(`{"source":"aws.ecs","detail-type":"ECS Task State Change","detail":"not an object"}`),
+		[]byte(`{"source":"aws.ecs","detail-type":"ECS Task State Change","time":"yesterday"}`),
+	} {
+		if err := e.invoke(payload); err != nil {
+			t.Errorf("event %.60s: %v", payload, err)
+		}
+	}
+	if e.queueCount() != 0 {
+		t.Error("an unknown event created a queue")
+	}
+}
+
+func TestReleaseDeletesTheQueue(t *testing.T) {
+	e := newEnv(t)
+	runID, _ := e.started()
+	if err := e.short(protocol.KindRelease, runID); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := e.queueURL(runID); ok {
+		t.Error("queue still exists after release")
+	}
+	if e.item(runID).Status != dispatcher.StatusAccepted {
+		t.Error("release changed the run's status")
+	}
+	// Releasing again, or an unknown run, is harmless.
+	if err := e.short(protocol.KindRelease, runID); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.short(protocol.KindRelease, protocol.NewRunID(e.clock.Now())); err != nil {
+		t.Fatal(err)
+	}
+	// A task event after release has nobody to tell.
+	if err := e.invoke(e.event("ecs-task-running.json", map[string]any{"TaskArn": e.item(runID).TaskARN, "StartedBy": runID})); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSweep(t *testing.T) {
+	e := newEnv(t)
+	ended, endedTask := e.started()                                     // ends now, swept after the 1 h retention
+	rejected := e.request(func(r *protocol.Request) { r.Job = "nope" }) // rejected now: ended
+	if err := e.run(rejected); err != nil {
+		t.Fatal(err)
+	}
+	abandoned, _ := e.started() // never ends
+	if err := e.invoke(e.event("ecs-task-stopped-exited.json", map[string]any{"TaskArn": endedTask, "StartedBy": ended})); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(50 * time.Minute)
+	live, _ := e.started() // starts 50 min later: kept throughout
+	sweep := e.event("scheduled-sweep.json", nil)
+
+	if err := e.invoke(sweep); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.queueCount(); n != 4 {
+		t.Fatalf("sweep within the retention left %d queues, want all 4", n)
+	}
+
+	e.clock.Add(11 * time.Minute) // the first runs ended 61 min ago
+	if err := e.invoke(sweep); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]bool{ended: false, rejected.RunID: false, abandoned: true, live: true} {
+		if _, ok := e.queueURL(id); ok != want {
+			t.Errorf("after 61 min, queue of %s exists = %v, want %v", id, ok, want)
+		}
+	}
+
+	// The run that never ended goes once it is older than any run could
+	// last (the longest job timeout, 1 h, + 15 min request age + 1 h
+	// retention), marked abandoned; the live run stays.
+	e.clock.Add(75 * time.Minute)
+	if err := e.invoke(sweep); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := e.queueURL(abandoned); ok {
+		t.Error("queue of the abandoned run survived")
+	}
+	if _, ok := e.queueURL(live); !ok {
+		t.Error("queue of the live run was swept")
+	}
+	if it := e.item(abandoned); it.Status != dispatcher.StatusAbandoned || it.EndedAt.IsZero() {
+		t.Errorf("abandoned run in the ledger: %+v", it)
+	}
+	if it := e.item(ended); it.Status != dispatcher.StatusStopped {
+		t.Errorf("ended run's status changed by the sweep: %+v", it)
+	}
+	var swept []string
+	for _, a := range e.audits() {
+		if a["decision"] == "swept" {
+			swept = append(swept, a["run_id"].(string))
+		}
+	}
+	if len(swept) != 3 {
+		t.Errorf("swept audit lines for %v, want 3", swept)
+	}
+}
+
+// runTaskDirect starts a task for a run id behind the dispatcher's back, as
+// an invocation that died right after RunTask would have.
+func (e *env) runTaskDirect(runID string) string {
+	e.t.Helper()
+	out, err := e.ecs.RunTask(context.Background(), &ecs.RunTaskInput{
+		Cluster: aws.String(e.res.ClusterARN), TaskDefinition: aws.String(e.name + "-website"),
+		LaunchType: ecstypes.LaunchTypeFargate, StartedBy: aws.String(runID),
+		NetworkConfiguration: &ecstypes.NetworkConfiguration{AwsvpcConfiguration: &ecstypes.AwsVpcConfiguration{
+			Subnets: e.res.Subnets[:1], SecurityGroups: e.res.SecurityGroups}},
+	})
+	if err != nil || len(out.Tasks) != 1 {
+		e.t.Fatalf("RunTask: %v %+v", err, out)
+	}
+	return aws.ToString(out.Tasks[0].TaskArn)
+}
