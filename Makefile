@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 BIN := bin
 GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/deploy-broker/deploy-broker/internal/trigger.Version=$(VERSION)
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
 .PHONY: demo test build bench fuzz synth clean
@@ -22,7 +24,7 @@ test:
 
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/deploy-trigger ./cmd/trigger
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/deploy-trigger ./cmd/trigger
 	$(GO) build -o $(BIN)/deploy-runner ./cmd/runner
 	$(GO) build -o $(BIN)/deploy-broker-local ./cmd/broker-local
 
