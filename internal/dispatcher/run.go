@@ -118,10 +118,28 @@ func (d *Dispatcher) handleRun(ctx context.Context, req *protocol.Request, body 
 		}
 		return d.failed(ctx, a, err)
 	}
+	var err error
 	if rej != nil {
-		return d.failed(ctx, a, d.reject(ctx, req, *rej, a))
+		err = d.reject(ctx, req, *rej, a)
+	} else {
+		err = d.launch(ctx, req, job, argv, a)
 	}
-	return d.failed(ctx, a, d.launch(ctx, req, job, argv, a))
+	if err != nil {
+		d.releaseClaim(ctx, req.RunID, item.LeaseUntil)
+	}
+	return d.failed(ctx, a, err)
+}
+
+// releaseClaim ends this invocation's lease on a run it failed to finish,
+// so that Lambda's retry need not wait for the lease to run out. It is best
+// effort: if it fails too, the lease simply expires.
+func (d *Dispatcher) releaseClaim(ctx context.Context, runID string, lease time.Time) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	_, err := d.ledger.update(ctx, runID, map[string]string{attrLeaseUntil: stamp(d.now())}, cond{attrLeaseUntil, stamp(lease)})
+	if err != nil && !errors.Is(err, errConditionFailed) {
+		d.log.Warn("could not release the launch claim", "run_id", runID, "error", err.Error())
+	}
 }
 
 // failed writes an audit line for a request whose handling failed and will
@@ -158,6 +176,13 @@ func (d *Dispatcher) redelivered(ctx context.Context, req *protocol.Request, has
 			a.Decision, a.Reason, a.TaskARN = DecisionDuplicate, "request already handled (status "+prev.Status+")", prev.TaskARN
 			d.write(ctx, a)
 			return nil
+		case d.now().Before(prev.LeaseUntil):
+			// Another invocation holds the claim and may be at work this very
+			// moment. Wait for it within our own time; if it outlives us,
+			// Lambda retries and the retry looks again.
+			if !d.pause(ctx, d.poll) {
+				return fmt.Errorf("run %s is being launched by another invocation whose claim holds until %s; will look again", req.RunID, prev.LeaseUntil.UTC().Format(time.RFC3339))
+			}
 		case prev.TaskARN != "":
 			// Launched, but the accepted record may never have been written.
 			url, err := d.createQueue(ctx, req)
@@ -182,68 +207,60 @@ func (d *Dispatcher) redelivered(ctx context.Context, req *protocol.Request, has
 }
 
 // resumeLaunch handles a delivery that finds the run claimed but not yet
-// launched: the first delivery is either still at work or died between the
-// claim and RunTask. done is false when the ledger should be read again.
+// launched, and the claim's lease over: the delivery that claimed it died
+// between the claim and recording the task. done is false when the ledger
+// should be read again.
 func (d *Dispatcher) resumeLaunch(ctx context.Context, req *protocol.Request, prev ledgerItem, a audit) (done bool, err error) {
-	// Did the interrupted invocation start the task after all?
-	arn, err := d.findTask(ctx, req.RunID, true)
-	if err != nil {
-		return true, err
-	}
-	if arn != "" {
-		url, err := d.createQueue(ctx, req)
-		if err != nil {
-			return true, err
-		}
-		a.Reason = "finished an interrupted launch"
-		return true, d.accept(ctx, req.RunID, req.Job, arn, url, a)
-	}
-	now := d.now()
-	if now.Before(prev.LeaseUntil) {
-		// The claiming invocation may be starting the task this very moment.
-		// Wait for it within our own time; if it outlives us, Lambda retries.
-		if !d.pause(ctx, d.poll) {
-			return true, fmt.Errorf("run %s is being launched by another invocation whose claim holds until %s; will look again", req.RunID, prev.LeaseUntil.UTC().Format(time.RFC3339))
-		}
-		return false, nil
-	}
-	if now.Sub(prev.CreatedAt) > d.cfg.Broker.MaxRequestAge.D()+d.cfg.Broker.ClockSkew.D() {
-		return true, d.giveUp(ctx, req, prev, a)
-	}
-	if err := d.ledger.takeOver(ctx, req.RunID, prev.LeaseUntil, d.leaseEnd(ctx)); err != nil {
+	// Take the claim over first: of several deliveries that saw the same
+	// expired lease, exactly one goes on.
+	lease := d.leaseEnd(ctx)
+	if err := d.ledger.takeOver(ctx, req.RunID, prev.LeaseUntil, lease); err != nil {
 		if errors.Is(err, errConditionFailed) {
 			return false, nil // another delivery took it: look again
 		}
 		return true, err
 	}
-	a.Reason = "took over an interrupted launch"
-	job, argv, rej := d.checkJob(req)
-	if rej != nil { // the catalogue changed since the claim
-		if _, err := d.ledger.update(ctx, req.RunID, map[string]string{attrStatus: StatusRejected, attrRejectCode: rej.code, attrReason: rej.reason},
-			cond{attrStatus, StatusLaunching}); err != nil && !errors.Is(err, errConditionFailed) {
-			return true, err
-		}
-		return true, d.reject(ctx, req, *rej, a)
+	err = d.finishLaunch(ctx, req, prev, lease, a)
+	if err != nil {
+		d.releaseClaim(ctx, req.RunID, lease)
 	}
-	return true, d.launch(ctx, req, job, argv, a)
+	return true, err
+}
+
+// finishLaunch does what an interrupted launch left undone.
+func (d *Dispatcher) finishLaunch(ctx context.Context, req *protocol.Request, prev ledgerItem, lease time.Time, a audit) error {
+	// Did the interrupted invocation start the task after all?
+	arn, err := d.findTask(ctx, req.RunID, true)
+	if err != nil {
+		return err
+	}
+	if arn != "" {
+		url, err := d.createQueue(ctx, req)
+		if err != nil {
+			return err
+		}
+		a.Reason = "finished an interrupted launch"
+		return d.accept(ctx, req.RunID, req.Job, arn, url, a)
+	}
+	rej := &rejection{protocol.RejectLaunch, interruptedReason}
+	var job config.Job
+	var argv []string
+	if d.now().Sub(prev.CreatedAt) <= d.cfg.Broker.MaxRequestAge.D()+d.cfg.Broker.ClockSkew.D() {
+		a.Reason = "took over an interrupted launch"
+		job, argv, rej = d.checkJob(req) // the catalogue may have changed since the claim
+	}
+	if rej != nil {
+		if _, err := d.ledger.update(ctx, req.RunID, map[string]string{attrStatus: StatusRejected, attrRejectCode: rej.code, attrReason: rej.reason},
+			cond{attrStatus, StatusLaunching}, cond{attrLeaseUntil, stamp(lease)}); err != nil {
+			return err
+		}
+		return d.reject(ctx, req, *rej, a)
+	}
+	return d.launch(ctx, req, job, argv, a)
 }
 
 // interruptedReason is the rejection of a launch claim that nobody finished.
 const interruptedReason = "the broker was interrupted while starting the task and it is now too late to start it safely; start a new run"
-
-// giveUp ends a launch claim that is too old to resume with a rejection.
-func (d *Dispatcher) giveUp(ctx context.Context, req *protocol.Request, prev ledgerItem, a audit) error {
-	rej := rejection{protocol.RejectLaunch, interruptedReason}
-	_, err := d.ledger.update(ctx, req.RunID, map[string]string{attrStatus: StatusRejected, attrRejectCode: rej.code, attrReason: rej.reason},
-		cond{attrStatus, StatusLaunching}, cond{attrLeaseUntil, stamp(prev.LeaseUntil)})
-	if errors.Is(err, errConditionFailed) {
-		return d.redelivered(ctx, req, prev.RequestHash, a)
-	}
-	if err != nil {
-		return err
-	}
-	return d.reject(ctx, req, rej, a)
-}
 
 // reject writes the rejected record to the run's queue (created for the
 // purpose) and ends the run in the ledger.

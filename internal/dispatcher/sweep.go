@@ -111,6 +111,13 @@ func (d *Dispatcher) sweepOne(ctx context.Context, url, runID string, now time.T
 // finishStale ends a launch claim that no delivery finished in time: if the
 // task exists after all it is reported accepted, else the run is rejected.
 func (d *Dispatcher) finishStale(ctx context.Context, url string, item ledgerItem, a audit) error {
+	lease := d.leaseEnd(ctx)
+	if err := d.ledger.takeOver(ctx, item.RunID, item.LeaseUntil, lease); err != nil {
+		if errors.Is(err, errConditionFailed) {
+			return nil // a delivery is at it again
+		}
+		return err
+	}
 	arn, err := d.findTask(ctx, item.RunID, true)
 	if err != nil {
 		return err
@@ -120,12 +127,8 @@ func (d *Dispatcher) finishStale(ctx context.Context, url string, item ledgerIte
 		return d.accept(ctx, item.RunID, item.Job, arn, url, a)
 	}
 	rej := rejection{protocol.RejectLaunch, interruptedReason}
-	_, err = d.ledger.update(ctx, item.RunID, map[string]string{attrStatus: StatusRejected, attrRejectCode: rej.code, attrReason: rej.reason},
-		cond{attrStatus, StatusLaunching}, cond{attrLeaseUntil, stamp(item.LeaseUntil)})
-	if errors.Is(err, errConditionFailed) {
-		return nil // a delivery is at it again
-	}
-	if err != nil {
+	if _, err := d.ledger.update(ctx, item.RunID, map[string]string{attrStatus: StatusRejected, attrRejectCode: rej.code, attrReason: rej.reason},
+		cond{attrStatus, StatusLaunching}, cond{attrLeaseUntil, stamp(lease)}); err != nil {
 		return err
 	}
 	return d.rejectTo(ctx, item.RunID, url, rej, a)
