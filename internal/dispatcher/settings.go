@@ -60,10 +60,13 @@ func SettingsFromEnv(getenv func(string) string) (Settings, error) {
 		Region:          getenv("AWS_REGION"),
 	}
 	var missing []string
-	for name, v := range map[string]string{EnvConfig: s.ConfigPath, EnvCluster: s.Cluster, EnvLedgerTable: s.LedgerTable} {
-		if v == "" {
-			missing = append(missing, name)
+	for _, v := range [][2]string{{EnvConfig, s.ConfigPath}, {EnvCluster, s.Cluster}, {EnvLedgerTable, s.LedgerTable}} {
+		if v[1] == "" {
+			missing = append(missing, v[0])
 		}
+	}
+	if len(s.Subnets) > 0 && len(s.SecurityGroups) == 0 {
+		return s, fmt.Errorf("dispatcher environment names subnets (%s) but no security groups (%s)", EnvSubnets, EnvSecurityGroups)
 	}
 	if len(missing) > 0 {
 		return s, fmt.Errorf("dispatcher environment is incomplete: %s not set (the CDK stack sets them)", strings.Join(missing, ", "))
