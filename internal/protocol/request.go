@@ -92,6 +92,9 @@ func DecodeRequest(b []byte) (*Request, error) {
 	if err := decodeStrict(b, MaxRequestBytes, "request", &r); err != nil {
 		return nil, err
 	}
+	if err := checkKeys(b, "request"); err != nil {
+		return nil, err
+	}
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}

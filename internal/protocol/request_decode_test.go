@@ -1,0 +1,140 @@
+package protocol_test
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
+)
+
+const validRun = `{"v":1,"kind":"run","run_id":"01JD5Q3ZC8W2V9T6R4N1M7K0HX","job":"website","params":{"version":"1.4.2"},
+ "requested_at":"2026-11-22T10:00:00Z","expires_at":"2026-11-22T10:05:00Z",
+ "requester":{"ci":"github-actions","repository":"org/app","ref":"refs/heads/main","sha":"abc","actor":"alice","run_url":"https://example.com/1"}}`
+
+// edit decodes validRun loosely, changes it and encodes it again.
+func edit(t *testing.T, f func(m map[string]any)) string {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(validRun), &m); err != nil {
+		t.Fatal(err)
+	}
+	f(m)
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestDecodeRequestValid(t *testing.T) {
+	r, err := protocol.DecodeRequest([]byte(validRun))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Kind != protocol.KindRun || r.RunID != "01JD5Q3ZC8W2V9T6R4N1M7K0HX" || r.Job != "website" || r.Params["version"] != "1.4.2" ||
+		!r.ExpiresAt.Equal(time.Date(2026, 11, 22, 10, 5, 0, 0, time.UTC)) || r.Requester.Actor != "alice" {
+		t.Errorf("decoded %+v", r)
+	}
+	if got := r.Requester.String(); got != "github-actions org/app@refs/heads/main by alice" {
+		t.Errorf("requester string %q", got)
+	}
+	for _, kind := range []string{"cancel", "release"} {
+		short := `{"v":1,"kind":"` + kind + `","run_id":"01JD5Q3ZC8W2V9T6R4N1M7K0HX","requested_at":"2026-11-22T10:00:00Z","expires_at":"2026-11-22T10:01:00Z"}`
+		if _, err := protocol.DecodeRequest([]byte(short)); err != nil {
+			t.Errorf("%s: %v", kind, err)
+		}
+	}
+}
+
+func TestDecodeRequestRefuses(t *testing.T) {
+	cases := []struct {
+		name, body, want string
+	}{
+		// unknown fields, anywhere
+		{"unknown top-level field", edit(t, func(m map[string]any) { m["image"] = "evil:latest" }), `request is not valid: unknown field "image"`},
+		{"unknown requester field", edit(t, func(m map[string]any) { m["requester"].(map[string]any)["role"] = "admin" }), `unknown field "role"`},
+		{"field in other case", strings.Replace(validRun, `"job"`, `"JOB"`, 1), `field "JOB" is not lower-case`},
+		{"nested field in other case", strings.Replace(validRun, `"actor"`, `"Actor"`, 1), `field "requester.Actor" is not lower-case`},
+		{"repeated field", strings.Replace(validRun, `"job":"website"`, `"job":"website","job":"migrate"`, 1), `field "job" appears twice`},
+		{"repeated param", strings.Replace(validRun, `"version":"1.4.2"`, `"version":"1.4.2","version":"9.9.9"`, 1), `field "params.version" appears twice`},
+		// version
+		{"version 2", edit(t, func(m map[string]any) { m["v"] = 2 }), "request has protocol version 2; this broker speaks version 1"},
+		{"version 0", edit(t, func(m map[string]any) { delete(m, "v") }), "request has protocol version 0"},
+		// size
+		{"oversize", edit(t, func(m map[string]any) { m["job"] = strings.Repeat("a", protocol.MaxRequestBytes) }), "over the 262144-byte limit"},
+		{"param value too long", edit(t, func(m map[string]any) { m["params"] = map[string]any{"v": strings.Repeat("1", 4097)} }), `parameter "v" is 4097 bytes, over the 4096-byte limit`},
+		{"requester field too long", edit(t, func(m map[string]any) { m["requester"].(map[string]any)["actor"] = strings.Repeat("a", 1025) }), "requester field actor is 1025 bytes"},
+		{"too many params", edit(t, func(m map[string]any) {
+			p := map[string]any{}
+			for i := 0; i < 65; i++ {
+				p["p"+strings.Repeat("x", i)] = "1"
+			}
+			m["params"] = p
+		}), "65 parameters, more than the 64 allowed"},
+		// missing fields
+		{"empty", "", "request is empty"},
+		{"blank", "  \n", "request is empty"},
+		{"no run id", edit(t, func(m map[string]any) { delete(m, "run_id") }), `run id "" must be a 26-character ULID`},
+		{"no kind", edit(t, func(m map[string]any) { delete(m, "kind") }), "has no kind; expected run, cancel or release"},
+		{"no job", edit(t, func(m map[string]any) { delete(m, "job") }), "names no job"},
+		{"no requested_at", edit(t, func(m map[string]any) { delete(m, "requested_at") }), "must carry requested_at and expires_at"},
+		{"no expires_at", edit(t, func(m map[string]any) { delete(m, "expires_at") }), "must carry requested_at and expires_at"},
+		{"no requester", edit(t, func(m map[string]any) { delete(m, "requester") }), "has no requester"},
+		{"no requester ci", edit(t, func(m map[string]any) { delete(m["requester"].(map[string]any), "ci") }), "requester has no ci field"},
+		// wrong types
+		{"v as string", edit(t, func(m map[string]any) { m["v"] = "1" }), `field "v" must be an integer, not a JSON string`},
+		{"v as float", edit(t, func(m map[string]any) { m["v"] = 1.5 }), `field "v" must be an integer`},
+		{"param as number", edit(t, func(m map[string]any) { m["params"] = map[string]any{"version": 1.4} }), `must be a string, not a JSON number`},
+		{"params as array", edit(t, func(m map[string]any) { m["params"] = []any{"version"} }), `field "params" must be an object, not a JSON array`},
+		{"requester as string", edit(t, func(m map[string]any) { m["requester"] = "alice" }), `field "requester" must be an object, not a JSON string`},
+		{"time not RFC 3339", edit(t, func(m map[string]any) { m["requested_at"] = "yesterday" }), "request is not valid"},
+		{"document is an array", `[1,2]`, "must be an object, not a JSON array"},
+		{"document is null", `null`, "request"},
+		// syntax
+		{"not JSON", `run website`, "malformed JSON at byte 1"},
+		{"truncated", validRun[:40], "the JSON ends early"},
+		{"trailing object", validRun + `{"v":1}`, "unexpected data after the JSON object"},
+		{"trailing garbage", validRun + ` x`, "unexpected data after the JSON object"},
+		// values
+		{"lower-case run id", edit(t, func(m map[string]any) { m["run_id"] = strings.ToLower(m["run_id"].(string)) }), "upper-case Crockford base32 only"},
+		{"run id with I", edit(t, func(m map[string]any) { m["run_id"] = "01JD5Q3ZC8W2V9T6R4N1M7K0HI" }), `has 'I' at position 26`},
+		{"run id overflows", edit(t, func(m map[string]any) { m["run_id"] = "81JD5Q3ZC8W2V9T6R4N1M7K0HX" }), "overflows 128 bits"},
+		{"run id path", edit(t, func(m map[string]any) { m["run_id"] = "../../../../etc/passwd0000" }), "upper-case Crockford base32 only"},
+		{"expires before requested", edit(t, func(m map[string]any) { m["expires_at"] = "2026-11-22T09:00:00Z" }), "expires (2026-11-22T09:00:00Z) before it was made"},
+		{"unknown kind", edit(t, func(m map[string]any) { m["kind"] = "exec" }), `request kind "exec" is unknown`},
+		{"bad job name", edit(t, func(m map[string]any) { m["job"] = "Web Site;rm" }), `job name "Web Site;rm" is not valid`},
+		{"bad param name", edit(t, func(m map[string]any) { m["params"] = map[string]any{"--version": "1"} }), `parameter name "--version" is not valid`},
+		{"requester control char", edit(t, func(m map[string]any) { m["requester"].(map[string]any)["actor"] = "al\x1bice" }), "requester field actor contains a control character"},
+		{"cancel with params", `{"v":1,"kind":"cancel","run_id":"01JD5Q3ZC8W2V9T6R4N1M7K0HX","params":{},"requested_at":"2026-11-22T10:00:00Z","expires_at":"2026-11-22T10:01:00Z"}`, "may carry only v, kind, run_id and timestamps"},
+		{"release with requester", `{"v":1,"kind":"release","run_id":"01JD5Q3ZC8W2V9T6R4N1M7K0HX","requester":{"ci":"x"},"requested_at":"2026-11-22T10:00:00Z","expires_at":"2026-11-22T10:01:00Z"}`, "may carry only"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r, err := protocol.DecodeRequest([]byte(c.body))
+			if err == nil {
+				t.Fatalf("decoded %+v", r)
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Errorf("error %q\nwant it to contain %q", err, c.want)
+			}
+			if strings.ContainsAny(err.Error(), "\n\r") || len(err.Error()) > 600 {
+				t.Errorf("error is not one short line: %q", err)
+			}
+		})
+	}
+}
+
+func TestDecodeRequestOversizeIsErrTooLarge(t *testing.T) {
+	_, err := protocol.DecodeRequest(make([]byte, protocol.MaxRequestBytes+1))
+	if !errors.Is(err, protocol.ErrTooLarge) {
+		t.Errorf("err = %v, want ErrTooLarge", err)
+	}
+	// Exactly at the limit is parsed (and here refused for its content).
+	_, err = protocol.DecodeRequest([]byte(strings.Repeat(" ", protocol.MaxRequestBytes)))
+	if errors.Is(err, protocol.ErrTooLarge) {
+		t.Errorf("a body of exactly the limit was refused for its size")
+	}
+}
