@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -82,6 +83,14 @@ func testJob(mode string, args []string) int {
 		}
 		os.Stdout.Write(w.Bytes())
 		return 0
+	case "deploylog": // deploylog N: realisticOutput(N) in writes of varied sizes
+		n, _ := strconv.Atoi(args[0])
+		writeVaried(os.Stdout, realisticOutput(n))
+		return 0
+	case "random": // random N: randomOutput(N) in writes of varied sizes
+		n, _ := strconv.Atoi(args[0])
+		writeVaried(os.Stdout, randomOutput(n))
+		return 0
 	case "interleave":
 		for i := 0; i < 20; i++ {
 			f := os.Stdout
@@ -119,6 +128,33 @@ func testJob(mode string, args []string) int {
 	}
 	fmt.Fprintln(os.Stderr, "unknown test job", mode)
 	return 2
+}
+
+// realisticOutput is n lines of deploy-like output (timestamps, varying
+// ids and counts, some ANSI colour): compressible, but not repetitive.
+func realisticOutput(n int) []byte {
+	r := rand.New(rand.NewPCG(11, 12))
+	var b bytes.Buffer
+	for i := range n {
+		b.Write(logLine(r, i))
+		b.WriteByte('\n')
+	}
+	return b.Bytes()
+}
+
+// randomOutput is n random bytes (newlines included, by chance).
+func randomOutput(n int) []byte {
+	return randomPiece(rand.New(rand.NewPCG(13, 14)), n)
+}
+
+// writeVaried writes p in writes of 1 byte to 200 KiB.
+func writeVaried(w io.Writer, p []byte) {
+	r := rand.New(rand.NewPCG(15, 16))
+	for len(p) > 0 {
+		n := min(len(p), 1+r.IntN(200<<10))
+		w.Write(p[:n])
+		p = p[n:]
+	}
 }
 
 // jobArgs returns the argv and env of a test job.
