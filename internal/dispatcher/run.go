@@ -55,7 +55,7 @@ type rejection struct{ code, reason string }
 // call: it is the hot path measured by the handler benchmark.
 func (d *Dispatcher) check(req *protocol.Request, now time.Time) (config.Job, []string, *rejection) {
 	if rej := d.checkTime(req, now); rej != nil {
-		job, _ := d.cfg.Jobs[req.Job]
+		job := d.cfg.Jobs[req.Job]
 		return job, nil, rej
 	}
 	return d.checkJob(req)
