@@ -81,7 +81,11 @@ func (d *Dispatcher) runTask(ctx context.Context, in *ecs.RunTaskInput) (string,
 	backoff := d.backoff
 	start := time.Now()
 	for attempt := 1; ; attempt++ {
-		out, err := d.ecs.RunTask(ctx, in)
+		// The call, with the SDK's own retries, may not eat the time the
+		// bookkeeping after it needs.
+		callCtx, cancel := context.WithTimeout(ctx, max(d.timeLeft(ctx), time.Second))
+		out, err := d.ecs.RunTask(callCtx, in)
+		cancel()
 		if err == nil {
 			if len(out.Failures) > 0 {
 				f := out.Failures[0]
@@ -107,6 +111,12 @@ func (d *Dispatcher) runTask(ctx context.Context, in *ecs.RunTaskInput) (string,
 		if !d.pause(ctx, wait) {
 			if ctx.Err() != nil {
 				return "", fmt.Errorf("starting the task of run %s: %w", runID, err)
+			}
+			if !isThrottle(err) {
+				// The last call may have started the task before it was cut off.
+				if arn, ferr := d.findTask(ctx, runID, true); ferr == nil && arn != "" {
+					return arn, nil
+				}
 			}
 			return "", &launchError{oneLine(fmt.Sprintf("ECS did not take the task within %s (%d attempts): %s",
 				time.Since(start).Round(time.Second), attempt, describeAWSError(err)))}
