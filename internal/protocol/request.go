@@ -92,10 +92,10 @@ func DecodeRequest(b []byte) (*Request, error) {
 	if err := decodeStrict(b, MaxRequestBytes, "request", &r); err != nil {
 		return nil, err
 	}
-	if err := checkKeys(b, "request"); err != nil {
+	if err := r.Validate(); err != nil {
 		return nil, err
 	}
-	if err := r.Validate(); err != nil {
+	if err := checkKeys(b, "request"); err != nil {
 		return nil, err
 	}
 	return &r, nil
