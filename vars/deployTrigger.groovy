@@ -22,7 +22,8 @@
 //   propagate      false: never fail or mark the build, just return the result (default true)
 //   trigger        the deploy-trigger executable (default: deploy-trigger on PATH)
 //
-// Returns [exitCode: n, outcome: 'succeeded' | 'failed' | 'timeout' | …, message: '…'].
+// Returns [exitCode: n, outcome: 'succeeded' | 'failed' | 'timeout' | …, message: '…',
+//          runId: '01J…', taskArn: 'arn:aws:ecs:…'] (runId and taskArn when the run got that far).
 //
 // Safety: every argument becomes one single-quoted shell word; nothing from
 // the arguments is interpolated into the shell script unquoted.
@@ -45,6 +46,11 @@ def call(Map args = [:]) {
     } catch (IllegalArgumentException e) {
         error(e.message)
     }
+    // deploy-trigger writes its result (run id, task ARN…) to this file: the
+    // step cannot read its output, because deploy-trigger must own the
+    // process (exec) to receive Jenkins' SIGTERM and cancel the run.
+    String resultFile = "${pwd(tmp: true)}/deploy-trigger-result-${UUID.randomUUID()}.json".toString()
+    words.addAll(1, ['--result-file', resultFile])
     String script = 'exec ' + deployTriggerShellJoin(words)
     List<String> envVars = []
     if (args.region) {
@@ -68,7 +74,8 @@ def call(Map args = [:]) {
     }
 
     Map verdict = deployTriggerVerdict(code, args.job.toString(), (args.unstableOn ?: []) as List)
-    Map result = [exitCode: code, outcome: verdict.outcome, message: verdict.message]
+    Map run = fileExists(resultFile) ? deployTriggerParseResult(readFile(file: resultFile)) : [:]
+    Map result = [exitCode: code, outcome: verdict.outcome, message: verdict.message, runId: run.run_id, taskArn: run.task_arn]
     if (args.propagate == false || verdict.result == 'SUCCESS') {
         if (verdict.result != 'SUCCESS') {
             echo "deployTrigger: ${verdict.message}"
@@ -125,6 +132,16 @@ List<String> deployTriggerCommand(Map args) {
         cmd << name + '=' + (v == null ? '' : v.toString())
     }
     return cmd
+}
+
+// deployTriggerParseResult reads deploy-trigger's --result-file.
+@NonCPS
+Map deployTriggerParseResult(String text) {
+    try {
+        return new groovy.json.JsonSlurperClassic().parseText(text) as Map
+    } catch (Exception e) {
+        return [:]
+    }
 }
 
 // deployTriggerShellJoin quotes each word for a POSIX shell: inside single

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
 // groovyCase is one call of the Jenkins step in the harness
@@ -194,6 +196,11 @@ func TestJenkinsStep(t *testing.T) {
 		t.Errorf("sh env %v lacks AWS_REGION", sh.Env)
 	}
 	argv := argvOf(t, sh.Script)
+	// The result file comes first; the run id is read back from it.
+	if len(argv) < 2 || argv[0] != "--result-file" || !strings.HasSuffix(argv[1], ".json") {
+		t.Fatalf("deploy-trigger got %q: want --result-file FILE first", argv)
+	}
+	argv = argv[2:]
 	wantFlags := []string{"--output", "plain", "--env", "staging", "--environments", "deploy/environments.yaml",
 		"--expect-account", "222222222222", "--start-timeout", "5m", "--timeout", "30m",
 		"--role-arn", "arn:aws:iam::111111111111:role/jenkins-trigger", "--external-id", "acme",
@@ -331,6 +338,12 @@ func TestJenkinsStepRuns(t *testing.T) {
 		{Status: 0, Args: map[string]any{"job": "sleeper", "topicArn": b.TopicARN()}},
 	})
 
+	if id, _ := res[0].Returned["runId"].(string); protocol.ValidateRunID(id) != nil {
+		t.Errorf("the step returned run id %q, want the run's ULID from --result-file", id)
+	}
+	if arn, _ := res[0].Returned["taskArn"].(string); !strings.HasPrefix(arn, "arn:aws:ecs:") {
+		t.Errorf("the step returned task ARN %q, want the run's task from --result-file", arn)
+	}
 	if r := res[0]; r.Error != "" || r.Returned["exitCode"] != float64(0) || len(r.Sh) != 1 ||
 		!strings.Contains(r.Sh[0].Output, "greeting=["+greeting+"]\n") {
 		t.Errorf("a successful run: error %q, returned %v, output:\n%s", r.Error, r.Returned, output(r))

@@ -31,6 +31,7 @@ type CLI struct {
 	Output     string `name:"output" short:"o" enum:"auto,plain,terminal,github,json" default:"auto" env:"DEPLOY_TRIGGER_OUTPUT" group:"Output" help:"Output mode: auto, plain, terminal, github or json. Auto picks github when GITHUB_ACTIONS=true, terminal on a terminal, else plain."`
 	Color      bool   `name:"color" env:"DEPLOY_TRIGGER_COLOR" group:"Output" help:"Keep the job's ANSI colours in plain mode."`
 	Timestamps bool   `name:"timestamps" env:"DEPLOY_TRIGGER_TIMESTAMPS" group:"Output" help:"Prefix each line with the time the job wrote it (plain mode)."`
+	ResultFile string `name:"result-file" env:"DEPLOY_TRIGGER_RESULT_FILE" placeholder:"FILE" group:"Output" help:"Also write the run's result (run id, outcome, exit code, task ARN…) as one JSON object to FILE, whatever the output mode."`
 
 	StartTimeout     time.Duration `name:"start-timeout" default:"10m" env:"DEPLOY_TRIGGER_START_TIMEOUT" group:"Timing" help:"Give up when the job has not started within this time."`
 	Timeout          time.Duration `name:"timeout" default:"0" env:"DEPLOY_TRIGGER_TIMEOUT" group:"Timing" help:"Give up (and cancel) after this long in all. 0: the job's own catalogue timeout plus 5m."`

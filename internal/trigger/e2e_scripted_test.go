@@ -2,6 +2,7 @@ package trigger
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -305,4 +306,46 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 	}
 	t.Fatal("condition not met within 10s")
+}
+
+// --result-file gets the run's result as JSON in any output mode, also when
+// the broker refuses the run.
+func TestScriptedResultFile(t *testing.T) {
+	t.Parallel()
+	b := startScripted(t, "deploy-broker")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	path := filepath.Join(t.TempDir(), "result.json")
+	tr := startTrigger(ctx, b.env("DEPLOY_TRIGGER_RESULT_FILE="+path), nil, "website", "version=2")
+	req := b.request(ctx)
+	url := b.queue(ctx, req.RunID)
+	b.send(ctx, url, req.RunID, accepted("123456789012"), started(1, 5), exitRec(2, 3, protocol.ReasonCompleted))
+	if code := codeOf(tr.wait(t, 20*time.Second)); code != 3 {
+		t.Fatalf("code %d", code)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(raw, &got); err != nil {
+		t.Fatalf("result file is not JSON: %v\n%s", err, raw)
+	}
+	for k, want := range map[string]any{"run_id": req.RunID, "outcome": "failed", "exit_code": 3.0,
+		"task_arn": "arn:aws:ecs:us-east-1:123456789012:task/broker/abc", "job": "website"} {
+		if got[k] != want {
+			t.Errorf("result file %s = %v, want %v\n%s", k, got[k], want, raw)
+		}
+	}
+
+	// A usage error before anything is published still leaves a result.
+	path2 := filepath.Join(t.TempDir(), "result.json")
+	tr2 := startTrigger(ctx, b.env("DEPLOY_TRIGGER_RESULT_FILE="+path2), nil, "website", "not-a-pair")
+	if code := codeOf(tr2.wait(t, 20*time.Second)); code != exitcode.Usage {
+		t.Fatalf("code %d", code)
+	}
+	raw, _ = os.ReadFile(path2)
+	if !strings.Contains(string(raw), `"outcome": "usage"`) || !strings.Contains(string(raw), `"exit_code": 240`) {
+		t.Errorf("result file after a usage error:\n%s", raw)
+	}
 }

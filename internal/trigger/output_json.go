@@ -122,8 +122,12 @@ func (p *jsonPrinter) record(r protocol.Record) error {
 
 func (p *jsonPrinter) tick(time.Time) {}
 
-func (p *jsonPrinter) result(r *Result) {
-	p.emit(jsonResult{Event: "result", RunID: r.RunID, Job: r.Job, Outcome: r.Outcome, ExitCode: r.Code, Message: r.Message,
+func (p *jsonPrinter) result(r *Result) { p.emit(resultRecord(r)) }
+
+// resultRecord is the JSON form of a run's result: the last record of
+// --output json and the content of --result-file.
+func resultRecord(r *Result) jsonResult {
+	return jsonResult{Event: "result", RunID: r.RunID, Job: r.Job, Outcome: r.Outcome, ExitCode: r.Code, Message: r.Message,
 		TaskARN: r.TaskARN, Account: r.Account, AccountAlias: r.AccountAlias, Region: r.Region,
-		DurationMS: r.Duration.Milliseconds(), Lines: r.Lines, Bytes: r.Bytes})
+		DurationMS: r.Duration.Milliseconds(), Lines: r.Lines, Bytes: r.Bytes}
 }

@@ -132,8 +132,16 @@ func (a *app) fail(out printer, err error) error {
 	return err
 }
 
-// printer picks the output mode.
+// printer picks the output mode, and adds the result file when asked.
 func (a *app) printer(cli *CLI, mode string) printer {
+	p := a.modePrinter(cli, mode)
+	if cli.ResultFile != "" {
+		return &resultFilePrinter{printer: p, path: cli.ResultFile, stderr: a.stderr}
+	}
+	return p
+}
+
+func (a *app) modePrinter(cli *CLI, mode string) printer {
 	if mode == "auto" || mode == "" {
 		switch {
 		case a.getenv("GITHUB_ACTIONS") == "true":

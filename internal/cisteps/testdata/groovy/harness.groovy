@@ -5,7 +5,8 @@
 //
 // It parses every FILE (the step and the example Jenkinsfile), then runs the
 // step's call() once per case with stubs for the Pipeline steps it uses (sh,
-// withEnv, withAWS, error, unstable, echo, currentBuild) and prints one JSON
+// withEnv, withAWS, error, unstable, echo, currentBuild, pwd, fileExists,
+// readFile) and prints one JSON
 // line, "HARNESS-RESULT [...]", with what each case did. A case's sh either
 // returns its "status", or, with "exec": true, really runs the script as
 // Jenkins does (sh -xe FILE) and returns its exit status.
@@ -34,6 +35,9 @@ Map runCase(GroovyShell shell, File step, Map c) {
     b.setVariable('currentBuild', rec.currentBuild)
     b.setVariable('echo', { String s -> rec.echo << s.toString() })
     b.setVariable('unstable', { String s -> rec.unstable << s.toString() })
+    b.setVariable('pwd', { Map m -> System.getProperty('java.io.tmpdir') })
+    b.setVariable('fileExists', { String p -> new File(p).exists() })
+    b.setVariable('readFile', { Map m -> new File(m.file.toString()).text })
     b.setVariable('error', { String s -> throw new StepError(s.toString()) })
     b.setVariable('withEnv', { List l, Closure body ->
         envStack.push(l.collect { it.toString() })
