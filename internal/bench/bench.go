@@ -29,6 +29,7 @@ import (
 
 	"github.com/deploy-broker/deploy-broker/internal/moto"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
+	"github.com/deploy-broker/deploy-broker/internal/runner"
 )
 
 type options struct {
@@ -39,6 +40,9 @@ type options struct {
 	rssBytes     int64
 	rssSink      string
 	rssRTT       time.Duration
+	rssJob       string
+	deployLines  int
+	compress     string
 	runnerBin    string
 	skip         string
 }
@@ -59,8 +63,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Int64Var(&o.rssBytes, "rss-bytes", 1<<30, "bytes the job writes in the RSS run")
 	fs.StringVar(&o.rssSink, "rss-sink", "counting", "where the RSS run sends: counting (in-process sink with a simulated round trip) or moto")
 	fs.DurationVar(&o.rssRTT, "rss-rtt", 5*time.Millisecond, "simulated SendMessageBatch round trip of the counting sink")
+	fs.StringVar(&o.rssJob, "rss-job", "lines", "what the job writes in the RSS run: lines (the synthetic lines) or deploylog (realistic deploy output)")
+	fs.IntVar(&o.deployLines, "deploylog-lines", 300_000, "lines of realistic deploy output for the deploylog run")
+	fs.StringVar(&o.compress, "compress", "auto", "the runner's "+runner.EnvCompress+": auto or off")
 	fs.StringVar(&o.runnerBin, "runner", "", "runner binary (default: go build ./cmd/runner into a temporary directory)")
-	fs.StringVar(&o.skip, "skip", "", "comma-separated parts to skip: e2e,raw,latency,rss")
+	fs.StringVar(&o.skip, "skip", "", "comma-separated parts to skip: e2e,raw,deploylog,latency,rss")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -123,9 +130,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		e2eRate = float64(o.lines) / st.elapsed.Seconds()
 		add("e2e_lines_per_sec", fmt.Sprintf("%.0f", e2eRate), fmt.Sprintf("%.1f MiB in %.2fs, every line checked in order", totalMiB, st.elapsed.Seconds()))
 		add("e2e_mib_per_sec", fmt.Sprintf("%.1f", totalMiB/st.elapsed.Seconds()), "")
-		add("bytes_per_request", fmt.Sprintf("%.0f", float64(st.runnerBodyBytes)/float64(st.runnerRequests)),
-			fmt.Sprintf("message body bytes per SendMessageBatch (%d requests)", st.runnerRequests))
-		add("job_bytes_per_request", fmt.Sprintf("%.0f", float64(o.lines*o.lineBytes)/float64(st.runnerRequests)), "job output bytes per SendMessageBatch")
+		st.addBytes("", int64(o.lines*o.lineBytes), add)
 		add("sqs_requests_per_million_lines", fmt.Sprintf("%.0f", float64(st.runnerRequests)*1e6/float64(o.lines)), "")
 		add("receive_calls", strconv.Itoa(st.receives), "ReceiveMessage calls of the receiver")
 	}
@@ -136,10 +141,37 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 			return fmt.Errorf("raw run: %w", err)
 		}
 		rawRate = float64(o.lines) / elapsed.Seconds()
-		add("raw_batch_lines_per_sec", fmt.Sprintf("%.0f", rawRate), fmt.Sprintf("%d full requests in %.2fs, no receiver", requests, elapsed.Seconds()))
+		add("raw_batch_lines_per_sec", fmt.Sprintf("%.0f", rawRate), fmt.Sprintf("%d full 1 MiB uncompressed requests in %.2fs, no receiver", requests, elapsed.Seconds()))
 	}
 	if e2eRate > 0 && rawRate > 0 {
 		add("e2e_ratio", fmt.Sprintf("%.2f", e2eRate/rawRate), "goal ≥ 0.8")
+	}
+	if !skip["deploylog"] && o.deployLines > 0 {
+		fmt.Fprintf(stderr, "deploylog: %d lines of realistic deploy output through runner → moto → receiver …\n", o.deployLines)
+		var line []byte
+		var n int
+		var bad error
+		var jobBytes int64
+		st, err := b.e2e(ctx, []string{"deploylog", strconv.Itoa(o.deployLines)}, func(p []byte) {
+			line = DeployLogLine(line[:0], n)
+			if bad == nil && !bytes.Equal(p, line) {
+				bad = fmt.Errorf("deploy-log line %d differs: %.60q", n, p)
+			}
+			jobBytes += int64(len(p)) + 1
+			n++
+		})
+		if err == nil {
+			err = bad
+		}
+		if err != nil {
+			return fmt.Errorf("deploylog run: %w", err)
+		}
+		if n != o.deployLines {
+			return fmt.Errorf("deploylog run: the receiver got %d lines, want %d", n, o.deployLines)
+		}
+		add("deploylog_lines_per_sec", fmt.Sprintf("%.0f", float64(n)/st.elapsed.Seconds()),
+			fmt.Sprintf("%.1f MiB of realistic lines in %.2fs, every line checked byte for byte", float64(jobBytes)/(1<<20), st.elapsed.Seconds()))
+		st.addBytes("deploylog_", jobBytes, add)
 	}
 	if !skip["latency"] {
 		fmt.Fprintf(stderr, "latency: %d lines at %d/s …\n", o.latencyLines, o.latencyRate)
@@ -210,11 +242,25 @@ func (b *bencher) queue(ctx context.Context) (string, string, error) {
 }
 
 type e2eStats struct {
-	elapsed         time.Duration
-	lines           int64
-	receives        int
-	runnerRequests  int64
-	runnerBodyBytes int64
+	elapsed          time.Duration
+	lines            int64
+	receives         int
+	runnerRequests   int64
+	runnerBodyBytes  int64
+	runnerRawBytes   int64 // body bytes before compression
+	runnerMessages   int64
+	runnerCompressed int64
+}
+
+// addBytes adds the per-request figures of a run whose job wrote jobBytes.
+func (st e2eStats) addBytes(prefix string, jobBytes int64, add func(name, value, note string)) {
+	req := float64(max(st.runnerRequests, 1))
+	add(prefix+"bytes_per_request", fmt.Sprintf("%.0f", float64(jobBytes)/req),
+		fmt.Sprintf("job output per SendMessageBatch (%d requests); goal ≥ 700 KiB", st.runnerRequests))
+	add(prefix+"wire_bytes_per_request", fmt.Sprintf("%.0f", float64(st.runnerBodyBytes)/req),
+		fmt.Sprintf("message bodies as sent per request; %d of %d messages compressed", st.runnerCompressed, st.runnerMessages))
+	add(prefix+"compression", fmt.Sprintf("%.1f", float64(jobBytes)/float64(max(st.runnerBodyBytes, 1))),
+		fmt.Sprintf("job bytes per body byte sent (uncompressed bodies ÷ sent: %.1f)", float64(st.runnerRawBytes)/float64(max(st.runnerBodyBytes, 1))))
 }
 
 // e2e runs the runner binary with the bench job in the given mode and
@@ -228,7 +274,7 @@ func (b *bencher) e2e(ctx context.Context, job []string, onLine func([]byte)) (e
 	cmd := exec.CommandContext(ctx, b.o.runnerBin, append([]string{b.self}, job[1:]...)...)
 	cmd.Env = append(os.Environ(), b.srv.Env(moto.Region)...)
 	cmd.Env = append(cmd.Env, protocol.EnvRunID+"="+runID, protocol.EnvQueueURL+"="+url, protocol.EnvJob+"=bench",
-		EnvJob+"="+job[0])
+		EnvJob+"="+job[0], runner.EnvCompress+"="+b.o.compress)
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = io.Discard, &logs // the tee copy goes nowhere; the runner's JSON log is kept
 	recvDone := make(chan error, 1)
@@ -252,12 +298,16 @@ func (b *bencher) e2e(ctx context.Context, job []string, onLine func([]byte)) (e
 	sc := bufio.NewScanner(&logs)
 	for sc.Scan() {
 		var l struct {
-			Msg       string `json:"msg"`
-			Requests  int64  `json:"requests"`
-			BodyBytes int64  `json:"body_bytes"`
+			Msg          string `json:"msg"`
+			Requests     int64  `json:"requests"`
+			Messages     int64  `json:"messages"`
+			BodyBytes    int64  `json:"body_bytes"`
+			RawBodyBytes int64  `json:"raw_body_bytes"`
+			Compressed   int64  `json:"compressed_messages"`
 		}
 		if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "run finished" {
-			st.runnerRequests, st.runnerBodyBytes = l.Requests, l.BodyBytes
+			st.runnerRequests, st.runnerBodyBytes, st.runnerRawBytes = l.Requests, l.BodyBytes, l.RawBodyBytes
+			st.runnerMessages, st.runnerCompressed = l.Messages, l.Compressed
 		}
 	}
 	return st, nil
@@ -398,31 +448,42 @@ func (b *bencher) raw(ctx context.Context) (time.Duration, int, error) {
 // o.rssBytes.
 func (b *bencher) rss(ctx context.Context) (int64, string, error) {
 	job := []string{"bytes", strconv.FormatInt(b.o.rssBytes, 10), strconv.Itoa(b.o.lineBytes)}
+	wantBytes := func(n int64) bool { return n == b.o.rssBytes/int64(b.o.lineBytes)*int64(b.o.lineBytes) }
+	switch b.o.rssJob {
+	case "lines":
+	case "deploylog":
+		job = []string{"deploylog-bytes", strconv.FormatInt(b.o.rssBytes, 10)}
+		wantBytes = func(n int64) bool { return n <= b.o.rssBytes && n > b.o.rssBytes-1024 }
+	default:
+		return 0, "", fmt.Errorf("-rss-job must be lines or deploylog, not %q", b.o.rssJob)
+	}
 	switch b.o.rssSink {
 	case "counting":
 		cmd := exec.CommandContext(ctx, b.self, append([]string{b.self}, job[1:]...)...)
-		cmd.Env = append(os.Environ(), EnvRunner+"="+b.o.rssRTT.String(), EnvJob+"="+job[0])
+		cmd.Env = append(os.Environ(), EnvRunner+"="+b.o.rssRTT.String(), EnvJob+"="+job[0], runner.EnvCompress+"="+b.o.compress)
 		start := time.Now()
 		out, err := cmd.Output()
 		if err != nil {
 			return 0, "", fmt.Errorf("%w: %s", err, out)
 		}
 		var r struct {
-			PeakRSSKiB int64 `json:"peak_rss_kib"`
-			Requests   int64 `json:"requests"`
-			BodyBytes  int64 `json:"body_bytes"`
-			JobBytes   int64 `json:"job_bytes"`
-			Delivered  bool  `json:"delivered"`
+			PeakRSSKiB   int64 `json:"peak_rss_kib"`
+			Requests     int64 `json:"requests"`
+			BodyBytes    int64 `json:"body_bytes"`
+			RawBodyBytes int64 `json:"raw_body_bytes"`
+			Compressed   int64 `json:"compressed_messages"`
+			JobBytes     int64 `json:"job_bytes"`
+			Delivered    bool  `json:"delivered"`
 		}
 		last := out[bytes.LastIndexByte(bytes.TrimSpace(out), '\n')+1:]
 		if err := json.Unmarshal(last, &r); err != nil {
 			return 0, "", fmt.Errorf("reading the counting runner's report %q: %w", last, err)
 		}
-		if r.JobBytes != b.o.rssBytes/int64(b.o.lineBytes)*int64(b.o.lineBytes) || !r.Delivered {
+		if !wantBytes(r.JobBytes) || !r.Delivered {
 			return 0, "", fmt.Errorf("the counting runner saw %d job bytes (delivered %v)", r.JobBytes, r.Delivered)
 		}
-		return r.PeakRSSKiB, fmt.Sprintf("VmHWM; %d MiB in %.1fs via counting sink (rtt %s), %d requests", r.JobBytes>>20,
-			time.Since(start).Seconds(), b.o.rssRTT, r.Requests), nil
+		return r.PeakRSSKiB, fmt.Sprintf("VmHWM; %d MiB of %s in %.1fs via counting sink (rtt %s), %d requests, %d MiB sent, %d messages compressed",
+			r.JobBytes>>20, b.o.rssJob, time.Since(start).Seconds(), b.o.rssRTT, r.Requests, r.BodyBytes>>20, r.Compressed), nil
 	case "moto":
 		var peak int64
 		stop, polled := make(chan struct{}), make(chan struct{})

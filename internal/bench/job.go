@@ -18,7 +18,7 @@ import (
 // The bench binary doubles as the job and as an in-process runner with a
 // counting sink; these environment variables select the role.
 const (
-	EnvJob    = "DEPLOY_BROKER_BENCH_JOB"    // lines N SIZE | paced N RATE | bytes TOTAL SIZE
+	EnvJob    = "DEPLOY_BROKER_BENCH_JOB"    // lines N SIZE | paced N RATE | bytes TOTAL SIZE | deploylog N | deploylog-bytes TOTAL
 	EnvRunner = "DEPLOY_BROKER_BENCH_RUNNER" // run runner.Run with a counting sink; args are the job argv
 )
 
@@ -48,6 +48,21 @@ func Job(mode string, args []string) int {
 		for i := int64(0); i < n; i++ {
 			copy(line, fmt.Sprintf("%09d ", i))
 			w.Write(line)
+		}
+	case "deploylog", "deploylog-bytes": // N lines of DeployLogLine, or lines up to TOTAL bytes
+		n := num(0)
+		var line []byte
+		var written int64
+		for i := 0; ; i++ {
+			if mode == "deploylog" && int64(i) >= n {
+				break
+			}
+			line = append(DeployLogLine(line[:0], i), '\n')
+			if mode == "deploylog-bytes" && written+int64(len(line)) > n {
+				break
+			}
+			w.Write(line)
+			written += int64(len(line))
 		}
 	case "paced": // N lines at RATE per second, each stamped with its write time
 		n, rate := num(0), num(1)
@@ -85,10 +100,10 @@ func (s *countingSink) SendMessageBatch(ctx context.Context, in *sqs.SendMessage
 func CountingRunner(argv []string, rtt time.Duration) int {
 	sink := &countingSink{rtt: rtt}
 	cfg := runner.Config{Args: argv, Env: os.Environ(), RunID: "01JDBENCH000000000000000000", QueueURL: "counting://",
-		Heartbeat: 10 * time.Second, Grace: time.Second, SendTimeout: time.Minute}
+		Heartbeat: 10 * time.Second, Grace: time.Second, SendTimeout: time.Minute, Compress: os.Getenv(runner.EnvCompress)}
 	res := runner.Run(context.Background(), cfg, sink)
-	fmt.Printf(`{"peak_rss_kib":%d,"requests":%d,"body_bytes":%d,"job_bytes":%d,"lines":%d,"delivered":%v,"reason":%q}`+"\n",
-		peakRSSKiB(os.Getpid()), sink.requests.Load(), sink.bytes.Load(), res.Exit.Bytes, res.Exit.Lines, res.Delivered, res.Exit.Reason)
+	fmt.Printf(`{"peak_rss_kib":%d,"requests":%d,"body_bytes":%d,"raw_body_bytes":%d,"compressed_messages":%d,"job_bytes":%d,"lines":%d,"delivered":%v,"reason":%q}`+"\n",
+		peakRSSKiB(os.Getpid()), sink.requests.Load(), sink.bytes.Load(), res.RawBodyBytes, res.Compressed, res.Exit.Bytes, res.Exit.Lines, res.Delivered, res.Exit.Reason)
 	if res.Exit.Reason != protocol.ReasonCompleted {
 		return 1
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
+	"math/rand/v2"
 
 	"os/exec"
 	"strconv"
@@ -109,4 +111,68 @@ func BenchmarkGzipMessage(b *testing.B) {
 		gz, _ = protocol.EncodeMessageGzip(recs)
 	}
 	b.ReportMetric(float64(len(plain))/float64(len(gz)), "ratio")
+}
+
+// saturatedPieces is ~32 MB of lines: the benchmark's numbered synthetic
+// lines, or deploy-like lines (logLine: timestamps, random ids).
+func saturatedPieces(kind string) [][]byte {
+	r := rand.New(rand.NewPCG(1, 2))
+	var lines [][]byte
+	for i, size := 0, 0; size < 32<<20; i++ {
+		var l []byte
+		if kind == "synthetic" {
+			l = []byte(fmt.Sprintf("%09d %s", i, "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmn"))
+		} else {
+			l = logLine(r, i)
+		}
+		lines = append(lines, l)
+		size += len(l) + 1
+	}
+	return lines
+}
+
+// BenchmarkBatcherSaturated is the batcher's encoder at saturation: every
+// request filled to its limits (10 messages, 1 MiB of bodies) before the
+// next starts, with compression auto or off. It reports job bytes and body
+// bytes per request.
+func BenchmarkBatcherSaturated(b *testing.B) {
+	for _, kind := range []string{"synthetic", "deploylog"} {
+		lines := saturatedPieces(kind)
+		var total int64
+		for _, l := range lines {
+			total += int64(len(l) + 1)
+		}
+		for _, mode := range []string{CompressAuto, CompressOff} {
+			b.Run(kind+"/"+mode, func(b *testing.B) {
+				b.SetBytes(total)
+				var requests, wire int64
+				now := time.Now()
+				bat := &batcher{maxRequest: protocol.MaxMessageBytes, maxMessage: protocol.MaxMessageBytes,
+					compress: mode == CompressAuto, compressMin: DefaultCompressMin, maxRaw: DefaultMaxRawMessageBytes,
+					now: time.Now, log: slog.New(slog.DiscardHandler)}
+				for b.Loop() {
+					requests, wire = 0, 0
+					bat.cur = &request{}
+					flush := func() {
+						bat.closeMsg()
+						requests++
+						wire += int64(bat.cur.bytes)
+						bat.cur = &request{}
+					}
+					for _, l := range lines {
+						if !bat.addPiece(protocol.Stdout, now, l, false) {
+							flush()
+							if !bat.addPiece(protocol.Stdout, now, l, false) {
+								b.Fatal("a line does not fit in an empty request")
+							}
+						}
+					}
+					flush()
+				}
+				b.ReportMetric(float64(total)/float64(requests), "job-bytes/request")
+				b.ReportMetric(float64(wire)/float64(requests), "body-bytes/request")
+				b.ReportMetric(float64(total)/float64(wire), "job-bytes/body-byte")
+			})
+		}
+	}
 }
