@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -170,20 +171,8 @@ func hostileCatalogue() []hostile {
 func TestHostileRequestsAreRefusedAndLaunchNothing(t *testing.T) {
 	_, awsCfg := mototest.Start(t)
 	ctx := context.Background()
-	cfg, err := config.Load("testdata/broker.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := localbroker.Provision(ctx, awsCfg, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	h := &harness{now: time.Now().UTC()}
-	d := dispatcher.New(cfg, dispatcher.Settings{
-		Cluster: res.ClusterARN, LedgerTable: res.LedgerTable, Subnets: res.Subnets, SecurityGroups: res.SecurityGroups,
-		AccountID: res.AccountID, Region: res.Region,
-	}, dispatcher.Clients{SQS: sqs.NewFromConfig(awsCfg), ECS: ecs.NewFromConfig(awsCfg), Dynamo: dynamodb.NewFromConfig(awsCfg)},
-		slog.New(slog.NewJSONHandler(h, nil)))
+	d, cfg, res := newDispatcher(t, awsCfg, h)
 	handler := lambda.NewHandler(d.Handle)
 	invoke := func(body []byte) {
 		ev, _ := json.Marshal(events.SNSEvent{Records: []events.SNSEventRecord{{EventSource: "aws:sns", EventVersion: "1.0",
@@ -243,6 +232,26 @@ func TestHostileRequestsAreRefusedAndLaunchNothing(t *testing.T) {
 		t.Errorf("%d tasks exist after the hostile requests, want %d: something was launched", n, tasksBefore)
 	}
 	t.Logf("RESULT hostile_requests=%d refused=%d tasks_launched=%d", len(cases), refused, countTasks(t, ecsc, res.ClusterARN)-tasksBefore)
+}
+
+// newDispatcher provisions the reliability broker in moto and returns its
+// dispatcher, writing its log to logw.
+func newDispatcher(t *testing.T, awsCfg aws.Config, logw io.Writer) (*dispatcher.Dispatcher, *config.Config, *localbroker.Resources) {
+	t.Helper()
+	cfg, err := config.Load("testdata/broker.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := localbroker.Provision(context.Background(), awsCfg, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := dispatcher.New(cfg, dispatcher.Settings{
+		Cluster: res.ClusterARN, LedgerTable: res.LedgerTable, Subnets: res.Subnets, SecurityGroups: res.SecurityGroups,
+		AccountID: res.AccountID, Region: res.Region,
+	}, dispatcher.Clients{SQS: sqs.NewFromConfig(awsCfg), ECS: ecs.NewFromConfig(awsCfg), Dynamo: dynamodb.NewFromConfig(awsCfg)},
+		slog.New(slog.NewJSONHandler(logw, nil)))
+	return d, cfg, res
 }
 
 func countTasks(t *testing.T, c *ecs.Client, cluster string) int {

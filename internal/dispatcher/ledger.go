@@ -2,6 +2,8 @@ package dispatcher
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -47,6 +49,7 @@ const (
 	attrCancelledAt = "cancelled_at"
 	attrCancelAsked = "cancel_requested_at"
 	attrReleasedAt  = "released_at"
+	attrClaimToken  = "claim_token"
 )
 
 // ledgerItem is one run in the ledger, keyed by run id.
@@ -70,6 +73,10 @@ type ledgerItem struct {
 	QueueURL    string
 	RejectCode  string
 	Reason      string
+	// ClaimToken is unique to one claim attempt: when the answer to a
+	// successful claim is lost and the SDK retries the put, the retry finds
+	// its own token and knows the claim is its own, not a second delivery.
+	ClaimToken string
 }
 
 // ledger is the DynamoDB run ledger.
@@ -97,6 +104,7 @@ func (l *ledger) claim(ctx context.Context, it ledgerItem) error {
 		attrRequestedAt: s(stamp(it.RequestedAt)),
 		attrCreatedAt:   s(stamp(it.CreatedAt)),
 		attrLeaseUntil:  s(stamp(it.LeaseUntil)),
+		attrClaimToken:  s(it.ClaimToken),
 		attrAttempts:    &types.AttributeValueMemberN{Value: "1"},
 		attrExpiresAt:   &types.AttributeValueMemberN{Value: strconv.FormatInt(it.CreatedAt.Add(l.retention).Unix(), 10)},
 	}
@@ -118,12 +126,27 @@ func (l *ledger) claim(ctx context.Context, it ledgerItem) error {
 	})
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
+		// Our own earlier attempt, whose answer was lost, or somebody else's?
+		prev, ok, gerr := l.get(ctx, it.RunID)
+		if gerr != nil {
+			return gerr
+		}
+		if ok && it.ClaimToken != "" && prev.ClaimToken == it.ClaimToken {
+			return nil
+		}
 		return errAlreadyClaimed
 	}
 	if err != nil {
 		return fmt.Errorf("claiming run %s in the ledger: %w", it.RunID, err)
 	}
 	return nil
+}
+
+// newClaimToken returns a random token for one claim attempt.
+func newClaimToken() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // get reads a run's item; ok is false when there is none.
@@ -167,7 +190,7 @@ func itemFromAttrs(a map[string]types.AttributeValue) ledgerItem {
 		RequestHash: str(attrRequestHash), RequestedAt: tm(attrRequestedAt), CreatedAt: tm(attrCreatedAt),
 		LeaseUntil: tm(attrLeaseUntil), EndedAt: tm(attrEndedAt), NotifiedAt: tm(attrNotifiedAt),
 		CancelAsked: tm(attrCancelAsked), TaskARN: str(attrTaskARN), QueueURL: str(attrQueueURL),
-		RejectCode: str(attrRejectCode), Reason: str(attrReason),
+		RejectCode: str(attrRejectCode), Reason: str(attrReason), ClaimToken: str(attrClaimToken),
 	}
 }
 

@@ -52,7 +52,25 @@ type Options struct {
 	// Match selects the requests faults may hit, by service and action
 	// (e.g. "sqs", "SendMessageBatch"). nil matches every request.
 	Match func(service, action string) bool
+	// Plan, when set, decides each matched request's fault instead of the
+	// rates: nth counts the matched requests of that service and action
+	// from 1. Tests use it to hit exactly one call.
+	Plan func(service, action string, nth int) Fault
 }
+
+// Fault is what the proxy does to one request.
+type Fault int
+
+// Faults.
+const (
+	None Fault = iota
+	Error500
+	Error503
+	Throttle
+	Reset
+	DropResponse
+	Latency
+)
 
 // Stats count what the proxy did.
 type Stats struct {
@@ -84,6 +102,7 @@ type Proxy struct {
 
 	mu  sync.Mutex
 	rnd *rand.Rand
+	nth map[string]int
 
 	requests, matched, e500, e503, throttle, reset, drop, latency atomic.Int64
 	enabled                                                       atomic.Bool
@@ -102,7 +121,7 @@ func Start(target string, o Options) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{URL: "http://" + ln.Addr().String(), target: u, ln: ln, o: o, rnd: rand.New(rand.NewSource(o.Seed))}
+	p := &Proxy{URL: "http://" + ln.Addr().String(), target: u, ln: ln, o: o, rnd: rand.New(rand.NewSource(o.Seed)), nth: map[string]int{}}
 	p.rp = httputil.NewSingleHostReverseProxy(u)
 	p.rp.Transport = &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second}
 	p.enabled.Store(true)
@@ -123,21 +142,17 @@ func (p *Proxy) Stats() Stats {
 		Throttle: p.throttle.Load(), Reset: p.reset.Load(), DropResponse: p.drop.Load(), Latency: p.latency.Load()}
 }
 
-type fault int
-
-const (
-	none fault = iota
-	f500
-	f503
-	fThrottle
-	fReset
-	fDrop
-	fLatency
-)
-
-func (p *Proxy) pick() fault {
+func (p *Proxy) pick(service, action string) Fault {
 	if !p.enabled.Load() {
-		return none
+		return None
+	}
+	if p.o.Plan != nil {
+		p.mu.Lock()
+		key := service + "." + action
+		p.nth[key]++
+		n := p.nth[key]
+		p.mu.Unlock()
+		return p.o.Plan(service, action, n)
 	}
 	p.mu.Lock()
 	x := p.rnd.Float64()
@@ -145,14 +160,14 @@ func (p *Proxy) pick() fault {
 	r := p.o.Rates
 	for _, c := range []struct {
 		rate float64
-		f    fault
-	}{{r.Error500, f500}, {r.Error503, f503}, {r.Throttle, fThrottle}, {r.Reset, fReset}, {r.DropResponse, fDrop}, {r.Latency, fLatency}} {
+		f    Fault
+	}{{r.Error500, Error500}, {r.Error503, Error503}, {r.Throttle, Throttle}, {r.Reset, Reset}, {r.DropResponse, DropResponse}, {r.Latency, Latency}} {
 		if x < c.rate {
 			return c.f
 		}
 		x -= c.rate
 	}
-	return none
+	return None
 }
 
 // ServeHTTP forwards one request, or injects a fault.
@@ -165,34 +180,34 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	service, action, jsonProto := classify(r, body)
-	f := none
+	f := None
 	if p.o.Match == nil || p.o.Match(service, action) {
 		p.matched.Add(1)
-		f = p.pick()
+		f = p.pick(service, action)
 	}
 	switch f {
-	case f500:
+	case Error500:
 		p.e500.Add(1)
 		writeError(w, jsonProto, http.StatusInternalServerError, "InternalFailure", "injected internal failure")
-	case f503:
+	case Error503:
 		p.e503.Add(1)
 		writeError(w, jsonProto, http.StatusServiceUnavailable, "ServiceUnavailable", "injected service unavailable")
-	case fThrottle:
+	case Throttle:
 		p.throttle.Add(1)
 		code := "Throttling"
 		if jsonProto {
 			code = "ThrottlingException"
 		}
 		writeError(w, jsonProto, http.StatusBadRequest, code, "Rate exceeded (injected)")
-	case fReset:
+	case Reset:
 		p.reset.Add(1)
 		hangUp(w)
-	case fDrop:
+	case DropResponse:
 		p.drop.Add(1)
 		rec := &discard{header: http.Header{}}
 		p.rp.ServeHTTP(rec, r)
 		hangUp(w)
-	case fLatency:
+	case Latency:
 		p.latency.Add(1)
 		time.Sleep(p.o.LatencySpike)
 		p.rp.ServeHTTP(w, r)
