@@ -88,23 +88,10 @@ func (l *snsLoop) run(ctx context.Context) {
 }
 
 func (l *snsLoop) deliver(ctx context.Context, m sqstypes.Message) {
-	var env snsEnvelope
-	if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &env); err != nil || env.Type != "Notification" {
-		l.log.Warn("SNS loop: dropping a message that is not an SNS notification")
-		l.delete(ctx, m)
-		return
-	}
-	ev := events.SNSEvent{Records: []events.SNSEventRecord{{
-		EventVersion: "1.0", EventSource: "aws:sns", EventSubscriptionArn: l.subARN,
-		SNS: events.SNSEntity{
-			Type: env.Type, MessageID: env.MessageID, TopicArn: env.TopicArn, Subject: env.Subject,
-			Message: env.Message, Timestamp: env.Timestamp, SignatureVersion: env.SignatureVersion,
-			Signature: env.Signature, SigningCertURL: env.SigningCertURL, UnsubscribeURL: env.UnsubscribeURL,
-		},
-	}}}
-	payload, err := json.Marshal(ev)
+	payload, err := lambdaSNSEvent([]byte(aws.ToString(m.Body)), l.subARN)
 	if err != nil {
-		l.log.Error("SNS loop: encoding the Lambda event", "error", err.Error())
+		l.log.Warn("SNS loop: dropping a message that is not an SNS notification", "error", err.Error())
+		l.delete(ctx, m)
 		return
 	}
 	if err := l.invoke(ctx, payload); err != nil {
@@ -112,6 +99,35 @@ func (l *snsLoop) deliver(ctx context.Context, m sqstypes.Message) {
 		return
 	}
 	l.delete(ctx, m)
+}
+
+// maxEnvelopeBytes bounds an SNS envelope: an SQS message is at most 1 MiB.
+const maxEnvelopeBytes = 1 << 20
+
+// lambdaSNSEvent turns the SNS envelope SNS delivers to a subscribed SQS
+// queue into the Lambda SNS event SNS would have invoked the function with.
+// The envelope is AWS's own format, which AWS may extend, so unknown fields
+// are ignored; its size and type are checked.
+func lambdaSNSEvent(body []byte, subARN string) ([]byte, error) {
+	if len(body) > maxEnvelopeBytes {
+		return nil, fmt.Errorf("SNS envelope is %d bytes, over %d", len(body), maxEnvelopeBytes)
+	}
+	var env snsEnvelope
+	if err := json.Unmarshal(body, &env); err != nil {
+		return nil, fmt.Errorf("SNS envelope is not valid JSON: %w", err)
+	}
+	if env.Type != "Notification" {
+		return nil, fmt.Errorf("SNS envelope has type %q, not Notification", env.Type)
+	}
+	ev := events.SNSEvent{Records: []events.SNSEventRecord{{
+		EventVersion: "1.0", EventSource: "aws:sns", EventSubscriptionArn: subARN,
+		SNS: events.SNSEntity{
+			Type: env.Type, MessageID: env.MessageID, TopicArn: env.TopicArn, Subject: env.Subject,
+			Message: env.Message, Timestamp: env.Timestamp, SignatureVersion: env.SignatureVersion,
+			Signature: env.Signature, SigningCertURL: env.SigningCertURL, UnsubscribeURL: env.UnsubscribeURL,
+		},
+	}}}
+	return json.Marshal(ev)
 }
 
 func (l *snsLoop) delete(ctx context.Context, m sqstypes.Message) {
