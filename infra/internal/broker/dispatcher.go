@@ -14,18 +14,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
-)
 
-// Environment of the dispatcher Lambda (see internal/dispatcher/settings.go).
-const (
-	EnvConfig          = "DEPLOY_BROKER_CONFIG"
-	EnvCluster         = "DEPLOY_BROKER_CLUSTER"
-	EnvLedgerTable     = "DEPLOY_BROKER_LEDGER_TABLE"
-	EnvSubnets         = "DEPLOY_BROKER_SUBNETS"
-	EnvSecurityGroups  = "DEPLOY_BROKER_SECURITY_GROUPS"
-	EnvAssignPublicIP  = "DEPLOY_BROKER_ASSIGN_PUBLIC_IP"
-	EnvExtraPrincipals = "DEPLOY_BROKER_EXTRA_PRINCIPALS"
-	EnvAccountID       = "DEPLOY_BROKER_ACCOUNT_ID"
+	dispatchenv "github.com/deploy-broker/deploy-broker/internal/dispatcher"
 )
 
 // DispatcherReservedConcurrency caps the dispatcher. Each invocation is a
@@ -198,14 +188,14 @@ func NewDispatcher(scope constructs.Construct, id string, props *DispatcherProps
 		RetryAttempts:                jsii.Number(DispatcherRetryAttempts),
 		DeadLetterQueue:              dlq,
 		Environment: &map[string]*string{
-			EnvConfig:          jsii.String("/var/task/" + BundledConfigName),
-			EnvCluster:         props.ClusterArn,
-			EnvLedgerTable:     props.Ledger.TableName(),
-			EnvSubnets:         joinList(net.SubnetIDs()),
-			EnvSecurityGroups:  joinList(net.SecurityGroupIDs()),
-			EnvAssignPublicIP:  jsii.String(strconv.FormatBool(net.AssignPublicIP())),
-			EnvExtraPrincipals: joinList(props.ExtraPrincipals),
-			EnvAccountID:       awscdk.Aws_ACCOUNT_ID(),
+			dispatchenv.EnvConfig:          jsii.String("/var/task/" + BundledConfigName),
+			dispatchenv.EnvCluster:         props.ClusterArn,
+			dispatchenv.EnvLedgerTable:     props.Ledger.TableName(),
+			dispatchenv.EnvSubnets:         joinList(net.SubnetIDs()),
+			dispatchenv.EnvSecurityGroups:  joinList(net.SecurityGroupIDs()),
+			dispatchenv.EnvAssignPublicIP:  jsii.String(strconv.FormatBool(net.AssignPublicIP())),
+			dispatchenv.EnvExtraPrincipals: joinList(props.ExtraPrincipals),
+			dispatchenv.EnvAccountID:       awscdk.Aws_ACCOUNT_ID(),
 		},
 	})
 	props.Topic.AddSubscription(awssnssubscriptions.NewLambdaSubscription(fn, &awssnssubscriptions.LambdaSubscriptionProps{

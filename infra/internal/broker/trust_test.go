@@ -8,6 +8,8 @@ import (
 
 	"github.com/deploy-broker/deploy-broker/infra/internal/naming"
 	"github.com/deploy-broker/deploy-broker/internal/config"
+
+	dispatchenv "github.com/deploy-broker/deploy-broker/internal/dispatcher"
 )
 
 // The trust table of DESIGN.md §2, row by row, statement by statement.
@@ -105,7 +107,7 @@ func TestRunQueuePoliciesAreTheDispatchersOnRunQueuesOnly(t *testing.T) {
 	}
 	// AND the dispatcher knows the extra reader
 	has(t, f.template, "AWS::Lambda::Function", like(obj{"Environment": obj{"Variables": like(obj{
-		EnvExtraPrincipals: obj{"Fn::GetAtt": arr{role, "Arn"}},
+		dispatchenv.EnvExtraPrincipals: obj{"Fn::GetAtt": arr{role, "Arn"}},
 	})}}))
 }
 
