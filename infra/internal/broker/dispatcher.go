@@ -102,12 +102,15 @@ func NewDispatcher(scope constructs.Construct, id string, props *DispatcherProps
 		}),
 		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid:       jsii.String("RunLedger"),
-			Actions:   jsii.Strings("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Scan"),
+			Actions:   jsii.Strings("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
 			Resources: &[]*string{props.Ledger.TableArn()},
 		}),
 		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid: jsii.String("ManageRunQueues"),
-			Actions: jsii.Strings("sqs:CreateQueue", "sqs:DeleteQueue", "sqs:GetQueueAttributes", "sqs:GetQueueUrl",
+			// The queue is created with its attributes and policy in one
+			// CreateQueue; SetQueueAttributes covers that policy where IAM
+			// authorizes it as setting attributes. Nothing else is granted.
+			Actions: jsii.Strings("sqs:CreateQueue", "sqs:DeleteQueue", "sqs:GetQueueUrl",
 				"sqs:SendMessage", "sqs:SetQueueAttributes", "sqs:TagQueue"),
 			Resources: &[]*string{props.RunQueueArn},
 		}),
@@ -141,8 +144,8 @@ func NewDispatcher(scope constructs.Construct, id string, props *DispatcherProps
 			},
 		}),
 		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Sid:        jsii.String("StopAndDescribeTasksOnThisCluster"),
-			Actions:    jsii.Strings("ecs:DescribeTasks", "ecs:StopTask"),
+			Sid:        jsii.String("StopTasksOnThisCluster"),
+			Actions:    jsii.Strings("ecs:StopTask"),
 			Resources:  &[]*string{taskArns},
 			Conditions: onThisCluster,
 		}),

@@ -43,7 +43,7 @@ func (s *Stack) addNagSuppressions(cfg *config.Config) {
 	d := s.Dispatcher.Role()
 	suppress(d, iam5, "sqs:ListQueues (the sweep lists run queues by name prefix) has no resource-level permissions, and ecs:ListTasks is authorized on container instances, which Fargate tasks have none of; ListTasks is scoped by the ecs:cluster condition to the broker cluster",
 		"Resource::*")
-	suppress(d, iam5, "Task ids are chosen by ECS: DescribeTasks and StopTask may act on any task of the broker cluster only (ecs:cluster condition), TagResource only at RunTask (ecs:CreateAction condition)",
+	suppress(d, iam5, "Task ids are chosen by ECS: StopTask may act on any task of the broker cluster only (ecs:cluster condition), TagResource only at RunTask (ecs:CreateAction condition)",
 		"Resource::"+nagArn("ecs", "task/"+name+"/*"))
 	var families []string
 	for _, j := range s.Catalogue.Jobs() {
