@@ -219,7 +219,7 @@ func (s *syncBuffer) String() string {
 func startTrigger(ctx context.Context, getenv func(string) string, tune func(*app), args ...string) *triggerRun {
 	tr := &triggerRun{done: make(chan error, 1), stdout: &syncBuffer{}, stderr: &syncBuffer{}, signals: make(chan os.Signal, 2)}
 	a := newApp(getenv, strings.NewReader(""), tr.stdout, tr.stderr, tr.signals)
-	a.tick, a.stopGrace, a.longPoll, a.retry = 50*time.Millisecond, 500*time.Millisecond, 1, 100*time.Millisecond
+	a.tick, a.stopGrace, a.exitWait, a.longPoll, a.retry = 50*time.Millisecond, 500*time.Millisecond, 2*time.Second, 1, 100*time.Millisecond
 	if tune != nil {
 		tune(a)
 	}

@@ -173,6 +173,33 @@ func TestScriptedTaskStoppedWithoutExit(t *testing.T) {
 	}
 }
 
+// ECS's STOPPED (the container exited 3) arrives before every runner
+// record, as when the receive that took them lost its answer and they came
+// back after their visibility timeout: the trigger waits for the exit record
+// instead of declaring a failed start, prints everything and exits 3.
+func TestScriptedStoppedBeforeTheRunnerRecords(t *testing.T) {
+	t.Parallel()
+	b := startScripted(t, "deploy-broker")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tr := startTrigger(ctx, b.env(), nil, "website")
+	req := b.request(ctx)
+	url := b.queue(ctx, req.RunID)
+	stopped := task(4, "STOPPED", "EssentialContainerExited", "Essential container in task exited")
+	three := 3
+	stopped.Task.ExitCode = &three
+	b.send(ctx, url, req.RunID, stopped)
+	time.Sleep(time.Second) // longer than the stop grace, shorter than exitWait
+	b.send(ctx, url, req.RunID, accepted("123456789012"), started(1, 5), output(2, out("late but whole")), exitRec(3, 3, protocol.ReasonCompleted))
+	err := tr.wait(t, 20*time.Second)
+	if code := codeOf(err); code != 3 {
+		t.Fatalf("code %d (%v), want the job's 3", code, err)
+	}
+	if got := tr.stdout.String(); got != "late but whole\n" {
+		t.Errorf("stdout %q", got)
+	}
+}
+
 func TestScriptedLostHeartbeat(t *testing.T) {
 	t.Parallel()
 	b := startScripted(t, "deploy-broker")

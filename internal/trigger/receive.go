@@ -75,6 +75,7 @@ func (r *receiver) run(ctx context.Context, out chan<- rxEvent) {
 			QueueUrl:                aws.String(url),
 			MaxNumberOfMessages:     10,
 			WaitTimeSeconds:         r.wait,
+			VisibilityTimeout:       int32(receiveVisibility / time.Second),
 			ReceiveRequestAttemptId: aws.String(protocol.NewRunID(r.now())),
 		})
 		switch {
@@ -105,3 +106,10 @@ func (r *receiver) run(ctx context.Context, out chan<- rxEvent) {
 		_, _ = r.sqs.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(url), Entries: entries})
 	}
 }
+
+// receiveVisibility hides received messages from other receives until they
+// are deleted. It bounds how late a message comes back when the answer to
+// the receive that took it was lost on the way: short, because the trigger
+// waits for such messages (see watch.stopDeadline); long enough to print and
+// delete a batch. A message that does come back twice is dropped by sequence.
+const receiveVisibility = 10 * time.Second

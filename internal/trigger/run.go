@@ -49,7 +49,8 @@ type app struct {
 	stdoutTTY      bool
 
 	tick      time.Duration // how often clocks are checked
-	stopGrace time.Duration // wait for pending runner records after ECS says STOPPED
+	stopGrace time.Duration // wait for records already on their way after ECS says STOPPED
+	exitWait  time.Duration // wait for the exit record of a runner that ended with a code (see stopDeadline)
 	longPoll  int32         // SQS long-poll seconds
 	retry     time.Duration // pause between retries while the queue or its policy is not there yet
 	token     func() string // GitHub stop-commands token
@@ -62,7 +63,7 @@ func newApp(getenv func(string) string, stdin io.Reader, stdout, stderr io.Write
 	}
 	return &app{getenv: getenv, stdin: stdin, in: bufio.NewReader(stdin), stdout: stdout, stderr: stderr, signals: signals,
 		now: time.Now, hostname: host, stdinTTY: isTerminal(stdin), stdoutTTY: isTerminal(stdout),
-		tick: 200 * time.Millisecond, stopGrace: 5 * time.Second, longPoll: 20, retry: time.Second, token: randomToken}
+		tick: 200 * time.Millisecond, stopGrace: 2 * time.Second, exitWait: receiveVisibility + 5*time.Second, longPoll: 20, retry: time.Second, token: randomToken}
 }
 
 func (a *app) main(ctx context.Context, args []string) error {

@@ -250,11 +250,7 @@ func (w *watch) onTick(ctx context.Context) error {
 	w.out.tick(now)
 	hb := w.heartbeatLimit()
 	switch {
-	case !w.stoppedAt.IsZero() && (!w.seq.waiting() || now.Sub(w.stoppedAt) >= w.app.stopGrace):
-		// The runner sends its exit record before its process ends and ECS
-		// reports the stop after, on the same FIFO message group: once the
-		// task is STOPPED and no runner record is missing, no exit record
-		// can still come. Only a gap is worth waiting for.
+	case !w.stoppedAt.IsZero() && !now.Before(w.stopDeadline()):
 		if err := w.flushGaps(ctx); err != nil {
 			return err
 		}
@@ -280,6 +276,37 @@ func (w *watch) onTick(ctx context.Context) error {
 }
 
 func (w *watch) cancelRequested() bool { return !w.cancelAt.IsZero() }
+
+// stopDeadline is until when to keep listening for the runner's exit record
+// once ECS has reported the task STOPPED without one having arrived.
+//
+// In SQS the runner's records come before ECS's STOPPED on the run's FIFO
+// message group, but a message whose receive answer was lost comes back
+// only after its visibility timeout, and (in the emulator at least) after
+// later ones. So "no gap seen" proves nothing: what the task's end says
+// decides how long to wait.
+func (w *watch) stopDeadline() time.Time {
+	t := w.lastTask
+	switch {
+	case t.StopCode == "TaskFailedToStart" || (t.ExitCode == nil && !w.everRunning):
+		return w.stoppedAt // the runner never ran: nothing can come
+	case t.ExitCode == nil || *t.ExitCode == exitcode.Broker || *t.ExitCode == exitcode.Usage:
+		// Killed without a code, or the runner said it could not deliver
+		// (247) or had no configuration (240): only records already on
+		// their way can come.
+		return w.stoppedAt.Add(w.app.stopGrace)
+	}
+	// The runner ended with a code, which it does after delivering its exit
+	// record: wait for it, as long as a redelivered message can take, but
+	// never past the heartbeat watchdog once the runner has been heard.
+	end := w.stoppedAt.Add(w.app.exitWait)
+	if !w.lastRunner.IsZero() {
+		if hb := w.lastRunner.Add(w.heartbeatLimit()); hb.Before(end) {
+			end = hb
+		}
+	}
+	return end
+}
 
 // heartbeatLimit is how long the runner may stay silent.
 func (w *watch) heartbeatLimit() time.Duration {
@@ -337,7 +364,7 @@ func (w *watch) stoppedOutcome() error {
 	switch {
 	case w.cancelRequested():
 		return exitcode.Errorf(exitcode.Cancelled, "run %s was cancelled: the task stopped (%s)", w.runID, why)
-	case t.StopCode == "TaskFailedToStart" || !w.everRunning:
+	case t.StopCode == "TaskFailedToStart" || (t.ExitCode == nil && !w.everRunning):
 		return exitcode.Errorf(exitcode.StartFailed, "the task of run %s failed to start: %s", w.runID, why)
 	}
 	return exitcode.Errorf(exitcode.LostRunner, "the task of run %s stopped without the runner reporting an exit: %s", w.runID, why)
