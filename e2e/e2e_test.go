@@ -90,3 +90,13 @@ func TestUnknownJobIsRejectedPromptlyAndLaunchesNothing(t *testing.T) {
 		}
 	}
 }
+
+// The job's static environment from the catalogue reaches the job, as the
+// task definition's environment does in ECS.
+func TestTaskDefinitionEnvironmentReachesTheJob(t *testing.T) {
+	b := e2etest.StartBroker(t, bins, configPath, localbroker.Options{})
+	r := e2etest.Trigger{Bins: bins}.Run(t, b, "envecho")
+	if r.Code != 0 || r.Stdout != "hello from the task definition\n" {
+		t.Errorf("exit %d, stdout %q\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+}

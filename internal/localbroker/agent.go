@@ -35,6 +35,7 @@ type agent struct {
 	env        []string // base environment of runner processes (emulator endpoint, credentials)
 	logDir     string   // where each task's own output goes ("CloudWatch"); "" discards
 	failStart  map[string]string
+	taskEnv    map[string][]string // task definition family → its container's environment
 	poll       time.Duration
 	invoke     invoker
 	log        *slog.Logger
@@ -137,7 +138,9 @@ func (a *agent) start(ctx context.Context, task ecstypes.Task) {
 	a.tasks[t.arn] = t
 	a.mu.Unlock()
 
-	var argv, env []string
+	// As in ECS: the task definition's environment, then the overrides.
+	var argv []string
+	env := append([]string(nil), a.taskEnv[taskFamily(aws.ToString(task.TaskDefinitionArn))]...)
 	if task.Overrides != nil {
 		for _, co := range task.Overrides.ContainerOverrides {
 			if aws.ToString(co.Name) != config.ContainerName {
@@ -285,6 +288,16 @@ func (a *agent) stopAll(grace time.Duration) {
 		}
 	}
 	a.wg.Wait()
+}
+
+// taskFamily is the family of a task definition ARN
+// (arn:aws:ecs:…:task-definition/FAMILY:REVISION).
+func taskFamily(arn string) string {
+	name := arn[strings.LastIndex(arn, "/")+1:]
+	if i := strings.LastIndex(name, ":"); i >= 0 {
+		name = name[:i]
+	}
+	return name
 }
 
 func exitCodeOf(err error) int {

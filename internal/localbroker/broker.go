@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -142,7 +144,7 @@ func (b *Broker) start(ctx context.Context, o Options, cfg *config.Config, log *
 	b.agent = &agent{
 		ecs: ecs.NewFromConfig(awsCfg), cluster: res.ClusterARN, region: res.Region, account: res.AccountID,
 		runnerPath: o.RunnerPath, dir: dir, env: runnerEnv, logDir: o.TaskLogDir,
-		failStart: o.FailToStart, poll: poll, invoke: invoke, log: log.With("component", "agent"),
+		failStart: o.FailToStart, taskEnv: taskEnvironments(cfg), poll: poll, invoke: invoke, log: log.With("component", "agent"),
 		tasks: map[string]*localTask{},
 	}
 	loop := &snsLoop{sqs: sqs.NewFromConfig(awsCfg), queueURL: queueURL, subARN: subARN, invoke: invoke, log: log.With("component", "sns-loop")}
@@ -177,6 +179,18 @@ func (b *Broker) start(ctx context.Context, o Options, cfg *config.Config, log *
 		}()
 	}
 	return nil
+}
+
+// taskEnvironments is each job's static environment, as the task
+// definitions Provision registers carry it.
+func taskEnvironments(cfg *config.Config) map[string][]string {
+	m := map[string][]string{}
+	for _, name := range cfg.JobNames() {
+		for _, k := range slices.Sorted(maps.Keys(cfg.Jobs[name].Environment)) {
+			m[cfg.TaskFamily(name)] = append(m[cfg.TaskFamily(name)], k+"="+cfg.Jobs[name].Environment[k])
+		}
+	}
+	return m
 }
 
 // TopicARN is the broker topic deploy-trigger publishes to.
