@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"regexp"
 	"slices"
+	"strings"
 )
 
 // Mask replaces every redacted secret in what goes to the queue.
@@ -33,20 +34,42 @@ type Redactor struct {
 }
 
 // NewRedactor returns a redactor for the given secret values; values shorter
-// than MinSecretLength are ignored.
+// than MinSecretLength are ignored. A value with newlines (a PEM key,
+// pretty-printed JSON) is registered line by line (see secretLines): output
+// is matched one line at a time, so the whole value could never match.
 func NewRedactor(values []string) *Redactor {
 	r := &Redactor{maxLen: contextHoldBack,
 		labelRE: regexp.MustCompile(`(?i)secret_?access_?key["']?[ \t]{0,8}[:=][ \t]{0,8}["']?([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+=]|$)`)}
-	for _, v := range values {
-		if len(v) < MinSecretLength {
-			continue
+	seen := map[string]bool{}
+	for _, value := range values {
+		for _, v := range secretLines(value) {
+			if len(v) < MinSecretLength || seen[v] {
+				continue
+			}
+			seen[v] = true
+			r.values = append(r.values, []byte(v))
+			r.maxLen = max(r.maxLen, len(v))
 		}
-		r.values = append(r.values, []byte(v))
-		r.maxLen = max(r.maxLen, len(v))
 	}
 	// Longest first, so that a secret containing another is masked whole.
 	slices.SortFunc(r.values, func(a, b []byte) int { return len(b) - len(a) })
 	return r
+}
+
+// secretLines is what of a secret value can appear in one line of output:
+// the value itself when it has no newline; otherwise each of its lines,
+// without the spaces, tabs and '\r' around it (indentation is not secret,
+// and a CRLF value printed line by line must still match). The caller drops
+// lines shorter than MinSecretLength ("{", "}", a short last line).
+func secretLines(v string) []string {
+	if !strings.Contains(v, "\n") {
+		return []string{v}
+	}
+	var lines []string
+	for _, l := range strings.Split(v, "\n") {
+		lines = append(lines, strings.Trim(l, " \t\r"))
+	}
+	return lines
 }
 
 // MaxMatch is the longest match the redactor can make.

@@ -41,6 +41,75 @@ func TestRedactor(t *testing.T) {
 	}
 }
 
+// testPEM is a PEM-like multi-line secret: what a TLS key from Secrets
+// Manager looks like in an environment variable.
+const testPEM = "-----BEGIN PRIVATE KEY-----\n" +
+	"MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n" +
+	"MzEfYyjiWA4R4/M2bS1GB4t7NXp98C3SC6dVMvDuictGeurT8jNbvJZHtCSuYEvu\n" +
+	"NMoSfm76oqFvAp8Gy0iz5sxjZmSnXyCdPEovGhLa0VzMaQ8s+CLOyS56YyCFGeJZ\n" +
+	"qgtzJ6GR3eqoYSW9b9UMvkBpZODSctWSNGj3P7jRFDO5VoTwCQAWbFnOjDfH5Ulg\n" +
+	"p2PKSQnSJP3AJLQNFNe7br1XbrhV//eO+t51mIpGSDCUv3E0DDFcWDTH9cXDTTlR\n" +
+	"ZVEiR2BwpZOOkE/Z0/BVnhZYL71oZV34bKfWjQIt6V/isSMahdsAASACp4ZTGtwi\n" +
+	"Aw==\n" +
+	"-----END PRIVATE KEY-----\n"
+
+func TestRedactorMultiLineSecret(t *testing.T) {
+	// GIVEN a PEM key, the same key with CRLF line ends, and pretty-printed
+	// JSON as secret values
+	crlf := strings.ReplaceAll(testPEM, "\n", "\r\n")
+	json := "{\n  \"username\": \"deployer\",\n  \"password\": \"correct-horse-battery\"\n}"
+	for _, tc := range []struct {
+		name, secret, printed, want string
+	}{
+		// THEN each line of the value is masked where the job prints it
+		{"pem", testPEM, testPEM, strings.Repeat(Mask+"\n", 9)},
+		{"pem with CRLF", crlf, crlf, strings.Repeat(Mask+"\r\n", 9)},
+		{"CRLF secret printed with LF", crlf, testPEM, strings.Repeat(Mask+"\n", 9)},
+		// indentation is kept, lines shorter than MinSecretLength ("{") stay
+		{"json", json, json + "\n", "{\n  ***\n  ***\n}\n"},
+		// a line of the secret is masked wherever it appears on its own
+		{"one line quoted", testPEM, "key line: MzEfYyjiWA4R4/M2bS1GB4t7NXp98C3SC6dVMvDuictGeurT8jNbvJZHtCSuYEvu.\n", "key line: ***.\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := NewRedactor([]string{tc.secret})
+			var got strings.Builder
+			// WHEN the printed text is redacted line by line, as the reader does
+			for _, line := range strings.SplitAfter(tc.printed, "\n") {
+				if line == "" {
+					continue
+				}
+				body := strings.TrimSuffix(line, "\n")
+				got.WriteString(redact(r, body) + line[len(body):])
+			}
+			if got.String() != tc.want {
+				t.Fatalf("redacted:\n%q\nwant:\n%q", got.String(), tc.want)
+			}
+		})
+	}
+	// AND no line longer than the whole value is registered: the hold-back
+	// of long lines does not grow with a multi-line secret
+	if got := NewRedactor([]string{testPEM}).MaxMatch(); got != contextHoldBack {
+		t.Errorf("MaxMatch %d, want %d", got, contextHoldBack)
+	}
+}
+
+// The catalogue's secret variables reach the redactor with their newlines:
+// ParseConfig keeps the value, NewRedactor splits it.
+func TestParseConfigMultiLineSecret(t *testing.T) {
+	env := []string{protocol.EnvRunID + "=01JDTESTRUN0000000000000000", protocol.EnvQueueURL + "=http://localhost/q.fifo",
+		protocol.EnvRedact + "=TLS_KEY", "TLS_KEY=" + testPEM}
+	c, err := ParseConfig([]string{"true"}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewRedactor(c.Secrets)
+	for _, line := range strings.Split(strings.TrimSpace(testPEM), "\n") {
+		if got := redact(r, line); got != Mask {
+			t.Errorf("line %q redacted to %q", line, got)
+		}
+	}
+}
+
 // readPipe feeds data through a real pipe into a lineReader, written in
 // writes of the given sizes, and returns the pieces it made.
 func readPipe(t testing.TB, data []byte, writes []int, maxPiece int, red *Redactor) []piece2 {

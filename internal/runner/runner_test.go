@@ -303,6 +303,30 @@ func TestRedactionToQueueOnly(t *testing.T) {
 	}
 }
 
+// A multi-line secret (a PEM key) printed by the job is masked line by line
+// in the queue copy; the local copy keeps it.
+func TestRedactionMultiLineSecret(t *testing.T) {
+	var local bytes.Buffer
+	_, r := runJob(t, func(c *Config) {
+		c.Secrets = []string{testPEM}
+		c.Stdout = &local
+	}, "echo", "key follows:", testPEM, "done")
+	out, _, _ := r.streams(t)
+	// echo adds a newline after the key's own trailing newline
+	want := "key follows:\n" + strings.Repeat(Mask+"\n", 9) + "\ndone\n"
+	if string(out) != want {
+		t.Fatalf("queue copy:\n%s\nwant:\n%s", out, want)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(testPEM), "\n") {
+		if bytes.Contains(out, []byte(line)) {
+			t.Errorf("line %q of the secret reached the queue", line)
+		}
+	}
+	if !strings.Contains(local.String(), testPEM) {
+		t.Fatalf("local copy was redacted: %q", local.String())
+	}
+}
+
 func TestRedactLocalToo(t *testing.T) {
 	const secret = "s3cr3t-Value-42"
 	var local bytes.Buffer
