@@ -12,6 +12,7 @@ import (
 
 	"github.com/deploy-broker/deploy-broker/infra/internal/naming"
 	"github.com/deploy-broker/deploy-broker/internal/config"
+	dispatchenv "github.com/deploy-broker/deploy-broker/internal/dispatcher"
 )
 
 // JobSecret is one environment variable ECS fills from Secrets Manager or
@@ -57,11 +58,12 @@ type job struct {
 // root filesystem is read-only.
 const TmpVolume = "tmp"
 
-// NewJob creates the job's role (sending to run queues, plus exactly the
-// statements and managed policies of the job's configuration) and its task
-// definition: family "<broker>-<job>", one container "runner" with the job's
-// image (whose entrypoint is the runner), static environment, ECS secrets,
-// awslogs, read-only root filesystem and a /tmp volume. The command comes
+// NewJob creates the job's role (sending to the run queues of this job, plus
+// exactly the statements and managed policies of the job's configuration)
+// and its task definition: family "<broker>-<job>", one container "runner"
+// with the job's image (whose entrypoint is the runner), ECS's init process,
+// static environment, ECS secrets, awslogs, read-only root filesystem and a
+// /tmp volume. The command comes
 // with each RunTask.
 func NewJob(scope constructs.Construct, id string, props *JobProps) Job {
 	this := constructs.NewConstruct(scope, &id)
@@ -69,10 +71,18 @@ func NewJob(scope constructs.Construct, id string, props *JobProps) Job {
 
 	inline := map[string]awsiam.PolicyDocument{
 		"run-queues": awsiam.NewPolicyDocument(&awsiam.PolicyDocumentProps{Statements: &[]awsiam.PolicyStatement{
+			// Only queues of this job's runs: the dispatcher creates every
+			// run queue tagged with its job (SQS ABAC; the tag is set in the
+			// CreateQueue call itself and no role of the stack may untag or
+			// retag a run queue). Without the condition, any job could write
+			// into the feedback of any other job's run.
 			awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-				Sid:       jsii.String("SendFeedbackToRunQueues"),
+				Sid:       jsii.String("SendFeedbackToOwnRunQueues"),
 				Actions:   jsii.Strings("sqs:SendMessage"),
 				Resources: &[]*string{props.RunQueueArn},
+				Conditions: &map[string]interface{}{
+					"StringEquals": map[string]interface{}{"aws:ResourceTag/" + dispatchenv.TagJob: props.Name},
+				},
 			}),
 		}}),
 	}
@@ -113,6 +123,12 @@ func NewJob(scope constructs.Construct, id string, props *JobProps) Job {
 		ReadonlyRootFilesystem: jsii.Bool(true),
 		Environment:            &env,
 		StopTimeout:            props.StopTimeout,
+		// The runner is not an init: with ECS's init process (tini) as
+		// PID 1, orphaned descendants of the job are reaped, and signals
+		// still reach the runner.
+		LinuxParameters: awsecs.NewLinuxParameters(this, jsii.String("LinuxParameters"), &awsecs.LinuxParametersProps{
+			InitProcessEnabled: jsii.Bool(true),
+		}),
 		Logging: awsecs.LogDriver_AwsLogs(&awsecs.AwsLogDriverProps{
 			LogGroup:     props.LogGroup,
 			StreamPrefix: jsii.String(props.Name),

@@ -84,7 +84,7 @@ func (s *Stack) addNagSuppressions(cfg *config.Config) {
 			}
 		}
 		if len(wild) > 0 {
-			suppress(j.TaskRole(), iam5, fmt.Sprintf("The deployment permissions of job %q, verbatim from jobs.%s.policy in the broker configuration that the platform team reviews; the broker adds nothing but sqs:SendMessage on its run queues", j.Name(), j.Name()),
+			suppress(j.TaskRole(), iam5, fmt.Sprintf("The deployment permissions of job %q, verbatim from jobs.%s.policy in the broker configuration that the platform team reviews; the broker adds nothing but sqs:SendMessage on the run queues of this job", j.Name(), j.Name()),
 				unique(wild)...)
 		}
 		var awsManaged []string

@@ -55,7 +55,9 @@ func TestRunnerContainer(t *testing.T) {
 			"Essential":              true,
 			"ReadonlyRootFilesystem": true,
 			"StopTimeout":            40,
-			"MountPoints":            arr{obj{"ContainerPath": "/tmp", "SourceVolume": "tmp", "ReadOnly": false}},
+			// ECS's init process is PID 1 and reaps the job's orphans
+			"LinuxParameters": like(obj{"InitProcessEnabled": true}),
+			"MountPoints":     arr{obj{"ContainerPath": "/tmp", "SourceVolume": "tmp", "ReadOnly": false}},
 			"LogConfiguration": like(obj{"LogDriver": "awslogs", "Options": like(obj{
 				"awslogs-group": obj{"Ref": logs}, "awslogs-stream-prefix": "migrate",
 			})}),
@@ -210,9 +212,11 @@ func TestExistingNetworkAndOIDCProvider(t *testing.T) {
 	has(t, f.template, "AWS::IAM::Role", like(obj{"AssumeRolePolicyDocument": like(obj{"Statement": arr{like(obj{
 		"Principal": obj{"Federated": "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"},
 	})}}), "MaxSessionDuration": 3600}))
-	// AND one job makes one task definition, in family other-hello
+	// AND one job makes one task definition, in family other-hello, with
+	// ECS's init process
 	count(t, f.template, "AWS::ECS::TaskDefinition", 1)
-	has(t, f.template, "AWS::ECS::TaskDefinition", like(obj{"Family": "other-hello"}))
+	has(t, f.template, "AWS::ECS::TaskDefinition", like(obj{"Family": "other-hello",
+		"ContainerDefinitions": arr{like(obj{"LinuxParameters": like(obj{"InitProcessEnabled": true})})}}))
 	// AND a public image needs no ECR permission
 	for _, s := range allStatements(f) {
 		for _, a := range s.Actions {

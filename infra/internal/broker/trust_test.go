@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -210,8 +211,9 @@ func TestDispatcherRunsOnlyCatalogueTasksAndPassesOnlyJobRoles(t *testing.T) {
 	})}))}))
 }
 
-// Row 4: one task role per job, with its own statements and sending to run
-// queues, nothing else.
+// Row 4: one task role per job, with its own statements and sending to the
+// run queues of its own job (the queue's deploy-broker:job tag), nothing
+// else.
 func TestEachJobRoleHasOnlyItsOwnPermissions(t *testing.T) {
 	// GIVEN the stack of a two-job catalogue
 	f := mainStack(t)
@@ -221,9 +223,10 @@ func TestEachJobRoleHasOnlyItsOwnPermissions(t *testing.T) {
 			role := logicalID(f, j.TaskRole())
 			// WHEN we read everything the job's role may do
 			got := identityStatements(f, role)
-			// THEN it is sending to run queues plus the job's configured
-			// statements, as written
-			want := []grant{{Sid: "SendFeedbackToRunQueues", Actions: []string{"sqs:SendMessage"}, Resources: []string{runQueueArn("test-broker")}}}
+			// THEN it is sending to run queues tagged with this job, plus the
+			// job's configured statements, as written
+			want := []grant{{Sid: "SendFeedbackToOwnRunQueues", Actions: []string{"sqs:SendMessage"}, Resources: []string{runQueueArn("test-broker")},
+				Condition: map[string]interface{}{"StringEquals": map[string]interface{}{"aws:ResourceTag/deploy-broker:job": j.Name()}}}}
 			for _, st := range cfg.Jobs[j.Name()].Policy {
 				want = append(want, grant{Sid: st.Sid, Effect: st.Effect, Actions: st.Actions, Resources: st.Resources, Condition: conditionOf(st)})
 			}
@@ -246,6 +249,45 @@ func TestEachJobRoleHasOnlyItsOwnPermissions(t *testing.T) {
 				"Family": cfg.TaskFamily(j.Name()), "TaskRoleArn": obj{"Fn::GetAtt": arr{role, "Arn"}},
 			}))
 		})
+	}
+}
+
+// No job can write into another job's runs: every statement outside the
+// dispatcher that allows sqs:SendMessage on run queues is a job role's, and
+// names exactly that job's tag, the tag the dispatcher puts on the queues
+// it creates.
+func TestOnlyTheOwnJobSendsToARunQueue(t *testing.T) {
+	for _, f := range []*fixture{mainStack(t), otherStack(t)} {
+		roleOfJob := map[string]string{}
+		for _, j := range f.app.Stack.Catalogue.Jobs() {
+			roleOfJob[logicalID(f, j.TaskRole())] = j.Name()
+		}
+		dispatcher := logicalID(f, f.app.Stack.Dispatcher.Role())
+		queues := runQueueArn(f.app.Config.Broker.Name)
+		senders := map[string]bool{}
+		for _, s := range allStatements(f) {
+			if s.Effect == "Deny" || !slices.Contains(s.Resources, queues) || !slices.ContainsFunc(s.Actions, func(a string) bool {
+				return a == "sqs:SendMessage" || a == "sqs:*" || a == "*"
+			}) {
+				continue
+			}
+			if s.LogicalID == dispatcher {
+				continue
+			}
+			job, ok := roleOfJob[s.LogicalID]
+			if !ok {
+				t.Errorf("%s may send to run queues: only the dispatcher and job roles may", s.LogicalID)
+				continue
+			}
+			want := render(map[string]interface{}{"StringEquals": map[string]interface{}{"aws:ResourceTag/" + dispatchenv.TagJob: job}})
+			if got := render(s.Condition); got != want {
+				t.Errorf("job %s sends to run queues if %s, want if %s", job, got, want)
+			}
+			senders[job] = true
+		}
+		if len(senders) != len(roleOfJob) {
+			t.Errorf("jobs that may send feedback: %v, want all of %v", senders, roleOfJob)
+		}
 	}
 }
 
