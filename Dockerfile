@@ -10,6 +10,10 @@
 #   COPY --from=<this image> /usr/local/bin/deploy-runner /usr/local/bin/deploy-runner
 #   ENTRYPOINT ["/usr/local/bin/deploy-runner"]
 # See docs/INFRA.md.
+#
+# The runner is not an init and does not reap orphaned processes. The task
+# definition sets initProcessEnabled, so on ECS an init is PID 1; elsewhere
+# run the image with one: `docker run --init …`.
 
 ARG GO_VERSION=1.26
 ARG ALPINE_VERSION=3.22

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
 
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
@@ -11,11 +12,18 @@ import (
 	"github.com/deploy-broker/deploy-broker/internal/exitcode"
 )
 
+// getpid is os.Getpid (tests replace it).
+var getpid = os.Getpid
+
 // Main is the runner command: args are the job's argv, environ the runner's
 // environment, stdout and stderr where the local copy of the job's output
 // goes, log the runner's own diagnostics. It returns the process exit code
 // (see [Result.ExitCode]; 240 for a bad configuration).
 func Main(ctx context.Context, args, environ []string, stdout, stderr io.Writer, log *slog.Logger) int {
+	if getpid() == 1 {
+		log.Warn("the runner is PID 1 without an init: orphaned processes of the job are not reaped; " +
+			"set initProcessEnabled in the task definition (the stack does) or use docker run --init")
+	}
 	cfg, err := ParseConfig(args, environ)
 	if err != nil {
 		log.Error("cannot run the job", "err", err.Error())

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strconv"
@@ -382,4 +383,21 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// Without an init the runner is PID 1 and cannot reap the job's orphans:
+// it says so (the stack's task definitions set initProcessEnabled).
+func TestWarnsWhenPID1(t *testing.T) {
+	for _, pid := range []int{1, 7} {
+		getpid = func() int { return pid }
+		var log bytes.Buffer
+		code := Main(context.Background(), nil, nil, io.Discard, io.Discard, slog.New(slog.NewJSONHandler(&log, nil)))
+		getpid = os.Getpid
+		if code != exitcode.Usage {
+			t.Fatalf("exit code %d without a configuration, want %d", code, exitcode.Usage)
+		}
+		if warned := strings.Contains(log.String(), "PID 1 without an init"); warned != (pid == 1) {
+			t.Errorf("pid %d: warned %v; log:\n%s", pid, warned, log.String())
+		}
+	}
 }
