@@ -75,13 +75,16 @@ func NewJob(scope constructs.Construct, id string, props *JobProps) Job {
 			// run queue tagged with its job (SQS ABAC; the tag is set in the
 			// CreateQueue call itself and no role of the stack may untag or
 			// retag a run queue). Without the condition, any job could write
-			// into the feedback of any other job's run.
+			// into the feedback of any other job's run. IfExists: in the few
+			// regions without SQS ABAC the key is absent and the statement
+			// falls back to the run-queue name pattern, instead of denying
+			// every send; elsewhere every run queue carries the tag.
 			awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 				Sid:       jsii.String("SendFeedbackToOwnRunQueues"),
 				Actions:   jsii.Strings("sqs:SendMessage"),
 				Resources: &[]*string{props.RunQueueArn},
 				Conditions: &map[string]interface{}{
-					"StringEquals": map[string]interface{}{"aws:ResourceTag/" + dispatchenv.TagJob: props.Name},
+					"StringEqualsIfExists": map[string]interface{}{"aws:ResourceTag/" + dispatchenv.TagJob: props.Name},
 				},
 			}),
 		}}),

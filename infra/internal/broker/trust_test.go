@@ -226,7 +226,7 @@ func TestEachJobRoleHasOnlyItsOwnPermissions(t *testing.T) {
 			// THEN it is sending to run queues tagged with this job, plus the
 			// job's configured statements, as written
 			want := []grant{{Sid: "SendFeedbackToOwnRunQueues", Actions: []string{"sqs:SendMessage"}, Resources: []string{runQueueArn("test-broker")},
-				Condition: map[string]interface{}{"StringEquals": map[string]interface{}{"aws:ResourceTag/deploy-broker:job": j.Name()}}}}
+				Condition: map[string]interface{}{"StringEqualsIfExists": map[string]interface{}{"aws:ResourceTag/deploy-broker:job": j.Name()}}}}
 			for _, st := range cfg.Jobs[j.Name()].Policy {
 				want = append(want, grant{Sid: st.Sid, Effect: st.Effect, Actions: st.Actions, Resources: st.Resources, Condition: conditionOf(st)})
 			}
@@ -279,7 +279,7 @@ func TestOnlyTheOwnJobSendsToARunQueue(t *testing.T) {
 				t.Errorf("%s may send to run queues: only the dispatcher and job roles may", s.LogicalID)
 				continue
 			}
-			want := render(map[string]interface{}{"StringEquals": map[string]interface{}{"aws:ResourceTag/" + dispatchenv.TagJob: job}})
+			want := render(map[string]interface{}{"StringEqualsIfExists": map[string]interface{}{"aws:ResourceTag/" + dispatchenv.TagJob: job}})
 			if got := render(s.Condition); got != want {
 				t.Errorf("job %s sends to run queues if %s, want if %s", job, got, want)
 			}
