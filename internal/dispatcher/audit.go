@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/deploy-broker/deploy-broker/internal/config"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
@@ -61,17 +62,25 @@ func (d *Dispatcher) write(ctx context.Context, a audit) {
 	d.log.LogAttrs(ctx, slog.LevelInfo, "decision", attrs...)
 }
 
-// redactParams returns params with the values of secret parameters replaced.
-func redactParams(params map[string]string, secret map[string]bool) map[string]string {
+// redactParams returns params as they may be stored in the ledger and the
+// audit log. Only the values of parameters that the job declares and does
+// not mark secret are kept; every other value is "***": secret parameters,
+// parameters the job does not declare (a misspelt "tokne" is as secret as
+// "token") and all parameters of a job that is not in the catalogue (known
+// is false). The names are kept: they are checked, and say what was asked.
+func redactParams(params map[string]string, job config.Job, known bool) map[string]string {
 	if params == nil {
 		return nil
 	}
 	out := make(map[string]string, len(params))
 	for k, v := range params {
-		if secret[k] {
-			v = "***"
+		if p, declared := job.Params[k]; !known || !declared || p.Secret {
+			v = redacted
 		}
 		out[k] = v
 	}
 	return out
 }
+
+// redacted replaces a value that must not be stored or logged.
+const redacted = "***"

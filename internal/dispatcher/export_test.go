@@ -44,7 +44,8 @@ func (d *Dispatcher) Decide(body []byte, now time.Time) (string, error) {
 	if rej != nil {
 		return rej.code, nil
 	}
-	_ = redactParams(req.Params, job.SecretParams())
+	catJob, known := d.cfg.Jobs[req.Job]
+	_ = redactParams(req.Params, catJob, known)
 	_ = d.taskInput(req, job, argv, "https://sqs.example/"+req.RunID, now)
 	return "", nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sort"
 	"strings"
 	"time"
 
@@ -37,7 +38,12 @@ func (d *Dispatcher) taskInput(req *protocol.Request, job config.Job, argv []str
 		{Name: aws.String(protocol.EnvHeartbeat), Value: aws.String(d.cfg.Runner.Heartbeat.D().String())},
 		{Name: aws.String(protocol.EnvGrace), Value: aws.String(d.cfg.Runner.Grace.D().String())},
 	}
-	if names := job.RedactNames(); len(names) > 0 {
+	names := job.RedactNames()
+	for _, p := range secretParamEnv(req, job) {
+		env = append(env, p)
+		names = append(names, aws.ToString(p.Name))
+	}
+	if len(names) > 0 {
 		env = append(env, ecstypes.KeyValuePair{Name: aws.String(protocol.EnvRedact), Value: aws.String(strings.Join(names, ","))})
 	}
 	assign := ecstypes.AssignPublicIpDisabled
@@ -65,9 +71,42 @@ func (d *Dispatcher) taskInput(req *protocol.Request, job config.Job, argv []str
 	}
 }
 
-// launchError is a RunTask outcome that retrying will not change (or that
-// did not change within the invocation's time): it becomes a launch-failed
-// rejection.
+// secretParamEnv gives every non-empty parameter declared secret to the
+// runner as DEPLOY_BROKER_PARAM_<NAME>, so that the name can go into
+// DEPLOY_BROKER_REDACT: the runner knows only variables, and without this a
+// job that echoes its arguments would send the secret back to the CI log.
+// Parameter names are lower-case letters, digits and '_', so the variable
+// name is always valid.
+func secretParamEnv(req *protocol.Request, job config.Job) []ecstypes.KeyValuePair {
+	secret := job.SecretParams()
+	if len(secret) == 0 {
+		return nil
+	}
+	vals, err := job.Resolve(req.Params) // checked already; defaults filled in
+	if err != nil {
+		return nil
+	}
+	names := make([]string, 0, len(secret))
+	for name := range secret {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var env []ecstypes.KeyValuePair
+	for _, name := range names {
+		if v := vals[name]; v != "" {
+			env = append(env, ecstypes.KeyValuePair{Name: aws.String(SecretParamEnvName(name)), Value: aws.String(v)})
+		}
+	}
+	return env
+}
+
+// SecretParamEnvName is the runner variable that carries a secret
+// parameter's value: DEPLOY_BROKER_PARAM_ + the name in upper case.
+func SecretParamEnvName(param string) string { return protocol.EnvParamPrefix + strings.ToUpper(param) }
+
+// launchError is a definite refusal of RunTask: ECS answered and started
+// nothing (failures in the answer, AccessDenied, InvalidParameter,
+// ClientException…). Only this becomes a launch-failed rejection.
 type launchError struct{ reason string }
 
 func (e *launchError) Error() string { return e.reason }
@@ -76,6 +115,13 @@ func (e *launchError) Error() string { return e.reason }
 // connections with backoff (beyond the SDK's own attempts) while the
 // invocation has time. After an ambiguous failure it first looks for a task
 // the failed call may have started, so a retry never starts a second one.
+//
+// Only a definite refusal is a *launchError. When the invocation runs out
+// of time after ambiguous failures, the last call may have started the task
+// even though ListTasks (eventually consistent) does not show it yet: that
+// is a plain error, so that Lambda retries after the lease and the retry
+// settles it (findTask, then RunTask with the same clientToken, which AWS
+// answers with the task the earlier call started).
 func (d *Dispatcher) runTask(ctx context.Context, in *ecs.RunTaskInput) (string, error) {
 	runID := aws.ToString(in.StartedBy)
 	backoff := d.backoff
@@ -109,17 +155,18 @@ func (d *Dispatcher) runTask(ctx context.Context, in *ecs.RunTaskInput) (string,
 		wait := backoff/2 + rand.N(backoff/2+1)
 		d.log.Warn("RunTask failed; retrying", "run_id", runID, "attempt", attempt, "wait", wait.String(), "error", oneLine(err.Error()))
 		if !d.pause(ctx, wait) {
-			if ctx.Err() != nil {
-				return "", fmt.Errorf("starting the task of run %s: %w", runID, err)
-			}
-			if !isThrottle(err) {
+			if ctx.Err() == nil && !isThrottle(err) {
 				// The last call may have started the task before it was cut off.
 				if arn, ferr := d.findTask(ctx, runID, true); ferr == nil && arn != "" {
 					return arn, nil
 				}
 			}
-			return "", &launchError{oneLine(fmt.Sprintf("ECS did not take the task within %s (%d attempts): %s",
-				time.Since(start).Round(time.Second), attempt, describeAWSError(err)))}
+			maybe := "the last may have started the task, so the retry looks for it first"
+			if isThrottle(err) {
+				maybe = "throttled"
+			}
+			return "", fmt.Errorf("RunTask for run %s did not succeed within %s (%d attempts; %s): %s",
+				runID, time.Since(start).Round(time.Millisecond), attempt, maybe, describeAWSError(err))
 		}
 		backoff = min(2*backoff, d.maxBackoff)
 		if !isThrottle(err) {
@@ -147,14 +194,27 @@ func isThrottle(err error) bool {
 	return errors.As(err, &ae) && throttleCodes[ae.ErrorCode()]
 }
 
+// ambiguousCodes are errors after which the call's effect is unknown: the
+// request may have been carried out although no answer says so.
+var ambiguousCodes = map[string]bool{
+	"RequestTimeout": true, "RequestTimeoutException": true, "PriorRequestNotComplete": true,
+}
+
 // transient reports whether a failed call may succeed when repeated:
-// throttling, server faults and failures without any answer from AWS.
+// throttling, server faults (5xx), timeouts and failures without any answer
+// from AWS. Apart from throttling, these are also ambiguous: the call may
+// have taken effect. Every other API error is a definite refusal.
 func transient(err error) bool {
+	var hs interface{ HTTPStatusCode() int }
+	if errors.As(err, &hs) && (hs.HTTPStatusCode() >= 500 || hs.HTTPStatusCode() == 429) {
+		return true
+	}
 	var ae smithy.APIError
 	if !errors.As(err, &ae) {
 		return true
 	}
-	return throttleCodes[ae.ErrorCode()] || serverCodes[ae.ErrorCode()] || ae.ErrorFault() == smithy.FaultServer
+	code := ae.ErrorCode()
+	return throttleCodes[code] || serverCodes[code] || ambiguousCodes[code] || ae.ErrorFault() == smithy.FaultServer
 }
 
 // describeAWSError is "Code: message" for an AWS error, for a user to read.

@@ -3,12 +3,15 @@ package dispatcher_test
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/smithy-go"
 
 	"github.com/deploy-broker/deploy-broker/internal/dispatcher"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
@@ -265,4 +268,82 @@ func (e *env) runTaskDirect(runID string) string {
 		e.t.Fatalf("RunTask: %v %+v", err, out)
 	}
 	return aws.ToString(out.Tasks[0].TaskArn)
+}
+
+// badDeleteSQS fails DeleteQueue for the queue of one run with a set error.
+type badDeleteSQS struct {
+	dispatcher.SQSAPI
+	mu    sync.Mutex
+	runID string
+	err   error
+}
+
+func (b *badDeleteSQS) set(runID string, err error) {
+	b.mu.Lock()
+	b.runID, b.err = runID, err
+	b.mu.Unlock()
+}
+
+func (b *badDeleteSQS) DeleteQueue(ctx context.Context, in *sqs.DeleteQueueInput, o ...func(*sqs.Options)) (*sqs.DeleteQueueOutput, error) {
+	b.mu.Lock()
+	runID, err := b.runID, b.err
+	b.mu.Unlock()
+	if runID != "" && strings.Contains(aws.ToString(in.QueueUrl), runID) {
+		return nil, err
+	}
+	return b.SQSAPI.DeleteQueue(ctx, in, o...)
+}
+
+// One bad queue does not stop the sweep: the others are swept, and the pass
+// reports an error (for Lambda to retry) only when a retry may help.
+func TestSweepGoesOnPastABadQueue(t *testing.T) {
+	bad := &badDeleteSQS{}
+	e := newEnv(t, func(_ *dispatcher.Settings, c *dispatcher.Clients) { bad.SQSAPI = c.SQS; c.SQS = bad })
+	var runs []string
+	for i := 0; i < 3; i++ {
+		r := e.request(func(r *protocol.Request) { r.Job = "nope" }) // rejected: ended now
+		if err := e.run(r); err != nil {
+			t.Fatal(err)
+		}
+		runs = append(runs, r.RunID)
+	}
+	e.clock.Add(61 * time.Minute) // past the 1 h queue retention
+	sweep := e.event("scheduled-sweep.json", nil)
+
+	// A throttled queue: the others go, and the pass fails so that Lambda
+	// retries it.
+	bad.set(runs[1], throttled())
+	err := e.invoke(sweep)
+	if err == nil || !strings.Contains(err.Error(), runs[1]) || !strings.Contains(err.Error(), "ThrottlingException") {
+		t.Fatalf("sweep with a throttled queue: %v, want an error naming the run", err)
+	}
+	for i, id := range runs {
+		if _, ok := e.queueURL(id); ok != (i == 1) {
+			t.Errorf("queue of run %d exists = %v", i, ok)
+		}
+	}
+	if !strings.Contains(e.logs.String(), `"msg":"sweep could not handle a run queue; going on with the next","run_id":"`+runs[1]) {
+		t.Errorf("the failure was not logged")
+	}
+
+	// A refusal no retry changes is logged, not returned: one permanently
+	// bad queue must not send every pass to the dead-letter queue.
+	bad.set(runs[1], &smithy.GenericAPIError{Code: "AccessDenied", Message: "not authorized to perform sqs:DeleteQueue", Fault: smithy.FaultClient})
+	if err := e.invoke(sweep); err != nil {
+		t.Fatalf("sweep with a permanently bad queue failed: %v", err)
+	}
+	if _, ok := e.queueURL(runs[1]); !ok {
+		t.Fatal("the queue that cannot be deleted is gone")
+	}
+	if n := strings.Count(e.logs.String(), `"retried":false`); n != 1 {
+		t.Errorf("%d not-retried failures logged, want 1", n)
+	}
+
+	bad.set("", nil)
+	if err := e.invoke(sweep); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := e.queueURL(runs[1]); ok {
+		t.Error("the queue survived once it could be deleted")
+	}
 }

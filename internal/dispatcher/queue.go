@@ -25,7 +25,30 @@ const (
 
 // queueARN is the ARN of a run queue in the target account.
 func (d *Dispatcher) queueARN(name string) string {
-	return fmt.Sprintf("arn:aws:sqs:%s:%s:%s", d.set.Region, d.set.AccountID, name)
+	return fmt.Sprintf("arn:%s:sqs:%s:%s:%s", partition(d.set.Cluster, d.set.Region), d.set.Region, d.set.AccountID, name)
+}
+
+// partition is the AWS partition the broker runs in: the cluster ARN's own
+// when the cluster is given as an ARN (as the stack does), else the one the
+// region belongs to. A queue policy whose resource names another partition
+// never matches.
+func partition(clusterARN, region string) string {
+	if p, rest, ok := strings.Cut(strings.TrimPrefix(clusterARN, "arn:"), ":"); ok && strings.HasPrefix(clusterARN, "arn:") && p != "" && rest != "" {
+		return p
+	}
+	for _, r := range []struct{ prefix, partition string }{
+		{"cn-", "aws-cn"},
+		{"us-gov-", "aws-us-gov"},
+		{"us-iso-", "aws-iso"},
+		{"us-isob-", "aws-iso-b"},
+		{"eu-isoe-", "aws-iso-e"},
+		{"us-isof-", "aws-iso-f"},
+	} {
+		if strings.HasPrefix(region, r.prefix) {
+			return r.partition
+		}
+	}
+	return "aws"
 }
 
 // queuePolicy lets the trusted CI principals read and delete from this queue

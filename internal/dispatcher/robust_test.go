@@ -25,6 +25,18 @@ type flakyECS struct {
 	fail      func(n int64) (*ecs.RunTaskOutput, error) // nil, nil passes the call on
 	dropFirst bool                                      // the first call starts the task but its answer is lost
 	calls     atomic.Int64
+	hidden    atomic.Bool // ListTasks does not show the tasks yet (it is eventually consistent)
+	onList    func()      // called before each ListTasks
+}
+
+func (f *flakyECS) ListTasks(ctx context.Context, in *ecs.ListTasksInput, o ...func(*ecs.Options)) (*ecs.ListTasksOutput, error) {
+	if f.onList != nil {
+		f.onList()
+	}
+	if f.hidden.Load() {
+		return &ecs.ListTasksOutput{}, nil
+	}
+	return f.ECSAPI.ListTasks(ctx, in, o...)
 }
 
 func (f *flakyECS) RunTask(ctx context.Context, in *ecs.RunTaskInput, o ...func(*ecs.Options)) (*ecs.RunTaskOutput, error) {
@@ -270,22 +282,209 @@ func TestDroppedRunTaskAnswerIsNotRepeated(t *testing.T) {
 	e.only(r.RunID, protocol.TypeAccepted)
 }
 
-func TestRunTaskThrottledPastTheInvocationRejects(t *testing.T) {
-	opt, _ := withECS(func(int64) (*ecs.RunTaskOutput, error) { return nil, throttled() })
+// An ambiguous RunTask failure (throttling, a server error, a dropped
+// connection) that lasts longer than the invocation is not a refusal: the
+// last call may have started the task although ListTasks, eventually
+// consistent, does not show it yet. The invocation fails, Lambda retries
+// after the lease, and the retry settles it.
+func TestAmbiguousRunTaskFailurePastTheInvocationIsRetriedNotRejected(t *testing.T) {
+	cases := []struct {
+		name      string
+		err       error
+		dropFirst bool // the first call starts the task, and ListTasks misses it
+		reason    string
+	}{
+		{"throttling", throttled(), false, "throttled): ThrottlingException: Rate exceeded"},
+		{"server error", &smithy.GenericAPIError{Code: "ServerException", Message: "Service unavailable", Fault: smithy.FaultServer}, false,
+			"the last may have started the task, so the retry looks for it first): ServerException: Service unavailable"},
+		{"dropped connection after the task started", errDropped, true, "connection reset by peer"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var failing atomic.Bool
+			failing.Store(true)
+			opt, f := withECS(func(int64) (*ecs.RunTaskOutput, error) {
+				if failing.Load() {
+					return nil, c.err
+				}
+				return nil, nil
+			})
+			f.dropFirst = c.dropFirst
+			f.hidden.Store(c.dropFirst)
+			e := newEnv(t, opt)
+			r := e.request()
+			payload := e.sns(body(t, r))
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			err := e.invokeCtx(ctx, payload)
+			cancel()
+			if err == nil || !strings.Contains(err.Error(), c.reason) {
+				t.Fatalf("invocation ended with %v, want an error (so that Lambda retries) containing %q", err, c.reason)
+			}
+			if recs := e.records(r.RunID); len(recs) != 0 {
+				t.Fatalf("the run was answered before anybody knew whether its task exists: %+v", recs)
+			}
+			if it := e.item(r.RunID); it.Status != dispatcher.StatusLaunching || it.RejectCode != "" || !it.LeaseUntil.Equal(e.clock.Now()) {
+				t.Fatalf("ledger = %+v, want a launching claim whose lease was released", it)
+			}
+			want := 0
+			if c.dropFirst {
+				want = 1
+			}
+			if arns := e.tasks(r.RunID); len(arns) != want {
+				t.Fatalf("%d tasks, want %d", len(arns), want)
+			}
+
+			// Lambda retries about a minute later: ListTasks shows the task
+			// by then, and ECS takes calls again.
+			failing.Store(false)
+			f.hidden.Store(false)
+			e.clock.Add(70 * time.Second)
+			if err := e.invoke(payload); err != nil {
+				t.Fatal(err)
+			}
+			if arns := e.tasks(r.RunID); len(arns) != 1 {
+				t.Fatalf("%d tasks after the retry, want 1", len(arns))
+			}
+			e.only(r.RunID, protocol.TypeAccepted)
+			if got := e.decisions(r.RunID); got != "error accepted" {
+				t.Errorf("decisions = %q", got)
+			}
+		})
+	}
+}
+
+// A take-over may not launch after the request's own expiry, even though
+// the claim is younger than max_request_age: it rejects (expired) instead.
+func TestTakeOverAfterTheRequestExpired(t *testing.T) {
+	for _, taskExists := range []bool{false, true} {
+		t.Run(map[bool]string{false: "no task: expired", true: "task exists: accepted"}[taskExists], func(t *testing.T) {
+			e := newEnv(t)
+			now := e.clock.Now()
+			// Claimed 10 s before the request expired; the invocation died.
+			r := e.request(func(r *protocol.Request) { r.ExpiresAt = now.Add(10 * time.Second) })
+			payload := e.sns(e.claim(r, now.Add(65*time.Second)))
+			var arn string
+			if taskExists {
+				arn = e.runTaskDirect(r.RunID)
+			}
+			// Lambda's last retry, 3 minutes later: past expires_at + 2 min
+			// skew, well within max_request_age (15 min) of the claim.
+			e.clock.Add(3 * time.Minute)
+			if err := e.invoke(payload); err != nil {
+				t.Fatal(err)
+			}
+			if !taskExists {
+				rec := e.only(r.RunID, protocol.TypeRejected)
+				if rec.Rejected.Code != protocol.RejectExpired || !strings.Contains(rec.Rejected.Reason, "expired at "+r.ExpiresAt.UTC().Format(time.RFC3339)+" before the broker could start its task") {
+					t.Errorf("rejected = %+v", rec.Rejected)
+				}
+				if arns := e.tasks(r.RunID); len(arns) != 0 {
+					t.Errorf("a take-over after the expiry launched %v", arns)
+				}
+				if it := e.item(r.RunID); it.Status != dispatcher.StatusRejected || it.RejectCode != protocol.RejectExpired || it.NotifiedAt.IsZero() {
+					t.Errorf("ledger = %+v", it)
+				}
+				return
+			}
+			if rec := e.only(r.RunID, protocol.TypeAccepted); rec.Accepted.TaskARN != arn {
+				t.Errorf("accepted %s, want the existing task %s", rec.Accepted.TaskARN, arn)
+			}
+			if arns := e.tasks(r.RunID); len(arns) != 1 {
+				t.Errorf("%d tasks, want the one that existed", len(arns))
+			}
+		})
+	}
+}
+
+// A rejection never contradicts a task the ledger knows of: here ListTasks
+// misses the task, but its ECS event, arriving while the take-over decides,
+// named it in the ledger, so the run is accepted instead of rejected.
+func TestRejectionYieldsToATaskAnECSEventNamed(t *testing.T) {
+	opt, f := withECS(func(int64) (*ecs.RunTaskOutput, error) {
+		return nil, errors.New("RunTask must not be called")
+	})
 	e := newEnv(t, opt)
-	r := e.request()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	if err := e.invokeCtx(ctx, e.sns(body(t, r))); err != nil {
+	now := e.clock.Now()
+	r := e.request(func(r *protocol.Request) { r.ExpiresAt = now.Add(10 * time.Second) })
+	payload := e.sns(e.claim(r, now.Add(65*time.Second)))
+	arn := e.runTaskDirect(r.RunID)
+	f.hidden.Store(true)
+	e.clock.Add(3 * time.Minute) // past the expiry: the take-over would reject
+	var once sync.Once
+	f.onList = func() {
+		once.Do(func() {
+			if err := e.invoke(e.event("ecs-task-running.json", map[string]any{"TaskArn": arn, "StartedBy": r.RunID})); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	if err := e.invoke(payload); err != nil {
 		t.Fatal(err)
 	}
-	rec := e.only(r.RunID, protocol.TypeRejected)
-	if rec.Rejected.Code != protocol.RejectLaunch || !strings.Contains(rec.Rejected.Reason, "ECS did not take the task within") ||
-		!strings.Contains(rec.Rejected.Reason, "ThrottlingException: Rate exceeded") {
-		t.Errorf("rejected = %+v", rec.Rejected)
+	if rec := e.only(r.RunID, protocol.TypeAccepted); rec.Accepted.TaskARN != arn {
+		t.Errorf("accepted %s, want %s", rec.Accepted.TaskARN, arn)
 	}
-	if it := e.item(r.RunID); it.Status != dispatcher.StatusRejected || it.RejectCode != protocol.RejectLaunch {
+	if it := e.item(r.RunID); it.Status != dispatcher.StatusAccepted || it.TaskARN != arn || it.RejectCode != "" {
 		t.Errorf("ledger = %+v", it)
+	}
+	if a := e.auditsOf(r.RunID); len(a) != 1 || a[0]["decision"] != "accepted" || !strings.Contains(a[0]["reason"].(string), "accepted rather than rejected") {
+		t.Errorf("audit = %v", a)
+	}
+}
+
+// An ECS event for a run still being launched names its task in the ledger
+// at once; the retry after the launching invocation died accepts that task
+// without ListTasks and without a second RunTask.
+func TestTaskEventNamesTheTaskOfALaunchInProgress(t *testing.T) {
+	opt, f := withECS(func(int64) (*ecs.RunTaskOutput, error) {
+		return nil, errors.New("RunTask must not be called")
+	})
+	e := newEnv(t, opt)
+	r := e.request()
+	payload := e.sns(e.claim(r, e.clock.Now().Add(30*time.Second)))
+	arn := e.runTaskDirect(r.RunID)
+	f.hidden.Store(true)
+	if err := e.invoke(e.event("ecs-task-running.json", map[string]any{"TaskArn": arn, "StartedBy": r.RunID})); err != nil {
+		t.Fatal(err)
+	}
+	if it := e.item(r.RunID); it.Status != dispatcher.StatusLaunching || it.TaskARN != arn {
+		t.Fatalf("ledger = %+v, want the task named while launching", it)
+	}
+	e.clock.Add(time.Minute)
+	if err := e.invoke(payload); err != nil {
+		t.Fatal(err)
+	}
+	if rec := e.only(r.RunID, protocol.TypeAccepted); rec.Accepted.TaskARN != arn {
+		t.Errorf("accepted %s, want %s", rec.Accepted.TaskARN, arn)
+	}
+	if f.calls.Load() != 0 {
+		t.Errorf("RunTask called %d times", f.calls.Load())
+	}
+}
+
+// If a task turns up for a run the trigger was told is rejected, the
+// dispatcher stops it, so that what happens is what was reported.
+func TestTaskOfARejectedRunIsStopped(t *testing.T) {
+	e := newEnv(t)
+	r := e.request()
+	e.claim(r, e.clock.Now().Add(-time.Second))
+	if err := e.d.LedgerSet(context.Background(), r.RunID, map[string]string{"status": dispatcher.StatusRejected,
+		"reject_code": protocol.RejectLaunch, "reason": "could not start the task"}); err != nil {
+		t.Fatal(err)
+	}
+	arn := e.runTaskDirect(r.RunID)
+	if err := e.invoke(e.event("ecs-task-running.json", map[string]any{"TaskArn": arn, "StartedBy": r.RunID})); err != nil {
+		t.Fatal(err)
+	}
+	task := e.describe(arn)
+	if aws.ToString(task.LastStatus) != "STOPPED" || !strings.Contains(aws.ToString(task.StoppedReason), "was rejected (launch-failed); stopping a task that started anyway") {
+		t.Errorf("task %s %q, want it stopped", aws.ToString(task.LastStatus), aws.ToString(task.StoppedReason))
+	}
+	if it := e.item(r.RunID); it.TaskARN != arn || it.Status != dispatcher.StatusRejected {
+		t.Errorf("ledger = %+v", it)
+	}
+	if a := e.auditsOf(r.RunID); len(a) != 1 || a[0]["decision"] != "cancelled" || a[0]["task_arn"] != arn {
+		t.Errorf("audit = %v", a)
 	}
 }
 

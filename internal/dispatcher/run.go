@@ -102,8 +102,9 @@ func requestHash(body []byte) string {
 func (d *Dispatcher) handleRun(ctx context.Context, req *protocol.Request, body []byte) error {
 	now := d.now()
 	job, argv, rej := d.check(req, now)
+	catJob, known := d.cfg.Jobs[req.Job]
 	a := audit{RunID: req.RunID, Kind: req.Kind, Job: req.Job, Requester: req.Requester,
-		Params: redactParams(req.Params, job.SecretParams())}
+		Params: redactParams(req.Params, catJob, known)}
 
 	item := ledgerItem{RunID: req.RunID, Status: StatusLaunching, Job: req.Job, Params: a.Params,
 		Requester: req.Requester.String(), RequestHash: requestHash(body), RequestedAt: req.RequestedAt,
@@ -242,21 +243,63 @@ func (d *Dispatcher) finishLaunch(ctx context.Context, req *protocol.Request, pr
 		a.Reason = "finished an interrupted launch"
 		return d.accept(ctx, req.RunID, req.Job, arn, url, a)
 	}
-	rej := &rejection{protocol.RejectLaunch, interruptedReason}
 	var job config.Job
 	var argv []string
-	if d.now().Sub(prev.CreatedAt) <= d.cfg.Broker.MaxRequestAge.D()+d.cfg.Broker.ClockSkew.D() {
+	var rej *rejection
+	now, skew := d.now(), d.cfg.Broker.ClockSkew.D()
+	switch {
+	case now.After(req.ExpiresAt.Add(skew)):
+		// A claim made just before the request expired may not turn into a
+		// launch minutes after it: the request's own expiry bounds a
+		// take-over as it bounds the first delivery.
+		rej = &rejection{protocol.RejectExpired, fmt.Sprintf("request expired at %s before the broker could start its task (an earlier attempt was interrupted; broker time %s); send it again",
+			req.ExpiresAt.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))}
+	case now.Sub(prev.CreatedAt) > d.cfg.Broker.MaxRequestAge.D()+skew:
+		rej = &rejection{protocol.RejectLaunch, interruptedReason}
+	default:
 		a.Reason = "took over an interrupted launch"
 		job, argv, rej = d.checkJob(req) // the catalogue may have changed since the claim
 	}
 	if rej != nil {
-		if _, err := d.ledger.update(ctx, req.RunID, map[string]string{attrStatus: StatusRejected, attrRejectCode: rej.code, attrReason: rej.reason},
-			cond{attrStatus, StatusLaunching}, cond{attrLeaseUntil, stamp(lease)}); err != nil {
+		url, err := d.createQueue(ctx, req)
+		if err != nil {
 			return err
 		}
-		return d.reject(ctx, req, *rej, a)
+		return d.rejectLaunch(ctx, req.RunID, req.Job, url, *rej, lease, a)
 	}
 	return d.launch(ctx, req, job, argv, a)
+}
+
+// rejectLaunch ends a launch claim with a rejection, and never contradicts a
+// task that exists: the ledger moves to rejected only while it is still
+// launching and knows no task (an ECS event for the run's task records its
+// ARN as soon as it arrives, see handleTaskEvent), and, with a non-zero
+// lease, only while this invocation holds the claim. If the ledger learned
+// of a task meanwhile, the run is accepted instead.
+func (d *Dispatcher) rejectLaunch(ctx context.Context, runID, job, queueURL string, rej rejection, lease time.Time, a audit) error {
+	conds := []cond{{attrStatus, StatusLaunching}, {attrTaskARN, ""}}
+	if !lease.IsZero() {
+		conds = append(conds, cond{attrLeaseUntil, stamp(lease)})
+	}
+	_, err := d.ledger.update(ctx, runID, map[string]string{attrStatus: StatusRejected, attrRejectCode: rej.code, attrReason: rej.reason}, conds...)
+	if errors.Is(err, errConditionFailed) {
+		it, ok, gerr := d.ledger.get(ctx, runID)
+		switch {
+		case gerr != nil:
+			return gerr
+		case ok && it.TaskARN != "":
+			a.Reason = "a task exists for the run, so it is accepted rather than rejected (" + rej.code + ")"
+			return d.accept(ctx, runID, job, it.TaskARN, queueURL, a)
+		case ok && it.Status == StatusRejected:
+			return d.rejectTo(ctx, runID, queueURL, rejection{it.RejectCode, it.Reason}, a)
+		default:
+			return fmt.Errorf("run %s changed in the ledger while its launch was being refused (status %q); will look again", runID, it.Status)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	return d.rejectTo(ctx, runID, queueURL, rej, a)
 }
 
 // interruptedReason is the rejection of a launch claim that nobody finished.
@@ -297,15 +340,14 @@ func (d *Dispatcher) launch(ctx context.Context, req *protocol.Request, job conf
 	taskARN, err := d.runTask(ctx, d.taskInput(req, job, argv, queueURL, d.now()))
 	var lf *launchError
 	if errors.As(err, &lf) {
-		rej := rejection{protocol.RejectLaunch, "could not start the task: " + lf.reason}
-		if _, err := d.ledger.update(ctx, req.RunID, map[string]string{attrStatus: StatusRejected, attrRejectCode: rej.code, attrReason: rej.reason},
-			cond{attrStatus, StatusLaunching}); err != nil && !errors.Is(err, errConditionFailed) {
-			return err
-		}
-		return d.reject(ctx, req, rej, a)
+		// A definite refusal: ECS answered and started nothing.
+		return d.rejectLaunch(ctx, req.RunID, req.Job, queueURL, rejection{protocol.RejectLaunch, "could not start the task: " + lf.reason}, time.Time{}, a)
 	}
 	if err != nil {
-		return err // the invocation is ending: Lambda retries, and the retry resumes
+		// Out of time, or an ambiguous failure (dropped connection, 5xx,
+		// throttling): the task may exist. Lambda retries after the lease,
+		// and the retry looks for the task before anything else.
+		return err
 	}
 	return d.accept(ctx, req.RunID, req.Job, taskARN, queueURL, a)
 }

@@ -197,14 +197,22 @@ func TestRunSecretParamsAreRedactedAndRedactListPassed(t *testing.T) {
 	if want := []string{"/usr/local/bin/migrate", "--steps=3", "--token", "s3cr3tT0ken", "--dry-run=false"}; !slices.Equal(co.Command, want) {
 		t.Errorf("command = %q, want %q", co.Command, want)
 	}
-	var redact string
+	// The secret parameter's value reaches the runner as a variable named in
+	// the redact list, so the runner masks it if the job prints its args.
+	env := map[string]string{}
 	for _, kv := range co.Environment {
-		if aws.ToString(kv.Name) == protocol.EnvRedact {
-			redact = aws.ToString(kv.Value)
-		}
+		env[aws.ToString(kv.Name)] = aws.ToString(kv.Value)
 	}
-	if redact != "API_KEY,DB_PASSWORD" {
-		t.Errorf("%s = %q, want API_KEY,DB_PASSWORD", protocol.EnvRedact, redact)
+	if got := env["DEPLOY_BROKER_PARAM_TOKEN"]; got != "s3cr3tT0ken" {
+		t.Errorf("DEPLOY_BROKER_PARAM_TOKEN = %q, want the secret parameter's value", got)
+	}
+	if got, want := env[protocol.EnvRedact], "API_KEY,DB_PASSWORD,DEPLOY_BROKER_PARAM_TOKEN"; got != want {
+		t.Errorf("%s = %q, want %q", protocol.EnvRedact, got, want)
+	}
+	for k := range env {
+		if strings.HasPrefix(k, protocol.EnvParamPrefix) && k != "DEPLOY_BROKER_PARAM_TOKEN" {
+			t.Errorf("non-secret parameter passed as %s", k)
+		}
 	}
 	if strings.Contains(e.logs.String(), "s3cr3tT0ken") {
 		t.Errorf("the secret parameter's value reached the log:\n%s", e.logs.String())
@@ -214,6 +222,83 @@ func TestRunSecretParamsAreRedactedAndRedactListPassed(t *testing.T) {
 	}
 	if a := e.auditsOf(r.RunID); len(a) != 1 || fmt.Sprint(a[0]["params"]) != "map[steps:3 token:***]" {
 		t.Errorf("audit = %v", a)
+	}
+}
+
+// A secret parameter that is not given (and has no default) adds nothing;
+// a job without secrets gets no redact list.
+func TestRunSecretParamEnvOnlyWhenThereIsAValue(t *testing.T) {
+	e := newEnv(t)
+	for _, c := range []struct {
+		job    string
+		params map[string]string
+		redact string
+	}{
+		{"migrate", map[string]string{"steps": "3"}, "API_KEY,DB_PASSWORD"},
+		{"website", map[string]string{"version": "1.4.2"}, ""},
+	} {
+		r := e.request(func(r *protocol.Request) { r.Job, r.Params = c.job, c.params })
+		if err := e.run(r); err != nil {
+			t.Fatal(err)
+		}
+		arns := e.tasks(r.RunID)
+		if len(arns) != 1 {
+			t.Fatalf("%s: %d tasks, want 1", c.job, len(arns))
+		}
+		env := map[string]string{}
+		for _, kv := range e.describe(arns[0]).Overrides.ContainerOverrides[0].Environment {
+			env[aws.ToString(kv.Name)] = aws.ToString(kv.Value)
+		}
+		for k := range env {
+			if strings.HasPrefix(k, protocol.EnvParamPrefix) {
+				t.Errorf("%s: %s set without a value", c.job, k)
+			}
+		}
+		if got, ok := env[protocol.EnvRedact]; got != c.redact || ok != (c.redact != "") {
+			t.Errorf("%s: %s = %q (set %v), want %q", c.job, protocol.EnvRedact, got, ok, c.redact)
+		}
+	}
+}
+
+// Only declared, non-secret parameters are kept in clear: a misspelt job or
+// parameter name may carry a secret.
+func TestParamsOfUnknownJobsAndUndeclaredParamsAreRedacted(t *testing.T) {
+	e := newEnv(t)
+	const secret = "s3cr3tT0ken"
+	for _, c := range []struct {
+		name, job string
+		params    map[string]string
+		want      string
+	}{
+		{"unknown job", "migrat", map[string]string{"steps": "3", "token": secret}, "map[steps:*** token:***]"},
+		{"undeclared parameter", "migrate", map[string]string{"steps": "3", "tokne": secret}, "map[steps:3 tokne:***]"},
+		{"declared secret with a bad value", "migrate", map[string]string{"steps": "3", "token": secret + "!"}, "map[steps:3 token:***]"},
+		{"expired request of an unknown job", "webiste", map[string]string{"token": secret}, "map[token:***]"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			now := e.clock.Now()
+			r := e.request(func(r *protocol.Request) {
+				r.Job, r.Params = c.job, c.params
+				if strings.HasPrefix(c.name, "expired") {
+					r.RequestedAt, r.ExpiresAt = now.Add(-10*time.Minute), now.Add(-5*time.Minute)
+				}
+			})
+			if err := e.run(r); err != nil {
+				t.Fatal(err)
+			}
+			if rec := e.records(r.RunID); len(rec) != 1 || rec[0].Type != protocol.TypeRejected {
+				t.Fatalf("records %+v, want one rejected", rec)
+			}
+			if got := fmt.Sprint(e.item(r.RunID).Params); got != c.want {
+				t.Errorf("ledger params = %s, want %s", got, c.want)
+			}
+			if a := e.auditsOf(r.RunID); len(a) != 1 || fmt.Sprint(a[0]["params"]) != c.want {
+				t.Errorf("audit = %v, want params %s", a, c.want)
+			}
+		})
+	}
+	if strings.Contains(e.logs.String(), secret) {
+		t.Errorf("a parameter value under a wrong name reached the log:\n%s", e.logs.String())
 	}
 }
 

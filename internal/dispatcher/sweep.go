@@ -28,17 +28,28 @@ func (d *Dispatcher) maxRunTime() time.Duration {
 // abandoned in the ledger), so a crashed CI job leaks nothing. It also
 // answers runs whose launch was interrupted and never resumed, so that
 // their trigger is not left waiting.
+//
+// A failure on one queue is logged and the pass goes on with the next. The
+// pass returns an error (so that Lambda retries it and, failing that, the
+// dead-letter alarm shows it) only when a failure may pass with time:
+// throttling, server errors, dropped connections, the invocation's time
+// running out. A refusal that repeating cannot change (access denied, a
+// validation error) is only logged: the next pass tries that queue again,
+// and one permanently bad queue does not send every pass to the
+// dead-letter queue.
 func (d *Dispatcher) Sweep(ctx context.Context) error {
 	ctx, cancel := d.bound(ctx)
 	defer cancel()
 	prefix := d.cfg.Broker.Name + "-"
 	now := d.now()
 	var token *string
-	deleted, kept := 0, 0
+	deleted, kept, failed := 0, 0, 0
+	var retry []error
 	for {
 		out, err := d.sqs.ListQueues(ctx, &sqs.ListQueuesInput{QueueNamePrefix: aws.String(prefix), NextToken: token, MaxResults: aws.Int32(1000)})
 		if err != nil {
-			return fmt.Errorf("listing run queues: %w", err)
+			retry = append(retry, fmt.Errorf("listing run queues: %w", err))
+			break
 		}
 		for _, url := range out.QueueUrls {
 			name := url[strings.LastIndex(url, "/")+1:]
@@ -46,22 +57,35 @@ func (d *Dispatcher) Sweep(ctx context.Context) error {
 			if protocol.ValidateRunID(runID) != nil || !strings.HasSuffix(name, ".fifo") {
 				continue // not a run queue of this broker
 			}
-			del, err := d.sweepOne(ctx, url, runID, now)
-			if err != nil {
-				return err
+			if ctx.Err() != nil {
+				retry = append(retry, fmt.Errorf("the sweep ran out of time at run %s: %w", runID, ctx.Err()))
+				break
 			}
-			if del {
+			del, err := d.sweepOne(ctx, url, runID, now)
+			switch {
+			case err != nil:
+				failed++
+				again := transient(err) || ctx.Err() != nil
+				d.log.Warn("sweep could not handle a run queue; going on with the next", "run_id", runID, "queue_url", url,
+					"error", oneLine(err.Error()), "retried", again)
+				if again {
+					retry = append(retry, fmt.Errorf("run %s: %w", runID, err))
+				}
+			case del:
 				deleted++
-			} else {
+			default:
 				kept++
 			}
 		}
-		if out.NextToken == nil {
+		if out.NextToken == nil || ctx.Err() != nil {
 			break
 		}
 		token = out.NextToken
 	}
-	d.log.Info("sweep done", "deleted", deleted, "kept", kept)
+	d.log.Info("sweep done", "deleted", deleted, "kept", kept, "failed", failed)
+	if len(retry) > 0 {
+		return fmt.Errorf("sweep: %d failure(s) that a retry may resolve (first: %w)", len(retry), retry[0])
+	}
 	return nil
 }
 
@@ -118,18 +142,16 @@ func (d *Dispatcher) finishStale(ctx context.Context, url string, item ledgerIte
 		}
 		return err
 	}
-	arn, err := d.findTask(ctx, item.RunID, true)
-	if err != nil {
-		return err
+	arn := item.TaskARN // an ECS event may have named the task
+	if arn == "" {
+		var err error
+		if arn, err = d.findTask(ctx, item.RunID, true); err != nil {
+			return err
+		}
 	}
 	if arn != "" {
 		a.Reason = "finished an interrupted launch (sweep)"
 		return d.accept(ctx, item.RunID, item.Job, arn, url, a)
 	}
-	rej := rejection{protocol.RejectLaunch, interruptedReason}
-	if _, err := d.ledger.update(ctx, item.RunID, map[string]string{attrStatus: StatusRejected, attrRejectCode: rej.code, attrReason: rej.reason},
-		cond{attrStatus, StatusLaunching}, cond{attrLeaseUntil, stamp(lease)}); err != nil {
-		return err
-	}
-	return d.rejectTo(ctx, item.RunID, url, rej, a)
+	return d.rejectLaunch(ctx, item.RunID, item.Job, url, rejection{protocol.RejectLaunch, interruptedReason}, lease, a)
 }

@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 
@@ -47,9 +48,39 @@ func (d *Dispatcher) handleTaskEvent(ctx context.Context, ev events.CloudWatchEv
 	if err != nil {
 		return err
 	}
+	if ok && item.TaskARN == "" && t.TaskArn != "" {
+		// The first word of the run's task may come before RunTask's answer,
+		// or instead of it (an answer lost, ListTasks not showing the task
+		// yet). Record it at once: from now on no rejection can be written
+		// for the run (rejectLaunch requires a ledger without a task), and a
+		// retry accepts the run with this task.
+		it, err := d.ledger.update(ctx, t.StartedBy, map[string]string{attrTaskARN: t.TaskArn}, cond{attrTaskARN, ""})
+		switch {
+		case err == nil:
+			item = it
+		case errors.Is(err, errConditionFailed):
+			if item, ok, err = d.ledger.get(ctx, t.StartedBy); err != nil {
+				return err
+			}
+		default:
+			return err
+		}
+	}
 	if !ok || (item.TaskARN != "" && item.TaskARN != t.TaskArn) {
 		d.log.Warn("ignoring ECS event for a task the ledger does not know", "run_id", t.StartedBy, "task_arn", t.TaskArn)
 		return nil
+	}
+	if item.Status == StatusRejected && t.LastStatus != "STOPPED" && t.DesiredStatus != "STOPPED" {
+		// The trigger was told the run was refused, yet a task runs for it.
+		// The dispatcher writes a rejection only when it knows of no task,
+		// so this can only be a task whose start neither RunTask's answer
+		// nor ListTasks showed in time: stop it, so that what happens is
+		// what the trigger reported.
+		reason := truncateRunes(oneLine("deploy-broker run "+item.RunID+" was rejected ("+item.RejectCode+"); stopping a task that started anyway"), 250)
+		if err := d.stopTask(ctx, item.RunID, t.TaskArn, reason); err != nil {
+			return err
+		}
+		d.write(ctx, audit{RunID: item.RunID, Job: item.Job, Decision: DecisionCancelled, Reason: reason, TaskARN: t.TaskArn})
 	}
 	rec := d.record(protocol.TypeTask, protocol.SourceECS, max(t.Version, 1))
 	rec.Task = &protocol.Task{TaskARN: t.TaskArn, Status: t.LastStatus, DesiredStatus: t.DesiredStatus,

@@ -11,6 +11,11 @@ const (
 	EnvRedact    = "DEPLOY_BROKER_REDACT"    // comma-separated names of variables whose values are secret
 	EnvHeartbeat = "DEPLOY_BROKER_HEARTBEAT" // Go duration between heartbeats
 	EnvGrace     = "DEPLOY_BROKER_GRACE"     // Go duration between SIGTERM and SIGKILL
+
+	// EnvParamPrefix + the upper-cased name of a parameter declared secret
+	// holds that parameter's value, and is named in EnvRedact, so that the
+	// runner masks the value in everything it sends to the queue.
+	EnvParamPrefix = "DEPLOY_BROKER_PARAM_"
 )
 
 // QueueName is the name of a run's feedback queue: "<prefix>-<run id>.fifo".
