@@ -110,6 +110,10 @@ type Statement struct {
 	Actions   []string                  `yaml:"actions"`
 	Resources []string                  `yaml:"resources"`
 	Condition map[string]map[string]any `yaml:"condition,omitempty"`
+	// WildcardResourceReason says why an Allow statement grants resource "*"
+	// without a condition (e.g. "ec2:DescribeInstances has no resource-level
+	// permissions"). Without a condition or a reason, "*" is refused.
+	WildcardResourceReason string `yaml:"wildcard_resource_reason,omitempty"`
 }
 
 // ParamType is a parameter's type.
@@ -138,6 +142,12 @@ type Param struct {
 	Max       *int64   `yaml:"max,omitempty"`    // int
 	// Secret values are redacted in audit logs and the run ledger.
 	Secret bool `yaml:"secret,omitempty"`
+	// AllowLeadingDash lets a value that starts with '-' (a negative number,
+	// or an option the job author means to let the request choose) begin an
+	// argv element. By default such a value is refused there, since the
+	// program would read it as an option ("--help", "-rf"). Inside an element
+	// after other text ("--count={{n}}") a leading '-' is always allowed.
+	AllowLeadingDash bool `yaml:"allow_leading_dash,omitempty"`
 
 	re *regexp.Regexp
 }
@@ -258,6 +268,14 @@ var brokerNameRE = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
 var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 var placeholderRE = regexp.MustCompile(`\{\{\s*([^{}]*?)\s*\}\}`)
 var principalRE = regexp.MustCompile(`^arn:aws[a-z-]*:(iam|sts)::\d{12}:[A-Za-z0-9+=,.@_/-]+$|^\d{12}$`)
+var managedPolicyRE = regexp.MustCompile(`^arn:aws[a-z-]*:iam::(aws|\d{12}):policy/[A-Za-z0-9+=,.@_/-]+$`)
+
+// An Allow statement's action: a service prefix and an action name, which
+// may end with one '*' after at least one character ("s3:Get*"). A Deny may
+// use wildcards anywhere after the prefix: it takes away, never grants.
+var allowActionRE = regexp.MustCompile(`^[a-z0-9-]+:[A-Za-z0-9]+\*?$`)
+var denyActionRE = regexp.MustCompile(`^[a-z0-9-]+:[A-Za-z0-9*?]+$`)
+var conditionOperatorRE = regexp.MustCompile(`^(ForAllValues:|ForAnyValue:)?[A-Za-z]+$`)
 
 // Validate checks the whole configuration and reports every problem it finds.
 func (c *Config) Validate() error {
@@ -330,6 +348,9 @@ func (j *Job) validate(name string) []string {
 	if len(j.Command) > 0 && placeholderRE.MatchString(j.Command[0]) {
 		bad("command[0] may not contain a parameter: the program must be fixed by the catalogue")
 	}
+	for _, e := range checkShell(j.Command) {
+		bad("%s", e)
+	}
 	if j.Timeout.D() < time.Second {
 		bad("timeout %s is shorter than 1s", j.Timeout.D())
 	}
@@ -358,6 +379,24 @@ func (j *Job) validate(name string) []string {
 		}
 		j.Params[pname] = p
 	}
+	// A value that may begin an argv element must not start with '-' unless
+	// the author allowed it: check what the catalogue itself supplies.
+	for i, arg := range j.Command {
+		for _, pname := range leadingParams(arg) {
+			p, ok := j.Params[pname]
+			if !ok || p.AllowLeadingDash {
+				continue
+			}
+			if p.Default != nil && strings.HasPrefix(*p.Default, "-") {
+				bad("parameter %q: default %q starts with '-' and {{%s}} begins command[%d], where the program would read it as an option; set allow_leading_dash: true if that is meant", pname, *p.Default, pname, i)
+			}
+			for _, v := range p.Values {
+				if p.Type == TypeEnum && strings.HasPrefix(v, "-") {
+					bad("parameter %q: value %q starts with '-' and {{%s}} begins command[%d], where the program would read it as an option; set allow_leading_dash: true if that is meant", pname, v, pname, i)
+				}
+			}
+		}
+	}
 	for k := range j.Environment {
 		if !envNameRE.MatchString(k) || strings.HasPrefix(k, "DEPLOY_BROKER_") || strings.HasPrefix(k, "AWS_") {
 			bad("environment variable %q is not allowed (invalid name, or reserved DEPLOY_BROKER_/AWS_ prefix)", k)
@@ -377,19 +416,94 @@ func (j *Job) validate(name string) []string {
 		}
 	}
 	for i, s := range j.Policy {
-		if s.Effect != "Allow" && s.Effect != "Deny" {
-			bad("policy[%d].effect must be Allow or Deny", i)
+		for _, e := range s.validate() {
+			bad("policy[%d] %s", i, e)
 		}
-		if len(s.Actions) == 0 || len(s.Resources) == 0 {
-			bad("policy[%d] needs actions and resources", i)
+	}
+	for _, arn := range j.ManagedPolicies {
+		if !managedPolicyRE.MatchString(arn) {
+			bad("managed policy %q must be an IAM policy ARN, e.g. \"arn:aws:iam::aws:policy/ReadOnlyAccess\" or \"arn:aws:iam::123456789012:policy/deploy-website\"", arn)
 		}
-		for _, a := range s.Actions {
-			if a == "*" || strings.HasSuffix(a, ":*") && s.Effect == "Allow" {
-				bad("policy[%d] action %q grants a whole service; list the actions the job needs", i, a)
+	}
+	return errs
+}
+
+// validate checks one statement of a job's policy. An Allow statement may
+// not grant a whole service, use a wildcard inside an action name, or grant
+// resource "*" without a condition or a stated reason.
+func (s *Statement) validate() []string {
+	var errs []string
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
+	if s.Effect != "Allow" && s.Effect != "Deny" {
+		bad("effect must be Allow or Deny")
+	}
+	if len(s.Actions) == 0 || len(s.Resources) == 0 {
+		bad("needs actions and resources")
+	}
+	for _, a := range s.Actions {
+		switch {
+		case a == "*" || strings.HasSuffix(a, ":*") && s.Effect == "Allow":
+			bad("action %q grants a whole service; list the actions the job needs", a)
+		case s.Effect == "Deny" && denyActionRE.MatchString(a), s.Effect != "Deny" && allowActionRE.MatchString(a):
+		case s.Effect != "Deny" && strings.ContainsAny(a, "*?") && denyActionRE.MatchString(a):
+			bad("action %q has a wildcard inside it; list the actions, or use one '*' at the end of an action prefix, as in \"s3:Get*\"", a)
+		default:
+			bad("action %q is not \"service:Action\", e.g. \"s3:PutObject\"", a)
+		}
+	}
+	wild := false
+	for _, r := range s.Resources {
+		switch {
+		case r == "*":
+			wild = true
+		case !strings.HasPrefix(r, "arn:"):
+			bad("resource %q must be an ARN (or \"*\")", r)
+		}
+	}
+	if wild && s.Effect != "Deny" && len(s.Condition) == 0 && strings.TrimSpace(s.WildcardResourceReason) == "" {
+		bad("grants resource \"*\": name the resources' ARNs; if an action has no resource-level permissions, add a condition or say why in wildcard_resource_reason")
+	}
+	if s.WildcardResourceReason != "" && !wild {
+		bad("has a wildcard_resource_reason but no resource \"*\"")
+	}
+	for _, op := range sortedKeys(s.Condition) {
+		if !conditionOperatorRE.MatchString(op) {
+			bad("condition operator %q is not an IAM condition operator such as StringEquals or ForAnyValue:StringLike", op)
+			continue
+		}
+		keys := s.Condition[op]
+		if len(keys) == 0 {
+			bad("condition %s names no condition key", op)
+		}
+		for _, k := range sortedKeys(keys) {
+			if strings.TrimSpace(k) == "" {
+				bad("condition %s has an empty condition key", op)
+			} else if !conditionValue(keys[k]) {
+				bad("condition %s %q must have a string, number or boolean value, or a non-empty list of them", op, k)
 			}
 		}
 	}
 	return errs
+}
+
+func conditionValue(v any) bool {
+	switch v := v.(type) {
+	case string, bool, int, int64, uint64, float64:
+		return true
+	case []any:
+		if len(v) == 0 {
+			return false
+		}
+		for _, x := range v {
+			switch x.(type) {
+			case string, bool, int, int64, uint64, float64:
+			default:
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 func (p *Param) compile() []string {
@@ -429,6 +543,11 @@ func (p *Param) compile() []string {
 	}
 	if p.Required && p.Default != nil {
 		errs = append(errs, "a required parameter cannot have a default")
+	}
+	if !p.Required && p.Default == nil && p.Type != "" {
+		// Otherwise an omitted parameter would reach the command as "", a
+		// value never checked against the type, pattern or min_length.
+		errs = append(errs, "an optional parameter needs a default: set required: true, or give the default the job runs with (default: \"\" only if the declaration accepts an empty value)")
 	}
 	return errs
 }

@@ -7,5 +7,10 @@
 // catalogue fails at start-up, not on a request. Job.Render turns a request's
 // parameters into the job's argv: each parameter is substituted inside argv
 // elements and validated against its declaration first; nothing is ever
-// joined into a shell string.
+// joined into a shell string. Load refuses a catalogue that would let request
+// data become code or go unchecked: a parameter in a shell's -c command
+// string, options or script name; an optional parameter without a default.
+// Render refuses a value with control or invisible format characters, and
+// one that would begin an argv element with '-' (an option) unless its
+// parameter has allow_leading_dash.
 package config

@@ -2,10 +2,13 @@ package config
 
 import (
 	"fmt"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
 // ParamError says a request's parameters do not fit the job's declaration.
@@ -18,17 +21,23 @@ func (p *Param) Check(v string) error {
 	if !utf8.ValidString(v) {
 		return fmt.Errorf("is not valid UTF-8")
 	}
-	for _, r := range v {
-		if r < 0x20 || r == 0x7f {
-			return fmt.Errorf("contains a control character (newline, NUL, escape…)")
-		}
+	if r, ok := protocol.FindControl(v); ok {
+		return fmt.Errorf("contains a control character (%s); values are printable text", protocol.DescribeControl(r))
 	}
 	switch p.Type {
 	case TypeString:
 		if len(v) < p.MinLength || (p.MaxLength > 0 && len(v) > p.MaxLength) {
 			return fmt.Errorf("must be %d to %d bytes long, not %d", p.MinLength, p.MaxLength, len(v))
 		}
-		if p.re != nil && !p.re.MatchString(v) {
+		re := p.re
+		if re == nil && p.Pattern != "" {
+			// A declaration that did not come through Parse: never skip the pattern.
+			var err error
+			if re, err = regexp.Compile(`^(?:` + p.Pattern + `)$`); err != nil {
+				return fmt.Errorf("cannot be checked: the pattern does not compile")
+			}
+		}
+		if re != nil && !re.MatchString(v) {
 			return fmt.Errorf("does not match the pattern %s", p.Pattern)
 		}
 		if len(p.Values) > 0 && !contains(p.Values, v) {
@@ -58,7 +67,9 @@ func (p *Param) Check(v string) error {
 }
 
 // Resolve validates request parameters against the declaration and returns
-// the full set, defaults filled in.
+// the full set, defaults filled in. A value that would begin an argv element
+// with '-' is refused unless its parameter has allow_leading_dash: the
+// program would read it as an option.
 func (j Job) Resolve(params map[string]string) (map[string]string, error) {
 	var problems []string
 	for _, k := range sortedKeys(params) {
@@ -83,13 +94,22 @@ func (j Job) Resolve(params map[string]string) (map[string]string, error) {
 			}
 		case p.Default != nil:
 			v = *p.Default
-		case p.Required:
+		default:
+			// Parse refuses an optional parameter without a default, so
+			// every value that reaches the command has been checked.
 			problems = append(problems, fmt.Sprintf("parameter %q is required", name))
 			continue
-		default:
-			v = ""
 		}
 		out[name] = v
+	}
+	if len(problems) == 0 {
+		dashed := map[string]bool{}
+		for _, arg := range j.Command {
+			if name, ok := j.leadingDash(arg, out); ok && !dashed[name] {
+				dashed[name] = true
+				problems = append(problems, fmt.Sprintf("parameter %q may not start with '-': it begins an argument of the command, which the program would read as an option", name))
+			}
+		}
 	}
 	if len(problems) > 0 {
 		sort.Strings(problems)
@@ -112,6 +132,39 @@ func (j Job) Render(params map[string]string) ([]string, error) {
 		})
 	}
 	return argv, nil
+}
+
+// leadingDash reports the parameter whose value, from vals, would make argv
+// element arg start with '-' although the parameter does not allow it.
+func (j Job) leadingDash(arg string, vals map[string]string) (string, bool) {
+	pos := 0
+	for _, l := range placeholderRE.FindAllStringSubmatchIndex(arg, -1) {
+		if l[0] != pos {
+			return "", false // the element starts with the catalogue's own text
+		}
+		name := arg[l[2]:l[3]]
+		if v := vals[name]; v != "" {
+			return name, v[0] == '-' && !j.Params[name].AllowLeadingDash
+		}
+		pos = l[1] // an empty value: what follows begins the element
+	}
+	return "", false
+}
+
+// leadingParams lists the parameters whose value may begin argv element arg:
+// the placeholder at its start, and the ones right after it if the earlier
+// values are empty.
+func leadingParams(arg string) []string {
+	var names []string
+	pos := 0
+	for _, l := range placeholderRE.FindAllStringSubmatchIndex(arg, -1) {
+		if l[0] != pos {
+			break
+		}
+		names = append(names, arg[l[2]:l[3]])
+		pos = l[1]
+	}
+	return names
 }
 
 // RedactNames lists the environment variables whose values the runner must

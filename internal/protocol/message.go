@@ -51,10 +51,15 @@ func marshal(v any) ([]byte, error) {
 }
 
 // DecodeMessage strictly decodes a feedback message body and returns its
-// records, each validated.
+// records, each validated. Like [DecodeRequest] it refuses field names in
+// another case and repeated fields (see checkKeys), in the message and in
+// its compressed records.
 func DecodeMessage(b []byte) ([]Record, error) {
 	var m Message
 	if err := decodeStrict(b, MaxMessageBytes, "feedback message", &m); err != nil {
+		return nil, err
+	}
+	if err := checkKeys(b, "feedback message"); err != nil {
 		return nil, err
 	}
 	if m.V != Version {
@@ -81,6 +86,9 @@ func DecodeMessage(b []byte) ([]Record, error) {
 			return nil, fmt.Errorf("feedback message expands past %d bytes: %w", MaxDecompressedBytes, ErrTooLarge)
 		}
 		if err := decodeStrict(inner, MaxDecompressedBytes, "feedback records", &recs); err != nil {
+			return nil, err
+		}
+		if err := checkKeys(inner, "feedback records"); err != nil {
 			return nil, err
 		}
 	}

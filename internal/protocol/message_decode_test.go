@@ -81,6 +81,22 @@ func TestDecodeMessageRefuses(t *testing.T) {
 		{"gz bomb", `{"v":1,"gz":"` + gz(t, strings.Repeat(" ", protocol.MaxDecompressedBytes+10)) + `"}`, "expands past"},
 		{"oversize", `{"v":1,"records":[` + rec + `],"gz":"` + strings.Repeat("A", protocol.MaxMessageBytes) + `"}`, "over the 1048576-byte limit"},
 		{"not JSON", `hello`, "malformed JSON"},
+		// field names are exact and appear once, as in a request
+		{"version in upper case", `{"V":1,"records":[` + rec + `]}`, `field "V" is not lower-case`},
+		{"records in upper case", `{"v":1,"RECORDS":[` + rec + `]}`, `field "RECORDS" is not lower-case`},
+		{"record field in upper case", `{"v":1,"records":[` + strings.Replace(rec, `"type"`, `"TYPE"`, 1) + `]}`, `field "records.TYPE" is not lower-case`},
+		{"record field folded", `{"v":1,"records":[` + strings.Replace(rec, `"src"`, `"ſrc"`, 1) + `]}`, `is not a field name of this protocol`},
+		{"record field escaped", `{"v":1,"records":[` + strings.Replace(rec, `"src"`, `"\u0073rc"`, 1) + `]}`, `is not a field name of this protocol`},
+		{"repeated version", `{"v":1,"v":1,"records":[` + rec + `]}`, `field "v" appears twice`},
+		{"repeated seq", `{"v":1,"records":[` + strings.Replace(rec, `"seq":5`, `"seq":5,"seq":6`, 1) + `]}`, `field "records.seq" appears twice`},
+		{"repeated nested field", `{"v":1,"records":[` + strings.Replace(rec, `"lines":1`, `"lines":1,"lines":9`, 1) + `]}`, `field "records.heartbeat.lines" appears twice`},
+		{"gz record field in upper case", `{"v":1,"gz":"` + gz(t, "["+strings.Replace(rec, `"type"`, `"Type"`, 1)+"]") + `"}`, `feedback records is not valid: field "Type" is not lower-case`},
+		{"gz repeated field", `{"v":1,"gz":"` + gz(t, "["+strings.Replace(rec, `"seq":5`, `"seq":5,"seq":6`, 1)+"]") + `"}`, `field "seq" appears twice`},
+		// a line in base64 must be base64
+		{"base64 not base64", `{"v":1,"records":[{"type":"output","src":"runner","seq":1,"t":"2026-11-22T10:00:00Z","output":{"lines":[{"s":"out","d":0,"b":"***"}]}}]}`, "line 0 is not valid base64"},
+		{"base64 unpadded", `{"v":1,"records":[{"type":"output","src":"runner","seq":1,"t":"2026-11-22T10:00:00Z","output":{"lines":[{"s":"out","d":0,"x":"a"},{"s":"out","d":0,"b":"aGk"}]}}]}`, "line 1 is not valid base64"},
+		{"base64 with a line break", `{"v":1,"records":[{"type":"output","src":"runner","seq":1,"t":"2026-11-22T10:00:00Z","output":{"lines":[{"s":"out","d":0,"b":"aG\nk="}]}}]}`, "is not valid base64"},
+		{"base64 URL alphabet", `{"v":1,"records":[{"type":"output","src":"runner","seq":1,"t":"2026-11-22T10:00:00Z","output":{"lines":[{"s":"out","d":0,"b":"-_8="}]}}]}`, "is not valid base64"},
 		{"trailing data", `{"v":1,"records":[` + rec + `]}]`, "unexpected data after the JSON object"},
 	}
 	for _, c := range cases {

@@ -161,10 +161,8 @@ func (q *Requester) validate() error {
 		if len(v) > MaxRequesterField {
 			return fmt.Errorf("requester field %s is %d bytes, over the %d-byte limit", name, len(v), MaxRequesterField)
 		}
-		for _, c := range v {
-			if c < 0x20 || c == 0x7f {
-				return fmt.Errorf("requester field %s contains a control character", name)
-			}
+		if c, ok := FindControl(v); ok {
+			return fmt.Errorf("requester field %s contains a control character (%s)", name, DescribeControl(c))
 		}
 	}
 	return nil

@@ -59,6 +59,9 @@ func TestDecodeRequestRefuses(t *testing.T) {
 		{"field in other case", strings.Replace(validRun, `"job"`, `"JOB"`, 1), `field "JOB" is not lower-case`},
 		{"nested field in other case", strings.Replace(validRun, `"actor"`, `"Actor"`, 1), `field "requester.Actor" is not lower-case`},
 		{"repeated field", strings.Replace(validRun, `"job":"website"`, `"job":"website","job":"migrate"`, 1), `field "job" appears twice`},
+		{"field folded to another", strings.Replace(validRun, `"requested_at":"2026-11-22T10:00:00Z"`, `"requested_at":"2026-11-22T10:00:00Z","requeſted_at":"2026-11-22T10:04:00Z"`, 1), `field "requeſted_at" is not a field name of this protocol`},
+		{"field name escaped", strings.Replace(validRun, `"job":"website"`, `"\u006aob":"website"`, 1), `field "\\u006aob" is not a field name`},
+		{"param name escaped", strings.Replace(validRun, `"version":"1.4.2"`, `"versio\u006e":"1.4.2"`, 1), `field "params.versio\\u006e" is not a field name`},
 		{"repeated param", strings.Replace(validRun, `"version":"1.4.2"`, `"version":"1.4.2","version":"9.9.9"`, 1), `field "params.version" appears twice`},
 		// version
 		{"version 2", edit(t, func(m map[string]any) { m["v"] = 2 }), "request has protocol version 2; this broker speaks version 1"},
@@ -107,7 +110,14 @@ func TestDecodeRequestRefuses(t *testing.T) {
 		{"unknown kind", edit(t, func(m map[string]any) { m["kind"] = "exec" }), `request kind "exec" is unknown`},
 		{"bad job name", edit(t, func(m map[string]any) { m["job"] = "Web Site;rm" }), `job name "Web Site;rm" is not valid`},
 		{"bad param name", edit(t, func(m map[string]any) { m["params"] = map[string]any{"--version": "1"} }), `parameter name "--version" is not valid`},
-		{"requester control char", edit(t, func(m map[string]any) { m["requester"].(map[string]any)["actor"] = "al\x1bice" }), "requester field actor contains a control character"},
+		{"requester control char", edit(t, func(m map[string]any) { m["requester"].(map[string]any)["actor"] = "al\x1bice" }), "requester field actor contains a control character (U+001B)"},
+		{"requester C1 control", edit(t, func(m map[string]any) { m["requester"].(map[string]any)["actor"] = "al\u009bice" }), "requester field actor contains a control character (U+009B)"},
+		{"requester bidi override", edit(t, func(m map[string]any) { m["requester"].(map[string]any)["ref"] = "refs/heads/\u202enim" }), "requester field ref contains a control character (U+202E, an invisible format character"},
+		{"requester bidi isolate", edit(t, func(m map[string]any) { m["requester"].(map[string]any)["repository"] = "org/\u2066app" }), "requester field repository contains a control character (U+2066"},
+		{"requester zero-width", edit(t, func(m map[string]any) { m["requester"].(map[string]any)["actor"] = "al\u200bice" }), "(U+200B"},
+		{"requester tag character", edit(t, func(m map[string]any) { m["requester"].(map[string]any)["actor"] = "alice\U000E0041" }), "(U+E0041"},
+		{"requester line separator", edit(t, func(m map[string]any) { m["requester"].(map[string]any)["run_url"] = "https://x/\u2028y" }), "requester field run_url contains a control character (U+2028, a line break)"},
+		{"requester paragraph separator", edit(t, func(m map[string]any) { m["requester"].(map[string]any)["sha"] = "abc\u2029" }), "(U+2029, a line break)"},
 		{"cancel with params", `{"v":1,"kind":"cancel","run_id":"01JD5Q3ZC8W2V9T6R4N1M7K0HX","params":{},"requested_at":"2026-11-22T10:00:00Z","expires_at":"2026-11-22T10:01:00Z"}`, "may carry only v, kind, run_id and timestamps"},
 		{"release with requester", `{"v":1,"kind":"release","run_id":"01JD5Q3ZC8W2V9T6R4N1M7K0HX","requester":{"ci":"x"},"requested_at":"2026-11-22T10:00:00Z","expires_at":"2026-11-22T10:01:00Z"}`, "may carry only"},
 	}
@@ -136,5 +146,35 @@ func TestDecodeRequestOversizeIsErrTooLarge(t *testing.T) {
 	_, err = protocol.DecodeRequest([]byte(strings.Repeat(" ", protocol.MaxRequestBytes)))
 	if errors.Is(err, protocol.ErrTooLarge) {
 		t.Errorf("a body of exactly the limit was refused for its size")
+	}
+}
+
+func TestDecodeRequestKeepsPrintableUnicode(t *testing.T) {
+	// Letters, emoji and right-to-left scripts are printable and pass (an
+	// emoji sequence joined by U+200D ZERO WIDTH JOINER does not: that is a
+	// format character).
+	body := edit(t, func(m map[string]any) {
+		q := m["requester"].(map[string]any)
+		q["actor"], q["ref"], q["pipeline"] = "Zoë Ångström 🚀", "refs/heads/fix-ü", "נשר/deploy"
+	})
+	r, err := protocol.DecodeRequest([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Requester.Actor != "Zoë Ångström 🚀" {
+		t.Errorf("actor = %q", r.Requester.Actor)
+	}
+}
+
+func TestIsControl(t *testing.T) {
+	for _, r := range []rune{0, '\t', '\n', 0x1b, 0x7f, 0x80, 0x85, 0x9f, 0xad, 0x061c, 0x200b, 0x200e, 0x202a, 0x202e, 0x2028, 0x2029, 0x2066, 0x2069, 0xfeff, 0xfff9, 0xe0001, 0xe007f} {
+		if !protocol.IsControl(r) {
+			t.Errorf("U+%04X is not refused", r)
+		}
+	}
+	for _, r := range []rune{' ', 'a', '~', 0xa0, 0xe9, 0x05d0, 0x2014, 0x20ac, 0xfffd, 0x1f680} {
+		if protocol.IsControl(r) {
+			t.Errorf("U+%04X is refused", r)
+		}
 	}
 }

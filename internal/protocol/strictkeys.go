@@ -2,61 +2,163 @@ package protocol
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"strings"
 )
 
-// checkKeys closes two gaps that encoding/json leaves in a strict decoder:
-// it matches field names case-insensitively ("RUN_ID" fills run_id) and lets
-// a repeated key silently override an earlier one. Every name in this
-// protocol is lower-case, so keys must be too, and appear once per object.
-// b must already be valid JSON.
+// maxObjectKeys bounds the keys of one JSON object. The widest object of the
+// protocol is a run request's params (at most MaxParams); a record has about
+// ten fields. The bound keeps the duplicate check linear in the input.
+const maxObjectKeys = 2 * MaxParams
+
+// checkKeys closes the gaps that encoding/json leaves in a strict decoder: it
+// matches field names case-insensitively, with Unicode folding ("RUN_ID",
+// "\u0052un_id" and "requeſted_at" with U+017F all fill a field), and lets a
+// repeated key silently override an earlier one. Every name in this protocol
+// (field names and parameter names alike) is lower-case ASCII letters, digits
+// and '_', so a key must be exactly that, written without escapes, and appear
+// once per object.
+//
+// b must already be one valid JSON value (decodeStrict has accepted it): the
+// check only skims it, looking at object keys and skipping everything else,
+// without allocating, so that it costs little next to decoding even for a
+// feedback message of many megabytes.
 func checkKeys(b []byte, what string) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	if err := walkKeys(dec, ""); err != nil {
+	var s keyScanner
+	if err := s.scan(b); err != nil {
 		return fmt.Errorf("%s is not valid: %w", what, err)
 	}
 	return nil
 }
 
-func walkKeys(dec *json.Decoder, path string) error {
-	tok, err := dec.Token()
-	if err != nil {
-		return err
-	}
-	switch tok {
-	case json.Delim('{'):
-		seen := map[string]bool{}
-		for dec.More() {
-			kt, err := dec.Token()
-			if err != nil {
-				return err
+// keyScanner holds the state of one scan: the open containers, innermost
+// last, and the keys seen in each open object, in one shared slice.
+type keyScanner struct {
+	frames []keyFrame
+	keys   [][]byte
+	stack  [16]keyFrame
+	kbuf   [64][]byte
+}
+
+type keyFrame struct {
+	object bool
+	first  int // index in keys of the first key recorded inside this container
+}
+
+func (s *keyScanner) scan(b []byte) error {
+	s.frames, s.keys = s.stack[:0], s.kbuf[:0]
+	expectKey := false
+	for i := 0; i < len(b); {
+		switch b[i] {
+		case '{':
+			s.frames = append(s.frames, keyFrame{object: true, first: len(s.keys)})
+			expectKey = true
+			i++
+		case '[':
+			s.frames = append(s.frames, keyFrame{first: len(s.keys)})
+			expectKey = false
+			i++
+		case '}', ']':
+			if n := len(s.frames); n > 0 {
+				s.keys = s.keys[:s.frames[n-1].first]
+				s.frames = s.frames[:n-1]
 			}
-			k, _ := kt.(string)
-			field := strings.TrimPrefix(path+"."+k, ".")
-			if k != strings.ToLower(k) {
-				return fmt.Errorf("field %q is not lower-case; field names are exact", truncate(field, 80))
+			expectKey = false
+			i++
+		case ',':
+			expectKey = len(s.frames) > 0 && s.frames[len(s.frames)-1].object
+			i++
+		case '"':
+			end := stringEnd(b, i+1)
+			if expectKey {
+				if err := s.key(b[i+1 : end]); err != nil {
+					return err
+				}
+				expectKey = false
 			}
-			if seen[k] {
-				return fmt.Errorf("field %q appears twice", truncate(field, 80))
-			}
-			seen[k] = true
-			if err := walkKeys(dec, field); err != nil {
-				return err
-			}
+			i = end + 1
+		default:
+			i++
 		}
-		_, err = dec.Token()
-		return err
-	case json.Delim('['):
-		for dec.More() {
-			if err := walkKeys(dec, path); err != nil {
-				return err
-			}
-		}
-		_, err = dec.Token()
-		return err
 	}
 	return nil
+}
+
+// key checks one raw key (between its quotes) of the innermost object.
+func (s *keyScanner) key(k []byte) error {
+	f := s.frames[len(s.frames)-1]
+	if !plainName(k) {
+		if plainName(bytes.ToLower(k)) {
+			return fmt.Errorf("field %q is not lower-case; field names are exact", s.path(k))
+		}
+		return fmt.Errorf("field %q is not a field name of this protocol (lower-case ASCII letters, digits and '_', without escapes)", s.path(k))
+	}
+	seen := s.keys[f.first:]
+	if len(seen) >= maxObjectKeys {
+		return fmt.Errorf("an object has more than %d fields", maxObjectKeys)
+	}
+	for _, p := range seen {
+		if bytes.Equal(p, k) {
+			return fmt.Errorf("field %q appears twice", s.path(k))
+		}
+	}
+	s.keys = append(s.keys, k)
+	return nil
+}
+
+// path names key k of the innermost object: the keys of the enclosing
+// objects joined by '.', as in "requester.actor" (array indexes are left out).
+func (s *keyScanner) path(k []byte) string {
+	var parts []string
+	for i, f := range s.frames {
+		if !f.object || i == len(s.frames)-1 {
+			continue
+		}
+		// The enclosing object's current key is the last one it recorded:
+		// the keys of deeper objects come after it.
+		end := len(s.keys)
+		if i+1 < len(s.frames) {
+			end = s.frames[i+1].first
+		}
+		if end > f.first {
+			parts = append(parts, string(s.keys[end-1]))
+		}
+	}
+	parts = append(parts, string(k))
+	return truncate(strings.Join(parts, "."), 80)
+}
+
+// plainName reports whether k is a non-empty run of [a-z0-9_].
+func plainName(k []byte) bool {
+	if len(k) == 0 {
+		return false
+	}
+	for _, c := range k {
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// stringEnd returns the index of the quote that closes the JSON string whose
+// contents start at b[from]; len(b) if there is none. A quote closes the
+// string unless an odd number of backslashes precede it.
+func stringEnd(b []byte, from int) int {
+	for j := from; j < len(b); {
+		q := bytes.IndexByte(b[j:], '"')
+		if q < 0 {
+			return len(b)
+		}
+		q += j
+		n := 0
+		for p := q - 1; p >= from && b[p] == '\\'; p-- {
+			n++
+		}
+		if n%2 == 0 {
+			return q
+		}
+		j = q + 1
+	}
+	return len(b)
 }

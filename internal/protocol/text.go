@@ -52,3 +52,51 @@ func DecodeText(text, b64 string) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// validBase64 reports whether s is the canonical standard base64 of some
+// bytes, as [EncodeText] writes it: a multiple of 4 characters of the
+// standard alphabet, '=' padding only at the end, unused bits zero. Every
+// such s decodes with [DecodeText]. It allocates nothing.
+func validBase64(s string) bool {
+	if len(s) == 0 || len(s)%4 != 0 {
+		return false
+	}
+	pad := 0
+	if s[len(s)-1] == '=' {
+		pad++
+		if s[len(s)-2] == '=' {
+			pad++
+		}
+	}
+	body := s[:len(s)-pad]
+	for i := 0; i < len(body); i++ {
+		if b64Value(body[i]) < 0 {
+			return false
+		}
+	}
+	// The last character before the padding carries bits that encode
+	// nothing: 4 of them with "==", 2 with "=". They must be zero.
+	switch last := b64Value(body[len(body)-1]); pad {
+	case 1:
+		return last&0x3 == 0
+	case 2:
+		return last&0xf == 0
+	}
+	return true
+}
+
+func b64Value(c byte) int {
+	switch {
+	case 'A' <= c && c <= 'Z':
+		return int(c - 'A')
+	case 'a' <= c && c <= 'z':
+		return int(c-'a') + 26
+	case '0' <= c && c <= '9':
+		return int(c-'0') + 52
+	case c == '+':
+		return 62
+	case c == '/':
+		return 63
+	}
+	return -1
+}
