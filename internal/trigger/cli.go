@@ -35,7 +35,7 @@ type CLI struct {
 
 	StartTimeout     time.Duration `name:"start-timeout" default:"10m" env:"DEPLOY_TRIGGER_START_TIMEOUT" group:"Timing" help:"Give up when the job has not started within this time."`
 	Timeout          time.Duration `name:"timeout" default:"0" env:"DEPLOY_TRIGGER_TIMEOUT" group:"Timing" help:"Give up (and cancel) after this long in all. 0: the job's own catalogue timeout plus 5m."`
-	MissedHeartbeats int           `name:"missed-heartbeats" default:"4" env:"DEPLOY_TRIGGER_MISSED_HEARTBEATS" group:"Timing" help:"Declare the runner lost after this many heartbeat intervals of silence."`
+	MissedHeartbeats int           `name:"missed-heartbeats" default:"0" env:"DEPLOY_TRIGGER_MISSED_HEARTBEATS" group:"Timing" help:"Declare the runner lost after this many heartbeat intervals of silence. 0: 4 intervals, but never less than 3m, which outlasts the runner's retries of a failing send."`
 	CancelGrace      time.Duration `name:"cancel-grace" default:"2m" env:"DEPLOY_TRIGGER_CANCEL_GRACE" group:"Timing" help:"After Ctrl-C, wait this long for the job to stop and report."`
 	RequestTTL       time.Duration `name:"request-ttl" default:"5m" env:"DEPLOY_TRIGGER_REQUEST_TTL" group:"Timing" help:"The run request expires this long after it is sent (the broker refuses more than 15m by default)."`
 
@@ -136,8 +136,8 @@ func (c *CLI) validate() error {
 	if c.RequestTTL < 10*time.Second || c.RequestTTL > time.Hour {
 		return errors.New("--request-ttl must be between 10s and 1h (the broker refuses more than 15m by default)")
 	}
-	if c.MissedHeartbeats < 2 {
-		return errors.New("--missed-heartbeats must be at least 2")
+	if c.MissedHeartbeats != 0 && c.MissedHeartbeats < 2 {
+		return errors.New("--missed-heartbeats must be at least 2, or 0 for the default (4 intervals, at least 3m)")
 	}
 	if c.ExternalID != "" && c.RoleARN == "" {
 		return errors.New("--external-id needs --role-arn: the external id belongs to the role being assumed")

@@ -37,7 +37,7 @@ func TestParseCLI(t *testing.T) {
 			}},
 		{name: "defaults", args: []string{"--topic-arn", topic, "website"},
 			check: func(t *testing.T, c *Config) {
-				if c.StartTimeout != 10*time.Minute || c.RequestTTL != 5*time.Minute || c.CancelGrace != 2*time.Minute || c.MissedHeartbeats != 4 || c.Output != "auto" {
+				if c.StartTimeout != 10*time.Minute || c.RequestTTL != 5*time.Minute || c.CancelGrace != 2*time.Minute || c.MissedHeartbeats != 0 || c.Output != "auto" {
 					t.Errorf("defaults = %+v", c.CLI)
 				}
 			}},

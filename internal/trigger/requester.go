@@ -1,6 +1,8 @@
 package trigger
 
 import (
+	"net/url"
+	"regexp"
 	"strings"
 
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
@@ -11,6 +13,7 @@ import (
 // It is audit information for the run ledger, never authorization.
 func requesterFromEnv(getenv func(string) string, hostname string) *protocol.Requester {
 	clean := func(s string) string {
+		s = stripURLSecrets(s)
 		s = strings.Map(func(r rune) rune {
 			if r < 0x20 || r == 0x7f {
 				return ' '
@@ -71,6 +74,27 @@ func requesterFromEnv(getenv func(string) string, hostname string) *protocol.Req
 		*p = clean(*p)
 	}
 	return &r
+}
+
+// urlUserinfoRE matches the scheme and userinfo of a URL anywhere in a
+// string: "https://user:token@" (up to the last '@' before the path).
+var urlUserinfoRE = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]*@`)
+
+// stripURLSecrets removes what may be a credential from URL-valued requester
+// fields before they reach the request, and so the broker's run ledger, audit
+// log, queue tags and StopTask reason: the userinfo of every URL in s
+// (Jenkins' GIT_URL and BUILD_URL may be https://user:token@host/…), and,
+// when s is a URL, its query and fragment (?access_token=…), which a build
+// or repository link never needs.
+func stripURLSecrets(s string) string {
+	s = urlUserinfoRE.ReplaceAllString(s, "$1")
+	if u, err := url.Parse(s); err == nil && u.Scheme != "" && u.Host != "" && (u.RawQuery != "" || u.ForceQuery || u.Fragment != "") {
+		u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = "", false, "", ""
+		s = u.String()
+	} else if i := strings.IndexAny(s, "?#"); i >= 0 && strings.Contains(s[:i], "://") && !strings.ContainsAny(s[:i], " \t") {
+		s = s[:i] // a URL that does not parse: drop its query all the same
+	}
+	return s
 }
 
 // sessionName names an assumed-role session after the CI run, so CloudTrail

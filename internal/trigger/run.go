@@ -48,12 +48,15 @@ type app struct {
 	stdinTTY       bool
 	stdoutTTY      bool
 
-	tick      time.Duration // how often clocks are checked
-	stopGrace time.Duration // wait for records already on their way after ECS says STOPPED
-	exitWait  time.Duration // wait for the exit record of a runner that ended with a code (see stopDeadline)
-	longPoll  int32         // SQS long-poll seconds
-	retry     time.Duration // pause between retries while the queue or its policy is not there yet
-	token     func() string // GitHub stop-commands token
+	tick      time.Duration         // how often clocks are checked
+	stopGrace time.Duration         // wait for records already on their way after ECS says STOPPED
+	exitWait  time.Duration         // wait for the exit record of a runner that ended with a code (see stopDeadline)
+	gapWait   time.Duration         // give up on missing runner records once the record after them has waited this long
+	leaveWait time.Duration         // on a second signal, how long a cancel request still being sent may take
+	longPoll  int32                 // SQS long-poll seconds
+	retry     time.Duration         // pause between retries while the queue or its policy is not there yet
+	token     func() string         // GitHub stop-commands token
+	wrap      func(clients) clients // tests: inject faults into the AWS clients
 }
 
 func newApp(getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer, signals <-chan os.Signal) *app {
@@ -63,7 +66,8 @@ func newApp(getenv func(string) string, stdin io.Reader, stdout, stderr io.Write
 	}
 	return &app{getenv: getenv, stdin: stdin, in: bufio.NewReader(stdin), stdout: stdout, stderr: stderr, signals: signals,
 		now: time.Now, hostname: host, stdinTTY: isTerminal(stdin), stdoutTTY: isTerminal(stdout),
-		tick: 200 * time.Millisecond, stopGrace: 2 * time.Second, exitWait: receiveVisibility + 5*time.Second, longPoll: 20, retry: time.Second, token: randomToken}
+		tick: 200 * time.Millisecond, stopGrace: 2 * time.Second, exitWait: receiveVisibility + 5*time.Second,
+		gapWait: receiveVisibility + 5*time.Second, leaveWait: 2 * time.Second, longPoll: 20, retry: time.Second, token: randomToken}
 }
 
 func (a *app) main(ctx context.Context, args []string) error {
@@ -96,6 +100,9 @@ func (a *app) main(ctx context.Context, args []string) error {
 		return a.fail(out, exitcode.New(exitcode.Usage, err))
 	}
 	c := newClients(awsCfg)
+	if a.wrap != nil {
+		c = a.wrap(c)
+	}
 	out.target(t)
 
 	if cfg.DryRun {
@@ -111,8 +118,10 @@ func (a *app) main(ctx context.Context, args []string) error {
 	}
 	out.notice(fmt.Sprintf("run %s requested by %s", runID, requester))
 	w := &watch{app: a, cfg: cfg, c: c, out: out, runID: runID, expect: cfg.Account, published: a.now()}
+	// tail has sent a cancel when it gave up on a run that may still be
+	// going, and waited for it: the release comes after it.
 	res := w.tail(ctx)
-	if !(res.Code == exitcode.Cancelled && w.cancelRequested() && strings.Contains(res.Message, "left at once")) {
+	if !w.leftAtOnce {
 		rctx, done := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 		if err := publish(rctx, c, cfg.Topic, newRequest(protocol.KindRelease, runID, a.now(), cfg.RequestTTL)); err != nil {
 			out.notice("could not release the run queue (the broker's sweep will): " + err.Error())

@@ -39,11 +39,30 @@ type watch struct {
 	recancel     bool // a cancel went out before accepted: send it again once the task exists
 	lines, bytes int64
 	res          *Result
+
+	exited      bool // the runner's exit record arrived
+	rejected    bool // the broker refused the run
+	leftAtOnce  bool // a second signal: leave without waiting, cancelling or releasing
+	openLine    map[protocol.Stream]bool
+	cancelCh    chan cancelResult // the cancel request being published, if any
+	cancelAgain bool              // publish another cancel once the one in flight is done
+	cancelOK    bool              // a cancel published after the run was accepted went out
+	cancelErr   error             // why the last cancel request could not be published
 }
+
+// cancelResult is how one background cancel publish ended.
+type cancelResult struct {
+	err         error
+	afterAccept bool // it was sent after the accepted record had arrived
+}
+
+// cancelPublishTimeout bounds one cancel publish (the SDK retries within it).
+const cancelPublishTimeout = 20 * time.Second
 
 // tail follows the run until it ends and returns its result.
 func (w *watch) tail(ctx context.Context) *Result {
 	w.seq = newSequencer()
+	w.openLine = map[protocol.Stream]bool{}
 	w.res = &Result{RunID: w.runID, Job: w.cfg.Job, Region: w.cfg.Topic.Region, Account: w.expect, AccountAlias: w.cfg.AccountAlias}
 	rctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -60,13 +79,16 @@ func (w *watch) tail(ctx context.Context) *Result {
 			err = w.onEvent(ctx, ev)
 		case sig := <-w.app.signals:
 			err = w.onSignal(ctx, sig)
+		case r := <-w.cancelCh:
+			w.cancelPublished(ctx, r, false)
 		case <-ticker.C:
 			err = w.onTick(ctx)
 		case <-ctx.Done():
-			err = exitcode.Errorf(exitcode.Cancelled, "run %s: interrupted (%v); the run may still be going", w.runID, ctx.Err())
+			err = exitcode.Errorf(exitcode.Cancelled, "run %s: interrupted (%v)", w.runID, ctx.Err())
 		}
 		if err != nil {
-			return w.finish(err)
+			stop()
+			return w.finish(w.settle(ctx, err))
 		}
 	}
 }
@@ -124,10 +146,9 @@ func (w *watch) onEvent(ctx context.Context, ev rxEvent) error {
 			if r.Src == protocol.SourceRunner {
 				w.lastRunner = w.app.now()
 			}
-			for _, rr := range w.seq.add(r) {
-				if err := w.onRecord(ctx, rr); err != nil {
-					return err
-				}
+			ready, missing := w.seq.add(r, w.app.now())
+			if err := w.release(ctx, ready, missing); err != nil {
+				return err
 			}
 		}
 	}
@@ -135,17 +156,21 @@ func (w *watch) onEvent(ctx context.Context, ev rxEvent) error {
 }
 
 func (w *watch) onRecord(ctx context.Context, r protocol.Record) error {
+	if r.Type == protocol.TypeOutput {
+		r = w.decodableLines(r)
+	}
 	if err := w.out.record(r); err != nil {
 		return exitcode.Errorf(exitcode.Broker, "writing the job's output: %w", err)
 	}
 	switch r.Type {
 	case protocol.TypeRejected:
+		w.rejected = true
 		return exitcode.Errorf(exitcode.Rejected, "the broker rejected the run (%s): %s", r.Rejected.Code, r.Rejected.Reason)
 	case protocol.TypeAccepted:
 		w.accepted = r.Accepted
 		if r.Accepted.Account != w.expect {
-			w.cancel(ctx, "the run landed in the wrong account")
-			return exitcode.Errorf(exitcode.Safety, "the broker accepted the run in account %s, but %s was expected: stopped and sent a cancel; check the topic ARN and the environment", r.Accepted.Account, w.expect)
+			// settle sends the cancel.
+			return exitcode.Errorf(exitcode.Safety, "the broker accepted the run in account %s, but %s was expected: stopped; check the topic ARN and the environment", r.Accepted.Account, w.expect)
 		}
 		if w.cfg.AccountAlias != "" && r.Accepted.AccountAlias != "" && r.Accepted.AccountAlias != w.cfg.AccountAlias {
 			w.out.notice(fmt.Sprintf("warning: account %s calls itself %q, not %q as the environment says", r.Accepted.Account, r.Accepted.AccountAlias, w.cfg.AccountAlias))
@@ -174,9 +199,43 @@ func (w *watch) onRecord(ctx context.Context, r protocol.Record) error {
 			w.bytes += int64(len(l.Text) + len(l.B64)*3/4)
 		}
 	case protocol.TypeExit:
+		w.exited = true
 		return w.exitOutcome(r.Exit)
 	}
 	return nil
+}
+
+// decodableLines returns r without the line pieces whose bytes cannot be
+// decoded (bad base64), each reported as a warning: one bad piece must not
+// end the run. A bad piece that ended a line already begun is replaced by
+// an empty one, so the line still ends where the job ended it.
+func (w *watch) decodableLines(r protocol.Record) protocol.Record {
+	var kept []protocol.Line
+	bad := false
+	for i, l := range r.Output.Lines {
+		if _, err := l.Bytes(); err != nil {
+			if !bad {
+				kept = append(kept, r.Output.Lines[:i]...)
+				bad = true
+			}
+			w.out.notice(fmt.Sprintf("warning: runner record %d: skipped line piece %d of %s, which cannot be decoded (%v)", r.Seq, i+1, l.Stream, err))
+			if l.Cont || !w.openLine[l.Stream] {
+				continue
+			}
+			l = protocol.Line{Stream: l.Stream, Millis: l.Millis}
+		}
+		w.openLine[l.Stream] = l.Cont
+		if bad {
+			kept = append(kept, l)
+		}
+	}
+	if !bad {
+		return r
+	}
+	out := *r.Output
+	out.Lines = kept
+	r.Output = &out
+	return r
 }
 
 // exitOutcome maps the runner's exit record to the trigger's result.
@@ -220,14 +279,33 @@ func suffix(msg string) string {
 }
 
 func (w *watch) onSignal(ctx context.Context, sig os.Signal) error {
-	if !w.cancelAt.IsZero() {
-		return exitcode.Errorf(exitcode.Cancelled, "run %s: left at once on a second %v; the cancel request was sent, the task may still be stopping", w.runID, sig)
+	if w.cancelAt.IsZero() {
+		w.cancel(ctx, fmt.Sprintf("%v received", sig))
+		return nil
 	}
-	w.cancel(ctx, fmt.Sprintf("%v received", sig))
-	return nil
+	// A second signal leaves at once, but a cancel request still on its way
+	// gets a moment to go out (a third signal does not wait for it).
+	if w.cancelCh != nil {
+		w.cancelAgain = false
+		select {
+		case r := <-w.cancelCh:
+			w.cancelPublished(ctx, r, true)
+		case <-w.app.signals:
+		case <-time.After(w.app.leaveWait):
+		}
+	}
+	w.leftAtOnce = true
+	state := "the cancel request was sent"
+	switch {
+	case w.cancelCh != nil:
+		state = "the cancel request was still being sent and may not have gone out"
+	case w.cancelErr != nil:
+		state = "the cancel request could not be sent (" + w.cancelErr.Error() + ")"
+	}
+	return exitcode.Errorf(exitcode.Cancelled, "run %s: left at once on a second %v; %s, the task may still be stopping", w.runID, sig, state)
 }
 
-// cancel publishes a cancel request (once per call) and starts the grace clock.
+// cancel starts the grace clock and publishes a cancel request.
 func (w *watch) cancel(ctx context.Context, why string) {
 	if w.cancelAt.IsZero() {
 		w.cancelAt = w.app.now()
@@ -238,11 +316,94 @@ func (w *watch) cancel(ctx context.Context, why string) {
 	if why != "" {
 		w.out.notice(fmt.Sprintf("%s: cancelling run %s (waiting up to %s for the job to stop; interrupt again to leave at once)", why, w.runID, w.cfg.CancelGrace))
 	}
-	pctx, done := context.WithTimeout(ctx, 20*time.Second)
-	defer done()
-	if err := publish(pctx, w.c, w.cfg.Topic, newRequest(protocol.KindCancel, w.runID, w.app.now(), w.cfg.RequestTTL)); err != nil {
-		w.out.notice("could not send the cancel request: " + err.Error())
+	w.sendCancel(ctx)
+}
+
+// sendCancel publishes a cancel request in the background, so that the
+// event loop keeps reading signals and records meanwhile; the loop reads the
+// outcome from cancelCh. One publish at a time: asked again while one is in
+// flight, it sends another once that one is done.
+func (w *watch) sendCancel(ctx context.Context) {
+	if w.cancelCh != nil {
+		w.cancelAgain = true
+		return
 	}
+	ch := make(chan cancelResult, 1)
+	w.cancelCh = ch
+	req := newRequest(protocol.KindCancel, w.runID, w.app.now(), w.cfg.RequestTTL)
+	afterAccept := w.accepted != nil
+	pctx, done := context.WithTimeout(context.WithoutCancel(ctx), cancelPublishTimeout)
+	go func() {
+		defer done()
+		ch <- cancelResult{err: publish(pctx, w.c, w.cfg.Topic, req), afterAccept: afterAccept}
+	}()
+}
+
+// cancelPublished takes the outcome of a background cancel publish.
+func (w *watch) cancelPublished(ctx context.Context, r cancelResult, quiet bool) {
+	w.cancelCh = nil
+	w.cancelErr = r.err
+	if r.err == nil && r.afterAccept {
+		w.cancelOK = true
+	}
+	if r.err != nil && !quiet {
+		w.out.notice("could not send the cancel request: " + r.err.Error())
+	}
+	if w.cancelAgain {
+		w.cancelAgain = false
+		w.sendCancel(ctx)
+	}
+}
+
+// mayBeRunning reports whether the run's job may still be going (or still
+// start) when the trigger stops watching it: true unless the runner's exit
+// record arrived, the broker rejected the run, or ECS reported the task
+// STOPPED.
+func (w *watch) mayBeRunning() bool {
+	return !w.exited && !w.rejected && (w.lastTask == nil || w.lastTask.Status != "STOPPED")
+}
+
+// settle ends the tail with err. When the trigger gives up on a run that
+// may still be going, it sends a cancel (unless one already went out after
+// the run was accepted), so that the job does not run on with nobody
+// watching after the trigger has reported a failure, and says so in the
+// error. It waits for every cancel request in flight, so that the release
+// (which deletes the run queue) is never published before a cancel: a
+// signal meanwhile leaves at once.
+func (w *watch) settle(ctx context.Context, err error) error {
+	if w.leftAtOnce {
+		return err
+	}
+	need := w.mayBeRunning()
+	sent := false
+	for {
+		if w.cancelCh == nil {
+			if !need || w.cancelOK || sent {
+				break
+			}
+			w.sendCancel(ctx)
+			sent = true
+		}
+		select {
+		case r := <-w.cancelCh:
+			w.cancelPublished(ctx, r, true)
+		case sig := <-w.app.signals:
+			w.leftAtOnce = true
+			return annotate(err, fmt.Sprintf("; left at once on %v while the cancel request was being sent: it may not have gone out, and the job may run on unattended", sig))
+		}
+	}
+	switch {
+	case !sent:
+		return err
+	case w.cancelErr == nil:
+		return annotate(err, "; sent a cancel so it does not run unattended")
+	}
+	return annotate(err, "; the cancel request could not be sent, so the job may run on unattended: stop it in the target account ("+w.cancelErr.Error()+")")
+}
+
+// annotate appends note to err's message, keeping its exit code.
+func annotate(err error, note string) error {
+	return exitcode.New(exitcode.Code(err), fmt.Errorf("%w%s", err, note))
 }
 
 func (w *watch) onTick(ctx context.Context) error {
@@ -269,8 +430,14 @@ func (w *watch) onTick(ctx context.Context) error {
 		return exitcode.Errorf(exitcode.StartTimeout, "run %s did not start within %s: %s", w.runID, w.cfg.StartTimeout, w.lastKnown())
 	}
 	if d := w.overallDeadline(); !d.IsZero() && now.After(d) {
-		w.cancel(ctx, "")
-		return exitcode.Errorf(exitcode.Timeout, "run %s was still going after %s, the trigger's time limit: sent a cancel and gave up", w.runID, now.Sub(w.published).Round(time.Second))
+		// settle sends the cancel.
+		return exitcode.Errorf(exitcode.Timeout, "run %s was still going after %s, the trigger's time limit: gave up", w.runID, now.Sub(w.published).Round(time.Second))
+	}
+	if w.seq.waiting() {
+		// Output held behind a gap for longer than a late message can
+		// take: give up on the gap so that the rest flows.
+		ready, missing := w.seq.expire(now.Add(-w.app.gapWait))
+		return w.release(ctx, ready, missing)
 	}
 	return nil
 }
@@ -308,14 +475,33 @@ func (w *watch) stopDeadline() time.Time {
 	return end
 }
 
-// heartbeatLimit is how long the runner may stay silent.
+// heartbeatLimit is how long the runner may stay silent: --missed-heartbeats
+// intervals when given; by default autoMissedHeartbeats intervals, but never
+// less than minSilence.
 func (w *watch) heartbeatLimit() time.Duration {
 	iv := 10 * time.Second
 	if w.started != nil && w.started.HeartbeatSeconds > 0 {
 		iv = time.Duration(w.started.HeartbeatSeconds) * time.Second
 	}
-	return time.Duration(w.cfg.MissedHeartbeats) * iv
+	if w.cfg.MissedHeartbeats > 0 {
+		return time.Duration(w.cfg.MissedHeartbeats) * iv
+	}
+	return max(autoMissedHeartbeats*iv, minSilence)
 }
+
+// The default silence limit. A runner whose sends fail (SQS throttling, 5xx,
+// a dropped connection) retries one request for up to its send timeout
+// (DEPLOY_BROKER_SEND_TIMEOUT, 2m by default), the last attempt bounded by
+// 30 s, and no heartbeat can overtake that request; a message whose receive
+// answer was lost comes back after receiveVisibility. The runner is only
+// declared lost once all of that has passed with time to spare, so that
+// throttling the runner rides out never ends the run.
+const (
+	autoMissedHeartbeats = 4
+	runnerSendTimeout    = 2 * time.Minute  // internal/runner DefaultSendTimeout
+	runnerCallTimeout    = 30 * time.Second // internal/runner's bound on one send call
+	minSilence           = runnerSendTimeout + runnerCallTimeout + receiveVisibility + 20*time.Second
+)
 
 func (w *watch) overallDeadline() time.Time {
 	if w.cfg.Timeout > 0 {
@@ -334,6 +520,12 @@ func (w *watch) flushGaps(ctx context.Context) error {
 		return nil
 	}
 	ready, missing := w.seq.flush()
+	return w.release(ctx, ready, missing)
+}
+
+// release reports the runner records given up on and handles the records
+// the sequencer released, in order.
+func (w *watch) release(ctx context.Context, ready []protocol.Record, missing [][2]uint64) error {
 	for _, m := range missing {
 		w.out.notice(fmt.Sprintf("warning: runner records %d–%d never arrived; some output is missing", m[0], m[1]))
 	}
