@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"context"
+	"errors"
 
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
@@ -19,9 +20,7 @@ func (d *Dispatcher) handleCancel(ctx context.Context, req *protocol.Request) er
 		return d.failed(ctx, a, err)
 	}
 	if !ok {
-		a.Decision, a.Reason = DecisionIgnored, "no such run"
-		d.write(ctx, a)
-		return nil
+		return d.cancelEarly(ctx, req, a)
 	}
 	a.Job = item.Job
 	taskARN := item.TaskARN
@@ -50,6 +49,35 @@ func (d *Dispatcher) handleCancel(ctx context.Context, req *protocol.Request) er
 		return d.failed(ctx, a, err)
 	}
 	a.Decision, a.Reason, a.TaskARN = DecisionCancelled, reason, taskARN
+	d.write(ctx, a)
+	return nil
+}
+
+// cancelEarly handles a cancel for a run the ledger does not know yet: the
+// trigger gave up (start timeout) before its run request was handled, and
+// that request may still arrive while valid. The cancel claims the run id
+// first with a tombstone, so the request, when it comes, finds it claimed
+// and launches nothing.
+func (d *Dispatcher) cancelEarly(ctx context.Context, req *protocol.Request, a audit) error {
+	now := d.now()
+	born, err := protocol.RunIDTime(req.RunID)
+	maxAge, skew := d.cfg.Broker.MaxRequestAge.D(), d.cfg.Broker.ClockSkew.D()
+	if err != nil || born.Before(now.Add(-maxAge-skew)) || born.After(now.Add(skew)) {
+		// No run request for this id could be accepted any more (or yet).
+		a.Decision, a.Reason = DecisionIgnored, "no such run"
+		d.write(ctx, a)
+		return nil
+	}
+	err = d.ledger.claim(ctx, ledgerItem{RunID: req.RunID, Status: StatusCancelled, CreatedAt: now, LeaseUntil: now,
+		RequestedAt: req.RequestedAt, Reason: "cancelled before the run request arrived", ClaimToken: newClaimToken()})
+	if errors.Is(err, errAlreadyClaimed) {
+		// The run request won the race: cancel it the ordinary way.
+		return d.handleCancel(ctx, req)
+	}
+	if err != nil {
+		return d.failed(ctx, a, err)
+	}
+	a.Decision, a.Reason = DecisionCancelled, "cancelled before its run request arrived: the run id is closed, nothing will be launched for it"
 	d.write(ctx, a)
 	return nil
 }

@@ -22,6 +22,7 @@ const (
 	StatusAccepted  = "accepted"  // RunTask succeeded
 	StatusStopped   = "stopped"   // ECS reported the task STOPPED
 	StatusAbandoned = "abandoned" // the sweep found it without an end
+	StatusCancelled = "cancelled" // a cancel came before the run request: the run id is closed
 )
 
 // Ledger attribute names (the item schema is documented in docs/DISPATCHER.md).

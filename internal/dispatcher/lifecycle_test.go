@@ -49,13 +49,33 @@ func TestCancelStopsTheTask(t *testing.T) {
 		t.Errorf("cancel audit = %v", a[len(a)-1])
 	}
 
-	// Unknown run ids are harmless.
-	other := protocol.NewRunID(e.clock.Now())
-	if err := e.short(protocol.KindCancel, other); err != nil {
+	// Unknown run ids are harmless: an id no run request could still use is
+	// ignored.
+	old := protocol.NewRunID(e.clock.Now().Add(-24 * time.Hour))
+	if err := e.short(protocol.KindCancel, old); err != nil {
 		t.Fatal(err)
 	}
-	if a := e.auditsOf(other); len(a) != 1 || a[0]["decision"] != "ignored" || a[0]["reason"] != "no such run" {
-		t.Errorf("cancel of an unknown run: audit %v", a)
+	if a := e.auditsOf(old); len(a) != 1 || a[0]["decision"] != "ignored" || a[0]["reason"] != "no such run" {
+		t.Errorf("cancel of an unknown old run: audit %v", a)
+	}
+	// A cancel that overtakes its run request (the trigger gave up before
+	// the dispatcher saw the request) closes the run id: the request, when
+	// it comes, launches nothing.
+	early := e.request()
+	if err := e.short(protocol.KindCancel, early.RunID); err != nil {
+		t.Fatal(err)
+	}
+	if a := e.auditsOf(early.RunID); len(a) != 1 || a[0]["decision"] != "cancelled" {
+		t.Errorf("early cancel: audit %v", a)
+	}
+	if err := e.run(early); err != nil {
+		t.Fatal(err)
+	}
+	if a := e.auditsOf(early.RunID); a[len(a)-1]["decision"] != "ignored" || !strings.Contains(a[len(a)-1]["reason"].(string), "cancelled before its request arrived") {
+		t.Errorf("run request after an early cancel: audit %v", a[len(a)-1])
+	}
+	if n := len(e.tasks(early.RunID)); n != 0 {
+		t.Errorf("a run cancelled before its request arrived started %d tasks", n)
 	}
 	// A rejected run has no task to stop.
 	r := e.request(func(r *protocol.Request) { r.Job = "nope" })

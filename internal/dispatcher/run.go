@@ -169,6 +169,10 @@ func (d *Dispatcher) redelivered(ctx context.Context, req *protocol.Request, has
 			return fmt.Errorf("run %s was claimed but its ledger item is gone", req.RunID)
 		}
 		switch {
+		case prev.Status == StatusCancelled && prev.RequestHash == "":
+			a.Decision, a.Reason = DecisionIgnored, "the run was cancelled before its request arrived; nothing is launched"
+			d.write(ctx, a)
+			return nil
 		case prev.RequestHash != hash:
 			a.Decision, a.Reason = DecisionReplayed, "run id was already used by a different request"
 			d.write(ctx, a)
