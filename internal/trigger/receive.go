@@ -29,7 +29,7 @@ type receiver struct {
 	queueName string
 	owner     string
 	wait      int32         // long-poll seconds
-	retry     time.Duration // pause between retries of access errors
+	retry     time.Duration // longest pause between retries while the queue or its policy is not there yet
 	now       func() time.Time
 }
 
@@ -42,9 +42,14 @@ func (r *receiver) run(ctx context.Context, out chan<- rxEvent) {
 			return false
 		}
 	}
+	// The queue usually appears within a second of the request (the
+	// dispatcher creates it first thing), while a new queue policy can take a
+	// minute: start looking again quickly, then back off to r.retry.
+	delay := min(100*time.Millisecond, r.retry)
 	pause := func() bool {
 		select {
-		case <-time.After(r.retry):
+		case <-time.After(delay):
+			delay = min(2*delay, r.retry)
 			return true
 		case <-ctx.Done():
 			return false

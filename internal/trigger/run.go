@@ -41,7 +41,8 @@ type app struct {
 	getenv         func(string) string
 	stdin          io.Reader
 	in             *bufio.Reader
-	stdout, stderr io.Writer
+	stdout, stderr io.Writer      // through out: buffered, in order across the two
+	out            *orderedOutput // flushed by the tail loop after every event and tick
 	signals        <-chan os.Signal
 	now            func() time.Time
 	hostname       string
@@ -64,13 +65,18 @@ func newApp(getenv func(string) string, stdin io.Reader, stdout, stderr io.Write
 	if signals == nil {
 		signals = make(chan os.Signal)
 	}
-	return &app{getenv: getenv, stdin: stdin, in: bufio.NewReader(stdin), stdout: stdout, stderr: stderr, signals: signals,
-		now: time.Now, hostname: host, stdinTTY: isTerminal(stdin), stdoutTTY: isTerminal(stdout),
+	out := newOrderedOutput(stdout, stderr)
+	return &app{getenv: getenv, stdin: stdin, in: bufio.NewReader(flushingReader{stdin, out}), stdout: out.stdout(), stderr: out.stderr(),
+		out: out, signals: signals, now: time.Now, hostname: host, stdinTTY: isTerminal(stdin), stdoutTTY: isTerminal(stdout),
 		tick: 200 * time.Millisecond, stopGrace: 2 * time.Second, exitWait: receiveVisibility + 5*time.Second,
 		gapWait: receiveVisibility + 5*time.Second, leaveWait: 2 * time.Second, longPoll: 20, retry: time.Second, token: randomToken}
 }
 
+// flush writes out buffered output.
+func (a *app) flush() { _ = a.out.Flush() }
+
 func (a *app) main(ctx context.Context, args []string) error {
+	defer a.flush()
 	cli, err := parseCLI(args, a.getenv, a.stdout, a.stderr)
 	if errors.Is(err, errHelpShown) {
 		return nil

@@ -86,6 +86,9 @@ func (w *watch) tail(ctx context.Context) *Result {
 		case <-ctx.Done():
 			err = exitcode.Errorf(exitcode.Cancelled, "run %s: interrupted (%v)", w.runID, ctx.Err())
 		}
+		if ferr := w.app.out.Flush(); ferr != nil && err == nil {
+			err = exitcode.Errorf(exitcode.Broker, "writing the job's output: %w", ferr)
+		}
 		if err != nil {
 			stop()
 			return w.finish(w.settle(ctx, err))

@@ -1,0 +1,92 @@
+package trigger
+
+import (
+	"io"
+	"sync"
+)
+
+// orderedOutput buffers what deploy-trigger writes to stdout and stderr, and
+// keeps the order of the two: a write to one stream first flushes what is
+// pending for the other, so a console that shows both (Jenkins, 2>&1) sees
+// the job's lines interleaved exactly as they were written. Runs of lines on
+// one stream go out in one write(2) instead of one each, which is most of
+// the trigger's cost on a busy job. The tail loop flushes after every event
+// and tick, so nothing waits longer than the loop's tick; reading stdin
+// (prompts) flushes first, as C's stdio does.
+type orderedOutput struct {
+	mu  sync.Mutex
+	dst [2]io.Writer
+	cur int
+	buf []byte
+	err error
+}
+
+// maxPendingOutput bounds the buffer: past it, a write flushes at once.
+const maxPendingOutput = 256 << 10
+
+func newOrderedOutput(stdout, stderr io.Writer) *orderedOutput {
+	return &orderedOutput{dst: [2]io.Writer{stdout, stderr}}
+}
+
+type streamWriter struct {
+	o *orderedOutput
+	i int
+}
+
+func (w streamWriter) Write(p []byte) (int, error) { return w.o.write(w.i, p) }
+
+func (o *orderedOutput) stdout() io.Writer { return streamWriter{o, 0} }
+func (o *orderedOutput) stderr() io.Writer { return streamWriter{o, 1} }
+
+func (o *orderedOutput) write(i int, p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.err != nil {
+		return 0, o.err
+	}
+	if len(o.buf) > 0 && o.cur != i {
+		if err := o.flushLocked(); err != nil {
+			return 0, err
+		}
+	}
+	o.cur = i
+	o.buf = append(o.buf, p...)
+	if len(o.buf) >= maxPendingOutput {
+		if err := o.flushLocked(); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+// Flush writes out what is pending; it returns the first write error seen.
+func (o *orderedOutput) Flush() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.flushLocked()
+}
+
+func (o *orderedOutput) flushLocked() error {
+	if len(o.buf) == 0 || o.err != nil {
+		return o.err
+	}
+	_, err := o.dst[o.cur].Write(o.buf)
+	o.buf = o.buf[:0]
+	if cap(o.buf) > 4*maxPendingOutput {
+		o.buf = nil
+	}
+	o.err = err
+	return err
+}
+
+// flushingReader flushes the output before each read, so a prompt is on the
+// screen before deploy-trigger waits for the answer.
+type flushingReader struct {
+	r io.Reader
+	o *orderedOutput
+}
+
+func (f flushingReader) Read(p []byte) (int, error) {
+	_ = f.o.Flush()
+	return f.r.Read(p)
+}
