@@ -14,9 +14,15 @@ import (
 // rxEvent is what the receiver tells the watch loop.
 type rxEvent struct {
 	queueURL string             // the run queue was found
-	msgs     []sqstypes.Message // a batch of messages (deleted after the loop takes them)
+	msgs     []decoded          // a batch of messages, decoded (deleted after the loop takes them)
 	waitErr  error              // a retryable error while waiting for the queue or its policy
 	fatal    error              // an error that survived the SDK's retries
+}
+
+// decoded is one message's records, or why it is not valid.
+type decoded struct {
+	recs []protocol.Record
+	err  error
 }
 
 // receiver finds the run queue and long-polls it, handing each batch to the
@@ -99,7 +105,13 @@ func (r *receiver) run(ctx context.Context, out chan<- rxEvent) {
 		if len(o.Messages) == 0 {
 			continue
 		}
-		if !send(rxEvent{msgs: o.Messages}) {
+		// Decoding here, in the receiver's goroutine, overlaps it with the
+		// watch loop printing the previous batch.
+		batch := make([]decoded, len(o.Messages))
+		for i, m := range o.Messages {
+			batch[i].recs, batch[i].err = protocol.DecodeMessage([]byte(aws.ToString(m.Body)))
+		}
+		if !send(rxEvent{msgs: batch}) {
 			return
 		}
 		entries := make([]sqstypes.DeleteMessageBatchRequestEntry, 0, len(o.Messages))

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-
 	"github.com/deploy-broker/deploy-broker/internal/exitcode"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
@@ -139,12 +137,11 @@ func (w *watch) onEvent(ctx context.Context, ev rxEvent) error {
 	}
 	w.lastWaitErr = nil
 	for _, m := range ev.msgs {
-		recs, err := protocol.DecodeMessage([]byte(aws.ToString(m.Body)))
-		if err != nil {
-			w.out.notice("ignoring a feedback message that is not valid: " + err.Error())
+		if m.err != nil {
+			w.out.notice("ignoring a feedback message that is not valid: " + m.err.Error())
 			continue
 		}
-		for _, r := range recs {
+		for _, r := range m.recs {
 			w.heardAny = true
 			if r.Src == protocol.SourceRunner {
 				w.lastRunner = w.app.now()
