@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deploy-broker/deploy-broker/internal/testutil"
 	"gopkg.in/yaml.v3"
 )
 
@@ -397,7 +398,7 @@ type runStepResult struct {
 // the runner would: the step's env: with its expressions evaluated for the
 // given inputs (defaults from action.yml), GITHUB_ACTIONS=true, and
 // GITHUB_OUTPUT and GITHUB_STEP_SUMMARY in a temporary directory.
-func triggerStep(t *testing.T, with map[string]string) (*exec.Cmd, *lockedBuffer, *lockedBuffer, string) {
+func triggerStep(t *testing.T, with map[string]string) (*exec.Cmd, *testutil.SyncBuffer, *testutil.SyncBuffer, string) {
 	t.Helper()
 	a := loadAction(t)
 	bin := binaries(t)
@@ -463,12 +464,12 @@ func triggerStep(t *testing.T, with map[string]string) (*exec.Cmd, *lockedBuffer
 	cmd := exec.Command("bash", "--noprofile", "--norc", "-eo", "pipefail", script)
 	cmd.Env = env
 	cmd.Dir = dir
-	stdout, stderr := &lockedBuffer{}, &lockedBuffer{}
+	stdout, stderr := &testutil.SyncBuffer{}, &testutil.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	return cmd, stdout, stderr, dir
 }
 
-func finishStep(t *testing.T, err error, stdout, stderr *lockedBuffer, dir string) runStepResult {
+func finishStep(t *testing.T, err error, stdout, stderr *testutil.SyncBuffer, dir string) runStepResult {
 	t.Helper()
 	r := runStepResult{stdout: stdout.String(), stderr: stderr.String(), outputs: map[string]string{}}
 	if ee, ok := err.(*exec.ExitError); ok {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
+	"github.com/deploy-broker/deploy-broker/internal/testutil"
 )
 
 // groovyCase is one call of the Jenkins step in the harness
@@ -359,7 +360,7 @@ func TestJenkinsStepRuns(t *testing.T) {
 	}
 	cmd := exec.Command("sh", "-xe", script)
 	cmd.Env = append(baseEnv(), env...)
-	out := &lockedBuffer{}
+	out := &testutil.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package cisteps
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/deploy-broker/deploy-broker/internal/localbroker"
+	"github.com/deploy-broker/deploy-broker/internal/testutil"
 )
 
 // repoRoot is the repository root, relative to this package.
@@ -138,27 +138,8 @@ func readFile(t *testing.T, path string) string {
 	return string(b)
 }
 
-// lockedBuffer is a bytes.Buffer that a test may read while a process
-// writes to it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // waitFor waits until buf holds want, for at most a minute.
-func waitFor(t *testing.T, buf *lockedBuffer, want string) {
+func waitFor(t *testing.T, buf *testutil.SyncBuffer, want string) {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for !strings.Contains(buf.String(), want) {

@@ -29,6 +29,7 @@ import (
 	"github.com/deploy-broker/deploy-broker/internal/localbroker"
 	"github.com/deploy-broker/deploy-broker/internal/moto"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
+	"github.com/deploy-broker/deploy-broker/internal/testutil"
 )
 
 // One moto server serves the whole package; each test gets its own broker
@@ -72,19 +73,6 @@ type fakeClock struct {
 func (c *fakeClock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *fakeClock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
-// syncBuffer collects log output from concurrent handlers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // testCatalogue parses testdata/broker.yaml for a broker called name.
 func testCatalogue(t testing.TB, name string) *config.Config {
 	t.Helper()
@@ -110,7 +98,7 @@ type env struct {
 	cfg   *config.Config
 	res   *localbroker.Resources
 	clock *fakeClock
-	logs  *syncBuffer
+	logs  *testutil.SyncBuffer
 	d     *dispatcher.Dispatcher
 	h     lambda.Handler
 	sqs   *sqs.Client
@@ -131,7 +119,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, name: name, cfg: cfg, res: res, logs: &syncBuffer{},
+	e := &env{t: t, name: name, cfg: cfg, res: res, logs: &testutil.SyncBuffer{},
 		clock: &fakeClock{t: time.Now().UTC().Truncate(time.Millisecond)},
 		sqs:   sqs.NewFromConfig(awsCfg), ecs: ecs.NewFromConfig(awsCfg), db: dynamodb.NewFromConfig(awsCfg)}
 	e.set = dispatcher.Settings{Cluster: res.ClusterARN, LedgerTable: res.LedgerTable, Subnets: res.Subnets[:1],

@@ -19,6 +19,7 @@ import (
 	"github.com/deploy-broker/deploy-broker/internal/exitcode"
 	"github.com/deploy-broker/deploy-broker/internal/moto"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
+	"github.com/deploy-broker/deploy-broker/internal/testutil"
 )
 
 var (
@@ -210,7 +211,7 @@ func testStop(t *testing.T, ignoreTerm bool, cancel bool) {
 	argv, env := jobArgs("hang", args...)
 	c := testConfig(t, url, argv, env)
 	c.Grace = 300 * time.Millisecond
-	var pidLine syncBuffer
+	var pidLine testutil.SyncBuffer
 	c.Stdout = &pidLine
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
@@ -366,23 +367,6 @@ func TestQueueUnreachable(t *testing.T) {
 	if time.Since(start) > 10*time.Second {
 		t.Fatalf("took %s", time.Since(start))
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // Without an init the runner is PID 1 and cannot reap the job's orphans:

@@ -1,7 +1,6 @@
 package trigger
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -18,6 +17,7 @@ import (
 	"github.com/deploy-broker/deploy-broker/internal/moto"
 	"github.com/deploy-broker/deploy-broker/internal/moto/mototest"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
+	"github.com/deploy-broker/deploy-broker/internal/testutil"
 )
 
 // scriptedBroker plays dispatcher and runner by hand against moto: it reads
@@ -195,29 +195,12 @@ func exitRec(seq uint64, code int, reason string) protocol.Record {
 // its error, plus its buffers.
 type triggerRun struct {
 	done           chan error
-	stdout, stderr *syncBuffer
+	stdout, stderr *testutil.SyncBuffer
 	signals        chan os.Signal
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func startTrigger(ctx context.Context, getenv func(string) string, tune func(*app), args ...string) *triggerRun {
-	tr := &triggerRun{done: make(chan error, 1), stdout: &syncBuffer{}, stderr: &syncBuffer{}, signals: make(chan os.Signal, 2)}
+	tr := &triggerRun{done: make(chan error, 1), stdout: &testutil.SyncBuffer{}, stderr: &testutil.SyncBuffer{}, signals: make(chan os.Signal, 2)}
 	a := newApp(getenv, strings.NewReader(""), tr.stdout, tr.stderr, tr.signals)
 	a.tick, a.stopGrace, a.exitWait, a.longPoll, a.retry = 50*time.Millisecond, 500*time.Millisecond, 2*time.Second, 1, 100*time.Millisecond
 	if tune != nil {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/deploy-broker/deploy-broker/internal/exitcode"
 	"github.com/deploy-broker/deploy-broker/internal/localbroker"
+	"github.com/deploy-broker/deploy-broker/internal/testutil"
 )
 
 // These tests run the real deploy-trigger and deploy-runner binaries through
@@ -155,7 +156,7 @@ func TestLocalCancelOnSIGINTStopsTheTask(t *testing.T) {
 	t.Parallel()
 	b, bin := startLocal(t)
 	cmd := triggerCmd(bin, b, "sleeper")
-	var stdout, stderr syncBuffer
+	var stdout, stderr testutil.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -205,7 +206,7 @@ func TestLocalConfirmationPromptRefusesOnN(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ptmx.Close()
-	var screen syncBuffer
+	var screen testutil.SyncBuffer
 	go io.Copy(&screen, ptmx)
 	waitFor(t, func() bool { return strings.Contains(screen.String(), "Type yes to continue:") })
 	if !strings.Contains(screen.String(), "Run job sleeper in account 123456789012 (trigger-e2e) in us-east-1?") {

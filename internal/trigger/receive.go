@@ -13,10 +13,10 @@ import (
 
 // rxEvent is what the receiver tells the watch loop.
 type rxEvent struct {
-	queueURL string             // the run queue was found
-	msgs     []decoded          // a batch of messages, decoded (deleted after the loop takes them)
-	waitErr  error              // a retryable error while waiting for the queue or its policy
-	fatal    error              // an error that survived the SDK's retries
+	queueURL string    // the run queue was found
+	msgs     []decoded // a batch of messages, decoded (deleted after the loop takes them)
+	waitErr  error     // a retryable error while waiting for the queue or its policy
+	fatal    error     // an error that survived the SDK's retries
 }
 
 // decoded is one message's records, or why it is not valid.
