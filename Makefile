@@ -18,9 +18,7 @@ demo: build
 # and a short run of every fuzz target.
 test:
 	@scripts/check-deps.sh test
-	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 20m ./...
-	@scripts/fuzz.sh 10s
+	@scripts/test.sh 10s
 
 build:
 	@mkdir -p $(BIN)

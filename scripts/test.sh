@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Every test: go vet, go test of every package (unit, end to end through the
+# moto server, reliability suite, CDK synth + cdk-nag + cfn-lint), then each
+# fuzz target for a short while. Ends with one "packages: N passed, N failed"
+# line. Usage: scripts/test.sh [FUZZTIME]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+fuzztime=${1:-10s}
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+go vet ./... || exit 1
+go test -count=1 -timeout 20m ./... 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+passed=$(grep -c '^ok ' "$log")
+failed=$(grep -cE '^FAIL[[:space:]]' "$log")
+if [ "$status" -eq 0 ]; then
+  scripts/fuzz.sh "$fuzztime" || status=1
+fi
+echo "packages: $passed passed, $failed failed"
+exit "$status"
