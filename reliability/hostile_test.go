@@ -1,14 +1,12 @@
 package reliability
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +23,7 @@ import (
 	"github.com/deploy-broker/deploy-broker/internal/localbroker"
 	"github.com/deploy-broker/deploy-broker/internal/moto/mototest"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
+	"github.com/deploy-broker/deploy-broker/internal/testutil"
 )
 
 // hostile is one request a hostile or broken client might send.
@@ -38,23 +37,13 @@ type hostile struct {
 }
 
 type harness struct {
-	now      time.Time
-	usedID   string // a run id an earlier, different request already claimed
-	mu       sync.Mutex
-	auditBuf bytes.Buffer
+	now    time.Time
+	usedID string // a run id an earlier, different request already claimed
+	testutil.SyncBuffer
 }
 
-func (h *harness) Write(p []byte) (int, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.auditBuf.Write(p)
-}
-
-func (h *harness) audit() string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.auditBuf.String()
-}
+// audit is the dispatcher's log so far.
+func (h *harness) audit() string { return h.String() }
 
 // req builds a valid website run request and lets the case break it.
 func (h *harness) req(mutate func(m map[string]any)) []byte {

@@ -357,17 +357,9 @@ func (b *bencher) e2e(ctx context.Context, job []string, onLine func([]byte)) (e
 	}
 	sc := bufio.NewScanner(&logs)
 	for sc.Scan() {
-		var l struct {
-			Msg          string `json:"msg"`
-			Requests     int64  `json:"requests"`
-			Messages     int64  `json:"messages"`
-			BodyBytes    int64  `json:"body_bytes"`
-			RawBodyBytes int64  `json:"raw_body_bytes"`
-			Compressed   int64  `json:"compressed_messages"`
-		}
-		if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "run finished" {
-			st.runnerRequests, st.runnerBodyBytes, st.runnerRawBytes = l.Requests, l.BodyBytes, l.RawBodyBytes
-			st.runnerMessages, st.runnerCompressed = l.Messages, l.Compressed
+		if counts, ok := parseRunFinished(sc.Bytes()); ok {
+			st.runnerRequests, st.runnerBodyBytes, st.runnerRawBytes = counts.runnerRequests, counts.runnerBodyBytes, counts.runnerRawBytes
+			st.runnerMessages, st.runnerCompressed = counts.runnerMessages, counts.runnerCompressed
 		}
 	}
 	return st, nil

@@ -2,6 +2,8 @@ package broker
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"time"
 
@@ -147,14 +149,7 @@ func (c *jobCatalogue) Jobs() []Job                 { return c.jobs }
 func (c *jobCatalogue) ExecutionRole() awsiam.IRole { return c.exec }
 func (c *jobCatalogue) LogGroup() awslogs.ILogGroup { return c.logGroup }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
 
 func unique(s []string) []string {
 	seen := map[string]bool{}
