@@ -29,12 +29,12 @@ const (
 // taskInput renders the RunTask call for a checked request. The command is
 // the catalogue's argv with parameters substituted inside its elements: no
 // shell ever sees request data.
-func (d *Dispatcher) taskInput(req *protocol.Request, job config.Job, argv []string, queueURL string, now time.Time) *ecs.RunTaskInput {
+func (d *Dispatcher) taskInput(req *protocol.Request, job config.Job, argv []string, queueURL string, from time.Time) *ecs.RunTaskInput {
 	env := []ecstypes.KeyValuePair{
 		{Name: aws.String(protocol.EnvRunID), Value: aws.String(req.RunID)},
 		{Name: aws.String(protocol.EnvQueueURL), Value: aws.String(queueURL)},
 		{Name: aws.String(protocol.EnvJob), Value: aws.String(req.Job)},
-		{Name: aws.String(protocol.EnvDeadline), Value: aws.String(now.Add(job.Timeout.D()).UTC().Format(time.RFC3339))},
+		{Name: aws.String(protocol.EnvDeadline), Value: aws.String(from.Add(job.Timeout.D()).UTC().Format(time.RFC3339))},
 		{Name: aws.String(protocol.EnvHeartbeat), Value: aws.String(d.cfg.Runner.Heartbeat.D().String())},
 		{Name: aws.String(protocol.EnvGrace), Value: aws.String(d.cfg.Runner.Grace.D().String())},
 	}

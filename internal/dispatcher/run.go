@@ -341,7 +341,10 @@ func (d *Dispatcher) launch(ctx context.Context, req *protocol.Request, job conf
 	if err != nil {
 		return err
 	}
-	taskARN, err := d.runTask(ctx, d.taskInput(req, job, argv, queueURL, d.now()))
+	// The job's deadline counts from the request, not from this invocation,
+	// so that a retried launch sends RunTask exactly the same input as the
+	// first attempt (ECS may refuse a clientToken reused with other input).
+	taskARN, err := d.runTask(ctx, d.taskInput(req, job, argv, queueURL, req.RequestedAt))
 	var lf *launchError
 	if errors.As(err, &lf) {
 		// A definite refusal: ECS answered and started nothing.

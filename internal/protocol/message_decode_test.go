@@ -92,11 +92,6 @@ func TestDecodeMessageRefuses(t *testing.T) {
 		{"repeated nested field", `{"v":1,"records":[` + strings.Replace(rec, `"lines":1`, `"lines":1,"lines":9`, 1) + `]}`, `field "records.heartbeat.lines" appears twice`},
 		{"gz record field in upper case", `{"v":1,"gz":"` + gz(t, "["+strings.Replace(rec, `"type"`, `"Type"`, 1)+"]") + `"}`, `feedback records is not valid: field "Type" is not lower-case`},
 		{"gz repeated field", `{"v":1,"gz":"` + gz(t, "["+strings.Replace(rec, `"seq":5`, `"seq":5,"seq":6`, 1)+"]") + `"}`, `field "seq" appears twice`},
-		// a line in base64 must be base64
-		{"base64 not base64", `{"v":1,"records":[{"type":"output","src":"runner","seq":1,"t":"2026-11-22T10:00:00Z","output":{"lines":[{"s":"out","d":0,"b":"***"}]}}]}`, "line 0 is not valid base64"},
-		{"base64 unpadded", `{"v":1,"records":[{"type":"output","src":"runner","seq":1,"t":"2026-11-22T10:00:00Z","output":{"lines":[{"s":"out","d":0,"x":"a"},{"s":"out","d":0,"b":"aGk"}]}}]}`, "line 1 is not valid base64"},
-		{"base64 with a line break", `{"v":1,"records":[{"type":"output","src":"runner","seq":1,"t":"2026-11-22T10:00:00Z","output":{"lines":[{"s":"out","d":0,"b":"aG\nk="}]}}]}`, "is not valid base64"},
-		{"base64 URL alphabet", `{"v":1,"records":[{"type":"output","src":"runner","seq":1,"t":"2026-11-22T10:00:00Z","output":{"lines":[{"s":"out","d":0,"b":"-_8="}]}}]}`, "is not valid base64"},
 		{"trailing data", `{"v":1,"records":[` + rec + `]}]`, "unexpected data after the JSON object"},
 	}
 	for _, c := range cases {
@@ -113,5 +108,30 @@ func TestDecodeMessageRefuses(t *testing.T) {
 	_, err := protocol.DecodeMessage([]byte(`{"v":1,"gz":"` + gz(t, strings.Repeat(" ", protocol.MaxDecompressedBytes+10)) + `"}`))
 	if !errors.Is(err, protocol.ErrTooLarge) {
 		t.Errorf("gz bomb: %v, want ErrTooLarge", err)
+	}
+}
+
+// A piece whose base64 is not canonical does not sink its message: the
+// message decodes (so the exit record beside it survives) and only that
+// piece refuses to give bytes, which deploy-trigger skips with a warning.
+func TestBadBase64PieceKeepsItsMessage(t *testing.T) {
+	for name, b64 := range map[string]string{"not base64": "***", "unpadded": "aGk", "line break": "aG\\nk=", "URL alphabet": "-_8="} {
+		t.Run(name, func(t *testing.T) {
+			body := `{"v":1,"records":[{"type":"output","src":"runner","seq":1,"t":"2026-11-22T10:00:00Z","output":{"lines":[{"s":"out","d":0,"x":"fine"},{"s":"out","d":0,"b":"` + b64 + `"}]}},` +
+				`{"type":"exit","src":"runner","seq":2,"t":"2026-11-22T10:00:01Z","exit":{"code":3,"reason":"completed","duration_ms":1,"lines":2,"bytes":6}}]}`
+			recs, err := protocol.DecodeMessage([]byte(body))
+			if err != nil {
+				t.Fatalf("the message was refused whole: %v", err)
+			}
+			if len(recs) != 2 || recs[1].Exit == nil || recs[1].Exit.Code != 3 {
+				t.Fatalf("records %+v", recs)
+			}
+			if b, err := recs[0].Output.Lines[0].Bytes(); err != nil || string(b) != "fine" {
+				t.Errorf("good piece: %q, %v", b, err)
+			}
+			if b, err := recs[0].Output.Lines[1].Bytes(); err == nil {
+				t.Errorf("bad piece gave bytes %q", b)
+			}
+		})
 	}
 }

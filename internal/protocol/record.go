@@ -186,9 +186,6 @@ func (r *Record) validate() error {
 				if l.Text != "" && l.B64 != "" {
 					return fmt.Errorf("output record %d line %d has both text and base64", r.Seq, i)
 				}
-				if l.B64 != "" && !validBase64(l.B64) {
-					return fmt.Errorf("output record %d line %d is not valid base64 (standard alphabet, padded)", r.Seq, i)
-				}
 			}
 		}
 	case TypeHeartbeat:

@@ -46,6 +46,11 @@ func DecodeText(text, b64 string) ([]byte, error) {
 	if b64 == "" {
 		return []byte(text), nil
 	}
+	// Only the canonical form EncodeText writes: DecodeString alone would
+	// also take line breaks inside the text.
+	if !validBase64(b64) {
+		return nil, fmt.Errorf("line is not valid base64 (standard alphabet, padded)")
+	}
 	b, err := base64.StdEncoding.DecodeString(b64)
 	if err != nil {
 		return nil, fmt.Errorf("line is not valid base64: %w", err)

@@ -200,6 +200,32 @@ func TestScriptedStoppedBeforeTheRunnerRecords(t *testing.T) {
 	}
 }
 
+// A message holding a piece whose base64 is broken still delivers its other
+// records: the good lines print, the bad piece is skipped with a warning, and
+// the exit record in the same message ends the run with the job's code.
+func TestScriptedBadPieceKeepsTheRun(t *testing.T) {
+	t.Parallel()
+	b := startScripted(t, "deploy-broker")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tr := startTrigger(ctx, b.env(), nil, "website")
+	req := b.request(ctx)
+	url := b.queue(ctx, req.RunID)
+	b.send(ctx, url, req.RunID, accepted("123456789012"), started(1, 5))
+	b.sendRaw(ctx, url, req.RunID, `{"v":1,"records":[{"type":"output","src":"runner","seq":2,"t":"2026-11-22T10:00:00Z","output":{"lines":[{"s":"out","d":0,"x":"good"},{"s":"out","d":0,"b":"***"}]}},`+
+		`{"type":"exit","src":"runner","seq":3,"t":"2026-11-22T10:00:01Z","exit":{"code":3,"reason":"completed","duration_ms":1,"lines":2,"bytes":4}}]}`)
+	err := tr.wait(t, 20*time.Second)
+	if code := codeOf(err); code != 3 {
+		t.Fatalf("code %d (%v), want the job's 3", code, err)
+	}
+	if got := tr.stdout.String(); got != "good\n" {
+		t.Errorf("stdout %q", got)
+	}
+	if !strings.Contains(tr.stderr.String(), "skipped line piece") {
+		t.Errorf("no warning about the bad piece:\n%s", tr.stderr)
+	}
+}
+
 func TestScriptedLostHeartbeat(t *testing.T) {
 	t.Parallel()
 	b := startScripted(t, "deploy-broker")

@@ -18,7 +18,7 @@ type orderedOutput struct {
 	dst [2]io.Writer
 	cur int
 	buf []byte
-	err error
+	err [2]error // per stream: a failed stdout does not silence stderr
 }
 
 // maxPendingOutput bounds the buffer: past it, a write flushes at once.
@@ -41,13 +41,11 @@ func (o *orderedOutput) stderr() io.Writer { return streamWriter{o, 1} }
 func (o *orderedOutput) write(i int, p []byte) (int, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.err != nil {
-		return 0, o.err
+	if o.err[i] != nil {
+		return 0, o.err[i]
 	}
 	if len(o.buf) > 0 && o.cur != i {
-		if err := o.flushLocked(); err != nil {
-			return 0, err
-		}
+		_ = o.flushLocked() // the other stream's failure is reported on its own writes
 	}
 	o.cur = i
 	o.buf = append(o.buf, p...)
@@ -59,24 +57,32 @@ func (o *orderedOutput) write(i int, p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Flush writes out what is pending; it returns the first write error seen.
+// Flush writes out what is pending; it returns a write error of either
+// stream, the first one seen.
 func (o *orderedOutput) Flush() error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.flushLocked()
+	_ = o.flushLocked()
+	if o.err[0] != nil {
+		return o.err[0]
+	}
+	return o.err[1]
 }
 
+// flushLocked writes the pending bytes to their stream; bytes for a stream
+// that already failed are dropped.
 func (o *orderedOutput) flushLocked() error {
-	if len(o.buf) == 0 || o.err != nil {
-		return o.err
+	if len(o.buf) == 0 {
+		return o.err[o.cur]
 	}
-	_, err := o.dst[o.cur].Write(o.buf)
+	if o.err[o.cur] == nil {
+		_, o.err[o.cur] = o.dst[o.cur].Write(o.buf)
+	}
 	o.buf = o.buf[:0]
 	if cap(o.buf) > 4*maxPendingOutput {
 		o.buf = nil
 	}
-	o.err = err
-	return err
+	return o.err[o.cur]
 }
 
 // flushingReader flushes the output before each read, so a prompt is on the

@@ -63,7 +63,15 @@ func TestOrderedOutputFlushesWhenFullAndReportsWriteErrors(t *testing.T) {
 	if err := o.Flush(); err == nil || err.Error() != "broken pipe" {
 		t.Fatalf("flush error %v, want the write error", err)
 	}
-	if _, err := o.stdout().Write([]byte("more\n")); err == nil {
-		t.Fatal("a write after a failed flush succeeded")
+	if _, err := o.stderr().Write([]byte("more\n")); err == nil {
+		t.Fatal("a write to the failed stream succeeded")
+	}
+	// The other stream goes on: the final error line must still get out.
+	if _, err := o.stdout().Write([]byte("still here\n")); err != nil {
+		t.Fatalf("stdout stopped with stderr: %v", err)
+	}
+	_ = o.Flush()
+	if last := log.writes[len(log.writes)-1]; last != "out:still here\n" {
+		t.Errorf("last write %q", last)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
@@ -14,14 +15,21 @@ import (
 func requesterFromEnv(getenv func(string) string, hostname string) *protocol.Requester {
 	clean := func(s string) string {
 		s = stripURLSecrets(s)
+		// The broker refuses control and invisible format characters in
+		// requester fields (protocol.IsControl); a CI variable holding one
+		// (an emoji joined with U+200D in a workflow name) must not stop
+		// the run, so they become spaces.
 		s = strings.Map(func(r rune) rune {
-			if r < 0x20 || r == 0x7f {
+			if protocol.IsControl(r) {
 				return ' '
 			}
 			return r
 		}, s)
 		if len(s) > protocol.MaxRequesterField {
 			s = s[:protocol.MaxRequesterField]
+			for !utf8.ValidString(s) {
+				s = s[:len(s)-1]
+			}
 		}
 		return s
 	}

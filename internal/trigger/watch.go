@@ -455,7 +455,7 @@ func (w *watch) cancelRequested() bool { return !w.cancelAt.IsZero() }
 func (w *watch) stopDeadline() time.Time {
 	t := w.lastTask
 	switch {
-	case t.StopCode == "TaskFailedToStart" || (t.ExitCode == nil && !w.everRunning):
+	case t.StopCode == "TaskFailedToStart" || (t.ExitCode == nil && !w.everRunning && w.lastRunner.IsZero()):
 		return w.stoppedAt // the runner never ran: nothing can come
 	case t.ExitCode == nil || *t.ExitCode == exitcode.Broker || *t.ExitCode == exitcode.Usage:
 		// Killed without a code, or the runner said it could not deliver
@@ -556,7 +556,7 @@ func (w *watch) stoppedOutcome() error {
 	switch {
 	case w.cancelRequested():
 		return exitcode.Errorf(exitcode.Cancelled, "run %s was cancelled: the task stopped (%s)", w.runID, why)
-	case t.StopCode == "TaskFailedToStart" || (t.ExitCode == nil && !w.everRunning):
+	case t.StopCode == "TaskFailedToStart" || (t.ExitCode == nil && !w.everRunning && w.lastRunner.IsZero()):
 		return exitcode.Errorf(exitcode.StartFailed, "the task of run %s failed to start: %s", w.runID, why)
 	}
 	return exitcode.Errorf(exitcode.LostRunner, "the task of run %s stopped without the runner reporting an exit: %s", w.runID, why)

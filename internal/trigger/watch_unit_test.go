@@ -106,3 +106,23 @@ func TestRequesterStripsURLCredentials(t *testing.T) {
 		}
 	}
 }
+
+// A CI variable holding characters the broker refuses in requester fields
+// (an emoji joined with U+200D, a bidi mark) does not stop the run: they
+// become spaces and the request validates.
+func TestRequesterFormatCharactersBecomeSpaces(t *testing.T) {
+	r := requesterFromEnv(envOf("GITHUB_ACTIONS=true", "GITHUB_REPOSITORY=acme/app", "GITHUB_WORKFLOW=Deploy 👩\u200d💻 \u202eevil",
+		"GITHUB_ACTOR=alice\u0085"), "runner")
+	for _, f := range []string{r.Pipeline, r.Actor} {
+		for _, c := range f {
+			if protocol.IsControl(c) {
+				t.Errorf("field %q keeps U+%04X", f, c)
+			}
+		}
+	}
+	req := newRequest(protocol.KindRun, protocol.NewRunID(time.Now()), time.Now(), 5*time.Minute)
+	req.Job, req.Requester = "website", r
+	if err := req.Validate(); err != nil {
+		t.Errorf("the request does not validate: %v", err)
+	}
+}
