@@ -71,8 +71,19 @@ func TestCancelStopsTheTask(t *testing.T) {
 	if err := e.run(early); err != nil {
 		t.Fatal(err)
 	}
-	if a := e.auditsOf(early.RunID); a[len(a)-1]["decision"] != "ignored" || !strings.Contains(a[len(a)-1]["reason"].(string), "cancelled before its request arrived") {
+	if a := e.auditsOf(early.RunID); a[len(a)-1]["decision"] != "rejected" || !strings.Contains(a[len(a)-1]["reason"].(string), "cancelled before the broker handled its request") {
 		t.Errorf("run request after an early cancel: audit %v", a[len(a)-1])
+	}
+	// The trigger still waiting gets its answer at once.
+	if rec := e.only(early.RunID, protocol.TypeRejected); rec.Rejected.Code != protocol.RejectCancelled {
+		t.Errorf("rejected record %+v, want code %q", rec.Rejected, protocol.RejectCancelled)
+	}
+	// A further delivery answers nothing twice.
+	if err := e.run(early); err != nil {
+		t.Fatal(err)
+	}
+	if a := e.auditsOf(early.RunID); a[len(a)-1]["decision"] != "duplicate" {
+		t.Errorf("second delivery after an early cancel: audit %v", a[len(a)-1])
 	}
 	if n := len(e.tasks(early.RunID)); n != 0 {
 		t.Errorf("a run cancelled before its request arrived started %d tasks", n)

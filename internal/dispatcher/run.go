@@ -170,9 +170,14 @@ func (d *Dispatcher) redelivered(ctx context.Context, req *protocol.Request, has
 		}
 		switch {
 		case prev.Status == StatusCancelled && prev.RequestHash == "":
-			a.Decision, a.Reason = DecisionIgnored, "the run was cancelled before its request arrived; nothing is launched"
-			d.write(ctx, a)
-			return nil
+			if !prev.NotifiedAt.IsZero() {
+				a.Decision, a.Reason = DecisionDuplicate, "the run was cancelled before its request arrived; already answered"
+				d.write(ctx, a)
+				return nil
+			}
+			// Answer on the run's queue, so a trigger still waiting ends at
+			// once instead of at its cancel grace.
+			return d.reject(ctx, req, rejection{protocol.RejectCancelled, "the run was cancelled before the broker handled its request; nothing was launched"}, a)
 		case prev.RequestHash != hash:
 			a.Decision, a.Reason = DecisionReplayed, "run id was already used by a different request"
 			d.write(ctx, a)

@@ -68,6 +68,9 @@ const (
 	RejectBadParams  = "bad-params"
 	RejectLaunch     = "launch-failed"
 	RejectInvalid    = "invalid"
+	// RejectCancelled: a cancel for the run reached the broker before the
+	// run request did; nothing was launched.
+	RejectCancelled = "cancelled"
 )
 
 // Rejected says the dispatcher refused the run; Reason is one line for humans.

@@ -226,6 +226,24 @@ func TestScriptedBadPieceKeepsTheRun(t *testing.T) {
 	}
 }
 
+// The dispatcher saw the cancel before the run request and answers the run
+// with a "cancelled" rejection: the run ends as cancelled (245), not as a
+// rejected request (241).
+func TestScriptedCancelledBeforeTheBrokerStartedIt(t *testing.T) {
+	t.Parallel()
+	b := startScripted(t, "deploy-broker")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tr := startTrigger(ctx, b.env(), nil, "website")
+	req := b.request(ctx)
+	url := b.queue(ctx, req.RunID)
+	b.send(ctx, url, req.RunID, rejected(protocol.RejectCancelled, "the run was cancelled before the broker handled its request; nothing was launched"))
+	err := tr.wait(t, 20*time.Second)
+	if code := codeOf(err); code != exitcode.Cancelled || !strings.Contains(err.Error(), "nothing was launched") {
+		t.Fatalf("code %d (%v), want %d", code, err, exitcode.Cancelled)
+	}
+}
+
 func TestScriptedLostHeartbeat(t *testing.T) {
 	t.Parallel()
 	b := startScripted(t, "deploy-broker")

@@ -165,6 +165,9 @@ func (w *watch) onRecord(ctx context.Context, r protocol.Record) error {
 	switch r.Type {
 	case protocol.TypeRejected:
 		w.rejected = true
+		if r.Rejected.Code == protocol.RejectCancelled {
+			return exitcode.Errorf(exitcode.Cancelled, "run %s was cancelled before the broker started it: %s", w.runID, r.Rejected.Reason)
+		}
 		return exitcode.Errorf(exitcode.Rejected, "the broker rejected the run (%s): %s", r.Rejected.Code, r.Rejected.Reason)
 	case protocol.TypeAccepted:
 		w.accepted = r.Accepted
