@@ -459,6 +459,8 @@ func (s *Statement) validate() []string {
 			wild = true
 		case !strings.HasPrefix(r, "arn:"):
 			bad("resource %q must be an ARN (or \"*\")", r)
+		case anyResourceARN(r):
+			wild = true // "arn:*", "arn:aws:*:*:*:*", "arn:aws:s3:::*": as broad as "*"
 		}
 	}
 	if wild && s.Effect != "Deny" && len(s.Condition) == 0 && strings.TrimSpace(s.WildcardResourceReason) == "" {
@@ -551,6 +553,27 @@ func (p *Param) compile() []string {
 		errs = append(errs, "an optional parameter needs a default: set required: true, or give the default the job runs with (default: \"\" only if the declaration accepts an empty value)")
 	}
 	return errs
+}
+
+// anyResourceARN reports whether an ARN pattern matches every resource of
+// its service, or of every service, or in every account: "arn:*",
+// "arn:aws:*:…", "arn:aws:s3:::*", "arn:aws:iam::*:role/*". Such a
+// resource is as broad as "*" and needs the same justification.
+func anyResourceARN(arn string) bool {
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) < 6 {
+		return strings.Contains(arn, "*")
+	}
+	service, account, resource := parts[2], parts[4], parts[5]
+	switch {
+	case strings.ContainsAny(service, "*?"):
+		return true
+	case strings.Trim(resource, "*/:") == "":
+		return true
+	case strings.ContainsAny(account, "*?") && strings.HasSuffix(resource, "*"):
+		return true
+	}
+	return false
 }
 
 func validFargateSize(cpu, mem int) bool {
