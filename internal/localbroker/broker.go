@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/deploy-broker/deploy-broker/internal/config"
 	"github.com/deploy-broker/deploy-broker/internal/dispatcher"
@@ -98,6 +99,11 @@ func (b *Broker) start(ctx context.Context, o Options, cfg *config.Config, log *
 	if err != nil {
 		return err
 	}
+	// The SDK's own warnings (a long poll cut short when the broker stops)
+	// go to the broker's log, not to the terminal of the person running it.
+	awsCfg.Logger = logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
+		log.Warn("aws sdk: "+fmt.Sprintf(format, v...), "component", "sdk", "class", string(c))
+	})
 	res, err := Provision(ctx, awsCfg, cfg)
 	if err != nil {
 		return err
