@@ -58,8 +58,8 @@ func TestMatchPrincipal(t *testing.T) {
 	}{
 		{role, "arn:aws:iam::123456789012:role/deployer", true},
 		{role, "arn:aws:iam::123456789012:role/teams/web/deployer", true}, // path ignored: STS drops it
-		{role, "arn:aws:iam::210987654321:role/deployer", false},           // same name, other account
-		{role, "arn:aws-cn:iam::123456789012:role/deployer", false},        // other partition
+		{role, "arn:aws:iam::210987654321:role/deployer", false},          // same name, other account
+		{role, "arn:aws-cn:iam::123456789012:role/deployer", false},       // other partition
 		{role, "arn:aws:iam::123456789012:role/deployer2", false},
 		{role, "arn:aws:iam::123456789012:role/Deployer", false}, // exact case
 		{role, "arn:aws:sts::123456789012:assumed-role/deployer/ci-*", true},

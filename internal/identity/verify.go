@@ -243,6 +243,7 @@ var (
 	accessKeyRE    = regexp.MustCompile(`^[A-Z0-9]{16,128}$`)
 	headerNameRE   = regexp.MustCompile(`^[a-z0-9-]+$`)
 	signatureHexRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	errorCodeRE    = regexp.MustCompile(`^[A-Za-z0-9.]{1,64}$`)
 )
 
 // parseAuthorization accepts exactly
@@ -361,16 +362,21 @@ func (v *Verifier) parseResponse(body []byte) (Principal, error) {
 // stsErrorCode extracts <Error><Code> from an STS error answer, if any;
 // only a short code of letters and digits is returned.
 func stsErrorCode(body []byte) string {
+	// STS writes ErrorResponse/Error/Code; moto writes
+	// ErrorResponse/Errors/Error/Code.
 	var e struct {
-		Error struct {
-			Code string `xml:"Code"`
-		} `xml:"Error"`
+		Code  string `xml:"Error>Code"`
+		Code2 string `xml:"Errors>Error>Code"`
 	}
 	if xml.Unmarshal(body, &e) != nil {
 		return ""
 	}
-	if ok, _ := regexp.MatchString(`^[A-Za-z0-9.]{1,64}$`, e.Error.Code); !ok {
+	code := e.Code
+	if code == "" {
+		code = e.Code2
+	}
+	if !errorCodeRE.MatchString(code) {
 		return ""
 	}
-	return e.Error.Code
+	return code
 }

@@ -187,6 +187,7 @@ func TestVerifySTSAnswers(t *testing.T) {
 		kind   Kind
 	}{
 		{"signature does not match", 403, fmt.Sprintf(errXML, "SignatureDoesNotMatch"), KindRefused},
+		{"invalid key (moto's error layout)", 403, `<ErrorResponse><Errors><Error><Code>InvalidClientTokenId</Code></Error></Errors></ErrorResponse>`, KindRefused},
 		{"expired token", 400, fmt.Sprintf(errXML, "ExpiredToken"), KindRefused},
 		{"throttled", 400, fmt.Sprintf(errXML, "Throttling"), KindUnavailable},
 		{"5xx", 503, "", KindUnavailable},
@@ -225,6 +226,9 @@ func TestVerifySTSAnswers(t *testing.T) {
 			var ie *Error
 			if !errors.As(err, &ie) || ie.Kind != c.kind {
 				t.Fatalf("got %v, want %v", err, c.kind)
+			}
+			if c.status != 200 && strings.Contains(c.body, "<Code>") && !strings.Contains(err.Error(), xmlCode(c.body)) {
+				t.Fatalf("error code not reported: %v", err)
 			}
 			if ie.Retryable() != (c.kind == KindUnavailable) {
 				t.Fatal("retryable")
@@ -355,4 +359,9 @@ func TestSignInputErrors(t *testing.T) {
 	if p.URL != "https://sts.us-east-1.amazonaws.com/" || p.header("x-amz-security-token") != "" {
 		t.Fatalf("%+v", p)
 	}
+}
+
+func xmlCode(s string) string {
+	s = s[strings.Index(s, "<Code>")+6:]
+	return s[:strings.Index(s, "<")]
 }
