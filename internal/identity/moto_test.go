@@ -150,9 +150,9 @@ func TestMoto(t *testing.T) {
 			arn   string
 			kind  PrincipalKind
 		}{
-			{alice, "arn:aws:iam::123456789012:user/ci/alice", KindUser},
-			{bob, "arn:aws:iam::123456789012:user/bob", KindUser},
-			{deployer, "arn:aws:sts::123456789012:assumed-role/deployer/ci-run-7", KindAssumedRole},
+			{alice, "arn:aws:iam::123456789012:user/ci/alice", PrincipalUser},
+			{bob, "arn:aws:iam::123456789012:user/bob", PrincipalUser},
+			{deployer, "arn:aws:sts::123456789012:assumed-role/deployer/ci-run-7", PrincipalAssumedRole},
 		}
 		for i, c := range cases {
 			p, err := v.Verify(context.Background(), roundTrip(t, signWith(t, s, c.creds, testAudience, digest, time.Now())), exp)

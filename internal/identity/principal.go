@@ -14,8 +14,8 @@ type PrincipalKind string
 // The principal kinds this package recognises. Anything else (root, a
 // federated user) is refused by Verify: the catalogue cannot name it.
 const (
-	KindUser        PrincipalKind = "user"
-	KindAssumedRole PrincipalKind = "assumed-role"
+	PrincipalUser        PrincipalKind = "user"
+	PrincipalAssumedRole PrincipalKind = "assumed-role"
 )
 
 // Principal is the identity STS vouched for.
@@ -35,7 +35,7 @@ type Principal struct {
 	RoleARN     string
 	RoleName    string
 	SessionName string // chosen by the caller unless the trust policy pins it
-	// UserARN is the IAM user's ARN (with its path) for KindUser.
+	// UserARN is the IAM user's ARN (with its path) for PrincipalUser.
 	UserARN  string
 	UserName string
 }
@@ -74,14 +74,14 @@ func parsePrincipal(arn, account, userID string) (Principal, error) {
 		if len(rs) != 2 || !nameRE.MatchString(rs[0]) || !sessionRE.MatchString(rs[1]) {
 			return p, fmt.Errorf("assumed-role ARN %q", clip(arn))
 		}
-		p.Kind, p.RoleName, p.SessionName = KindAssumedRole, rs[0], rs[1]
+		p.Kind, p.RoleName, p.SessionName = PrincipalAssumedRole, rs[0], rs[1]
 		p.RoleARN = "arn:" + p.Partition + ":iam::" + account + ":role/" + rs[0]
 	case parts[2] == "iam" && strings.HasPrefix(res, "user/"):
 		dir, name := splitPathName(strings.TrimPrefix(res, "user"))
 		if !iamPathRE.MatchString(dir) || !nameRE.MatchString(name) {
 			return p, fmt.Errorf("user ARN %q", clip(arn))
 		}
-		p.Kind, p.UserARN, p.UserName = KindUser, arn, name
+		p.Kind, p.UserARN, p.UserName = PrincipalUser, arn, name
 	default:
 		return p, fmt.Errorf("principal %q is neither an IAM user nor an assumed role", clip(arn))
 	}
@@ -119,8 +119,8 @@ func MatchPrincipal(p Principal, pattern string) (bool, error) {
 		return false, nil
 	}
 	switch pat.kind {
-	case KindAssumedRole:
-		if p.Kind != KindAssumedRole || p.RoleName != pat.name {
+	case PrincipalAssumedRole:
+		if p.Kind != PrincipalAssumedRole || p.RoleName != pat.name {
 			return false, nil
 		}
 		if pat.sessionGlob == "" {
@@ -128,8 +128,8 @@ func MatchPrincipal(p Principal, pattern string) (bool, error) {
 		}
 		ok, _ := path.Match(pat.sessionGlob, p.SessionName) // glob validated in parsePattern
 		return ok, nil
-	case KindUser:
-		return p.Kind == KindUser && p.UserARN == pattern, nil
+	case PrincipalUser:
+		return p.Kind == PrincipalUser && p.UserARN == pattern, nil
 	}
 	return false, nil
 }
@@ -169,7 +169,7 @@ func parsePattern(s string) (pattern, error) {
 		if !iamPathRE.MatchString(dir) || strings.ContainsAny(dir, "*?[") || !nameRE.MatchString(name) {
 			return bad("role path or name")
 		}
-		pat.kind, pat.name = KindAssumedRole, name
+		pat.kind, pat.name = PrincipalAssumedRole, name
 	case parts[2] == "sts" && strings.HasPrefix(res, "assumed-role/"):
 		rs := strings.Split(strings.TrimPrefix(res, "assumed-role/"), "/")
 		if len(rs) != 2 || !nameRE.MatchString(rs[0]) {
@@ -181,13 +181,13 @@ func parsePattern(s string) (pattern, error) {
 		if _, err := path.Match(rs[1], ""); err != nil {
 			return bad("session glob: " + err.Error())
 		}
-		pat.kind, pat.name, pat.sessionGlob = KindAssumedRole, rs[0], rs[1]
+		pat.kind, pat.name, pat.sessionGlob = PrincipalAssumedRole, rs[0], rs[1]
 	case parts[2] == "iam" && strings.HasPrefix(res, "user/"):
 		dir, name := splitPathName(strings.TrimPrefix(res, "user"))
 		if !iamPathRE.MatchString(dir) || strings.ContainsAny(dir, "*?[") || !nameRE.MatchString(name) {
 			return bad("user path or name")
 		}
-		pat.kind, pat.name = KindUser, name
+		pat.kind, pat.name = PrincipalUser, name
 	default:
 		return bad("want an IAM role, an assumed-role session pattern or an IAM user")
 	}

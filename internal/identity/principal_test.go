@@ -16,11 +16,11 @@ func mustPrincipal(t *testing.T, arn string) Principal {
 
 func TestParsePrincipal(t *testing.T) {
 	p := mustPrincipal(t, "arn:aws:sts::123456789012:assumed-role/deployer/ci-run-7")
-	if p.Kind != KindAssumedRole || p.RoleARN != "arn:aws:iam::123456789012:role/deployer" || p.RoleName != "deployer" || p.SessionName != "ci-run-7" || p.Partition != "aws" {
+	if p.Kind != PrincipalAssumedRole || p.RoleARN != "arn:aws:iam::123456789012:role/deployer" || p.RoleName != "deployer" || p.SessionName != "ci-run-7" || p.Partition != "aws" {
 		t.Fatalf("%+v", p)
 	}
 	u := mustPrincipal(t, "arn:aws:iam::123456789012:user/ci/alice")
-	if u.Kind != KindUser || u.UserARN != u.ARN || u.UserName != "alice" {
+	if u.Kind != PrincipalUser || u.UserARN != u.ARN || u.UserName != "alice" {
 		t.Fatalf("%+v", u)
 	}
 	cn, err := parsePrincipal("arn:aws-cn:sts::123456789012:assumed-role/r/s1", testAccount, "x")

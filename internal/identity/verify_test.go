@@ -34,7 +34,7 @@ func TestSignAndVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.ARN != "arn:aws:iam::123456789012:user/ci/alice" || got.Kind != KindUser || got.UserName != "alice" || got.Account != testAccount {
+	if got.ARN != "arn:aws:iam::123456789012:user/ci/alice" || got.Kind != PrincipalUser || got.UserName != "alice" || got.Account != testAccount {
 		t.Fatalf("principal %+v", got)
 	}
 	if f.hits.Load() != 1 || f.last.Method != "POST" || f.last.URL.Path != "/" || f.last.URL.RawQuery != "" {
