@@ -50,7 +50,8 @@ type VerifierConfig struct {
 	Now func() time.Time
 }
 
-// Verifier checks proofs and asks STS who signed them.
+// Verifier checks proofs and asks STS who signed them. It is safe for
+// concurrent use.
 type Verifier struct {
 	partition string
 	region    string
