@@ -31,6 +31,10 @@ type JobCatalogueProps struct {
 	RunQueueArn *string
 	// LogRetention applies to the run log group.
 	LogRetention awslogs.RetentionDays
+	// LedgerArn is the run ledger table, denied to every job.
+	LedgerArn *string
+	// SqsAbacUnavailable is true in the regions without SQS ABAC.
+	SqsAbacUnavailable awscdk.CfnCondition
 }
 
 // JobCatalogue is one Job per catalogue entry, the execution role they share
@@ -120,7 +124,12 @@ func NewJobCatalogue(scope constructs.Construct, id string, props *JobCatalogueP
 		inline["job-images-and-secrets"] = awsiam.NewPolicyDocument(&awsiam.PolicyDocumentProps{Statements: &statements})
 	}
 	exec := awsiam.NewRole(this, jsii.String("ExecutionRole"), &awsiam.RoleProps{
-		AssumedBy:      ecsTasksPrincipal(),
+		// No aws:SourceArn/aws:SourceAccount here: the "Amazon ECS task
+		// execution IAM role" page documents this role's trust policy with
+		// the service principal alone, and documents no confused-deputy
+		// condition for the pulls and secret reads Fargate makes with it
+		// (unlike the "Amazon ECS task IAM role" page for task roles).
+		AssumedBy:      awsiam.NewServicePrincipal(jsii.String("ecs-tasks.amazonaws.com"), nil),
 		Description:    jsii.String("deploy-broker task execution: pulls job images, reads job secrets, writes run logs"),
 		InlinePolicies: &inline,
 	})
@@ -139,7 +148,12 @@ func NewJobCatalogue(scope constructs.Construct, id string, props *JobCatalogueP
 			ExecutionRole: exec,
 			LogGroup:      logGroup,
 			RunQueueArn:   props.RunQueueArn,
-			StopTimeout:   awscdk.Duration_Seconds(jsii.Number(stop.Seconds())),
+			LedgerArn:     props.LedgerArn,
+			// "<broker>-*": every family of this broker (and of brokers whose
+			// name starts with "<broker>-", which is stricter, not looser).
+			BrokerFamilies:     arn("ecs", "task-definition/"+cfg.Broker.Name+"-*"),
+			SqsAbacUnavailable: props.SqsAbacUnavailable,
+			StopTimeout:        awscdk.Duration_Seconds(jsii.Number(stop.Seconds())),
 		}))
 	}
 	return c, nil

@@ -28,6 +28,8 @@ var allowedWildcardActions = []wildcardAction{
 		}},
 	{"sqs:*", "a Deny: the dead-letter queue refuses every request not made over TLS",
 		func(s statement) bool { return s.Effect == "Deny" && isTLSDeny(s) }},
+	{"dynamodb:*", "a Deny on every job role: no job touches the run ledger in any way",
+		func(s statement) bool { return s.Effect == "Deny" && s.Sid == "NeverTouchTheRunLedger" }},
 }
 
 func isTLSDeny(s statement) bool {
@@ -73,9 +75,6 @@ var allowedWildcardResources = []wildcardResource{
 	}},
 	{"task ids are made by ECS: any task of the broker cluster, with the cluster condition (or at RunTask only, for tagging)", func(s statement, r string) bool {
 		return strings.HasSuffix(r, ":task/"+clusterOf(r)+"/*") && (clusterConditioned(s) || s.Condition["StringEquals"] != nil && actionsAre(s, "ecs:TagResource"))
-	}},
-	{"RunTask by family runs its latest revision: any revision of a catalogue family, on the broker cluster", func(s statement, r string) bool {
-		return strings.Contains(r, ":task-definition/") && strings.HasSuffix(r, ":*") && actionsAre(s, "ecs:RunTask")
 	}},
 }
 
