@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
@@ -35,7 +36,22 @@ type JobCatalogueProps struct {
 	LedgerArn *string
 	// SqsAbacUnavailable is true in the regions without SQS ABAC.
 	SqsAbacUnavailable awscdk.CfnCondition
+	// RunLogKey encrypts the run log group, which holds every run's
+	// unredacted output: "" for CloudWatch Logs' own encryption,
+	// RunLogKeyCreate for a customer-managed key of the stack, or the ARN
+	// of an existing KMS key (whose policy must let CloudWatch Logs use it
+	// for RunLogGroupName).
+	RunLogKey string
 }
+
+// RunLogKeyCreate asks for a customer-managed key of the stack for the run
+// log group.
+const RunLogKeyCreate = "create"
+
+// RunLogGroupName is the run log group's name when it has a customer-managed
+// key: the key policy's encryption-context condition names the group, so
+// the name must be known before the group exists.
+func RunLogGroupName(broker string) string { return "/deploy-broker/" + broker + "/runs" }
 
 // JobCatalogue is one Job per catalogue entry, the execution role they share
 // and the log group every runner writes to.
@@ -133,10 +149,15 @@ func NewJobCatalogue(scope constructs.Construct, id string, props *JobCatalogueP
 		Description:    jsii.String("deploy-broker task execution: pulls job images, reads job secrets, writes run logs"),
 		InlinePolicies: &inline,
 	})
-	logGroup := awslogs.NewLogGroup(this, jsii.String("RunLogs"), &awslogs.LogGroupProps{
+	logProps := &awslogs.LogGroupProps{
 		Retention:     props.LogRetention,
 		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
-	})
+	}
+	if props.RunLogKey != "" {
+		logProps.LogGroupName = jsii.String(RunLogGroupName(cfg.Broker.Name))
+		logProps.EncryptionKey = runLogKey(this, cfg.Broker.Name, props.RunLogKey)
+	}
+	logGroup := awslogs.NewLogGroup(this, jsii.String("RunLogs"), logProps)
 
 	c := &jobCatalogue{Construct: this, exec: exec, logGroup: logGroup}
 	for _, name := range cfg.JobNames() {
@@ -157,6 +178,38 @@ func NewJobCatalogue(scope constructs.Construct, id string, props *JobCatalogueP
 		}))
 	}
 	return c, nil
+}
+
+// runLogKey is the run log group's key: an existing one by ARN, or a new
+// one (rotation on, kept on delete) whose policy is the account's
+// administrative statement plus CloudWatch Logs of this region, for this log
+// group only. The CloudWatch Logs User Guide ("Encrypt log data in
+// CloudWatch Logs using AWS Key Management Service") documents that
+// statement: principal logs.<region>.amazonaws.com, kms:Encrypt*,
+// kms:Decrypt*, kms:ReEncrypt*, kms:GenerateDataKey*, kms:Describe*, with
+// kms:EncryptionContext:aws:logs:arn equal to the log group's ARN.
+func runLogKey(scope constructs.Construct, broker, spec string) awskms.IKey {
+	if spec != RunLogKeyCreate {
+		return awskms.Key_FromKeyArn(scope, jsii.String("RunLogKey"), jsii.String(spec))
+	}
+	key := awskms.NewKey(scope, jsii.String("RunLogKey"), &awskms.KeyProps{
+		Alias:             jsii.String(broker + "-run-logs"),
+		Description:       jsii.String("Encrypts the deploy-broker run log group (every run's unredacted output)"),
+		EnableKeyRotation: jsii.Bool(true),
+		PendingWindow:     awscdk.Duration_Days(jsii.Number(30)),
+		RemovalPolicy:     awscdk.RemovalPolicy_RETAIN,
+	})
+	key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("CloudWatchLogsUsesKeyForRunLogGroupOnly"),
+		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("logs."+*awscdk.Aws_REGION()+".amazonaws.com"), nil)},
+		Actions:    jsii.Strings("kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"),
+		// In a key policy "*" is this key.
+		Resources: jsii.Strings("*"),
+		Conditions: &map[string]interface{}{
+			"ArnEquals": map[string]interface{}{"kms:EncryptionContext:aws:logs:arn": arn("logs", "log-group:"+RunLogGroupName(broker))},
+		},
+	}), jsii.Bool(false))
+	return key
 }
 
 func (c *jobCatalogue) Jobs() []Job                 { return c.jobs }
