@@ -18,14 +18,6 @@ import (
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
-// Task tags the dispatcher puts on every run task.
-const (
-	TagRunID     = "deploy-broker:run-id"
-	TagJob       = "deploy-broker:job"
-	TagRequester = "deploy-broker:requester"
-	TagCreatedAt = "deploy-broker:created-at"
-)
-
 // taskInput renders the RunTask call for a checked request. The command is
 // the catalogue's argv with parameters substituted inside its elements: no
 // shell ever sees request data.
@@ -64,9 +56,9 @@ func (d *Dispatcher) taskInput(req *protocol.Request, job config.Job, argv []str
 			Name: aws.String(config.ContainerName), Command: argv, Environment: env,
 		}}},
 		Tags: []ecstypes.Tag{
-			{Key: aws.String(TagRunID), Value: aws.String(req.RunID)},
-			{Key: aws.String(TagJob), Value: aws.String(req.Job)},
-			{Key: aws.String(TagRequester), Value: aws.String(tagValue(req.Requester.String()))},
+			{Key: aws.String(protocol.TagRunID), Value: aws.String(req.RunID)},
+			{Key: aws.String(protocol.TagJob), Value: aws.String(req.Job)},
+			{Key: aws.String(protocol.TagRequester), Value: aws.String(tagValue(req.Requester.String()))},
 		},
 	}
 }
@@ -255,7 +247,7 @@ func (d *Dispatcher) stopTask(ctx context.Context, runID, taskARN, reason string
 	if _, err := d.ecs.StopTask(ctx, &ecs.StopTaskInput{Cluster: aws.String(d.set.Cluster), Task: aws.String(taskARN), Reason: aws.String(reason)}); err != nil {
 		return fmt.Errorf("stopping task %s of run %s: %w", taskARN, runID, err)
 	}
-	if _, err := d.ledger.update(ctx, runID, map[string]string{attrCancelledAt: stamp(d.now())}); err != nil {
+	if _, err := d.ledger.update(ctx, runID, map[string]string{protocol.LedgerCancelledAt: stamp(d.now())}); err != nil {
 		return err
 	}
 	return nil

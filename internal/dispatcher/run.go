@@ -137,7 +137,7 @@ func (d *Dispatcher) handleRun(ctx context.Context, req *protocol.Request, body 
 func (d *Dispatcher) releaseClaim(ctx context.Context, runID string, lease time.Time) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
-	_, err := d.ledger.update(ctx, runID, map[string]string{attrLeaseUntil: stamp(d.now())}, cond{attrLeaseUntil, stamp(lease)})
+	_, err := d.ledger.update(ctx, runID, map[string]string{protocol.LedgerLeaseUntil: stamp(d.now())}, cond{protocol.LedgerLeaseUntil, stamp(lease)})
 	if err != nil && !errors.Is(err, errConditionFailed) {
 		d.log.Warn("could not release the launch claim", "run_id", runID, "error", err.Error())
 	}
@@ -286,11 +286,11 @@ func (d *Dispatcher) finishLaunch(ctx context.Context, req *protocol.Request, pr
 // lease, only while this invocation holds the claim. If the ledger learned
 // of a task meanwhile, the run is accepted instead.
 func (d *Dispatcher) rejectLaunch(ctx context.Context, runID, job, queueURL string, rej rejection, lease time.Time, a audit) error {
-	conds := []cond{{attrStatus, StatusLaunching}, {attrTaskARN, ""}}
+	conds := []cond{{protocol.LedgerStatus, StatusLaunching}, {protocol.LedgerTaskARN, ""}}
 	if !lease.IsZero() {
-		conds = append(conds, cond{attrLeaseUntil, stamp(lease)})
+		conds = append(conds, cond{protocol.LedgerLeaseUntil, stamp(lease)})
 	}
-	_, err := d.ledger.update(ctx, runID, map[string]string{attrStatus: StatusRejected, attrRejectCode: rej.code, attrReason: rej.reason}, conds...)
+	_, err := d.ledger.update(ctx, runID, map[string]string{protocol.LedgerStatus: StatusRejected, protocol.LedgerRejectCode: rej.code, protocol.LedgerReason: rej.reason}, conds...)
 	if errors.Is(err, errConditionFailed) {
 		it, ok, gerr := d.ledger.get(ctx, runID)
 		switch {
@@ -331,7 +331,7 @@ func (d *Dispatcher) rejectTo(ctx context.Context, runID, queueURL string, rej r
 		return err
 	}
 	now := stamp(d.now())
-	if _, err := d.ledger.update(ctx, runID, map[string]string{attrQueueURL: queueURL, attrEndedAt: now, attrNotifiedAt: now}); err != nil {
+	if _, err := d.ledger.update(ctx, runID, map[string]string{protocol.LedgerQueueURL: queueURL, protocol.LedgerEndedAt: now, protocol.LedgerNotifiedAt: now}); err != nil {
 		return err
 	}
 	a.Decision, a.Reason = DecisionRejected, rej.reason
@@ -367,11 +367,11 @@ func (d *Dispatcher) launch(ctx context.Context, req *protocol.Request, job conf
 // accept records the task in the ledger, then writes accepted. The ledger
 // comes first so that a retry after a crash knows the task exists.
 func (d *Dispatcher) accept(ctx context.Context, runID, job, taskARN, queueURL string, a audit) error {
-	it, err := d.ledger.update(ctx, runID, map[string]string{attrStatus: StatusAccepted, attrTaskARN: taskARN, attrQueueURL: queueURL},
-		cond{attrStatus, StatusLaunching})
+	it, err := d.ledger.update(ctx, runID, map[string]string{protocol.LedgerStatus: StatusAccepted, protocol.LedgerTaskARN: taskARN, protocol.LedgerQueueURL: queueURL},
+		cond{protocol.LedgerStatus, StatusLaunching})
 	if errors.Is(err, errConditionFailed) {
 		// An ECS event already recorded the task's end: keep that status.
-		it, err = d.ledger.update(ctx, runID, map[string]string{attrTaskARN: taskARN, attrQueueURL: queueURL})
+		it, err = d.ledger.update(ctx, runID, map[string]string{protocol.LedgerTaskARN: taskARN, protocol.LedgerQueueURL: queueURL})
 	}
 	if err != nil {
 		return err
@@ -382,7 +382,7 @@ func (d *Dispatcher) accept(ctx context.Context, runID, job, taskARN, queueURL s
 	if err := d.send(ctx, queueURL, runID, rec); err != nil {
 		return err
 	}
-	if _, err := d.ledger.update(ctx, runID, map[string]string{attrNotifiedAt: stamp(d.now())}); err != nil {
+	if _, err := d.ledger.update(ctx, runID, map[string]string{protocol.LedgerNotifiedAt: stamp(d.now())}); err != nil {
 		return err
 	}
 	a.Decision, a.TaskARN = DecisionAccepted, taskARN
