@@ -65,13 +65,20 @@ func (j Job) Render(params map[string]string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	return j.Argv(vals), nil
+}
+
+// Argv returns the job's argv with each "{{name}}" replaced by its value
+// from vals inside the same argv element. vals must come from Resolve: Argv
+// checks nothing. Render is Resolve and then Argv.
+func (j Job) Argv(vals map[string]string) []string {
 	argv := make([]string, len(j.Command))
 	for i, arg := range j.Command {
 		argv[i] = placeholderRE.ReplaceAllStringFunc(arg, func(m string) string {
 			return vals[placeholderRE.FindStringSubmatch(m)[1]]
 		})
 	}
-	return argv, nil
+	return argv
 }
 
 // leadingDash reports the parameter whose value, from vals, would make argv
