@@ -11,6 +11,15 @@ import (
 )
 
 // ParamType is a parameter's type.
+//
+// Adding a parameter type touches this file only, in code: the Type…
+// constant, its case in compile (what the declaration needs, and the "use
+// string, int, bool or enum" messages) and in Check (what a value must be),
+// and any new declaration field on Param; Job.validate (job.go) only if its
+// values are fixed in the catalogue, as enum's are. Then config_test.go and
+// fuzz_test.go, and the catalogue reference in README.md (jobs.<name>.params)
+// and docs/DISPATCHER.md (Validation of a run request). The dispatcher and
+// the trigger handle parameter values as checked strings and need nothing.
 type ParamType string
 
 // Parameter types.
