@@ -50,6 +50,11 @@ func requestHash(body []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// handleRun is the request path of a run, in the order of the files that
+// hold it: the request checks (check.go), the claim of the run id in the
+// ledger and a redelivery's path (claim.go), then the rejection or the
+// launch (launch.go, with the ECS calls in task.go), all within the
+// invocation's time (deadline.go).
 func (d *Dispatcher) handleRun(ctx context.Context, req *protocol.Request, body []byte) error {
 	now := d.now()
 	cj, rej := d.check(req, now)
