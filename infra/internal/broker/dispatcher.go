@@ -15,7 +15,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
-	dispatchenv "github.com/deploy-broker/deploy-broker/internal/dispatcher"
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
 // DispatcherReservedConcurrency caps the dispatcher. Each invocation is a
@@ -191,14 +191,14 @@ func NewDispatcher(scope constructs.Construct, id string, props *DispatcherProps
 		RetryAttempts:                jsii.Number(DispatcherRetryAttempts),
 		DeadLetterQueue:              dlq,
 		Environment: &map[string]*string{
-			dispatchenv.EnvConfig:          jsii.String("/var/task/" + BundledConfigName),
-			dispatchenv.EnvCluster:         props.ClusterArn,
-			dispatchenv.EnvLedgerTable:     props.Ledger.TableName(),
-			dispatchenv.EnvSubnets:         joinList(net.SubnetIDs()),
-			dispatchenv.EnvSecurityGroups:  joinList(net.SecurityGroupIDs()),
-			dispatchenv.EnvAssignPublicIP:  jsii.String(strconv.FormatBool(net.AssignPublicIP())),
-			dispatchenv.EnvExtraPrincipals: joinList(props.ExtraPrincipals),
-			dispatchenv.EnvAccountID:       awscdk.Aws_ACCOUNT_ID(),
+			protocol.EnvConfig:          jsii.String("/var/task/" + BundledConfigName),
+			protocol.EnvCluster:         props.ClusterArn,
+			protocol.EnvLedgerTable:     props.Ledger.TableName(),
+			protocol.EnvSubnets:         joinList(net.SubnetIDs()),
+			protocol.EnvSecurityGroups:  joinList(net.SecurityGroupIDs()),
+			protocol.EnvAssignPublicIP:  jsii.String(strconv.FormatBool(net.AssignPublicIP())),
+			protocol.EnvExtraPrincipals: joinList(props.ExtraPrincipals),
+			protocol.EnvAccountID:       awscdk.Aws_ACCOUNT_ID(),
 		},
 	})
 	props.Topic.AddSubscription(awssnssubscriptions.NewLambdaSubscription(fn, &awssnssubscriptions.LambdaSubscriptionProps{

@@ -10,7 +10,7 @@ import (
 	"github.com/deploy-broker/deploy-broker/infra/internal/naming"
 	"github.com/deploy-broker/deploy-broker/internal/config"
 
-	dispatchenv "github.com/deploy-broker/deploy-broker/internal/dispatcher"
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
 // The trust table of DESIGN.md §2, row by row, statement by statement.
@@ -108,7 +108,7 @@ func TestRunQueuePoliciesAreTheDispatchersOnRunQueuesOnly(t *testing.T) {
 	}
 	// AND the dispatcher knows the extra reader
 	has(t, f.template, "AWS::Lambda::Function", like(obj{"Environment": obj{"Variables": like(obj{
-		dispatchenv.EnvExtraPrincipals: obj{"Fn::GetAtt": arr{role, "Arn"}},
+		protocol.EnvExtraPrincipals: obj{"Fn::GetAtt": arr{role, "Arn"}},
 	})}}))
 }
 
@@ -279,7 +279,7 @@ func TestOnlyTheOwnJobSendsToARunQueue(t *testing.T) {
 				t.Errorf("%s may send to run queues: only the dispatcher and job roles may", s.LogicalID)
 				continue
 			}
-			want := render(map[string]interface{}{"StringEqualsIfExists": map[string]interface{}{"aws:ResourceTag/" + dispatchenv.TagJob: job}})
+			want := render(map[string]interface{}{"StringEqualsIfExists": map[string]interface{}{"aws:ResourceTag/" + protocol.TagJob: job}})
 			if got := render(s.Condition); got != want {
 				t.Errorf("job %s sends to run queues if %s, want if %s", job, got, want)
 			}
