@@ -28,7 +28,7 @@ build:
 
 bench: build
 	@scripts/check-deps.sh demo
-	$(GO) run ./cmd/bench
+	$(GO) run ./bench
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
 
 # Longer fuzzing: make fuzz FUZZTIME=5m

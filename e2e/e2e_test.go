@@ -14,9 +14,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
-	"github.com/deploy-broker/deploy-broker/internal/e2etest"
 	"github.com/deploy-broker/deploy-broker/internal/exitcode"
 	"github.com/deploy-broker/deploy-broker/internal/localbroker"
+	"github.com/deploy-broker/deploy-broker/internal/testkit/e2etest"
 )
 
 var bins e2etest.Bins

@@ -13,11 +13,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 
-	"github.com/deploy-broker/deploy-broker/internal/e2etest"
 	"github.com/deploy-broker/deploy-broker/internal/exitcode"
-	"github.com/deploy-broker/deploy-broker/internal/faultproxy"
 	"github.com/deploy-broker/deploy-broker/internal/localbroker"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
+	"github.com/deploy-broker/deploy-broker/internal/testkit/e2etest"
+	"github.com/deploy-broker/deploy-broker/internal/testkit/faultproxy"
 )
 
 // lineStats compares the lines a run printed with those the job wrote.

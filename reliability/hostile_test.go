@@ -21,9 +21,9 @@ import (
 	"github.com/deploy-broker/deploy-broker/internal/config"
 	"github.com/deploy-broker/deploy-broker/internal/dispatcher"
 	"github.com/deploy-broker/deploy-broker/internal/localbroker"
-	"github.com/deploy-broker/deploy-broker/internal/moto/mototest"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
-	"github.com/deploy-broker/deploy-broker/internal/testutil"
+	"github.com/deploy-broker/deploy-broker/internal/testkit/mototest"
+	"github.com/deploy-broker/deploy-broker/internal/testkit/testutil"
 )
 
 // hostile is one request a hostile or broken client might send.

@@ -12,9 +12,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 
-	"github.com/deploy-broker/deploy-broker/internal/faultproxy"
-	"github.com/deploy-broker/deploy-broker/internal/moto/mototest"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
+	"github.com/deploy-broker/deploy-broker/internal/testkit/faultproxy"
+	"github.com/deploy-broker/deploy-broker/internal/testkit/mototest"
 )
 
 // TestLostAnswersToTheDispatcher: the dispatcher's calls succeed but their

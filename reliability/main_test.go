@@ -9,7 +9,7 @@ package reliability
 import (
 	"testing"
 
-	"github.com/deploy-broker/deploy-broker/internal/e2etest"
+	"github.com/deploy-broker/deploy-broker/internal/testkit/e2etest"
 )
 
 var bins e2etest.Bins

@@ -15,21 +15,24 @@ import (
 
 func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
-	ctx := context.Background()
-	set, err := dispatcher.SettingsFromEnv(os.Getenv)
-	if err != nil {
-		log.Error("dispatcher cannot start", "error", err.Error())
-		os.Exit(1)
-	}
-	awsCfg, err := awsclient.Load(ctx, awsclient.Options{})
-	if err != nil {
-		log.Error("dispatcher cannot start", "error", err.Error())
-		os.Exit(1)
-	}
-	d, err := dispatcher.Build(ctx, awsCfg, set, log)
+	d, err := build(context.Background(), log)
 	if err != nil {
 		log.Error("dispatcher cannot start", "error", err.Error())
 		os.Exit(1)
 	}
 	lambda.Start(d.Handle)
+}
+
+// build reads the settings the stack put in the environment, loads the AWS
+// configuration and builds the dispatcher.
+func build(ctx context.Context, log *slog.Logger) (*dispatcher.Dispatcher, error) {
+	set, err := dispatcher.SettingsFromEnv(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	awsCfg, err := awsclient.Load(ctx, awsclient.Options{})
+	if err != nil {
+		return nil, err
+	}
+	return dispatcher.Build(ctx, awsCfg, set, log)
 }

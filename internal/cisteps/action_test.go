@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deploy-broker/deploy-broker/internal/testutil"
+	"github.com/deploy-broker/deploy-broker/internal/testkit/testutil"
 	"gopkg.in/yaml.v3"
 )
 

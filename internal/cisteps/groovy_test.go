@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
-	"github.com/deploy-broker/deploy-broker/internal/testutil"
+	"github.com/deploy-broker/deploy-broker/internal/testkit/testutil"
 )
 
 // groovyCase is one call of the Jenkins step in the harness

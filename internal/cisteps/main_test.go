@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/deploy-broker/deploy-broker/internal/localbroker"
-	"github.com/deploy-broker/deploy-broker/internal/testutil"
+	"github.com/deploy-broker/deploy-broker/internal/testkit/testutil"
 )
 
 // repoRoot is the repository root, relative to this package.

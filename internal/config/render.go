@@ -2,69 +2,9 @@ package config
 
 import (
 	"fmt"
-	"regexp"
 	"sort"
-	"strconv"
 	"strings"
-	"unicode/utf8"
-
-	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
-
-// ParamError says a request's parameters do not fit the job's declaration.
-type ParamError struct{ Msg string }
-
-func (e *ParamError) Error() string { return e.Msg }
-
-// Check validates one value against the declaration.
-func (p *Param) Check(v string) error {
-	if !utf8.ValidString(v) {
-		return fmt.Errorf("is not valid UTF-8")
-	}
-	if r, ok := protocol.FindControl(v); ok {
-		return fmt.Errorf("contains a control character (%s); values are printable text", protocol.DescribeControl(r))
-	}
-	switch p.Type {
-	case TypeString:
-		if len(v) < p.MinLength || (p.MaxLength > 0 && len(v) > p.MaxLength) {
-			return fmt.Errorf("must be %d to %d bytes long, not %d", p.MinLength, p.MaxLength, len(v))
-		}
-		re := p.re
-		if re == nil && p.Pattern != "" {
-			// A declaration that did not come through Parse: never skip the pattern.
-			var err error
-			if re, err = regexp.Compile(`^(?:` + p.Pattern + `)$`); err != nil {
-				return fmt.Errorf("cannot be checked: the pattern does not compile")
-			}
-		}
-		if re != nil && !re.MatchString(v) {
-			return fmt.Errorf("does not match the pattern %s", p.Pattern)
-		}
-		if len(p.Values) > 0 && !contains(p.Values, v) {
-			return fmt.Errorf("must be one of %s", strings.Join(p.Values, ", "))
-		}
-	case TypeEnum:
-		if !contains(p.Values, v) {
-			return fmt.Errorf("must be one of %s", strings.Join(p.Values, ", "))
-		}
-	case TypeInt:
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || strconv.FormatInt(n, 10) != v {
-			return fmt.Errorf("must be a whole number written in decimal")
-		}
-		if p.Min != nil && n < *p.Min {
-			return fmt.Errorf("must be at least %d", *p.Min)
-		}
-		if p.Max != nil && n > *p.Max {
-			return fmt.Errorf("must be at most %d", *p.Max)
-		}
-	case TypeBool:
-		if v != "true" && v != "false" {
-			return fmt.Errorf("must be true or false")
-		}
-	}
-	return nil
-}
 
 // Resolve validates request parameters against the declaration and returns
 // the full set, defaults filled in. A value that would begin an argv element
@@ -125,13 +65,20 @@ func (j Job) Render(params map[string]string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	return j.Argv(vals), nil
+}
+
+// Argv returns the job's argv with each "{{name}}" replaced by its value
+// from vals inside the same argv element. vals must come from Resolve: Argv
+// checks nothing. Render is Resolve and then Argv.
+func (j Job) Argv(vals map[string]string) []string {
 	argv := make([]string, len(j.Command))
 	for i, arg := range j.Command {
 		argv[i] = placeholderRE.ReplaceAllStringFunc(arg, func(m string) string {
 			return vals[placeholderRE.FindStringSubmatch(m)[1]]
 		})
 	}
-	return argv, nil
+	return argv
 }
 
 // leadingDash reports the parameter whose value, from vals, would make argv

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/deploy-broker/deploy-broker/internal/dispatcher"
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
 func TestBuildFailsOnABadCatalogueWithEveryProblem(t *testing.T) {
@@ -72,21 +73,21 @@ func TestBuildLoadsTheCatalogueOnce(t *testing.T) {
 
 func TestSettingsFromEnv(t *testing.T) {
 	env := map[string]string{
-		dispatcher.EnvConfig:          "/var/task/broker.yaml",
-		dispatcher.EnvCluster:         "arn:aws:ecs:eu-west-1:123456789012:cluster/prod",
-		dispatcher.EnvLedgerTable:     "prod-runs",
-		dispatcher.EnvSubnets:         " subnet-a, subnet-b ,,",
-		dispatcher.EnvSecurityGroups:  "sg-1",
-		dispatcher.EnvAssignPublicIP:  "true",
-		dispatcher.EnvExtraPrincipals: "arn:aws:iam::111111111111:role/reader",
-		dispatcher.EnvAccountID:       "123456789012",
-		"AWS_REGION":                  "eu-west-1",
+		protocol.EnvConfig:          "/var/task/broker.yaml",
+		protocol.EnvCluster:         "arn:aws:ecs:eu-west-1:123456789012:cluster/prod",
+		protocol.EnvLedgerTable:     "prod-runs",
+		protocol.EnvSubnets:         " subnet-a, subnet-b ,,",
+		protocol.EnvSecurityGroups:  "sg-1",
+		protocol.EnvAssignPublicIP:  "true",
+		protocol.EnvExtraPrincipals: "arn:aws:iam::111111111111:role/reader",
+		protocol.EnvAccountID:       "123456789012",
+		"AWS_REGION":                "eu-west-1",
 	}
 	s, err := dispatcher.SettingsFromEnv(func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := dispatcher.Settings{ConfigPath: "/var/task/broker.yaml", Cluster: env[dispatcher.EnvCluster], LedgerTable: "prod-runs",
+	want := dispatcher.Settings{ConfigPath: "/var/task/broker.yaml", Cluster: env[protocol.EnvCluster], LedgerTable: "prod-runs",
 		Subnets: []string{"subnet-a", "subnet-b"}, SecurityGroups: []string{"sg-1"}, AssignPublicIP: true,
 		ExtraPrincipals: []string{"arn:aws:iam::111111111111:role/reader"}, AccountID: "123456789012", Region: "eu-west-1"}
 	if s.ConfigPath != want.ConfigPath || s.Cluster != want.Cluster || s.LedgerTable != want.LedgerTable ||
@@ -95,7 +96,7 @@ func TestSettingsFromEnv(t *testing.T) {
 		t.Errorf("settings = %+v\nwant %+v", s, want)
 	}
 
-	env[dispatcher.EnvAssignPublicIP] = "yes"
+	env[protocol.EnvAssignPublicIP] = "yes"
 	if s, _ := dispatcher.SettingsFromEnv(func(k string) string { return env[k] }); s.AssignPublicIP {
 		t.Error(`only "true" assigns a public IP`)
 	}
@@ -104,7 +105,7 @@ func TestSettingsFromEnv(t *testing.T) {
 	if err == nil || err.Error() != "dispatcher environment is incomplete: DEPLOY_BROKER_CONFIG, DEPLOY_BROKER_CLUSTER, DEPLOY_BROKER_LEDGER_TABLE not set (the CDK stack sets them)" {
 		t.Errorf("empty environment: %v", err)
 	}
-	delete(env, dispatcher.EnvSecurityGroups)
+	delete(env, protocol.EnvSecurityGroups)
 	if _, err := dispatcher.SettingsFromEnv(func(k string) string { return env[k] }); err == nil {
 		t.Error("subnets without security groups were accepted")
 	}

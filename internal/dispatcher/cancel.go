@@ -33,7 +33,7 @@ func (d *Dispatcher) handleCancel(ctx context.Context, req *protocol.Request) er
 		if item.Status == StatusLaunching {
 			// The task is being started: the launch stops it as soon as it
 			// has its ARN (see accept).
-			if _, err := d.ledger.update(ctx, req.RunID, map[string]string{attrCancelAsked: stamp(d.now())}); err != nil {
+			if _, err := d.ledger.update(ctx, req.RunID, map[string]string{protocol.LedgerCancelAsked: stamp(d.now())}); err != nil {
 				return d.failed(ctx, a, err)
 			}
 			a.Decision, a.Reason = DecisionCancelled, "cancel noted; the task is stopped as soon as it is started"
@@ -109,7 +109,7 @@ func (d *Dispatcher) handleRelease(ctx context.Context, req *protocol.Request) e
 	if err := d.deleteQueue(ctx, url); err != nil {
 		return d.failed(ctx, a, err)
 	}
-	if _, err := d.ledger.update(ctx, req.RunID, map[string]string{attrReleasedAt: stamp(d.now())}); err != nil {
+	if _, err := d.ledger.update(ctx, req.RunID, map[string]string{protocol.LedgerReleasedAt: stamp(d.now())}); err != nil {
 		return d.failed(ctx, a, err)
 	}
 	a.Decision = DecisionReleased

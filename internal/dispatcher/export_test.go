@@ -40,12 +40,12 @@ func (d *Dispatcher) Decide(body []byte, now time.Time) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	job, argv, rej := d.check(req, now)
+	cj, rej := d.check(req, now)
 	if rej != nil {
 		return rej.code, nil
 	}
 	catJob, known := d.cfg.Jobs[req.Job]
 	_ = redactParams(req.Params, catJob, known)
-	_ = d.taskInput(req, job, argv, "https://sqs.example/"+req.RunID, now)
+	_ = d.taskInput(req, cj, "https://sqs.example/"+req.RunID, now)
 	return "", nil
 }

@@ -29,7 +29,7 @@ import (
 	"github.com/deploy-broker/deploy-broker/internal/localbroker"
 	"github.com/deploy-broker/deploy-broker/internal/moto"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
-	"github.com/deploy-broker/deploy-broker/internal/testutil"
+	"github.com/deploy-broker/deploy-broker/internal/testkit/testutil"
 )
 
 // One moto server serves the whole package; each test gets its own broker

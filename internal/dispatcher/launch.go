@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sort"
 	"strings"
 	"time"
@@ -12,24 +11,16 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
-	"github.com/aws/smithy-go"
 
 	"github.com/deploy-broker/deploy-broker/internal/config"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
-// Task tags the dispatcher puts on every run task.
-const (
-	TagRunID     = "deploy-broker:run-id"
-	TagJob       = "deploy-broker:job"
-	TagRequester = "deploy-broker:requester"
-	TagCreatedAt = "deploy-broker:created-at"
-)
-
 // taskInput renders the RunTask call for a checked request. The command is
 // the catalogue's argv with parameters substituted inside its elements: no
 // shell ever sees request data.
-func (d *Dispatcher) taskInput(req *protocol.Request, job config.Job, argv []string, queueURL string, from time.Time) *ecs.RunTaskInput {
+func (d *Dispatcher) taskInput(req *protocol.Request, cj checkedJob, queueURL string, from time.Time) *ecs.RunTaskInput {
+	job := cj.job
 	env := []ecstypes.KeyValuePair{
 		{Name: aws.String(protocol.EnvRunID), Value: aws.String(req.RunID)},
 		{Name: aws.String(protocol.EnvQueueURL), Value: aws.String(queueURL)},
@@ -39,7 +30,7 @@ func (d *Dispatcher) taskInput(req *protocol.Request, job config.Job, argv []str
 		{Name: aws.String(protocol.EnvGrace), Value: aws.String(d.cfg.Runner.Grace.D().String())},
 	}
 	names := job.RedactNames()
-	for _, p := range secretParamEnv(req, job) {
+	for _, p := range secretParamEnv(cj) {
 		env = append(env, p)
 		names = append(names, aws.ToString(p.Name))
 	}
@@ -61,12 +52,12 @@ func (d *Dispatcher) taskInput(req *protocol.Request, job config.Job, argv []str
 			Subnets: d.set.Subnets, SecurityGroups: d.set.SecurityGroups, AssignPublicIp: assign,
 		}},
 		Overrides: &ecstypes.TaskOverride{ContainerOverrides: []ecstypes.ContainerOverride{{
-			Name: aws.String(config.ContainerName), Command: argv, Environment: env,
+			Name: aws.String(config.ContainerName), Command: cj.argv, Environment: env,
 		}}},
 		Tags: []ecstypes.Tag{
-			{Key: aws.String(TagRunID), Value: aws.String(req.RunID)},
-			{Key: aws.String(TagJob), Value: aws.String(req.Job)},
-			{Key: aws.String(TagRequester), Value: aws.String(tagValue(req.Requester.String()))},
+			{Key: aws.String(protocol.TagRunID), Value: aws.String(req.RunID)},
+			{Key: aws.String(protocol.TagJob), Value: aws.String(req.Job)},
+			{Key: aws.String(protocol.TagRequester), Value: aws.String(tagValue(req.Requester.String()))},
 		},
 	}
 }
@@ -76,16 +67,13 @@ func (d *Dispatcher) taskInput(req *protocol.Request, job config.Job, argv []str
 // DEPLOY_BROKER_REDACT: the runner knows only variables, and without this a
 // job that echoes its arguments would send the secret back to the CI log.
 // Parameter names are lower-case letters, digits and '_', so the variable
-// name is always valid.
-func secretParamEnv(req *protocol.Request, job config.Job) []ecstypes.KeyValuePair {
-	secret := job.SecretParams()
+// name is always valid. The values are the ones check resolved.
+func secretParamEnv(cj checkedJob) []ecstypes.KeyValuePair {
+	secret := cj.job.SecretParams()
 	if len(secret) == 0 {
 		return nil
 	}
-	vals, err := job.Resolve(req.Params) // checked already; defaults filled in
-	if err != nil {
-		return nil
-	}
+	vals := cj.params
 	names := make([]string, 0, len(secret))
 	for name := range secret {
 		names = append(names, name)
@@ -104,167 +92,116 @@ func secretParamEnv(req *protocol.Request, job config.Job) []ecstypes.KeyValuePa
 // parameter's value: DEPLOY_BROKER_PARAM_ + the name in upper case.
 func SecretParamEnvName(param string) string { return protocol.EnvParamPrefix + strings.ToUpper(param) }
 
-// launchError is a definite refusal of RunTask: ECS answered and started
-// nothing (failures in the answer, AccessDenied, InvalidParameter,
-// ClientException…). Only this becomes a launch-failed rejection.
-type launchError struct{ reason string }
-
-func (e *launchError) Error() string { return e.reason }
-
-// runTask calls RunTask, retrying throttling, server errors and dropped
-// connections with backoff (beyond the SDK's own attempts) while the
-// invocation has time. After an ambiguous failure it first looks for a task
-// the failed call may have started, so a retry never starts a second one.
-//
-// Only a definite refusal is a *launchError. When the invocation runs out
-// of time after ambiguous failures, the last call may have started the task
-// even though ListTasks (eventually consistent) does not show it yet: that
-// is a plain error, so that Lambda retries after the lease and the retry
-// settles it (findTask, then RunTask with the same clientToken, which AWS
-// answers with the task the earlier call started).
-func (d *Dispatcher) runTask(ctx context.Context, in *ecs.RunTaskInput) (string, error) {
-	runID := aws.ToString(in.StartedBy)
-	backoff := d.backoff
-	start := time.Now()
-	for attempt := 1; ; attempt++ {
-		// The call, with the SDK's own retries, may not eat the time the
-		// bookkeeping after it needs.
-		callCtx, cancel := context.WithTimeout(ctx, max(d.timeLeft(ctx), time.Second))
-		out, err := d.ecs.RunTask(callCtx, in)
-		cancel()
-		if err == nil {
-			if len(out.Failures) > 0 {
-				f := out.Failures[0]
-				why := aws.ToString(f.Reason)
-				if det := aws.ToString(f.Detail); det != "" {
-					why += " (" + det + ")"
-				}
-				return "", &launchError{oneLine("ECS refused the task: " + why)}
-			}
-			if len(out.Tasks) == 0 || aws.ToString(out.Tasks[0].TaskArn) == "" {
-				return "", &launchError{"ECS started no task and gave no reason"}
-			}
-			return aws.ToString(out.Tasks[0].TaskArn), nil
-		}
-		if ctx.Err() != nil {
-			return "", fmt.Errorf("starting the task of run %s: %w", runID, err)
-		}
-		if !transient(err) {
-			return "", &launchError{describeAWSError(err)}
-		}
-		wait := backoff/2 + rand.N(backoff/2+1)
-		d.log.Warn("RunTask failed; retrying", "run_id", runID, "attempt", attempt, "wait", wait.String(), "error", oneLine(err.Error()))
-		if !d.pause(ctx, wait) {
-			if ctx.Err() == nil && !isThrottle(err) {
-				// The last call may have started the task before it was cut off.
-				if arn, ferr := d.findTask(ctx, runID, true); ferr == nil && arn != "" {
-					return arn, nil
-				}
-			}
-			maybe := "the last may have started the task, so the retry looks for it first"
-			if isThrottle(err) {
-				maybe = "throttled"
-			}
-			return "", fmt.Errorf("RunTask for run %s did not succeed within %s (%d attempts; %s): %s",
-				runID, time.Since(start).Round(time.Millisecond), attempt, maybe, describeAWSError(err))
-		}
-		backoff = min(2*backoff, d.maxBackoff)
-		if !isThrottle(err) {
-			// The call may have reached ECS and started the task anyway.
-			arn, ferr := d.findTask(ctx, runID, true)
-			if ferr == nil && arn != "" {
-				return arn, nil
-			}
+// rejectLaunch ends a launch claim with a rejection, and never contradicts a
+// task that exists: the ledger moves to rejected only while it is still
+// launching and knows no task (an ECS event for the run's task records its
+// ARN as soon as it arrives, see handleTaskEvent), and, with a non-zero
+// lease, only while this invocation holds the claim. If the ledger learned
+// of a task meanwhile, the run is accepted instead.
+func (d *Dispatcher) rejectLaunch(ctx context.Context, runID, job, queueURL string, rej rejection, lease time.Time, a audit) error {
+	conds := []cond{{protocol.LedgerStatus, StatusLaunching}, {protocol.LedgerTaskARN, ""}}
+	if !lease.IsZero() {
+		conds = append(conds, cond{protocol.LedgerLeaseUntil, stamp(lease)})
+	}
+	_, err := d.ledger.update(ctx, runID, map[string]string{protocol.LedgerStatus: StatusRejected, protocol.LedgerRejectCode: rej.code, protocol.LedgerReason: rej.reason}, conds...)
+	if errors.Is(err, errConditionFailed) {
+		it, ok, gerr := d.ledger.get(ctx, runID)
+		switch {
+		case gerr != nil:
+			return gerr
+		case ok && it.TaskARN != "":
+			a.Reason = "a task exists for the run, so it is accepted rather than rejected (" + rej.code + ")"
+			return d.accept(ctx, runID, job, it.TaskARN, queueURL, a)
+		case ok && it.Status == StatusRejected:
+			return d.rejectTo(ctx, runID, queueURL, rejection{it.RejectCode, it.Reason}, a)
+		default:
+			return fmt.Errorf("run %s changed in the ledger while its launch was being refused (status %q); will look again", runID, it.Status)
 		}
 	}
-}
-
-var throttleCodes = map[string]bool{
-	"ThrottlingException": true, "Throttling": true, "TooManyRequestsException": true,
-	"RequestLimitExceeded": true, "RequestThrottled": true, "SlowDown": true,
-}
-
-var serverCodes = map[string]bool{
-	"ServerException": true, "ServiceUnavailable": true, "ServiceUnavailableException": true,
-	"InternalFailure": true, "InternalError": true, "InternalServerError": true,
-}
-
-func isThrottle(err error) bool {
-	var ae smithy.APIError
-	return errors.As(err, &ae) && throttleCodes[ae.ErrorCode()]
-}
-
-// ambiguousCodes are errors after which the call's effect is unknown: the
-// request may have been carried out although no answer says so.
-var ambiguousCodes = map[string]bool{
-	"RequestTimeout": true, "RequestTimeoutException": true, "PriorRequestNotComplete": true,
-}
-
-// transient reports whether a failed call may succeed when repeated:
-// throttling, server faults (5xx), timeouts and failures without any answer
-// from AWS. Apart from throttling, these are also ambiguous: the call may
-// have taken effect. Every other API error is a definite refusal.
-func transient(err error) bool {
-	var hs interface{ HTTPStatusCode() int }
-	if errors.As(err, &hs) && (hs.HTTPStatusCode() >= 500 || hs.HTTPStatusCode() == 429) {
-		return true
-	}
-	var ae smithy.APIError
-	if !errors.As(err, &ae) {
-		return true
-	}
-	code := ae.ErrorCode()
-	return throttleCodes[code] || serverCodes[code] || ambiguousCodes[code] || ae.ErrorFault() == smithy.FaultServer
-}
-
-// describeAWSError is "Code: message" for an AWS error, for a user to read.
-func describeAWSError(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		msg := ae.ErrorMessage()
-		if msg == "" {
-			return ae.ErrorCode()
-		}
-		return oneLine(ae.ErrorCode() + ": " + msg)
-	}
-	return oneLine(err.Error())
-}
-
-// findTask returns the ARN of the run's task ("" if none): the task whose
-// startedBy is the run id. ListTasks lists running tasks by default; with
-// stopped it also looks among recently stopped ones.
-func (d *Dispatcher) findTask(ctx context.Context, runID string, stopped bool) (string, error) {
-	statuses := []ecstypes.DesiredStatus{ecstypes.DesiredStatusRunning}
-	if stopped {
-		statuses = append(statuses, ecstypes.DesiredStatusStopped)
-	}
-	for _, st := range statuses {
-		out, err := d.ecs.ListTasks(ctx, &ecs.ListTasksInput{Cluster: aws.String(d.set.Cluster), StartedBy: aws.String(runID), DesiredStatus: st})
-		if err != nil {
-			return "", fmt.Errorf("listing the tasks of run %s: %w", runID, err)
-		}
-		if len(out.TaskArns) > 0 {
-			return out.TaskArns[0], nil
-		}
-	}
-	return "", nil
-}
-
-// stopTask stops a run's task with a reason ECS shows and keeps.
-func (d *Dispatcher) stopTask(ctx context.Context, runID, taskARN, reason string) error {
-	if _, err := d.ecs.StopTask(ctx, &ecs.StopTaskInput{Cluster: aws.String(d.set.Cluster), Task: aws.String(taskARN), Reason: aws.String(reason)}); err != nil {
-		return fmt.Errorf("stopping task %s of run %s: %w", taskARN, runID, err)
-	}
-	if _, err := d.ledger.update(ctx, runID, map[string]string{attrCancelledAt: stamp(d.now())}); err != nil {
+	if err != nil {
 		return err
 	}
+	return d.rejectTo(ctx, runID, queueURL, rej, a)
+}
+
+// reject writes the rejected record to the run's queue (created for the
+// purpose) and ends the run in the ledger.
+func (d *Dispatcher) reject(ctx context.Context, req *protocol.Request, rej rejection, a audit) error {
+	queueURL, err := d.createQueue(ctx, req)
+	if err != nil {
+		return err
+	}
+	return d.rejectTo(ctx, req.RunID, queueURL, rej, a)
+}
+
+func (d *Dispatcher) rejectTo(ctx context.Context, runID, queueURL string, rej rejection, a audit) error {
+	rec := d.record(protocol.TypeRejected, protocol.SourceDispatcher, 1)
+	rec.Rejected = &protocol.Rejected{Code: rej.code, Reason: rej.reason}
+	if err := d.send(ctx, queueURL, runID, rec); err != nil {
+		return err
+	}
+	now := stamp(d.now())
+	if _, err := d.ledger.update(ctx, runID, map[string]string{protocol.LedgerQueueURL: queueURL, protocol.LedgerEndedAt: now, protocol.LedgerNotifiedAt: now}); err != nil {
+		return err
+	}
+	a.Decision, a.Reason = DecisionRejected, rej.reason
+	d.write(ctx, a)
 	return nil
 }
 
-// cancelReason says who cancelled, within StopTask's 255 characters. A
-// cancel request carries no identity of its own: it comes through the
-// broker topic, which only trusted principals may publish to, for a run
-// whose requester the ledger knows.
-func cancelReason(it ledgerItem) string {
-	return truncateRunes(oneLine("deploy-broker run "+it.RunID+" cancelled by "+it.Requester), 250)
+// launch starts the job's task and reports accepted; a launch that ECS
+// refuses becomes a launch-failed rejection.
+func (d *Dispatcher) launch(ctx context.Context, req *protocol.Request, cj checkedJob, a audit) error {
+	queueURL, err := d.createQueue(ctx, req)
+	if err != nil {
+		return err
+	}
+	// The job's deadline counts from the request, not from this invocation,
+	// so that a retried launch sends RunTask exactly the same input as the
+	// first attempt (ECS may refuse a clientToken reused with other input).
+	taskARN, err := d.runTask(ctx, d.taskInput(req, cj, queueURL, req.RequestedAt))
+	var lf *launchError
+	if errors.As(err, &lf) {
+		// A definite refusal: ECS answered and started nothing.
+		return d.rejectLaunch(ctx, req.RunID, req.Job, queueURL, rejection{protocol.RejectLaunch, "could not start the task: " + lf.reason}, time.Time{}, a)
+	}
+	if err != nil {
+		// Out of time, or an ambiguous failure (dropped connection, 5xx,
+		// throttling): the task may exist. Lambda retries after the lease,
+		// and the retry looks for the task before anything else.
+		return err
+	}
+	return d.accept(ctx, req.RunID, req.Job, taskARN, queueURL, a)
+}
+
+// accept records the task in the ledger, then writes accepted. The ledger
+// comes first so that a retry after a crash knows the task exists.
+func (d *Dispatcher) accept(ctx context.Context, runID, job, taskARN, queueURL string, a audit) error {
+	it, err := d.ledger.update(ctx, runID, map[string]string{protocol.LedgerStatus: StatusAccepted, protocol.LedgerTaskARN: taskARN, protocol.LedgerQueueURL: queueURL},
+		cond{protocol.LedgerStatus, StatusLaunching})
+	if errors.Is(err, errConditionFailed) {
+		// An ECS event already recorded the task's end: keep that status.
+		it, err = d.ledger.update(ctx, runID, map[string]string{protocol.LedgerTaskARN: taskARN, protocol.LedgerQueueURL: queueURL})
+	}
+	if err != nil {
+		return err
+	}
+	rec := d.record(protocol.TypeAccepted, protocol.SourceDispatcher, 1)
+	rec.Accepted = &protocol.Accepted{Job: job, TaskARN: taskARN, Account: d.set.AccountID,
+		AccountAlias: d.cfg.Broker.AccountAlias, Region: d.set.Region}
+	if err := d.send(ctx, queueURL, runID, rec); err != nil {
+		return err
+	}
+	if _, err := d.ledger.update(ctx, runID, map[string]string{protocol.LedgerNotifiedAt: stamp(d.now())}); err != nil {
+		return err
+	}
+	a.Decision, a.TaskARN = DecisionAccepted, taskARN
+	d.write(ctx, a)
+	if !it.CancelAsked.IsZero() {
+		// A cancel arrived while the task was being started.
+		if err := d.stopTask(ctx, runID, taskARN, cancelReason(it)); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
 // Run statuses kept in the ledger.
@@ -23,34 +25,6 @@ const (
 	StatusStopped   = "stopped"   // ECS reported the task STOPPED
 	StatusAbandoned = "abandoned" // the sweep found it without an end
 	StatusCancelled = "cancelled" // a cancel came before the run request: the run id is closed
-)
-
-// Ledger attribute names (the item schema is documented in docs/DISPATCHER.md).
-const (
-	attrRunID       = "run_id"
-	attrStatus      = "status"
-	attrJob         = "job"
-	attrParams      = "params"
-	attrRequester   = "requester"
-	attrRequestHash = "request_hash"
-	attrRequestedAt = "requested_at"
-	attrCreatedAt   = "created_at"
-	attrExpiresAt   = "expires_at" // DynamoDB TTL, epoch seconds
-	attrLeaseUntil  = "lease_until"
-	attrAttempts    = "attempts"
-	attrQueueURL    = "queue_url"
-	attrTaskARN     = "task_arn"
-	attrRejectCode  = "reject_code"
-	attrReason      = "reason"
-	attrNotifiedAt  = "notified_at"
-	attrEndedAt     = "ended_at"
-	attrStopCode    = "stop_code"
-	attrStopReason  = "stopped_reason"
-	attrExitCode    = "exit_code"
-	attrCancelledAt = "cancelled_at"
-	attrCancelAsked = "cancel_requested_at"
-	attrReleasedAt  = "released_at"
-	attrClaimToken  = "claim_token"
 )
 
 // ledgerItem is one run in the ledger, keyed by run id.
@@ -97,28 +71,28 @@ func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 // claim creates the run's item only if the run id is new.
 func (l *ledger) claim(ctx context.Context, it ledgerItem) error {
 	item := map[string]types.AttributeValue{
-		attrRunID:       s(it.RunID),
-		attrStatus:      s(it.Status),
-		attrJob:         s(it.Job),
-		attrRequester:   s(it.Requester),
-		attrRequestHash: s(it.RequestHash),
-		attrRequestedAt: s(stamp(it.RequestedAt)),
-		attrCreatedAt:   s(stamp(it.CreatedAt)),
-		attrLeaseUntil:  s(stamp(it.LeaseUntil)),
-		attrClaimToken:  s(it.ClaimToken),
-		attrAttempts:    &types.AttributeValueMemberN{Value: "1"},
-		attrExpiresAt:   &types.AttributeValueMemberN{Value: strconv.FormatInt(it.CreatedAt.Add(l.retention).Unix(), 10)},
+		protocol.LedgerRunID:       s(it.RunID),
+		protocol.LedgerStatus:      s(it.Status),
+		protocol.LedgerJob:         s(it.Job),
+		protocol.LedgerRequester:   s(it.Requester),
+		protocol.LedgerRequestHash: s(it.RequestHash),
+		protocol.LedgerRequestedAt: s(stamp(it.RequestedAt)),
+		protocol.LedgerCreatedAt:   s(stamp(it.CreatedAt)),
+		protocol.LedgerLeaseUntil:  s(stamp(it.LeaseUntil)),
+		protocol.LedgerClaimToken:  s(it.ClaimToken),
+		protocol.LedgerAttempts:    &types.AttributeValueMemberN{Value: "1"},
+		protocol.LedgerExpiresAt:   &types.AttributeValueMemberN{Value: strconv.FormatInt(it.CreatedAt.Add(l.retention).Unix(), 10)},
 	}
 	if it.Reason != "" {
-		item[attrReason] = s(it.Reason)
-		item[attrRejectCode] = s(it.RejectCode)
+		item[protocol.LedgerReason] = s(it.Reason)
+		item[protocol.LedgerRejectCode] = s(it.RejectCode)
 	}
 	if len(it.Params) > 0 {
 		m := map[string]types.AttributeValue{}
 		for k, v := range it.Params {
 			m[k] = s(v)
 		}
-		item[attrParams] = &types.AttributeValueMemberM{Value: m}
+		item[protocol.LedgerParams] = &types.AttributeValueMemberM{Value: m}
 	}
 	_, err := l.db.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:           aws.String(l.table),
@@ -154,7 +128,7 @@ func newClaimToken() string {
 func (l *ledger) get(ctx context.Context, runID string) (ledgerItem, bool, error) {
 	out, err := l.db.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:      aws.String(l.table),
-		Key:            map[string]types.AttributeValue{attrRunID: s(runID)},
+		Key:            map[string]types.AttributeValue{protocol.LedgerRunID: s(runID)},
 		ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
@@ -178,7 +152,7 @@ func itemFromAttrs(a map[string]types.AttributeValue) ledgerItem {
 		return t
 	}
 	var params map[string]string
-	if m, ok := a[attrParams].(*types.AttributeValueMemberM); ok {
+	if m, ok := a[protocol.LedgerParams].(*types.AttributeValueMemberM); ok {
 		params = map[string]string{}
 		for k, v := range m.Value {
 			if sv, ok := v.(*types.AttributeValueMemberS); ok {
@@ -187,11 +161,11 @@ func itemFromAttrs(a map[string]types.AttributeValue) ledgerItem {
 		}
 	}
 	return ledgerItem{
-		RunID: str(attrRunID), Status: str(attrStatus), Job: str(attrJob), Params: params, Requester: str(attrRequester),
-		RequestHash: str(attrRequestHash), RequestedAt: tm(attrRequestedAt), CreatedAt: tm(attrCreatedAt),
-		LeaseUntil: tm(attrLeaseUntil), EndedAt: tm(attrEndedAt), NotifiedAt: tm(attrNotifiedAt),
-		CancelAsked: tm(attrCancelAsked), TaskARN: str(attrTaskARN), QueueURL: str(attrQueueURL),
-		RejectCode: str(attrRejectCode), Reason: str(attrReason), ClaimToken: str(attrClaimToken),
+		RunID: str(protocol.LedgerRunID), Status: str(protocol.LedgerStatus), Job: str(protocol.LedgerJob), Params: params, Requester: str(protocol.LedgerRequester),
+		RequestHash: str(protocol.LedgerRequestHash), RequestedAt: tm(protocol.LedgerRequestedAt), CreatedAt: tm(protocol.LedgerCreatedAt),
+		LeaseUntil: tm(protocol.LedgerLeaseUntil), EndedAt: tm(protocol.LedgerEndedAt), NotifiedAt: tm(protocol.LedgerNotifiedAt),
+		CancelAsked: tm(protocol.LedgerCancelAsked), TaskARN: str(protocol.LedgerTaskARN), QueueURL: str(protocol.LedgerQueueURL),
+		RejectCode: str(protocol.LedgerRejectCode), Reason: str(protocol.LedgerReason), ClaimToken: str(protocol.LedgerClaimToken),
 	}
 }
 
@@ -231,7 +205,7 @@ func (l *ledger) update(ctx context.Context, runID string, set map[string]string
 	}
 	out, err := l.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(l.table),
-		Key:                       map[string]types.AttributeValue{attrRunID: s(runID)},
+		Key:                       map[string]types.AttributeValue{protocol.LedgerRunID: s(runID)},
 		UpdateExpression:          aws.String(expr),
 		ExpressionAttributeNames:  names,
 		ExpressionAttributeValues: values,
@@ -253,10 +227,10 @@ func (l *ledger) update(ctx context.Context, runID string, set map[string]string
 func (l *ledger) takeOver(ctx context.Context, runID string, seen, lease time.Time) error {
 	_, err := l.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                aws.String(l.table),
-		Key:                      map[string]types.AttributeValue{attrRunID: s(runID)},
+		Key:                      map[string]types.AttributeValue{protocol.LedgerRunID: s(runID)},
 		UpdateExpression:         aws.String("SET #lease = :lease ADD #attempts :one"),
 		ConditionExpression:      aws.String("#status = :launching AND #lease = :seen"),
-		ExpressionAttributeNames: map[string]string{"#lease": attrLeaseUntil, "#attempts": attrAttempts, "#status": attrStatus},
+		ExpressionAttributeNames: map[string]string{"#lease": protocol.LedgerLeaseUntil, "#attempts": protocol.LedgerAttempts, "#status": protocol.LedgerStatus},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":lease": s(stamp(lease)), ":seen": s(stamp(seen)), ":launching": s(StatusLaunching),
 			":one": &types.AttributeValueMemberN{Value: "1"},

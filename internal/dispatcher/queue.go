@@ -125,14 +125,14 @@ func (d *Dispatcher) queueAttributes(policy string) map[string]string {
 // queueTags are a run queue's tags: who asked for what, and when.
 func queueTags(req *protocol.Request) map[string]string {
 	tags := map[string]string{
-		TagRunID:     req.RunID,
-		TagCreatedAt: protocol.RunIDTimeString(req.RunID),
+		protocol.TagRunID:     req.RunID,
+		protocol.TagCreatedAt: protocol.RunIDTimeString(req.RunID),
 	}
 	if req.Job != "" {
-		tags[TagJob] = tagValue(req.Job)
+		tags[protocol.TagJob] = tagValue(req.Job)
 	}
 	if req.Requester != nil {
-		tags[TagRequester] = tagValue(req.Requester.String())
+		tags[protocol.TagRequester] = tagValue(req.Requester.String())
 	}
 	return tags
 }

@@ -77,7 +77,7 @@ func TestRunHappyPath(t *testing.T) {
 	for _, tg := range task.Tags {
 		tags[aws.ToString(tg.Key)] = aws.ToString(tg.Value)
 	}
-	if tags[dispatcher.TagRunID] != r.RunID || tags[dispatcher.TagJob] != "website" || tags[dispatcher.TagRequester] != "github-actions org/app@refs/heads/main by alice" {
+	if tags[protocol.TagRunID] != r.RunID || tags[protocol.TagJob] != "website" || tags[protocol.TagRequester] != "github-actions org/app@refs/heads/main by alice" {
 		t.Errorf("task tags = %v", tags)
 	}
 	subnetOK := false
@@ -134,8 +134,8 @@ func TestRunHappyPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantTags := map[string]string{dispatcher.TagRunID: r.RunID, dispatcher.TagJob: "website",
-		dispatcher.TagRequester: "github-actions org/app@refs/heads/main by alice", dispatcher.TagCreatedAt: protocol.RunIDTimeString(r.RunID)}
+	wantTags := map[string]string{protocol.TagRunID: r.RunID, protocol.TagJob: "website",
+		protocol.TagRequester: "github-actions org/app@refs/heads/main by alice", protocol.TagCreatedAt: protocol.RunIDTimeString(r.RunID)}
 	if fmt.Sprint(qt.Tags) != fmt.Sprint(wantTags) {
 		t.Errorf("queue tags = %v\nwant %v", qt.Tags, wantTags)
 	}

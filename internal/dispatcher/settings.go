@@ -4,18 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
-)
 
-// Environment variables of the dispatcher Lambda, set by the CDK stack.
-const (
-	EnvConfig          = "DEPLOY_BROKER_CONFIG"
-	EnvCluster         = "DEPLOY_BROKER_CLUSTER"
-	EnvLedgerTable     = "DEPLOY_BROKER_LEDGER_TABLE"
-	EnvSubnets         = "DEPLOY_BROKER_SUBNETS"
-	EnvSecurityGroups  = "DEPLOY_BROKER_SECURITY_GROUPS"
-	EnvAssignPublicIP  = "DEPLOY_BROKER_ASSIGN_PUBLIC_IP"
-	EnvExtraPrincipals = "DEPLOY_BROKER_EXTRA_PRINCIPALS"
-	EnvAccountID       = "DEPLOY_BROKER_ACCOUNT_ID"
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
 // Settings are the deployed resources the dispatcher works with.
@@ -49,24 +39,24 @@ func (s Settings) invocationTimeout() time.Duration {
 // SettingsFromEnv reads Settings from the Lambda environment.
 func SettingsFromEnv(getenv func(string) string) (Settings, error) {
 	s := Settings{
-		ConfigPath:      getenv(EnvConfig),
-		Cluster:         getenv(EnvCluster),
-		LedgerTable:     getenv(EnvLedgerTable),
-		Subnets:         splitList(getenv(EnvSubnets)),
-		SecurityGroups:  splitList(getenv(EnvSecurityGroups)),
-		AssignPublicIP:  getenv(EnvAssignPublicIP) == "true",
-		ExtraPrincipals: splitList(getenv(EnvExtraPrincipals)),
-		AccountID:       getenv(EnvAccountID),
+		ConfigPath:      getenv(protocol.EnvConfig),
+		Cluster:         getenv(protocol.EnvCluster),
+		LedgerTable:     getenv(protocol.EnvLedgerTable),
+		Subnets:         splitList(getenv(protocol.EnvSubnets)),
+		SecurityGroups:  splitList(getenv(protocol.EnvSecurityGroups)),
+		AssignPublicIP:  getenv(protocol.EnvAssignPublicIP) == "true",
+		ExtraPrincipals: splitList(getenv(protocol.EnvExtraPrincipals)),
+		AccountID:       getenv(protocol.EnvAccountID),
 		Region:          getenv("AWS_REGION"),
 	}
 	var missing []string
-	for _, v := range [][2]string{{EnvConfig, s.ConfigPath}, {EnvCluster, s.Cluster}, {EnvLedgerTable, s.LedgerTable}} {
+	for _, v := range [][2]string{{protocol.EnvConfig, s.ConfigPath}, {protocol.EnvCluster, s.Cluster}, {protocol.EnvLedgerTable, s.LedgerTable}} {
 		if v[1] == "" {
 			missing = append(missing, v[0])
 		}
 	}
 	if len(s.Subnets) > 0 && len(s.SecurityGroups) == 0 {
-		return s, fmt.Errorf("dispatcher environment names subnets (%s) but no security groups (%s)", EnvSubnets, EnvSecurityGroups)
+		return s, fmt.Errorf("dispatcher environment names subnets (%s) but no security groups (%s)", protocol.EnvSubnets, protocol.EnvSecurityGroups)
 	}
 	if len(missing) > 0 {
 		return s, fmt.Errorf("dispatcher environment is incomplete: %s not set (the CDK stack sets them)", strings.Join(missing, ", "))

@@ -121,7 +121,7 @@ func (d *Dispatcher) sweepOne(ctx context.Context, url, runID string, now time.T
 		return false, err
 	}
 	if abandoned {
-		_, err := d.ledger.update(ctx, runID, map[string]string{attrStatus: StatusAbandoned, attrEndedAt: stamp(now)}, cond{attrEndedAt, ""})
+		_, err := d.ledger.update(ctx, runID, map[string]string{protocol.LedgerStatus: StatusAbandoned, protocol.LedgerEndedAt: stamp(now)}, cond{protocol.LedgerEndedAt, ""})
 		if err != nil && !errors.Is(err, errConditionFailed) {
 			d.log.Warn("could not mark run abandoned", "run_id", runID, "error", err.Error())
 		}

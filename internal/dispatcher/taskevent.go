@@ -54,7 +54,7 @@ func (d *Dispatcher) handleTaskEvent(ctx context.Context, ev events.CloudWatchEv
 		// yet). Record it at once: from now on no rejection can be written
 		// for the run (rejectLaunch requires a ledger without a task), and a
 		// retry accepts the run with this task.
-		it, err := d.ledger.update(ctx, t.StartedBy, map[string]string{attrTaskARN: t.TaskArn}, cond{attrTaskARN, ""})
+		it, err := d.ledger.update(ctx, t.StartedBy, map[string]string{protocol.LedgerTaskARN: t.TaskArn}, cond{protocol.LedgerTaskARN, ""})
 		switch {
 		case err == nil:
 			item = it
@@ -103,13 +103,13 @@ func (d *Dispatcher) handleTaskEvent(ctx context.Context, ev events.CloudWatchEv
 		}
 	}
 	if t.LastStatus == "STOPPED" {
-		set := map[string]string{attrStatus: StatusStopped, attrEndedAt: stamp(d.now()),
-			attrStopCode: t.StopCode, attrStopReason: rec.Task.StoppedReason}
+		set := map[string]string{protocol.LedgerStatus: StatusStopped, protocol.LedgerEndedAt: stamp(d.now()),
+			protocol.LedgerStopCode: t.StopCode, protocol.LedgerStopReason: rec.Task.StoppedReason}
 		if item.TaskARN == "" {
-			set[attrTaskARN] = t.TaskArn
+			set[protocol.LedgerTaskARN] = t.TaskArn
 		}
 		if rec.Task.ExitCode != nil {
-			set[attrExitCode] = strconv.Itoa(*rec.Task.ExitCode)
+			set[protocol.LedgerExitCode] = strconv.Itoa(*rec.Task.ExitCode)
 		}
 		if _, err := d.ledger.update(ctx, t.StartedBy, set); err != nil {
 			return err

@@ -32,6 +32,7 @@ type agent struct {
 	account    string
 	runnerPath string
 	dir        string   // working directory of runner processes
+	hostEnv    []string // where baseProcessEnv takes PATH, HOME…; nil: os.Environ()
 	env        []string // base environment of runner processes (emulator endpoint, credentials)
 	logDir     string   // where each task's own output goes ("CloudWatch"); "" discards
 	failStart  map[string]string
@@ -165,7 +166,7 @@ func (a *agent) start(ctx context.Context, task ecstypes.Task) {
 	}
 	cmd := exec.Command(a.runnerPath, argv...)
 	cmd.Dir = a.dir
-	cmd.Env = append(append(baseProcessEnv(), a.env...), env...)
+	cmd.Env = append(append(baseProcessEnv(a.hostEnv), a.env...), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var logFile *os.File
 	if a.logDir != "" {
@@ -315,10 +316,14 @@ func exitCodeOf(err error) int {
 }
 
 // baseProcessEnv is what a container would have without the task's own
-// variables: a PATH, a HOME, a locale. Nothing from the user's AWS setup.
-func baseProcessEnv() []string {
+// variables: a PATH, a HOME, a locale, taken from environ (nil: the
+// process's own). Nothing from the user's AWS setup.
+func baseProcessEnv(environ []string) []string {
+	if environ == nil {
+		environ = os.Environ()
+	}
 	var env []string
-	for _, kv := range os.Environ() {
+	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
 		switch name {
 		case "PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "TERM", "GOCOVERDIR":

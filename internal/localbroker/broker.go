@@ -49,6 +49,10 @@ type Options struct {
 	// endpoint the broker's own clients and the runners use instead, e.g.
 	// a fault-injecting proxy in front of it (reliability tests).
 	Endpoint func(motoURL string) (string, error)
+	// Environ is the environment runner processes take PATH, HOME, TMPDIR
+	// and the locale from, as a container image would provide them; nil
+	// means the process's own (os.Environ()).
+	Environ []string
 }
 
 // Broker is a running local broker.
@@ -149,7 +153,7 @@ func (b *Broker) start(ctx context.Context, o Options, cfg *config.Config, log *
 	}
 	b.agent = &agent{
 		ecs: ecs.NewFromConfig(awsCfg), cluster: res.ClusterARN, region: res.Region, account: res.AccountID,
-		runnerPath: o.RunnerPath, dir: dir, env: runnerEnv, logDir: o.TaskLogDir,
+		runnerPath: o.RunnerPath, dir: dir, hostEnv: o.Environ, env: runnerEnv, logDir: o.TaskLogDir,
 		failStart: o.FailToStart, taskEnv: taskEnvironments(cfg), poll: poll, invoke: invoke, log: log.With("component", "agent"),
 		tasks: map[string]*localTask{},
 	}

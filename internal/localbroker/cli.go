@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"syscall"
 )
 
@@ -33,8 +34,10 @@ Needs moto_server on PATH:  pip install "moto[server]"
 Flags:
 `
 
-// Main is the deploy-broker-local command.
-func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// Main is the deploy-broker-local command. environ is its environment
+// (os.Environ()), which deploy-trigger with -- TRIGGER-ARGS inherits and the
+// runners take their PATH, HOME and locale from; stdin is deploy-trigger's.
+func Main(ctx context.Context, args []string, environ []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("deploy-broker-local", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
@@ -67,7 +70,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer logw.Close()
 
-	b, err := Start(ctx, Options{ConfigPath: *configPath, RunnerPath: *runner, Log: logw, TaskLogDir: *taskLogs})
+	b, err := Start(ctx, Options{ConfigPath: *configPath, RunnerPath: *runner, Log: logw, TaskLogDir: *taskLogs, Environ: environ})
 	if err != nil {
 		fmt.Fprintf(stderr, "deploy-broker-local: %v\n", err)
 		return 1
@@ -94,8 +97,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	signal.Notify(held, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(held)
 	cmd := exec.Command(*trigger, fs.Args()...)
-	cmd.Env = append(os.Environ(), b.Env()...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
+	cmd.Env = append(slices.Clip(environ), b.Env()...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
 	err = cmd.Run()
 	var ee *exec.ExitError
 	switch {

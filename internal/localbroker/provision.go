@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/deploy-broker/deploy-broker/internal/config"
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
 // Resources are what Provision created in the emulator.
@@ -85,8 +86,8 @@ func Provision(ctx context.Context, awsCfg aws.Config, cfg *config.Config) (*Res
 	_, err = db.CreateTable(ctx, &dynamodb.CreateTableInput{
 		TableName:            aws.String(r.LedgerTable),
 		BillingMode:          dbtypes.BillingModePayPerRequest,
-		AttributeDefinitions: []dbtypes.AttributeDefinition{{AttributeName: aws.String("run_id"), AttributeType: dbtypes.ScalarAttributeTypeS}},
-		KeySchema:            []dbtypes.KeySchemaElement{{AttributeName: aws.String("run_id"), KeyType: dbtypes.KeyTypeHash}},
+		AttributeDefinitions: []dbtypes.AttributeDefinition{{AttributeName: aws.String(protocol.LedgerRunID), AttributeType: dbtypes.ScalarAttributeTypeS}},
+		KeySchema:            []dbtypes.KeySchemaElement{{AttributeName: aws.String(protocol.LedgerRunID), KeyType: dbtypes.KeyTypeHash}},
 	})
 	var inUse *dbtypes.ResourceInUseException
 	if err != nil && !errors.As(err, &inUse) {

@@ -9,7 +9,7 @@ import (
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/deploy-broker/deploy-broker/internal/config"
-	"github.com/deploy-broker/deploy-broker/internal/moto/mototest"
+	"github.com/deploy-broker/deploy-broker/internal/testkit/mototest"
 )
 
 func TestProvisionGivesRunnableTaskDefinitions(t *testing.T) {

@@ -18,6 +18,23 @@ const (
 	EnvParamPrefix = "DEPLOY_BROKER_PARAM_"
 )
 
+// Environment variables of the dispatcher Lambda, set by the CDK stack
+// (infra) and read by the dispatcher's SettingsFromEnv.
+const (
+	EnvConfig          = "DEPLOY_BROKER_CONFIG"
+	EnvCluster         = "DEPLOY_BROKER_CLUSTER"
+	EnvLedgerTable     = "DEPLOY_BROKER_LEDGER_TABLE"
+	EnvSubnets         = "DEPLOY_BROKER_SUBNETS"
+	EnvSecurityGroups  = "DEPLOY_BROKER_SECURITY_GROUPS"
+	EnvAssignPublicIP  = "DEPLOY_BROKER_ASSIGN_PUBLIC_IP"
+	EnvExtraPrincipals = "DEPLOY_BROKER_EXTRA_PRINCIPALS"
+	EnvAccountID       = "DEPLOY_BROKER_ACCOUNT_ID"
+	// EnvTaskRevisions pins each job to the task definition revision the
+	// stack created for it: "<job>=<revision>,…". The dispatcher runs
+	// "<broker>-<job>:<revision>" and refuses to launch a job without one.
+	EnvTaskRevisions = "DEPLOY_BROKER_TASK_REVISIONS"
+)
+
 // QueueName is the name of a run's feedback queue: "<prefix>-<run id>.fifo".
 func QueueName(prefix, runID string) string { return prefix + "-" + runID + ".fifo" }
 

@@ -36,6 +36,25 @@ const (
 
 // Record is one feedback record. Exactly one payload field is set, the one
 // named by Type.
+//
+// Adding a record type touches, in order:
+//
+//  1. here (record.go): a Type… constant, the payload struct, its field on
+//     Record, its case in validate and its entry in validate's "present"
+//     list; the decoder tests and seeds (message_decode_test.go,
+//     fuzz_test.go);
+//  2. its writer: the runner's batcher (internal/runner/batcher.go) for a
+//     runner record, or the dispatcher (internal/dispatcher/launch.go through
+//     d.record, taskevent.go for task records);
+//  3. the trigger's watch (internal/trigger/watch_record.go, onRecord): what
+//     the record changes in the run and whether it ends it
+//     (watch_outcome.go); runner records go through sequencer.go by Src;
+//  4. the trigger's output modes: describeRecord in output.go (plain),
+//     output_terminal.go and output_github.go (output_json.go prints every
+//     record as it is), and their golden files in internal/trigger/testdata;
+//  5. the documentation of the records: docs/RUNNER.md (runner records) or
+//     docs/DISPATCHER.md (dispatcher records), and docs/TRIGGER.md if the
+//     trigger shows or acts on it.
 type Record struct {
 	Type RecordType `json:"type"`
 	Src  Source     `json:"src"`

@@ -19,7 +19,7 @@ import (
 	"github.com/deploy-broker/deploy-broker/internal/exitcode"
 	"github.com/deploy-broker/deploy-broker/internal/moto"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
-	"github.com/deploy-broker/deploy-broker/internal/testutil"
+	"github.com/deploy-broker/deploy-broker/internal/testkit/testutil"
 )
 
 var (

@@ -15,9 +15,9 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/deploy-broker/deploy-broker/internal/moto"
-	"github.com/deploy-broker/deploy-broker/internal/moto/mototest"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
-	"github.com/deploy-broker/deploy-broker/internal/testutil"
+	"github.com/deploy-broker/deploy-broker/internal/testkit/mototest"
+	"github.com/deploy-broker/deploy-broker/internal/testkit/testutil"
 )
 
 // scriptedBroker plays dispatcher and runner by hand against moto: it reads

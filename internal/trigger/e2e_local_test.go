@@ -22,7 +22,7 @@ import (
 
 	"github.com/deploy-broker/deploy-broker/internal/exitcode"
 	"github.com/deploy-broker/deploy-broker/internal/localbroker"
-	"github.com/deploy-broker/deploy-broker/internal/testutil"
+	"github.com/deploy-broker/deploy-broker/internal/testkit/testutil"
 )
 
 // These tests run the real deploy-trigger and deploy-runner binaries through

@@ -70,6 +70,13 @@ type Result struct {
 
 // printer renders the run for one output mode. The run loop calls it from
 // one goroutine, with records already in order.
+//
+// Adding an output mode touches: a printer in output_<mode>.go; its name in
+// the --output enum (cli.go) and in app.modePrinter's switch (run.go); the
+// mode in TestGolden's list and switch (output_test.go), whose golden files
+// testdata/<mode>-<scenario>.golden "go test ./internal/trigger -run
+// TestGolden -update" writes; and docs/TRIGGER.md. The result file
+// (output_resultfile.go) is the same for every mode.
 type printer interface {
 	// target shows what is about to happen, before publishing.
 	target(t *Target)

@@ -49,15 +49,9 @@ type app struct {
 	stdinTTY       bool
 	stdoutTTY      bool
 
-	tick      time.Duration         // how often clocks are checked
-	stopGrace time.Duration         // wait for records already on their way after ECS says STOPPED
-	exitWait  time.Duration         // wait for the exit record of a runner that ended with a code (see stopDeadline)
-	gapWait   time.Duration         // give up on missing runner records once the record after them has waited this long
-	leaveWait time.Duration         // on a second signal, how long a cancel request still being sent may take
-	longPoll  int32                 // SQS long-poll seconds
-	retry     time.Duration         // pause between retries while the queue or its policy is not there yet
-	token     func() string         // GitHub stop-commands token
-	wrap      func(clients) clients // tests: inject faults into the AWS clients
+	watchTimings                       // the tail loop's clocks (watch.go)
+	token        func() string         // GitHub stop-commands token
+	wrap         func(clients) clients // tests: inject faults into the AWS clients
 }
 
 func newApp(getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer, signals <-chan os.Signal) *app {
@@ -68,8 +62,13 @@ func newApp(getenv func(string) string, stdin io.Reader, stdout, stderr io.Write
 	out := newOrderedOutput(stdout, stderr)
 	return &app{getenv: getenv, stdin: stdin, in: bufio.NewReader(flushingReader{stdin, out}), stdout: out.stdout(), stderr: out.stderr(),
 		out: out, signals: signals, now: time.Now, hostname: host, stdinTTY: isTerminal(stdin), stdoutTTY: isTerminal(stdout),
-		tick: 200 * time.Millisecond, stopGrace: 2 * time.Second, exitWait: receiveVisibility + 5*time.Second,
-		gapWait: receiveVisibility + 5*time.Second, leaveWait: 2 * time.Second, longPoll: 20, retry: time.Second, token: randomToken}
+		watchTimings: watchTimings{tick: 200 * time.Millisecond, stopGrace: 2 * time.Second, exitWait: receiveVisibility + 5*time.Second,
+			gapWait: receiveVisibility + 5*time.Second, leaveWait: 2 * time.Second, longPoll: 20, retry: time.Second}, token: randomToken}
+}
+
+// watchSettings are the settings a watch takes from the app.
+func (a *app) watchSettings() watchSettings {
+	return watchSettings{watchTimings: a.watchTimings, now: a.now, signals: a.signals, flush: a.out.Flush}
 }
 
 // flush writes out buffered output.
@@ -123,7 +122,7 @@ func (a *app) main(ctx context.Context, args []string) error {
 		return a.fail(out, err)
 	}
 	out.notice(fmt.Sprintf("run %s requested by %s", runID, requester))
-	w := &watch{app: a, cfg: cfg, c: c, out: out, runID: runID, expect: cfg.Account, published: a.now()}
+	w := &watch{set: a.watchSettings(), cfg: cfg, c: c, out: out, runID: runID, expect: cfg.Account, published: a.now()}
 	// tail has sent a cancel when it gave up on a run that may still be
 	// going, and waited for it: the release comes after it.
 	res := w.tail(ctx)

@@ -49,7 +49,7 @@ func TestHeartbeatLimit(t *testing.T) {
 // naming the record; the rest of the record prints and the run goes on.
 func TestBadBase64LineIsSkipped(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	w := &watch{app: newApp(func(string) string { return "" }, strings.NewReader(""), &stdout, &stderr, nil),
+	w := &watch{set: newApp(func(string) string { return "" }, strings.NewReader(""), &stdout, &stderr, nil).watchSettings(),
 		cfg: &Config{}, out: newPlainPrinter(&stdout, &stderr, false, false), openLine: map[protocol.Stream]bool{}}
 	bad := protocol.Line{Stream: protocol.Stdout, B64: "!!not base64"}
 	badEnd := bad

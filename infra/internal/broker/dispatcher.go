@@ -15,7 +15,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
-	dispatchenv "github.com/deploy-broker/deploy-broker/internal/dispatcher"
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
 // DispatcherReservedConcurrency caps the dispatcher. Each invocation is a
@@ -206,15 +206,15 @@ func NewDispatcher(scope constructs.Construct, id string, props *DispatcherProps
 		RetryAttempts:                jsii.Number(DispatcherRetryAttempts),
 		DeadLetterQueue:              dlq,
 		Environment: &map[string]*string{
-			dispatchenv.EnvConfig:          jsii.String("/var/task/" + BundledConfigName),
-			dispatchenv.EnvCluster:         props.ClusterArn,
-			dispatchenv.EnvLedgerTable:     props.Ledger.TableName(),
-			dispatchenv.EnvSubnets:         joinList(net.SubnetIDs()),
-			dispatchenv.EnvSecurityGroups:  joinList(net.SecurityGroupIDs()),
-			dispatchenv.EnvAssignPublicIP:  jsii.String(strconv.FormatBool(net.AssignPublicIP())),
-			dispatchenv.EnvExtraPrincipals: joinList(props.ExtraPrincipals),
-			dispatchenv.EnvAccountID:       awscdk.Aws_ACCOUNT_ID(),
-			EnvTaskRevisions:               taskRevisions(props.Jobs),
+			protocol.EnvConfig:          jsii.String("/var/task/" + BundledConfigName),
+			protocol.EnvCluster:         props.ClusterArn,
+			protocol.EnvLedgerTable:     props.Ledger.TableName(),
+			protocol.EnvSubnets:         joinList(net.SubnetIDs()),
+			protocol.EnvSecurityGroups:  joinList(net.SecurityGroupIDs()),
+			protocol.EnvAssignPublicIP:  jsii.String(strconv.FormatBool(net.AssignPublicIP())),
+			protocol.EnvExtraPrincipals: joinList(props.ExtraPrincipals),
+			protocol.EnvAccountID:       awscdk.Aws_ACCOUNT_ID(),
+			protocol.EnvTaskRevisions:   taskRevisions(props.Jobs),
 		},
 	})
 	props.Topic.AddSubscription(awssnssubscriptions.NewLambdaSubscription(fn, &awssnssubscriptions.LambdaSubscriptionProps{
@@ -240,24 +240,22 @@ func joinList(values []*string) *string {
 	return jsii.String(strings.Join(parts, ","))
 }
 
-// EnvTaskRevisions hands the dispatcher the task definition revision the
-// stack created for each job, "<job>=<revision>,…" in catalogue order; the
-// dispatcher runs "<broker>-<job>:<revision>" and nothing else.
+// The stack hands the dispatcher the task definition revision it created
+// for each job in protocol.EnvTaskRevisions, "<job>=<revision>,…" in
+// catalogue order; the dispatcher runs "<broker>-<job>:<revision>" and
+// nothing else.
 //
 // Revision numbers, not ARNs: Lambda allows 4 KB for all environment
 // variables together, and an ARN per job (about 80 bytes) would limit the
 // catalogue to a few dozen jobs. The family is the configuration's, and the
 // partition, region and account are the dispatcher's own; IAM pins the full
 // ARNs (RunCatalogueTasksOnThisCluster).
-//
-// TODO(structure): move beside the other dispatcher variable names.
-const EnvTaskRevisions = "DEPLOY_BROKER_TASK_REVISIONS"
 
-// MaxTaskRevisionsEnv bounds the EnvTaskRevisions value, leaving room in
+// MaxTaskRevisionsEnv bounds the protocol.EnvTaskRevisions value, leaving room in
 // Lambda's 4 KB for the other variables.
 const MaxTaskRevisionsEnv = 3000
 
-// taskRevisions is EnvTaskRevisions' value: each revision is the last
+// taskRevisions is protocol.EnvTaskRevisions' value: each revision is the last
 // field of the task definition's ARN, cut out by CloudFormation.
 func taskRevisions(jobs []Job) *string {
 	parts := make([]string, len(jobs))

@@ -12,7 +12,7 @@ import (
 
 	"github.com/deploy-broker/deploy-broker/infra/internal/naming"
 	"github.com/deploy-broker/deploy-broker/internal/config"
-	dispatchenv "github.com/deploy-broker/deploy-broker/internal/dispatcher"
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
 // JobSecret is one environment variable ECS fills from Secrets Manager or
@@ -90,7 +90,7 @@ func NewJob(scope constructs.Construct, id string, props *JobProps) Job {
 				Actions:   jsii.Strings("sqs:SendMessage"),
 				Resources: &[]*string{props.RunQueueArn},
 				Conditions: &map[string]interface{}{
-					"StringEquals": map[string]interface{}{"aws:ResourceTag/" + dispatchenv.TagJob: props.Name},
+					"StringEquals": map[string]interface{}{"aws:ResourceTag/" + protocol.TagJob: props.Name},
 				},
 			}),
 		}}),

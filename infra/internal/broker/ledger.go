@@ -5,12 +5,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
-)
 
-// Ledger attribute names shared with the dispatcher.
-const (
-	LedgerPartitionKey = "run_id"
-	LedgerTTLAttribute = "expires_at"
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
 // LedgerProps configures the run ledger.
@@ -40,13 +36,13 @@ func NewLedger(scope constructs.Construct, id string, props *LedgerProps) Ledger
 		removal = awscdk.RemovalPolicy_RETAIN
 	}
 	table := awsdynamodb.NewTable(this, jsii.String("Table"), &awsdynamodb.TableProps{
-		PartitionKey: &awsdynamodb.Attribute{Name: jsii.String(LedgerPartitionKey), Type: awsdynamodb.AttributeType_STRING},
+		PartitionKey: &awsdynamodb.Attribute{Name: jsii.String(protocol.LedgerRunID), Type: awsdynamodb.AttributeType_STRING},
 		BillingMode:  awsdynamodb.BillingMode_PAY_PER_REQUEST,
 		PointInTimeRecoverySpecification: &awsdynamodb.PointInTimeRecoverySpecification{
 			PointInTimeRecoveryEnabled: jsii.Bool(true),
 		},
 		Encryption:          awsdynamodb.TableEncryption_AWS_MANAGED,
-		TimeToLiveAttribute: jsii.String(LedgerTTLAttribute),
+		TimeToLiveAttribute: jsii.String(protocol.LedgerExpiresAt),
 		RemovalPolicy:       removal,
 	})
 	return &ledger{Construct: this, table: table}

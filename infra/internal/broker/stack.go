@@ -10,6 +10,7 @@ import (
 
 	"github.com/deploy-broker/deploy-broker/infra/internal/naming"
 	"github.com/deploy-broker/deploy-broker/internal/config"
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
 // StackProps configures the broker stack.
@@ -111,7 +112,7 @@ func NewStack(scope constructs.Construct, id string, props *StackProps) (_ *Stac
 	}
 	if n := taskRevisionsSize(cfg.JobNames()); n > MaxTaskRevisionsEnv {
 		return nil, fmt.Errorf("the catalogue's %d jobs need up to %d bytes in the dispatcher's %s variable, more than the %d that fit in Lambda's 4 KB of environment: shorten job names or split the catalogue over two brokers",
-			len(cfg.Jobs), n, EnvTaskRevisions, MaxTaskRevisionsEnv)
+			len(cfg.Jobs), n, protocol.EnvTaskRevisions, MaxTaskRevisionsEnv)
 	}
 	maxAge := eventAge(cfg)
 	s.Dispatcher = NewDispatcher(s.Stack, "Dispatcher", &DispatcherProps{

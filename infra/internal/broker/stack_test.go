@@ -13,7 +13,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
 
-	dispatchenv "github.com/deploy-broker/deploy-broker/internal/dispatcher"
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
 func TestTwoJobsMakeTwoTaskDefinitionsAndTwoTaskRoles(t *testing.T) {
@@ -94,14 +94,14 @@ func TestDispatcherFunction(t *testing.T) {
 		"DeadLetterConfig":             obj{"TargetArn": obj{"Fn::GetAtt": arr{dlq, "Arn"}}},
 		"LoggingConfig":                like(obj{"LogGroup": obj{"Ref": logicalID(f, s.Dispatcher.LogGroup())}}),
 		"Environment": obj{"Variables": obj{
-			dispatchenv.EnvConfig:          "/var/task/broker.yaml",
-			dispatchenv.EnvCluster:         obj{"Fn::GetAtt": arr{logicalID(f, s.Cluster), "Arn"}},
-			dispatchenv.EnvLedgerTable:     obj{"Ref": logicalID(f, s.Ledger.Table())},
-			dispatchenv.EnvSubnets:         like(obj{"Fn::Join": assertions.Match_AnyValue()}),
-			dispatchenv.EnvSecurityGroups:  like(obj{"Fn::GetAtt": assertions.Match_AnyValue()}),
-			dispatchenv.EnvAssignPublicIP:  "false",
-			dispatchenv.EnvExtraPrincipals: obj{"Fn::GetAtt": arr{logicalID(f, s.TriggerRole.Role()), "Arn"}},
-			dispatchenv.EnvAccountID:       obj{"Ref": "AWS::AccountId"},
+			protocol.EnvConfig:          "/var/task/broker.yaml",
+			protocol.EnvCluster:         obj{"Fn::GetAtt": arr{logicalID(f, s.Cluster), "Arn"}},
+			protocol.EnvLedgerTable:     obj{"Ref": logicalID(f, s.Ledger.Table())},
+			protocol.EnvSubnets:         like(obj{"Fn::Join": assertions.Match_AnyValue()}),
+			protocol.EnvSecurityGroups:  like(obj{"Fn::GetAtt": assertions.Match_AnyValue()}),
+			protocol.EnvAssignPublicIP:  "false",
+			protocol.EnvExtraPrincipals: obj{"Fn::GetAtt": arr{logicalID(f, s.TriggerRole.Role()), "Arn"}},
+			protocol.EnvAccountID:       obj{"Ref": "AWS::AccountId"},
 		}},
 	}))
 	// AND async events are retried briefly: no longer than max_request_age (10m)
@@ -205,9 +205,9 @@ func TestExistingNetworkAndOIDCProvider(t *testing.T) {
 	count(t, f.template, "AWS::IAM::OIDCProvider", 0)
 	// AND the dispatcher places tasks in the configured network
 	has(t, f.template, "AWS::Lambda::Function", like(obj{"Environment": obj{"Variables": like(obj{
-		dispatchenv.EnvSubnets:        "subnet-0aaaaaaaaaaaaaaaa,subnet-0bbbbbbbbbbbbbbbb",
-		dispatchenv.EnvSecurityGroups: "sg-0cccccccccccccccc",
-		dispatchenv.EnvAssignPublicIP: "true",
+		protocol.EnvSubnets:        "subnet-0aaaaaaaaaaaaaaaa,subnet-0bbbbbbbbbbbbbbbb",
+		protocol.EnvSecurityGroups: "sg-0cccccccccccccccc",
+		protocol.EnvAssignPublicIP: "true",
 	})}}))
 	// AND the trigger role trusts the given provider
 	has(t, f.template, "AWS::IAM::Role", like(obj{"AssumeRolePolicyDocument": like(obj{"Statement": arr{like(obj{

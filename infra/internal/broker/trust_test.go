@@ -11,7 +11,7 @@ import (
 	"github.com/deploy-broker/deploy-broker/infra/internal/naming"
 	"github.com/deploy-broker/deploy-broker/internal/config"
 
-	dispatchenv "github.com/deploy-broker/deploy-broker/internal/dispatcher"
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
 // The trust table of DESIGN.md §2, row by row, statement by statement.
@@ -117,7 +117,7 @@ func TestRunQueuePoliciesAreTheDispatchersOnRunQueuesOnly(t *testing.T) {
 	}
 	// AND the dispatcher knows the extra reader
 	has(t, f.template, "AWS::Lambda::Function", like(obj{"Environment": obj{"Variables": like(obj{
-		dispatchenv.EnvExtraPrincipals: obj{"Fn::GetAtt": arr{role, "Arn"}},
+		protocol.EnvExtraPrincipals: obj{"Fn::GetAtt": arr{role, "Arn"}},
 	})}}))
 }
 
@@ -231,8 +231,8 @@ func TestDispatcherRunsOnlyCatalogueTasksAndPassesOnlyJobRoles(t *testing.T) {
 	for _, j := range s.Catalogue.Jobs() {
 		revs = append(revs, j.Name()+"="+render(map[string]interface{}{"Fn::Select": []interface{}{6, map[string]interface{}{"Fn::Split": []interface{}{":", map[string]interface{}{"Ref": logicalID(f, j.TaskDefinition())}}}}}))
 	}
-	if got, want := render(env[EnvTaskRevisions]), strings.Join(revs, ","); got != want {
-		t.Errorf("%s = %s, want %s", EnvTaskRevisions, got, want)
+	if got, want := render(env[protocol.EnvTaskRevisions]), strings.Join(revs, ","); got != want {
+		t.Errorf("%s = %s, want %s", protocol.EnvTaskRevisions, got, want)
 	}
 	// AND the RunTask statement reads as the design says
 	has(t, f.template, "AWS::IAM::Role", like(obj{"Policies": arrayWith(like(obj{"PolicyDocument": like(obj{
@@ -363,7 +363,7 @@ func TestOnlyTheOwnJobSendsToARunQueue(t *testing.T) {
 				}
 				continue
 			}
-			want := render(map[string]interface{}{"StringEquals": map[string]interface{}{"aws:ResourceTag/" + dispatchenv.TagJob: job}})
+			want := render(map[string]interface{}{"StringEquals": map[string]interface{}{"aws:ResourceTag/" + protocol.TagJob: job}})
 			if got := render(s.Condition); got != want {
 				t.Errorf("job %s sends to run queues if %s, want if %s", job, got, want)
 			}

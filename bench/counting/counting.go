@@ -1,5 +1,5 @@
 // Package counting is the runner with an in-process counting sink, for the
-// benchmark's peak-RSS run: cmd/bench/counting-runner is a binary of its own
+// benchmark's peak-RSS run: bench/counting-runner is a binary of its own
 // so that the process measured holds the runner's code and not the
 // benchmark's (the local broker, the dispatcher, the AWS SDK's ECS and
 // DynamoDB clients would add several MiB of resident memory of their own).

@@ -1,7 +1,7 @@
 // Command counting-runner is the runner with an in-process counting sink
 // whose SendMessageBatch takes RTT: counting-runner RTT JOB-ARGV…. It prints
-// its peak RSS and counts as one JSON line; cmd/bench builds and runs it for
-// runner_peak_rss_mib (see internal/bench/counting).
+// its peak RSS and counts as one JSON line; the bench builds and runs it for
+// runner_peak_rss_mib (see bench/counting).
 package main
 
 import (
@@ -9,7 +9,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/deploy-broker/deploy-broker/internal/bench/counting"
+	"github.com/deploy-broker/deploy-broker/bench/counting"
 )
 
 func main() {

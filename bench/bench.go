@@ -1,13 +1,4 @@
-// Package bench is the runner's end-to-end benchmark (cmd/bench): the real
-// deploy-trigger binary running a job through the local broker (its moto
-// server, the real dispatcher handler, the SNS loop and the agent starting
-// the real runner binary) and printing the job's output, compared with a
-// bare SendMessageBatch loop on the same moto server; the runner streaming
-// to a minimal in-bench receiver for comparison; latency at a slow line
-// rate through deploy-trigger; and the runner's peak RSS while a job writes
-// 1 GiB. Results are printed as a table and as "name: value"
-// lines; docs/BENCHMARKS.md records them.
-package bench
+package main
 
 import (
 	"bufio"
@@ -30,7 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/deploy-broker/deploy-broker/internal/bench/counting"
+	"github.com/deploy-broker/deploy-broker/bench/counting"
 	"github.com/deploy-broker/deploy-broker/internal/localbroker"
 	"github.com/deploy-broker/deploy-broker/internal/moto"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
@@ -50,7 +41,7 @@ type options struct {
 	compress     string
 	runnerBin    string
 	triggerBin   string
-	countingBin  string // cmd/bench/counting-runner, built by the bench
+	countingBin  string // bench/counting-runner, built by the bench
 	skip         string
 }
 
@@ -104,7 +95,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		path *string
 		name string
 		pkg  string
-	}{{&o.runnerBin, "runner", "./cmd/runner"}, {&o.triggerBin, "deploy-trigger", "./cmd/trigger"}, {&o.countingBin, "counting-runner", "./cmd/bench/counting-runner"}} {
+	}{{&o.runnerBin, "runner", "./cmd/runner"}, {&o.triggerBin, "deploy-trigger", "./cmd/trigger"}, {&o.countingBin, "counting-runner", "./bench/counting-runner"}} {
 		if *bin.path != "" {
 			continue
 		}

@@ -8,7 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/deploy-broker/deploy-broker/internal/moto/mototest"
+	"github.com/deploy-broker/deploy-broker/internal/testkit/mototest"
 )
 
 // Through the proxy at a 30% fault rate, SDK retries plus FIFO deduplication

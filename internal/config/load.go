@@ -1,0 +1,166 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Defaults applied by Load where the file is silent.
+const (
+	DefaultQueueRetention  = Duration(time.Hour)
+	DefaultMaxRequestAge   = Duration(15 * time.Minute)
+	DefaultClockSkew       = Duration(2 * time.Minute)
+	DefaultLedgerRetention = Duration(90 * 24 * time.Hour)
+	DefaultLogRetention    = 90
+	DefaultHeartbeat       = Duration(10 * time.Second)
+	DefaultGrace           = Duration(30 * time.Second)
+	DefaultTimeout         = Duration(30 * time.Minute)
+	DefaultCPU             = 256
+	DefaultMemory          = 512
+)
+
+// Load reads and validates the configuration file at path.
+func Load(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading broker configuration: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading broker configuration %s: %w", path, err)
+	}
+	c, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("broker configuration %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes and validates a configuration document.
+func Parse(b []byte) (*Config, error) {
+	if len(b) > MaxFileBytes {
+		return nil, fmt.Errorf("file is %d bytes, over the %d-byte limit", len(b), MaxFileBytes)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	var c Config
+	if err := dec.Decode(&c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("file is empty")
+		}
+		return nil, fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, errors.New("file holds more than one YAML document")
+	}
+	c.applyDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (c *Config) applyDefaults() {
+	def := func(d *Duration, v Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.Broker.QueueRetention, DefaultQueueRetention)
+	def(&c.Broker.MaxRequestAge, DefaultMaxRequestAge)
+	def(&c.Broker.ClockSkew, DefaultClockSkew)
+	def(&c.Broker.LedgerRetention, DefaultLedgerRetention)
+	if c.Broker.LogRetentionDays == 0 {
+		c.Broker.LogRetentionDays = DefaultLogRetention
+	}
+	def(&c.Runner.Heartbeat, DefaultHeartbeat)
+	def(&c.Runner.Grace, DefaultGrace)
+	for name, j := range c.Jobs {
+		def(&j.Timeout, DefaultTimeout)
+		if j.CPU == 0 {
+			j.CPU = DefaultCPU
+		}
+		if j.Memory == 0 {
+			j.Memory = DefaultMemory
+		}
+		if j.Image == "" {
+			j.Image = c.Runner.Image
+		}
+		for i := range j.Policy {
+			if j.Policy[i].Effect == "" {
+				j.Policy[i].Effect = "Allow"
+			}
+		}
+		c.Jobs[name] = j
+	}
+}
+
+var brokerNameRE = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
+
+var principalRE = regexp.MustCompile(`^arn:aws[a-z-]*:(iam|sts)::\d{12}:[A-Za-z0-9+=,.@_/-]+$|^\d{12}$`)
+
+// Validate checks the whole configuration and reports every problem it finds.
+func (c *Config) Validate() error {
+	var errs []string
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
+
+	switch {
+	case c.Broker.Name == "":
+		bad("broker.name is missing: name the broker, e.g. \"deploy-broker\"")
+	case !brokerNameRE.MatchString(c.Broker.Name):
+		bad("broker.name %q must be lower-case letters, digits and '-', starting with a letter", c.Broker.Name)
+	case len(c.Broker.Name) > 20:
+		bad("broker.name %q is longer than 20 characters (it prefixes queue and role names)", c.Broker.Name)
+	}
+	if len(c.TrustedPrincipals) == 0 {
+		bad("trusted_principals is empty: list the IAM role ARNs of your CI systems that may trigger jobs")
+	}
+	for _, p := range c.TrustedPrincipals {
+		if p == "*" || !principalRE.MatchString(p) {
+			bad("trusted principal %q must be an IAM role/user ARN or an account id (never \"*\")", p)
+		}
+	}
+	if g := c.GitHubOIDC; g != nil {
+		if len(g.Subjects) == 0 {
+			bad("github_oidc.subjects is empty: list the exact sub claims, e.g. \"repo:org/app:ref:refs/heads/main\"")
+		}
+		for _, s := range g.Subjects {
+			if !strings.HasPrefix(s, "repo:") || strings.ContainsAny(s, "*?") {
+				bad("github_oidc subject %q must be exact and start with \"repo:\" (no wildcards)", s)
+			}
+		}
+	}
+	if len(c.Network.Subnets) > 0 && len(c.Network.SecurityGroups) == 0 {
+		bad("network.subnets is set but network.security_groups is empty: name the security group run tasks use")
+	}
+	if len(c.Network.Subnets) == 0 && (len(c.Network.SecurityGroups) > 0 || c.Network.VPCID != "") {
+		bad("network names a VPC or security groups but no subnets: give network.subnets too, or leave network empty to create a VPC")
+	}
+	if c.Runner.Heartbeat.D() < time.Second {
+		bad("runner.heartbeat %s is shorter than 1s", c.Runner.Heartbeat.D())
+	}
+	if len(c.Jobs) == 0 {
+		bad("jobs is empty: declare at least one job")
+	}
+	for _, name := range c.JobNames() {
+		j := c.Jobs[name]
+		for _, e := range j.validate(name) {
+			bad("job %q: %s", name, e)
+		}
+		c.Jobs[name] = j
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%d problem(s): %s", len(errs), strings.Join(errs, "; "))
+	}
+	return nil
+}

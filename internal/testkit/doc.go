@@ -1,0 +1,9 @@
+// Package testkit is the home of the helpers that only tests use; nothing
+// under it ships in a binary. Its packages:
+//
+//   - e2etest: shared set-up for tests that run the real binaries (e2e/,
+//     reliability/)
+//   - faultproxy: a fault-injecting proxy between the binaries and the emulator
+//   - mototest: a moto server per test, torn down after it
+//   - testutil: small helpers shared by tests
+package testkit
