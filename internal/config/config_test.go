@@ -257,3 +257,48 @@ func TestPolicyValidation(t *testing.T) {
 	}
 	mustJob(t, cmd+`managed_policies: ["arn:aws:iam::aws:policy/ReadOnlyAccess", "arn:aws:iam::aws:policy/service-role/AWSLambdaRole", "arn:aws-us-gov:iam::123456789012:policy/path/deploy-x"]`)
 }
+
+// A job's policy may not grant what every job role is denied on the
+// broker's own resources (broker "b"): registering revisions in its task
+// definition families, changing, reading or deleting its run queues, the
+// run ledger.
+func TestPolicyMayNotGrantWhatTheBrokerGuards(t *testing.T) {
+	const cmd = `command: [/bin/deploy], `
+	for policy, want := range map[string]string{
+		`{actions: ["ecs:RegisterTaskDefinition"], resources: ["*"], wildcard_resource_reason: "no resource-level permissions"}`:     `grants ecs:RegisterTaskDefinition on "*", which covers the broker's task definition families`,
+		`{actions: ["ecs:Register*"], resources: ["arn:aws:ecs:eu-west-1:123456789012:task-definition/b-*"]}`:                        `grants ecs:Register* on "arn:aws:ecs:eu-west-1:123456789012:task-definition/b-*"`,
+		`{actions: ["sqs:ReceiveMessage"], resources: ["arn:aws:sqs:eu-west-1:123456789012:b-*"]}`:                                   `which covers the broker's run queues`,
+		`{actions: ["sqs:Untag*"], resources: ["arn:aws:sqs:*:123456789012:*.fifo"]}`:                                                `grants sqs:Untag*`,
+		`{actions: ["sqs:SetQueueAttributes"], resources: ["arn:aws:sqs:eu-west-1:123456789012:b-01JDRUN0000000000000000000.fifo"]}`: `covers the broker's run queues`,
+		`{actions: ["dynamodb:PutItem"], resources: ["arn:aws:dynamodb:eu-west-1:123456789012:table/b-Ledger*"]}`:                    `which covers the run ledger`,
+		`{actions: ["dynamodb:DeleteTable"], resources: ["arn:aws:dynamodb:eu-west-1:123456789012:table/*"]}`:                        `which covers the run ledger`,
+	} {
+		wantConfigError(t, cmd+"policy: ["+policy+"]", want)
+	}
+	for _, policy := range []string{
+		// the job's own resources
+		`{actions: ["ecs:RegisterTaskDefinition"], resources: ["arn:aws:ecs:eu-west-1:123456789012:task-definition/web-*"]}`,
+		`{actions: ["sqs:ReceiveMessage", "sqs:DeleteMessage"], resources: ["arn:aws:sqs:eu-west-1:123456789012:orders"]}`,
+		`{actions: ["dynamodb:PutItem"], resources: ["arn:aws:dynamodb:eu-west-1:123456789012:table/orders"]}`,
+		`{actions: ["dynamodb:ListTables"], resources: ["*"], wildcard_resource_reason: "no resource-level permissions"}`,
+		`{actions: ["sqs:SendMessage"], resources: ["arn:aws:sqs:eu-west-1:123456789012:orders.fifo"]}`,
+		// a Deny takes away
+		`{effect: Deny, actions: ["sqs:*"], resources: ["*"]}`,
+	} {
+		mustJob(t, cmd+"policy: ["+policy+"]")
+	}
+}
+
+func TestWildcardMatch(t *testing.T) {
+	for _, c := range []struct {
+		p, s string
+		want bool
+	}{
+		{"b-*", "b-01JD.fifo", true}, {"*.fifo", "b-x.fifo", true}, {"b-??", "b-01", true}, {"b-??", "b-012", false},
+		{"*", "", true}, {"a*b*c", "aXbYc", true}, {"a*b*c", "aXbY", false}, {"web-*", "b-job:1", false},
+	} {
+		if got := wildcardMatch(c.p, c.s); got != c.want {
+			t.Errorf("wildcardMatch(%q, %q) = %v", c.p, c.s, got)
+		}
+	}
+}

@@ -157,6 +157,11 @@ func (c *Config) Validate() error {
 		for _, e := range j.validate(name) {
 			bad("job %q: %s", name, e)
 		}
+		for i, st := range j.Policy {
+			for _, e := range st.guardedByBroker(c.Broker.Name) {
+				bad("job %q: policy[%d] %s", name, i, e)
+			}
+		}
 		c.Jobs[name] = j
 	}
 	if len(errs) > 0 {
