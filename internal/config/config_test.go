@@ -302,3 +302,20 @@ func TestWildcardMatch(t *testing.T) {
 		}
 	}
 }
+
+func TestRunLogKey(t *testing.T) {
+	parse := func(key string) error {
+		_, err := Parse([]byte("broker: {name: b, run_log_key: \"" + key + "\"}\ntrusted_principals: [\"123456789012\"]\nrunner: {image: i}\njobs:\n  j: {command: [/bin/true]}\n"))
+		return err
+	}
+	for _, ok := range []string{"", "create", "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"} {
+		if err := parse(ok); err != nil {
+			t.Errorf("run_log_key %q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"alias/logs", "arn:aws:kms:eu-west-1:123456789012:alias/logs", "yes"} {
+		if err := parse(bad); err == nil || !strings.Contains(err.Error(), "broker.run_log_key") {
+			t.Errorf("run_log_key %q: %v, want a refusal", bad, err)
+		}
+	}
+}

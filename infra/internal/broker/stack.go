@@ -88,6 +88,7 @@ func NewStack(scope constructs.Construct, id string, props *StackProps) (_ *Stac
 	s.Catalogue, err = NewJobCatalogue(s.Stack, "Catalogue", &JobCatalogueProps{
 		Config: cfg, RunQueueArn: runQueues, LogRetention: retention,
 		LedgerArn: s.Ledger.Table().TableArn(), SqsAbacUnavailable: noAbac,
+		RunLogKey: cfg.Broker.RunLogKey,
 	})
 	if err != nil {
 		return nil, err

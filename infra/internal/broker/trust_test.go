@@ -436,3 +436,44 @@ func TestOnlyKnownPrincipalsAssumeRoles(t *testing.T) {
 		}
 	}
 }
+
+// broker.run_log_key: create encrypts the run log group (every run's
+// unredacted output) with a key of the stack that CloudWatch Logs of this
+// region may use for that log group only.
+func TestRunLogGroupIsEncryptedWithItsOwnKey(t *testing.T) {
+	f := mainStack(t)
+	group := logicalID(f, f.app.Stack.Catalogue.LogGroup())
+	props := f.resources()[group].(map[string]interface{})["Properties"].(map[string]interface{})
+	if got := render(props["LogGroupName"]); got != "/deploy-broker/test-broker/runs" {
+		t.Errorf("run log group name %q", got)
+	}
+	keyID := strings.TrimSuffix(strings.TrimPrefix(render(props["KmsKeyId"]), "${"), ".Arn}")
+	key, ok := f.resources()[keyID].(map[string]interface{})
+	if !ok || key["Type"] != "AWS::KMS::Key" {
+		t.Fatalf("run log group KmsKeyId %s is no key of the stack", render(props["KmsKeyId"]))
+	}
+	if kp := key["Properties"].(map[string]interface{}); kp["EnableKeyRotation"] != true {
+		t.Errorf("run log key without rotation")
+	}
+	var got []statement
+	for _, s := range allStatements(f) {
+		if s.LogicalID == keyID && s.Sid != "" {
+			got = append(got, s)
+		}
+	}
+	assertGrants(t, "the run log key's service statement", got, []grant{{
+		Sid:     "CloudWatchLogsUsesKeyForRunLogGroupOnly",
+		Actions: []string{"kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"}, Resources: []string{"*"},
+		Condition: map[string]interface{}{"ArnEquals": map[string]interface{}{
+			"kms:EncryptionContext:aws:logs:arn": stackArn("logs", "log-group:/deploy-broker/test-broker/runs")}},
+	}})
+	if len(got) == 1 && strings.Join(got[0].Principals, ",") != "Service:logs."+region+".amazonaws.com" {
+		t.Errorf("run log key statement principals %v", got[0].Principals)
+	}
+	// AND without run_log_key the group keeps CloudWatch Logs' encryption
+	other := otherStack(t)
+	op := other.resources()[logicalID(other, other.app.Stack.Catalogue.LogGroup())].(map[string]interface{})["Properties"].(map[string]interface{})
+	if op["KmsKeyId"] != nil {
+		t.Errorf("run log group of a configuration without run_log_key has key %v", op["KmsKeyId"])
+	}
+}

@@ -28,8 +28,20 @@ var allowedWildcardActions = []wildcardAction{
 		}},
 	{"sqs:*", "a Deny: the dead-letter queue refuses every request not made over TLS",
 		func(s statement) bool { return s.Effect == "Deny" && isTLSDeny(s) }},
+	{"kms:Encrypt*", "CloudWatch Logs' use of the run log key, as the CloudWatch Logs User Guide documents it; for the run log group only", runLogKeyStatement},
+	{"kms:Decrypt*", "the same", runLogKeyStatement},
+	{"kms:ReEncrypt*", "the same", runLogKeyStatement},
+	{"kms:GenerateDataKey*", "the same", runLogKeyStatement},
+	{"kms:Describe*", "the same", runLogKeyStatement},
 	{"dynamodb:*", "a Deny on every job role: no job touches the run ledger in any way",
 		func(s statement) bool { return s.Effect == "Deny" && s.Sid == "NeverTouchTheRunLedger" }},
+}
+
+// runLogKeyStatement is the run log key's statement for CloudWatch Logs.
+func runLogKeyStatement(s statement) bool {
+	c, _ := s.Condition["ArnEquals"].(map[string]interface{})
+	return s.ResourceType == "AWS::KMS::Key" && s.Sid == "CloudWatchLogsUsesKeyForRunLogGroupOnly" && len(s.Condition) == 1 &&
+		c["kms:EncryptionContext:aws:logs:arn"] != nil
 }
 
 func isTLSDeny(s statement) bool {
