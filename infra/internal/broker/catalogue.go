@@ -34,8 +34,9 @@ type JobCatalogueProps struct {
 	LogRetention awslogs.RetentionDays
 	// LedgerArn is the run ledger table, denied to every job.
 	LedgerArn *string
-	// SqsAbacUnavailable is true in the regions without SQS ABAC.
-	SqsAbacUnavailable awscdk.CfnCondition
+	// SqsAbacUnavailable is true in the regions without SQS ABAC,
+	// SqsAbacAvailable elsewhere.
+	SqsAbacUnavailable, SqsAbacAvailable awscdk.CfnCondition
 	// RunLogKey encrypts the run log group, which holds every run's
 	// unredacted output: "" for CloudWatch Logs' own encryption,
 	// RunLogKeyCreate for a customer-managed key of the stack, or the ARN
@@ -174,6 +175,7 @@ func NewJobCatalogue(scope constructs.Construct, id string, props *JobCatalogueP
 			// name starts with "<broker>-", which is stricter, not looser).
 			BrokerFamilies:     arn("ecs", "task-definition/"+cfg.Broker.Name+"-*"),
 			SqsAbacUnavailable: props.SqsAbacUnavailable,
+			SqsAbacAvailable:   props.SqsAbacAvailable,
 			StopTimeout:        awscdk.Duration_Seconds(jsii.Number(stop.Seconds())),
 		}))
 	}

@@ -38,8 +38,9 @@ type JobProps struct {
 	// BrokerFamilies is the ARN pattern of the broker's task definition
 	// families: no job may register a revision in one.
 	BrokerFamilies *string
-	// SqsAbacUnavailable is true in the regions without SQS ABAC.
-	SqsAbacUnavailable awscdk.CfnCondition
+	// SqsAbacUnavailable is true in the regions without SQS ABAC,
+	// SqsAbacAvailable elsewhere.
+	SqsAbacUnavailable, SqsAbacAvailable awscdk.CfnCondition
 	// StopTimeout is ECS's SIGTERM → SIGKILL time: the runner's grace and a
 	// margin.
 	StopTimeout awscdk.Duration
@@ -149,6 +150,26 @@ func NewJob(scope constructs.Construct, id string, props *JobProps) Job {
 			})},
 		})
 		fallback.Node().DefaultChild().(awsiam.CfnPolicy).CfnOptions().SetCondition(props.SqsAbacUnavailable)
+	}
+	if props.SqsAbacAvailable != nil {
+		// Where SQS has ABAC, whatever else the job holds (a managed policy
+		// the catalogue validator cannot read, such as one granting
+		// sqs:SendMessage on "*"), it never sends to a run queue that is
+		// not tagged with its own job. Not in the other regions: there the
+		// tag key is always absent and this would deny every send.
+		guard := awsiam.NewPolicy(this, jsii.String("OnlyOwnRunQueuesWithAbac"), &awsiam.PolicyProps{
+			Roles: &[]awsiam.IRole{role},
+			Statements: &[]awsiam.PolicyStatement{awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+				Sid:       jsii.String("NeverSendToOtherJobsRunQueues"),
+				Effect:    awsiam.Effect_DENY,
+				Actions:   jsii.Strings("sqs:SendMessage"),
+				Resources: &[]*string{props.RunQueueArn},
+				Conditions: &map[string]interface{}{
+					"StringNotEquals": map[string]interface{}{"aws:ResourceTag/" + protocol.TagJob: props.Name},
+				},
+			})},
+		})
+		guard.Node().DefaultChild().(awsiam.CfnPolicy).CfnOptions().SetCondition(props.SqsAbacAvailable)
 	}
 
 	taskDef := awsecs.NewFargateTaskDefinition(this, jsii.String("TaskDefinition"), &awsecs.FargateTaskDefinitionProps{

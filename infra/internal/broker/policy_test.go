@@ -256,8 +256,9 @@ func inRegion(t *testing.T, f *fixture, region string, got []statement) []statem
 	return out
 }
 
-// regionCondition evaluates a template condition made of Fn::Or and
-// Fn::Equals [{Ref: AWS::Region}, "<region>"] for one region.
+// regionCondition evaluates a template condition made of Fn::Not, Fn::Or,
+// references to other conditions and Fn::Equals [{Ref: AWS::Region},
+// "<region>"] for one region.
 func regionCondition(t *testing.T, f *fixture, name, region string) bool {
 	t.Helper()
 	conds, _ := f.json["Conditions"].(map[string]interface{})
@@ -268,6 +269,12 @@ func regionCondition(t *testing.T, f *fixture, name, region string) bool {
 	var eval func(v interface{}) bool
 	eval = func(v interface{}) bool {
 		m, _ := v.(map[string]interface{})
+		if ref, ok := m["Condition"].(string); ok && len(m) == 1 {
+			return regionCondition(t, f, ref, region)
+		}
+		if not, ok := m["Fn::Not"].([]interface{}); ok && len(not) == 1 {
+			return !eval(not[0])
+		}
 		if or, ok := m["Fn::Or"].([]interface{}); ok {
 			for _, e := range or {
 				if eval(e) {

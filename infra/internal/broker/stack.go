@@ -85,9 +85,13 @@ func NewStack(scope constructs.Construct, id string, props *StackProps) (_ *Stac
 	s.Network = NewNetwork(s.Stack, "Network", &NetworkProps{Network: cfg.Network, LogRetention: retention})
 	s.Cluster = NewRunCluster(s.Stack, "RunCluster", &RunClusterProps{ClusterName: name})
 	noAbac := sqsAbacUnavailable(s.Stack)
+	abac := awscdk.NewCfnCondition(s.Stack, jsii.String(SqsAbacAvailableCondition), &awscdk.CfnConditionProps{
+		Expression: awscdk.Fn_ConditionNot(noAbac),
+	})
+	abac.OverrideLogicalId(jsii.String(SqsAbacAvailableCondition))
 	s.Catalogue, err = NewJobCatalogue(s.Stack, "Catalogue", &JobCatalogueProps{
 		Config: cfg, RunQueueArn: runQueues, LogRetention: retention,
-		LedgerArn: s.Ledger.Table().TableArn(), SqsAbacUnavailable: noAbac,
+		LedgerArn: s.Ledger.Table().TableArn(), SqsAbacUnavailable: noAbac, SqsAbacAvailable: abac,
 		RunLogKey: cfg.Broker.RunLogKey,
 	})
 	if err != nil {
@@ -148,6 +152,9 @@ func NewStack(scope constructs.Construct, id string, props *StackProps) (_ *Stac
 // SqsAbacUnavailableCondition is the logical id of the CloudFormation
 // condition that is true in the regions without SQS ABAC.
 const SqsAbacUnavailableCondition = "SqsAbacUnavailable"
+
+// SqsAbacAvailableCondition is its negation.
+const SqsAbacAvailableCondition = "SqsAbacAvailable"
 
 // sqsAbacUnavailable is true where the stack is deployed in a region
 // without SQS ABAC (SqsAbacUnavailableRegions).

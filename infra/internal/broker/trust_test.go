@@ -275,10 +275,15 @@ func TestEachJobRoleHasOnlyItsOwnPermissions(t *testing.T) {
 			for _, st := range cfg.Jobs[j.Name()].Policy {
 				want = append(want, grant{Sid: st.Sid, Effect: st.Effect, Actions: st.Actions, Resources: st.Resources, Condition: conditionOf(st)})
 			}
-			assertGrants(t, "job "+j.Name()+" in eu-west-1", inRegion(t, f, "eu-west-1", got), want)
+			// AND, with ABAC, whatever else it holds, it never sends to a run
+			// queue not tagged with its job
+			withAbac := append(slices.Clone(want), grant{Sid: "NeverSendToOtherJobsRunQueues", Effect: "Deny", Actions: []string{"sqs:SendMessage"},
+				Resources: []string{runQueueArn("test-broker")},
+				Condition: map[string]interface{}{"StringNotEquals": map[string]interface{}{"aws:ResourceTag/deploy-broker:job": j.Name()}}})
+			assertGrants(t, "job "+j.Name()+" in eu-west-1", inRegion(t, f, "eu-west-1", got), withAbac)
 			// AND in a region without SQS ABAC (Europe (Zurich)) it may also
 			// send by the run-queue name pattern, by the stack's condition
-			noAbac := append(want, grant{Sid: "SendFeedbackToRunQueuesWithoutAbac", Actions: []string{"sqs:SendMessage"}, Resources: []string{runQueueArn("test-broker")}})
+			noAbac := append(slices.Clone(want), grant{Sid: "SendFeedbackToRunQueuesWithoutAbac", Actions: []string{"sqs:SendMessage"}, Resources: []string{runQueueArn("test-broker")}})
 			assertGrants(t, "job "+j.Name()+" in eu-central-2", inRegion(t, f, "eu-central-2", got), noAbac)
 			// AND exactly its managed policies
 			props := f.resources()[role].(map[string]interface{})["Properties"].(map[string]interface{})
