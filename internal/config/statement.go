@@ -145,19 +145,25 @@ type brokerGuard struct {
 	// account, that a statement's resource pattern must not match.
 	sample func(broker string) string
 	what   string
+	// allowStar lets "*" (and ARNs as broad) through: for an action that
+	// may have no resource-level permissions, "*" is the only resource a
+	// job that really needs it can name, and refusing it would refuse every
+	// job that deploys ECS services. Only a resource naming the broker's own
+	// names is refused then.
+	allowStar bool
 }
 
 var brokerGuards = []brokerGuard{
 	{"ecs", []string{"RegisterTaskDefinition"},
-		func(b string) string { return "task-definition/" + b + "-job:1" }, "the broker's task definition families"},
+		func(b string) string { return "task-definition/" + b + "-job:1" }, "the broker's task definition families", true},
 	// SendMessage too: the stack grants each job sending to its own runs'
 	// queues only (by their job tag); a grant by name pattern would reach
 	// every job's runs.
 	{"sqs", []string{"AddPermission", "ChangeMessageVisibility", "DeleteMessage", "DeleteQueue", "PurgeQueue",
 		"ReceiveMessage", "RemovePermission", "SendMessage", "SendMessageBatch", "SetQueueAttributes", "TagQueue", "UntagQueue"},
-		func(b string) string { return b + "-01JDRUN0000000000000000000.fifo" }, "the broker's run queues"},
+		func(b string) string { return b + "-01JDRUN0000000000000000000.fifo" }, "the broker's run queues", false},
 	{"dynamodb", nil,
-		func(b string) string { return "table/" + b + "-LedgerTable0A1B2C3D-ABCDEFGHIJKL" }, "the run ledger"},
+		func(b string) string { return "table/" + b + "-LedgerTable0A1B2C3D-ABCDEFGHIJKL" }, "the run ledger", false},
 }
 
 // guardedByBroker returns a problem for every action of an Allow statement
@@ -179,7 +185,8 @@ func (s *Statement) guardedByBroker(broker string) []string {
 				continue
 			}
 			for _, r := range s.Resources {
-				if r == "*" || anyResourceARN(r) || arnMatches(r, g.service, g.sample(broker)) {
+				broad := r == "*" || anyResourceARN(r)
+				if (broad && !g.allowStar) || (!broad && arnMatches(r, g.service, g.sample(broker))) {
 					errs = append(errs, fmt.Sprintf("grants %s on %q, which covers %s: every job role is denied that (the broker's guard); name the job's own resources", a, r, g.what))
 					break
 				}
