@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
@@ -36,5 +37,6 @@ func Build(ctx context.Context, awsCfg aws.Config, set Settings, log *slog.Logge
 		SQS:    sqs.NewFromConfig(awsCfg),
 		ECS:    ecs.NewFromConfig(awsCfg),
 		Dynamo: dynamodb.NewFromConfig(awsCfg),
+		Events: eventbridge.NewFromConfig(awsCfg),
 	}, log, opts...), nil
 }

@@ -79,6 +79,7 @@ func (d *Dispatcher) cancelEarly(ctx context.Context, req *protocol.Request, a a
 	}
 	a.Decision, a.Reason = DecisionCancelled, "cancelled before its run request arrived: the run id is closed, nothing will be launched for it"
 	d.write(ctx, a)
+	d.emit(ctx, protocol.RunEvent{RunID: req.RunID, State: protocol.EventCancelled, Reason: a.Reason})
 	return nil
 }
 

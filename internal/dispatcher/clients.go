@@ -36,4 +36,6 @@ type Clients struct {
 	SQS    SQSAPI
 	ECS    ECSAPI
 	Dynamo DynamoAPI
+	// Events publishes lifecycle events (events.go); nil only logs them.
+	Events EventsAPI
 }

@@ -146,6 +146,11 @@ func (d *Dispatcher) rejectTo(ctx context.Context, runID, queueURL string, rej r
 	}
 	a.Decision, a.Reason = DecisionRejected, rej.reason
 	d.write(ctx, a)
+	ev := protocol.RunEvent{RunID: runID, Job: a.Job, State: protocol.EventRejected, RejectCode: rej.code, Reason: rej.reason}
+	if a.Requester != nil {
+		ev.Requester = a.Requester.String()
+	}
+	d.emit(ctx, ev)
 	return nil
 }
 
@@ -203,6 +208,7 @@ func (d *Dispatcher) accept(ctx context.Context, runID, job, taskARN, queueURL s
 	}
 	a.Decision, a.TaskARN = DecisionAccepted, taskARN
 	d.write(ctx, a)
+	d.emit(ctx, runEvent(protocol.EventStarted, it))
 	if !it.CancelAsked.IsZero() {
 		// A cancel arrived while the task was being started.
 		if err := d.stopTask(ctx, runID, taskARN, cancelReason(it)); err != nil {

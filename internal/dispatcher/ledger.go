@@ -44,6 +44,7 @@ type ledgerItem struct {
 	EndedAt     time.Time
 	NotifiedAt  time.Time // accepted or rejected was written to the queue
 	CancelAsked time.Time
+	CancelledAt time.Time // StopTask was called for a cancel
 	TaskARN     string
 	QueueURL    string
 	RejectCode  string
@@ -164,7 +165,7 @@ func itemFromAttrs(a map[string]types.AttributeValue) ledgerItem {
 		RunID: str(protocol.LedgerRunID), Status: str(protocol.LedgerStatus), Job: str(protocol.LedgerJob), Params: params, Requester: str(protocol.LedgerRequester),
 		RequestHash: str(protocol.LedgerRequestHash), RequestedAt: tm(protocol.LedgerRequestedAt), CreatedAt: tm(protocol.LedgerCreatedAt),
 		LeaseUntil: tm(protocol.LedgerLeaseUntil), EndedAt: tm(protocol.LedgerEndedAt), NotifiedAt: tm(protocol.LedgerNotifiedAt),
-		CancelAsked: tm(protocol.LedgerCancelAsked), TaskARN: str(protocol.LedgerTaskARN), QueueURL: str(protocol.LedgerQueueURL),
+		CancelAsked: tm(protocol.LedgerCancelAsked), CancelledAt: tm(protocol.LedgerCancelledAt), TaskARN: str(protocol.LedgerTaskARN), QueueURL: str(protocol.LedgerQueueURL),
 		RejectCode: str(protocol.LedgerRejectCode), Reason: str(protocol.LedgerReason), ClaimToken: str(protocol.LedgerClaimToken),
 	}
 }

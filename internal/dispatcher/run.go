@@ -75,6 +75,7 @@ func (d *Dispatcher) handleRun(ctx context.Context, req *protocol.Request, body 
 		}
 		return d.failed(ctx, a, err)
 	}
+	d.emit(ctx, runEvent(protocol.EventRequested, item))
 	var err error
 	if rej != nil {
 		err = d.reject(ctx, req, *rej, a)

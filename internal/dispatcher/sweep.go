@@ -121,9 +121,12 @@ func (d *Dispatcher) sweepOne(ctx context.Context, url, runID string, now time.T
 		return false, err
 	}
 	if abandoned {
-		_, err := d.ledger.update(ctx, runID, map[string]string{protocol.LedgerStatus: StatusAbandoned, protocol.LedgerEndedAt: stamp(now)}, cond{protocol.LedgerEndedAt, ""})
+		after, err := d.ledger.update(ctx, runID, map[string]string{protocol.LedgerStatus: StatusAbandoned, protocol.LedgerEndedAt: stamp(now)}, cond{protocol.LedgerEndedAt, ""})
 		if err != nil && !errors.Is(err, errConditionFailed) {
 			d.log.Warn("could not mark run abandoned", "run_id", runID, "error", err.Error())
+		}
+		if err == nil {
+			d.emit(ctx, d.endedEvent(after, nil, "", now))
 		}
 		why += "; marked abandoned"
 	}

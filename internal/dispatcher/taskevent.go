@@ -111,8 +111,12 @@ func (d *Dispatcher) handleTaskEvent(ctx context.Context, ev events.CloudWatchEv
 		if rec.Task.ExitCode != nil {
 			set[protocol.LedgerExitCode] = strconv.Itoa(*rec.Task.ExitCode)
 		}
-		if _, err := d.ledger.update(ctx, t.StartedBy, set); err != nil {
+		after, err := d.ledger.update(ctx, t.StartedBy, set)
+		if err != nil {
 			return err
+		}
+		if item.Status != StatusStopped {
+			d.emit(ctx, d.endedEvent(after, rec.Task.ExitCode, t.StopCode, after.EndedAt))
 		}
 	}
 	if err := d.send(ctx, url, t.StartedBy, rec); err != nil {

@@ -161,6 +161,7 @@ func NewDispatcher(scope constructs.Construct, id string, props *DispatcherProps
 			Resources:  jsii.Strings("*"),
 			Conditions: onThisCluster,
 		}),
+		lifecycleEventsStatement(),
 	}
 	// Per job: its own task role and the execution role, only to ECS tasks.
 	// (IAM cannot tie a PassRole to the RunTask it serves; the task

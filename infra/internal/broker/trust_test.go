@@ -207,6 +207,9 @@ func TestDispatcherRunsOnlyCatalogueTasksAndPassesOnlyJobRoles(t *testing.T) {
 			Condition: map[string]interface{}{"StringEquals": map[string]interface{}{"ecs:CreateAction": "RunTask"}}},
 		{Sid: "StopTasksOnThisCluster", Actions: []string{"ecs:StopTask"}, Resources: []string{tasks}, Condition: onCluster},
 		{Sid: "ListTasksOnThisCluster", Actions: []string{"ecs:ListTasks"}, Resources: []string{"*"}, Condition: onCluster},
+		// Lifecycle events: only the default bus, only the broker's source.
+		{Sid: "PublishLifecycleEvents", Actions: []string{"events:PutEvents"}, Resources: []string{stackArn("events", "event-bus/default")},
+			Condition: map[string]interface{}{"StringEquals": map[string]interface{}{"events:source": protocol.EventSource}}},
 		{Sid: "PassRolesOfJobMigrate", Actions: []string{"iam:PassRole"}, Resources: passRoles["migrate"], Condition: toEcsTasks},
 		{Sid: "PassRolesOfJobWebsite", Actions: []string{"iam:PassRole"}, Resources: passRoles["website"], Condition: toEcsTasks},
 		// CDK's grant for the function's dead-letter queue.
