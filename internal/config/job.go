@@ -32,6 +32,8 @@ type Job struct {
 	Policy []Statement `yaml:"policy,omitempty"`
 	// ManagedPolicies are AWS managed or customer managed policy ARNs.
 	ManagedPolicies []string `yaml:"managed_policies,omitempty"`
+	// Governance: concurrency (governance.go).
+	Governance `yaml:",inline"`
 }
 
 var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -132,7 +134,7 @@ func (j *Job) validate(name string) []string {
 			bad("managed policy %q must be an IAM policy ARN, e.g. \"arn:aws:iam::aws:policy/ReadOnlyAccess\" or \"arn:aws:iam::123456789012:policy/deploy-website\"", arn)
 		}
 	}
-	return errs
+	return append(errs, j.validateGovernance()...)
 }
 
 func validFargateSize(cpu, mem int) bool {

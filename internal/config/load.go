@@ -169,6 +169,7 @@ func (c *Config) Validate() error {
 		}
 		c.Jobs[name] = j
 	}
+	errs = append(errs, c.validateGroups()...)
 	if len(errs) > 0 {
 		return fmt.Errorf("%d problem(s): %s", len(errs), strings.Join(errs, "; "))
 	}

@@ -23,6 +23,9 @@ func (d *Dispatcher) handleCancel(ctx context.Context, req *protocol.Request) er
 		return d.cancelEarly(ctx, req, a)
 	}
 	a.Job = item.Job
+	if item.Status == StatusQueued {
+		return d.cancelQueued(ctx, item, a)
+	}
 	taskARN := item.TaskARN
 	if taskARN == "" {
 		if taskARN, err = d.findTask(ctx, req.RunID, false); err != nil {

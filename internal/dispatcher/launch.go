@@ -141,7 +141,11 @@ func (d *Dispatcher) rejectTo(ctx context.Context, runID, queueURL string, rej r
 		return err
 	}
 	now := stamp(d.now())
-	if _, err := d.ledger.update(ctx, runID, map[string]string{protocol.LedgerQueueURL: queueURL, protocol.LedgerEndedAt: now, protocol.LedgerNotifiedAt: now}); err != nil {
+	it, err := d.ledger.update(ctx, runID, map[string]string{protocol.LedgerQueueURL: queueURL, protocol.LedgerEndedAt: now, protocol.LedgerNotifiedAt: now})
+	if err != nil {
+		return err
+	}
+	if err := d.releaseSlot(ctx, it.Job, runID); err != nil {
 		return err
 	}
 	a.Decision, a.Reason = DecisionRejected, rej.reason
@@ -166,6 +170,9 @@ func (d *Dispatcher) launch(ctx context.Context, req *protocol.Request, cj check
 		// registered last, by anyone who may register one.
 		return d.rejectLaunch(ctx, req.RunID, req.Job, queueURL, rejection{protocol.RejectLaunch,
 			"could not start the task: job " + req.Job + " has no pinned task definition revision (" + protocol.EnvTaskRevisions + "); redeploy the broker stack"}, time.Time{}, a)
+	}
+	if ok, err := d.admit(ctx, req, queueURL, a); !ok || err != nil {
+		return err // refused or queued (concurrency.go)
 	}
 	// The job's deadline counts from the request, not from this invocation,
 	// so that a retried launch sends RunTask exactly the same input as the

@@ -53,6 +53,8 @@ type ledgerItem struct {
 	// successful claim is lost and the SDK retries the put, the retry finds
 	// its own token and knows the claim is its own, not a second delivery.
 	ClaimToken string
+	// QueuedRequest is a waiting run's request (concurrency.go).
+	QueuedRequest string
 }
 
 // ledger is the DynamoDB run ledger.
@@ -167,6 +169,7 @@ func itemFromAttrs(a map[string]types.AttributeValue) ledgerItem {
 		LeaseUntil: tm(protocol.LedgerLeaseUntil), EndedAt: tm(protocol.LedgerEndedAt), NotifiedAt: tm(protocol.LedgerNotifiedAt),
 		CancelAsked: tm(protocol.LedgerCancelAsked), CancelledAt: tm(protocol.LedgerCancelledAt), TaskARN: str(protocol.LedgerTaskARN), QueueURL: str(protocol.LedgerQueueURL),
 		RejectCode: str(protocol.LedgerRejectCode), Reason: str(protocol.LedgerReason), ClaimToken: str(protocol.LedgerClaimToken),
+		QueuedRequest: str(protocol.LedgerQueuedRequest),
 	}
 }
 

@@ -45,6 +45,11 @@ func (d *Dispatcher) Sweep(ctx context.Context) error {
 	var token *string
 	deleted, kept, failed := 0, 0, 0
 	var retry []error
+	// Concurrency slots first: free what lost events or crashed
+	// invocations hold, start what waits (concurrency.go).
+	if err := d.reconcileSlots(ctx); err != nil {
+		retry = append(retry, err)
+	}
 	for {
 		out, err := d.sqs.ListQueues(ctx, &sqs.ListQueuesInput{QueueNamePrefix: aws.String(prefix), NextToken: token, MaxResults: aws.Int32(1000)})
 		if err != nil {
@@ -102,6 +107,11 @@ func (d *Dispatcher) sweepOne(ctx context.Context, url, runID string, now time.T
 	}
 	a := audit{RunID: runID, Job: item.Job}
 	retention := d.cfg.Broker.QueueRetention.D()
+	if ok && item.Status == StatusQueued && d.queuedExpired(item, now) {
+		// A waiting run whose request expired (also one a lost answer left
+		// outside the slot item): refuse it rather than leave it waiting.
+		return false, d.rejectQueued(ctx, runID, rejection{protocol.RejectExpired, "the request expired while the run waited for a concurrency slot; send it again"})
+	}
 	if ok && item.Status == StatusLaunching && now.After(item.LeaseUntil) &&
 		now.Sub(item.CreatedAt) > d.cfg.Broker.MaxRequestAge.D()+d.cfg.Broker.ClockSkew.D() {
 		return false, d.finishStale(ctx, url, item, a)

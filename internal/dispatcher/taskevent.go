@@ -118,6 +118,9 @@ func (d *Dispatcher) handleTaskEvent(ctx context.Context, ev events.CloudWatchEv
 		if item.Status != StatusStopped {
 			d.emit(ctx, d.endedEvent(after, rec.Task.ExitCode, t.StopCode, after.EndedAt))
 		}
+		if err := d.releaseSlot(ctx, item.Job, t.StartedBy); err != nil {
+			return err
+		}
 	}
 	if err := d.send(ctx, url, t.StartedBy, rec); err != nil {
 		if isCode(err, "AWS.SimpleQueueService.NonExistentQueue") || strings.Contains(err.Error(), "QueueDoesNotExist") {

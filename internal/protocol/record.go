@@ -68,6 +68,7 @@ type Record struct {
 	Output    *Output    `json:"output,omitempty"`
 	Heartbeat *Heartbeat `json:"heartbeat,omitempty"`
 	Exit      *Exit      `json:"exit,omitempty"`
+	Queued    *Queued    `json:"queued,omitempty"`
 }
 
 // Accepted says the dispatcher launched the run.
@@ -183,7 +184,7 @@ func (r *Record) validate() error {
 	}
 	present := 0
 	for _, p := range []bool{r.Accepted != nil, r.Rejected != nil, r.Task != nil, r.Started != nil,
-		r.Output != nil, r.Heartbeat != nil, r.Exit != nil} {
+		r.Output != nil, r.Heartbeat != nil, r.Exit != nil, r.Queued != nil} {
 		if p {
 			present++
 		}
@@ -214,6 +215,8 @@ func (r *Record) validate() error {
 		ok = r.Heartbeat != nil
 	case TypeExit:
 		ok = r.Exit != nil
+	case TypeQueued:
+		ok = r.Queued != nil && r.Src == SourceDispatcher
 	default:
 		return fmt.Errorf("record type %q is unknown", truncate(string(r.Type), 40))
 	}

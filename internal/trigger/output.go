@@ -123,6 +123,8 @@ func describeRecord(r protocol.Record) string {
 			s += ": " + t.StoppedReason
 		}
 		return s
+	case protocol.TypeQueued:
+		return describeQueued(r.Queued)
 	case protocol.TypeStarted:
 		s := "job started"
 		if r.Started.HeartbeatSeconds > 0 {

@@ -60,6 +60,13 @@ func newSequencer() *sequencer {
 func (s *sequencer) add(r protocol.Record, now time.Time) (ready []protocol.Record, missing [][2]uint64) {
 	switch r.Src {
 	case protocol.SourceDispatcher:
+		if r.Type == protocol.TypeQueued {
+			// A place in a concurrency queue: shown until the decision.
+			if s.dispatcherSeen {
+				return nil, nil
+			}
+			return []protocol.Record{r}, nil
+		}
 		if s.dispatcherSeen {
 			return nil, nil
 		}

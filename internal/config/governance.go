@@ -1,0 +1,109 @@
+package config
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+)
+
+// Concurrency policies: what happens to a run of a job whose concurrency
+// slots are all held (Governance.OnFull).
+const (
+	// OnFullQueue: the run waits in the ledger and starts when a slot frees.
+	OnFullQueue = "queue"
+	// OnFullReject: the run is refused (241) naming the run that holds the slot.
+	OnFullReject = "reject"
+	// OnFullSupersede: the run waits like queue and replaces every older
+	// waiting run of the group (they are refused as superseded); a running
+	// run is never touched.
+	OnFullSupersede = "supersede"
+)
+
+// Governance is what a job declares about who may run it when: inline in
+// Job, so the catalogue keys sit beside the job's others.
+type Governance struct {
+	// Concurrency is how many runs of the job (or of its concurrency group)
+	// may hold a slot at once; 0 means no limit.
+	Concurrency int `yaml:"concurrency,omitempty"`
+	// OnFull is queue (default), reject or supersede.
+	OnFull string `yaml:"on_full,omitempty"`
+	// ConcurrencyGroup shares the slots among every job that names it
+	// (e.g. everything that touches the production database).
+	ConcurrencyGroup string `yaml:"concurrency_group,omitempty"`
+}
+
+var groupNameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
+
+// Limited reports whether the job's runs take a concurrency slot.
+func (g Governance) Limited() bool { return g.Concurrency > 0 }
+
+// SlotGroup names the slots a job's runs take: its concurrency group, or
+// the job's own.
+func (g Governance) SlotGroup(job string) string {
+	if g.ConcurrencyGroup != "" {
+		return "group:" + g.ConcurrencyGroup
+	}
+	return "job:" + job
+}
+
+// WhenFull is OnFull with its default.
+func (g Governance) WhenFull() string {
+	if g.OnFull == "" {
+		return OnFullQueue
+	}
+	return g.OnFull
+}
+
+func (j *Job) validateGovernance() []string {
+	var errs []string
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
+	g := j.Governance
+	switch {
+	case g.Concurrency < 0:
+		bad("concurrency %d must be at least 1 (or left out for no limit)", g.Concurrency)
+	case g.Concurrency == 0 && (g.OnFull != "" || g.ConcurrencyGroup != ""):
+		bad("on_full and concurrency_group need concurrency (e.g. concurrency: 1)")
+	}
+	switch g.OnFull {
+	case "", OnFullQueue, OnFullReject, OnFullSupersede:
+	default:
+		bad("on_full %q must be queue, reject or supersede", g.OnFull)
+	}
+	if g.ConcurrencyGroup != "" && !groupNameRE.MatchString(g.ConcurrencyGroup) {
+		bad("concurrency_group %q must be lower-case letters, digits and '-', starting with a letter", g.ConcurrencyGroup)
+	}
+	if g.Concurrency > 0 && g.WhenFull() != OnFullReject && len(j.SecretParams()) > 0 {
+		// A waiting run's request is kept in the ledger until it starts;
+		// the ledger never holds secret values.
+		bad("on_full %s keeps a waiting run's request in the run ledger, which never holds secret values: a job with secret parameters must use on_full: reject", g.WhenFull())
+	}
+	return errs
+}
+
+// validateGroups checks that the jobs of one concurrency group agree on its
+// size.
+func (c *Config) validateGroups() []string {
+	sizes := map[string]map[int][]string{}
+	for _, name := range c.JobNames() {
+		g := c.Jobs[name].Governance
+		if g.ConcurrencyGroup == "" || g.Concurrency <= 0 {
+			continue
+		}
+		if sizes[g.ConcurrencyGroup] == nil {
+			sizes[g.ConcurrencyGroup] = map[int][]string{}
+		}
+		sizes[g.ConcurrencyGroup][g.Concurrency] = append(sizes[g.ConcurrencyGroup][g.Concurrency], name)
+	}
+	var errs []string
+	groups := make([]string, 0, len(sizes))
+	for g := range sizes {
+		groups = append(groups, g)
+	}
+	sort.Strings(groups)
+	for _, g := range groups {
+		if len(sizes[g]) > 1 {
+			errs = append(errs, fmt.Sprintf("concurrency_group %q: its jobs declare different concurrency (%v); give them all the same", g, sizes[g]))
+		}
+	}
+	return errs
+}

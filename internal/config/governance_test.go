@@ -1,0 +1,50 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+const govBase = `cpu: 256, memory: 512, timeout: 10m, command: [/bin/deploy]`
+
+func TestGovernanceKeys(t *testing.T) {
+	j := mustJob(t, govBase+`, concurrency: 1`)
+	if !j.Limited() || j.WhenFull() != OnFullQueue || j.SlotGroup("j") != "job:j" {
+		t.Errorf("concurrency 1: limited %v, policy %q, group %q", j.Limited(), j.WhenFull(), j.SlotGroup("j"))
+	}
+	j = mustJob(t, govBase+`, concurrency: 2, on_full: supersede, concurrency_group: prod-db`)
+	if j.Concurrency != 2 || j.WhenFull() != OnFullSupersede || j.SlotGroup("j") != "group:prod-db" {
+		t.Errorf("got %+v", j.Governance)
+	}
+	if j := mustJob(t, govBase); j.Limited() {
+		t.Error("a job without concurrency is limited")
+	}
+	wantConfigError(t, govBase+`, concurrency: -1`, "concurrency -1 must be at least 1")
+	wantConfigError(t, govBase+`, on_full: reject`, "on_full and concurrency_group need concurrency")
+	wantConfigError(t, govBase+`, concurrency: 1, on_full: wait`, `on_full "wait" must be queue, reject or supersede`)
+	wantConfigError(t, govBase+`, concurrency: 1, concurrency_group: Prod_DB`, `concurrency_group "Prod_DB" must be`)
+	wantConfigError(t, govBase+`, concurrency: 1, on_fuLL: reject`, "on_fuLL")
+	// A waiting run keeps its request in the ledger: no secret parameter.
+	secret := `cpu: 256, memory: 512, timeout: 10m, command: [/bin/deploy, "{{t}}"], params: {t: {type: string, pattern: '[a-z]+', secret: true, required: true}}, concurrency: 1`
+	wantConfigError(t, secret, "must use on_full: reject")
+	mustJob(t, secret+`, on_full: reject`)
+}
+
+func TestConcurrencyGroupSizesMustAgree(t *testing.T) {
+	_, err := Parse([]byte("broker: {name: b}\ntrusted_principals: [\"123456789012\"]\nrunner: {image: i}\njobs:\n" +
+		"  a: {" + govBase + ", concurrency: 1, concurrency_group: db}\n  b: {" + govBase + ", concurrency: 2, concurrency_group: db}\n"))
+	if err == nil || !strings.Contains(err.Error(), `concurrency_group "db": its jobs declare different concurrency`) {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestGovernanceExampleLoads(t *testing.T) {
+	c, err := Load("../../examples/governance/broker.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, r := c.Jobs["migrate-production"], c.Jobs["refresh-reporting"]
+	if m.Concurrency != 1 || m.WhenFull() != OnFullQueue || m.SlotGroup("migrate-production") != r.SlotGroup("refresh-reporting") {
+		t.Errorf("example jobs: %+v %+v", m.Governance, r.Governance)
+	}
+}

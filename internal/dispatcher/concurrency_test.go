@@ -1,0 +1,150 @@
+package dispatcher_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deploy-broker/deploy-broker/internal/dispatcher"
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
+)
+
+// limit gives job website a concurrency limit (the dispatcher shares e.cfg).
+func (e *env) limit(n int, onFull string) {
+	j := e.cfg.Jobs["website"]
+	j.Concurrency, j.OnFull = n, onFull
+	e.cfg.Jobs["website"] = j
+}
+
+// submit sends a website run request and returns its run id.
+func (e *env) submit() string {
+	e.t.Helper()
+	r := e.request()
+	if err := e.run(r); err != nil {
+		e.t.Fatal(err)
+	}
+	e.clock.Add(time.Millisecond) // distinct run ids and times
+	return r.RunID
+}
+
+// stop delivers the STOPPED event of the run's only task.
+func (e *env) stop(runID string) {
+	e.t.Helper()
+	arns := e.tasks(runID)
+	if len(arns) != 1 {
+		e.t.Fatalf("run %s has %d tasks, want 1", runID, len(arns))
+	}
+	if err := e.invoke(e.event("ecs-task-stopped-exited.json", map[string]any{"TaskArn": arns[0], "StartedBy": runID, "Version": 5})); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) types(runID string) string {
+	var s []string
+	for _, r := range e.records(runID) {
+		s = append(s, string(r.Type))
+	}
+	return strings.Join(s, ",")
+}
+
+func (e *env) wantStatus(runID, status string) {
+	e.t.Helper()
+	if it := e.item(runID); it.Status != status {
+		e.t.Errorf("run %s is %s, want %s", runID, it.Status, status)
+	}
+}
+
+func TestConcurrencyQueue(t *testing.T) {
+	rec := &eventRecorder{}
+	e := newEnv(t, withEvents(rec))
+	e.limit(1, "queue")
+	first, second, third := e.submit(), e.submit(), e.submit()
+	e.wantStatus(first, dispatcher.StatusAccepted)
+	e.wantStatus(second, dispatcher.StatusQueued)
+	e.wantStatus(third, dispatcher.StatusQueued)
+	if n := len(e.tasks(second)) + len(e.tasks(third)); n != 0 {
+		t.Fatalf("%d tasks for waiting runs", n)
+	}
+	q := e.only(third, protocol.TypeQueued).Queued
+	if q.Position != 2 || q.Holder != first || q.Concurrency != 1 || q.Group != "job:website" || !strings.Contains(q.HolderRequester, "alice") || q.HolderSince.IsZero() {
+		t.Errorf("queued record %+v, want position 2 behind %s", q, first)
+	}
+	if got := states(rec.of(second)); got != "requested,queued" {
+		t.Errorf("events of the waiting run: %s", got)
+	}
+	// The first run ends: the second starts, the third still waits.
+	e.stop(first)
+	e.wantStatus(second, dispatcher.StatusAccepted)
+	if got := e.types(second); got != "queued,accepted" {
+		t.Errorf("records of the second run: %s, want queued,accepted", got)
+	}
+	e.wantStatus(third, dispatcher.StatusQueued)
+	// A cancelled waiting run is answered at once and never starts.
+	if err := e.short(protocol.KindCancel, third); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.types(third); got != "queued,rejected" {
+		t.Errorf("records of the cancelled waiting run: %s", got)
+	}
+	e.wantStatus(third, dispatcher.StatusRejected)
+	e.stop(second)
+	if n := len(e.tasks(third)); n != 0 {
+		t.Errorf("the cancelled run got %d tasks", n)
+	}
+	// The slot is free again: the next run starts at once.
+	e.wantStatus(e.submit(), dispatcher.StatusAccepted)
+}
+
+func TestConcurrencyReject(t *testing.T) {
+	e := newEnv(t)
+	e.limit(1, "reject")
+	first, second := e.submit(), e.submit()
+	e.wantStatus(first, dispatcher.StatusAccepted)
+	rej := e.only(second, protocol.TypeRejected).Rejected
+	if rej.Code != protocol.RejectBusy || !strings.Contains(rej.Reason, first) || !strings.Contains(rej.Reason, "alice") || !strings.Contains(rej.Reason, "since") {
+		t.Errorf("rejection %+v, want %s naming run %s, its requester and start", rej, protocol.RejectBusy, first)
+	}
+	e.stop(first)
+	e.wantStatus(e.submit(), dispatcher.StatusAccepted)
+}
+
+func TestConcurrencySupersede(t *testing.T) {
+	e := newEnv(t)
+	e.limit(1, "supersede")
+	first, second, third := e.submit(), e.submit(), e.submit()
+	e.wantStatus(first, dispatcher.StatusAccepted) // never touched
+	if rej := e.records(second); len(rej) != 2 || rej[1].Rejected == nil || rej[1].Rejected.Code != protocol.RejectSuperseded {
+		t.Errorf("records of the superseded run: %+v", rej)
+	}
+	e.wantStatus(third, dispatcher.StatusQueued)
+	e.stop(first)
+	e.wantStatus(third, dispatcher.StatusAccepted)
+	if n := len(e.tasks(second)); n != 0 {
+		t.Errorf("the superseded run got %d tasks", n)
+	}
+}
+
+// A run whose STOPPED event is lost holds its slot only until it certainly
+// cannot run any more; a waiting run whose request expires is refused by
+// the sweep rather than left waiting.
+func TestConcurrencySlotsNeverLeak(t *testing.T) {
+	e := newEnv(t)
+	e.limit(1, "queue")
+	first, second := e.submit(), e.submit()
+	e.wantStatus(second, dispatcher.StatusQueued)
+	e.clock.Add(8 * time.Minute) // past the second request's expiry (5 min) + skew (2 min)
+	if err := e.invoke(e.event("scheduled-sweep.json", nil)); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.types(second); got != "queued,rejected" {
+		t.Errorf("records of the expired waiting run: %s", got)
+	}
+	if it := e.item(second); it.RejectCode != protocol.RejectExpired {
+		t.Errorf("reject code %q, want expired", it.RejectCode)
+	}
+	e.wantStatus(first, dispatcher.StatusAccepted)
+	// No STOPPED event ever comes for the first run. Past its deadline
+	// (timeout 10m + grace + max request age + skew + margin) its slot is free.
+	e.clock.Add(30 * time.Minute)
+	e.wantStatus(e.submit(), dispatcher.StatusAccepted)
+}

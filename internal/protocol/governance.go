@@ -1,0 +1,43 @@
+package protocol
+
+import "time"
+
+// TypeQueued says the run waits for a concurrency slot of its job (or its
+// job's concurrency group). The dispatcher writes it when the run starts
+// waiting and may write it again; its Seq is not 1 (accepted and rejected
+// keep Seq 1 and the dedup id "dispatcher-1"), and the trigger shows every
+// queued record until the run's decision (accepted or rejected) comes.
+const TypeQueued RecordType = "queued"
+
+// Queued is the payload of a queued record.
+type Queued struct {
+	// Group names the slots: "job:<name>" or "group:<concurrency_group>".
+	Group       string `json:"group"`
+	Concurrency int    `json:"concurrency"`
+	// Position is the run's place among the waiting runs, from 1.
+	Position int `json:"position"`
+	// Holder is a run that holds a slot, with its requester and since when.
+	Holder          string    `json:"holder,omitempty"`
+	HolderRequester string    `json:"holder_requester,omitempty"`
+	HolderSince     time.Time `json:"holder_since,omitzero"`
+}
+
+// Rejection codes of concurrency policies.
+const (
+	// RejectBusy: on_full reject, and every slot is held.
+	RejectBusy = "concurrency-limit"
+	// RejectSuperseded: on_full supersede, and a newer run of the group
+	// replaced this waiting one.
+	RejectSuperseded = "superseded"
+)
+
+// Ledger attributes of concurrency (docs/DISPATCHER.md, "Concurrency").
+// Slot items share the run ledger: their key is SlotKeyPrefix + group.
+const (
+	SlotKeyPrefix       = "slot#"
+	LedgerSlotHolders   = "holders"      // M: run id → since (RFC 3339)
+	LedgerSlotWaiting   = "waiting"      // L of S: waiting run ids, oldest first
+	LedgerSlotVersion   = "slot_version" // N: compare-and-set counter
+	LedgerQueuedRequest = "queued_request"
+	LedgerQueuedAt      = "queued_at"
+)

@@ -1,0 +1,27 @@
+package trigger
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
+)
+
+// describeQueued is the line for a queued record: the run waits for a
+// concurrency slot; its start timeout keeps running.
+func describeQueued(q *protocol.Queued) string {
+	group := strings.TrimPrefix(strings.TrimPrefix(q.Group, "job:"), "group:")
+	s := fmt.Sprintf("queued: position %d for %s (concurrency %d)", q.Position, group, q.Concurrency)
+	if q.Holder != "" {
+		s += ", slot held by run " + q.Holder
+		if q.HolderRequester != "" {
+			s += " (" + q.HolderRequester
+			if !q.HolderSince.IsZero() {
+				s += ", since " + q.HolderSince.UTC().Format(time.RFC3339)
+			}
+			s += ")"
+		}
+	}
+	return s + "; the run starts when a slot frees"
+}
