@@ -20,7 +20,7 @@ if [[ "${1:-}" == --print-path ]]; then
   echo "$bin"
   exit 0
 fi
-if [[ -x "$bin" ]] && "$bin" --version 2>/dev/null | grep -qE "^GitVersion:[[:space:]]+${version#v}\$"; then
+if [[ -x "$bin" ]] && "$bin" --version 2>/dev/null | grep -qE "^GitVersion:[[:space:]]+v?${version#v}\$"; then
   exit 0
 fi
 echo "installing goreleaser $version into $gobin (go install; a cold build takes minutes)" >&2
