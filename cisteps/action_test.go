@@ -106,7 +106,7 @@ func exprsIn(s string) []string {
 	return out
 }
 
-func loadAction(t *testing.T) *actionFile {
+func loadAction(t testing.TB) *actionFile {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(repoRoot, "action.yml"))
 	if err != nil {

@@ -30,7 +30,7 @@ import (
 // releaseNames renders .goreleaser.yaml's name templates of deploy-trigger's
 // archive and of the checksums file for a version (without the v), so that
 // the test's release is named as the real one.
-func releaseNames(t *testing.T, version, goos, goarch string) (archive, sums string) {
+func releaseNames(t testing.TB, version, goos, goarch string) (archive, sums string) {
 	t.Helper()
 	var cfg struct {
 		ProjectName string `yaml:"project_name"`
@@ -105,7 +105,7 @@ var (
 // newTestRelease builds deploy-trigger for this machine stamped as tag (as
 // .goreleaser.yaml stamps it), packs it as GoReleaser does and serves
 // <url>/<tag>/<archive> and the checksums file.
-func newTestRelease(t *testing.T, tag string) *testRelease {
+func newTestRelease(t testing.TB, tag string) *testRelease {
 	t.Helper()
 	releaseBinOnce.Do(func() {
 		releaseBin = filepath.Join(binDir, "release", "deploy-trigger")
@@ -144,6 +144,12 @@ func newTestRelease(t *testing.T, tag string) *testRelease {
 	writeFile(t, filepath.Join(r.dir, tag, sums),
 		strings.Repeat("0", 64)+"  deploy-runner_"+strings.TrimPrefix(tag, "v")+"_linux_amd64.tar.gz\n"+
 			hex.EncodeToString(sum[:])+"  "+archive+"\n")
+	r.serve(t)
+	return r
+}
+
+// serve serves r.dir on 127.0.0.1, recording each request's path.
+func (r *testRelease) serve(t testing.TB) {
 	files := http.FileServer(http.Dir(r.dir))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.mu.Lock()
@@ -153,10 +159,30 @@ func newTestRelease(t *testing.T, tag string) *testRelease {
 	}))
 	t.Cleanup(srv.Close)
 	r.url = srv.URL
+}
+
+// snapshotRelease serves the release that `make release-snapshot` left in
+// dist/, as <url>/v<version>/<file>, or returns nil when there is none.
+func snapshotRelease(t testing.TB) *testRelease {
+	t.Helper()
+	dist, err := filepath.Abs(filepath.Join(repoRoot, "dist"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sums, _ := filepath.Glob(filepath.Join(dist, "deploy-broker_*_checksums.txt"))
+	if len(sums) != 1 {
+		return nil
+	}
+	version := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(sums[0]), "deploy-broker_"), "_checksums.txt")
+	r := &testRelease{dir: t.TempDir(), tag: "v" + version}
+	if err := os.Symlink(dist, filepath.Join(r.dir, r.tag)); err != nil {
+		t.Fatal(err)
+	}
+	r.serve(t)
 	return r
 }
 
-func writeFile(t *testing.T, path, content string) {
+func writeFile(t testing.TB, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
@@ -173,7 +199,7 @@ type stepRun struct {
 // runActionStep runs step id of action.yml with bash as the runner runs a
 // composite step: its env: evaluated for inputs (defaults from action.yml),
 // the github context and earlier steps' outputs, plus env.
-func runActionStep(t *testing.T, id string, with map[string]string, github map[string]string, steps map[string]map[string]string, env []string) stepRun {
+func runActionStep(t testing.TB, id string, with map[string]string, github map[string]string, steps map[string]map[string]string, env []string) stepRun {
 	t.Helper()
 	a := loadAction(t)
 	var step *actionStep
@@ -262,7 +288,7 @@ func actionContext(ref string) map[string]string {
 	return map[string]string{"action_path": abs, "action_ref": ref, "action_repository": "deploy-broker/deploy-broker"}
 }
 
-func versionOf(t *testing.T, bin string) string {
+func versionOf(t testing.TB, bin string) string {
 	t.Helper()
 	out, err := exec.Command(bin, "--version").CombinedOutput()
 	if err != nil {
@@ -430,4 +456,86 @@ func TestActionDownloadedBinaryRunsTheJob(t *testing.T) {
 	if res.code != 0 || !strings.Contains(res.stdout, "greeting=[from the release]") {
 		t.Fatalf("exit %d; want the job's output", res.code)
 	}
+}
+
+// TestActionInstallsTheSnapshotRelease points the install step at what
+// GoReleaser itself produced (make release-snapshot): the archive and
+// checksums names, the archive layout and the stamped version are the
+// real ones.
+func TestActionInstallsTheSnapshotRelease(t *testing.T) {
+	rel := snapshotRelease(t)
+	if rel == nil {
+		t.Skip("no GoReleaser snapshot in dist/ (make release-snapshot makes one), so the action was not run against a real release")
+	}
+	r := runActionStep(t, "install", map[string]string{"release-base-url": rel.url, "job": "x"}, actionContext(rel.tag), nil, runnerEnv(t.TempDir(), t.TempDir()))
+	if r.code != 0 || r.outputs["build"] != "" {
+		t.Fatalf("exit %d, outputs %v; want the snapshot release installed", r.code, r.outputs)
+	}
+	if v := versionOf(t, r.outputs["path"]); !strings.HasPrefix(v, "deploy-trigger "+rel.tag+" (commit ") {
+		t.Errorf("the installed binary says %q, want %s", v, rel.tag)
+	}
+}
+
+// BenchmarkActionStart measures the time from the action's first step to
+// deploy-trigger running (the install step ends by running
+// deploy-trigger --version), for docs/BENCHMARKS.md:
+//
+//	go test -run '^$' -bench ActionStart -benchtime 10x ./cisteps
+//	DEPLOY_BROKER_BENCH_SOURCE=1 go test -run '^$' -bench ActionStart/source -benchtime 3x ./cisteps
+//
+// cached: the binary is in the tool cache. download: a fresh tool cache,
+// the release from a local HTTP server (GoReleaser's dist/ when make
+// release-snapshot made one). source: the build-from-source path (the only
+// path before releases): the build step with empty Go build and module
+// caches, modules from GOPROXY, as setup-go with cache: false leaves them;
+// setup-go's own Go download is not included. Opt-in, it takes minutes.
+func BenchmarkActionStart(b *testing.B) {
+	rel := snapshotRelease(b)
+	if rel == nil {
+		rel = newTestRelease(b, "v9.9.9")
+	}
+	with := map[string]string{"release-base-url": rel.url, "job": "x"}
+	ctx := actionContext(rel.tag)
+	b.Run("cached", func(b *testing.B) {
+		env := runnerEnv(b.TempDir(), b.TempDir())
+		if r := runActionStep(b, "install", with, ctx, nil, env); r.code != 0 {
+			b.Fatalf("install: exit %d", r.code)
+		}
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if r := runActionStep(b, "install", with, ctx, nil, env); r.code != 0 || !strings.Contains(r.stdout, "from the tool cache") {
+				b.Fatalf("install: exit %d, not from the cache", r.code)
+			}
+		}
+	})
+	b.Run("download", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			env := runnerEnv(b.TempDir(), b.TempDir())
+			if r := runActionStep(b, "install", with, ctx, nil, env); r.code != 0 || !strings.Contains(r.stdout, "SHA-256 verified") {
+				b.Fatalf("install: exit %d, not downloaded", r.code)
+			}
+		}
+	})
+	b.Run("source", func(b *testing.B) {
+		if os.Getenv("DEPLOY_BROKER_BENCH_SOURCE") == "" {
+			b.Skip("set DEPLOY_BROKER_BENCH_SOURCE=1: cold builds from source take about a minute each")
+		}
+		src := map[string]string{"build-from-source": "true", "job": "x"}
+		for i := 0; i < b.N; i++ {
+			dir := b.TempDir()
+			env := append(runnerEnv(filepath.Join(dir, "tools"), filepath.Join(dir, "temp")),
+				"GOCACHE="+filepath.Join(dir, "gocache"), "GOMODCACHE="+filepath.Join(dir, "gomodcache"))
+			os.MkdirAll(filepath.Join(dir, "temp"), 0o755)
+			r := runActionStep(b, "install", src, ctx, nil, env)
+			if r.code != 0 || r.outputs["build"] != "true" {
+				b.Fatalf("install: exit %d, outputs %v", r.code, r.outputs)
+			}
+			if r := runActionStep(b, "build", src, ctx, map[string]map[string]string{"install": r.outputs}, env); r.code != 0 {
+				b.Fatalf("build: exit %d\n%s", r.code, r.stderr)
+			}
+			b.StopTimer()
+			exec.Command("chmod", "-R", "u+w", dir).Run()
+			b.StartTimer()
+		}
+	})
 }

@@ -129,7 +129,7 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-func readFile(t *testing.T, path string) string {
+func readFile(t testing.TB, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {

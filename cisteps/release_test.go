@@ -25,6 +25,9 @@ func goreleaser(t *testing.T) string {
 		if p, err := exec.LookPath("goreleaser"); err == nil {
 			path = p
 		} else {
+			if os.Getenv("DEPLOY_BROKER_REQUIRE_GORELEASER") != "" {
+				t.Fatal("goreleaser is not installed and DEPLOY_BROKER_REQUIRE_GORELEASER is set (.ci/run): run scripts/install-goreleaser.sh")
+			}
 			t.Skip("goreleaser is not installed, so .goreleaser.yaml was not checked: run scripts/install-goreleaser.sh (builds GoReleaser v2.15.1 from source, a few minutes) or make goreleaser")
 		}
 	}
