@@ -8,6 +8,7 @@ DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 VERSION_PKG := github.com/deploy-broker/deploy-broker/internal/trigger
 LDFLAGS := -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Commit=$(COMMIT) -X $(VERSION_PKG).Date=$(DATE)
 GORELEASER_VERSION := v2.15.1
+NO_REMOTE_ENV := GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=remote.origin.url GIT_CONFIG_VALUE_0=https://github.com/deploy-broker/deploy-broker.git
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
 .PHONY: demo test build bench fuzz synth clean release-snapshot goreleaser
@@ -42,8 +43,11 @@ fuzz:
 
 # Every release artifact (.goreleaser.yaml) in dist/, without publishing:
 # archives, the Lambda zip, checksums. Installs GoReleaser first if needed.
+# GoReleaser drops all git information (commit, date) when the clone has no
+# remote; such a clone gets the project's URL through the environment only.
 release-snapshot: goreleaser
-	"$$(scripts/install-goreleaser.sh --print-path)" release --snapshot --clean
+	@if [ -z "$$(git remote)" ]; then export $(NO_REMOTE_ENV); fi; \
+	set -x; "$$(scripts/install-goreleaser.sh --print-path)" release --snapshot --clean
 
 # GoReleaser $(GORELEASER_VERSION), built from source into $(go env GOPATH)/bin.
 goreleaser:
