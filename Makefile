@@ -47,7 +47,8 @@ fuzz:
 # remote; such a clone gets the project's URL through the environment only.
 release-snapshot: goreleaser
 	@if [ -z "$$(git remote)" ]; then export $(NO_REMOTE_ENV); fi; \
-	set -x; "$$(scripts/install-goreleaser.sh --print-path)" release --snapshot --clean
+	skip=""; command -v syft >/dev/null || { skip=--skip=sbom; echo "syft is not installed: no SBOMs"; }; \
+	set -x; "$$(scripts/install-goreleaser.sh --print-path)" release --snapshot --clean $$skip
 
 # GoReleaser $(GORELEASER_VERSION), built from source into $(go env GOPATH)/bin.
 goreleaser:
