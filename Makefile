@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/deploy-broker/deploy-broker/internal/trigger.Version=$(VERSION)
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: demo test build bench fuzz synth clean
+.PHONY: demo test race build bench fuzz synth clean
 
 # The demo: a real run through deploy-trigger, the dispatcher and the runner
 # against the local emulator. Exits with the job's exit code.
@@ -19,6 +19,11 @@ demo: build
 test:
 	@scripts/check-deps.sh test
 	@scripts/test.sh 10s
+
+# The whole suite under the race detector.
+race:
+	@scripts/check-deps.sh test
+	$(GO) test -race -count=1 -timeout 40m ./...
 
 build:
 	@mkdir -p $(BIN)
