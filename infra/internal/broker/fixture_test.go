@@ -144,4 +144,3 @@ type arr = []interface{}
 
 func like(m obj) assertions.Matcher                 { return assertions.Match_ObjectLike(&m) }
 func arrayWith(a ...interface{}) assertions.Matcher { return assertions.Match_ArrayWith(&a) }
-func exactly(v interface{}) assertions.Matcher      { return assertions.Match_Exact(v) }
