@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"runtime"
 	"strconv"
 	"strings"
@@ -282,4 +283,58 @@ type countSink struct{}
 
 func (countSink) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, _ ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
 	return &sqs.SendMessageBatchOutput{}, nil
+}
+
+// logWatch is a slog handler that closes seen once a message containing
+// want is logged.
+type logWatch struct {
+	want string
+	seen chan struct{}
+	once *sync.Once
+}
+
+func (h logWatch) Enabled(context.Context, slog.Level) bool { return true }
+func (h logWatch) Handle(_ context.Context, r slog.Record) error {
+	if strings.Contains(r.Message, h.want) {
+		h.once.Do(func() { close(h.seen) })
+	}
+	return nil
+}
+func (h logWatch) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h logWatch) WithGroup(string) slog.Handler      { return h }
+
+// TestStoppedReadersTakeWhatThePipeHolds: the job has exited with part of
+// its output still in the pipe, and the readers are held up by a stalled
+// queue until the runner gives up waiting for the pipes and stops them.
+// What the job wrote must still all arrive: a stopped reader takes what the
+// pipe holds. The queue opens only once the runner has said it stopped the
+// readers, so the test does not depend on timing.
+func TestStoppedReadersTakeWhatThePipeHolds(t *testing.T) {
+	// About 90 KB: the runner holds about half (a request, a chunk in the
+	// channel, one in the reader), the pipe the rest, so the job exits.
+	const n = 1000
+	q := newMemQueue(t)
+	q.gate = make(chan struct{})
+	c := sinkConfig(t, "lines", strconv.Itoa(n))
+	// Hold little between the pipe and the queue, and give up on the
+	// pipes early.
+	c.MaxRequestBytes, c.MaxMessageBytes, c.QueueDepth, c.ReadSize = 16<<10, 16<<10, 1, 4<<10
+	c.ExitWait = 50 * time.Millisecond
+	c.Compress = CompressOff // compressed, the whole output would fit in one request
+	w := logWatch{want: "taking what they hold", seen: make(chan struct{}), once: new(sync.Once)}
+	c.Log = slog.New(w)
+	go func() {
+		<-w.seen
+		close(q.gate)
+	}()
+	res := Run(context.Background(), c, q)
+	select {
+	case <-w.seen:
+	default:
+		t.Fatal("the readers were not stopped: the test did not test anything")
+	}
+	if !res.Delivered || res.Exit.Reason != protocol.ReasonCompleted || res.Exit.Lines != n {
+		t.Fatalf("result %+v", res)
+	}
+	checkLines(t, q.records(t), n)
 }
