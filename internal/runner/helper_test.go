@@ -117,6 +117,16 @@ func testJob(mode string, args []string) int {
 		}
 		fmt.Printf("pids %d %d\n", os.Getpid(), child.Process.Pid)
 		select {}
+	case "tailwait": // tailwait FIFO: a line without its newline, then wait until FIFO is opened and closed
+		os.Stdout.WriteString("an unterminated last line")
+		f, err := os.Open(args[0])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		io.Copy(io.Discard, f)
+		f.Close()
+		return 0
 	case "slowlines": // slowlines N interval
 		n, _ := strconv.Atoi(args[0])
 		d, _ := time.ParseDuration(args[1])

@@ -65,6 +65,10 @@ type lineReader struct {
 	// more, then ends. drainLeft bounds what it takes.
 	draining  bool
 	drainLeft int
+	// open: the last piece sent did not end its line (a long line's piece,
+	// or a partial line sent after flushDelay), so the stream's end ends a
+	// line even when nothing is pending.
+	open bool
 }
 
 // maxDrainBytes bounds what a stopped reader still takes from its pipe: what
@@ -162,6 +166,12 @@ func (r *lineReader) run() {
 					c.lines++ // the stream ends without a newline: still a line
 				}
 				pending = pending[:0]
+			} else if !timedOut && r.lineOpen(c) {
+				// The stream ends a line whose last piece already went.
+				if c == nil {
+					c = &chunk{stream: r.stream, at: at}
+				}
+				c.lines++
 			}
 			r.emit(c)
 			if timedOut {
@@ -171,6 +181,15 @@ func (r *lineReader) run() {
 		}
 		r.emit(c)
 	}
+}
+
+// lineOpen reports whether the stream's last piece so far, in c or sent
+// before it, did not end its line.
+func (r *lineReader) lineOpen(c *chunk) bool {
+	if c != nil && len(c.pieces) > 0 {
+		return c.pieces[len(c.pieces)-1].cont
+	}
+	return r.open
 }
 
 // read reads the pipe; once draining, it returns what the pipe holds now and
@@ -219,8 +238,11 @@ func growBytes(b []byte, n int) []byte {
 }
 
 func (r *lineReader) emit(c *chunk) {
-	if c == nil || (len(c.pieces) == 0 && c.bytes == 0) {
+	if c == nil || (len(c.pieces) == 0 && c.bytes == 0 && c.lines == 0) {
 		return
+	}
+	if len(c.pieces) > 0 {
+		r.open = c.pieces[len(c.pieces)-1].cont
 	}
 	if r.tee != nil && r.teeMasked {
 		var b []byte

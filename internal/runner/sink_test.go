@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -30,6 +33,7 @@ type memQueue struct {
 	gate     chan struct{} // when not nil, each call waits for a token
 	delay    time.Duration // per call, like a network round trip
 	failCall func(call int, n int) (failFrom int, err error)
+	onBody   func(body string) // called with each body accepted
 }
 
 func newMemQueue(t testing.TB) *memQueue { return &memQueue{t: t, seen: map[string]bool{}} }
@@ -77,6 +81,9 @@ func (q *memQueue) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatc
 		if !q.seen[id] {
 			q.seen[id] = true
 			q.bodies = append(q.bodies, aws.ToString(e.MessageBody))
+			if q.onBody != nil {
+				q.onBody(aws.ToString(e.MessageBody))
+			}
 		}
 		out.Successful = append(out.Successful, sqstypes.SendMessageBatchResultEntry{Id: e.Id})
 	}
@@ -155,11 +162,12 @@ func TestBackpressureStallingSink(t *testing.T) {
 		t.Fatalf("result %+v", res)
 	}
 	checkLines(t, q.records(t), n)
-	// Bodies are compressed at saturation: count them uncompressed.
+	// How full requests get depends on how fast the job, the readers and
+	// the batcher run against the queue's round trip, i.e. on CPU share:
+	// logged, not asserted. That a request the sender is not ready for
+	// fills to its limits is TestBatcherCompressibleFillsRequests; the
+	// figure is BenchmarkBatcherSaturated's (docs/BENCHMARKS.md).
 	per := res.RawBodyBytes / int64(res.Requests)
-	if per < 800<<10 {
-		t.Fatalf("%d bytes per request at saturation", per)
-	}
 	t.Logf("%d requests, %d body bytes per request (%d compressed), %d compressed messages",
 		res.Requests, per, res.BodyBytes/int64(res.Requests), res.Compressed)
 }
@@ -337,4 +345,38 @@ func TestStoppedReadersTakeWhatThePipeHolds(t *testing.T) {
 		t.Fatalf("result %+v", res)
 	}
 	checkLines(t, q.records(t), n)
+}
+
+// TestUnterminatedLastLineCountsOnce: a last line without its newline that
+// went out on its own (after the flush delay) before the stream ended is
+// still one line in the exit record. The job ends only once the queue has
+// the piece, so the order of events is fixed, not timed.
+func TestUnterminatedLastLineCountsOnce(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "release")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	q := newMemQueue(t)
+	released := false
+	q.onBody = func(body string) {
+		if !released && strings.Contains(body, "an unterminated last line") {
+			released = true
+			go func() {
+				if f, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
+					f.Close()
+				}
+			}()
+		}
+	}
+	res := Run(context.Background(), sinkConfig(t, "tailwait", fifo), q)
+	if !res.Delivered || res.ExitCode() != 0 || !released {
+		t.Fatalf("result %+v (piece sent before the end: %v)", res, released)
+	}
+	if res.Exit.Lines != 1 || res.Exit.Bytes != int64(len("an unterminated last line")) {
+		t.Fatalf("exit lines %d bytes %d, want 1 line", res.Exit.Lines, res.Exit.Bytes)
+	}
+	out, _, order := q.records(t).streams(t)
+	if string(out) != "an unterminated last line" || len(order) != 0 {
+		t.Fatalf("stdout %q, complete lines %q", out, order)
+	}
 }
