@@ -486,23 +486,40 @@ func TestRoundTripRandomBytesThroughMoto(t *testing.T) {
 }
 
 // TestLoneLinesGoPlain: lines written one at a time reach the queue at
-// once, each in its own uncompressed request.
+// once, each in its own uncompressed request. The job writes the next line
+// only when the queue has the previous one.
 func TestLoneLinesGoPlain(t *testing.T) {
+	const n = 5
 	q := newMemQueue(t)
-	c := sinkConfig(t, "slowlines", "5", "30ms")
-	start := time.Now()
-	res := Run(context.Background(), c, q)
-	if !res.Delivered || res.Compressed != 0 {
+	g := newGate(t)
+	next := 0
+	q.onBody = func(body string) {
+		if strings.Contains(body, fmt.Sprintf("gated %d", next)) {
+			if next++; next < n {
+				g.release()
+			}
+		}
+	}
+	g.release()
+	res := Run(context.Background(), sinkConfig(t, "gated", strconv.Itoa(n), string(g)), q)
+	if !res.Delivered || res.Compressed != 0 || res.Exit.Lines != n {
 		t.Fatalf("result %+v", res)
 	}
+	lines := 0
 	for _, b := range q.bodies {
 		if !strings.HasPrefix(b, `{"v":1,"records":[`) {
 			t.Fatalf("body %.40q is not plain", b)
 		}
+		if c := strings.Count(b, "gated "); c > 1 {
+			t.Fatalf("%d lines in one message: %s", c, b)
+		} else {
+			lines += c
+		}
 	}
-	// started, 5 lines, exit: one request each, or close to it.
-	if res.Requests < 5 {
-		t.Fatalf("%d requests for 5 lone lines in %s", res.Requests, time.Since(start))
+	// started, 5 lines, exit: started and exit may share a request with a
+	// line, never two lines one.
+	if lines != n || res.Requests < n {
+		t.Fatalf("%d requests, %d lines", res.Requests, lines)
 	}
 }
 

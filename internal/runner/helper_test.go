@@ -127,12 +127,17 @@ func testJob(mode string, args []string) int {
 		io.Copy(io.Discard, f)
 		f.Close()
 		return 0
-	case "slowlines": // slowlines N interval
+	case "gated": // gated N FIFO: N lines, each after the FIFO was opened and closed once
 		n, _ := strconv.Atoi(args[0])
-		d, _ := time.ParseDuration(args[1])
 		for i := 0; i < n; i++ {
-			fmt.Printf("slow %d\n", i)
-			time.Sleep(d)
+			f, err := os.Open(args[1])
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			io.Copy(io.Discard, f)
+			f.Close()
+			fmt.Printf("gated %d\n", i)
 		}
 		return 0
 	}

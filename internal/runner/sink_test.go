@@ -380,3 +380,23 @@ func TestUnterminatedLastLineCountsOnce(t *testing.T) {
 		t.Fatalf("stdout %q, complete lines %q", out, order)
 	}
 }
+
+// gate is a FIFO a "gated" test job waits on before each line: release lets
+// it write the next one.
+type gate string
+
+func newGate(t testing.TB) gate {
+	path := filepath.Join(t.TempDir(), "gate")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return gate(path)
+}
+
+func (g gate) release() {
+	go func() {
+		if f, err := os.OpenFile(string(g), os.O_WRONLY, 0); err == nil {
+			f.Close()
+		}
+	}()
+}
