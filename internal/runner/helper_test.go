@@ -235,15 +235,19 @@ func (r run) streams(t testing.TB) (out, errOut []byte, order []string) {
 }
 
 // receiveRun reads the queue until the runner's exit record, deleting as it
-// goes, like the trigger does.
+// goes, like the trigger does. It gives up when nothing new has arrived for
+// timeout (a slow emulator under load is not a stuck run).
 func receiveRun(t testing.TB, client *sqs.Client, url string, timeout time.Duration) run {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
 	bySeq := map[uint64]protocol.Record{}
 	var r run
 	var exitSeq uint64
+	progress := time.Now()
 	for exitSeq == 0 || uint64(len(bySeq)) < exitSeq {
+		if time.Since(progress) > timeout {
+			t.Fatalf("nothing new on the queue for %s (have %d records, exit seq %d)", timeout, len(bySeq), exitSeq)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		out, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &url, MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
 		if err != nil {
 			t.Fatalf("receiving (have %d records, exit seq %d): %v", len(bySeq), exitSeq, err)
@@ -263,6 +267,7 @@ func receiveRun(t testing.TB, client *sqs.Client, url string, timeout time.Durat
 					continue
 				}
 				bySeq[rec.Seq] = rec
+				progress = time.Now()
 				if rec.Type == protocol.TypeExit {
 					exitSeq = rec.Seq
 				}
@@ -274,6 +279,7 @@ func receiveRun(t testing.TB, client *sqs.Client, url string, timeout time.Durat
 				t.Fatal(err)
 			}
 		}
+		cancel()
 	}
 	seqs := make([]uint64, 0, len(bySeq))
 	for s := range bySeq {
