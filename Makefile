@@ -11,7 +11,7 @@ GORELEASER_VERSION := v2.15.1
 NO_REMOTE_ENV := GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=remote.origin.url GIT_CONFIG_VALUE_0=https://github.com/deploy-broker/deploy-broker.git
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: demo test build bench fuzz synth clean release-snapshot goreleaser
+.PHONY: demo test race build bench fuzz synth clean release-snapshot goreleaser
 
 # The demo: a real run through deploy-trigger, the dispatcher and the runner
 # against the local emulator. Exits with the job's exit code.
@@ -24,6 +24,11 @@ demo: build
 test:
 	@scripts/check-deps.sh test
 	@scripts/test.sh 10s
+
+# The whole suite under the race detector.
+race:
+	@scripts/check-deps.sh test
+	$(GO) test -race -count=1 -timeout 40m ./...
 
 build:
 	@mkdir -p $(BIN)

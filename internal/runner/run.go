@@ -231,6 +231,7 @@ func startJob(ctx context.Context, cfg Config, red *Redactor, in chan<- item, lo
 				for _, r := range readers {
 					r.stop()
 				}
+				log.Warn("the job's output pipes are still open, or not yet read to the end: taking what they hold, then closing them")
 				<-readersDone
 			}
 		}
