@@ -29,6 +29,11 @@ const (
 	EnvAssignPublicIP  = "DEPLOY_BROKER_ASSIGN_PUBLIC_IP"
 	EnvExtraPrincipals = "DEPLOY_BROKER_EXTRA_PRINCIPALS"
 	EnvAccountID       = "DEPLOY_BROKER_ACCOUNT_ID"
+	// EnvSTSEndpoint replaces the STS endpoint allowlist that proofs of
+	// identity are verified against with this one URL: local mode (moto)
+	// and tests. Unset in AWS: the regional endpoint of the dispatcher's own
+	// partition and region is the only one accepted.
+	EnvSTSEndpoint = "DEPLOY_BROKER_STS_ENDPOINT"
 )
 
 // QueueName is the name of a run's feedback queue: "<prefix>-<run id>.fifo".
