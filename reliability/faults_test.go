@@ -326,3 +326,29 @@ func TestConcurrentRunsDoNotMix(t *testing.T) {
 	}
 	t.Logf("RESULT scenario=concurrent_runs runs=%d lines_per_run=%d lines_crossed=%d lines_lost=%d succeeded=%d/%d", runs, lines, crossed, lost, ok, runs)
 }
+
+// TestUnauthorizedPrincipalExits241: local mode's deploy-trigger signs as a
+// session of the trusted role ci, which the job migrate-db does not allow:
+// the verified principal gets its rejection on its own run queue and
+// deploy-trigger exits 241 naming the job and itself.
+func TestUnauthorizedPrincipalExits241(t *testing.T) {
+	b := e2etest.StartBroker(t, bins, configPath, localbroker.Options{})
+	if b.Identity == nil || !strings.HasPrefix(b.Identity.ARN, "arn:aws:sts::111111111111:assumed-role/ci/") {
+		t.Fatalf("local identity %+v, want a session of role ci", b.Identity)
+	}
+	r := e2etest.Trigger{Bins: bins}.Run(t, b, "migrate-db")
+	if r.Code != exitcode.Rejected {
+		t.Fatalf("exit code %d, want %d (rejected)\n%s", r.Code, exitcode.Rejected, r.Stderr)
+	}
+	want := b.Identity.ARN + ` may not run job "migrate-db": it is not in the job's allowed_principals`
+	if !strings.Contains(r.Stderr, want) {
+		t.Errorf("message does not name the job and the principal (%q):\n%s", want, r.Stderr)
+	}
+	// The same principal may run a job without allowed_principals, and is
+	// told so as verified.
+	r = e2etest.Trigger{Bins: bins}.Run(t, b, "website", "version=1.0.0")
+	if r.Code != 0 || !strings.Contains(r.Stderr+r.Stdout, "requested by "+b.Identity.ARN+" (verified)") {
+		t.Errorf("website: exit %d, want 0 and the verified principal:\n%s", r.Code, r.Stderr)
+	}
+	t.Logf("RESULT scenario=unauthorized_principal exit_code=241")
+}
