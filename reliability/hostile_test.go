@@ -413,7 +413,7 @@ func newDispatcher(t *testing.T, awsCfg aws.Config, logw io.Writer, stsEndpoint 
 	}
 	d := dispatcher.New(cfg, dispatcher.Settings{
 		Cluster: res.ClusterARN, LedgerTable: res.LedgerTable, Subnets: res.Subnets, SecurityGroups: res.SecurityGroups,
-		AccountID: res.AccountID, Region: res.Region, STSEndpoint: stsEndpoint,
+		AccountID: res.AccountID, Region: res.Region, TaskDefinitions: res.TaskDefinitions, STSEndpoint: stsEndpoint,
 	}, dispatcher.Clients{SQS: sqs.NewFromConfig(awsCfg), ECS: ecs.NewFromConfig(awsCfg), Dynamo: dynamodb.NewFromConfig(awsCfg)},
 		slog.New(slog.NewJSONHandler(logw, nil)))
 	return d, cfg, res

@@ -79,7 +79,8 @@ func offlineDispatcher(t testing.TB) *dispatcher.Dispatcher {
 	cfg := testCatalogue(t, "bench")
 	d := dispatcher.New(cfg, dispatcher.Settings{Cluster: "arn:aws:ecs:us-east-1:123456789012:cluster/bench", LedgerTable: "bench-runs",
 		Subnets: []string{"subnet-1"}, SecurityGroups: []string{"sg-1"}, AccountID: "123456789012", Region: "us-east-1",
-		STSEndpoint: "http://127.0.0.1:1/"}, // never the real STS, whatever the fuzzer makes
+		TaskDefinitions: map[string]string{"website": "3", "migrate": "7"},
+		STSEndpoint:     "http://127.0.0.1:1/"}, // never the real STS, whatever the fuzzer makes
 		dispatcher.Clients{SQS: offline{}, ECS: offline{}, Dynamo: offline{}}, slog.New(slog.NewJSONHandler(io.Discard, nil)),
 		dispatcher.WithClock(now))
 	d.SetWaits(time.Millisecond, 0, time.Millisecond, time.Millisecond)

@@ -29,6 +29,10 @@ const (
 	EnvAssignPublicIP  = "DEPLOY_BROKER_ASSIGN_PUBLIC_IP"
 	EnvExtraPrincipals = "DEPLOY_BROKER_EXTRA_PRINCIPALS"
 	EnvAccountID       = "DEPLOY_BROKER_ACCOUNT_ID"
+	// EnvTaskRevisions pins each job to the task definition revision the
+	// stack created for it: "<job>=<revision>,…". The dispatcher runs
+	// "<broker>-<job>:<revision>" and refuses to launch a job without one.
+	EnvTaskRevisions = "DEPLOY_BROKER_TASK_REVISIONS"
 	// EnvSTSEndpoint replaces the STS endpoint allowlist that proofs of
 	// identity are verified against with this one URL: local mode (moto)
 	// and tests. Unset in AWS: the regional endpoint of the dispatcher's own
