@@ -25,6 +25,7 @@ func TestLocalIdentityIsTrustedForAnyConfiguration(t *testing.T) {
 		want    string   // prefix of the identity's ARN
 	}{
 		{"the example's roles", nil, nil, "arn:aws:sts::111111111111:assumed-role/jenkins-deployer/deploy-broker-local"},
+		{"the example as it is", nil, []string{"arn:aws:iam::111111111111:role/github-deployer", "arn:aws:iam::111111111111:role/jenkins-deployer"}, "arn:aws:sts::111111111111:assumed-role/jenkins-deployer/"},
 		{"an account id", []string{"222222222222"}, nil, "arn:aws:sts::222222222222:assumed-role/deploy-broker-local/deploy-broker-local"},
 		{"an account root", []string{"arn:aws:iam::333333333333:root"}, nil, "arn:aws:sts::333333333333:assumed-role/deploy-broker-local/"},
 		{"a role with a path", []string{"arn:aws:iam::444444444444:role/ci/deployer"}, nil, "arn:aws:sts::444444444444:assumed-role/deployer/"},
@@ -40,11 +41,9 @@ func TestLocalIdentityIsTrustedForAnyConfiguration(t *testing.T) {
 			if c.trusted != nil {
 				cfg.TrustedPrincipals = c.trusted
 			}
-			if c.allowed != nil {
-				j := cfg.Jobs["website"]
-				j.AllowedPrincipals = c.allowed
-				cfg.Jobs["website"] = j
-			}
+			j := cfg.Jobs["website"]
+			j.AllowedPrincipals = c.allowed
+			cfg.Jobs["website"] = j
 			id, err := chooseIdentity(context.Background(), awsCfg, &cfg)
 			if err != nil {
 				t.Fatal(err)
