@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/deploy-broker/deploy-broker/internal/identity"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
@@ -32,6 +33,13 @@ type Job struct {
 	Policy []Statement `yaml:"policy,omitempty"`
 	// ManagedPolicies are AWS managed or customer managed policy ARNs.
 	ManagedPolicies []string `yaml:"managed_policies,omitempty"`
+	// AllowedPrincipals, when set, are the only verified principals that may
+	// run the job (identity.MatchPrincipal patterns: full role or user ARNs
+	// with the account; an assumed-role session matches its role; session
+	// name globs only as arn:P:sts::ACCOUNT:assumed-role/ROLE/GLOB, and
+	// session names are chosen by the caller unless the role's trust policy
+	// pins them). Empty: any trusted principal.
+	AllowedPrincipals []string `yaml:"allowed_principals,omitempty"`
 	// Governance: concurrency (governance.go).
 	Governance `yaml:",inline"`
 }
@@ -47,6 +55,11 @@ func (j *Job) validate(name string) []string {
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
 	if !protocol.ValidJobName(name) {
 		bad("the name must be lower-case letters, digits and '-', at most %d characters", protocol.MaxJobNameLength)
+	}
+	for _, p := range j.AllowedPrincipals {
+		if err := identity.ValidatePattern(p); err != nil {
+			bad("allowed_principals entry %q: %s (give a full role or user ARN with its account, e.g. arn:aws:iam::111122223333:role/github-deployer)", p, strings.TrimPrefix(err.Error(), "identity: "))
+		}
 	}
 	if j.Image == "" {
 		bad("no image: set image here or runner.image")

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/deploy-broker/deploy-broker/internal/identity"
 )
 
 // Defaults applied by Load where the file is silent.
@@ -133,6 +135,11 @@ func (c *Config) Validate() error {
 	for _, p := range c.TrustedPrincipals {
 		if p == "*" || !principalRE.MatchString(p) {
 			bad("trusted principal %q must be an IAM role/user ARN or an account id (never \"*\")", p)
+		}
+	}
+	for _, p := range c.Operators {
+		if err := identity.ValidatePattern(p); err != nil {
+			bad("operators entry %q: %s (give a full role or user ARN with its account)", p, strings.TrimPrefix(err.Error(), "identity: "))
 		}
 	}
 	if g := c.GitHubOIDC; g != nil {

@@ -4,12 +4,18 @@ import (
 	"context"
 	"errors"
 
+	"github.com/deploy-broker/deploy-broker/internal/identity"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
-// handleCancel stops the run's task. Unknown run ids are harmless.
-func (d *Dispatcher) handleCancel(ctx context.Context, req *protocol.Request) error {
-	a := audit{RunID: req.RunID, Kind: req.Kind}
+// DecisionDenied is the audit decision for a cancel or release from a
+// verified principal that may not control the run: nothing is done.
+const DecisionDenied = "denied"
+
+// handleCancel stops the run's task, if p may: the run's requester (any
+// session of its role) or an operator. Unknown run ids are harmless.
+func (d *Dispatcher) handleCancel(ctx context.Context, req *protocol.Request, p identity.Principal) error {
+	a := audit{RunID: req.RunID, Kind: req.Kind, Principal: p.ARN}
 	if d.now().After(req.ExpiresAt.Add(d.cfg.Broker.ClockSkew.D())) {
 		a.Decision, a.Reason = DecisionIgnored, "cancel request expired"
 		d.write(ctx, a)
@@ -20,9 +26,14 @@ func (d *Dispatcher) handleCancel(ctx context.Context, req *protocol.Request) er
 		return d.failed(ctx, a, err)
 	}
 	if !ok {
-		return d.cancelEarly(ctx, req, a)
+		return d.cancelEarly(ctx, req, p, a)
 	}
 	a.Job = item.Job
+	if !d.mayControl(p, item.RequestedBy) {
+		a.Decision, a.Reason = DecisionDenied, denyReason(p, "cancel", item)
+		d.write(ctx, a)
+		return nil
+	}
 	if item.Status == StatusQueued {
 		return d.cancelQueued(ctx, item, a)
 	}
@@ -36,7 +47,7 @@ func (d *Dispatcher) handleCancel(ctx context.Context, req *protocol.Request) er
 		if item.Status == StatusLaunching {
 			// The task is being started: the launch stops it as soon as it
 			// has its ARN (see accept).
-			if _, err := d.ledger.update(ctx, req.RunID, map[string]string{protocol.LedgerCancelAsked: stamp(d.now())}); err != nil {
+			if _, err := d.ledger.update(ctx, req.RunID, map[string]string{protocol.LedgerCancelAsked: stamp(d.now()), protocol.LedgerCancelledBy: p.ARN}); err != nil {
 				return d.failed(ctx, a, err)
 			}
 			a.Decision, a.Reason = DecisionCancelled, "cancel noted; the task is stopped as soon as it is started"
@@ -47,8 +58,9 @@ func (d *Dispatcher) handleCancel(ctx context.Context, req *protocol.Request) er
 		d.write(ctx, a)
 		return nil
 	}
+	item.CancelledBy = p.ARN
 	reason := cancelReason(item)
-	if err := d.stopTask(ctx, req.RunID, taskARN, reason); err != nil {
+	if err := d.stopTask(ctx, req.RunID, taskARN, reason, p.ARN); err != nil {
 		return d.failed(ctx, a, err)
 	}
 	a.Decision, a.Reason, a.TaskARN = DecisionCancelled, reason, taskARN
@@ -61,7 +73,11 @@ func (d *Dispatcher) handleCancel(ctx context.Context, req *protocol.Request) er
 // that request may still arrive while valid. The cancel claims the run id
 // first with a tombstone, so the request, when it comes, finds it claimed
 // and launches nothing.
-func (d *Dispatcher) cancelEarly(ctx context.Context, req *protocol.Request, a audit) error {
+//
+// The tombstone records who cancelled: when the run request arrives, a
+// tombstone left by a principal that may not control that run is removed
+// and the run goes ahead (see redelivered).
+func (d *Dispatcher) cancelEarly(ctx context.Context, req *protocol.Request, p identity.Principal, a audit) error {
 	now := d.now()
 	born, err := protocol.RunIDTime(req.RunID)
 	maxAge, skew := d.cfg.Broker.MaxRequestAge.D(), d.cfg.Broker.ClockSkew.D()
@@ -72,10 +88,10 @@ func (d *Dispatcher) cancelEarly(ctx context.Context, req *protocol.Request, a a
 		return nil
 	}
 	err = d.ledger.claim(ctx, ledgerItem{RunID: req.RunID, Status: StatusCancelled, CreatedAt: now, LeaseUntil: now,
-		RequestedAt: req.RequestedAt, Reason: "cancelled before the run request arrived", ClaimToken: newClaimToken()})
+		RequestedAt: req.RequestedAt, Reason: "cancelled before the run request arrived", ClaimToken: newClaimToken(), CancelledBy: p.ARN})
 	if errors.Is(err, errAlreadyClaimed) {
 		// The run request won the race: cancel it the ordinary way.
-		return d.handleCancel(ctx, req)
+		return d.handleCancel(ctx, req, p)
 	}
 	if err != nil {
 		return d.failed(ctx, a, err)
@@ -86,9 +102,10 @@ func (d *Dispatcher) cancelEarly(ctx context.Context, req *protocol.Request, a a
 	return nil
 }
 
-// handleRelease deletes the run's queue once the trigger has read it all.
-func (d *Dispatcher) handleRelease(ctx context.Context, req *protocol.Request) error {
-	a := audit{RunID: req.RunID, Kind: req.Kind}
+// handleRelease deletes the run's queue once the trigger has read it all,
+// if p may control the run (as for a cancel).
+func (d *Dispatcher) handleRelease(ctx context.Context, req *protocol.Request, p identity.Principal) error {
+	a := audit{RunID: req.RunID, Kind: req.Kind, Principal: p.ARN}
 	item, ok, err := d.ledger.get(ctx, req.RunID)
 	if err != nil {
 		return d.failed(ctx, a, err)
@@ -99,6 +116,11 @@ func (d *Dispatcher) handleRelease(ctx context.Context, req *protocol.Request) e
 		return nil
 	}
 	a.Job = item.Job
+	if !d.mayControl(p, item.RequestedBy) {
+		a.Decision, a.Reason = DecisionDenied, denyReason(p, "release", item)
+		d.write(ctx, a)
+		return nil
+	}
 	url := item.QueueURL
 	if url == "" {
 		var found bool
@@ -119,4 +141,13 @@ func (d *Dispatcher) handleRelease(ctx context.Context, req *protocol.Request) e
 	a.Decision = DecisionReleased
 	d.write(ctx, a)
 	return nil
+}
+
+// denyReason says why p may not act on a run.
+func denyReason(p identity.Principal, what string, it ledgerItem) string {
+	by := it.RequestedBy
+	if by == "" {
+		by = "an unrecorded principal (a run from before proofs of identity)"
+	}
+	return oneLine(p.ARN + " may not " + what + " run " + it.RunID + ", requested by " + by + ": only the requester (any session of its role) and the broker's operators may")
 }

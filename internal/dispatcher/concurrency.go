@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/deploy-broker/deploy-broker/internal/config"
+	"github.com/deploy-broker/deploy-broker/internal/identity"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
@@ -336,8 +337,8 @@ func (d *Dispatcher) busyReason(job, group string, limit int, res settled) strin
 	s := fmt.Sprintf("job %s is at its concurrency limit (%d, %s)", job, limit, group)
 	if id != "" {
 		s += "; run " + id
-		if it, ok := res.items[id]; ok && it.Requester != "" {
-			s += " requested by " + it.Requester
+		if it, ok := res.items[id]; ok && requesterOf(it) != "" {
+			s += " requested by " + requesterOf(it)
 		}
 		s += " holds the slot since " + since
 	}
@@ -393,7 +394,7 @@ func (d *Dispatcher) enqueue(ctx context.Context, req *protocol.Request, queueUR
 		q.Holder = id
 		q.HolderSince, _ = time.Parse(time.RFC3339Nano, since)
 		if it, ok := res.items[id]; ok {
-			q.HolderRequester = it.Requester
+			q.HolderRequester = requesterOf(it)
 		}
 	}
 	rec.Queued = q
@@ -402,9 +403,9 @@ func (d *Dispatcher) enqueue(ctx context.Context, req *protocol.Request, queueUR
 	}
 	a.Decision, a.Reason = DecisionQueued, fmt.Sprintf("waiting for a slot of %s (concurrency %d), position %d", group, limit, pos)
 	d.write(ctx, a)
-	ev := protocol.RunEvent{RunID: req.RunID, Job: req.Job, State: protocol.EventQueued, Reason: a.Reason}
+	ev := protocol.RunEvent{RunID: req.RunID, Job: req.Job, State: protocol.EventQueued, Reason: a.Reason, Requester: a.Principal}
 	if req.Requester != nil {
-		ev.Requester = req.Requester.String()
+		ev.ClaimedRequester = req.Requester.String()
 	}
 	d.emit(ctx, ev)
 	return nil
@@ -463,7 +464,7 @@ func (d *Dispatcher) rejectQueued(ctx context.Context, runID string, rej rejecti
 	}
 	var req protocol.Request
 	_ = json.Unmarshal([]byte(it.QueuedRequest), &req)
-	return d.rejectTo(ctx, runID, url, rej, audit{RunID: runID, Kind: protocol.KindRun, Job: it.Job, Requester: req.Requester, Params: it.Params})
+	return d.rejectTo(ctx, runID, url, rej, audit{RunID: runID, Kind: protocol.KindRun, Job: it.Job, Requester: req.Requester, Principal: it.RequestedBy, Params: it.Params})
 }
 
 // startQueued launches a promoted run from the request kept in the ledger.
@@ -506,7 +507,13 @@ func (d *Dispatcher) launchQueued(ctx context.Context, it ledgerItem, lease time
 	if derr != nil {
 		return d.rejectLaunch(ctx, runID, it.Job, it.QueueURL, rejection{protocol.RejectLaunch, "the queued request could not be read back: " + oneLine(derr.Error())}, lease, a)
 	}
-	a.Requester = req.Requester
+	a.Requester, a.Principal = req.Requester, it.RequestedBy
+	// The principal the request's proof verified when it arrived: the run
+	// is checked and its queue made for it, as for any run.
+	p, perr := identity.PrincipalFromARN(it.RequestedBy)
+	if perr != nil {
+		return d.rejectLaunch(ctx, runID, it.Job, it.QueueURL, rejection{protocol.RejectLaunch, "the queued run's verified principal could not be read back: " + oneLine(perr.Error())}, lease, a)
+	}
 	if d.now().After(req.ExpiresAt.Add(d.cfg.Broker.ClockSkew.D())) {
 		return d.rejectLaunch(ctx, runID, it.Job, it.QueueURL, rejection{protocol.RejectExpired, "the request expired while the run waited for a concurrency slot; send it again"}, lease, a)
 	}
@@ -517,7 +524,7 @@ func (d *Dispatcher) launchQueued(ctx context.Context, it ledgerItem, lease time
 			return err
 		}
 		if arn != "" {
-			url, err := d.createQueue(ctx, req)
+			url, err := d.createQueue(ctx, req, p)
 			if err == nil {
 				a.Reason = "finished an interrupted start from the queue"
 				err = d.accept(ctx, runID, req.Job, arn, url, a)
@@ -528,11 +535,11 @@ func (d *Dispatcher) launchQueued(ctx context.Context, it ledgerItem, lease time
 			return err
 		}
 	}
-	cj, rej := d.checkJob(req)
+	cj, rej := d.checkJob(req, p)
 	if rej != nil {
 		return d.rejectLaunch(ctx, runID, it.Job, it.QueueURL, *rej, lease, a)
 	}
-	if err := d.launch(ctx, req, cj, a); err != nil {
+	if err := d.launch(ctx, req, p, cj, a); err != nil {
 		d.releaseClaim(ctx, runID, lease)
 		return err
 	}
@@ -583,7 +590,7 @@ func (d *Dispatcher) reconcileSlots(ctx context.Context) error {
 
 // cancelQueued ends a waiting run that its trigger cancelled.
 func (d *Dispatcher) cancelQueued(ctx context.Context, item ledgerItem, a audit) error {
-	if err := d.rejectQueued(ctx, item.RunID, rejection{protocol.RejectCancelled, "cancelled by " + item.Requester + " while waiting for a concurrency slot; nothing was launched"}); err != nil {
+	if err := d.rejectQueued(ctx, item.RunID, rejection{protocol.RejectCancelled, "cancelled by " + requesterOf(item) + " while waiting for a concurrency slot; nothing was launched"}); err != nil {
 		return d.failed(ctx, a, err)
 	}
 	a.Decision, a.Reason = DecisionCancelled, "cancelled while waiting for a concurrency slot"

@@ -66,7 +66,7 @@ func TestConcurrencyQueue(t *testing.T) {
 		t.Fatalf("%d tasks for waiting runs", n)
 	}
 	q := e.only(third, protocol.TypeQueued).Queued
-	if q.Position != 2 || q.Holder != first || q.Concurrency != 1 || q.Group != "job:website" || !strings.Contains(q.HolderRequester, "alice") || q.HolderSince.IsZero() {
+	if q.Position != 2 || q.Holder != first || q.Concurrency != 1 || q.Group != "job:website" || !strings.Contains(q.HolderRequester, ":assumed-role/") || q.HolderSince.IsZero() {
 		t.Errorf("queued record %+v, want position 2 behind %s", q, first)
 	}
 	if got := states(rec.of(second)); got != "requested,queued" {
@@ -101,7 +101,7 @@ func TestConcurrencyReject(t *testing.T) {
 	first, second := e.submit(), e.submit()
 	e.wantStatus(first, dispatcher.StatusAccepted)
 	rej := e.only(second, protocol.TypeRejected).Rejected
-	if rej.Code != protocol.RejectBusy || !strings.Contains(rej.Reason, first) || !strings.Contains(rej.Reason, "alice") || !strings.Contains(rej.Reason, "since") {
+	if rej.Code != protocol.RejectBusy || !strings.Contains(rej.Reason, first) || !strings.Contains(rej.Reason, "requested by arn:aws:sts::") || !strings.Contains(rej.Reason, "since") {
 		t.Errorf("rejection %+v, want %s naming run %s, its requester and start", rej, protocol.RejectBusy, first)
 	}
 	e.stop(first)

@@ -100,7 +100,16 @@ func (d *Dispatcher) emit(ctx context.Context, ev protocol.RunEvent) {
 
 // runEvent starts a lifecycle event from a ledger item.
 func runEvent(state string, it ledgerItem) protocol.RunEvent {
-	return protocol.RunEvent{RunID: it.RunID, Job: it.Job, State: state, Requester: it.Requester, TaskARN: it.TaskARN}
+	return protocol.RunEvent{RunID: it.RunID, Job: it.Job, State: state, Requester: it.RequestedBy, ClaimedRequester: it.Requester, TaskARN: it.TaskARN}
+}
+
+// requesterOf is who asked for a run: the verified principal, or what the
+// client claimed for items written before requests carried proofs.
+func requesterOf(it ledgerItem) string {
+	if it.RequestedBy != "" {
+		return it.RequestedBy
+	}
+	return it.Requester
 }
 
 // endedEvent is the event of a run's end: finished (with its outcome and

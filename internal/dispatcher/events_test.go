@@ -90,8 +90,8 @@ func TestLifecycleEventsOfARun(t *testing.T) {
 		t.Fatalf("states %s, want requested,started,finished", got)
 	}
 	for _, ev := range evs {
-		if ev.Job != "migrate" || ev.Requester != r.Requester.String() || ev.Account != e.res.AccountID || ev.AccountAlias != e.cfg.Broker.AccountAlias || ev.Region != e.res.Region || ev.Time == "" {
-			t.Errorf("event %+v lacks job, requester, account or time", ev)
+		if ev.Job != "migrate" || !strings.HasPrefix(ev.Requester, "arn:aws:sts::111111111111:assumed-role/") || ev.ClaimedRequester != r.Requester.String() || ev.Account != e.res.AccountID || ev.AccountAlias != e.cfg.Broker.AccountAlias || ev.Region != e.res.Region || ev.Time == "" {
+			t.Errorf("event %+v lacks job, verified and claimed requester, account or time", ev)
 		}
 	}
 	if evs[1].TaskARN != arn {

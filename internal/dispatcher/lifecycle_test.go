@@ -41,7 +41,7 @@ func TestCancelStopsTheTask(t *testing.T) {
 	}
 	task := e.describe(arn)
 	reason := aws.ToString(task.StoppedReason)
-	if aws.ToString(task.LastStatus) != "STOPPED" || !strings.Contains(reason, "cancelled by github-actions org/app@refs/heads/main by alice") || !strings.Contains(reason, runID) {
+	if aws.ToString(task.LastStatus) != "STOPPED" || !strings.Contains(reason, "cancelled by "+e.id.ARN) || !strings.Contains(reason, runID) {
 		t.Errorf("task is %s with reason %q, want STOPPED naming the requester", aws.ToString(task.LastStatus), reason)
 	}
 	if it := e.item(runID); it.Status != dispatcher.StatusAccepted {

@@ -47,7 +47,7 @@ func Start(ctx context.Context, log io.Writer) (*Server, error) {
 		}
 		cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
 		cmd.Stdout, cmd.Stderr = log, log
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		cmd.SysProcAttr = childProcAttr()
 		cmd.Env = append(os.Environ(), "MOTO_ALLOW_NONEXISTENT_REGION=true")
 		if err := cmd.Start(); err != nil {
 			return nil, fmt.Errorf("starting moto_server: %w", err)
@@ -130,7 +130,7 @@ func (s *Server) Env(region string) []string {
 		"AWS_ENDPOINT_URL=" + s.URL,
 		"AWS_REGION=" + region,
 		"AWS_DEFAULT_REGION=" + region,
-		"AWS_ACCESS_KEY_ID=test",
+		"AWS_ACCESS_KEY_ID=" + AccessKeyID,
 		"AWS_SECRET_ACCESS_KEY=test",
 		"AWS_SESSION_TOKEN=",
 		"AWS_PROFILE=",

@@ -29,13 +29,17 @@ const (
 // RunEvent is the detail of a lifecycle event. It never carries parameter
 // values: only the job, the requester and what the broker decided.
 type RunEvent struct {
-	RunID        string `json:"run_id"`
-	Job          string `json:"job"`
-	State        string `json:"state"`
-	Requester    string `json:"requester,omitempty"`
-	Account      string `json:"account,omitempty"`
-	AccountAlias string `json:"account_alias,omitempty"`
-	Region       string `json:"region,omitempty"`
+	RunID string `json:"run_id"`
+	Job   string `json:"job"`
+	State string `json:"state"`
+	// Requester is the verified principal (the ARN the request's proof
+	// verified); ClaimedRequester what the client said of itself (CI,
+	// repository, actor), never used to decide anything.
+	Requester        string `json:"requester,omitempty"`
+	ClaimedRequester string `json:"claimed_requester,omitempty"`
+	Account          string `json:"account,omitempty"`
+	AccountAlias     string `json:"account_alias,omitempty"`
+	Region           string `json:"region,omitempty"`
 	// Time is when the broker saw the transition (RFC 3339).
 	Time       string `json:"time"`
 	RejectCode string `json:"reject_code,omitempty"`

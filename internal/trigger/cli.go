@@ -34,6 +34,7 @@ type CLI struct {
 	ResultFile string `name:"result-file" env:"DEPLOY_TRIGGER_RESULT_FILE" placeholder:"FILE" group:"Output" help:"Also write the run's result (run id, outcome, exit code, task ARN…) as one JSON object to FILE, whatever the output mode."`
 
 	StartTimeout     time.Duration `name:"start-timeout" default:"10m" env:"DEPLOY_TRIGGER_START_TIMEOUT" group:"Timing" help:"Give up when the job has not started within this time."`
+	QueueTimeout     time.Duration `name:"queue-timeout" default:"2m" env:"DEPLOY_TRIGGER_QUEUE_TIMEOUT" group:"Timing" help:"Give up (exit 246) when the broker has not answered at all within this time: no run queue means it refused the request's proof of identity, or is older than this deploy-trigger, or is failing. 0: wait for --start-timeout."`
 	Timeout          time.Duration `name:"timeout" default:"0" env:"DEPLOY_TRIGGER_TIMEOUT" group:"Timing" help:"Give up (and cancel) after this long in all. 0: the job's own catalogue timeout plus 5m."`
 	MissedHeartbeats int           `name:"missed-heartbeats" default:"0" env:"DEPLOY_TRIGGER_MISSED_HEARTBEATS" group:"Timing" help:"Declare the runner lost after this many heartbeat intervals of silence. 0: 4 intervals, but never less than 3m, which outlasts the runner's retries of a failing send."`
 	CancelGrace      time.Duration `name:"cancel-grace" default:"2m" env:"DEPLOY_TRIGGER_CANCEL_GRACE" group:"Timing" help:"After Ctrl-C, wait this long for the job to stop and report."`
@@ -83,7 +84,7 @@ func parseCLI(args []string, getenv func(string) string, stdout, stderr io.Write
 		kong.Name("deploy-trigger"),
 		kong.Description(helpDescription),
 		kong.Writers(stdout, stderr),
-		kong.Vars{"version": "deploy-trigger " + version()},
+		kong.Vars{"version": versionLine()},
 		kong.Exit(func(code int) { panic(exitPanic(code)) }),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true, WrapUpperBound: 100}),
 		kong.Resolvers(envResolver(getenv)),
@@ -126,6 +127,9 @@ func (c *CLI) validate() error {
 	}
 	if c.StartTimeout <= 0 {
 		return errors.New("--start-timeout must be positive, e.g. 10m")
+	}
+	if c.QueueTimeout < 0 {
+		return errors.New("--queue-timeout must not be negative (0 waits for the start timeout instead)")
 	}
 	if c.Timeout < 0 {
 		return errors.New("--timeout must not be negative (0 means the job's own timeout plus 5m)")

@@ -111,7 +111,7 @@ func TestScriptedStartTimeout(t *testing.T) {
 	if el := time.Since(begin); el < 2*time.Second || el > 8*time.Second {
 		t.Errorf("gave up after %s, want about 2s", el)
 	}
-	if !strings.Contains(err.Error(), "did not start within 2s: no run queue appeared") {
+	if !strings.Contains(err.Error(), "within 2s: the broker did not answer") || !strings.Contains(err.Error(), "proof of identity") {
 		t.Errorf("message: %v", err)
 	}
 }
@@ -352,7 +352,7 @@ func TestScriptedGitHubFiles(t *testing.T) {
 		t.Fatalf("code %d (%v)", code, err)
 	}
 	got, _ := os.ReadFile(outPath)
-	want := "earlier=1\nrun-id=" + req.RunID + "\nexit-code=7\noutcome=failed\ntask-arn=arn:aws:ecs:us-east-1:123456789012:task/broker/abc\n"
+	want := "earlier=1\nrun-id=" + req.RunID + "\nexit-code=7\noutcome=failed\ntask-arn=arn:aws:ecs:us-east-1:123456789012:task/broker/abc\nrequested-by=arn:aws:sts::111122223333:assumed-role/github-deployer/gha-acme-app-1234\n"
 	if string(got) != want {
 		t.Errorf("GITHUB_OUTPUT = %q, want %q", got, want)
 	}

@@ -59,6 +59,7 @@ type Result struct {
 	Account      string
 	AccountAlias string
 	Region       string
+	RequestedBy  string // the verified principal, from the accepted record
 	Code         int    // the process exit code
 	Outcome      string // succeeded, failed (the job's own non-zero code), or a reserved code's name
 	Message      string // one sentence for humans; empty when the job succeeded
@@ -111,6 +112,9 @@ func describeRecord(r protocol.Record) string {
 		s := "accepted: task " + a.TaskARN + " in account " + a.Account
 		if a.AccountAlias != "" {
 			s += " (" + a.AccountAlias + ")"
+		}
+		if a.RequestedBy != "" {
+			s += "; requested by " + a.RequestedBy + " (verified)"
 		}
 		return s
 	case protocol.TypeTask:

@@ -133,7 +133,7 @@ func (p *githubPrinter) result(r *Result) {
 		fmt.Fprintf(p.stdout, "::error title=deploy-trigger %s::%s\n", ghEscapeProperty(r.Outcome), ghEscapeData(r.Message))
 	}
 	if p.outputPath != "" {
-		out := fmt.Sprintf("run-id=%s\nexit-code=%d\noutcome=%s\ntask-arn=%s\n", r.RunID, r.Code, r.Outcome, r.TaskARN)
+		out := fmt.Sprintf("run-id=%s\nexit-code=%d\noutcome=%s\ntask-arn=%s\nrequested-by=%s\n", r.RunID, r.Code, r.Outcome, r.TaskARN, r.RequestedBy)
 		if err := appendFile(p.outputPath, out); err != nil {
 			fmt.Fprintf(p.stderr, "deploy-trigger: could not write GITHUB_OUTPUT: %v\n", err)
 		}
@@ -181,6 +181,9 @@ func (p *githubPrinter) summaryTable(r *Result) string {
 	}
 	if r.TaskARN != "" {
 		row("Task", "`"+mdCell(r.TaskARN)+"`")
+	}
+	if r.RequestedBy != "" {
+		row("Requested by", "`"+mdCell(r.RequestedBy)+"` (verified)")
 	}
 	if r.Duration > 0 {
 		row("Duration", roundDuration(r.Duration).String())

@@ -56,6 +56,7 @@ type jsonResult struct {
 	Account      string `json:"account,omitempty"`
 	AccountAlias string `json:"account_alias,omitempty"`
 	Region       string `json:"region,omitempty"`
+	RequestedBy  string `json:"requested_by,omitempty"`
 	DurationMS   int64  `json:"duration_ms"`
 	Lines        int64  `json:"lines"`
 	Bytes        int64  `json:"bytes"`
@@ -128,6 +129,6 @@ func (p *jsonPrinter) result(r *Result) { p.emit(resultRecord(r)) }
 // --output json and the content of --result-file.
 func resultRecord(r *Result) jsonResult {
 	return jsonResult{Event: "result", RunID: r.RunID, Job: r.Job, Outcome: r.Outcome, ExitCode: r.Code, Message: r.Message,
-		TaskARN: r.TaskARN, Account: r.Account, AccountAlias: r.AccountAlias, Region: r.Region,
+		TaskARN: r.TaskARN, Account: r.Account, AccountAlias: r.AccountAlias, Region: r.Region, RequestedBy: r.RequestedBy,
 		DurationMS: r.Duration.Milliseconds(), Lines: r.Lines, Bytes: r.Bytes}
 }

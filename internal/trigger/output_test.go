@@ -46,7 +46,7 @@ func goldenScenarios() []scenario {
 	ok[1].Task.Status = "PROVISIONING"
 	failed := []protocol.Record{accepted("123456789012"), started(1, 10), output(2, errl("error: migration 42 failed")), exitRec(3, 3, protocol.ReasonCompleted)}
 	return []scenario{
-		{name: "succeeded", records: ok, notices: map[int]string{0: "run 01JD0000000000000000000000 requested by github-actions acme/app@refs/heads/main by alice"},
+		{name: "succeeded", records: ok, notices: map[int]string{0: "run 01JD0000000000000000000000 requested (claimed: github-actions acme/app@refs/heads/main by alice)"},
 			result: Result{RunID: "01JD0000000000000000000000", Job: "website", TaskARN: "arn:aws:ecs:us-east-1:123456789012:task/broker/abc",
 				Account: "123456789012", AccountAlias: "acme-prod", Region: "eu-west-1", Code: 0, Outcome: "succeeded",
 				Duration: 1500 * time.Millisecond, Lines: 6, Bytes: 80}},

@@ -118,11 +118,15 @@ func (a *app) main(ctx context.Context, args []string) error {
 			return a.fail(out, err)
 		}
 	}
+	signer, err := preflight(ctx, c, a.now)
+	if err != nil {
+		return a.fail(out, err)
+	}
 	if err := publish(ctx, c, cfg.Topic, req); err != nil {
 		return a.fail(out, err)
 	}
-	out.notice(fmt.Sprintf("run %s requested by %s", runID, requester))
-	w := &watch{set: a.watchSettings(), cfg: cfg, c: c, out: out, runID: runID, expect: cfg.Account, published: a.now()}
+	out.notice(fmt.Sprintf("run %s requested (claimed: %s)", runID, requester))
+	w := &watch{set: a.watchSettings(), cfg: cfg, c: c, out: out, runID: runID, expect: cfg.Account, published: a.now(), signer: signer}
 	// tail has sent a cancel when it gave up on a run that may still be
 	// going, and waited for it: the release comes after it.
 	res := w.tail(ctx)

@@ -23,6 +23,7 @@ type watch struct {
 	runID  string
 	seq    *sequencer
 	expect string // the account the run must land in
+	signer string // the ARN the credentials belong to, when STS said (preflight)
 
 	published    time.Time
 	queueURL     string

@@ -42,8 +42,10 @@ type DispatcherProps struct {
 	ExecutionRole awsiam.IRole
 	Network       Network
 	RunQueueArn   *string
-	// ExtraPrincipals may read run queues besides the trusted principals of
-	// the configuration (the GitHub trigger role).
+	// ExtraPrincipals are trusted besides the trusted principals of the
+	// configuration (the GitHub trigger role): they may run jobs without
+	// allowed_principals. Run queues are readable by their requester only
+	// (the dispatcher's per-run queue policy, dispatcher.QueuePolicy).
 	ExtraPrincipals []*string
 	LogRetention    awslogs.RetentionDays
 	// MaxEventAge is how long Lambda keeps retrying an event.
@@ -69,7 +71,7 @@ type dispatcher struct {
 }
 
 // NewDispatcher creates the function with exactly the permissions of
-// DESIGN.md §2's dispatcher row.
+// the dispatcher's rows of the trust table (docs/ARCHITECTURE.md).
 func NewDispatcher(scope constructs.Construct, id string, props *DispatcherProps) Dispatcher {
 	this := constructs.NewConstruct(scope, &id)
 	logGroup := awslogs.NewLogGroup(this, jsii.String("Logs"), &awslogs.LogGroupProps{
