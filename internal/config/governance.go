@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strings"
+
+	"github.com/deploy-broker/deploy-broker/internal/identity"
 )
 
 // Concurrency policies: what happens to a run of a job whose concurrency
@@ -30,6 +33,9 @@ type Governance struct {
 	// ConcurrencyGroup shares the slots among every job that names it
 	// (e.g. everything that touches the production database).
 	ConcurrencyGroup string `yaml:"concurrency_group,omitempty"`
+	// Approvers: a run waits until one of these principals (patterns as
+	// allowed_principals) approves it; never the run's own requester.
+	Approvers []string `yaml:"approvers,omitempty"`
 }
 
 var groupNameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
@@ -71,6 +77,14 @@ func (j *Job) validateGovernance() []string {
 	}
 	if g.ConcurrencyGroup != "" && !groupNameRE.MatchString(g.ConcurrencyGroup) {
 		bad("concurrency_group %q must be lower-case letters, digits and '-', starting with a letter", g.ConcurrencyGroup)
+	}
+	for _, p := range g.Approvers {
+		if err := identity.ValidatePattern(p); err != nil {
+			bad("approvers entry %q: %s (give a full role or user ARN with its account, e.g. arn:aws:iam::111122223333:role/release-manager)", p, strings.TrimPrefix(err.Error(), "identity: "))
+		}
+	}
+	if len(g.Approvers) > 0 && len(j.SecretParams()) > 0 {
+		bad("approvers keep a waiting run's request in the run ledger, which never holds secret values: a job with secret parameters cannot require approval")
 	}
 	if g.Concurrency > 0 && g.WhenFull() != OnFullReject && len(j.SecretParams()) > 0 {
 		// A waiting run's request is kept in the ledger until it starts;

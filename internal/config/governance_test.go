@@ -44,7 +44,17 @@ func TestGovernanceExampleLoads(t *testing.T) {
 		t.Fatal(err)
 	}
 	m, r := c.Jobs["migrate-production"], c.Jobs["refresh-reporting"]
-	if m.Concurrency != 1 || m.WhenFull() != OnFullQueue || m.SlotGroup("migrate-production") != r.SlotGroup("refresh-reporting") {
+	if m.Concurrency != 1 || m.WhenFull() != OnFullQueue || len(m.Approvers) != 1 || m.SlotGroup("migrate-production") != r.SlotGroup("refresh-reporting") {
 		t.Errorf("example jobs: %+v %+v", m.Governance, r.Governance)
 	}
+}
+
+func TestApproversKey(t *testing.T) {
+	j := mustJob(t, govBase+`, approvers: ["arn:aws:iam::111111111111:role/release-manager"]`)
+	if len(j.Approvers) != 1 {
+		t.Errorf("approvers %v", j.Approvers)
+	}
+	wantConfigError(t, govBase+`, approvers: ["*"]`, `approvers entry "*"`)
+	secret := `cpu: 256, memory: 512, timeout: 10m, command: [/bin/deploy, "{{t}}"], params: {t: {type: string, pattern: '[a-z]+', secret: true, required: true}}`
+	wantConfigError(t, secret+`, approvers: ["arn:aws:iam::111111111111:role/release-manager"]`, "cannot require approval")
 }

@@ -34,7 +34,7 @@ func (d *Dispatcher) handleCancel(ctx context.Context, req *protocol.Request, p 
 		d.write(ctx, a)
 		return nil
 	}
-	if item.Status == StatusQueued {
+	if item.Status == StatusQueued || item.Status == StatusAwaitingApproval {
 		return d.cancelQueued(ctx, item, a)
 	}
 	taskARN := item.TaskARN

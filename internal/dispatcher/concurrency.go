@@ -361,17 +361,10 @@ func oldestHolder(st slotState) (string, string) {
 // a look at the slots (it may have been promoted or superseded meanwhile),
 // then the queued record, audit line and event.
 func (d *Dispatcher) enqueue(ctx context.Context, req *protocol.Request, queueURL, group string, limit int, a audit) error {
-	body, err := json.Marshal(req)
-	if err != nil {
+	if err := d.hold(ctx, req, queueURL, StatusQueued); err != nil {
 		return err
 	}
 	now := d.now()
-	_, err = d.ledger.update(ctx, req.RunID, map[string]string{protocol.LedgerStatus: StatusQueued, protocol.LedgerQueuedRequest: string(body),
-		protocol.LedgerQueuedAt: stamp(now), protocol.LedgerQueueURL: queueURL, protocol.LedgerLeaseUntil: stamp(now)},
-		cond{protocol.LedgerStatus, StatusLaunching})
-	if err != nil && !errors.Is(err, errConditionFailed) {
-		return err
-	}
 	res, err := d.settle(ctx, group, limit, nil)
 	if err != nil {
 		return err
@@ -411,6 +404,23 @@ func (d *Dispatcher) enqueue(ctx context.Context, req *protocol.Request, queueUR
 	return nil
 }
 
+// hold keeps a run that may not launch yet (queued, awaiting approval) in
+// the ledger with its request, and gives up this invocation's lease.
+func (d *Dispatcher) hold(ctx context.Context, req *protocol.Request, queueURL, status string) error {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	now := stamp(d.now())
+	_, err = d.ledger.update(ctx, req.RunID, map[string]string{protocol.LedgerStatus: status, protocol.LedgerQueuedRequest: string(body),
+		protocol.LedgerQueuedAt: now, protocol.LedgerQueueURL: queueURL, protocol.LedgerLeaseUntil: now},
+		cond{protocol.LedgerStatus, StatusLaunching})
+	if err != nil && !errors.Is(err, errConditionFailed) {
+		return err
+	}
+	return nil
+}
+
 // afterSettle does what a change of the slots asks for: refuse superseded
 // and expired waiters, start promoted ones. self is skipped.
 func (d *Dispatcher) afterSettle(ctx context.Context, self string, res settled) error {
@@ -444,8 +454,14 @@ func (d *Dispatcher) afterSettle(ctx context.Context, self string, res settled) 
 // rejectQueued ends a waiting run with a rejection (superseded, expired,
 // cancelled). A run that is no longer waiting is left alone.
 func (d *Dispatcher) rejectQueued(ctx context.Context, runID string, rej rejection) error {
+	return d.rejectWaiting(ctx, runID, StatusQueued, rej)
+}
+
+// rejectWaiting ends a run held in status (queued, awaiting approval) with
+// a rejection; a run no longer in that status is left alone.
+func (d *Dispatcher) rejectWaiting(ctx context.Context, runID, status string, rej rejection) error {
 	it, err := d.ledger.update(ctx, runID, map[string]string{protocol.LedgerStatus: StatusRejected, protocol.LedgerRejectCode: rej.code, protocol.LedgerReason: rej.reason},
-		cond{protocol.LedgerStatus, StatusQueued})
+		cond{protocol.LedgerStatus, status})
 	if errors.Is(err, errConditionFailed) {
 		return nil
 	}
@@ -503,7 +519,7 @@ func (d *Dispatcher) resumeQueued(ctx context.Context, it ledgerItem) error {
 func (d *Dispatcher) launchQueued(ctx context.Context, it ledgerItem, lease time.Time, lookFirst bool) error {
 	runID := it.RunID
 	req, derr := protocol.DecodeRequest([]byte(it.QueuedRequest))
-	a := audit{RunID: runID, Kind: protocol.KindRun, Job: it.Job, Params: it.Params, Reason: "a concurrency slot freed"}
+	a := audit{RunID: runID, Kind: protocol.KindRun, Job: it.Job, Params: it.Params, Reason: "started from the ledger: a concurrency slot freed, or the run was approved"}
 	if derr != nil {
 		return d.rejectLaunch(ctx, runID, it.Job, it.QueueURL, rejection{protocol.RejectLaunch, "the queued request could not be read back: " + oneLine(derr.Error())}, lease, a)
 	}
@@ -590,10 +606,14 @@ func (d *Dispatcher) reconcileSlots(ctx context.Context) error {
 
 // cancelQueued ends a waiting run that its trigger cancelled.
 func (d *Dispatcher) cancelQueued(ctx context.Context, item ledgerItem, a audit) error {
-	if err := d.rejectQueued(ctx, item.RunID, rejection{protocol.RejectCancelled, "cancelled by " + requesterOf(item) + " while waiting for a concurrency slot; nothing was launched"}); err != nil {
+	what := "a concurrency slot"
+	if item.Status == StatusAwaitingApproval {
+		what = "approval"
+	}
+	if err := d.rejectWaiting(ctx, item.RunID, item.Status, rejection{protocol.RejectCancelled, "cancelled by " + requesterOf(item) + " while waiting for " + what + "; nothing was launched"}); err != nil {
 		return d.failed(ctx, a, err)
 	}
-	a.Decision, a.Reason = DecisionCancelled, "cancelled while waiting for a concurrency slot"
+	a.Decision, a.Reason = DecisionCancelled, "cancelled while waiting for "+what
 	d.write(ctx, a)
 	return nil
 }

@@ -172,6 +172,9 @@ func (d *Dispatcher) launch(ctx context.Context, req *protocol.Request, p identi
 		return d.rejectLaunch(ctx, req.RunID, req.Job, queueURL, rejection{protocol.RejectLaunch,
 			"could not start the task: job " + req.Job + " has no pinned task definition revision (" + protocol.EnvTaskRevisions + "); redeploy the broker stack"}, time.Time{}, a)
 	}
+	if ok, err := d.awaitApproval(ctx, req, queueURL, a); !ok || err != nil {
+		return err // awaiting approval (approval.go)
+	}
 	if ok, err := d.admit(ctx, req, queueURL, a); !ok || err != nil {
 		return err // refused or queued (concurrency.go)
 	}

@@ -57,6 +57,9 @@ type ledgerItem struct {
 	ClaimToken string
 	// QueuedRequest is a waiting run's request (concurrency.go).
 	QueuedRequest string
+	// Approval is approved or rejected (approval.go), ApprovalBy who decided.
+	Approval   string
+	ApprovalBy string
 }
 
 // ledger is the DynamoDB run ledger.
@@ -182,7 +185,7 @@ func itemFromAttrs(a map[string]types.AttributeValue) ledgerItem {
 		LeaseUntil: tm(protocol.LedgerLeaseUntil), EndedAt: tm(protocol.LedgerEndedAt), NotifiedAt: tm(protocol.LedgerNotifiedAt),
 		CancelAsked: tm(protocol.LedgerCancelAsked), CancelledAt: tm(protocol.LedgerCancelledAt), TaskARN: str(protocol.LedgerTaskARN), QueueURL: str(protocol.LedgerQueueURL),
 		RejectCode: str(protocol.LedgerRejectCode), Reason: str(protocol.LedgerReason), ClaimToken: str(protocol.LedgerClaimToken),
-		QueuedRequest: str(protocol.LedgerQueuedRequest),
+		QueuedRequest: str(protocol.LedgerQueuedRequest), Approval: str(protocol.LedgerApproval), ApprovalBy: str(protocol.LedgerApprovalBy),
 	}
 }
 

@@ -47,6 +47,8 @@ func (d *Dispatcher) HandleRequest(ctx context.Context, body []byte) error {
 		return d.handleCancel(ctx, req, p)
 	case protocol.KindRelease:
 		return d.handleRelease(ctx, req, p)
+	case protocol.KindApprove, protocol.KindReject:
+		return d.handleApproval(ctx, req, p)
 	}
 	return nil
 }

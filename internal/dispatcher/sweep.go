@@ -107,10 +107,10 @@ func (d *Dispatcher) sweepOne(ctx context.Context, url, runID string, now time.T
 	}
 	a := audit{RunID: runID, Job: item.Job}
 	retention := d.cfg.Broker.QueueRetention.D()
-	if ok && item.Status == StatusQueued && d.queuedExpired(item, now) {
+	if ok && (item.Status == StatusQueued || item.Status == StatusAwaitingApproval) && d.queuedExpired(item, now) {
 		// A waiting run whose request expired (also one a lost answer left
 		// outside the slot item): refuse it rather than leave it waiting.
-		return false, d.rejectQueued(ctx, runID, rejection{protocol.RejectExpired, "the request expired while the run waited for a concurrency slot; send it again"})
+		return false, d.rejectWaiting(ctx, runID, item.Status, rejection{protocol.RejectExpired, "the request expired while the run waited (" + item.Status + "); send it again"})
 	}
 	if ok && item.Status == StatusLaunching && now.After(item.LeaseUntil) &&
 		now.Sub(item.CreatedAt) > d.cfg.Broker.MaxRequestAge.D()+d.cfg.Broker.ClockSkew.D() {

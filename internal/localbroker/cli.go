@@ -88,6 +88,11 @@ func Main(ctx context.Context, args []string, environ []string, stdin io.Reader,
 		}
 		fmt.Fprintf(stdout, "environment for deploy-trigger written to %s; in another terminal:\n", *envFile)
 		fmt.Fprintf(stdout, "  set -a; . %s; set +a; deploy-trigger %s ...\n", *envFile, firstJob(b))
+		if path, arn, err := b.writeApproverEnv(ctx, *envFile); err != nil {
+			fmt.Fprintf(stderr, "deploy-broker-local: approver identity: %v\n", err)
+		} else if path != "" {
+			fmt.Fprintf(stdout, "a second person for approvals, %s: set -a; . %s; set +a; deploy-trigger approve RUN_ID\n", arn, path)
+		}
 		fmt.Fprintf(stdout, "broker log: %s   task logs: %s   Ctrl-C stops it\n", *logFile, *taskLogs)
 		<-ctx.Done()
 		return 0

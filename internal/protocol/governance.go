@@ -20,7 +20,28 @@ type Queued struct {
 	Holder          string    `json:"holder,omitempty"`
 	HolderRequester string    `json:"holder_requester,omitempty"`
 	HolderSince     time.Time `json:"holder_since,omitzero"`
+	// Approvers, when set, say the run waits for approval by one of these
+	// principal patterns (not for a slot; Position is then 0).
+	Approvers []string `json:"approvers,omitempty"`
 }
+
+// Request kinds of approvals: an approver's decision about a run that
+// waits for approval (the run id is the run's). They carry nothing but the
+// run id, the timestamps and the approver's proof of identity.
+const (
+	KindApprove Kind = "approve"
+	KindReject  Kind = "reject"
+)
+
+// RejectDisapproved: an approver rejected the run.
+const RejectDisapproved = "disapproved"
+
+// Ledger attributes of approvals.
+const (
+	LedgerApproval   = "approval"    // approved | rejected
+	LedgerApprovalBy = "approval_by" // the approver's verified principal
+	LedgerApprovalAt = "approval_at"
+)
 
 // Rejection codes of concurrency policies.
 const (

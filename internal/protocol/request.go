@@ -192,14 +192,14 @@ func (r *Request) Validate() error {
 		if err := r.Requester.validate(); err != nil {
 			return err
 		}
-	case KindCancel, KindRelease:
+	case KindCancel, KindRelease, KindApprove, KindReject:
 		if r.Job != "" || r.Params != nil || r.Requester != nil {
 			return fmt.Errorf("%s request %s may carry only v, kind, run_id, timestamps and proof", r.Kind, r.RunID)
 		}
 	case "":
-		return fmt.Errorf("request %s has no kind; expected run, cancel or release", r.RunID)
+		return fmt.Errorf("request %s has no kind; expected run, cancel, release, approve or reject", r.RunID)
 	default:
-		return fmt.Errorf("request kind %q is unknown; expected run, cancel or release", truncate(string(r.Kind), 40))
+		return fmt.Errorf("request kind %q is unknown; expected run, cancel, release, approve or reject", truncate(string(r.Kind), 40))
 	}
 	return nil
 }

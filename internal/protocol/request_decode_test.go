@@ -81,7 +81,7 @@ func TestDecodeRequestRefuses(t *testing.T) {
 		{"empty", "", "request is empty"},
 		{"blank", "  \n", "request is empty"},
 		{"no run id", edit(t, func(m map[string]any) { delete(m, "run_id") }), `run id "" must be a 26-character ULID`},
-		{"no kind", edit(t, func(m map[string]any) { delete(m, "kind") }), "has no kind; expected run, cancel or release"},
+		{"no kind", edit(t, func(m map[string]any) { delete(m, "kind") }), "has no kind; expected run, cancel, release, approve or reject"},
 		{"no job", edit(t, func(m map[string]any) { delete(m, "job") }), "names no job"},
 		{"no requested_at", edit(t, func(m map[string]any) { delete(m, "requested_at") }), "must carry requested_at and expires_at"},
 		{"no expires_at", edit(t, func(m map[string]any) { delete(m, "expires_at") }), "must carry requested_at and expires_at"},

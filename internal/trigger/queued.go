@@ -11,6 +11,9 @@ import (
 // describeQueued is the line for a queued record: the run waits for a
 // concurrency slot; its start timeout keeps running.
 func describeQueued(q *protocol.Queued) string {
+	if len(q.Approvers) > 0 {
+		return "awaiting approval by one of " + strings.Join(q.Approvers, ", ") + " (deploy-trigger approve RUN_ID, or reject RUN_ID; never the requester)"
+	}
 	group := strings.TrimPrefix(strings.TrimPrefix(q.Group, "job:"), "group:")
 	s := fmt.Sprintf("queued: position %d for %s (concurrency %d)", q.Position, group, q.Concurrency)
 	if q.Holder != "" {

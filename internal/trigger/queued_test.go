@@ -31,3 +31,27 @@ func TestSequencerQueuedThenDecision(t *testing.T) {
 		}
 	}
 }
+
+func TestDecisionCommands(t *testing.T) {
+	id := "01M8PTK38HAY06XJQ608BEMSKP"
+	for _, c := range []struct {
+		job    string
+		params []string
+		kind   protocol.Kind
+	}{
+		{"approve", []string{id}, protocol.KindApprove},
+		{"reject", []string{id}, protocol.KindReject},
+		{"approve", []string{"version=1"}, ""}, // a job named approve
+		{"website", []string{id}, ""},
+		{"approve", nil, ""},
+	} {
+		kind, runID, ok := decisionKind(&CLI{Job: c.job, Params: c.params})
+		if kind != c.kind || ok != (c.kind != "") || (ok && runID != id) {
+			t.Errorf("%s %v: %q %q %v", c.job, c.params, kind, runID, ok)
+		}
+	}
+	line := describeRecord(protocol.Record{Type: protocol.TypeQueued, Queued: &protocol.Queued{Approvers: []string{"arn:aws:iam::1:role/a"}}})
+	if !strings.Contains(line, "awaiting approval by one of arn:aws:iam::1:role/a") {
+		t.Errorf("line %q", line)
+	}
+}

@@ -83,6 +83,9 @@ func (a *app) main(ctx context.Context, args []string) error {
 	if err != nil {
 		return a.fail(nil, exitcode.Errorf(exitcode.Usage, "%s (see deploy-trigger --help)", strings.TrimRight(err.Error(), ".")))
 	}
+	if kind, runID, ok := decisionKind(cli); ok {
+		return a.decide(ctx, cli, kind, runID) // approve.go
+	}
 	out := a.printer(cli, cli.Output)
 	cfg, err := resolve(cli, a.getenv)
 	if err != nil {

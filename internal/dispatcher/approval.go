@@ -1,0 +1,140 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/deploy-broker/deploy-broker/internal/identity"
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
+)
+
+// Approvals (issue 16). A job with `approvers` does not launch when asked:
+// after the request checks and the claim, the run waits in the ledger with
+// status awaiting-approval and its request kept (as a queued run's), and
+// its queue gets a queued record naming the approvers. An approve or reject
+// request for the run id, from a verified principal that matches one of
+// the job's approvers and is not the run's requester (not the same IAM
+// user, nor any session of the same role: identity.Owner), decides it:
+// approve moves it to launching and launches it like a run from the queue
+// (concurrency applies after approval); reject refuses it (code
+// disapproved, 241). The decision, who made it and when are kept in the
+// ledger (approval, approval_by, approval_at) and the audit log. A waiting
+// run waits at most until its request expires (+ skew); the sweep then
+// refuses it (expired); a cancel takes it out (245).
+
+// StatusAwaitingApproval: the run waits for an approver's decision.
+const StatusAwaitingApproval = "awaiting-approval"
+
+// Audit decisions of approvals.
+const (
+	DecisionAwaitingApproval = "awaiting-approval"
+	DecisionApproved         = "approved"
+	DecisionDisapproved      = "disapproved"
+)
+
+// awaitApproval holds a run of a job with approvers until it is approved.
+// ok is true when the launch may go on (no approvers, or approved).
+func (d *Dispatcher) awaitApproval(ctx context.Context, req *protocol.Request, queueURL string, a audit) (ok bool, err error) {
+	job, known := d.cfg.Jobs[req.Job]
+	if !known || len(job.Approvers) == 0 {
+		return true, nil
+	}
+	it, found, err := d.ledger.get(ctx, req.RunID)
+	if err != nil {
+		return false, err
+	}
+	if found && it.Approval == "approved" {
+		return true, nil
+	}
+	if err := d.hold(ctx, req, queueURL, StatusAwaitingApproval); err != nil {
+		return false, err
+	}
+	rec := d.record(protocol.TypeQueued, protocol.SourceDispatcher, uint64(max(d.now().UnixMilli(), 2)))
+	rec.Queued = &protocol.Queued{Group: "job:" + req.Job, Approvers: job.Approvers}
+	if err := d.send(ctx, queueURL, req.RunID, rec); err != nil {
+		return false, err
+	}
+	a.Decision, a.Reason = DecisionAwaitingApproval, "awaiting approval by one of "+strings.Join(job.Approvers, ", ")
+	d.write(ctx, a)
+	ev := protocol.RunEvent{RunID: req.RunID, Job: req.Job, State: protocol.EventAwaitingApproval, Reason: a.Reason, Requester: a.Principal}
+	if req.Requester != nil {
+		ev.ClaimedRequester = req.Requester.String()
+	}
+	d.emit(ctx, ev)
+	return false, nil
+}
+
+// handleApproval decides a run that awaits approval.
+func (d *Dispatcher) handleApproval(ctx context.Context, req *protocol.Request, p identity.Principal) error {
+	a := audit{RunID: req.RunID, Kind: req.Kind, Principal: p.ARN}
+	if d.now().After(req.ExpiresAt.Add(d.cfg.Broker.ClockSkew.D())) {
+		a.Decision, a.Reason = DecisionIgnored, string(req.Kind)+" request expired"
+		d.write(ctx, a)
+		return nil
+	}
+	it, ok, err := d.ledger.get(ctx, req.RunID)
+	if err != nil {
+		return d.failed(ctx, a, err)
+	}
+	if !ok || it.Status != StatusAwaitingApproval {
+		status := "no such run"
+		if ok {
+			status = "the run does not await approval (status " + it.Status + ")"
+		}
+		a.Decision, a.Reason = DecisionIgnored, status
+		d.write(ctx, a)
+		return nil
+	}
+	a.Job = it.Job
+	if why := d.mayApprove(p, it); why != "" {
+		a.Decision, a.Reason = DecisionDenied, why
+		d.write(ctx, a)
+		return nil
+	}
+	now := stamp(d.now())
+	if req.Kind == protocol.KindReject {
+		reason := "rejected by " + p.ARN + " (approver)"
+		_, err := d.ledger.update(ctx, req.RunID, map[string]string{protocol.LedgerApproval: "rejected", protocol.LedgerApprovalBy: p.ARN, protocol.LedgerApprovalAt: now},
+			cond{protocol.LedgerStatus, StatusAwaitingApproval})
+		if errors.Is(err, errConditionFailed) {
+			return nil // decided meanwhile
+		}
+		if err != nil {
+			return d.failed(ctx, a, err)
+		}
+		a.Decision, a.Reason = DecisionDisapproved, reason
+		d.write(ctx, a)
+		return d.rejectWaiting(ctx, req.RunID, StatusAwaitingApproval, rejection{protocol.RejectDisapproved, reason})
+	}
+	lease := d.leaseEnd(ctx)
+	it, err = d.ledger.update(ctx, req.RunID, map[string]string{protocol.LedgerStatus: StatusLaunching, protocol.LedgerLeaseUntil: stamp(lease),
+		protocol.LedgerApproval: "approved", protocol.LedgerApprovalBy: p.ARN, protocol.LedgerApprovalAt: now},
+		cond{protocol.LedgerStatus, StatusAwaitingApproval})
+	if errors.Is(err, errConditionFailed) {
+		return nil
+	}
+	if err != nil {
+		return d.failed(ctx, a, err)
+	}
+	a.Decision, a.Reason = DecisionApproved, "approved by "+p.ARN
+	d.write(ctx, a)
+	return d.launchQueued(ctx, it, lease, false)
+}
+
+// mayApprove says why p may not decide the run ("" when it may).
+func (d *Dispatcher) mayApprove(p identity.Principal, it ledgerItem) string {
+	job, ok := d.cfg.Jobs[it.Job]
+	if !ok {
+		return "job " + it.Job + " is no longer in the catalogue"
+	}
+	if it.RequestedBy != "" && p.Owner() == identity.OwnerOfARN(it.RequestedBy) {
+		return p.ARN + " requested the run and may not approve or reject it: a second person must"
+	}
+	for _, pat := range job.Approvers {
+		if m, err := identity.MatchPrincipal(p, pat); err == nil && m {
+			return ""
+		}
+	}
+	return p.ARN + " is not among the approvers of job " + it.Job + " (" + strings.Join(job.Approvers, ", ") + ")"
+}

@@ -1,0 +1,132 @@
+package dispatcher_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deploy-broker/deploy-broker/internal/dispatcher"
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
+)
+
+// approvers makes job website require approval by one of patterns.
+func (e *env) approvers(patterns ...string) {
+	j := e.cfg.Jobs["website"]
+	j.Approvers = patterns
+	e.cfg.Jobs["website"] = j
+}
+
+// Two moto identities: the requester (a session of github-deployer) and an
+// approver (a session of jenkins-deployer).
+func TestApprovalBySecondPerson(t *testing.T) {
+	rec := &eventRecorder{}
+	e := newEnv(t, withEvents(rec))
+	e.approvers(jenkinsRole)
+	runID := e.submit()
+	e.wantStatus(runID, dispatcher.StatusAwaitingApproval)
+	if n := len(e.tasks(runID)); n != 0 {
+		t.Fatalf("%d tasks before approval", n)
+	}
+	q := e.only(runID, protocol.TypeQueued).Queued
+	if len(q.Approvers) != 1 || q.Approvers[0] != jenkinsRole {
+		t.Errorf("queued record %+v, want the approvers", q)
+	}
+	if a := lastDecision(e, runID); a["decision"] != dispatcher.DecisionAwaitingApproval || !strings.Contains(a["reason"].(string), "awaiting approval by one of "+jenkinsRole) {
+		t.Errorf("audit %v", a)
+	}
+
+	// The requester may not approve, not even from another session of its role.
+	self := e.assume(deployerRole, "same-person-other-session")
+	if err := e.shortAs(self, protocol.KindApprove, runID); err != nil {
+		t.Fatal(err)
+	}
+	if a := lastDecision(e, runID); a["decision"] != dispatcher.DecisionDenied || !strings.Contains(a["reason"].(string), "requested the run and may not approve") {
+		t.Errorf("self-approval audit %v", a)
+	}
+	// Nor may a principal that is not an approver.
+	e.approvers("arn:aws:iam::111111111111:role/release-manager")
+	jenkins := e.assume(jenkinsRole, "jenkins-7")
+	if err := e.shortAs(jenkins, protocol.KindApprove, runID); err != nil {
+		t.Fatal(err)
+	}
+	if a := lastDecision(e, runID); a["decision"] != dispatcher.DecisionDenied || !strings.Contains(a["reason"].(string), "is not among the approvers") {
+		t.Errorf("non-approver audit %v", a)
+	}
+	e.wantStatus(runID, dispatcher.StatusAwaitingApproval)
+
+	// An approver approves: the run starts, and the ledger says who and when.
+	e.approvers(jenkinsRole)
+	if err := e.shortAs(jenkins, protocol.KindApprove, runID); err != nil {
+		t.Fatal(err)
+	}
+	e.wantStatus(runID, dispatcher.StatusAccepted)
+	if n := len(e.tasks(runID)); n != 1 {
+		t.Errorf("%d tasks after approval, want 1", n)
+	}
+	raw := e.rawItem(runID)
+	if str(t, raw, protocol.LedgerApproval) != "approved" || str(t, raw, protocol.LedgerApprovalBy) != jenkins.ARN || str(t, raw, protocol.LedgerApprovalAt) == "" {
+		t.Errorf("ledger approval %q by %q at %q", str(t, raw, protocol.LedgerApproval), str(t, raw, protocol.LedgerApprovalBy), str(t, raw, protocol.LedgerApprovalAt))
+	}
+	if got := e.types(runID); got != "queued,accepted" {
+		t.Errorf("records %s, want queued,accepted", got)
+	}
+	var decisions []string
+	for _, a := range e.auditsOf(runID) {
+		decisions = append(decisions, a["decision"].(string))
+	}
+	if !strings.Contains(strings.Join(decisions, ","), "awaiting-approval,denied,denied,approved,accepted") {
+		t.Errorf("audit decisions %v", decisions)
+	}
+	if got := states(rec.of(runID)); got != "requested,awaiting-approval,started" {
+		t.Errorf("events %s", got)
+	}
+	// A second approval changes nothing.
+	if err := e.shortAs(jenkins, protocol.KindApprove, runID); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(e.tasks(runID)); n != 1 {
+		t.Errorf("%d tasks after a second approval", n)
+	}
+
+	// An approver rejects another run: 241 with who rejected it.
+	other := e.submit()
+	if err := e.shortAs(jenkins, protocol.KindReject, other); err != nil {
+		t.Fatal(err)
+	}
+	recs := e.records(other)
+	if len(recs) != 2 || recs[1].Rejected == nil || recs[1].Rejected.Code != protocol.RejectDisapproved || !strings.Contains(recs[1].Rejected.Reason, jenkins.ARN) {
+		t.Errorf("records of the rejected run %+v", recs)
+	}
+	e.wantStatus(other, dispatcher.StatusRejected)
+	if n := len(e.tasks(other)); n != 0 {
+		t.Errorf("the rejected run got %d tasks", n)
+	}
+}
+
+// Approval, then a full concurrency slot: the approved run queues.
+// A run nobody approves is refused when its request expires.
+func TestApprovalThenConcurrencyAndExpiry(t *testing.T) {
+	e := newEnv(t)
+	e.limit(1, "queue")
+	first := e.submit()
+	e.wantStatus(first, dispatcher.StatusAccepted)
+	e.approvers(jenkinsRole)
+	second := e.submit()
+	e.wantStatus(second, dispatcher.StatusAwaitingApproval)
+	if err := e.shortAs(e.assume(jenkinsRole, "jenkins-8"), protocol.KindApprove, second); err != nil {
+		t.Fatal(err)
+	}
+	e.wantStatus(second, dispatcher.StatusQueued)
+	e.stop(first)
+	e.wantStatus(second, dispatcher.StatusAccepted)
+
+	third := e.submit()
+	e.wantStatus(third, dispatcher.StatusAwaitingApproval)
+	e.clock.Add(8 * time.Minute)
+	if err := e.invoke(e.event("scheduled-sweep.json", nil)); err != nil {
+		t.Fatal(err)
+	}
+	if it := e.item(third); it.Status != dispatcher.StatusRejected || it.RejectCode != protocol.RejectExpired {
+		t.Errorf("unapproved run after its expiry: %s %s", it.Status, it.RejectCode)
+	}
+}
