@@ -94,7 +94,33 @@ func TestParseCLI(t *testing.T) {
 				}
 			}},
 		{name: "environment topic mismatch", args: []string{"--environments", "testdata/environments.yaml", "--env", "production", "--topic-arn", topic, "website"},
-			wantErr: "is in account 123456789012, but account 210987654321 is expected"},
+			wantErr: "--env production targets topic arn:aws:sns:eu-west-1:210987654321:deploy-broker (testdata/environments.yaml), but --topic-arn gives topic " + topic + ": the environment decides the target; drop --topic-arn, nothing was published"},
+		// Issue 14.2: an exported topic (the local-mode env file) must not
+		// silently override an explicit --env.
+		{name: "ambient topic contradicts --env", args: []string{"--environments", "testdata/environments.yaml", "--env", "staging", "website"},
+			env: []string{"DEPLOY_TRIGGER_TOPIC_ARN=" + topic},
+			wantErr: "but DEPLOY_TRIGGER_TOPIC_ARN gives topic " + topic + ": the environment decides the target; drop DEPLOY_TRIGGER_TOPIC_ARN (unset DEPLOY_TRIGGER_TOPIC_ARN)"},
+		{name: "ambient account contradicts --env", args: []string{"--environments", "testdata/environments.yaml", "--env", "staging", "website"},
+			env: []string{"DEPLOY_TRIGGER_EXPECT_ACCOUNT=210987654321"}, wantErr: "--env staging expects account 111122223333"},
+		{name: "ambient topic agreeing with --env", args: []string{"--environments", "testdata/environments.yaml", "--env", "staging", "website"},
+			env: []string{"DEPLOY_TRIGGER_TOPIC_ARN=arn:aws:sns:eu-west-1:111122223333:deploy-broker"},
+			check: func(t *testing.T, c *Config) {
+				if c.Source != "environment staging from testdata/environments.yaml" {
+					t.Errorf("source %q", c.Source)
+				}
+			}},
+		{name: "source of an ambient topic", args: []string{"website"}, env: []string{"DEPLOY_TRIGGER_TOPIC_ARN=" + topic},
+			check: func(t *testing.T, c *Config) {
+				if c.Source != "topic from DEPLOY_TRIGGER_TOPIC_ARN" {
+					t.Errorf("source %q", c.Source)
+				}
+			}},
+		{name: "source of a topic flag", args: []string{"--topic-arn", topic, "website"},
+			check: func(t *testing.T, c *Config) {
+				if c.Source != "topic from --topic-arn" {
+					t.Errorf("source %q", c.Source)
+				}
+			}},
 		{name: "no environments file", args: []string{"--env", "production", "website"}, env: []string{"HOME=/nonexistent"},
 			wantErr: `environment "production" was asked for, but no environments file was found`},
 	}

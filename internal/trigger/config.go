@@ -3,6 +3,7 @@ package trigger
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Config is one invocation's settings: the command line, environment
@@ -14,6 +15,7 @@ type Config struct {
 	JobParams    map[string]string
 	AccountAlias string
 	Confirm      bool
+	Source       string // where the target came from, e.g. "environment production from .deploy-trigger.yaml"
 }
 
 // resolve merges the environments file into the CLI and validates the lot.
@@ -28,16 +30,27 @@ func resolve(cli *CLI, getenv func(string) string) (*Config, error) {
 	}
 	c.JobParams = params
 	if cli.Env != "" {
-		e, err := loadEnvironment(cli.Env, cli.Environments, getenv)
+		e, path, err := loadEnvironment(cli.Env, cli.Environments, getenv)
 		if err != nil {
 			return nil, err
 		}
-		if c.TopicARN == "" {
-			c.TopicARN = e.TopicARN
+		// A named environment decides the target: a topic or account from a
+		// flag or an ambient variable that contradicts it is a mistake (an
+		// exported DEPLOY_TRIGGER_TOPIC_ARN from another shell), not an
+		// override.
+		if c.TopicARN != "" && c.TopicARN != e.TopicARN {
+			from := origin(getenv, "DEPLOY_TRIGGER_TOPIC_ARN", "--topic-arn", c.TopicARN)
+			return nil, fmt.Errorf("--env %s targets topic %s (%s), but %s gives topic %s: the environment decides the target; drop %s%s, nothing was published", cli.Env, e.TopicARN, path, from, c.TopicARN, from, unsetHint(from))
 		}
+		if c.Account != "" && e.AccountID != "" && c.Account != e.AccountID {
+			from := origin(getenv, "DEPLOY_TRIGGER_EXPECT_ACCOUNT", "--expect-account", c.Account)
+			return nil, fmt.Errorf("--env %s expects account %s (%s), but %s expects %s: the environment decides the target; drop %s%s, nothing was published", cli.Env, e.AccountID, path, from, c.Account, from, unsetHint(from))
+		}
+		c.TopicARN = e.TopicARN
 		if c.Account == "" {
 			c.Account = e.AccountID
 		}
+		c.Source = "environment " + cli.Env + " from " + path
 		if c.Profile == "" {
 			c.Profile = e.Profile
 		}
@@ -49,6 +62,9 @@ func resolve(cli *CLI, getenv func(string) string) (*Config, error) {
 	}
 	if c.TopicARN == "" {
 		return nil, errors.New("no broker topic: pass --env NAME (with an environments file), --topic-arn ARN, or set DEPLOY_TRIGGER_TOPIC_ARN")
+	}
+	if c.Source == "" {
+		c.Source = "topic from " + origin(getenv, "DEPLOY_TRIGGER_TOPIC_ARN", "--topic-arn", c.TopicARN)
 	}
 	if c.Topic, err = parseTopicARN(c.TopicARN); err != nil {
 		return nil, err
@@ -67,6 +83,22 @@ func firstNonEmpty(s ...string) string {
 		if v != "" {
 			return v
 		}
+	}
+	return ""
+}
+
+// origin names where a value came from: the environment variable when it
+// holds that value, else the flag.
+func origin(getenv func(string) string, envVar, flag, value string) string {
+	if getenv(envVar) == value {
+		return envVar
+	}
+	return flag
+}
+
+func unsetHint(from string) string {
+	if strings.HasPrefix(from, "DEPLOY_TRIGGER_") {
+		return " (unset " + from + ")"
 	}
 	return ""
 }

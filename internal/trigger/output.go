@@ -18,6 +18,7 @@ type Target struct {
 	Params       map[string]string
 	Topic        Topic
 	Environment  string // name in the environments file, if any
+	Source       string // where the target came from: "environment production from FILE", "topic from --topic-arn"
 	Account      string // expected target account id
 	AccountAlias string // expected alias, if known
 	RunID        string
@@ -35,6 +36,18 @@ func (t *Target) where() string {
 		s += " (" + t.AccountAlias + ")"
 	}
 	return s + " in " + t.Topic.Region
+}
+
+// source says where the target came from, e.g. "environment production
+// from .deploy-trigger.yaml" or "topic from DEPLOY_TRIGGER_TOPIC_ARN".
+func (t *Target) source() string {
+	switch {
+	case t.Source != "":
+		return t.Source
+	case t.Environment != "":
+		return "environment " + t.Environment
+	}
+	return ""
 }
 
 // paramString renders parameters as sorted name=value pairs.
@@ -191,8 +204,8 @@ func (p *plainPrinter) target(t *Target) {
 		s += " " + paramString(t.Params)
 	}
 	s += " → " + t.where() + " via topic " + t.Topic.Name
-	if t.Environment != "" {
-		s += " (environment " + t.Environment + ")"
+	if src := t.source(); src != "" {
+		s += " (" + src + ")"
 	}
 	p.say(s)
 }

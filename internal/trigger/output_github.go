@@ -68,8 +68,8 @@ func (p *githubPrinter) endGroup() {
 func (p *githubPrinter) target(t *Target) {
 	p.tgt = t
 	where := t.where()
-	if t.Environment != "" {
-		where += ", environment " + t.Environment
+	if src := t.source(); src != "" {
+		where += ", " + src
 	}
 	fmt.Fprintf(p.stdout, "::group::deploy-trigger: %s → %s\n", ghEscapeData(t.Job), ghEscapeData(where))
 	p.grouped = true

@@ -60,8 +60,8 @@ func (p *terminalPrinter) target(t *Target) {
 		s += " " + paramString(t.Params)
 	}
 	s += " → " + p.paint("1", t.where())
-	if t.Environment != "" {
-		s += " (environment " + t.Environment + ")"
+	if src := t.source(); src != "" {
+		s += " (" + src + ")"
 	}
 	fmt.Fprintf(p.stderr, "%s %s\n", p.paint("36", "▸"), s)
 }

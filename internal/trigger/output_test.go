@@ -18,7 +18,7 @@ import (
 func goldenTarget() *Target {
 	topic, _ := parseTopicARN("arn:aws:sns:eu-west-1:123456789012:deploy-broker")
 	return &Target{Job: "website", Params: map[string]string{"version": "1.4.2", "region": "eu-west-1"}, Topic: topic,
-		Environment: "production", Account: "123456789012", AccountAlias: "acme-prod", RunID: "01JD0000000000000000000000",
+		Environment: "production", Source: "environment production from .deploy-trigger.yaml", Account: "123456789012", AccountAlias: "acme-prod", RunID: "01JD0000000000000000000000",
 		Requester: &protocol.Requester{CI: "github-actions", Repository: "acme/app", Ref: "refs/heads/main", Actor: "alice"}}
 }
 

@@ -103,7 +103,7 @@ func (a *app) main(ctx context.Context, args []string) error {
 	if err := req.Validate(); err != nil {
 		return a.fail(out, exitcode.New(exitcode.Usage, err))
 	}
-	t := &Target{Job: cfg.Job, Params: cfg.JobParams, Topic: cfg.Topic, Environment: cfg.Env, Account: cfg.Account,
+	t := &Target{Job: cfg.Job, Params: cfg.JobParams, Topic: cfg.Topic, Environment: cfg.Env, Source: cfg.Source, Account: cfg.Account,
 		AccountAlias: cfg.AccountAlias, RunID: runID, Requester: requester}
 
 	profile := firstNonEmpty(cfg.Profile, a.getenv("AWS_PROFILE"), "default")
