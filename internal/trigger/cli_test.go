@@ -98,7 +98,7 @@ func TestParseCLI(t *testing.T) {
 		// Issue 14.2: an exported topic (the local-mode env file) must not
 		// silently override an explicit --env.
 		{name: "ambient topic contradicts --env", args: []string{"--environments", "testdata/environments.yaml", "--env", "staging", "website"},
-			env: []string{"DEPLOY_TRIGGER_TOPIC_ARN=" + topic},
+			env:     []string{"DEPLOY_TRIGGER_TOPIC_ARN=" + topic},
 			wantErr: "but DEPLOY_TRIGGER_TOPIC_ARN gives topic " + topic + ": the environment decides the target; drop DEPLOY_TRIGGER_TOPIC_ARN (unset DEPLOY_TRIGGER_TOPIC_ARN)"},
 		{name: "ambient account contradicts --env", args: []string{"--environments", "testdata/environments.yaml", "--env", "staging", "website"},
 			env: []string{"DEPLOY_TRIGGER_EXPECT_ACCOUNT=210987654321"}, wantErr: "--env staging expects account 111122223333"},
