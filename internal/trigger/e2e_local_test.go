@@ -293,3 +293,42 @@ func TestLocalBrokenPipeCancelsTheRun(t *testing.T) {
 		t.Fatalf("tasks of run %s: %d, want one with desired status STOPPED", m[1], len(ts))
 	}
 }
+
+// Ctrl-C at the confirmation prompt aborts at once (248), without waiting
+// for Enter, and nothing is published.
+func TestLocalConfirmationPromptCtrlCAborts(t *testing.T) {
+	t.Parallel()
+	b, bin := startLocal(t)
+	envFile := filepath.Join(t.TempDir(), "environments.yaml")
+	if err := os.WriteFile(envFile, []byte(fmt.Sprintf("environments:\n  production:\n    topic_arn: %s\n    confirm: true\n", b.TopicARN())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := triggerCmd(bin, b, "--environments", envFile, "--env", "production", "sleeper")
+	ptmx, err := pty.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ptmx.Close()
+	var screen testutil.SyncBuffer
+	go io.Copy(&screen, ptmx)
+	waitFor(t, func() bool { return strings.Contains(screen.String(), "Type yes to continue:") })
+	if _, err := ptmx.Write([]byte{0x03}); err != nil { // ^C: the terminal sends SIGINT
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err = <-done:
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("deploy-trigger did not end on Ctrl-C at the prompt:\n%s", screen.String())
+	}
+	if code := exitCodeOf(t, err); code != exitcode.Safety {
+		t.Fatalf("exit code %d, want %d:\n%s", code, exitcode.Safety, screen.String())
+	}
+	waitFor(t, func() bool { return strings.Contains(screen.String(), "at the prompt; nothing was published") })
+	time.Sleep(500 * time.Millisecond)
+	if ts := tasks(t, b, ""); len(ts) != 0 {
+		t.Errorf("an aborted run launched %d tasks", len(ts))
+	}
+}

@@ -120,8 +120,8 @@ func (a *app) main(ctx context.Context, args []string) error {
 	if cfg.DryRun {
 		return a.dryRun(ctx, out, c, req)
 	}
-	if cfg.Confirm && !cfg.Yes && a.stdinTTY {
-		if err := a.confirm(t); err != nil {
+	if cfg.Confirm {
+		if err := a.confirmation(ctx, out, cfg, t); err != nil {
 			return a.fail(out, err)
 		}
 	}
@@ -198,20 +198,6 @@ func (a *app) dryRun(ctx context.Context, out printer, c clients, req *protocol.
 	out.dryRun(body, id)
 	out.notice("dry run: nothing was published")
 	return nil
-}
-
-// confirm asks on the terminal whether to go ahead.
-func (a *app) confirm(t *Target) error {
-	fmt.Fprintf(a.stderr, "Run job %s in %s? Type yes to continue: ", t.Job, t.where())
-	line, err := a.in.ReadString('\n')
-	if err != nil && line == "" {
-		return exitcode.Errorf(exitcode.Safety, "no confirmation: stdin closed before an answer; nothing was published")
-	}
-	switch strings.ToLower(strings.TrimSpace(line)) {
-	case "y", "yes":
-		return nil
-	}
-	return exitcode.Errorf(exitcode.Safety, "not confirmed: nothing was published (pass --yes to skip the question)")
 }
 
 func randomToken() string { return strings.ToLower(protocol.NewRunID(time.Now())) }
