@@ -59,6 +59,14 @@ func TestParseCLI(t *testing.T) {
 					t.Errorf("start timeout %s", c.StartTimeout)
 				}
 			}},
+		// Issue 14.5: the request expires no later than the trigger stops
+		// waiting for it.
+		{name: "request ttl bounded by start timeout", args: []string{"--topic-arn", topic, "--start-timeout", "15s", "website"},
+			check: func(t *testing.T, c *Config) {
+				if c.RequestTTL != 15*time.Second {
+					t.Errorf("request ttl %s, want the 15s start timeout", c.RequestTTL)
+				}
+			}},
 		{name: "missing topic", args: []string{"website"}, wantErr: "no broker topic: pass --env NAME"},
 		{name: "missing job", args: []string{"--topic-arn", topic}, wantErr: "no job given"},
 		{name: "bad param syntax", args: []string{"--topic-arn", topic, "website", "version"}, wantErr: `parameter "version" is not in key=value form`},

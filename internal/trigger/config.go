@@ -24,6 +24,14 @@ func resolve(cli *CLI, getenv func(string) string) (*Config, error) {
 		return nil, err
 	}
 	c := &Config{CLI: *cli}
+	// The run request must never outlive the trigger's wait for it: once
+	// the start timeout passes, the trigger cancels and releases, and a
+	// request the broker picks up later must be refused as expired. (The
+	// broker's clock-skew allowance is covered by the release, which stops
+	// or closes a run that has not ended.)
+	if c.RequestTTL > c.StartTimeout {
+		c.RequestTTL = c.StartTimeout
+	}
 	params, err := parseParams(cli.Params)
 	if err != nil {
 		return nil, err
