@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,6 +46,9 @@ func (j *Job) validate(name string) []string {
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
 	if !protocol.ValidJobName(name) {
 		bad("the name must be lower-case letters, digits and '-', at most %d characters", protocol.MaxJobNameLength)
+	}
+	if slices.Contains(protocol.ReservedJobNames, name) {
+		bad("%q is a deploy-trigger command (%s): give the job another name", name, strings.Join(protocol.ReservedJobNames, ", "))
 	}
 	if j.Image == "" {
 		bad("no image: set image here or runner.image")

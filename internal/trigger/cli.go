@@ -14,7 +14,7 @@ import (
 // declaration: kong reads the flags, the env tags and the defaults from it,
 // and --help prints it.
 type CLI struct {
-	Job    string   `arg:"" optional:"" help:"Catalogue job to run, e.g. website."`
+	Job    string   `arg:"" optional:"" help:"Catalogue job to run, e.g. website; or a command: help, version, completion bash|zsh|fish, jobs."`
 	Params []string `arg:"" optional:"" name:"key=value" help:"Job parameters, each as name=value (the value may contain '=' or be empty)."`
 
 	Env          string `short:"e" name:"env" env:"DEPLOY_TRIGGER_ENV" placeholder:"NAME" group:"Target" help:"Named environment from the environments file (topic, account, credentials, confirmation)."`
@@ -48,6 +48,12 @@ const helpDescription = `Run a deploy-broker catalogue job in its target account
 deploy-trigger publishes a run request to the broker topic, prints the job's
 output as it runs, and exits with the job's exit code, or with one of the
 reserved codes 240-248 when the broker could not run it (see docs/TRIGGER.md).
+
+Commands (where a job name would stand; no job may be called so):
+
+  help                      this text
+  version                   the version, as --version
+  completion bash|zsh|fish  a shell completion script, e.g. source <(deploy-trigger completion bash)
 
 Examples:
 

@@ -3,6 +3,7 @@ package trigger
 import (
 	"bytes"
 	"errors"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -210,5 +211,45 @@ func TestSignalNumber(t *testing.T) {
 		if got := signalNumber(in); got != want {
 			t.Errorf("signalNumber(%q) = %d, want %d", in, got, want)
 		}
+	}
+}
+
+// help, version and completion are commands, not job names: nothing is
+// published, and no topic is needed.
+func TestCommandsAreNotJobs(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"help"}, []string{"Usage: deploy-trigger", "Commands"}},
+		{[]string{"version"}, []string{"deploy-trigger "}},
+		{[]string{"completion", "bash"}, []string{"complete -F _deploy_trigger deploy-trigger", "--env", "--output)", "json"}},
+		{[]string{"completion", "zsh"}, []string{"#compdef deploy-trigger", "'--env[env]:env:'", "'--dry-run[dry-run]' ", "(auto plain terminal github json)"}},
+		{[]string{"completion", "fish"}, []string{"complete -c deploy-trigger -l env", "complete -c deploy-trigger -l output -x -a"}},
+	} {
+		var out, errb bytes.Buffer
+		// A topic is set: were the command read as a job, it would be published.
+		err := Run(t.Context(), tc.args, envOf("DEPLOY_TRIGGER_TOPIC_ARN=arn:aws:sns:eu-west-1:123456789012:b", "AWS_ENDPOINT_URL=http://127.0.0.1:1"),
+			strings.NewReader(""), &out, &errb, nil)
+		if err != nil {
+			t.Errorf("%v: %v\n%s", tc.args, err, errb.String())
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("%v: output lacks %q:\n%s", tc.args, w, out.String())
+			}
+		}
+		if shell := tc.args[len(tc.args)-1]; tc.args[0] == "completion" {
+			if path, err := exec.LookPath(shell); err == nil {
+				if b, err := exec.Command(path, "-n", "-c", out.String()).CombinedOutput(); err != nil {
+					t.Errorf("%s -n rejects the completion script: %v\n%s", shell, err, b)
+				}
+			}
+		}
+	}
+	var out, errb bytes.Buffer
+	if err := Run(t.Context(), []string{"completion", "tcsh"}, envOf(), strings.NewReader(""), &out, &errb, nil); codeOf(err) != 240 {
+		t.Errorf("completion tcsh: %v", err)
 	}
 }

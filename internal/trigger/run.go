@@ -90,6 +90,12 @@ func (a *app) main(ctx context.Context, args []string) error {
 	if err != nil {
 		return a.fail(nil, exitcode.Errorf(exitcode.Usage, "%s (see deploy-trigger --help)", strings.TrimRight(err.Error(), ".")))
 	}
+	if handled, err := a.command(cli); handled {
+		if err != nil {
+			return a.fail(nil, exitcode.New(exitcode.Usage, err))
+		}
+		return nil
+	}
 	out := a.printer(cli, cli.Output)
 	cfg, err := resolve(cli, a.getenv)
 	if err != nil {
