@@ -1,11 +1,15 @@
 package trigger
 
 import (
+	"context"
 	"errors"
-	"strings"
+	"fmt"
+	"net"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
 // apiCode is the AWS error code of err, or "".
@@ -54,15 +58,82 @@ func isInvalidCredentials(err error) bool {
 	return false
 }
 
-// isNoCredentials recognises the SDK's "found no credentials anywhere" error.
+// isNoCredentials recognises the SDK's "found no credentials anywhere":
+// the default chain fell through to the EC2 instance metadata service,
+// which answered nothing (or could not be reached). Classified by type: a
+// network error elsewhere, or a profile whose credentials failed
+// (*profileCredentialsError), is not "no credentials".
 func isNoCredentials(err error) bool {
-	if err == nil {
+	var pe *profileCredentialsError
+	if err == nil || errors.As(err, &pe) {
 		return false
 	}
-	s := err.Error()
-	return strings.Contains(s, "failed to refresh cached credentials") &&
-		(strings.Contains(s, "no EC2 IMDS role found") || strings.Contains(s, "failed to retrieve credentials") ||
-			strings.Contains(s, "not found") || strings.Contains(s, "no such host") || strings.Contains(s, "connect:"))
+	var op *smithy.OperationError
+	return errors.As(err, &op) && op.ServiceID == "ec2imds"
+}
+
+// isNetworkError reports whether err is a failure to reach AWS (DNS,
+// connection refused or reset, timeout) rather than an answer from it.
+func isNetworkError(err error) bool {
+	var send *smithyhttp.RequestSendError
+	var ne net.Error
+	var dns *net.DNSError
+	return errors.As(err, &send) || errors.As(err, &dns) || errors.As(err, &ne)
+}
+
+// profileCredentialsError is a failure to get a profile's credentials
+// (assuming its role, with or without MFA), said as one sentence.
+type profileCredentialsError struct {
+	profile  string
+	endpoint string
+	err      error
+}
+
+func (e *profileCredentialsError) Error() string {
+	where := "AWS STS"
+	if e.endpoint != "" {
+		where = "STS at " + e.endpoint
+	}
+	switch {
+	case isNetworkError(e.err):
+		return fmt.Sprintf("could not reach %s to get the credentials of profile %s (%v)", where, e.profile, innermost(e.err))
+	case apiCode(e.err) != "":
+		return fmt.Sprintf("%s refused the credentials of profile %s: %s: %s", where, e.profile, apiCode(e.err), apiMessage(e.err))
+	}
+	return fmt.Sprintf("getting the credentials of profile %s failed: %v", e.profile, e.err)
+}
+
+func (e *profileCredentialsError) Unwrap() error { return e.err }
+
+// innermost is the deepest wrapped error: for a network failure, the
+// operating system's words ("connection refused").
+func innermost(err error) error {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err
+		}
+		err = u
+	}
+}
+
+// profileCredentials names the profile in its errors.
+type profileCredentials struct {
+	inner    aws.CredentialsProvider
+	profile  string
+	endpoint string
+}
+
+func (p *profileCredentials) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	c, err := p.inner.Retrieve(ctx)
+	if err != nil {
+		var mfa *mfaError
+		if errors.As(err, &mfa) {
+			return c, err
+		}
+		return c, &profileCredentialsError{profile: p.profile, endpoint: p.endpoint, err: err}
+	}
+	return c, nil
 }
 
 // apiMessage is the AWS error message, or the error text.
