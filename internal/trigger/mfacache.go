@@ -110,4 +110,3 @@ func (f *fileCachedCredentials) save(s cachedSession) error {
 	}
 	return os.Rename(tmp.Name(), f.path)
 }
-
