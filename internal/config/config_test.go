@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 )
@@ -266,5 +267,20 @@ func TestReservedJobNames(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "is a deploy-trigger command") {
 			t.Errorf("job %q: %v", name, err)
 		}
+	}
+}
+
+// Issue 14.9: a typo in the broker configuration names the file, the line,
+// the key, where it stands, the valid keys and the closest one.
+func TestUnknownKeyIsLocated(t *testing.T) {
+	path := t.TempDir() + "/broker.yaml"
+	src := "broker: {name: b}\ntrusted_principals: [\"123456789012\"]\nrunner:\n  image: i\n  grase: 30s\njobs:\n  j: {command: [/bin/x]}\n"
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path)
+	want := "broker configuration " + path + `:5: unknown key "grase" in runner; valid keys: grace, heartbeat, image; did you mean "grace"?`
+	if err == nil || err.Error() != want {
+		t.Errorf("got  %v\nwant %s", err, want)
 	}
 }

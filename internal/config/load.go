@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/deploy-broker/deploy-broker/internal/yamlerr"
 )
 
 // Defaults applied by Load where the file is silent.
@@ -38,15 +40,28 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading broker configuration %s: %w", path, err)
 	}
-	c, err := Parse(b)
+	c, err := parse(b, path)
+	var located *locatedError
+	if errors.As(err, &located) {
+		return nil, fmt.Errorf("broker configuration %w", err) // "broker configuration FILE:LINE: …"
+	}
 	if err != nil {
 		return nil, fmt.Errorf("broker configuration %s: %w", path, err)
 	}
 	return c, nil
 }
 
+// locatedError is a decoding error that already names the file and line.
+type locatedError struct{ err error }
+
+func (e *locatedError) Error() string { return e.err.Error() }
+func (e *locatedError) Unwrap() error { return e.err }
+
 // Parse decodes and validates a configuration document.
-func Parse(b []byte) (*Config, error) {
+func Parse(b []byte) (*Config, error) { return parse(b, "") }
+
+// parse is Parse for the file name (for messages; "" for none).
+func parse(b []byte, name string) (*Config, error) {
 	if len(b) > MaxFileBytes {
 		return nil, fmt.Errorf("file is %d bytes, over the %d-byte limit", len(b), MaxFileBytes)
 	}
@@ -57,7 +72,12 @@ func Parse(b []byte) (*Config, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, errors.New("file is empty")
 		}
-		return nil, fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "yaml: "))
+		// FILE:LINE: unknown key "grase" in runner; valid keys: …; did you mean "grace"?
+		err = yamlerr.Describe(name, b, err, Config{})
+		if name != "" {
+			return nil, &locatedError{err}
+		}
+		return nil, err
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/deploy-broker/deploy-broker/internal/yamlerr"
 )
 
 // EnvironmentsFile is the optional file that names deployment targets, so
@@ -56,7 +58,8 @@ func decodeEnvironments(b []byte, name string) (*EnvironmentsFile, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("environments file %s is empty; expected an environments: map", name)
 		}
-		return nil, fmt.Errorf("environments file %s is not valid: %s", name, strings.ReplaceAll(strings.TrimPrefix(err.Error(), "yaml: "), "\n", "; "))
+		// FILE:LINE: unknown key "acount_id" in environments.prod; valid keys: …; did you mean "account_id"?
+		return nil, fmt.Errorf("environments file %w", yamlerr.Describe(name, b, err, EnvironmentsFile{}))
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
