@@ -284,3 +284,19 @@ func TestUnknownKeyIsLocated(t *testing.T) {
 		t.Errorf("got  %v\nwant %s", err, want)
 	}
 }
+
+// Issue 14.10: what synth would refuse, local mode refuses too, at load.
+func TestOneSetOfRules(t *testing.T) {
+	_, err := Parse([]byte("broker: {name: b}\ntrusted_principals: [\"123456789012\"]\nrunner: {image: i, grace: 300s}\njobs:\n  j: {command: [/bin/x]}\n"))
+	if err == nil || !strings.Contains(err.Error(), "runner.grace 5m0s is too long") || !strings.Contains(err.Error(), "at most 1m50s") {
+		t.Errorf("grace 300s: %v", err)
+	}
+	if _, err := Parse([]byte("broker: {name: b}\ntrusted_principals: [\"123456789012\"]\nrunner: {image: i, grace: 110s}\njobs:\n  j: {command: [/bin/x]}\n")); err != nil {
+		t.Errorf("grace 110s: %v", err)
+	}
+	// A negative min nobody could pass: the value begins an argument.
+	wantConfigError(t, `command: [/bin/deploy, "{{n}}"], params: {n: {type: int, min: -10, max: 10, required: true}}`,
+		`parameter "n": min -10 allows negative values, but {{n}} begins command[1], where a value starting with '-' is refused`)
+	mustJob(t, `command: [/bin/deploy, "--n={{n}}"], params: {n: {type: int, min: -10, max: 10, required: true}}`)
+	mustJob(t, `command: [/bin/deploy, "{{n}}"], params: {n: {type: int, min: -10, max: 10, required: true, allow_leading_dash: true}}`)
+}

@@ -98,6 +98,9 @@ func (j *Job) validate(name string) []string {
 			if !ok || p.AllowLeadingDash {
 				continue
 			}
+			if p.Type == TypeInt && p.Min != nil && *p.Min < 0 {
+				bad("parameter %q: min %d allows negative values, but {{%s}} begins command[%d], where a value starting with '-' is refused, so no negative value could be passed; set allow_leading_dash: true, or min: 0", pname, *p.Min, pname, i)
+			}
 			if p.Default != nil && strings.HasPrefix(*p.Default, "-") {
 				bad("parameter %q: default %q starts with '-' and {{%s}} begins command[%d], where the program would read it as an option; set allow_leading_dash: true if that is meant", pname, *p.Default, pname, i)
 			}

@@ -15,6 +15,16 @@ import (
 	"github.com/deploy-broker/deploy-broker/internal/yamlerr"
 )
 
+// The longest grace the stack can give: ECS on Fargate waits at most
+// MaxStopTimeout between SIGTERM and SIGKILL, and the runner needs
+// StopMargin after the grace to report the job's exit. Checked at load, so
+// local mode refuses what synth would (infra uses the same figures).
+const (
+	MaxStopTimeout = 120 * time.Second
+	StopMargin     = 10 * time.Second
+	MaxGrace       = MaxStopTimeout - StopMargin
+)
+
 // Defaults applied by Load where the file is silent.
 const (
 	DefaultQueueRetention  = Duration(time.Hour)
@@ -165,6 +175,9 @@ func (c *Config) Validate() error {
 	}
 	if len(c.Network.Subnets) == 0 && (len(c.Network.SecurityGroups) > 0 || c.Network.VPCID != "") {
 		bad("network names a VPC or security groups but no subnets: give network.subnets too, or leave network empty to create a VPC")
+	}
+	if g := c.Runner.Grace.D(); g > MaxGrace || g < 0 {
+		bad("runner.grace %s is too long (or negative): Fargate kills a container at most %s after SIGTERM and the runner needs %s to report its exit, so grace may be at most %s", g, MaxStopTimeout, StopMargin, MaxGrace)
 	}
 	if c.Runner.Heartbeat.D() < time.Second {
 		bad("runner.heartbeat %s is shorter than 1s", c.Runner.Heartbeat.D())
