@@ -24,8 +24,11 @@ import (
 // role named after the CI run. The AWS_* variables come from getenv, not
 // the process, so tests and embedders decide them.
 func loadAWS(ctx context.Context, c *Config, getenv func(string) string, req *protocol.Requester, mfa func() (string, error)) (aws.Config, error) {
+	// As with the AWS CLI, access keys in the environment win over an
+	// ambient AWS_PROFILE (not over --profile or an environment's profile).
+	staticKeys := getenv("AWS_ACCESS_KEY_ID") != "" && getenv("AWS_SECRET_ACCESS_KEY") != ""
 	profile := c.Profile
-	if profile == "" {
+	if profile == "" && !staticKeys {
 		profile = getenv("AWS_PROFILE")
 	}
 	var extra []func(*config.LoadOptions) error
@@ -38,7 +41,7 @@ func loadAWS(ctx context.Context, c *Config, getenv func(string) string, req *pr
 	if f := getenv("AWS_SHARED_CREDENTIALS_FILE"); f != "" {
 		extra = append(extra, config.WithSharedCredentialsFiles([]string{f}))
 	}
-	if profile == "" && getenv("AWS_ACCESS_KEY_ID") != "" && getenv("AWS_SECRET_ACCESS_KEY") != "" {
+	if profile == "" && staticKeys {
 		extra = append(extra, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(
 			getenv("AWS_ACCESS_KEY_ID"), getenv("AWS_SECRET_ACCESS_KEY"), getenv("AWS_SESSION_TOKEN"))))
 	}

@@ -29,8 +29,8 @@ type CLI struct {
 	SessionName string `name:"session-name" env:"DEPLOY_TRIGGER_SESSION_NAME" placeholder:"NAME" group:"Credentials" help:"Role session name. Default: names the CI run, e.g. gha-org-app-123456."`
 
 	Output     string `name:"output" short:"o" enum:"auto,plain,terminal,github,json" default:"auto" env:"DEPLOY_TRIGGER_OUTPUT" group:"Output" help:"Output mode: auto, plain, terminal, github or json. Auto picks github when GITHUB_ACTIONS=true, terminal on a terminal, else plain."`
-	Color      bool   `name:"color" env:"DEPLOY_TRIGGER_COLOR" group:"Output" help:"Keep the job's ANSI colours in plain mode."`
-	Timestamps bool   `name:"timestamps" env:"DEPLOY_TRIGGER_TIMESTAMPS" group:"Output" help:"Prefix each line with the time the job wrote it (plain mode)."`
+	Color      string `name:"color" default:"auto" env:"DEPLOY_TRIGGER_COLOR" placeholder:"WHEN" group:"Output" help:"Colours, the job's and deploy-trigger's: never, auto (on a terminal or in GitHub, unless NO_COLOR is set; removed in plain mode) or always (kept in every mode, NO_COLOR or not). --color alone means always."`
+	Timestamps bool   `name:"timestamps" env:"DEPLOY_TRIGGER_TIMESTAMPS" group:"Output" help:"Prefix each line with the time the job wrote it (plain, terminal and github modes; json lines carry it always)."`
 	ResultFile string `name:"result-file" env:"DEPLOY_TRIGGER_RESULT_FILE" placeholder:"FILE" group:"Output" help:"Also write the run's result (run id, outcome, exit code, task ARN…) as one JSON object to FILE, whatever the output mode."`
 
 	StartTimeout     time.Duration `name:"start-timeout" default:"10m" env:"DEPLOY_TRIGGER_START_TIMEOUT" group:"Timing" help:"Give up when the job has not started within this time."`
@@ -106,10 +106,25 @@ func parseCLI(args []string, getenv func(string) string, stdout, stderr io.Write
 			panic(r)
 		}
 	}()
-	if _, err := parser.Parse(args); err != nil {
+	if _, err := parser.Parse(colorFlagAlone(args)); err != nil {
 		return nil, err
 	}
 	return cli, nil
+}
+
+// colorFlagAlone reads a bare --color (once a switch) as --color=always.
+func colorFlagAlone(args []string) []string {
+	out := make([]string, len(args))
+	copy(out, args)
+	for i, a := range out {
+		if a == "--" {
+			break
+		}
+		if a == "--color" {
+			out[i] = "--color=always"
+		}
+	}
+	return out
 }
 
 // envResolver reads flags' env tags through getenv rather than the process
@@ -129,6 +144,15 @@ func envResolver(getenv func(string) string) kong.Resolver {
 func (c *CLI) validate() error {
 	if c.Job == "" {
 		return errors.New("no job given: name the catalogue job to run, e.g. deploy-trigger website version=1.4.2 (see --help)")
+	}
+	switch c.Color {
+	case "true", "1", "yes":
+		c.Color = "always"
+	case "false", "0", "no", "":
+		c.Color = "auto"
+	case "never", "auto", "always":
+	default:
+		return fmt.Errorf("--color must be never, auto or always, not %q", short(c.Color, 40))
 	}
 	if c.StartTimeout <= 0 {
 		return errors.New("--start-timeout must be positive, e.g. 10m")

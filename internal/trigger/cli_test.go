@@ -179,7 +179,7 @@ func TestRunUsageErrorExitCode(t *testing.T) {
 	if code := codeOf(err); code != 240 {
 		t.Fatalf("code = %d (%v)", code, err)
 	}
-	if got := errb.String(); got != "deploy-trigger: error: parameter \"version\" is not in key=value form: write it as name=value, e.g. version=1.4.2\n" {
+	if got := errb.String(); got != "deploy-trigger: error: parameter \"version\" is not in key=value form: write it as version=VALUE (see deploy-trigger jobs for the job's parameters)\n" {
 		t.Errorf("stderr = %q", got)
 	}
 }
@@ -251,5 +251,35 @@ func TestCommandsAreNotJobs(t *testing.T) {
 	var out, errb bytes.Buffer
 	if err := Run(t.Context(), []string{"completion", "tcsh"}, envOf(), strings.NewReader(""), &out, &errb, nil); codeOf(err) != 240 {
 		t.Errorf("completion tcsh: %v", err)
+	}
+}
+
+// Issue 14.12: --color is never|auto|always (a bare --color is always, as
+// before); DEPLOY_TRIGGER_COLOR=true still works; the key=value hint names
+// what was typed.
+func TestColorFlagAndParamHint(t *testing.T) {
+	const topic = "arn:aws:sns:eu-west-1:123456789012:deploy-broker"
+	for _, tc := range []struct {
+		args []string
+		env  []string
+		want string
+	}{
+		{[]string{"--color", "website"}, nil, "always"},
+		{[]string{"--color=never", "website"}, nil, "never"},
+		{[]string{"website"}, nil, "auto"},
+		{[]string{"website"}, []string{"DEPLOY_TRIGGER_COLOR=true"}, "always"},
+	} {
+		getenv := envOf(append(tc.env, "DEPLOY_TRIGGER_TOPIC_ARN="+topic)...)
+		cli, err := parseCLI(tc.args, getenv, &bytes.Buffer{}, &bytes.Buffer{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := resolve(cli, getenv)
+		if err != nil || c.Color != tc.want {
+			t.Errorf("%v %v: color %q (%v), want %q", tc.args, tc.env, c.Color, err, tc.want)
+		}
+	}
+	if _, err := parseParams([]string{"1.4.2"}); err == nil || !strings.Contains(err.Error(), "write it as NAME=1.4.2") {
+		t.Errorf("hint for a bare value: %v", err)
 	}
 }

@@ -228,3 +228,15 @@ func TestProfileCredentialErrorsAreClassifiedByType(t *testing.T) {
 		t.Error("the chain falling through to IMDS is no credentials")
 	}
 }
+
+// Access keys in the environment win over an exported AWS_PROFILE, as for
+// the AWS CLI: local mode's env file no longer needs AWS_PROFILE= (empty).
+func TestEnvironmentKeysWinOverAmbientProfile(t *testing.T) {
+	t.Parallel()
+	b := startScripted(t, "deploy-broker")
+	var stdout, stderr bytes.Buffer
+	a := newApp(b.env("AWS_PROFILE=someone-elses"), strings.NewReader(""), &stdout, &stderr, nil)
+	if err := a.main(context.Background(), []string{"--dry-run", "website"}); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+}

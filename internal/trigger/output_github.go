@@ -21,13 +21,15 @@ type githubPrinter struct {
 	summaryPath    string
 	token          string
 	atLineStart    map[protocol.Stream]bool
+	color          bool // keep the job's colours (--color, NO_COLOR)
+	timestamps     bool // --timestamps
 	grouped        bool // inside ::group::
 	stopped        bool // inside ::stop-commands::
 	tgt            *Target
 }
 
 func newGithubPrinter(stdout, stderr io.Writer, outputPath, summaryPath, token string) *githubPrinter {
-	return &githubPrinter{stdout: stdout, stderr: stderr, outputPath: outputPath, summaryPath: summaryPath, token: token,
+	return &githubPrinter{stdout: stdout, stderr: stderr, outputPath: outputPath, summaryPath: summaryPath, token: token, color: true,
 		atLineStart: map[protocol.Stream]bool{protocol.Stdout: true, protocol.Stderr: true}}
 }
 
@@ -103,7 +105,7 @@ func (p *githubPrinter) record(r protocol.Record) error {
 			p.stopped = true
 		}
 		for _, l := range r.Output.Lines {
-			if err := writeLine(l, r, p.stdout, p.stderr, p.atLineStart, true, false); err != nil {
+			if err := writeLine(l, r, p.stdout, p.stderr, p.atLineStart, p.color, p.timestamps); err != nil {
 				return err
 			}
 		}

@@ -17,7 +17,7 @@ func parseParams(args []string) (map[string]string, error) {
 	for _, a := range args {
 		k, v, ok := strings.Cut(a, "=")
 		if !ok {
-			return nil, fmt.Errorf("parameter %q is not in key=value form: write it as name=value, e.g. version=1.4.2", short(a, 60))
+			return nil, fmt.Errorf("parameter %q is not in key=value form: %s", short(a, 60), paramHint(a))
 		}
 		if k == "" {
 			return nil, fmt.Errorf("parameter %q has no name before '=': write it as name=value", short(a, 60))
@@ -37,6 +37,15 @@ func parseParams(args []string) (map[string]string, error) {
 		return nil, fmt.Errorf("%d parameters given, more than the %d allowed", len(params), protocol.MaxParams)
 	}
 	return params, nil
+}
+
+// paramHint says how to write a bare argument as a parameter, from what was
+// typed: a name ("version") wants a value, a value ("1.4.2") a name.
+func paramHint(a string) string {
+	if protocol.ValidParamName(a) {
+		return fmt.Sprintf("write it as %s=VALUE (see deploy-trigger jobs for the job's parameters)", a)
+	}
+	return fmt.Sprintf("write it as NAME=%s, naming the parameter (see deploy-trigger jobs for the job's parameters)", short(a, 60))
 }
 
 // short truncates s for an error message.

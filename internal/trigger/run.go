@@ -180,15 +180,22 @@ func (a *app) modePrinter(cli *CLI, mode string) printer {
 			mode = "plain"
 		}
 	}
+	// --color: never, always, or auto (colour unless NO_COLOR is set, in
+	// the modes that show colours: terminal and github).
+	color := cli.Color == "always" || (cli.Color != "never" && a.getenv("NO_COLOR") == "")
 	switch mode {
 	case "terminal":
-		return newTerminalPrinter(a.stdout, a.stderr, a.getenv("NO_COLOR") == "")
+		p := newTerminalPrinter(a.stdout, a.stderr, color)
+		p.timestamps = cli.Timestamps
+		return p
 	case "github":
-		return newGithubPrinter(a.stdout, a.stderr, a.getenv("GITHUB_OUTPUT"), a.getenv("GITHUB_STEP_SUMMARY"), a.token())
+		p := newGithubPrinter(a.stdout, a.stderr, a.getenv("GITHUB_OUTPUT"), a.getenv("GITHUB_STEP_SUMMARY"), a.token())
+		p.color, p.timestamps = color, cli.Timestamps
+		return p
 	case "json":
 		return newJSONPrinter(a.stdout)
 	default:
-		return newPlainPrinter(a.stdout, a.stderr, cli.Color, cli.Timestamps)
+		return newPlainPrinter(a.stdout, a.stderr, cli.Color == "always", cli.Timestamps)
 	}
 }
 
