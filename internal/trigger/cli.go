@@ -15,7 +15,7 @@ import (
 // and --help prints it.
 type CLI struct {
 	Job    string   `arg:"" optional:"" help:"Catalogue job to run, e.g. website; or a command: help, version, completion bash|zsh|fish, jobs."`
-	Params []string `arg:"" optional:"" name:"key=value" help:"Job parameters, each as name=value (the value may contain '=' or be empty)."`
+	Params []string `arg:"" optional:"" name:"key=value" help:"Job parameters, each as name=value (the value may contain '=' or be empty), or name@env=VAR to take a secret value from the environment variable VAR."`
 
 	Env          string `short:"e" name:"env" env:"DEPLOY_TRIGGER_ENV" placeholder:"NAME" group:"Target" help:"Named environment from the environments file (topic, account, credentials, confirmation)."`
 	Environments string `name:"environments" env:"DEPLOY_TRIGGER_ENVIRONMENTS" placeholder:"FILE" group:"Target" help:"Environments file. Default: ./.deploy-trigger.yaml, then ~/.config/deploy-trigger/environments.yaml."`
@@ -38,6 +38,9 @@ type CLI struct {
 	MissedHeartbeats int           `name:"missed-heartbeats" default:"0" env:"DEPLOY_TRIGGER_MISSED_HEARTBEATS" group:"Timing" help:"Declare the runner lost after this many heartbeat intervals of silence. 0: 4 intervals, but never less than 3m, which outlasts the runner's retries of a failing send."`
 	CancelGrace      time.Duration `name:"cancel-grace" default:"2m" env:"DEPLOY_TRIGGER_CANCEL_GRACE" group:"Timing" help:"After Ctrl-C, wait this long for the job to stop and report."`
 	RequestTTL       time.Duration `name:"request-ttl" default:"5m" env:"DEPLOY_TRIGGER_REQUEST_TTL" group:"Timing" help:"The run request expires this long after it is sent (the broker refuses more than 15m by default)."`
+
+	Secret    []string `name:"secret" env:"DEPLOY_TRIGGER_SECRET_PARAMS" sep:"," placeholder:"NAME" group:"Parameters" help:"Treat this parameter as secret (repeatable): its value is never printed or written, and masked in GitHub Actions. Also secret: name@env=VAR parameters, those the --catalogue marks secret, and names containing token, secret, password, credential, api_key…"`
+	Catalogue string   `name:"catalogue" env:"DEPLOY_TRIGGER_CATALOGUE" placeholder:"FILE" group:"Parameters" help:"The broker configuration file (job catalogue) the broker was deployed with: deploy-trigger jobs lists its jobs; a run or --dry-run is checked against it before publishing, exactly as the broker checks it; its secret parameters are never printed."`
 
 	DryRun  bool             `name:"dry-run" env:"DEPLOY_TRIGGER_DRY_RUN" help:"Validate, show the request, the caller identity and the target; publish nothing."`
 	Version kong.VersionFlag `name:"version" help:"Print the version and exit."`

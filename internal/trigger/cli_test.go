@@ -72,7 +72,7 @@ func TestParseCLI(t *testing.T) {
 		{name: "missing job", args: []string{"--topic-arn", topic}, wantErr: "no job given"},
 		{name: "bad param syntax", args: []string{"--topic-arn", topic, "website", "version"}, wantErr: `parameter "version" is not in key=value form`},
 		{name: "bad param name", args: []string{"--topic-arn", topic, "website", "Version=1"}, wantErr: `parameter name "Version" is not valid`},
-		{name: "no param name", args: []string{"--topic-arn", topic, "website", "=1"}, wantErr: `has no name before '='`},
+		{name: "no param name", args: []string{"--topic-arn", topic, "website", "=1"}, wantErr: "an argument begins with '='"},
 		{name: "duplicate param", args: []string{"--topic-arn", topic, "website", "a=1", "a=2"}, wantErr: `parameter "a" is given twice`},
 		{name: "bad topic", args: []string{"--topic-arn", "arn:aws:sqs:eu-west-1:123456789012:q", "website"}, wantErr: "is not an SNS topic ARN"},
 		{name: "bad topic account", args: []string{"--topic-arn", "arn:aws:sns:eu-west-1:1234:q", "website"}, wantErr: "not a 12-digit account id"},
@@ -281,5 +281,42 @@ func TestColorFlagAndParamHint(t *testing.T) {
 	}
 	if _, err := parseParams([]string{"1.4.2"}); err == nil || !strings.Contains(err.Error(), "write it as NAME=1.4.2") {
 		t.Errorf("hint for a bare value: %v", err)
+	}
+}
+
+// Issue 14.7: with --catalogue, the job and its values are checked as the
+// broker checks them, before anything is published; jobs lists them; a
+// dry run says what it checked.
+func TestCatalogueChecksAndJobs(t *testing.T) {
+	const topic = "arn:aws:sns:eu-west-1:123456789012:deploy-broker"
+	getenv := envOf("DEPLOY_TRIGGER_TOPIC_ARN=" + topic)
+	cli, err := parseCLI([]string{"--catalogue", "../../examples/broker.yaml", "website", "version=abc", "extra=1"}, getenv, &bytes.Buffer{}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = resolve(cli, getenv)
+	if err == nil || !strings.Contains(err.Error(), `parameter "extra" is not declared`) || !strings.Contains(err.Error(), `"version"`) {
+		t.Errorf("version=abc extra=1: %v", err)
+	}
+	cli, _ = parseCLI([]string{"--catalogue", "../../examples/broker.yaml", "website", "version=1.4.2"}, getenv, &bytes.Buffer{}, &bytes.Buffer{})
+	c, err := resolve(cli, getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := dryRunChecks(c); !strings.Contains(s, "against the catalogue ../../examples/broker.yaml") {
+		t.Errorf("dry run checks: %s", s)
+	}
+	c.Catalogue = nil
+	if s := dryRunChecks(c); !strings.Contains(s, "not checked: whether job website exists") {
+		t.Errorf("dry run checks without a catalogue: %s", s)
+	}
+	var out bytes.Buffer
+	if err := Run(t.Context(), []string{"jobs", "--catalogue", "../../examples/broker.yaml"}, envOf(), strings.NewReader(""), &out, &bytes.Buffer{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"website — Publish the marketing website", "version=STRING  (pattern [0-9]+\\.[0-9]+\\.[0-9]+; at most 32 characters; required)", `colour=ENUM  (one of blue, green; default "blue")`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("jobs lacks %q:\n%s", want, out.String())
+		}
 	}
 }

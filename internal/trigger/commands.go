@@ -8,6 +8,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/deploy-broker/deploy-broker/internal/config"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
@@ -27,10 +28,23 @@ func isCommand(job string) bool {
 	return false
 }
 
-// command runs deploy-trigger's own commands: help, version, completion.
-// It reports handled=false for "jobs", which needs the AWS set-up.
+// command runs deploy-trigger's own commands: help, version, completion,
+// jobs. It reports handled=false for a job name.
 func (a *app) command(cli *CLI) (handled bool, err error) {
 	switch cli.Job {
+	case "jobs":
+		if len(cli.Params) > 0 {
+			return true, fmt.Errorf("jobs takes no arguments")
+		}
+		if cli.Catalogue == "" {
+			return true, fmt.Errorf("jobs lists the catalogue given with --catalogue FILE (or DEPLOY_TRIGGER_CATALOGUE): the broker configuration the broker was deployed with, e.g. deploy-trigger jobs --catalogue examples/broker.yaml")
+		}
+		cat, err := config.Load(cli.Catalogue)
+		if err != nil {
+			return true, err
+		}
+		writeJobs(a.stdout, cat)
+		return true, nil
 	case "help":
 		if len(cli.Params) > 0 {
 			return true, fmt.Errorf("help takes no arguments (for a job's parameters, see deploy-trigger jobs)")
@@ -156,4 +170,68 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// writeJobs lists the catalogue's jobs and their parameters: name,
+// description, and each parameter's type, constraints, default and whether
+// it is required or secret.
+func writeJobs(w io.Writer, cat *config.Config) {
+	for i, name := range cat.JobNames() {
+		j := cat.Jobs[name]
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "%s", name)
+		if j.Description != "" {
+			fmt.Fprintf(w, " — %s", j.Description)
+		}
+		fmt.Fprintf(w, " (timeout %s)\n", j.Timeout.D())
+		if len(j.Params) == 0 {
+			fmt.Fprintln(w, "  no parameters")
+		}
+		for _, pn := range sortedKeys(j.Params) {
+			p := j.Params[pn]
+			var facts []string
+			switch p.Type {
+			case config.TypeString:
+				if p.Pattern != "" {
+					facts = append(facts, "pattern "+p.Pattern)
+				}
+				if len(p.Values) > 0 {
+					facts = append(facts, "one of "+strings.Join(p.Values, ", "))
+				}
+				if p.MaxLength > 0 {
+					facts = append(facts, fmt.Sprintf("at most %d characters", p.MaxLength))
+				}
+			case config.TypeEnum:
+				facts = append(facts, "one of "+strings.Join(p.Values, ", "))
+			case config.TypeInt:
+				if p.Min != nil {
+					facts = append(facts, fmt.Sprintf("min %d", *p.Min))
+				}
+				if p.Max != nil {
+					facts = append(facts, fmt.Sprintf("max %d", *p.Max))
+				}
+			}
+			switch {
+			case p.Required:
+				facts = append(facts, "required")
+			case p.Default != nil && p.Secret:
+				facts = append(facts, "has a default")
+			case p.Default != nil:
+				facts = append(facts, fmt.Sprintf("default %q", *p.Default))
+			}
+			if p.Secret {
+				facts = append(facts, "secret: pass it as "+pn+"@env=VARIABLE")
+			}
+			fmt.Fprintf(w, "  %s=%s", pn, strings.ToUpper(string(p.Type)))
+			if len(facts) > 0 {
+				fmt.Fprintf(w, "  (%s)", strings.Join(facts, "; "))
+			}
+			if p.Description != "" {
+				fmt.Fprintf(w, "  %s", p.Description)
+			}
+			fmt.Fprintln(w)
+		}
+	}
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/deploy-broker/deploy-broker/internal/config"
 )
 
 // Config is one invocation's settings: the command line, environment
@@ -15,7 +17,9 @@ type Config struct {
 	JobParams    map[string]string
 	AccountAlias string
 	Confirm      bool
-	Source       string // where the target came from, e.g. "environment production from .deploy-trigger.yaml"
+	Source       string          // where the target came from, e.g. "environment production from .deploy-trigger.yaml"
+	SecretParams map[string]bool // parameters whose values are never shown (secrets.go)
+	Catalogue    *config.Config  // --catalogue, if given
 }
 
 // resolve merges the environments file into the CLI and validates the lot.
@@ -32,11 +36,33 @@ func resolve(cli *CLI, getenv func(string) string) (*Config, error) {
 	if c.RequestTTL > c.StartTimeout {
 		c.RequestTTL = c.StartTimeout
 	}
-	params, err := parseParams(cli.Params)
+	params, fromEnv, err := parseParamArgs(cli.Params, getenv)
 	if err != nil {
 		return nil, err
 	}
 	c.JobParams = params
+	c.SecretParams = map[string]bool{}
+	for k := range params {
+		if fromEnv[k] || looksSecret(k) {
+			c.SecretParams[k] = true
+		}
+	}
+	for _, n := range cli.Secret {
+		c.SecretParams[strings.TrimSpace(n)] = true
+	}
+	if cli.Catalogue != "" {
+		if c.Catalogue, err = config.Load(cli.Catalogue); err != nil {
+			return nil, fmt.Errorf("--catalogue: %w", err)
+		}
+		if job, ok := c.Catalogue.Jobs[cli.Job]; ok {
+			for k := range job.SecretParams() {
+				c.SecretParams[k] = true
+			}
+		}
+		if err := checkAgainstCatalogue(c); err != nil {
+			return nil, errors.New(redactString(err.Error(), secretValues(params, c.SecretParams)))
+		}
+	}
 	if cli.Env != "" {
 		e, path, err := loadEnvironment(cli.Env, cli.Environments, getenv)
 		if err != nil {
@@ -109,4 +135,29 @@ func unsetHint(from string) string {
 		return " (unset " + from + ")"
 	}
 	return ""
+}
+
+// checkAgainstCatalogue checks the job and its parameters as the
+// dispatcher will (config.Job.Resolve), against the --catalogue file.
+func checkAgainstCatalogue(c *Config) error {
+	if isCommand(c.Job) {
+		return nil
+	}
+	job, ok := c.Catalogue.Jobs[c.Job]
+	if !ok {
+		return fmt.Errorf("job %q is not in the catalogue %s (jobs: %s)", c.Job, c.CLI.Catalogue, strings.Join(c.Catalogue.JobNames(), ", "))
+	}
+	if _, err := job.Resolve(c.JobParams); err != nil {
+		return fmt.Errorf("job %q, as the catalogue %s declares it: %w", c.Job, c.CLI.Catalogue, err)
+	}
+	return nil
+}
+
+// dryRunChecks says exactly what a dry run checked, and what it did not.
+func dryRunChecks(c *Config) string {
+	s := "checked: flags, parameter syntax and sizes, the target (topic, region, account), and the credentials (sts:GetCallerIdentity)"
+	if c.Catalogue != nil {
+		return s + ", and job " + c.Job + " and its parameters against the catalogue " + c.CLI.Catalogue + " as the broker checks them (if the broker runs that catalogue)"
+	}
+	return s + "; not checked: whether job " + c.Job + " exists and its parameter values are valid, which only the broker knows (give --catalogue FILE to check them as the broker will; deploy-trigger jobs --catalogue FILE lists them)"
 }

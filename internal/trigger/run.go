@@ -101,6 +101,7 @@ func (a *app) main(ctx context.Context, args []string) error {
 	if err != nil {
 		return a.fail(out, exitcode.New(exitcode.Usage, err))
 	}
+	a.protect(out, cfg)
 	now := a.now()
 	runID := protocol.NewRunID(now)
 	requester := requesterFromEnv(a.getenv, a.hostname)
@@ -124,7 +125,7 @@ func (a *app) main(ctx context.Context, args []string) error {
 	out.target(t)
 
 	if cfg.DryRun {
-		return a.dryRun(ctx, out, c, req)
+		return a.dryRun(ctx, out, c, req, dryRunChecks(cfg))
 	}
 	if cfg.Confirm {
 		if err := a.confirmation(ctx, out, cfg, t); err != nil {
@@ -164,9 +165,10 @@ func (a *app) fail(out printer, err error) error {
 func (a *app) printer(cli *CLI, mode string) printer {
 	p := a.modePrinter(cli, mode)
 	if cli.ResultFile != "" {
-		return &resultFilePrinter{printer: p, path: cli.ResultFile, stderr: a.stderr}
+		p = &resultFilePrinter{printer: p, path: cli.ResultFile, stderr: a.stderr}
 	}
-	return p
+	return &redactingPrinter{printer: p} // secret parameters: see protect
+
 }
 
 func (a *app) modePrinter(cli *CLI, mode string) printer {
@@ -199,7 +201,7 @@ func (a *app) modePrinter(cli *CLI, mode string) printer {
 	}
 }
 
-func (a *app) dryRun(ctx context.Context, out printer, c clients, req *protocol.Request) error {
+func (a *app) dryRun(ctx context.Context, out printer, c clients, req *protocol.Request, checked string) error {
 	body, err := json.MarshalIndent(req, "", "  ")
 	if err != nil {
 		return a.fail(out, err)
@@ -209,7 +211,7 @@ func (a *app) dryRun(ctx context.Context, out printer, c clients, req *protocol.
 		return a.fail(out, describeAWSError(ctx, c, err, "checking the caller identity (sts:GetCallerIdentity)", "working AWS credentials"))
 	}
 	out.dryRun(body, id)
-	out.notice("dry run: nothing was published")
+	out.notice("dry run: nothing was published; " + checked)
 	return nil
 }
 
