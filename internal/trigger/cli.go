@@ -65,7 +65,13 @@ Examples:
 
   # Topic from the environment, as in a CI job
   DEPLOY_TRIGGER_TOPIC_ARN=arn:aws:sns:eu-west-1:123456789012:deploy-broker \
-    deploy-trigger website version=1.4.2 region=eu-west-1
+    deploy-trigger website version=1.4.2 colour=green
+
+  # A secret from an environment variable: never on the command line, never printed
+  deploy-trigger --env production rotate-key token@env=NEW_TOKEN
+
+  # The catalogue's jobs and parameters, from the broker configuration file
+  deploy-trigger jobs --catalogue examples/broker.yaml
 
   # Assume a trigger role first, naming the CI run in the session
   deploy-trigger --role-arn arn:aws:iam::111122223333:role/ci-trigger \
