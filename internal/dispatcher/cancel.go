@@ -172,6 +172,6 @@ func (d *Dispatcher) stopUnwatched(ctx context.Context, req *protocol.Request, i
 	if _, err := d.ecs.StopTask(ctx, &ecs.StopTaskInput{Cluster: aws.String(d.set.Cluster), Task: aws.String(taskARN), Reason: aws.String(reason)}); err != nil {
 		return false, fmt.Errorf("stopping task %s of released run %s: %w", taskARN, req.RunID, err)
 	}
-	a.Reason, a.TaskARN = "released before the run was known to have ended: task stopped", taskARN
+	a.Reason, a.TaskARN = "released while the ledger had no end for the run: StopTask sent (nobody watches it; a no-op if the job had already exited)", taskARN
 	return false, nil
 }
