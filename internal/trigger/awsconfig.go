@@ -86,7 +86,7 @@ func loadAWS(ctx context.Context, c *Config, getenv func(string) string, req *pr
 				o.ExternalID = aws.String(c.ExternalID)
 			}
 		})
-		cfg.Credentials = aws.NewCredentialsCache(p)
+		cfg.Credentials = &profileCredentials{inner: aws.NewCredentialsCache(p), profile: profile, role: c.RoleARN, endpoint: ep}
 	}
 	return cfg, nil
 }

@@ -62,14 +62,17 @@ func isInvalidCredentials(err error) bool {
 // the default chain fell through to the EC2 instance metadata service,
 // which answered nothing (or could not be reached). Classified by type: a
 // network error elsewhere, or a profile whose credentials failed
-// (*profileCredentialsError), is not "no credentials".
+// (a network error from STS under *profileCredentialsError), is not "no
+// credentials".
 func isNoCredentials(err error) bool {
-	var pe *profileCredentialsError
-	if err == nil || errors.As(err, &pe) {
-		return false
+	// Every operation error in the chain: the outer one is the call that
+	// needed the credentials (STS, SNS…), an inner one the IMDS lookup.
+	for ; err != nil; err = errors.Unwrap(err) {
+		if op, ok := err.(*smithy.OperationError); ok && op.ServiceID == "ec2imds" {
+			return true
+		}
 	}
-	var op *smithy.OperationError
-	return errors.As(err, &op) && op.ServiceID == "ec2imds"
+	return false
 }
 
 // isNetworkError reports whether err is a failure to reach AWS (DNS,
@@ -85,8 +88,20 @@ func isNetworkError(err error) bool {
 // (assuming its role, with or without MFA), said as one sentence.
 type profileCredentialsError struct {
 	profile  string
+	role     string // --role-arn, when the trigger assumes it itself
 	endpoint string
 	err      error
+}
+
+// whose names the credentials: "profile deployer", "role arn:… (assumed with profile deployer)".
+func (e *profileCredentialsError) whose() string {
+	switch {
+	case e.role != "" && e.profile != "":
+		return "role " + e.role + " (assumed with profile " + e.profile + ")"
+	case e.role != "":
+		return "role " + e.role
+	}
+	return "profile " + e.profile
 }
 
 func (e *profileCredentialsError) Error() string {
@@ -96,11 +111,11 @@ func (e *profileCredentialsError) Error() string {
 	}
 	switch {
 	case isNetworkError(e.err):
-		return fmt.Sprintf("could not reach %s to get the credentials of profile %s (%v)", where, e.profile, innermost(e.err))
+		return fmt.Sprintf("could not reach %s to get the credentials of %s (%v)", where, e.whose(), innermost(e.err))
 	case apiCode(e.err) != "":
-		return fmt.Sprintf("%s refused the credentials of profile %s: %s: %s", where, e.profile, apiCode(e.err), apiMessage(e.err))
+		return fmt.Sprintf("%s refused the credentials of %s: %s: %s", where, e.whose(), apiCode(e.err), apiMessage(e.err))
 	}
-	return fmt.Sprintf("getting the credentials of profile %s failed: %v", e.profile, e.err)
+	return fmt.Sprintf("getting the credentials of %s failed: %v", e.whose(), e.err)
 }
 
 func (e *profileCredentialsError) Unwrap() error { return e.err }
@@ -121,6 +136,7 @@ func innermost(err error) error {
 type profileCredentials struct {
 	inner    aws.CredentialsProvider
 	profile  string
+	role     string
 	endpoint string
 }
 
@@ -131,7 +147,7 @@ func (p *profileCredentials) Retrieve(ctx context.Context) (aws.Credentials, err
 		if errors.As(err, &mfa) {
 			return c, err
 		}
-		return c, &profileCredentialsError{profile: p.profile, endpoint: p.endpoint, err: err}
+		return c, &profileCredentialsError{profile: p.profile, role: p.role, endpoint: p.endpoint, err: err}
 	}
 	return c, nil
 }

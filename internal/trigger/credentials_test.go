@@ -240,3 +240,18 @@ func TestEnvironmentKeysWinOverAmbientProfile(t *testing.T) {
 		t.Fatalf("%v\n%s", err, stderr.String())
 	}
 }
+
+// With no credentials anywhere (the SDK chain falls through to instance
+// metadata, disabled here), the binary says so, by type rather than text.
+func TestNoCredentialsIsSaidSo(t *testing.T) {
+	t.Parallel()
+	bin := buildBinaries(t)
+	b := startScripted(t, "deploy-broker")
+	cmd := exec.Command(filepath.Join(bin, "deploy-trigger"), "--dry-run", "website")
+	cmd.Env = append(b.srv.Env("us-east-1"), "DEPLOY_TRIGGER_TOPIC_ARN="+b.topicARN, "AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=",
+		"HOME="+t.TempDir(), "HTTPS_PROXY=http://127.0.0.1:1", "HTTP_PROXY=http://127.0.0.1:1", "PATH="+os.Getenv("PATH"))
+	out, err := cmd.CombinedOutput()
+	if code := exitCodeOf(t, err); code != exitcode.Broker || !strings.Contains(string(out), "no AWS credentials were found") {
+		t.Errorf("exit %d:\n%s", code, out)
+	}
+}
