@@ -237,7 +237,7 @@ func newDispatcher(t *testing.T, awsCfg aws.Config, logw io.Writer) (*dispatcher
 	}
 	d := dispatcher.New(cfg, dispatcher.Settings{
 		Cluster: res.ClusterARN, LedgerTable: res.LedgerTable, Subnets: res.Subnets, SecurityGroups: res.SecurityGroups,
-		AccountID: res.AccountID, Region: res.Region,
+		AccountID: res.AccountID, Region: res.Region, TaskDefinitions: res.TaskDefinitions,
 	}, dispatcher.Clients{SQS: sqs.NewFromConfig(awsCfg), ECS: ecs.NewFromConfig(awsCfg), Dynamo: dynamodb.NewFromConfig(awsCfg)},
 		slog.New(slog.NewJSONHandler(logw, nil)))
 	return d, cfg, res

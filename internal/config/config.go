@@ -39,6 +39,10 @@ type Broker struct {
 	LedgerRetention Duration `yaml:"ledger_retention"`
 	// LogRetentionDays applies to every log group of the stack.
 	LogRetentionDays int `yaml:"log_retention_days"`
+	// RunLogKey encrypts the run log group (every run's unredacted output)
+	// with a customer-managed KMS key: "create" for a key of the stack, or
+	// an existing key's ARN. Empty: CloudWatch Logs' own encryption.
+	RunLogKey string `yaml:"run_log_key,omitempty"`
 }
 
 // GitHubOIDC optionally creates a trigger role for GitHub Actions.

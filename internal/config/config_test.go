@@ -270,6 +270,54 @@ func TestReservedJobNames(t *testing.T) {
 	}
 }
 
+// A job's policy may not grant what every job role is denied on the
+// broker's own resources (broker "b"): registering revisions in its task
+// definition families, changing, reading or deleting its run queues, the
+// run ledger.
+func TestPolicyMayNotGrantWhatTheBrokerGuards(t *testing.T) {
+	const cmd = `command: [/bin/deploy], `
+	for policy, want := range map[string]string{
+		`{actions: ["ecs:Register*"], resources: ["arn:aws:ecs:eu-west-1:123456789012:task-definition/b-*"]}`:                        `grants ecs:Register* on "arn:aws:ecs:eu-west-1:123456789012:task-definition/b-*"`,
+		`{actions: ["sqs:ReceiveMessage"], resources: ["arn:aws:sqs:eu-west-1:123456789012:b-*"]}`:                                   `which covers the broker's run queues`,
+		`{actions: ["sqs:Untag*"], resources: ["arn:aws:sqs:*:123456789012:*.fifo"]}`:                                                `grants sqs:Untag*`,
+		`{actions: ["sqs:SetQueueAttributes"], resources: ["arn:aws:sqs:eu-west-1:123456789012:b-01JDRUN0000000000000000000.fifo"]}`: `covers the broker's run queues`,
+		`{actions: ["dynamodb:PutItem"], resources: ["arn:aws:dynamodb:eu-west-1:123456789012:table/b-Ledger*"]}`:                    `which covers the run ledger`,
+		`{actions: ["dynamodb:DeleteTable"], resources: ["arn:aws:dynamodb:eu-west-1:123456789012:table/*"]}`:                        `which covers the run ledger`,
+	} {
+		wantConfigError(t, cmd+"policy: ["+policy+"]", want)
+	}
+	for _, policy := range []string{
+		// the job's own resources
+		`{actions: ["ecs:RegisterTaskDefinition"], resources: ["arn:aws:ecs:eu-west-1:123456789012:task-definition/web-*"]}`,
+		// a job that deploys ECS services: RegisterTaskDefinition may have
+		// no resource-level permissions, so "*" is what it can name; the
+		// dispatcher's pinned revisions keep the broker's families safe
+		`{actions: ["ecs:RegisterTaskDefinition"], resources: ["*"], wildcard_resource_reason: "no resource-level permissions"}`,
+		`{actions: ["sqs:ReceiveMessage", "sqs:DeleteMessage"], resources: ["arn:aws:sqs:eu-west-1:123456789012:orders"]}`,
+		`{actions: ["dynamodb:PutItem"], resources: ["arn:aws:dynamodb:eu-west-1:123456789012:table/orders"]}`,
+		`{actions: ["dynamodb:ListTables"], resources: ["*"], wildcard_resource_reason: "no resource-level permissions"}`,
+		`{actions: ["sqs:SendMessage"], resources: ["arn:aws:sqs:eu-west-1:123456789012:orders.fifo"]}`,
+		// a Deny takes away
+		`{effect: Deny, actions: ["sqs:*"], resources: ["*"]}`,
+	} {
+		mustJob(t, cmd+"policy: ["+policy+"]")
+	}
+}
+
+func TestWildcardMatch(t *testing.T) {
+	for _, c := range []struct {
+		p, s string
+		want bool
+	}{
+		{"b-*", "b-01JD.fifo", true}, {"*.fifo", "b-x.fifo", true}, {"b-??", "b-01", true}, {"b-??", "b-012", false},
+		{"*", "", true}, {"a*b*c", "aXbYc", true}, {"a*b*c", "aXbY", false}, {"web-*", "b-job:1", false},
+	} {
+		if got := wildcardMatch(c.p, c.s); got != c.want {
+			t.Errorf("wildcardMatch(%q, %q) = %v", c.p, c.s, got)
+		}
+	}
+}
+
 // Issue 14.9: a typo in the broker configuration names the file, the line,
 // the key, where it stands, the valid keys and the closest one.
 func TestUnknownKeyIsLocated(t *testing.T) {
@@ -299,4 +347,21 @@ func TestOneSetOfRules(t *testing.T) {
 		`parameter "n": min -10 allows negative values, but {{n}} begins command[1], where a value starting with '-' is refused`)
 	mustJob(t, `command: [/bin/deploy, "--n={{n}}"], params: {n: {type: int, min: -10, max: 10, required: true}}`)
 	mustJob(t, `command: [/bin/deploy, "{{n}}"], params: {n: {type: int, min: -10, max: 10, required: true, allow_leading_dash: true}}`)
+}
+
+func TestRunLogKey(t *testing.T) {
+	parse := func(key string) error {
+		_, err := Parse([]byte("broker: {name: b, run_log_key: \"" + key + "\"}\ntrusted_principals: [\"123456789012\"]\nrunner: {image: i}\njobs:\n  j: {command: [/bin/true]}\n"))
+		return err
+	}
+	for _, ok := range []string{"", "create", "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"} {
+		if err := parse(ok); err != nil {
+			t.Errorf("run_log_key %q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"alias/logs", "arn:aws:kms:eu-west-1:123456789012:alias/logs", "yes"} {
+		if err := parse(bad); err == nil || !strings.Contains(err.Error(), "broker.run_log_key") {
+			t.Errorf("run_log_key %q: %v, want a refusal", bad, err)
+		}
+	}
 }

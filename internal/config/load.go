@@ -137,6 +137,8 @@ func (c *Config) applyDefaults() {
 
 var brokerNameRE = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
 
+var kmsKeyRE = regexp.MustCompile(`^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$`)
+
 var principalRE = regexp.MustCompile(`^arn:aws[a-z-]*:(iam|sts)::\d{12}:[A-Za-z0-9+=,.@_/-]+$|^\d{12}$`)
 
 // Validate checks the whole configuration and reports every problem it finds.
@@ -151,6 +153,9 @@ func (c *Config) Validate() error {
 		bad("broker.name %q must be lower-case letters, digits and '-', starting with a letter", c.Broker.Name)
 	case len(c.Broker.Name) > 20:
 		bad("broker.name %q is longer than 20 characters (it prefixes queue and role names)", c.Broker.Name)
+	}
+	if k := c.Broker.RunLogKey; k != "" && k != "create" && !kmsKeyRE.MatchString(k) {
+		bad("broker.run_log_key %q must be \"create\" or a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)", k)
 	}
 	if len(c.TrustedPrincipals) == 0 {
 		bad("trusted_principals is empty: list the IAM role ARNs of your CI systems that may trigger jobs")
@@ -189,6 +194,11 @@ func (c *Config) Validate() error {
 		j := c.Jobs[name]
 		for _, e := range j.validate(name) {
 			bad("job %q: %s", name, e)
+		}
+		for i, st := range j.Policy {
+			for _, e := range st.guardedByBroker(c.Broker.Name) {
+				bad("job %q: policy[%d] %s", name, i, e)
+			}
 		}
 		c.Jobs[name] = j
 	}

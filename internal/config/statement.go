@@ -128,3 +128,122 @@ func anyResourceARN(arn string) bool {
 	}
 	return false
 }
+
+// brokerGuard is what every job role is denied on the broker's own
+// resources (the stack's Denies): registering revisions in the broker's
+// task definition families (which would change what the broker runs, had
+// the dispatcher not pinned the revisions), changing, reading or deleting
+// run queues (another run's feedback), and the run ledger. A job's policy
+// may not grant them there: the grant would be dead, and says the job
+// expects to do what the broker forbids.
+type brokerGuard struct {
+	service string
+	// actions are the guarded action names; nil means every action but the
+	// account-wide List*/Describe* ones, which no Deny on a table reaches.
+	actions []string
+	// sample is a resource of the broker's, the part of its ARN after the
+	// account, that a statement's resource pattern must not match.
+	sample func(broker string) string
+	what   string
+	// allowStar lets "*" (and ARNs as broad) through: for an action that
+	// may have no resource-level permissions, "*" is the only resource a
+	// job that really needs it can name, and refusing it would refuse every
+	// job that deploys ECS services. Only a resource naming the broker's own
+	// names is refused then.
+	allowStar bool
+}
+
+var brokerGuards = []brokerGuard{
+	{"ecs", []string{"RegisterTaskDefinition"},
+		func(b string) string { return "task-definition/" + b + "-job:1" }, "the broker's task definition families", true},
+	// SendMessage too: the stack grants each job sending to its own runs'
+	// queues only (by their job tag); a grant by name pattern would reach
+	// every job's runs.
+	{"sqs", []string{"AddPermission", "ChangeMessageVisibility", "DeleteMessage", "DeleteQueue", "PurgeQueue",
+		"ReceiveMessage", "RemovePermission", "SendMessage", "SendMessageBatch", "SetQueueAttributes", "TagQueue", "UntagQueue"},
+		func(b string) string { return b + "-01JDRUN0000000000000000000.fifo" }, "the broker's run queues", false},
+	{"dynamodb", nil,
+		func(b string) string { return "table/" + b + "-LedgerTable0A1B2C3D-ABCDEFGHIJKL" }, "the run ledger", false},
+}
+
+// guardedByBroker returns a problem for every action of an Allow statement
+// that grants what every job role is denied on the broker's resources, on a
+// resource that covers one of them ("*", a pattern as broad, or one that
+// matches the broker's names).
+func (s *Statement) guardedByBroker(broker string) []string {
+	if s.Effect == "Deny" {
+		return nil
+	}
+	var errs []string
+	for _, a := range s.Actions {
+		service, name, ok := strings.Cut(a, ":")
+		if !ok {
+			continue
+		}
+		for _, g := range brokerGuards {
+			if !wildcardMatch(strings.ToLower(service), g.service) || !g.guards(name) {
+				continue
+			}
+			for _, r := range s.Resources {
+				broad := r == "*" || anyResourceARN(r)
+				if (broad && !g.allowStar) || (!broad && arnMatches(r, g.service, g.sample(broker))) {
+					errs = append(errs, fmt.Sprintf("grants %s on %q, which covers %s: every job role is denied that (the broker's guard); name the job's own resources", a, r, g.what))
+					break
+				}
+			}
+		}
+	}
+	return errs
+}
+
+// guards reports whether an action name pattern ("Receive*") covers one of
+// the guarded actions.
+func (g brokerGuard) guards(pattern string) bool {
+	p := strings.ToLower(pattern)
+	if g.actions == nil {
+		return !strings.HasPrefix(p, "list") && !strings.HasPrefix(p, "describe")
+	}
+	for _, a := range g.actions {
+		if wildcardMatch(p, strings.ToLower(a)) {
+			return true
+		}
+	}
+	return false
+}
+
+// arnMatches reports whether an ARN pattern names service (or any) and a
+// resource part matching sample, in any region and account.
+func arnMatches(pattern, service, sample string) bool {
+	parts := strings.SplitN(pattern, ":", 6)
+	if len(parts) < 6 {
+		return false
+	}
+	return wildcardMatch(parts[2], service) && wildcardMatch(parts[5], sample)
+}
+
+// wildcardMatch matches s against an IAM pattern: '*' any run of
+// characters, '?' any one.
+func wildcardMatch(pattern, s string) bool {
+	p, i := 0, 0
+	star, mark := -1, 0
+	for i < len(s) {
+		switch {
+		case p < len(pattern) && (pattern[p] == '?' || pattern[p] == s[i]):
+			p++
+			i++
+		case p < len(pattern) && pattern[p] == '*':
+			star, mark = p, i
+			p++
+		case star >= 0:
+			p = star + 1
+			mark++
+			i = mark
+		default:
+			return false
+		}
+	}
+	for p < len(pattern) && pattern[p] == '*' {
+		p++
+	}
+	return p == len(pattern)
+}

@@ -81,6 +81,7 @@ func TestSettingsFromEnv(t *testing.T) {
 		protocol.EnvAssignPublicIP:  "true",
 		protocol.EnvExtraPrincipals: "arn:aws:iam::111111111111:role/reader",
 		protocol.EnvAccountID:       "123456789012",
+		protocol.EnvTaskRevisions:   "website=12,migrate=3",
 		"AWS_REGION":                "eu-west-1",
 	}
 	s, err := dispatcher.SettingsFromEnv(func(k string) string { return env[k] })
@@ -95,6 +96,16 @@ func TestSettingsFromEnv(t *testing.T) {
 		strings.Join(s.ExtraPrincipals, ",") != want.ExtraPrincipals[0] || s.AccountID != want.AccountID || s.Region != want.Region {
 		t.Errorf("settings = %+v\nwant %+v", s, want)
 	}
+	if len(s.TaskDefinitions) != 2 || s.TaskDefinitions["website"] != "12" || s.TaskDefinitions["migrate"] != "3" {
+		t.Errorf("task revisions = %v, want website 12 and migrate 3", s.TaskDefinitions)
+	}
+	for _, bad := range []string{"website", "website=", "website=latest", "=3", "website=3:1"} {
+		env[protocol.EnvTaskRevisions] = bad
+		if _, err := dispatcher.SettingsFromEnv(func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), protocol.EnvTaskRevisions) {
+			t.Errorf("%s=%q: error %v, want one naming the variable", protocol.EnvTaskRevisions, bad, err)
+		}
+	}
+	env[protocol.EnvTaskRevisions] = "website=12"
 
 	env[protocol.EnvAssignPublicIP] = "yes"
 	if s, _ := dispatcher.SettingsFromEnv(func(k string) string { return env[k] }); s.AssignPublicIP {

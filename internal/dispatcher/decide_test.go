@@ -78,7 +78,8 @@ func (offline) GetItem(context.Context, *dynamodb.GetItemInput, ...func(*dynamod
 func offlineDispatcher(t testing.TB) *dispatcher.Dispatcher {
 	cfg := testCatalogue(t, "bench")
 	d := dispatcher.New(cfg, dispatcher.Settings{Cluster: "arn:aws:ecs:us-east-1:123456789012:cluster/bench", LedgerTable: "bench-runs",
-		Subnets: []string{"subnet-1"}, SecurityGroups: []string{"sg-1"}, AccountID: "123456789012", Region: "us-east-1"},
+		Subnets: []string{"subnet-1"}, SecurityGroups: []string{"sg-1"}, AccountID: "123456789012", Region: "us-east-1",
+		TaskDefinitions: map[string]string{"website": "3", "migrate": "7"}},
 		dispatcher.Clients{SQS: offline{}, ECS: offline{}, Dynamo: offline{}}, slog.New(slog.NewJSONHandler(io.Discard, nil)),
 		dispatcher.WithClock(now))
 	d.SetWaits(time.Millisecond, 0, time.Millisecond, time.Millisecond)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -21,6 +22,8 @@ type Dispatcher struct {
 	ledger *ledger
 	log    *slog.Logger
 	now    func() time.Time
+	// taskDefs is the task definition revision each job runs (Settings).
+	taskDefs map[string]string
 
 	// Waits, tuned down by tests.
 	poll       time.Duration // between looks at a launch another invocation holds
@@ -41,6 +44,13 @@ func New(cfg *config.Config, set Settings, c Clients, log *slog.Logger, opts ...
 		cfg: cfg, set: set, sqs: c.SQS, ecs: c.ECS, log: log, now: time.Now,
 		poll: 500 * time.Millisecond, reserve: 5 * time.Second, backoff: 500 * time.Millisecond, maxBackoff: 5 * time.Second,
 		ledger: &ledger{db: c.Dynamo, table: set.LedgerTable, retention: cfg.Broker.LedgerRetention.D()},
+	}
+	d.taskDefs = map[string]string{}
+	for job, td := range set.TaskDefinitions {
+		if strings.Trim(td, "0123456789") == "" {
+			td = cfg.TaskFamily(job) + ":" + td
+		}
+		d.taskDefs[job] = td
 	}
 	for _, o := range opts {
 		o(d)

@@ -124,7 +124,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		sqs:   sqs.NewFromConfig(awsCfg), ecs: ecs.NewFromConfig(awsCfg), db: dynamodb.NewFromConfig(awsCfg)}
 	e.set = dispatcher.Settings{Cluster: res.ClusterARN, LedgerTable: res.LedgerTable, Subnets: res.Subnets[:1],
 		SecurityGroups: res.SecurityGroups, AccountID: res.AccountID, Region: res.Region,
-		ExtraPrincipals: []string{"arn:aws:iam::111111111111:role/extra-reader"}}
+		ExtraPrincipals: []string{"arn:aws:iam::111111111111:role/extra-reader"}, TaskDefinitions: res.TaskDefinitions}
 	clients := dispatcher.Clients{SQS: e.sqs, ECS: e.ecs, Dynamo: e.db}
 	for _, o := range opts {
 		o(&e.set, &clients)

@@ -43,7 +43,7 @@ func (d *Dispatcher) taskInput(req *protocol.Request, cj checkedJob, queueURL st
 	}
 	return &ecs.RunTaskInput{
 		Cluster:        aws.String(d.set.Cluster),
-		TaskDefinition: aws.String(d.cfg.TaskFamily(req.Job)),
+		TaskDefinition: aws.String(d.taskDefs[req.Job]),
 		LaunchType:     ecstypes.LaunchTypeFargate,
 		Count:          aws.Int32(1),
 		StartedBy:      aws.String(req.RunID),
@@ -155,6 +155,12 @@ func (d *Dispatcher) launch(ctx context.Context, req *protocol.Request, cj check
 	queueURL, err := d.createQueue(ctx, req)
 	if err != nil {
 		return err
+	}
+	if d.taskDefs[req.Job] == "" {
+		// Never RunTask by family: that runs whatever revision was
+		// registered last, by anyone who may register one.
+		return d.rejectLaunch(ctx, req.RunID, req.Job, queueURL, rejection{protocol.RejectLaunch,
+			"could not start the task: job " + req.Job + " has no pinned task definition revision (" + protocol.EnvTaskRevisions + "); redeploy the broker stack"}, time.Time{}, a)
 	}
 	// The job's deadline counts from the request, not from this invocation,
 	// so that a retried launch sends RunTask exactly the same input as the

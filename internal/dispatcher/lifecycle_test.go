@@ -2,10 +2,12 @@ package dispatcher_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
@@ -422,5 +424,40 @@ func TestReleaseDuringLaunchStopsTheTaskOnceStarted(t *testing.T) {
 	}
 	if task := e.describe(arns[0]); aws.ToString(task.LastStatus) != "STOPPED" {
 		t.Errorf("task %s, want stopped by the earlier release", aws.ToString(task.LastStatus))
+	}
+}
+
+// An ECS stop reason reaches the CI side on one line, without control or
+// format characters, and bounded: ECS quotes text the job controls.
+func TestStopReasonIsCleanedAndBounded(t *testing.T) {
+	e := newEnv(t)
+	runID, arn := e.started()
+	raw := e.event("ecs-task-stopped-exited.json", map[string]any{"TaskArn": arn, "StartedBy": runID, "Version": 5})
+	var ev map[string]any
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		t.Fatal(err)
+	}
+	hostile := "Essential container exited\x1b[2J\x1b]0;owned\x07 \u202eevil\u2066 \x00\r\nFAKE: deploy succeeded " + strings.Repeat("é", 3000)
+	ev["detail"].(map[string]any)["stoppedReason"] = hostile
+	b, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.invoke(b); err != nil {
+		t.Fatal(err)
+	}
+	recs := e.records(runID)
+	got := recs[len(recs)-1].Task.StoppedReason
+	if r, bad := protocol.FindControl(got); bad {
+		t.Errorf("stop reason carries %s: %q", protocol.DescribeControl(r), got)
+	}
+	if len(got) > protocol.MaxStopReasonLength || !utf8.ValidString(got) || !strings.HasSuffix(got, "…") {
+		t.Errorf("stop reason of %d bytes (valid UTF-8 %v), want at most %d, cut with …", len(got), utf8.ValidString(got), protocol.MaxStopReasonLength)
+	}
+	if !strings.HasPrefix(got, "Essential container exited [2J ]0;owned evil FAKE: deploy succeeded é") {
+		t.Errorf("stop reason %.80q…", got)
+	}
+	if ledger := str(t, e.rawItem(runID), "stopped_reason"); ledger != got {
+		t.Errorf("ledger keeps %.60q…, the record %.60q…", ledger, got)
 	}
 }

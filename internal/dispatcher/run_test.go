@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	dbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
@@ -470,5 +471,70 @@ func TestMalformedRequestsOnlyAudit(t *testing.T) {
 	id := valid["run_id"].(string)
 	if lines := e.auditsOf(id); len(lines) == 0 {
 		t.Errorf("no audit line names run %s", id)
+	}
+}
+
+// The dispatcher runs exactly the revision the stack (here: local mode's
+// provisioning) pinned for the job, never the family's latest: a revision
+// registered later in a broker family by anyone who may register one, with
+// another image and task role, is not run.
+func TestRunRunsOnlyThePinnedRevision(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	pinned := e.res.TaskDefinitions["website"]
+	if pinned == "" {
+		t.Fatal("provisioning pinned no revision for website")
+	}
+	// GIVEN a newer revision in the job's family, registered behind the
+	// broker's back
+	td, err := e.ecs.DescribeTaskDefinition(ctx, &ecs.DescribeTaskDefinitionInput{TaskDefinition: aws.String(pinned)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := td.TaskDefinition
+	def.ContainerDefinitions[0].Image = aws.String("attacker.example/evil:latest")
+	later, err := e.ecs.RegisterTaskDefinition(ctx, &ecs.RegisterTaskDefinitionInput{
+		Family: def.Family, NetworkMode: def.NetworkMode, RequiresCompatibilities: def.RequiresCompatibilities,
+		Cpu: def.Cpu, Memory: def.Memory, ContainerDefinitions: def.ContainerDefinitions,
+		TaskRoleArn: aws.String("arn:aws:iam::" + e.res.AccountID + ":role/another-jobs-role"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(later.TaskDefinition.TaskDefinitionArn) == pinned {
+		t.Fatal("the emulator did not register a new revision")
+	}
+	// WHEN a run of the job is requested
+	r := e.request()
+	if err := e.run(r); err != nil {
+		t.Fatal(err)
+	}
+	// THEN its task runs the pinned revision
+	arns := e.tasks(r.RunID)
+	if len(arns) != 1 {
+		t.Fatalf("run has %d tasks, want 1", len(arns))
+	}
+	if got := aws.ToString(e.describe(arns[0]).TaskDefinitionArn); got != pinned {
+		t.Errorf("task runs %s, want the pinned %s", got, pinned)
+	}
+}
+
+// A job without a pinned revision is refused (launch-failed), with a reason
+// that says what to do, and no task is started.
+func TestRunRefusesAJobWithoutAPinnedRevision(t *testing.T) {
+	e := newEnv(t, func(s *dispatcher.Settings, _ *dispatcher.Clients) {
+		s.TaskDefinitions = map[string]string{"migrate": s.TaskDefinitions["migrate"]}
+	})
+	r := e.request()
+	if err := e.run(r); err != nil {
+		t.Fatal(err)
+	}
+	rec := e.only(r.RunID, protocol.TypeRejected)
+	if rec.Rejected.Code != protocol.RejectLaunch || !strings.Contains(rec.Rejected.Reason, "job website has no pinned task definition revision") ||
+		!strings.Contains(rec.Rejected.Reason, protocol.EnvTaskRevisions) {
+		t.Errorf("rejected = %+v", rec.Rejected)
+	}
+	if arns := e.tasks(r.RunID); len(arns) != 0 {
+		t.Errorf("tasks %v started for a job without a pinned revision", arns)
 	}
 }

@@ -19,6 +19,12 @@ type Settings struct {
 	ExtraPrincipals []string // further principals that may read run queues
 	AccountID       string   // the target account; looked up with STS when empty
 	Region          string
+	// TaskDefinitions pins each job to the task definition revision it runs:
+	// a revision ARN, "<family>:<revision>", or a bare revision number of the
+	// job's family (what protocol.EnvTaskRevisions carries). A job without
+	// one is never launched: RunTask by family would run whatever revision
+	// was registered last.
+	TaskDefinitions map[string]string
 	// InvocationTimeout bounds the handling of one event when the context
 	// has no deadline of its own (local mode, tests); in Lambda the
 	// function's timeout sets the deadline. Zero means 60 s, the stack's
@@ -49,6 +55,11 @@ func SettingsFromEnv(getenv func(string) string) (Settings, error) {
 		AccountID:       getenv(protocol.EnvAccountID),
 		Region:          getenv("AWS_REGION"),
 	}
+	revs, err := parseTaskRevisions(getenv(protocol.EnvTaskRevisions))
+	if err != nil {
+		return s, err
+	}
+	s.TaskDefinitions = revs
 	var missing []string
 	for _, v := range [][2]string{{protocol.EnvConfig, s.ConfigPath}, {protocol.EnvCluster, s.Cluster}, {protocol.EnvLedgerTable, s.LedgerTable}} {
 		if v[1] == "" {
@@ -72,4 +83,17 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// parseTaskRevisions reads protocol.EnvTaskRevisions: "<job>=<revision>,…".
+func parseTaskRevisions(v string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, p := range splitList(v) {
+		job, rev, ok := strings.Cut(p, "=")
+		if !ok || job == "" || rev == "" || strings.Trim(rev, "0123456789") != "" {
+			return nil, fmt.Errorf("dispatcher environment %s: %q is not <job>=<revision>", protocol.EnvTaskRevisions, p)
+		}
+		out[job] = rev
+	}
+	return out, nil
 }

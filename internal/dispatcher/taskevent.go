@@ -84,12 +84,12 @@ func (d *Dispatcher) handleTaskEvent(ctx context.Context, ev events.CloudWatchEv
 	}
 	rec := d.record(protocol.TypeTask, protocol.SourceECS, max(t.Version, 1))
 	rec.Task = &protocol.Task{TaskARN: t.TaskArn, Status: t.LastStatus, DesiredStatus: t.DesiredStatus,
-		StopCode: t.StopCode, StoppedReason: oneLine(t.StoppedReason)}
+		StopCode: t.StopCode, StoppedReason: protocol.StopReason(t.StoppedReason)}
 	for _, c := range t.Containers {
 		if c.Name == config.ContainerName {
 			rec.Task.ExitCode = c.ExitCode
 			if rec.Task.StoppedReason == "" && c.Reason != "" {
-				rec.Task.StoppedReason = oneLine(c.Reason)
+				rec.Task.StoppedReason = protocol.StopReason(c.Reason)
 			}
 		}
 	}

@@ -129,6 +129,7 @@ func (b *Broker) start(ctx context.Context, o Options, cfg *config.Config, log *
 	d, err := dispatcher.Build(ctx, awsCfg, dispatcher.Settings{
 		ConfigPath: o.ConfigPath, Cluster: res.ClusterARN, LedgerTable: res.LedgerTable,
 		Subnets: res.Subnets, SecurityGroups: res.SecurityGroups, AccountID: res.AccountID, Region: res.Region,
+		TaskDefinitions: res.TaskDefinitions,
 	}, log.With("component", "dispatcher"), opts...)
 	if err != nil {
 		return err

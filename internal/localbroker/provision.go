@@ -29,13 +29,16 @@ type Resources struct {
 	LedgerTable    string
 	Subnets        []string
 	SecurityGroups []string
+	// TaskDefinitions is the revision ARN registered for each job: the one
+	// the dispatcher runs, as the stack pins it in AWS.
+	TaskDefinitions map[string]string
 }
 
 // Provision creates the broker's resources in the emulator, the way the CDK
 // stack creates them in an account: topic named after the broker, cluster,
 // task definition family "<broker>-<job>" per job, ledger table.
 func Provision(ctx context.Context, awsCfg aws.Config, cfg *config.Config) (*Resources, error) {
-	r := &Resources{Region: awsCfg.Region, LedgerTable: cfg.Broker.Name + "-runs"}
+	r := &Resources{Region: awsCfg.Region, LedgerTable: cfg.Broker.Name + "-runs", TaskDefinitions: map[string]string{}}
 	id, err := sts.NewFromConfig(awsCfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil {
 		return nil, fmt.Errorf("asking the emulator who we are: %w", err)
@@ -60,7 +63,7 @@ func Provision(ctx context.Context, awsCfg aws.Config, cfg *config.Config) (*Res
 		for k, v := range j.Environment {
 			env = append(env, ecstypes.KeyValuePair{Name: aws.String(k), Value: aws.String(v)})
 		}
-		_, err := ecsc.RegisterTaskDefinition(ctx, &ecs.RegisterTaskDefinitionInput{
+		td, err := ecsc.RegisterTaskDefinition(ctx, &ecs.RegisterTaskDefinitionInput{
 			Family:                  aws.String(cfg.TaskFamily(name)),
 			NetworkMode:             ecstypes.NetworkModeAwsvpc,
 			RequiresCompatibilities: []ecstypes.Compatibility{ecstypes.CompatibilityFargate},
@@ -80,6 +83,7 @@ func Provision(ctx context.Context, awsCfg aws.Config, cfg *config.Config) (*Res
 		if err != nil {
 			return nil, fmt.Errorf("registering the task definition of job %q: %w", name, err)
 		}
+		r.TaskDefinitions[name] = aws.ToString(td.TaskDefinition.TaskDefinitionArn)
 	}
 
 	db := dynamodb.NewFromConfig(awsCfg)

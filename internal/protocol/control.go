@@ -2,7 +2,9 @@ package protocol
 
 import (
 	"fmt"
+	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // IsControl reports whether r may not appear in text that the broker takes
@@ -41,4 +43,31 @@ func DescribeControl(r rune) string {
 	default:
 		return fmt.Sprintf("U+%04X, an invisible format character such as a bidirectional override", r)
 	}
+}
+
+// MaxStopReasonLength bounds an ECS stop reason in a task record: ECS's own
+// reasons are a line or two, and the trigger prints it on the CI log.
+const MaxStopReasonLength = 512
+
+// StopReason is an ECS stop reason as it may enter a task record: every
+// character [IsControl] refuses (terminal escapes, line breaks, bidirectional
+// overrides) becomes a space, runs of spaces become one, and the result is
+// cut to MaxStopReasonLength bytes without splitting a character, the cut
+// marked with "…". ECS reasons can quote text from the task (a container's
+// reason, an image reference), which the job may control.
+func StopReason(s string) string {
+	s = strings.Join(strings.Fields(strings.Map(func(r rune) rune {
+		if IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)), " ")
+	if len(s) <= MaxStopReasonLength {
+		return s
+	}
+	cut := MaxStopReasonLength - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }

@@ -29,6 +29,10 @@ const (
 	EnvAssignPublicIP  = "DEPLOY_BROKER_ASSIGN_PUBLIC_IP"
 	EnvExtraPrincipals = "DEPLOY_BROKER_EXTRA_PRINCIPALS"
 	EnvAccountID       = "DEPLOY_BROKER_ACCOUNT_ID"
+	// EnvTaskRevisions pins each job to the task definition revision the
+	// stack created for it: "<job>=<revision>,…". The dispatcher runs
+	// "<broker>-<job>:<revision>" and refuses to launch a job without one.
+	EnvTaskRevisions = "DEPLOY_BROKER_TASK_REVISIONS"
 )
 
 // QueueName is the name of a run's feedback queue: "<prefix>-<run id>.fifo".

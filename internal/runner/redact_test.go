@@ -88,8 +88,8 @@ func TestRedactorMultiLineSecret(t *testing.T) {
 	}
 	// AND no line longer than the whole value is registered: the hold-back
 	// of long lines does not grow with a multi-line secret
-	if got := NewRedactor([]string{testPEM}).MaxMatch(); got != contextHoldBack {
-		t.Errorf("MaxMatch %d, want %d", got, contextHoldBack)
+	if got, want := NewRedactor([]string{testPEM}).MaxMatch(), NewRedactor(nil).MaxMatch(); got != want {
+		t.Errorf("MaxMatch %d, want %d (the patterns' own)", got, want)
 	}
 }
 
@@ -220,4 +220,82 @@ func abs(n int) int {
 		return -n
 	}
 	return n
+}
+
+// A JSON secret (Secrets Manager key/value pairs) is masked in the forms a
+// job prints it: its string leaves at any depth, alone or inside what the
+// job builds from them, URL-encoded and JSON-escaped.
+func TestRedactorJSONSecretLeavesAndDerivedForms(t *testing.T) {
+	r := NewRedactor([]string{
+		`{"username":"app","password":"S3cr3t","engine":"pg","port":5432,` +
+			`"replica":{"password":"n3sted-pw"},"tokens":["first-t0ken",{"k":"p@ss:w/rd ok"}]}`,
+	})
+	for _, tc := range []struct{ in, want string }{
+		// numbers are not leaves that get registered: a port is no secret
+		{"postgres://app:S3cr3t@db:5432/app", "postgres://app:***@db:5432/app"},
+		{"replica password n3sted-pw", "replica password ***"},
+		{"token first-t0ken", "token ***"},
+		{"raw p@ss:w/rd ok", "raw ***"},
+		{"url user:p%40ss%3Aw%2Frd+ok@host", "url user:***@host"},
+		{"path /p@ss:w%2Frd%20ok/", "path /***/"},
+		// short leaves ("app", "pg") are below MinSecretLength
+		{"engine pg for app", "engine pg for app"},
+	} {
+		if got := redact(r, tc.in); got != tc.want {
+			t.Errorf("redact(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	// AND a JSON-escaped value is masked inside JSON output
+	q := NewRedactor([]string{"quote\"and\\back"})
+	if got := redact(q, `{"v":"quote\"and\\back"}`); got != `{"v":"***"}` {
+		t.Errorf("JSON-escaped secret: %q", got)
+	}
+	// AND a value that is not JSON is registered as it is
+	if got := redact(NewRedactor([]string{"{not json"}), "x {not json y"); got != "x *** y" {
+		t.Errorf("non-JSON value: %q", got)
+	}
+}
+
+// Session tokens are masked by their prefix, bare, and by their label in
+// any format; short look-alikes are not.
+func TestRedactorSessionTokens(t *testing.T) {
+	r := NewRedactor(nil)
+	sts := "IQoJb3JpZ2luX2VjEJr//////////wEaCWV1LXdlc3QtMSJHMEUCIQD" + strings.Repeat("Ab3+", 60) + "=="
+	other := strings.Repeat("Zm9vYmFy", 20)
+	for _, tc := range []struct{ in, want string }{
+		{"token " + sts + " end", "token *** end"},
+		{`"SessionToken": "` + sts + `",`, `"SessionToken": "***",`},
+		{"AWS_SESSION_TOKEN=" + other, "AWS_SESSION_TOKEN=***"},
+		{"aws_security_token = " + other, "aws_security_token = ***"},
+		{"IQoJb3JpZ2luX2Vj too short", "IQoJb3JpZ2luX2Vj too short"},
+		{"xIQoJb3JpZ2lu" + strings.Repeat("A", 100), "xIQoJb3JpZ2lu" + strings.Repeat("A", 100)},
+	} {
+		if got := redact(r, tc.in); got != tc.want {
+			t.Errorf("redact(%.60q…) = %.80q, want %.80q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// Secret access keys without '+' or '/' (28% of random keys) are masked;
+// identifiers and hashes of the same length are not.
+func TestLooksLikeSecretKey(t *testing.T) {
+	for _, tc := range []struct {
+		k    string
+		want bool
+	}{
+		{"wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEYab", true},
+		{"/JalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEYab", true},
+		{"wJalrXUtnFEMIKzMDENGbPxRfiCY+XAMPLEKEYab", true},
+		{"0123456789ABCDEF0123456789abcdef01234567", false}, // git SHA, mixed case
+		{"ApiGatewayDeploymentStageProdLog4A1B2C3D", false}, // CloudFormation logical id
+		{"ConfigurationPropertiesBindingPostProces", false}, // no digit, '+' or '/'
+		{"a/b/c/d/e/f/g/h/AbCdEfGh1234567890abcdef", false}, // path-like
+	} {
+		if len(tc.k) != 40 {
+			t.Fatalf("%q is %d long", tc.k, len(tc.k))
+		}
+		if got := LooksLikeSecretKey([]byte(tc.k)); got != tc.want {
+			t.Errorf("LooksLikeSecretKey(%q) = %v, want %v", tc.k, got, tc.want)
+		}
+	}
 }

@@ -138,7 +138,7 @@ func startJob(ctx context.Context, cfg Config, red *Redactor, in chan<- item, lo
 	cmd := exec.Command(cfg.Args[0], cfg.Args[1:]...)
 	cmd.Env = cfg.Env
 	cmd.Stdout, cmd.Stderr = outW, errW
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = childProcAttr()
 	if cmd.Err != nil {
 		outR.Close()
 		outW.Close()

@@ -208,7 +208,7 @@ func TestEveryExampleRuns(t *testing.T) {
 		exs := docExamples(t, f)
 		for i, ex := range exs {
 			switch ex.lang {
-			case "sh", "bash", "console", "":
+			case "sh", "bash", "console", "shell":
 				if args, assigns, comment, ok := triggerArgs(ex.line); ok {
 					seen++
 					checkInvocation(t, cat, ex.where, args, assigns, comment)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
@@ -31,7 +32,27 @@ type JobCatalogueProps struct {
 	RunQueueArn *string
 	// LogRetention applies to the run log group.
 	LogRetention awslogs.RetentionDays
+	// LedgerArn is the run ledger table, denied to every job.
+	LedgerArn *string
+	// SqsAbacUnavailable is true in the regions without SQS ABAC,
+	// SqsAbacAvailable elsewhere.
+	SqsAbacUnavailable, SqsAbacAvailable awscdk.CfnCondition
+	// RunLogKey encrypts the run log group, which holds every run's
+	// unredacted output: "" for CloudWatch Logs' own encryption,
+	// RunLogKeyCreate for a customer-managed key of the stack, or the ARN
+	// of an existing KMS key (whose policy must let CloudWatch Logs use it
+	// for RunLogGroupName).
+	RunLogKey string
 }
+
+// RunLogKeyCreate asks for a customer-managed key of the stack for the run
+// log group.
+const RunLogKeyCreate = "create"
+
+// RunLogGroupName is the run log group's name when it has a customer-managed
+// key: the key policy's encryption-context condition names the group, so
+// the name must be known before the group exists.
+func RunLogGroupName(broker string) string { return "/deploy-broker/" + broker + "/runs" }
 
 // JobCatalogue is one Job per catalogue entry, the execution role they share
 // and the log group every runner writes to.
@@ -120,14 +141,24 @@ func NewJobCatalogue(scope constructs.Construct, id string, props *JobCatalogueP
 		inline["job-images-and-secrets"] = awsiam.NewPolicyDocument(&awsiam.PolicyDocumentProps{Statements: &statements})
 	}
 	exec := awsiam.NewRole(this, jsii.String("ExecutionRole"), &awsiam.RoleProps{
-		AssumedBy:      ecsTasksPrincipal(),
+		// No aws:SourceArn/aws:SourceAccount here: the "Amazon ECS task
+		// execution IAM role" page documents this role's trust policy with
+		// the service principal alone, and documents no confused-deputy
+		// condition for the pulls and secret reads Fargate makes with it
+		// (unlike the "Amazon ECS task IAM role" page for task roles).
+		AssumedBy:      awsiam.NewServicePrincipal(jsii.String("ecs-tasks.amazonaws.com"), nil),
 		Description:    jsii.String("deploy-broker task execution: pulls job images, reads job secrets, writes run logs"),
 		InlinePolicies: &inline,
 	})
-	logGroup := awslogs.NewLogGroup(this, jsii.String("RunLogs"), &awslogs.LogGroupProps{
+	logProps := &awslogs.LogGroupProps{
 		Retention:     props.LogRetention,
 		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
-	})
+	}
+	if props.RunLogKey != "" {
+		logProps.LogGroupName = jsii.String(RunLogGroupName(cfg.Broker.Name))
+		logProps.EncryptionKey = runLogKey(this, cfg.Broker.Name, props.RunLogKey)
+	}
+	logGroup := awslogs.NewLogGroup(this, jsii.String("RunLogs"), logProps)
 
 	c := &jobCatalogue{Construct: this, exec: exec, logGroup: logGroup}
 	for _, name := range cfg.JobNames() {
@@ -139,10 +170,48 @@ func NewJobCatalogue(scope constructs.Construct, id string, props *JobCatalogueP
 			ExecutionRole: exec,
 			LogGroup:      logGroup,
 			RunQueueArn:   props.RunQueueArn,
-			StopTimeout:   awscdk.Duration_Seconds(jsii.Number(stop.Seconds())),
+			LedgerArn:     props.LedgerArn,
+			// "<broker>-*": every family of this broker (and of brokers whose
+			// name starts with "<broker>-", which is stricter, not looser).
+			BrokerFamilies:     arn("ecs", "task-definition/"+cfg.Broker.Name+"-*"),
+			SqsAbacUnavailable: props.SqsAbacUnavailable,
+			SqsAbacAvailable:   props.SqsAbacAvailable,
+			StopTimeout:        awscdk.Duration_Seconds(jsii.Number(stop.Seconds())),
 		}))
 	}
 	return c, nil
+}
+
+// runLogKey is the run log group's key: an existing one by ARN, or a new
+// one (rotation on, kept on delete) whose policy is the account's
+// administrative statement plus CloudWatch Logs of this region, for this log
+// group only. The CloudWatch Logs User Guide ("Encrypt log data in
+// CloudWatch Logs using AWS Key Management Service") documents that
+// statement: principal logs.<region>.amazonaws.com, kms:Encrypt*,
+// kms:Decrypt*, kms:ReEncrypt*, kms:GenerateDataKey*, kms:Describe*, with
+// kms:EncryptionContext:aws:logs:arn equal to the log group's ARN.
+func runLogKey(scope constructs.Construct, broker, spec string) awskms.IKey {
+	if spec != RunLogKeyCreate {
+		return awskms.Key_FromKeyArn(scope, jsii.String("RunLogKey"), jsii.String(spec))
+	}
+	key := awskms.NewKey(scope, jsii.String("RunLogKey"), &awskms.KeyProps{
+		Alias:             jsii.String(broker + "-run-logs"),
+		Description:       jsii.String("Encrypts the deploy-broker run log group (every run's unredacted output)"),
+		EnableKeyRotation: jsii.Bool(true),
+		PendingWindow:     awscdk.Duration_Days(jsii.Number(30)),
+		RemovalPolicy:     awscdk.RemovalPolicy_RETAIN,
+	})
+	key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("CloudWatchLogsUsesKeyForRunLogGroupOnly"),
+		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("logs."+*awscdk.Aws_REGION()+".amazonaws.com"), nil)},
+		Actions:    jsii.Strings("kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"),
+		// In a key policy "*" is this key.
+		Resources: jsii.Strings("*"),
+		Conditions: &map[string]interface{}{
+			"ArnEquals": map[string]interface{}{"kms:EncryptionContext:aws:logs:arn": arn("logs", "log-group:"+RunLogGroupName(broker))},
+		},
+	}), jsii.Bool(false))
+	return key
 }
 
 func (c *jobCatalogue) Jobs() []Job                 { return c.jobs }

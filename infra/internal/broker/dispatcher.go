@@ -35,14 +35,13 @@ type DispatcherProps struct {
 	Ledger              awsdynamodb.ITable
 	ClusterArn          *string
 	ClusterName         string
-	// TaskFamilies are the catalogue's task definition families: the only
-	// ones the dispatcher may run.
-	TaskFamilies []string
-	// PassRoles are the jobs' task roles and the execution role: the only
-	// roles the dispatcher may pass, and only to ECS tasks.
-	PassRoles   []awsiam.IRole
-	Network     Network
-	RunQueueArn *string
+	// Jobs are the catalogue's jobs: the dispatcher may run exactly their
+	// task definition revisions and pass exactly their roles.
+	Jobs []Job
+	// ExecutionRole is the jobs' shared task execution role.
+	ExecutionRole awsiam.IRole
+	Network       Network
+	RunQueueArn   *string
 	// ExtraPrincipals may read run queues besides the trusted principals of
 	// the configuration (the GitHub trigger role).
 	ExtraPrincipals []*string
@@ -86,13 +85,12 @@ func NewDispatcher(scope constructs.Construct, id string, props *DispatcherProps
 
 	taskArns := arn("ecs", "task/"+props.ClusterName+"/*")
 	onThisCluster := &map[string]interface{}{"ArnEquals": map[string]interface{}{"ecs:cluster": props.ClusterArn}}
+	// Exactly the revision each job's task definition resource created (its
+	// Ref is the ARN with the revision), never "<family>:*": a revision
+	// registered in a broker family by anyone else is never run.
 	var taskDefs []*string
-	for _, f := range props.TaskFamilies {
-		taskDefs = append(taskDefs, arn("ecs", "task-definition/"+f+":*"))
-	}
-	var passRoles []*string
-	for _, r := range props.PassRoles {
-		passRoles = append(passRoles, r.RoleArn())
+	for _, j := range props.Jobs {
+		taskDefs = append(taskDefs, j.TaskDefinition().TaskDefinitionArn())
 	}
 	statements := []awsiam.PolicyStatement{
 		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
@@ -107,11 +105,17 @@ func NewDispatcher(scope constructs.Construct, id string, props *DispatcherProps
 		}),
 		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid: jsii.String("ManageRunQueues"),
-			// The queue is created with its attributes and policy in one
-			// CreateQueue; SetQueueAttributes covers that policy where IAM
-			// authorizes it as setting attributes. Nothing else is granted.
+			// The queue is created with its attributes, its policy and its
+			// job tag in one CreateQueue. The SQS API reference (CreateQueue)
+			// and the Developer Guide's "Amazon SQS API permissions: Actions
+			// and resource reference" authorize CreateQueue, attributes and
+			// Policy included, as sqs:CreateQueue; tags given at creation
+			// need sqs:TagQueue as well ("To be able to tag a queue on
+			// creation, you must have the sqs:CreateQueue and sqs:TagQueue
+			// permissions"). The dispatcher never calls SetQueueAttributes,
+			// so it may not change a queue's policy after creation.
 			Actions: jsii.Strings("sqs:CreateQueue", "sqs:DeleteQueue", "sqs:GetQueueUrl",
-				"sqs:SendMessage", "sqs:SetQueueAttributes", "sqs:TagQueue"),
+				"sqs:SendMessage", "sqs:TagQueue"),
 			Resources: &[]*string{props.RunQueueArn},
 		}),
 		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
@@ -157,14 +161,25 @@ func NewDispatcher(scope constructs.Construct, id string, props *DispatcherProps
 			Resources:  jsii.Strings("*"),
 			Conditions: onThisCluster,
 		}),
-		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Sid:       jsii.String("PassJobRolesToEcsTasks"),
+	}
+	// Per job: its own task role and the execution role, only to ECS tasks.
+	// (IAM cannot tie a PassRole to the RunTask it serves; the task
+	// definition revision, pinned above, names exactly these roles.)
+	sids := map[string]bool{}
+	for _, j := range props.Jobs {
+		sid := "PassRolesOfJob" + sidWord(j.Name())
+		for n := 2; sids[sid]; n++ {
+			sid = "PassRolesOfJob" + sidWord(j.Name()) + strconv.Itoa(n)
+		}
+		sids[sid] = true
+		statements = append(statements, awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String(sid),
 			Actions:   jsii.Strings("iam:PassRole"),
-			Resources: &passRoles,
+			Resources: &[]*string{j.TaskRole().RoleArn(), props.ExecutionRole.RoleArn()},
 			Conditions: &map[string]interface{}{
 				"StringEquals": map[string]interface{}{"iam:PassedToService": "ecs-tasks.amazonaws.com"},
 			},
-		}),
+		}))
 	}
 	role := awsiam.NewRole(this, jsii.String("Role"), &awsiam.RoleProps{
 		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
@@ -199,6 +214,7 @@ func NewDispatcher(scope constructs.Construct, id string, props *DispatcherProps
 			protocol.EnvAssignPublicIP:  jsii.String(strconv.FormatBool(net.AssignPublicIP())),
 			protocol.EnvExtraPrincipals: joinList(props.ExtraPrincipals),
 			protocol.EnvAccountID:       awscdk.Aws_ACCOUNT_ID(),
+			protocol.EnvTaskRevisions:   taskRevisions(props.Jobs),
 		},
 	})
 	props.Topic.AddSubscription(awssnssubscriptions.NewLambdaSubscription(fn, &awssnssubscriptions.LambdaSubscriptionProps{
@@ -222,4 +238,62 @@ func joinList(values []*string) *string {
 		parts[i] = *v
 	}
 	return jsii.String(strings.Join(parts, ","))
+}
+
+// The stack hands the dispatcher the task definition revision it created
+// for each job in protocol.EnvTaskRevisions, "<job>=<revision>,…" in
+// catalogue order; the dispatcher runs "<broker>-<job>:<revision>" and
+// nothing else.
+//
+// Revision numbers, not ARNs: Lambda allows 4 KB for all environment
+// variables together, and an ARN per job (about 80 bytes) would limit the
+// catalogue to a few dozen jobs. The family is the configuration's, and the
+// partition, region and account are the dispatcher's own; IAM pins the full
+// ARNs (RunCatalogueTasksOnThisCluster).
+
+// MaxTaskRevisionsEnv bounds the protocol.EnvTaskRevisions value, leaving room in
+// Lambda's 4 KB for the other variables.
+const MaxTaskRevisionsEnv = 3000
+
+// taskRevisions is protocol.EnvTaskRevisions' value: each revision is the last
+// field of the task definition's ARN, cut out by CloudFormation.
+func taskRevisions(jobs []Job) *string {
+	parts := make([]string, len(jobs))
+	for i, j := range jobs {
+		rev := awscdk.Fn_Select(jsii.Number(6), awscdk.Fn_Split(jsii.String(":"), j.TaskDefinition().TaskDefinitionArn(), nil))
+		parts[i] = j.Name() + "=" + *rev
+	}
+	return jsii.String(strings.Join(parts, ","))
+}
+
+// taskRevisionsSize is the longest EnvTaskRevisions can get: ECS numbers
+// revisions up to 1,000,000 (7 digits).
+func taskRevisionsSize(jobs []string) int {
+	n := 0
+	for i, j := range jobs {
+		if i > 0 {
+			n++
+		}
+		n += len(j) + 1 + 7
+	}
+	return n
+}
+
+// sidWord turns a job name (lower-case letters, digits, '-') into letters
+// and digits for a statement id: "db-migrate" → "DbMigrate".
+func sidWord(name string) string {
+	var b strings.Builder
+	up := true
+	for _, r := range name {
+		if r == '-' {
+			up = true
+			continue
+		}
+		if up && r >= 'a' && r <= 'z' {
+			r -= 'a' - 'A'
+		}
+		up = false
+		b.WriteRune(r)
+	}
+	return b.String()
 }

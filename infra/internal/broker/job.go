@@ -33,6 +33,14 @@ type JobProps struct {
 	LogGroup      awslogs.ILogGroup
 	// RunQueueArn is where the runner may send feedback.
 	RunQueueArn *string
+	// LedgerArn is the run ledger's table: no job may touch it.
+	LedgerArn *string
+	// BrokerFamilies is the ARN pattern of the broker's task definition
+	// families: no job may register a revision in one.
+	BrokerFamilies *string
+	// SqsAbacUnavailable is true in the regions without SQS ABAC,
+	// SqsAbacAvailable elsewhere.
+	SqsAbacUnavailable, SqsAbacAvailable awscdk.CfnCondition
 	// StopTimeout is ECS's SIGTERM → SIGKILL time: the runner's grace and a
 	// margin.
 	StopTimeout awscdk.Duration
@@ -73,19 +81,41 @@ func NewJob(scope constructs.Construct, id string, props *JobProps) Job {
 		"run-queues": awsiam.NewPolicyDocument(&awsiam.PolicyDocumentProps{Statements: &[]awsiam.PolicyStatement{
 			// Only queues of this job's runs: the dispatcher creates every
 			// run queue tagged with its job (SQS ABAC; the tag is set in the
-			// CreateQueue call itself and no role of the stack may untag or
-			// retag a run queue). Without the condition, any job could write
-			// into the feedback of any other job's run. IfExists: in the few
-			// regions without SQS ABAC the key is absent and the statement
-			// falls back to the run-queue name pattern, instead of denying
-			// every send; elsewhere every run queue carries the tag.
+			// CreateQueue call itself and every job role is denied untagging
+			// or retagging a run queue). Without the condition, any job could
+			// write into the feedback of any other job's run. StringEquals,
+			// not StringEqualsIfExists: a queue without the tag (made by
+			// anyone else under the run-queue name pattern) matches no job.
 			awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 				Sid:       jsii.String("SendFeedbackToOwnRunQueues"),
 				Actions:   jsii.Strings("sqs:SendMessage"),
 				Resources: &[]*string{props.RunQueueArn},
 				Conditions: &map[string]interface{}{
-					"StringEqualsIfExists": map[string]interface{}{"aws:ResourceTag/" + protocol.TagJob: props.Name},
+					"StringEquals": map[string]interface{}{"aws:ResourceTag/" + protocol.TagJob: props.Name},
 				},
+			}),
+		}}),
+		"broker-guard": awsiam.NewPolicyDocument(&awsiam.PolicyDocumentProps{Statements: &[]awsiam.PolicyStatement{
+			// Whatever the job's own policy grants, it cannot change what
+			// the broker runs, nor read, steer or delete another run's
+			// feedback, nor touch the ledger.
+			awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+				Sid:       jsii.String("NeverRegisterBrokerTaskDefinitions"),
+				Effect:    awsiam.Effect_DENY,
+				Actions:   jsii.Strings(JobDeniedTaskDefinitionActions...),
+				Resources: &[]*string{props.BrokerFamilies},
+			}),
+			awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+				Sid:       jsii.String("NeverTamperWithRunQueues"),
+				Effect:    awsiam.Effect_DENY,
+				Actions:   jsii.Strings(JobDeniedRunQueueActions...),
+				Resources: &[]*string{props.RunQueueArn},
+			}),
+			awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+				Sid:       jsii.String("NeverTouchTheRunLedger"),
+				Effect:    awsiam.Effect_DENY,
+				Actions:   jsii.Strings("dynamodb:*"),
+				Resources: &[]*string{props.LedgerArn, jsii.String(*props.LedgerArn + "/*")},
 			}),
 		}}),
 	}
@@ -106,6 +136,41 @@ func NewJob(scope constructs.Construct, id string, props *JobProps) Job {
 		InlinePolicies:  &inline,
 		ManagedPolicies: &managed,
 	})
+	if props.SqsAbacUnavailable != nil {
+		// Where SQS has no ABAC the tag key is absent from the request and
+		// StringEquals never matches: only there, and only by this
+		// CloudFormation condition, the job may send to the broker's run
+		// queues by name pattern (any run of any job of this broker).
+		fallback := awsiam.NewPolicy(this, jsii.String("RunQueuesWithoutAbac"), &awsiam.PolicyProps{
+			Roles: &[]awsiam.IRole{role},
+			Statements: &[]awsiam.PolicyStatement{awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+				Sid:       jsii.String("SendFeedbackToRunQueuesWithoutAbac"),
+				Actions:   jsii.Strings("sqs:SendMessage"),
+				Resources: &[]*string{props.RunQueueArn},
+			})},
+		})
+		fallback.Node().DefaultChild().(awsiam.CfnPolicy).CfnOptions().SetCondition(props.SqsAbacUnavailable)
+	}
+	if props.SqsAbacAvailable != nil {
+		// Where SQS has ABAC, whatever else the job holds (a managed policy
+		// the catalogue validator cannot read, such as one granting
+		// sqs:SendMessage on "*"), it never sends to a run queue that is
+		// not tagged with its own job. Not in the other regions: there the
+		// tag key is always absent and this would deny every send.
+		guard := awsiam.NewPolicy(this, jsii.String("OnlyOwnRunQueuesWithAbac"), &awsiam.PolicyProps{
+			Roles: &[]awsiam.IRole{role},
+			Statements: &[]awsiam.PolicyStatement{awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+				Sid:       jsii.String("NeverSendToOtherJobsRunQueues"),
+				Effect:    awsiam.Effect_DENY,
+				Actions:   jsii.Strings("sqs:SendMessage"),
+				Resources: &[]*string{props.RunQueueArn},
+				Conditions: &map[string]interface{}{
+					"StringNotEquals": map[string]interface{}{"aws:ResourceTag/" + protocol.TagJob: props.Name},
+				},
+			})},
+		})
+		guard.Node().DefaultChild().(awsiam.CfnPolicy).CfnOptions().SetCondition(props.SqsAbacAvailable)
+	}
 
 	taskDef := awsecs.NewFargateTaskDefinition(this, jsii.String("TaskDefinition"), &awsecs.FargateTaskDefinitionProps{
 		Family:         jsii.String(props.Family),
@@ -161,6 +226,22 @@ func (j *job) Name() string                                 { return j.name }
 func (j *job) Family() string                               { return j.family }
 func (j *job) TaskRole() awsiam.IRole                       { return j.role }
 func (j *job) TaskDefinition() awsecs.FargateTaskDefinition { return j.taskDef }
+
+// JobDeniedTaskDefinitionActions are denied to every job role on the
+// broker's task definition families.
+var JobDeniedTaskDefinitionActions = []string{"ecs:RegisterTaskDefinition"}
+
+// JobDeniedRunQueueActions are denied to every job role on the run queues:
+// it may only send to its own (SendFeedbackToOwnRunQueues).
+var JobDeniedRunQueueActions = []string{
+	"sqs:AddPermission", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:DeleteQueue",
+	"sqs:PurgeQueue", "sqs:ReceiveMessage", "sqs:RemovePermission", "sqs:SetQueueAttributes",
+	"sqs:TagQueue", "sqs:UntagQueue",
+}
+
+// SqsAbacUnavailableRegions are the regions where SQS has no
+// attribute-based access control (see docs/INFRA.md).
+var SqsAbacUnavailableRegions = []string{"ap-south-2", "ap-southeast-4", "eu-central-2", "eu-south-2"}
 
 // jobStatement is a statement of the job's configured policy, as written.
 func jobStatement(s config.Statement) awsiam.PolicyStatement {

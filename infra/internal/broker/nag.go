@@ -45,13 +45,6 @@ func (s *Stack) addNagSuppressions(cfg *config.Config) {
 		"Resource::*")
 	suppress(d, iam5, "Task ids are chosen by ECS: StopTask may act on any task of the broker cluster only (ecs:cluster condition), TagResource only at RunTask (ecs:CreateAction condition)",
 		"Resource::"+nagArn("ecs", "task/"+name+"/*"))
-	var families []string
-	for _, j := range s.Catalogue.Jobs() {
-		families = append(families, "Resource::"+nagArn("ecs", "task-definition/"+j.Family()+":*"))
-	}
-	suppress(d, iam5, "RunTask by family runs its latest revision, so each catalogue family is granted with any revision; only the catalogue's families, only on the broker cluster (ecs:cluster condition)",
-		families...)
-
 	if s.TriggerRole != nil {
 		suppress(s.TriggerRole.Role(), iam5, "SNS asks KMS for GenerateDataKey and GenerateDataKeyWithoutPlaintext on the publisher's behalf; allowed only via SNS (kms:ViaService) for the broker topic (kms:EncryptionContext:aws:sns:topicArn) on the topic key",
 			"Action::kms:GenerateDataKey*")

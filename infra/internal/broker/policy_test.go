@@ -25,6 +25,9 @@ type statement struct {
 	Resources    []string
 	NotResources []string
 	Condition    map[string]interface{}
+	// CfnCondition is the CloudFormation condition the policy resource is
+	// created under ("" for always).
+	CfnCondition string
 }
 
 func (s statement) String() string {
@@ -164,7 +167,10 @@ func allStatements(f *fixture) []statement {
 				out = append(out, statementsOf(id, typ, render(p["PolicyName"]), p["PolicyDocument"])...)
 			}
 		case "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy":
-			out = append(out, statementsOf(id, typ, "identity", props["PolicyDocument"])...)
+			for _, st := range statementsOf(id, typ, "identity", props["PolicyDocument"]) {
+				st.CfnCondition, _ = r["Condition"].(string)
+				out = append(out, st)
+			}
 		case "AWS::KMS::Key":
 			out = append(out, statementsOf(id, typ, "key", props["KeyPolicy"])...)
 		case "AWS::SNS::TopicPolicy", "AWS::SQS::QueuePolicy":
@@ -233,6 +239,59 @@ func trustStatements(f *fixture, roleID string) []statement {
 		}
 	}
 	return out
+}
+
+// inRegion keeps the statements that exist when the stack is deployed in
+// region: those of resources without a CloudFormation condition, and those
+// whose condition (the template's Fn::Or of Fn::Equals on AWS::Region) holds
+// there.
+func inRegion(t *testing.T, f *fixture, region string, got []statement) []statement {
+	t.Helper()
+	var out []statement
+	for _, s := range got {
+		if s.CfnCondition == "" || regionCondition(t, f, s.CfnCondition, region) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// regionCondition evaluates a template condition made of Fn::Not, Fn::Or,
+// references to other conditions and Fn::Equals [{Ref: AWS::Region},
+// "<region>"] for one region.
+func regionCondition(t *testing.T, f *fixture, name, region string) bool {
+	t.Helper()
+	conds, _ := f.json["Conditions"].(map[string]interface{})
+	c, ok := conds[name]
+	if !ok {
+		t.Fatalf("no condition %s in the template", name)
+	}
+	var eval func(v interface{}) bool
+	eval = func(v interface{}) bool {
+		m, _ := v.(map[string]interface{})
+		if ref, ok := m["Condition"].(string); ok && len(m) == 1 {
+			return regionCondition(t, f, ref, region)
+		}
+		if not, ok := m["Fn::Not"].([]interface{}); ok && len(not) == 1 {
+			return !eval(not[0])
+		}
+		if or, ok := m["Fn::Or"].([]interface{}); ok {
+			for _, e := range or {
+				if eval(e) {
+					return true
+				}
+			}
+			return false
+		}
+		if eq, ok := m["Fn::Equals"].([]interface{}); ok && len(eq) == 2 {
+			if render(eq[0]) == "${AWS::Region}" {
+				return eq[1] == region
+			}
+		}
+		t.Fatalf("condition %s: cannot evaluate %s", name, render(v))
+		return false
+	}
+	return eval(c)
 }
 
 // grant is what a test expects one statement to be.

@@ -22,8 +22,11 @@ func ciPrincipals(trusted []string) []awsiam.IPrincipal {
 	return out
 }
 
-// ecsTasksPrincipal is ECS tasks of this account only (confused-deputy
-// conditions on the trust policy).
+// ecsTasksPrincipal is ECS tasks of this account only, for task roles: the
+// confused-deputy conditions of the trust policy the "Amazon ECS task IAM
+// role" page documents (aws:SourceArn of this account's ECS, and
+// aws:SourceAccount). The execution role does not use them (see
+// NewJobCatalogue).
 func ecsTasksPrincipal() awsiam.IPrincipal {
 	return awsiam.NewServicePrincipal(jsii.String("ecs-tasks.amazonaws.com"), &awsiam.ServicePrincipalOpts{
 		Conditions: &map[string]interface{}{

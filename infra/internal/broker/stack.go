@@ -5,12 +5,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/deploy-broker/deploy-broker/infra/internal/naming"
 	"github.com/deploy-broker/deploy-broker/internal/config"
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
 // StackProps configures the broker stack.
@@ -84,7 +84,16 @@ func NewStack(scope constructs.Construct, id string, props *StackProps) (_ *Stac
 	s.Ledger = NewLedger(s.Stack, "Ledger", &LedgerProps{})
 	s.Network = NewNetwork(s.Stack, "Network", &NetworkProps{Network: cfg.Network, LogRetention: retention})
 	s.Cluster = NewRunCluster(s.Stack, "RunCluster", &RunClusterProps{ClusterName: name})
-	s.Catalogue, err = NewJobCatalogue(s.Stack, "Catalogue", &JobCatalogueProps{Config: cfg, RunQueueArn: runQueues, LogRetention: retention})
+	noAbac := sqsAbacUnavailable(s.Stack)
+	abac := awscdk.NewCfnCondition(s.Stack, jsii.String(SqsAbacAvailableCondition), &awscdk.CfnConditionProps{
+		Expression: awscdk.Fn_ConditionNot(noAbac),
+	})
+	abac.OverrideLogicalId(jsii.String(SqsAbacAvailableCondition))
+	s.Catalogue, err = NewJobCatalogue(s.Stack, "Catalogue", &JobCatalogueProps{
+		Config: cfg, RunQueueArn: runQueues, LogRetention: retention,
+		LedgerArn: s.Ledger.Table().TableArn(), SqsAbacUnavailable: noAbac, SqsAbacAvailable: abac,
+		RunLogKey: cfg.Broker.RunLogKey,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -106,13 +115,10 @@ func NewStack(scope constructs.Construct, id string, props *StackProps) (_ *Stac
 	if err != nil {
 		return nil, fmt.Errorf("reading %s for the dispatcher: %w", props.ConfigPath, err)
 	}
-	var families []string
-	var passRoles []awsiam.IRole
-	for _, j := range s.Catalogue.Jobs() {
-		families = append(families, j.Family())
-		passRoles = append(passRoles, j.TaskRole())
+	if n := taskRevisionsSize(cfg.JobNames()); n > MaxTaskRevisionsEnv {
+		return nil, fmt.Errorf("the catalogue's %d jobs need up to %d bytes in the dispatcher's %s variable, more than the %d that fit in Lambda's 4 KB of environment: shorten job names or split the catalogue over two brokers",
+			len(cfg.Jobs), n, protocol.EnvTaskRevisions, MaxTaskRevisionsEnv)
 	}
-	passRoles = append(passRoles, s.Catalogue.ExecutionRole())
 	maxAge := eventAge(cfg)
 	s.Dispatcher = NewDispatcher(s.Stack, "Dispatcher", &DispatcherProps{
 		Code:                code,
@@ -121,8 +127,8 @@ func NewStack(scope constructs.Construct, id string, props *StackProps) (_ *Stac
 		Ledger:              s.Ledger.Table(),
 		ClusterArn:          s.Cluster.ClusterArn(),
 		ClusterName:         s.Cluster.ClusterName(),
-		TaskFamilies:        families,
-		PassRoles:           passRoles,
+		Jobs:                s.Catalogue.Jobs(),
+		ExecutionRole:       s.Catalogue.ExecutionRole(),
 		Network:             s.Network,
 		RunQueueArn:         runQueues,
 		ExtraPrincipals:     extra,
@@ -139,7 +145,29 @@ func NewStack(scope constructs.Construct, id string, props *StackProps) (_ *Stac
 
 	s.addOutputs(cfg, runQueues)
 	s.addNagSuppressions(cfg)
+	s.addWarnings(cfg)
 	return s, nil
+}
+
+// SqsAbacUnavailableCondition is the logical id of the CloudFormation
+// condition that is true in the regions without SQS ABAC.
+const SqsAbacUnavailableCondition = "SqsAbacUnavailable"
+
+// SqsAbacAvailableCondition is its negation.
+const SqsAbacAvailableCondition = "SqsAbacAvailable"
+
+// sqsAbacUnavailable is true where the stack is deployed in a region
+// without SQS ABAC (SqsAbacUnavailableRegions).
+func sqsAbacUnavailable(stack awscdk.Stack) awscdk.CfnCondition {
+	var eq []awscdk.ICfnConditionExpression
+	for _, r := range SqsAbacUnavailableRegions {
+		eq = append(eq, awscdk.Fn_ConditionEquals(awscdk.Aws_REGION(), jsii.String(r)))
+	}
+	c := awscdk.NewCfnCondition(stack, jsii.String(SqsAbacUnavailableCondition), &awscdk.CfnConditionProps{
+		Expression: awscdk.Fn_ConditionOr(eq...),
+	})
+	c.OverrideLogicalId(jsii.String(SqsAbacUnavailableCondition))
+	return c
 }
 
 // eventAge is how long Lambda and EventBridge retry an event: a request is

@@ -3,6 +3,7 @@ package broker
 import (
 	"bytes"
 	"debug/elf"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -300,6 +301,12 @@ trusted_principals: ["111111111111"]
 runner: {image: x/y:1}
 jobs: {hello: {command: [/bin/true], policy: [{sid: "not ok", actions: ["s3:GetObject"], resources: ["arn:aws:s3:::b/k"]}]}}
 `, `policy[0].sid "not ok"`},
+		{"more job revisions than Lambda's environment holds", `
+broker: {name: bad}
+trusted_principals: ["111111111111"]
+runner: {image: x/y:1}
+jobs:
+` + manyJobs(45, 60), "more than the 3000 that fit in Lambda's 4 KB of environment"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// GIVEN an invalid configuration file
@@ -330,5 +337,91 @@ func TestFailedDispatcherBuildFailsSynth(t *testing.T) {
 	// THEN synth fails with the build's error, not Docker's
 	if err == nil || !strings.Contains(err.Error(), "bundling the dispatcher Lambda") || !strings.Contains(err.Error(), os.ErrNotExist.Error()) {
 		t.Errorf("error %v, want the bundling failure", err)
+	}
+}
+
+// manyJobs is a jobs: section of n jobs with names of length nameLen.
+func manyJobs(n, nameLen int) string {
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("job-%d-", i)
+		name += strings.Repeat("x", nameLen-len(name))
+		fmt.Fprintf(&b, "  %s: {command: [/bin/true]}\n", name)
+	}
+	return b.String()
+}
+
+// warnings are the synth warnings of a fixture's stack, as text.
+func warnings(f *fixture) []string {
+	var out []string
+	for _, m := range *assertions.Annotations_FromStack(f.app.Stack.Stack).FindWarning(jsii.String("*"), assertions.Match_AnyValue()) {
+		out = append(out, fmt.Sprint(m.Entry.Data))
+	}
+	return out
+}
+
+func countContaining(msgs []string, subs ...string) int {
+	n := 0
+	for _, m := range msgs {
+		all := true
+		for _, s := range subs {
+			all = all && strings.Contains(m, s)
+		}
+		if all {
+			n++
+		}
+	}
+	return n
+}
+
+// Synth says what will not deploy (a principal in an example's placeholder
+// account: KMS rejects a key policy naming a principal that does not
+// exist) and what should not (an image by mutable tag).
+func TestSynthWarnsOfPlaceholderPrincipalsAndMutableImages(t *testing.T) {
+	// GIVEN the test configurations: principals and OIDC provider in
+	// placeholder accounts, images by tag
+	main, other := warnings(mainStack(t)), warnings(otherStack(t))
+	// THEN each such principal is named in a warning
+	for _, c := range []struct {
+		msgs      []string
+		principal string
+	}{
+		{main, "arn:aws:iam::111111111111:role/jenkins-deployer"},
+		{main, "principal 222222222222 "},
+		{other, "arn:aws:iam::111111111111:role/ci"},
+		{other, "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"},
+	} {
+		if countContaining(c.msgs, c.principal, "placeholder account") != 1 {
+			t.Errorf("no warning for principal %s in %q", c.principal, c.msgs)
+		}
+	}
+	// AND each job image by tag
+	for _, c := range []struct {
+		msgs       []string
+		job, image string
+	}{
+		{main, "website", "123456789012.dkr.ecr.eu-west-1.amazonaws.com/deploy-runner:1.0.0"},
+		{main, "migrate", "123456789012.dkr.ecr.eu-west-1.amazonaws.com/tools/migrate:2.3.4"},
+		{other, "hello", "public.ecr.aws/example/deploy-runner:1"},
+	} {
+		if countContaining(c.msgs, "job "+c.job+" runs image "+c.image+" by a mutable tag") != 1 {
+			t.Errorf("no mutable-tag warning for job %s in %q", c.job, c.msgs)
+		}
+	}
+}
+
+// The example configuration pins the runner image by digest: synth warns
+// only of its placeholder principals.
+func TestExampleConfigurationPinsItsImageByDigest(t *testing.T) {
+	f := synth(repoRoot(t), "../../../examples/broker.yaml", placeholderBuild)
+	if f.err != nil {
+		t.Fatalf("synthesizing examples/broker.yaml: %v", f.err)
+	}
+	msgs := warnings(f)
+	if n := countContaining(msgs, "mutable tag"); n != 0 {
+		t.Errorf("mutable-tag warnings for the example: %q", msgs)
+	}
+	if n := countContaining(msgs, "placeholder account 111111111111"); n != 2 {
+		t.Errorf("%d placeholder warnings for the example's two principals, want 2: %q", n, msgs)
 	}
 }

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -93,16 +94,24 @@ func TestRunQueuePoliciesAreTheDispatchersOnRunQueuesOnly(t *testing.T) {
 	// GIVEN the stack with a GitHub trigger role
 	f := mainStack(t)
 	role := logicalID(f, f.app.Stack.TriggerRole.Role())
-	// WHEN we look for who may set queue attributes (the queue policy)
+	// WHEN we look for who may set a queue's policy: at creation
+	// (CreateQueue with the Policy attribute) or after it
+	// (SetQueueAttributes, AddPermission)
 	var setters []statement
 	for _, s := range allStatements(f) {
+		if s.Effect == "Deny" {
+			continue
+		}
 		for _, a := range s.Actions {
-			if a == "sqs:SetQueueAttributes" || a == "sqs:AddPermission" {
+			switch a {
+			case "sqs:SetQueueAttributes", "sqs:AddPermission":
+				t.Errorf("a queue's policy may be changed after creation: %s", s)
+			case "sqs:CreateQueue":
 				setters = append(setters, s)
 			}
 		}
 	}
-	// THEN only the dispatcher, on run queues
+	// THEN only the dispatcher, on run queues, when it creates them
 	if len(setters) != 1 || setters[0].Sid != "ManageRunQueues" || strings.Join(setters[0].Resources, ",") != runQueueArn("test-broker") {
 		t.Errorf("queue policies may be set by %v, want only the dispatcher's ManageRunQueues on %s", setters, runQueueArn("test-broker"))
 	}
@@ -164,14 +173,18 @@ func TestDispatcherRunsOnlyCatalogueTasksAndPassesOnlyJobRoles(t *testing.T) {
 	s := f.app.Stack
 	role := logicalID(f, s.Dispatcher.Role())
 	cluster := getAtt(logicalID(f, s.Cluster), "Arn")
-	var jobRoles []string
-	for _, j := range s.Catalogue.Jobs() {
-		jobRoles = append(jobRoles, getAtt(logicalID(f, j.TaskRole()), "Arn"))
-	}
 	exec := getAtt(logicalID(f, s.Catalogue.ExecutionRole()), "Arn")
 	onCluster := map[string]interface{}{"ArnEquals": map[string]interface{}{"ecs:cluster": cluster}}
-	taskDefs := []string{stackArn("ecs", "task-definition/test-broker-migrate:*"), stackArn("ecs", "task-definition/test-broker-website:*")}
+	// Exactly the revision each task definition resource created (its Ref),
+	// never "<family>:*".
+	var taskDefs []string
+	passRoles := map[string][]string{}
+	for _, j := range s.Catalogue.Jobs() {
+		taskDefs = append(taskDefs, ref(logicalID(f, j.TaskDefinition())))
+		passRoles[j.Name()] = []string{getAtt(logicalID(f, j.TaskRole()), "Arn"), exec}
+	}
 	tasks := stackArn("ecs", "task/test-broker/*")
+	toEcsTasks := map[string]interface{}{"StringEquals": map[string]interface{}{"iam:PassedToService": "ecs-tasks.amazonaws.com"}}
 
 	// WHEN we read everything its role may do
 	got := identityStatements(f, role)
@@ -182,8 +195,10 @@ func TestDispatcherRunsOnlyCatalogueTasksAndPassesOnlyJobRoles(t *testing.T) {
 			Resources: []string{getAtt(logicalID(f, s.Dispatcher.LogGroup()), "Arn")}},
 		{Sid: "RunLedger", Actions: []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
 			Resources: []string{getAtt(logicalID(f, s.Ledger.Table()), "Arn")}},
+		// No sqs:SetQueueAttributes: CreateQueue with its Policy attribute
+		// is authorized as sqs:CreateQueue, its tags as sqs:TagQueue.
 		{Sid: "ManageRunQueues", Actions: []string{"sqs:CreateQueue", "sqs:DeleteQueue", "sqs:GetQueueUrl",
-			"sqs:SendMessage", "sqs:SetQueueAttributes", "sqs:TagQueue"}, Resources: []string{runQueueArn("test-broker")}},
+			"sqs:SendMessage", "sqs:TagQueue"}, Resources: []string{runQueueArn("test-broker")}},
 		{Sid: "ListRunQueuesForSweep", Actions: []string{"sqs:ListQueues"}, Resources: []string{"*"}},
 		{Sid: "RunCatalogueTasksOnThisCluster", Actions: []string{"ecs:RunTask"}, Resources: taskDefs, Condition: onCluster},
 		{Sid: "NeverEnableExecuteCommand", Effect: "Deny", Actions: []string{"ecs:RunTask"}, Resources: taskDefs,
@@ -192,16 +207,33 @@ func TestDispatcherRunsOnlyCatalogueTasksAndPassesOnlyJobRoles(t *testing.T) {
 			Condition: map[string]interface{}{"StringEquals": map[string]interface{}{"ecs:CreateAction": "RunTask"}}},
 		{Sid: "StopTasksOnThisCluster", Actions: []string{"ecs:StopTask"}, Resources: []string{tasks}, Condition: onCluster},
 		{Sid: "ListTasksOnThisCluster", Actions: []string{"ecs:ListTasks"}, Resources: []string{"*"}, Condition: onCluster},
-		{Sid: "PassJobRolesToEcsTasks", Actions: []string{"iam:PassRole"}, Resources: append(jobRoles, exec),
-			Condition: map[string]interface{}{"StringEquals": map[string]interface{}{"iam:PassedToService": "ecs-tasks.amazonaws.com"}}},
+		{Sid: "PassRolesOfJobMigrate", Actions: []string{"iam:PassRole"}, Resources: passRoles["migrate"], Condition: toEcsTasks},
+		{Sid: "PassRolesOfJobWebsite", Actions: []string{"iam:PassRole"}, Resources: passRoles["website"], Condition: toEcsTasks},
 		// CDK's grant for the function's dead-letter queue.
 		{Actions: []string{"sqs:SendMessage"}, Resources: []string{getAtt(logicalID(f, s.Dispatcher.DeadLetterQueue()), "Arn")}},
 	})
+	// AND no statement of any role names a task definition by family
+	for _, st := range allStatements(f) {
+		for _, r := range st.Resources {
+			if strings.Contains(r, ":task-definition/") && !strings.Contains(r, ":task-definition/test-broker-*") {
+				t.Errorf("%s names task definitions by pattern %q", st, r)
+			}
+		}
+	}
 	// AND the task definitions it may run are exactly the catalogue's families
 	for _, name := range f.app.Config.JobNames() {
 		has(t, f.template, "AWS::ECS::TaskDefinition", like(obj{"Family": f.app.Config.TaskFamily(name)}))
 	}
 	count(t, f.template, "AWS::ECS::TaskDefinition", len(f.app.Config.Jobs))
+	// AND the dispatcher learns each job's revision from the same Ref
+	env := f.resources()[logicalID(f, s.Dispatcher.Function())].(map[string]interface{})["Properties"].(map[string]interface{})["Environment"].(map[string]interface{})["Variables"].(map[string]interface{})
+	var revs []string
+	for _, j := range s.Catalogue.Jobs() {
+		revs = append(revs, j.Name()+"="+render(map[string]interface{}{"Fn::Select": []interface{}{6, map[string]interface{}{"Fn::Split": []interface{}{":", map[string]interface{}{"Ref": logicalID(f, j.TaskDefinition())}}}}}))
+	}
+	if got, want := render(env[protocol.EnvTaskRevisions]), strings.Join(revs, ","); got != want {
+		t.Errorf("%s = %s, want %s", protocol.EnvTaskRevisions, got, want)
+	}
 	// AND the RunTask statement reads as the design says
 	has(t, f.template, "AWS::IAM::Role", like(obj{"Policies": arrayWith(like(obj{"PolicyDocument": like(obj{
 		"Statement": arrayWith(like(obj{
@@ -218,19 +250,41 @@ func TestEachJobRoleHasOnlyItsOwnPermissions(t *testing.T) {
 	// GIVEN the stack of a two-job catalogue
 	f := mainStack(t)
 	cfg := f.app.Config
+	ledger := getAtt(logicalID(f, f.app.Stack.Ledger.Table()), "Arn")
 	for _, j := range f.app.Stack.Catalogue.Jobs() {
 		t.Run(j.Name(), func(t *testing.T) {
 			role := logicalID(f, j.TaskRole())
 			// WHEN we read everything the job's role may do
 			got := identityStatements(f, role)
-			// THEN it is sending to run queues tagged with this job, plus the
-			// job's configured statements, as written
-			want := []grant{{Sid: "SendFeedbackToOwnRunQueues", Actions: []string{"sqs:SendMessage"}, Resources: []string{runQueueArn("test-broker")},
-				Condition: map[string]interface{}{"StringEqualsIfExists": map[string]interface{}{"aws:ResourceTag/deploy-broker:job": j.Name()}}}}
+			// THEN outside the regions without SQS ABAC it is sending to run
+			// queues tagged with this job (StringEquals: an untagged queue
+			// matches no job), the broker's Denies, plus the job's
+			// configured statements, as written
+			sendOwn := grant{Sid: "SendFeedbackToOwnRunQueues", Actions: []string{"sqs:SendMessage"}, Resources: []string{runQueueArn("test-broker")},
+				Condition: map[string]interface{}{"StringEquals": map[string]interface{}{"aws:ResourceTag/deploy-broker:job": j.Name()}}}
+			want := []grant{sendOwn,
+				{Sid: "NeverRegisterBrokerTaskDefinitions", Effect: "Deny", Actions: []string{"ecs:RegisterTaskDefinition"},
+					Resources: []string{stackArn("ecs", "task-definition/test-broker-*")}},
+				{Sid: "NeverTamperWithRunQueues", Effect: "Deny", Actions: []string{
+					"sqs:AddPermission", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:DeleteQueue",
+					"sqs:PurgeQueue", "sqs:ReceiveMessage", "sqs:RemovePermission", "sqs:SetQueueAttributes",
+					"sqs:TagQueue", "sqs:UntagQueue"}, Resources: []string{runQueueArn("test-broker")}},
+				{Sid: "NeverTouchTheRunLedger", Effect: "Deny", Actions: []string{"dynamodb:*"},
+					Resources: []string{ledger, ledger + "/*"}},
+			}
 			for _, st := range cfg.Jobs[j.Name()].Policy {
 				want = append(want, grant{Sid: st.Sid, Effect: st.Effect, Actions: st.Actions, Resources: st.Resources, Condition: conditionOf(st)})
 			}
-			assertGrants(t, "job "+j.Name(), got, want)
+			// AND, with ABAC, whatever else it holds, it never sends to a run
+			// queue not tagged with its job
+			withAbac := append(slices.Clone(want), grant{Sid: "NeverSendToOtherJobsRunQueues", Effect: "Deny", Actions: []string{"sqs:SendMessage"},
+				Resources: []string{runQueueArn("test-broker")},
+				Condition: map[string]interface{}{"StringNotEquals": map[string]interface{}{"aws:ResourceTag/deploy-broker:job": j.Name()}}})
+			assertGrants(t, "job "+j.Name()+" in eu-west-1", inRegion(t, f, "eu-west-1", got), withAbac)
+			// AND in a region without SQS ABAC (Europe (Zurich)) it may also
+			// send by the run-queue name pattern, by the stack's condition
+			noAbac := append(slices.Clone(want), grant{Sid: "SendFeedbackToRunQueuesWithoutAbac", Actions: []string{"sqs:SendMessage"}, Resources: []string{runQueueArn("test-broker")}})
+			assertGrants(t, "job "+j.Name()+" in eu-central-2", inRegion(t, f, "eu-central-2", got), noAbac)
 			// AND exactly its managed policies
 			props := f.resources()[role].(map[string]interface{})["Properties"].(map[string]interface{})
 			if got, want := strings.Join(list(props["ManagedPolicyArns"]), ","), strings.Join(cfg.Jobs[j.Name()].ManagedPolicies, ","); got != want {
@@ -262,6 +316,24 @@ func TestOnlyTheOwnJobSendsToARunQueue(t *testing.T) {
 		for _, j := range f.app.Stack.Catalogue.Jobs() {
 			roleOfJob[logicalID(f, j.TaskRole())] = j.Name()
 		}
+		// AWS::IAM::Policy resources attached to exactly one job role are
+		// that job's.
+		policyOfJob := map[string]string{}
+		for id, r := range f.resources() {
+			res := r.(map[string]interface{})
+			if res["Type"] != "AWS::IAM::Policy" {
+				continue
+			}
+			roles := list(res["Properties"].(map[string]interface{})["Roles"])
+			if len(roles) == 1 {
+				for roleID, job := range roleOfJob {
+					if roles[0] == ref(roleID) {
+						policyOfJob[id] = job
+					}
+				}
+			}
+		}
+		maps.Copy(roleOfJob, policyOfJob)
 		dispatcher := logicalID(f, f.app.Stack.Dispatcher.Role())
 		queues := runQueueArn(f.app.Config.Broker.Name)
 		senders := map[string]bool{}
@@ -279,13 +351,30 @@ func TestOnlyTheOwnJobSendsToARunQueue(t *testing.T) {
 				t.Errorf("%s may send to run queues: only the dispatcher and job roles may", s.LogicalID)
 				continue
 			}
-			want := render(map[string]interface{}{"StringEqualsIfExists": map[string]interface{}{"aws:ResourceTag/" + protocol.TagJob: job}})
+			if s.CfnCondition != "" {
+				// The name-pattern fallback exists only where SQS has no ABAC.
+				if s.CfnCondition != SqsAbacUnavailableCondition || len(s.Condition) != 0 {
+					t.Errorf("job %s sends to run queues under CloudFormation condition %q if %s", job, s.CfnCondition, render(s.Condition))
+				}
+				for _, r := range []string{"eu-west-1", "us-east-1", "ap-northeast-1"} {
+					if regionCondition(t, f, s.CfnCondition, r) {
+						t.Errorf("the fallback without ABAC applies in %s", r)
+					}
+				}
+				for _, r := range SqsAbacUnavailableRegions {
+					if !regionCondition(t, f, s.CfnCondition, r) {
+						t.Errorf("the fallback without ABAC does not apply in %s", r)
+					}
+				}
+				continue
+			}
+			want := render(map[string]interface{}{"StringEquals": map[string]interface{}{"aws:ResourceTag/" + protocol.TagJob: job}})
 			if got := render(s.Condition); got != want {
 				t.Errorf("job %s sends to run queues if %s, want if %s", job, got, want)
 			}
 			senders[job] = true
 		}
-		if len(senders) != len(roleOfJob) {
+		if len(senders) != len(f.app.Stack.Catalogue.Jobs()) {
 			t.Errorf("jobs that may send feedback: %v, want all of %v", senders, roleOfJob)
 		}
 	}
@@ -328,6 +417,10 @@ func TestExecutionRoleReadsOnlyTheJobsImagesSecretsAndLogs(t *testing.T) {
 		// CDK's grant for the awslogs driver.
 		{Actions: []string{"logs:CreateLogStream", "logs:PutLogEvents"}, Resources: []string{getAtt(logicalID(f, s.Catalogue.LogGroup()), "Arn")}},
 	})
+	// AND its trust policy is the one the "Amazon ECS task execution IAM
+	// role" page documents: the service principal, no confused-deputy
+	// condition (none is documented for the agent's pulls and secret reads)
+	assertGrants(t, "the execution role's trust", trustStatements(f, role), []grant{{Actions: []string{"sts:AssumeRole"}}})
 }
 
 // Nothing in the stack can be assumed or used by anyone the table does not
@@ -346,5 +439,46 @@ func TestOnlyKnownPrincipalsAssumeRoles(t *testing.T) {
 				t.Errorf("role %s is assumable by %s", s.LogicalID, p)
 			}
 		}
+	}
+}
+
+// broker.run_log_key: create encrypts the run log group (every run's
+// unredacted output) with a key of the stack that CloudWatch Logs of this
+// region may use for that log group only.
+func TestRunLogGroupIsEncryptedWithItsOwnKey(t *testing.T) {
+	f := mainStack(t)
+	group := logicalID(f, f.app.Stack.Catalogue.LogGroup())
+	props := f.resources()[group].(map[string]interface{})["Properties"].(map[string]interface{})
+	if got := render(props["LogGroupName"]); got != "/deploy-broker/test-broker/runs" {
+		t.Errorf("run log group name %q", got)
+	}
+	keyID := strings.TrimSuffix(strings.TrimPrefix(render(props["KmsKeyId"]), "${"), ".Arn}")
+	key, ok := f.resources()[keyID].(map[string]interface{})
+	if !ok || key["Type"] != "AWS::KMS::Key" {
+		t.Fatalf("run log group KmsKeyId %s is no key of the stack", render(props["KmsKeyId"]))
+	}
+	if kp := key["Properties"].(map[string]interface{}); kp["EnableKeyRotation"] != true {
+		t.Errorf("run log key without rotation")
+	}
+	var got []statement
+	for _, s := range allStatements(f) {
+		if s.LogicalID == keyID && s.Sid != "" {
+			got = append(got, s)
+		}
+	}
+	assertGrants(t, "the run log key's service statement", got, []grant{{
+		Sid:     "CloudWatchLogsUsesKeyForRunLogGroupOnly",
+		Actions: []string{"kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"}, Resources: []string{"*"},
+		Condition: map[string]interface{}{"ArnEquals": map[string]interface{}{
+			"kms:EncryptionContext:aws:logs:arn": stackArn("logs", "log-group:/deploy-broker/test-broker/runs")}},
+	}})
+	if len(got) == 1 && strings.Join(got[0].Principals, ",") != "Service:logs."+region+".amazonaws.com" {
+		t.Errorf("run log key statement principals %v", got[0].Principals)
+	}
+	// AND without run_log_key the group keeps CloudWatch Logs' encryption
+	other := otherStack(t)
+	op := other.resources()[logicalID(other, other.app.Stack.Catalogue.LogGroup())].(map[string]interface{})["Properties"].(map[string]interface{})
+	if op["KmsKeyId"] != nil {
+		t.Errorf("run log group of a configuration without run_log_key has key %v", op["KmsKeyId"])
 	}
 }

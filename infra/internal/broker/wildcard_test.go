@@ -28,6 +28,20 @@ var allowedWildcardActions = []wildcardAction{
 		}},
 	{"sqs:*", "a Deny: the dead-letter queue refuses every request not made over TLS",
 		func(s statement) bool { return s.Effect == "Deny" && isTLSDeny(s) }},
+	{"kms:Encrypt*", "CloudWatch Logs' use of the run log key, as the CloudWatch Logs User Guide documents it; for the run log group only", runLogKeyStatement},
+	{"kms:Decrypt*", "the same", runLogKeyStatement},
+	{"kms:ReEncrypt*", "the same", runLogKeyStatement},
+	{"kms:GenerateDataKey*", "the same", runLogKeyStatement},
+	{"kms:Describe*", "the same", runLogKeyStatement},
+	{"dynamodb:*", "a Deny on every job role: no job touches the run ledger in any way",
+		func(s statement) bool { return s.Effect == "Deny" && s.Sid == "NeverTouchTheRunLedger" }},
+}
+
+// runLogKeyStatement is the run log key's statement for CloudWatch Logs.
+func runLogKeyStatement(s statement) bool {
+	c, _ := s.Condition["ArnEquals"].(map[string]interface{})
+	return s.ResourceType == "AWS::KMS::Key" && s.Sid == "CloudWatchLogsUsesKeyForRunLogGroupOnly" && len(s.Condition) == 1 &&
+		c["kms:EncryptionContext:aws:logs:arn"] != nil
 }
 
 func isTLSDeny(s statement) bool {
@@ -73,9 +87,6 @@ var allowedWildcardResources = []wildcardResource{
 	}},
 	{"task ids are made by ECS: any task of the broker cluster, with the cluster condition (or at RunTask only, for tagging)", func(s statement, r string) bool {
 		return strings.HasSuffix(r, ":task/"+clusterOf(r)+"/*") && (clusterConditioned(s) || s.Condition["StringEquals"] != nil && actionsAre(s, "ecs:TagResource"))
-	}},
-	{"RunTask by family runs its latest revision: any revision of a catalogue family, on the broker cluster", func(s statement, r string) bool {
-		return strings.Contains(r, ":task-definition/") && strings.HasSuffix(r, ":*") && actionsAre(s, "ecs:RunTask")
 	}},
 }
 
