@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -53,6 +54,9 @@ func (j *Job) validate(name string) []string {
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
 	if !protocol.ValidJobName(name) {
 		bad("the name must be lower-case letters, digits and '-', at most %d characters", protocol.MaxJobNameLength)
+	}
+	if slices.Contains(protocol.ReservedJobNames, name) {
+		bad("%q is a deploy-trigger command (%s): give the job another name", name, strings.Join(protocol.ReservedJobNames, ", "))
 	}
 	for _, p := range j.AllowedPrincipals {
 		if err := identity.ValidatePattern(p); err != nil {
@@ -106,6 +110,9 @@ func (j *Job) validate(name string) []string {
 			p, ok := j.Params[pname]
 			if !ok || p.AllowLeadingDash {
 				continue
+			}
+			if p.Type == TypeInt && p.Min != nil && *p.Min < 0 {
+				bad("parameter %q: min %d allows negative values, but {{%s}} begins command[%d], where a value starting with '-' is refused, so no negative value could be passed; set allow_leading_dash: true, or min: 0", pname, *p.Min, pname, i)
 			}
 			if p.Default != nil && strings.HasPrefix(*p.Default, "-") {
 				bad("parameter %q: default %q starts with '-' and {{%s}} begins command[%d], where the program would read it as an option; set allow_leading_dash: true if that is meant", pname, *p.Default, pname, i)
