@@ -44,7 +44,7 @@ func parseParamArgs(args []string, getenv func(string) string) (params map[strin
 				return nil, nil, fmt.Errorf("parameter %s@env=%s: the environment variable %s is empty or unset", name, short(v, 60), short(v, 60))
 			}
 			k, fromEnv[name] = name, true
-			a, v = name+"=", val
+			v = val
 		}
 		if !protocol.ValidParamName(k) {
 			return nil, nil, fmt.Errorf("parameter name %q is not valid: use lower-case letters, digits and '_', starting with a letter", short(k, 60))
