@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -56,6 +57,9 @@ func (j *Job) validate(name string) []string {
 	if !protocol.ValidJobName(name) {
 		bad("the name must be lower-case letters, digits and '-', at most %d characters", protocol.MaxJobNameLength)
 	}
+	if slices.Contains(protocol.ReservedJobNames, name) {
+		bad("%q is a deploy-trigger command (%s): give the job another name", name, strings.Join(protocol.ReservedJobNames, ", "))
+	}
 	for _, p := range j.AllowedPrincipals {
 		if err := identity.ValidatePattern(p); err != nil {
 			bad("allowed_principals entry %q: %s (give a full role or user ARN with its account, e.g. arn:aws:iam::111122223333:role/github-deployer)", p, strings.TrimPrefix(err.Error(), "identity: "))
@@ -108,6 +112,9 @@ func (j *Job) validate(name string) []string {
 			p, ok := j.Params[pname]
 			if !ok || p.AllowLeadingDash {
 				continue
+			}
+			if p.Type == TypeInt && p.Min != nil && *p.Min < 0 {
+				bad("parameter %q: min %d allows negative values, but {{%s}} begins command[%d], where a value starting with '-' is refused, so no negative value could be passed; set allow_leading_dash: true, or min: 0", pname, *p.Min, pname, i)
 			}
 			if p.Default != nil && strings.HasPrefix(*p.Default, "-") {
 				bad("parameter %q: default %q starts with '-' and {{%s}} begins command[%d], where the program would read it as an option; set allow_leading_dash: true if that is meant", pname, *p.Default, pname, i)

@@ -3,6 +3,10 @@ package dispatcher
 import (
 	"context"
 	"errors"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
 
 	"github.com/deploy-broker/deploy-broker/internal/identity"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
@@ -78,6 +82,14 @@ func (d *Dispatcher) handleCancel(ctx context.Context, req *protocol.Request, p 
 // tombstone left by a principal that may not control that run is removed
 // and the run goes ahead (see redelivered).
 func (d *Dispatcher) cancelEarly(ctx context.Context, req *protocol.Request, p identity.Principal, a audit) error {
+	return d.closeRunID(ctx, req, p, a, "cancelled before the run request arrived", d.handleCancel)
+}
+
+// closeRunID claims a run id the ledger does not know with a tombstone, so
+// that its run request, arriving later while still valid, launches nothing.
+// When the run request won the race, again handles req the ordinary way.
+// The tombstone names p, who closed it (see cancelEarly).
+func (d *Dispatcher) closeRunID(ctx context.Context, req *protocol.Request, p identity.Principal, a audit, why string, again func(context.Context, *protocol.Request, identity.Principal) error) error {
 	now := d.now()
 	born, err := protocol.RunIDTime(req.RunID)
 	maxAge, skew := d.cfg.Broker.MaxRequestAge.D(), d.cfg.Broker.ClockSkew.D()
@@ -88,22 +100,26 @@ func (d *Dispatcher) cancelEarly(ctx context.Context, req *protocol.Request, p i
 		return nil
 	}
 	err = d.ledger.claim(ctx, ledgerItem{RunID: req.RunID, Status: StatusCancelled, CreatedAt: now, LeaseUntil: now,
-		RequestedAt: req.RequestedAt, Reason: "cancelled before the run request arrived", ClaimToken: newClaimToken(), CancelledBy: p.ARN})
+		RequestedAt: req.RequestedAt, Reason: why, ClaimToken: newClaimToken(), CancelledBy: p.ARN})
 	if errors.Is(err, errAlreadyClaimed) {
-		// The run request won the race: cancel it the ordinary way.
-		return d.handleCancel(ctx, req, p)
+		// The run request won the race: handle req the ordinary way.
+		return again(ctx, req, p)
 	}
 	if err != nil {
 		return d.failed(ctx, a, err)
 	}
-	a.Decision, a.Reason = DecisionCancelled, "cancelled before its run request arrived: the run id is closed, nothing will be launched for it"
+	a.Decision, a.Reason = DecisionCancelled, why+": the run id is closed, nothing will be launched for it"
 	d.write(ctx, a)
 	d.emit(ctx, protocol.RunEvent{RunID: req.RunID, State: protocol.EventCancelled, Reason: a.Reason})
 	return nil
 }
 
-// handleRelease deletes the run's queue once the trigger has read it all,
-// if p may control the run (as for a cancel).
+// handleRelease deletes the run's queue once the trigger has stopped
+// reading it. The trigger releases a run it no longer watches, so a run that
+// has not ended is stopped too (stopUnwatched), whatever order SNS delivers
+// the trigger's cancel and release in; a release for a run not yet in the
+// ledger closes its run id, like an early cancel. Only a principal that may
+// control the run (as for a cancel) releases it.
 func (d *Dispatcher) handleRelease(ctx context.Context, req *protocol.Request, p identity.Principal) error {
 	a := audit{RunID: req.RunID, Kind: req.Kind, Principal: p.ARN}
 	item, ok, err := d.ledger.get(ctx, req.RunID)
@@ -111,13 +127,29 @@ func (d *Dispatcher) handleRelease(ctx context.Context, req *protocol.Request, p
 		return d.failed(ctx, a, err)
 	}
 	if !ok {
-		a.Decision, a.Reason = DecisionIgnored, "no such run"
-		d.write(ctx, a)
-		return nil
+		// SNS does not keep order: the release may come before the run
+		// request (and before the trigger's cancel). The trigger has
+		// stopped watching, so the run must never start.
+		return d.closeRunID(ctx, req, p, a, "released before the run request arrived", d.handleRelease)
 	}
 	a.Job = item.Job
 	if !d.mayControl(p, item.RequestedBy) {
 		a.Decision, a.Reason = DecisionDenied, denyReason(p, "release", item)
+		d.write(ctx, a)
+		return nil
+	}
+	if item.Status == StatusQueued || item.Status == StatusAwaitingApproval {
+		// Nobody watches it any more: it must never start (concurrency.go).
+		if err := d.rejectWaiting(ctx, item.RunID, item.Status, rejection{protocol.RejectCancelled, "released by " + p.ARN + " while waiting (" + item.Status + "); nothing was launched"}); err != nil {
+			return d.failed(ctx, a, err)
+		}
+	}
+	keepQueue, err := d.stopUnwatched(ctx, req, item, p, &a)
+	if err != nil {
+		return d.failed(ctx, a, err)
+	}
+	if keepQueue {
+		a.Decision = DecisionReleased
 		d.write(ctx, a)
 		return nil
 	}
@@ -141,6 +173,40 @@ func (d *Dispatcher) handleRelease(ctx context.Context, req *protocol.Request, p
 	a.Decision = DecisionReleased
 	d.write(ctx, a)
 	return nil
+}
+
+// stopUnwatched stops the task of a run that has not ended when its release
+// comes: nobody reads its output any more. A run still launching is marked
+// so that the launch stops its task as soon as it has the ARN; its queue is
+// kept (keepQueue) for the launch to write to, and the sweep deletes it. A
+// task whose job already exited is stopping anyway, and StopTask on it
+// changes nothing.
+func (d *Dispatcher) stopUnwatched(ctx context.Context, req *protocol.Request, item ledgerItem, p identity.Principal, a *audit) (keepQueue bool, err error) {
+	if item.Status != StatusLaunching && item.Status != StatusAccepted {
+		return false, nil
+	}
+	taskARN := item.TaskARN
+	if taskARN == "" {
+		if taskARN, err = d.findTask(ctx, req.RunID, false); err != nil {
+			return false, err
+		}
+	}
+	if taskARN == "" {
+		if item.Status != StatusLaunching {
+			return false, nil
+		}
+		if _, err := d.ledger.update(ctx, req.RunID, map[string]string{protocol.LedgerCancelAsked: stamp(d.now()), protocol.LedgerCancelledBy: p.ARN}); err != nil {
+			return false, err
+		}
+		a.Reason = "released while launching: the task is stopped as soon as it is started; the sweep deletes the queue"
+		return true, nil
+	}
+	reason := truncateRunes(oneLine("deploy-broker run "+item.RunID+" released by "+p.ARN+" before its task ended: nobody is watching it"), 250)
+	if _, err := d.ecs.StopTask(ctx, &ecs.StopTaskInput{Cluster: aws.String(d.set.Cluster), Task: aws.String(taskARN), Reason: aws.String(reason)}); err != nil {
+		return false, fmt.Errorf("stopping task %s of released run %s: %w", taskARN, req.RunID, err)
+	}
+	a.Reason, a.TaskARN = "released while the ledger had no end for the run: StopTask sent (nobody watches it; a no-op if the job had already exited)", taskARN
+	return false, nil
 }
 
 // denyReason says why p may not act on a run.

@@ -148,3 +148,21 @@ func TestConcurrencySlotsNeverLeak(t *testing.T) {
 	e.clock.Add(30 * time.Minute)
 	e.wantStatus(e.submit(), dispatcher.StatusAccepted)
 }
+
+// A waiting run whose trigger released its queue (it stopped watching)
+// never starts.
+func TestReleasedWaitingRunNeverStarts(t *testing.T) {
+	e := newEnv(t)
+	e.limit(1, "queue")
+	first, second := e.submit(), e.submit()
+	e.wantStatus(second, dispatcher.StatusQueued)
+	if err := e.short(protocol.KindRelease, second); err != nil {
+		t.Fatal(err)
+	}
+	e.wantStatus(second, dispatcher.StatusRejected)
+	e.stop(first)
+	if n := len(e.tasks(second)); n != 0 {
+		t.Errorf("the released waiting run got %d tasks", n)
+	}
+	e.wantStatus(e.submit(), dispatcher.StatusAccepted)
+}

@@ -179,8 +179,3 @@ func QueuePolicy(queueARN string, p identity.Principal) (string, error) {
 // principalTag is the verified principal as a tag value (at most 256
 // characters; an assumed-role ARN is at most about 190).
 func principalTag(p identity.Principal) string { return tagValue(p.ARN) }
-
-// stopReason names who cancelled, within StopTask's 255 characters.
-func stopReason(runID string, by identity.Principal) string {
-	return truncateRunes(oneLine("deploy-broker run "+runID+" cancelled by "+by.ARN), 250)
-}

@@ -38,18 +38,16 @@ func startAccountShim(target, account string) (*accountShim, error) {
 	if err != nil {
 		return nil, err
 	}
-	rp := httputil.NewSingleHostReverseProxy(u)
+	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(u)
+		r.Out.Host = u.Host
+		if signedService(r.In.Header.Get("Authorization")) != "sts" {
+			r.Out.Header.Set("x-moto-account-id", account)
+		}
+	}}
 	// A long poll the trigger gives up is no news: answer 502 quietly.
 	rp.ErrorLog = log.New(io.Discard, "", 0)
 	rp.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, _ error) { w.WriteHeader(http.StatusBadGateway) }
-	inner := rp.Director
-	rp.Director = func(r *http.Request) {
-		inner(r)
-		r.Host = u.Host
-		if signedService(r.Header.Get("Authorization")) != "sts" {
-			r.Header.Set("x-moto-account-id", account)
-		}
-	}
 	s := &accountShim{URL: "http://" + ln.Addr().String(), ln: ln,
 		srv: &http.Server{Handler: rp, ReadHeaderTimeout: 10 * time.Second}}
 	go func() { _ = s.srv.Serve(ln) }()

@@ -30,6 +30,10 @@ const (
 var jobNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
 var paramNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,63}$`)
 
+// ReservedJobNames are deploy-trigger's own commands, read where a job name
+// would stand ("deploy-trigger help"): no catalogue job may take one.
+var ReservedJobNames = []string{"help", "version", "completion", "jobs"}
+
 // ValidJobName reports whether name is a well-formed job name:
 // lower-case letters, digits and '-', at most 64 characters.
 func ValidJobName(name string) bool { return jobNameRE.MatchString(name) }

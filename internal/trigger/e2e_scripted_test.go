@@ -420,3 +420,44 @@ func TestScriptedResultFile(t *testing.T) {
 		t.Errorf("result file after a usage error:\n%s", raw)
 	}
 }
+
+// An environment with confirm: true refuses without a terminal (248,
+// nothing published) unless --yes is given, which it then mentions.
+func TestScriptedConfirmWithoutTerminal(t *testing.T) {
+	t.Parallel()
+	b := startScripted(t, "deploy-broker")
+	envFile := filepath.Join(t.TempDir(), "environments.yaml")
+	if err := os.WriteFile(envFile, []byte("environments:\n  production:\n    topic_arn: "+b.topicARN+"\n    confirm: true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := b.env("DEPLOY_TRIGGER_TOPIC_ARN=")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tr := startTrigger(ctx, env, nil, "--environments", envFile, "--env", "production", "website")
+	err := tr.wait(t, 20*time.Second)
+	if got := exitcode.Code(err); got != exitcode.Safety {
+		t.Fatalf("exit code = %d (%v), want 248\nstderr:\n%s", got, err, tr.stderr)
+	}
+	if !strings.Contains(tr.stderr.String(), "stdin is not a terminal: pass --yes") {
+		t.Errorf("stderr:\n%s", tr.stderr)
+	}
+	qctx, qcancel := context.WithTimeout(ctx, 2*time.Second)
+	defer qcancel()
+	if r := b.tryRequest(qctx); r != nil {
+		t.Fatalf("a request was published: %+v", r)
+	}
+
+	tr = startTrigger(ctx, env, nil, "--environments", envFile, "--env", "production", "--yes", "website")
+	req := b.request(ctx)
+	if req == nil {
+		t.Fatal("no request with --yes")
+	}
+	url := b.queue(ctx, req.RunID)
+	b.send(ctx, url, req.RunID, accepted("123456789012"), started(1, 5), exitRec(2, 0, protocol.ReasonCompleted))
+	if err := tr.wait(t, 20*time.Second); err != nil {
+		t.Fatalf("with --yes: %v\nstderr:\n%s", err, tr.stderr)
+	}
+	if !strings.Contains(tr.stderr.String(), "asks for confirmation: skipped (--yes)") {
+		t.Errorf("--yes is not mentioned:\n%s", tr.stderr)
+	}
+}

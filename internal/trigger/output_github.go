@@ -21,13 +21,15 @@ type githubPrinter struct {
 	summaryPath    string
 	token          string
 	atLineStart    map[protocol.Stream]bool
+	color          bool // keep the job's colours (--color, NO_COLOR)
+	timestamps     bool // --timestamps
 	grouped        bool // inside ::group::
 	stopped        bool // inside ::stop-commands::
 	tgt            *Target
 }
 
 func newGithubPrinter(stdout, stderr io.Writer, outputPath, summaryPath, token string) *githubPrinter {
-	return &githubPrinter{stdout: stdout, stderr: stderr, outputPath: outputPath, summaryPath: summaryPath, token: token,
+	return &githubPrinter{stdout: stdout, stderr: stderr, outputPath: outputPath, summaryPath: summaryPath, token: token, color: true,
 		atLineStart: map[protocol.Stream]bool{protocol.Stdout: true, protocol.Stderr: true}}
 }
 
@@ -68,8 +70,8 @@ func (p *githubPrinter) endGroup() {
 func (p *githubPrinter) target(t *Target) {
 	p.tgt = t
 	where := t.where()
-	if t.Environment != "" {
-		where += ", environment " + t.Environment
+	if src := t.source(); src != "" {
+		where += ", " + src
 	}
 	fmt.Fprintf(p.stdout, "::group::deploy-trigger: %s → %s\n", ghEscapeData(t.Job), ghEscapeData(where))
 	p.grouped = true
@@ -103,7 +105,7 @@ func (p *githubPrinter) record(r protocol.Record) error {
 			p.stopped = true
 		}
 		for _, l := range r.Output.Lines {
-			if err := writeLine(l, r, p.stdout, p.stderr, p.atLineStart, true, false); err != nil {
+			if err := writeLine(l, r, p.stdout, p.stderr, p.atLineStart, p.color, p.timestamps); err != nil {
 				return err
 			}
 		}

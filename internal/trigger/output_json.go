@@ -32,6 +32,7 @@ type jsonTarget struct {
 	AccountAlias string              `json:"account_alias,omitempty"`
 	Region       string              `json:"region"`
 	Environment  string              `json:"environment,omitempty"`
+	Source       string              `json:"source,omitempty"`
 	Requester    *protocol.Requester `json:"requester,omitempty"`
 }
 
@@ -70,7 +71,7 @@ func (p *jsonPrinter) target(t *Target) {
 		acct = t.Topic.Account
 	}
 	p.emit(jsonTarget{Event: "target", RunID: t.RunID, Job: t.Job, Params: t.Params, TopicARN: t.Topic.ARN, Account: acct,
-		AccountAlias: t.AccountAlias, Region: t.Topic.Region, Environment: t.Environment, Requester: t.Requester})
+		AccountAlias: t.AccountAlias, Region: t.Topic.Region, Environment: t.Environment, Source: t.source(), Requester: t.Requester})
 }
 
 func (p *jsonPrinter) dryRun(req []byte, identity string) {
