@@ -175,9 +175,15 @@ func (r *redactingPrinter) result(res *Result) {
 }
 
 // mask prints ::add-mask:: for each value, so that GitHub hides it in the
-// whole job's log, whatever prints it later (the job itself included).
+// whole job's log, whatever prints it later (the job itself included). A
+// command ends at the line break, so a value is masked line by line (the
+// parameters refuse line breaks, but a line of a value must never reach the
+// log unmasked), each line escaped so that the runner, which unescapes a
+// command's data, masks the line itself and not "%0A" read as a newline.
 func (p *githubPrinter) mask(values []string) {
 	for _, v := range values {
-		fmt.Fprintf(p.stdout, "::add-mask::%s\n", v)
+		for _, l := range strings.FieldsFunc(v, func(r rune) bool { return r == '\n' || r == '\r' }) {
+			fmt.Fprintf(p.stdout, "::add-mask::%s\n", ghEscapeData(l))
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package trigger
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -112,5 +113,43 @@ func TestParamErrorsDoNotQuoteValues(t *testing.T) {
 	}
 	if _, _, err := parseParamArgs([]string{"token@env=NOPE"}, envOf()); err == nil || !strings.Contains(err.Error(), "NOPE is empty or unset") {
 		t.Errorf("unset variable: %v", err)
+	}
+}
+
+// A value with a line break would be masked by its first line only: it is
+// refused before anything is printed, and the error does not quote it.
+func TestParamControlCharactersRefused(t *testing.T) {
+	for _, args := range [][]string{
+		{"key@env=PEM"},
+		{"note=a\x1b[2Jb"},
+		{"token=line1\nline2"},
+	} {
+		_, _, err := parseParamArgs(args, envOf("PEM=-----BEGIN KEY-----\nc2VjcmV0bGluZQ==\n-----END KEY-----"))
+		if err == nil || !strings.Contains(err.Error(), "control character") {
+			t.Errorf("%q: err = %v, want a control character refused", args, err)
+			continue
+		}
+		if strings.Contains(err.Error(), "c2VjcmV0bGluZQ") || strings.Contains(err.Error(), "line2") || strings.Contains(err.Error(), "[2J") {
+			t.Errorf("%q: the error quotes the value: %v", args, err)
+		}
+	}
+	var out, errb bytes.Buffer
+	err := Run(t.Context(), []string{"website", "key@env=PEM"}, envOf("GITHUB_ACTIONS=true", "PEM=l1\nsecret-line-2", "DEPLOY_TRIGGER_TOPIC_ARN=arn:aws:sns:eu-west-1:123456789012:b"), strings.NewReader(""), &out, &errb, nil)
+	if code := codeOf(err); code != 240 {
+		t.Fatalf("code = %d (%v)", code, err)
+	}
+	if all := out.String() + errb.String(); strings.Contains(all, "secret-line-2") {
+		t.Errorf("a line of the value was printed:\n%s", all)
+	}
+}
+
+// Each line of a value is masked on its own, escaped as command data.
+func TestMaskEveryLineEscaped(t *testing.T) {
+	var out bytes.Buffer
+	p := newGithubPrinter(&out, &out, "", "", "tok")
+	p.mask([]string{"a\r\nb%0A\n\nc%25"})
+	want := "::add-mask::a\n::add-mask::b%250A\n::add-mask::c%2525\n"
+	if out.String() != want {
+		t.Errorf("mask printed %q, want %q", out.String(), want)
 	}
 }
