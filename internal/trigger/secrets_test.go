@@ -153,3 +153,35 @@ func TestMaskEveryLineEscaped(t *testing.T) {
 		t.Errorf("mask printed %q, want %q", out.String(), want)
 	}
 }
+
+// Review finding 5: the trigger redacts the bytes of the job's output,
+// base64 lines (not UTF-8) included, and a value split across pieces of a
+// stream; what it holds back waiting for the next piece is printed at the
+// exit record.
+func TestRedactOutputBytesAndPieces(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	r := &redactingPrinter{printer: newPlainPrinter(&stdout, &stderr, false, false), names: map[string]bool{"pin": true}, vals: []string{"hunter2"}}
+	b64 := func(s string) protocol.Line {
+		_, enc := protocol.EncodeText([]byte(s))
+		return protocol.Line{Stream: protocol.Stdout, B64: enc}
+	}
+	cont := func(l protocol.Line) protocol.Line { l.Cont = true; return l }
+	recs := []protocol.Record{
+		output(2, b64("\xffkey=hunter2\xfe")),
+		output(3, cont(out("split hun")), errl("other stream"), out("ter2 done")),
+		output(4, cont(out("a h")), cont(out("u")), cont(out("nter")), out("2!")),
+		output(5, cont(out("ends with hunt"))),
+		exitRec(6, 0, protocol.ReasonCompleted),
+	}
+	for _, rec := range recs {
+		if err := r.record(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := stdout.String(), "\xffkey=***\xfe\nsplit *** done\na ***!\nends with hunt"; got != want {
+		t.Errorf("stdout = %q, want %q", got, want)
+	}
+	if strings.Contains(stdout.String()+stderr.String(), "hunter2") {
+		t.Errorf("the secret was printed")
+	}
+}
