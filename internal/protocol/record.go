@@ -228,5 +228,37 @@ func (r *Record) validate() error {
 	if !ok || present != 1 {
 		return fmt.Errorf("%s record %s/%d must carry exactly its own %q payload", r.Type, r.Src, r.Seq, r.Type)
 	}
+	for _, f := range r.textFields() {
+		if c, bad := FindControl(f.value); bad {
+			return fmt.Errorf("%s record %s/%d field %s contains a control character (%s)", r.Type, r.Src, r.Seq, f.name, DescribeControl(c))
+		}
+	}
+	return nil
+}
+
+type textField struct{ name, value string }
+
+// textFields are the record's strings that the trigger prints as its own
+// lines: every string of the payload but the job's output. None may hold a
+// control character ([IsControl]): the job can send records to its own
+// feedback queue, and a line break or an escape there would let it write
+// GitHub workflow commands or terminal escapes in the trigger's name. The
+// broker writes these fields on one line (ECS stop reasons through
+// [StopReason]).
+func (r *Record) textFields() []textField {
+	switch {
+	case r.Accepted != nil:
+		a := r.Accepted
+		return []textField{{"job", a.Job}, {"task_arn", a.TaskARN}, {"account", a.Account}, {"account_alias", a.AccountAlias}, {"region", a.Region}, {"requested_by", a.RequestedBy}}
+	case r.Rejected != nil:
+		return []textField{{"code", r.Rejected.Code}, {"reason", r.Rejected.Reason}}
+	case r.Task != nil:
+		t := r.Task
+		return []textField{{"task_arn", t.TaskARN}, {"status", t.Status}, {"desired_status", t.DesiredStatus}, {"stop_code", t.StopCode}, {"stopped_reason", t.StoppedReason}}
+	case r.Started != nil:
+		return []textField{{"job", r.Started.Job}}
+	case r.Exit != nil:
+		return []textField{{"signal", r.Exit.Signal}, {"reason", r.Exit.Reason}, {"message", r.Exit.Message}}
+	}
 	return nil
 }

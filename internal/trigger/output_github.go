@@ -33,7 +33,9 @@ func newGithubPrinter(stdout, stderr io.Writer, outputPath, summaryPath, token s
 		atLineStart: map[protocol.Stream]bool{protocol.Stdout: true, protocol.Stderr: true}}
 }
 
-func (p *githubPrinter) say(msg string) { fmt.Fprintf(p.stdout, "deploy-trigger: %s\n", msg) }
+// say prints a line of deploy-trigger's own. oneLine keeps it one line, so
+// that no text from a record or an error can start a workflow command.
+func (p *githubPrinter) say(msg string) { fmt.Fprintf(p.stdout, "deploy-trigger: %s\n", oneLine(msg)) }
 
 // commands makes sure workflow commands are on: resume after the job's output.
 func (p *githubPrinter) commands() {
