@@ -98,10 +98,35 @@ func Run(ctx context.Context, cfg Config, client BatchSender) Result {
 	// The AWS key patterns apply even when the catalogue names no secrets.
 	red := NewRedactor(cfg.Secrets)
 
+	// The job's outputs file (outputs.go).
+	env := cfg.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	outFile, env, err := newOutputsFile(env)
+	if err != nil {
+		log.Warn("cannot create the job's outputs file: the job runs without "+protocol.EnvOutput, "err", err.Error())
+	}
+	cfg.Env = env
+
 	exit, started := startJob(ctx, cfg, red, in, log)
 	batDone := make(chan struct{})
 	go func() { bat.run(started); close(batDone) }()
 	x := exit()
+	if outFile != nil {
+		outs, problems := outFile.collect(red)
+		if started != nil {
+			x.Outputs = outs
+			if len(problems) > 0 {
+				for _, p := range problems {
+					log.Warn("job output dropped", "problem", p)
+				}
+				c := problemsChunk(problems, red)
+				teeProblems(cfg.Stderr, c)
+				in <- item{chunk: c}
+			}
+		}
+	}
 	x.DurationMS = time.Since(start).Milliseconds()
 	in <- item{exit: &x}
 	<-batDone
