@@ -135,6 +135,7 @@ func (c *Config) Validate() error {
 			bad("trusted principal %q must be an IAM role/user ARN or an account id (never \"*\")", p)
 		}
 	}
+	c.validateViewers(bad) // viewers.go
 	if g := c.GitHubOIDC; g != nil {
 		if len(g.Subjects) == 0 {
 			bad("github_oidc.subjects is empty: list the exact sub claims, e.g. \"repo:org/app:ref:refs/heads/main\"")

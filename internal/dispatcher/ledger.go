@@ -80,6 +80,7 @@ func (l *ledger) claim(ctx context.Context, it ledgerItem) error {
 		protocol.LedgerCreatedAt:   s(stamp(it.CreatedAt)),
 		protocol.LedgerLeaseUntil:  s(stamp(it.LeaseUntil)),
 		protocol.LedgerClaimToken:  s(it.ClaimToken),
+		protocol.LedgerHistory:     s(protocol.LedgerHistoryValue),
 		protocol.LedgerAttempts:    &types.AttributeValueMemberN{Value: "1"},
 		protocol.LedgerExpiresAt:   &types.AttributeValueMemberN{Value: strconv.FormatInt(it.CreatedAt.Add(l.retention).Unix(), 10)},
 	}

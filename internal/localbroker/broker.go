@@ -209,7 +209,8 @@ func (b *Broker) TopicARN() string { return b.Resources.TopicARN }
 
 // Env is the environment deploy-trigger needs to use this broker.
 func (b *Broker) Env() []string {
-	return append(b.Server.Env(b.Resources.Region), "DEPLOY_TRIGGER_TOPIC_ARN="+b.Resources.TopicARN)
+	return append(b.Server.Env(b.Resources.Region), "DEPLOY_TRIGGER_TOPIC_ARN="+b.Resources.TopicARN,
+		"DEPLOY_TRIGGER_LEDGER_TABLE="+b.Resources.LedgerTable)
 }
 
 // WriteEnvFile writes Env as KEY=value lines that a shell can source

@@ -88,10 +88,22 @@ func Provision(ctx context.Context, awsCfg aws.Config, cfg *config.Config) (*Res
 
 	db := dynamodb.NewFromConfig(awsCfg)
 	_, err = db.CreateTable(ctx, &dynamodb.CreateTableInput{
-		TableName:            aws.String(r.LedgerTable),
-		BillingMode:          dbtypes.BillingModePayPerRequest,
-		AttributeDefinitions: []dbtypes.AttributeDefinition{{AttributeName: aws.String(protocol.LedgerRunID), AttributeType: dbtypes.ScalarAttributeTypeS}},
-		KeySchema:            []dbtypes.KeySchemaElement{{AttributeName: aws.String(protocol.LedgerRunID), KeyType: dbtypes.KeyTypeHash}},
+		TableName:   aws.String(r.LedgerTable),
+		BillingMode: dbtypes.BillingModePayPerRequest,
+		AttributeDefinitions: []dbtypes.AttributeDefinition{
+			{AttributeName: aws.String(protocol.LedgerRunID), AttributeType: dbtypes.ScalarAttributeTypeS},
+			{AttributeName: aws.String(protocol.LedgerHistory), AttributeType: dbtypes.ScalarAttributeTypeS},
+		},
+		KeySchema: []dbtypes.KeySchemaElement{{AttributeName: aws.String(protocol.LedgerRunID), KeyType: dbtypes.KeyTypeHash}},
+		// The history index, as the stack creates it (protocol/names.go).
+		GlobalSecondaryIndexes: []dbtypes.GlobalSecondaryIndex{{
+			IndexName: aws.String(protocol.LedgerHistoryIndex),
+			KeySchema: []dbtypes.KeySchemaElement{
+				{AttributeName: aws.String(protocol.LedgerHistory), KeyType: dbtypes.KeyTypeHash},
+				{AttributeName: aws.String(protocol.LedgerRunID), KeyType: dbtypes.KeyTypeRange},
+			},
+			Projection: &dbtypes.Projection{ProjectionType: dbtypes.ProjectionTypeAll},
+		}},
 	})
 	var inUse *dbtypes.ResourceInUseException
 	if err != nil && !errors.As(err, &inUse) {

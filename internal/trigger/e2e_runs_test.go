@@ -2,11 +2,13 @@ package trigger
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/deploy-broker/deploy-broker/internal/localbroker"
 	"github.com/deploy-broker/deploy-broker/internal/testkit/testutil"
 )
 
@@ -72,4 +74,68 @@ func parseGitHubOutput(t *testing.T, s string) map[string]string {
 		m[name] = v
 	}
 	return m
+}
+
+// runTrigger runs deploy-trigger to its end and returns its exit code and
+// output.
+func runTrigger(t *testing.T, bin string, b *localbroker.Broker, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := triggerCmd(bin, b, args...)
+	var stdout, stderr testutil.SyncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	return exitCodeOf(t, cmd.Run()), stdout.String(), stderr.String()
+}
+
+// runs and show read the run from the ledger's history index once the
+// dispatcher has seen the task stop; filters select it or not.
+func TestLocalRunsAndShow(t *testing.T) {
+	t.Parallel()
+	b, bin := startLocal(t)
+	code, _, stderr := runTrigger(t, bin, b, "steps", "lines=2")
+	if code != 3 {
+		t.Fatalf("exit code %d, want 3:\n%s", code, stderr)
+	}
+	m := runIDRE.FindStringSubmatch(stderr)
+	if m == nil {
+		t.Fatalf("no run id in:\n%s", stderr)
+	}
+	runID := m[1]
+	var run map[string]any
+	waitFor(t, func() bool {
+		code, out, errOut := runTrigger(t, bin, b, "show", "--output", "json", runID)
+		if code != 0 {
+			t.Fatalf("show: exit %d\n%s%s", code, out, errOut)
+		}
+		run = nil
+		_ = json.Unmarshal([]byte(out), &run)
+		return run["outcome"] != "running"
+	})
+	if run["run_id"] != runID || run["job"] != "steps" || run["outcome"] != "failed" || run["exit_code"] != float64(3) ||
+		!strings.HasPrefix(fmt.Sprint(run["task_arn"]), "arn:aws:ecs:") {
+		t.Errorf("show = %v", run)
+	}
+	if p, _ := run["params"].(map[string]any); p["lines"] != "2" {
+		t.Errorf("params = %v", run["params"])
+	}
+
+	code, out, errOut := runTrigger(t, bin, b, "runs")
+	if code != 0 || !strings.Contains(out, "RUN ID") || !strings.Contains(out, runID) || !strings.Contains(out, "failed (3)") {
+		t.Errorf("runs: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = runTrigger(t, bin, b, "runs", "-o", "json", "--job", "steps", "--outcome", "failed")
+	if code != 0 || strings.Count(out, "\n") != 1 || !strings.Contains(out, `"run_id":"`+runID+`"`) {
+		t.Errorf("runs --job steps --outcome failed: exit %d\n%s", code, out)
+	}
+	for _, filter := range [][]string{{"--job", "sleeper"}, {"--outcome", "succeeded"}, {"--requester", "nobody-like-this"}, {"--since", "2h", "--until", "1h"}} {
+		code, out, _ = runTrigger(t, bin, b, append([]string{"runs", "-o", "json"}, filter...)...)
+		if code != 0 || out != "" {
+			t.Errorf("runs %v: exit %d, want no runs:\n%s", filter, code, out)
+		}
+	}
+	if code, _, errOut := runTrigger(t, bin, b, "show", "01JD0000000000000000000000"); code != 241 || !strings.Contains(errOut, "is not in the run ledger") {
+		t.Errorf("show of an unknown run: exit %d\n%s", code, errOut)
+	}
+	if code, _, errOut := runTrigger(t, bin, b, "show", "--ledger-table", "", "not-a-run-id"); code != 240 {
+		t.Errorf("show of a bad run id: exit %d\n%s", code, errOut)
+	}
 }

@@ -76,6 +76,9 @@ func (a *app) flush() { _ = a.out.Flush() }
 
 func (a *app) main(ctx context.Context, args []string) error {
 	defer a.flush()
+	if len(args) > 0 && historyCommands[args[0]] {
+		return a.history(ctx, args[0], args[1:]) // cmd_runs.go
+	}
 	cli, err := parseCLI(args, a.getenv, a.stdout, a.stderr)
 	if errors.Is(err, errHelpShown) {
 		return nil

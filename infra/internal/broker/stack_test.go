@@ -155,8 +155,14 @@ func TestLedgerClusterNetworkAlarmsOutputs(t *testing.T) {
 	f := mainStack(t)
 	// Run ledger: on-demand, PITR, encrypted, TTL, kept on delete
 	has(t, f.template, "AWS::DynamoDB::Table", like(obj{
-		"KeySchema":                        arr{obj{"AttributeName": "run_id", "KeyType": "HASH"}},
-		"AttributeDefinitions":             arr{obj{"AttributeName": "run_id", "AttributeType": "S"}},
+		"KeySchema":            arr{obj{"AttributeName": "run_id", "KeyType": "HASH"}},
+		"AttributeDefinitions": arr{obj{"AttributeName": "run_id", "AttributeType": "S"}, obj{"AttributeName": "history", "AttributeType": "S"}},
+		// The history index: runs and show Query it (never Scan).
+		"GlobalSecondaryIndexes": arr{obj{
+			"IndexName":  "history",
+			"KeySchema":  arr{obj{"AttributeName": "history", "KeyType": "HASH"}, obj{"AttributeName": "run_id", "KeyType": "RANGE"}},
+			"Projection": obj{"ProjectionType": "ALL"},
+		}},
 		"BillingMode":                      "PAY_PER_REQUEST",
 		"PointInTimeRecoverySpecification": obj{"PointInTimeRecoveryEnabled": true},
 		"SSESpecification":                 like(obj{"SSEEnabled": true}),

@@ -48,8 +48,12 @@ func TestCIPrincipalsMayOnlyPublishAndUseTheKeyThroughSNS(t *testing.T) {
 		}
 	}
 
-	// THEN there are exactly two: publish on the topic, the key via SNS
+	// THEN there are exactly these: publish on the topic, the key via SNS,
+	// and (as the default viewers) assuming the run reader role, one trust
+	// statement for each of the two principals
 	assertGrants(t, "the CI principals", got, []grant{
+		{Actions: []string{"sts:AssumeRole"}},
+		{Actions: []string{"sts:AssumeRole"}},
 		{Sid: "TrustedPrincipalsPublish", Actions: []string{"sns:Publish"}, Resources: []string{ref(topicID)}},
 		{Sid: "PublishersUseKeyThroughSnsForTopicOnly", Actions: []string{"kms:GenerateDataKey*", "kms:Decrypt"}, Resources: []string{"*"},
 			Condition: map[string]interface{}{"StringEquals": map[string]interface{}{
@@ -427,8 +431,9 @@ func TestExecutionRoleReadsOnlyTheJobsImagesSecretsAndLogs(t *testing.T) {
 // name: every trust policy is one of the known ones.
 func TestOnlyKnownPrincipalsAssumeRoles(t *testing.T) {
 	f := mainStack(t)
+	reader := logicalID(f, f.app.Stack.ReaderRole.Role())
 	for _, s := range allStatements(f) {
-		if s.Doc != "trust" {
+		if s.Doc != "trust" || s.LogicalID == reader { // the viewers: readerrole_test.go
 			continue
 		}
 		p := strings.Join(s.Principals, ",")
