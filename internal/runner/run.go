@@ -87,9 +87,18 @@ func Run(ctx context.Context, cfg Config, client BatchSender) Result {
 		snd.localOnly = true
 		snd.lastErr = errors.New("no SQS client")
 	}
+	batIn := in
+	if cfg.LogFormat == protocol.LogFormatRecords && cfg.Stdout != nil {
+		// The run log (runlog.go) replaces the raw copy of the job's output.
+		rl := &runLog{w: cfg.Stdout, runID: cfg.RunID}
+		cfg.Stdout, cfg.Stderr = nil, nil
+		mid := make(chan item, 1)
+		go teeRunLog(rl, in, mid)
+		batIn = mid
+	}
 	bat := &batcher{maxRequest: cfg.MaxRequestBytes, maxMessage: cfg.MaxMessageBytes,
 		compress: cfg.Compress != CompressOff, compressMin: cfg.CompressMin, maxRaw: cfg.MaxRawMessage,
-		heartbeat: cfg.Heartbeat, now: time.Now, log: log, in: in, ready: ready, work: work}
+		heartbeat: cfg.Heartbeat, now: time.Now, log: log, in: batIn, ready: ready, work: work}
 	// Sends outlive a cancel: the exit record must still go out.
 	sendCtx := context.WithoutCancel(ctx)
 	sendDone := make(chan struct{})

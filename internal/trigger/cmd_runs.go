@@ -15,6 +15,7 @@ import (
 
 	"github.com/alecthomas/kong"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	dbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/oklog/ulid/v2"
@@ -30,7 +31,7 @@ import (
 // like one is run with `deploy-trigger -- runs` or with a flag first.
 
 // historyCommands are the subcommands handled here, before the run CLI.
-var historyCommands = map[string]bool{"runs": true, "show": true}
+var historyCommands = map[string]bool{"runs": true, "show": true, "logs": true, "attach": true}
 
 // targetFlags are the flags of the read commands that say where the broker
 // is and how to reach it: the same names and variables as a run's.
@@ -58,7 +59,8 @@ type runsCLI struct {
 
 type showCLI struct {
 	targetFlags
-	RunID string `arg:"" name:"run-id" help:"The run id (a ULID)."`
+	LogGroup string `name:"log-group" env:"DEPLOY_TRIGGER_RUN_LOG_GROUP" placeholder:"NAME" help:"The run log group (the stack's RunLogGroup output): show adds the exit record and the job's outputs from the run log."`
+	RunID    string `arg:"" name:"run-id" help:"The run id (a ULID)."`
 }
 
 // historyRun is one run as the history commands show it.
@@ -82,6 +84,9 @@ type historyRun struct {
 	CancelAsked string            `json:"cancel_requested_at,omitempty"`
 	CancelledAt string            `json:"cancelled_at,omitempty"`
 	ReleasedAt  string            `json:"released_at,omitempty"`
+	// From the run log's exit record (show with --log-group).
+	Exit    *protocol.Exit    `json:"exit,omitempty"`
+	Outputs map[string]string `json:"outputs,omitempty"`
 }
 
 // historyAPI is the slice of DynamoDB the history commands use: Query only.
@@ -91,6 +96,9 @@ type historyAPI interface {
 
 // history runs `runs` or `show`.
 func (a *app) history(ctx context.Context, cmd string, args []string) error {
+	if cmd == "logs" || cmd == "attach" {
+		return a.runLogs(ctx, cmd, args) // cmd_logs.go
+	}
 	var flags *targetFlags
 	var runs *runsCLI
 	var show *showCLI
@@ -109,10 +117,11 @@ func (a *app) history(ctx context.Context, cmd string, args []string) error {
 		}
 		return a.historyFail(exitcode.Errorf(exitcode.Usage, "%s (see deploy-trigger %s --help)", strings.TrimRight(err.Error(), "."), cmd))
 	}
-	db, table, err := a.historyClient(ctx, flags)
+	awsCfg, _, err := a.historyAWS(ctx, flags)
 	if err != nil {
 		return a.historyFail(err)
 	}
+	db, table := dynamodb.NewFromConfig(awsCfg), flags.LedgerTable
 	h := historyReader{db: db, table: table}
 	if runs != nil {
 		if runs.Limit <= 0 || runs.Since <= runs.Until {
@@ -135,6 +144,16 @@ func (a *app) history(ctx context.Context, cmd string, args []string) error {
 	}
 	if !ok {
 		return a.historyFail(exitcode.Errorf(exitcode.Rejected, "run %s is not in the run ledger of table %s (a wrong broker, a run older than the ledger's retention, or a run id never published)", show.RunID, table))
+	}
+	if show.LogGroup != "" && r.TaskARN != "" {
+		x, err := lastExit(ctx, cloudwatchlogs.NewFromConfig(awsCfg), show.LogGroup, r)
+		if err != nil {
+			return a.historyFail(err)
+		}
+		if x != nil {
+			r.Exit, r.Outputs = x, outputsMap(x.Outputs)
+			r.Exit.Outputs = nil
+		}
 	}
 	printRun(a.stdout, flags.Output, r)
 	return nil
@@ -167,26 +186,26 @@ func parseSub(target any, name string, args []string, getenv func(string) string
 	return err
 }
 
-// historyClient resolves the target like a run does (environment, topic,
-// credentials) and returns a DynamoDB client in the topic's region.
-func (a *app) historyClient(ctx context.Context, f *targetFlags) (historyAPI, string, error) {
+// historyAWS resolves the target like a run does (environment, topic,
+// credentials) and returns the AWS configuration in the topic's region.
+func (a *app) historyAWS(ctx context.Context, f *targetFlags) (aws.Config, *Config, error) {
 	cli := &CLI{Job: "-", Env: f.Env, Environments: f.Environments, TopicARN: f.TopicARN, Profile: f.Profile,
 		RoleARN: f.RoleARN, ExternalID: f.ExternalID, SessionName: f.SessionName,
 		StartTimeout: time.Minute, CancelGrace: time.Minute, RequestTTL: 5 * time.Minute}
 	cfg, err := resolve(cli, a.getenv)
 	if err != nil {
-		return nil, "", exitcode.New(exitcode.Usage, err)
+		return aws.Config{}, nil, exitcode.New(exitcode.Usage, err)
 	}
 	if f.LedgerTable == "" {
-		return nil, "", exitcode.Errorf(exitcode.Usage, "no run ledger table: pass --ledger-table NAME (the stack's LedgerTable output) or set DEPLOY_TRIGGER_LEDGER_TABLE")
+		return aws.Config{}, nil, exitcode.Errorf(exitcode.Usage, "no run ledger table: pass --ledger-table NAME (the stack's LedgerTable output) or set DEPLOY_TRIGGER_LEDGER_TABLE")
 	}
 	requester := requesterFromEnv(a.getenv, a.hostname)
 	profile := firstNonEmpty(cfg.Profile, a.getenv("AWS_PROFILE"), "default")
 	awsCfg, err := loadAWS(ctx, cfg, a.getenv, requester, mfaPrompter(a.in, a.stdinTTY, a.stderr, profile))
 	if err != nil {
-		return nil, "", exitcode.New(exitcode.Usage, err)
+		return aws.Config{}, nil, exitcode.New(exitcode.Usage, err)
 	}
-	return dynamodb.NewFromConfig(awsCfg), f.LedgerTable, nil
+	return awsCfg, cfg, nil
 }
 
 type historyReader struct {
@@ -413,6 +432,21 @@ func printRun(w io.Writer, mode string, r historyRun) {
 	}
 	if r.RejectCode != "" || r.Reason != "" {
 		row("rejected", strings.TrimSpace(r.RejectCode+": "+r.Reason))
+	}
+	if r.Exit != nil {
+		row("exit", fmt.Sprintf("%s: %s (%d lines, %d bytes)", r.Exit.Reason, r.Exit.Message, r.Exit.Lines, r.Exit.Bytes))
+	}
+	names := make([]string, 0, len(r.Outputs))
+	for k := range r.Outputs {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for i, k := range names {
+		label := ""
+		if i == 0 {
+			label = "outputs:"
+		}
+		fmt.Fprintf(w, "%-15s %s=%s\n", label, k, cell(r.Outputs[k], 200))
 	}
 	row("cancel asked", r.CancelAsked)
 	row("cancelled", r.CancelledAt)

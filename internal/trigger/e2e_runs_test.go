@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/deploy-broker/deploy-broker/internal/localbroker"
 	"github.com/deploy-broker/deploy-broker/internal/testkit/testutil"
@@ -117,6 +120,13 @@ func TestLocalRunsAndShow(t *testing.T) {
 	if p, _ := run["params"].(map[string]any); p["lines"] != "2" {
 		t.Errorf("params = %v", run["params"])
 	}
+	// From the run log: the exit record and the job's outputs.
+	if o, _ := run["outputs"].(map[string]any); o["image"] != "app:2" || o["notes"] != "first line\nsecond line" {
+		t.Errorf("outputs = %v", run["outputs"])
+	}
+	if x, _ := run["exit"].(map[string]any); x["code"] != float64(3) || x["reason"] != "completed" {
+		t.Errorf("exit = %v", run["exit"])
+	}
 
 	code, out, errOut := runTrigger(t, bin, b, "runs")
 	if code != 0 || !strings.Contains(out, "RUN ID") || !strings.Contains(out, runID) || !strings.Contains(out, "failed (3)") {
@@ -137,5 +147,115 @@ func TestLocalRunsAndShow(t *testing.T) {
 	}
 	if code, _, errOut := runTrigger(t, bin, b, "show", "--ledger-table", "", "not-a-run-id"); code != 240 {
 		t.Errorf("show of a bad run id: exit %d\n%s", code, errOut)
+	}
+}
+
+// stepLines keeps the job's lines of the steps job from combined output.
+func stepLines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, "step ") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func wantSteps(n int) []string {
+	var out []string
+	for i := 1; i <= n; i++ {
+		if i%2 == 0 {
+			out = append(out, fmt.Sprintf("step %d err", i))
+		} else {
+			out = append(out, fmt.Sprintf("step %d out", i))
+		}
+	}
+	return out
+}
+
+// The trigger that started a run is killed with SIGKILL mid-run; attach
+// prints what was already written, follows the rest, and exits with the
+// job's exit code: every line once, in order across both streams. logs
+// then prints the same lines.
+func TestLocalAttachAfterTheTriggerWasKilled(t *testing.T) {
+	t.Parallel()
+	b, bin := startLocal(t)
+	goFile := filepath.Join(t.TempDir(), "go")
+	first := triggerCmd(bin, b, "steps", "lines=20", "wait="+goFile)
+	var firstOut testutil.SyncBuffer
+	first.Stdout, first.Stderr = &firstOut, &firstOut
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return strings.Contains(firstOut.String(), "step 10 err") })
+	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = first.Wait()
+	m := runIDRE.FindStringSubmatch(firstOut.String())
+	if m == nil {
+		t.Fatalf("no run id in:\n%s", firstOut.String())
+	}
+	runID := m[1]
+
+	attach := triggerCmd(bin, b, "attach", runID)
+	var out testutil.SyncBuffer
+	attach.Stdout, attach.Stderr = &out, &out
+	if err := attach.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- attach.Wait() }()
+	waitFor(t, func() bool { return strings.Contains(out.String(), "step 10 err") })
+	if strings.Contains(out.String(), "step 11") {
+		t.Fatalf("the job went on before it was let:\n%s", out.String())
+	}
+	if err := os.WriteFile(goFile, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(60 * time.Second):
+		attach.Process.Kill()
+		t.Fatalf("attach did not end:\n%s", out.String())
+	}
+	if code := exitCodeOf(t, err); code != 3 {
+		t.Fatalf("attach exit code %d, want the job's 3:\n%s", code, out.String())
+	}
+	// The runner reads the two pipes concurrently, so the order across the
+	// streams is the order it read them in: what the killed trigger had
+	// printed live is where attach starts, and each stream is in order.
+	got := stepLines(out.String())
+	live := stepLines(firstOut.String())
+	if len(got) < len(live) || !slices.Equal(got[:len(live)], live) {
+		t.Errorf("attach printed\n%s\nwhich does not start with what the live view printed:\n%s", strings.Join(got, "\n"), strings.Join(live, "\n"))
+	}
+	var gotOut, gotErr []string
+	for _, l := range got {
+		if strings.HasSuffix(l, " out") {
+			gotOut = append(gotOut, l)
+		} else {
+			gotErr = append(gotErr, l)
+		}
+	}
+	var wantOut, wantErr []string
+	for _, l := range wantSteps(20) {
+		if strings.HasSuffix(l, "out") {
+			wantOut = append(wantOut, l)
+		} else {
+			wantErr = append(wantErr, l)
+		}
+	}
+	if !slices.Equal(gotOut, wantOut) || !slices.Equal(gotErr, wantErr) {
+		t.Errorf("attach printed\n%s\nwant every step once, each stream in order", strings.Join(got, "\n"))
+	}
+
+	code, logOut, logErr := runTrigger(t, bin, b, "logs", runID)
+	if code != 0 {
+		t.Fatalf("logs: exit %d\n%s", code, logErr)
+	}
+	if logOut != strings.Join(wantOut, "\n")+"\n" || !slices.Equal(stepLines(logErr), wantErr) {
+		t.Errorf("logs printed\n-- stdout --\n%s-- stderr --\n%s", logOut, logErr)
 	}
 }

@@ -64,6 +64,8 @@ func TestRunnerContainer(t *testing.T) {
 			})}),
 			"Environment": assertions.Match_ArrayEquals(&[]interface{}{
 				obj{"Name": "DB_HOST", "Value": "db.internal.example"},
+				// the runner's stdout is the run log (logs, attach)
+				obj{"Name": "DEPLOY_BROKER_LOG_FORMAT", "Value": "records"},
 				obj{"Name": "HOME", "Value": "/tmp"},
 			}),
 			"Secrets": assertions.Match_ArrayEquals(&[]interface{}{
