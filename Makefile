@@ -3,10 +3,15 @@ SHELL := /bin/bash
 BIN := bin
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X github.com/deploy-broker/deploy-broker/internal/trigger.Version=$(VERSION)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+VERSION_PKG := github.com/deploy-broker/deploy-broker/internal/trigger
+LDFLAGS := -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Commit=$(COMMIT) -X $(VERSION_PKG).Date=$(DATE)
+GORELEASER_VERSION := v2.15.1
+NO_REMOTE_ENV := GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=remote.origin.url GIT_CONFIG_VALUE_0=https://github.com/deploy-broker/deploy-broker.git
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: demo test build bench fuzz synth clean
+.PHONY: demo test race build bench fuzz synth clean release-snapshot goreleaser
 
 # The demo: a real run through deploy-trigger, the dispatcher and the runner
 # against the local emulator. Exits with the job's exit code.
@@ -19,6 +24,11 @@ demo: build
 test:
 	@scripts/check-deps.sh test
 	@scripts/test.sh 10s
+
+# The whole suite under the race detector.
+race:
+	@scripts/check-deps.sh test
+	$(GO) test -race -count=1 -timeout 40m ./...
 
 build:
 	@mkdir -p $(BIN)
@@ -36,8 +46,21 @@ FUZZTIME ?= 2m
 fuzz:
 	@scripts/fuzz.sh $(FUZZTIME)
 
+# Every release artifact (.goreleaser.yaml) in dist/, without publishing:
+# archives, the Lambda zip, checksums. Installs GoReleaser first if needed.
+# GoReleaser drops all git information (commit, date) when the clone has no
+# remote; such a clone gets the project's URL through the environment only.
+release-snapshot: goreleaser
+	@if [ -z "$$(git remote)" ]; then export $(NO_REMOTE_ENV); fi; \
+	skip=""; command -v syft >/dev/null || { skip=--skip=sbom; echo "syft is not installed: no SBOMs"; }; \
+	set -x; "$$(scripts/install-goreleaser.sh --print-path)" release --snapshot --clean $$skip
+
+# GoReleaser $(GORELEASER_VERSION), built from source into $(go env GOPATH)/bin.
+goreleaser:
+	@scripts/install-goreleaser.sh
+
 synth:
 	cd infra && npm ci --no-audit --no-fund && npx cdk synth
 
 clean:
-	rm -rf $(BIN) .local infra/cdk.out
+	rm -rf $(BIN) .local infra/cdk.out dist

@@ -20,7 +20,10 @@
 //   extraArgs      List of further deploy-trigger arguments, e.g. ['--cancel-grace', '5m']
 //   unstableOn     List of exit codes that mark the build UNSTABLE instead of failing it
 //   propagate      false: never fail or mark the build, just return the result (default true)
-//   trigger        the deploy-trigger executable (default: deploy-trigger on PATH)
+//   trigger        the deploy-trigger executable (default: deploy-trigger on PATH). Agents get
+//                  the release binary, checksum verified, baked into their image or through a
+//                  tool installer: trigger: "${tool 'deploy-trigger'}/deploy-trigger"
+//                  (docs/CI.md, "Getting deploy-trigger onto the agents"); never go build.
 //
 // Returns [exitCode: n, outcome: 'succeeded' | 'failed' | 'timeout' | …, message: '…',
 //          runId: '01J…', taskArn: 'arn:aws:ecs:…', outputs: [name: 'value', …]]

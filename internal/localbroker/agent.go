@@ -198,7 +198,9 @@ func (a *agent) start(ctx context.Context, task ecstypes.Task) {
 		a.fail(ctx, t, "CannotStartContainerError: "+err.Error())
 		return
 	}
+	a.mu.Lock() // RunnerPID and stopAll read it from other goroutines
 	t.cmd = cmd
+	a.mu.Unlock()
 	a.log.Info("agent: task started", "run_id", t.runID, "task_arn", t.arn, "pid", cmd.Process.Pid)
 	a.emit(ctx, t, "RUNNING", "RUNNING", "", "", nil)
 	a.wg.Add(1)

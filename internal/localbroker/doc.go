@@ -1,6 +1,6 @@
 // Package localbroker runs the whole broker on one machine against the moto
 // server, for the demo, for people who want to try deploy-trigger by hand and
-// for the end-to-end tests. It is DESIGN.md §5:
+// for the end-to-end tests. It is the local mode of docs/ARCHITECTURE.md:
 //
 //   - Provision creates in the emulator what the CDK stack creates in AWS:
 //     the broker topic, the ECS cluster, one task definition per catalogue

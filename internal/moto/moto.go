@@ -47,7 +47,7 @@ func Start(ctx context.Context, log io.Writer) (*Server, error) {
 		}
 		cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
 		cmd.Stdout, cmd.Stderr = log, log
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		cmd.SysProcAttr = childProcAttr()
 		cmd.Env = append(os.Environ(), "MOTO_ALLOW_NONEXISTENT_REGION=true")
 		if err := cmd.Start(); err != nil {
 			return nil, fmt.Errorf("starting moto_server: %w", err)

@@ -50,6 +50,10 @@ type batcher struct {
 	heartbeat   time.Duration
 	now         func() time.Time
 	log         *slog.Logger
+	// stalled, when not nil, is called each time the batcher stops taking
+	// input to wait for the sender: the current request is full, or it is
+	// the last one. Tests use it to pace a slow sender exactly.
+	stalled func()
 
 	in    <-chan item
 	ready <-chan struct{} // the sender is idle
@@ -160,11 +164,18 @@ func (b *batcher) empty() bool {
 
 // handOff waits until the sender is idle and gives it the current request.
 func (b *batcher) handOff(final bool) {
+	b.stall()
 	<-b.ready
 	b.closeMsg()
 	b.cur.final = final
 	b.work <- b.cur
 	b.cur = &request{}
+}
+
+func (b *batcher) stall() {
+	if b.stalled != nil {
+		b.stalled()
+	}
 }
 
 func (b *batcher) heartbeatRecord() *protocol.Record {
@@ -204,6 +215,7 @@ func (b *batcher) run(started *protocol.Started) {
 		full := pend != nil
 		if full {
 			in = nil
+			b.stall()
 		}
 		if b.empty() {
 			ready = nil

@@ -124,12 +124,27 @@ func testJob(mode string, args []string) int {
 			return 1
 		}
 		return 3
-	case "slowlines": // slowlines N interval
+	case "tailwait": // tailwait FIFO: a line without its newline, then wait until FIFO is opened and closed
+		os.Stdout.WriteString("an unterminated last line")
+		f, err := os.Open(args[0])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		io.Copy(io.Discard, f)
+		f.Close()
+		return 0
+	case "gated": // gated N FIFO: N lines, each after the FIFO was opened and closed once
 		n, _ := strconv.Atoi(args[0])
-		d, _ := time.ParseDuration(args[1])
 		for i := 0; i < n; i++ {
-			fmt.Printf("slow %d\n", i)
-			time.Sleep(d)
+			f, err := os.Open(args[1])
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			io.Copy(io.Discard, f)
+			f.Close()
+			fmt.Printf("gated %d\n", i)
 		}
 		return 0
 	}
@@ -227,15 +242,19 @@ func (r run) streams(t testing.TB) (out, errOut []byte, order []string) {
 }
 
 // receiveRun reads the queue until the runner's exit record, deleting as it
-// goes, like the trigger does.
+// goes, like the trigger does. It gives up when nothing new has arrived for
+// timeout (a slow emulator under load is not a stuck run).
 func receiveRun(t testing.TB, client *sqs.Client, url string, timeout time.Duration) run {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
 	bySeq := map[uint64]protocol.Record{}
 	var r run
 	var exitSeq uint64
+	progress := time.Now()
 	for exitSeq == 0 || uint64(len(bySeq)) < exitSeq {
+		if time.Since(progress) > timeout {
+			t.Fatalf("nothing new on the queue for %s (have %d records, exit seq %d)", timeout, len(bySeq), exitSeq)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		out, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &url, MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
 		if err != nil {
 			t.Fatalf("receiving (have %d records, exit seq %d): %v", len(bySeq), exitSeq, err)
@@ -255,6 +274,7 @@ func receiveRun(t testing.TB, client *sqs.Client, url string, timeout time.Durat
 					continue
 				}
 				bySeq[rec.Seq] = rec
+				progress = time.Now()
 				if rec.Type == protocol.TypeExit {
 					exitSeq = rec.Seq
 				}
@@ -266,6 +286,7 @@ func receiveRun(t testing.TB, client *sqs.Client, url string, timeout time.Durat
 				t.Fatal(err)
 			}
 		}
+		cancel()
 	}
 	seqs := make([]uint64, 0, len(bySeq))
 	for s := range bySeq {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -59,10 +60,28 @@ type lineReader struct {
 	mu      sync.Mutex
 	stopped bool
 	teeErr  error
+
+	// After stop: the reader takes what the pipe holds, without waiting for
+	// more, then ends. drainLeft bounds what it takes.
+	draining  bool
+	drainLeft int
+	// open: the last piece sent did not end its line (a long line's piece,
+	// or a partial line sent after flushDelay), so the stream's end ends a
+	// line even when nothing is pending.
+	open bool
 }
 
-// stop makes run return soon, as if the pipe had ended (used when the job's
-// process group is gone but something still holds the pipe open).
+// maxDrainBytes bounds what a stopped reader still takes from its pipe: what
+// a pipe can hold (64 KiB by default, at most 1 MiB, fs.pipe-max-size,
+// without CAP_SYS_RESOURCE), so that a writer that escaped the job's process
+// group cannot keep it reading.
+const maxDrainBytes = 1 << 20
+
+// stop makes run end soon, as if the pipe had ended (used when the job's
+// process group is gone but something still holds the pipe open). What the
+// pipe already holds is still read: the job wrote it before it exited, and
+// the reader may only have been slow to get to it (backpressure from the
+// queue).
 func (r *lineReader) stop() {
 	r.mu.Lock()
 	r.stopped = true
@@ -111,7 +130,7 @@ func (r *lineReader) run() {
 		if cap(pending)-len(pending) < r.readSize {
 			pending = growBytes(pending, r.readSize)
 		}
-		n, err := r.f.Read(pending[len(pending):cap(pending)])
+		n, err := r.read(pending[len(pending):cap(pending)])
 		at := time.Now()
 		var c *chunk
 		if n > 0 {
@@ -129,6 +148,13 @@ func (r *lineReader) run() {
 				partialSince = at // a new partial line started in this read
 			}
 		}
+		if err != nil && !r.draining && errors.Is(err, os.ErrDeadlineExceeded) && r.isStopped() {
+			// Stopped: from now on read only what the pipe holds.
+			r.draining, r.drainLeft = true, maxDrainBytes
+			_ = r.f.SetReadDeadline(time.Time{})
+			r.emit(c)
+			continue
+		}
 		if err != nil {
 			timedOut := errors.Is(err, os.ErrDeadlineExceeded) && !r.isStopped()
 			if len(pending) > 0 {
@@ -140,6 +166,12 @@ func (r *lineReader) run() {
 					c.lines++ // the stream ends without a newline: still a line
 				}
 				pending = pending[:0]
+			} else if !timedOut && r.lineOpen(c) {
+				// The stream ends a line whose last piece already went.
+				if c == nil {
+					c = &chunk{stream: r.stream, at: at}
+				}
+				c.lines++
 			}
 			r.emit(c)
 			if timedOut {
@@ -151,6 +183,54 @@ func (r *lineReader) run() {
 	}
 }
 
+// lineOpen reports whether the stream's last piece so far, in c or sent
+// before it, did not end its line.
+func (r *lineReader) lineOpen(c *chunk) bool {
+	if c != nil && len(c.pieces) > 0 {
+		return c.pieces[len(c.pieces)-1].cont
+	}
+	return r.open
+}
+
+// read reads the pipe; once draining, it returns what the pipe holds now and
+// io.EOF when it holds nothing (or drainLeft is used up), never waiting.
+func (r *lineReader) read(p []byte) (int, error) {
+	if !r.draining {
+		return r.f.Read(p)
+	}
+	if r.drainLeft <= 0 {
+		return 0, io.EOF
+	}
+	rc, err := r.f.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	p = p[:min(len(p), r.drainLeft)]
+	var n int
+	var rerr error
+	// The pipe is non-blocking (os.Pipe); returning true never waits.
+	if err := rc.Read(func(fd uintptr) bool {
+		for {
+			n, rerr = syscall.Read(int(fd), p)
+			if rerr != syscall.EINTR {
+				return true
+			}
+		}
+	}); err != nil {
+		return 0, err
+	}
+	switch {
+	case rerr == syscall.EAGAIN:
+		return 0, io.EOF
+	case rerr != nil:
+		return 0, rerr
+	case n == 0:
+		return 0, io.EOF
+	}
+	r.drainLeft -= n
+	return n, nil
+}
+
 func growBytes(b []byte, n int) []byte {
 	nb := make([]byte, len(b), len(b)+n)
 	copy(nb, b)
@@ -158,8 +238,11 @@ func growBytes(b []byte, n int) []byte {
 }
 
 func (r *lineReader) emit(c *chunk) {
-	if c == nil || (len(c.pieces) == 0 && c.bytes == 0) {
+	if c == nil || (len(c.pieces) == 0 && c.bytes == 0 && c.lines == 0) {
 		return
+	}
+	if len(c.pieces) > 0 {
+		r.open = c.pieces[len(c.pieces)-1].cont
 	}
 	if r.tee != nil && r.teeMasked {
 		var b []byte

@@ -172,7 +172,7 @@ func startJob(ctx context.Context, cfg Config, red *Redactor, in chan<- item, lo
 	cmd := exec.Command(cfg.Args[0], cfg.Args[1:]...)
 	cmd.Env = cfg.Env
 	cmd.Stdout, cmd.Stderr = outW, errW
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = childProcAttr()
 	if cmd.Err != nil {
 		outR.Close()
 		outW.Close()
@@ -265,6 +265,7 @@ func startJob(ctx context.Context, cfg Config, red *Redactor, in chan<- item, lo
 				for _, r := range readers {
 					r.stop()
 				}
+				log.Warn("the job's output pipes are still open, or not yet read to the end: taking what they hold, then closing them")
 				<-readersDone
 			}
 		}

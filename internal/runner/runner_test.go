@@ -266,21 +266,37 @@ func TestTimeoutKillsGroup(t *testing.T)           { testStop(t, false, false) }
 func TestCancelKillsGroup(t *testing.T)            { testStop(t, false, true) }
 func TestCancelIgnoredTermGetsKilled(t *testing.T) { testStop(t, true, true) }
 
+// TestHeartbeat: a quiet job gets heartbeats. The job stays quiet until the
+// queue has three (or a minute has passed: then the test fails).
 func TestHeartbeat(t *testing.T) {
-	res, r := runJob(t, func(c *Config) { c.Heartbeat = 100 * time.Millisecond }, "slowlines", "5", "100ms")
+	q := newMemQueue(t)
+	g := newGate(t)
 	beats := 0
+	q.onBody = func(body string) {
+		if strings.Contains(body, `"type":"heartbeat"`) {
+			if beats++; beats == 3 {
+				g.release()
+			}
+		}
+	}
+	timeout := time.AfterFunc(time.Minute, g.release)
+	defer timeout.Stop()
+	c := sinkConfig(t, "gated", "1", string(g))
+	c.Heartbeat = 20 * time.Millisecond
+	res := Run(context.Background(), c, q)
 	var last int64
-	for _, rec := range r.records {
+	seen := 0
+	for _, rec := range q.records(t).records {
 		if rec.Heartbeat != nil {
-			beats++
+			seen++
 			if rec.Heartbeat.Lines < last {
 				t.Fatalf("heartbeat counts go backwards")
 			}
 			last = rec.Heartbeat.Lines
 		}
 	}
-	if beats < 3 || !res.Delivered {
-		t.Fatalf("%d heartbeats in %d ms", beats, res.Exit.DurationMS)
+	if seen < 3 || !res.Delivered {
+		t.Fatalf("%d heartbeats in %d ms", seen, res.Exit.DurationMS)
 	}
 }
 

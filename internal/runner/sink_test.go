@@ -3,10 +3,14 @@ package runner
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -29,6 +33,8 @@ type memQueue struct {
 	gate     chan struct{} // when not nil, each call waits for a token
 	delay    time.Duration // per call, like a network round trip
 	failCall func(call int, n int) (failFrom int, err error)
+	onBody   func(body string) // called with each body accepted
+	firstIDs []string          // per call, the deduplication id of its first entry
 }
 
 func newMemQueue(t testing.TB) *memQueue { return &memQueue{t: t, seen: map[string]bool{}} }
@@ -45,6 +51,9 @@ func (q *memQueue) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatc
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.calls++
+	if len(in.Entries) > 0 {
+		q.firstIDs = append(q.firstIDs, aws.ToString(in.Entries[0].MessageDeduplicationId))
+	}
 	if len(in.Entries) == 0 || len(in.Entries) > MaxBatchEntries {
 		q.t.Errorf("batch of %d entries", len(in.Entries))
 	}
@@ -76,6 +85,9 @@ func (q *memQueue) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatc
 		if !q.seen[id] {
 			q.seen[id] = true
 			q.bodies = append(q.bodies, aws.ToString(e.MessageBody))
+			if q.onBody != nil {
+				q.onBody(aws.ToString(e.MessageBody))
+			}
 		}
 		out.Successful = append(out.Successful, sqstypes.SendMessageBatchResultEntry{Id: e.Id})
 	}
@@ -154,11 +166,12 @@ func TestBackpressureStallingSink(t *testing.T) {
 		t.Fatalf("result %+v", res)
 	}
 	checkLines(t, q.records(t), n)
-	// Bodies are compressed at saturation: count them uncompressed.
+	// How full requests get depends on how fast the job, the readers and
+	// the batcher run against the queue's round trip, i.e. on CPU share:
+	// logged, not asserted. That a request the sender is not ready for
+	// fills to its limits is TestBatcherCompressibleFillsRequests; the
+	// figure is BenchmarkBatcherSaturated's (docs/BENCHMARKS.md).
 	per := res.RawBodyBytes / int64(res.Requests)
-	if per < 800<<10 {
-		t.Fatalf("%d bytes per request at saturation", per)
-	}
 	t.Logf("%d requests, %d body bytes per request (%d compressed), %d compressed messages",
 		res.Requests, per, res.BodyBytes/int64(res.Requests), res.Compressed)
 }
@@ -267,13 +280,20 @@ func TestSendTimeoutGoesLocalOnly(t *testing.T) {
 	q.failCall = func(int, int) (int, error) { return 0, errors.New("throttled") }
 	c := sinkConfig(t, "lines", "100000")
 	c.SendTimeout = 300 * time.Millisecond
-	start := time.Now()
 	res := Run(context.Background(), c, q)
 	if res.Delivered || res.QueueErr == nil || res.Exit.Reason != protocol.ReasonCompleted || res.Exit.Lines != 100000 {
 		t.Fatalf("result %+v", res)
 	}
-	if took := time.Since(start); took > 5*time.Second {
-		t.Fatalf("took %s", took)
+	// The job was not held up by the dead queue: once the sender gave up on
+	// the first request, it never called the queue again (not one give-up
+	// period per request).
+	for i, id := range q.firstIDs {
+		if id != DedupID(1) {
+			t.Fatalf("call %d of %d sent %s: the sender kept trying after it gave up", i+1, len(q.firstIDs), id)
+		}
+	}
+	if len(q.firstIDs) == 0 {
+		t.Fatal("the queue was never called")
 	}
 }
 
@@ -282,4 +302,112 @@ type countSink struct{}
 
 func (countSink) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, _ ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
 	return &sqs.SendMessageBatchOutput{}, nil
+}
+
+// logWatch is a slog handler that closes seen once a message containing
+// want is logged.
+type logWatch struct {
+	want string
+	seen chan struct{}
+	once *sync.Once
+}
+
+func (h logWatch) Enabled(context.Context, slog.Level) bool { return true }
+func (h logWatch) Handle(_ context.Context, r slog.Record) error {
+	if strings.Contains(r.Message, h.want) {
+		h.once.Do(func() { close(h.seen) })
+	}
+	return nil
+}
+func (h logWatch) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h logWatch) WithGroup(string) slog.Handler      { return h }
+
+// TestStoppedReadersTakeWhatThePipeHolds: the job has exited with part of
+// its output still in the pipe, and the readers are held up by a stalled
+// queue until the runner gives up waiting for the pipes and stops them.
+// What the job wrote must still all arrive: a stopped reader takes what the
+// pipe holds. The queue opens only once the runner has said it stopped the
+// readers, so the test does not depend on timing.
+func TestStoppedReadersTakeWhatThePipeHolds(t *testing.T) {
+	// About 90 KB: the runner holds about half (a request, a chunk in the
+	// channel, one in the reader), the pipe the rest, so the job exits.
+	const n = 1000
+	q := newMemQueue(t)
+	q.gate = make(chan struct{})
+	c := sinkConfig(t, "lines", strconv.Itoa(n))
+	// Hold little between the pipe and the queue, and give up on the
+	// pipes early.
+	c.MaxRequestBytes, c.MaxMessageBytes, c.QueueDepth, c.ReadSize = 16<<10, 16<<10, 1, 4<<10
+	c.ExitWait = 50 * time.Millisecond
+	c.Compress = CompressOff // compressed, the whole output would fit in one request
+	w := logWatch{want: "taking what they hold", seen: make(chan struct{}), once: new(sync.Once)}
+	c.Log = slog.New(w)
+	go func() {
+		<-w.seen
+		close(q.gate)
+	}()
+	res := Run(context.Background(), c, q)
+	select {
+	case <-w.seen:
+	default:
+		t.Fatal("the readers were not stopped: the test did not test anything")
+	}
+	if !res.Delivered || res.Exit.Reason != protocol.ReasonCompleted || res.Exit.Lines != n {
+		t.Fatalf("result %+v", res)
+	}
+	checkLines(t, q.records(t), n)
+}
+
+// TestUnterminatedLastLineCountsOnce: a last line without its newline that
+// went out on its own (after the flush delay) before the stream ended is
+// still one line in the exit record. The job ends only once the queue has
+// the piece, so the order of events is fixed, not timed.
+func TestUnterminatedLastLineCountsOnce(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "release")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	q := newMemQueue(t)
+	released := false
+	q.onBody = func(body string) {
+		if !released && strings.Contains(body, "an unterminated last line") {
+			released = true
+			go func() {
+				if f, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
+					f.Close()
+				}
+			}()
+		}
+	}
+	res := Run(context.Background(), sinkConfig(t, "tailwait", fifo), q)
+	if !res.Delivered || res.ExitCode() != 0 || !released {
+		t.Fatalf("result %+v (piece sent before the end: %v)", res, released)
+	}
+	if res.Exit.Lines != 1 || res.Exit.Bytes != int64(len("an unterminated last line")) {
+		t.Fatalf("exit lines %d bytes %d, want 1 line", res.Exit.Lines, res.Exit.Bytes)
+	}
+	out, _, order := q.records(t).streams(t)
+	if string(out) != "an unterminated last line" || len(order) != 0 {
+		t.Fatalf("stdout %q, complete lines %q", out, order)
+	}
+}
+
+// gate is a FIFO a "gated" test job waits on before each line: release lets
+// it write the next one.
+type gate string
+
+func newGate(t testing.TB) gate {
+	path := filepath.Join(t.TempDir(), "gate")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return gate(path)
+}
+
+func (g gate) release() {
+	go func() {
+		if f, err := os.OpenFile(string(g), os.O_WRONLY, 0); err == nil {
+			f.Close()
+		}
+	}()
 }

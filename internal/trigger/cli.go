@@ -83,7 +83,7 @@ func parseCLI(args []string, getenv func(string) string, stdout, stderr io.Write
 		kong.Name("deploy-trigger"),
 		kong.Description(helpDescription),
 		kong.Writers(stdout, stderr),
-		kong.Vars{"version": "deploy-trigger " + version()},
+		kong.Vars{"version": versionLine()},
 		kong.Exit(func(code int) { panic(exitPanic(code)) }),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true, WrapUpperBound: 100}),
 		kong.Resolvers(envResolver(getenv)),

@@ -3,6 +3,7 @@ package trigger
 import (
 	"bytes"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -135,6 +136,15 @@ func TestHelpAndVersion(t *testing.T) {
 	out.Reset()
 	if _, err := parseCLI([]string{"--version"}, envOf(), &out, &errb); !errors.Is(err, errHelpShown) || !strings.HasPrefix(out.String(), "deploy-trigger ") {
 		t.Fatalf("version: err = %v, out %q", err, out.String())
+	}
+	// What -ldflags -X stamps in (Makefile, .goreleaser.yaml) is printed.
+	defer func(v, c, d string) { Version, Commit, Date = v, c, d }(Version, Commit, Date)
+	Version, Commit, Date = "v1.2.3", "0123456789abcdef0123", "2026-11-30T17:00:00Z"
+	out.Reset()
+	parseCLI([]string{"--version"}, envOf(), &out, &errb)
+	want := "deploy-trigger v1.2.3 (commit 0123456789ab, built 2026-11-30T17:00:00Z, " + runtime.GOOS + "/" + runtime.GOARCH + ")\n"
+	if out.String() != want {
+		t.Errorf("--version printed %q, want %q", out.String(), want)
 	}
 }
 

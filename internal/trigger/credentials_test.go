@@ -32,7 +32,7 @@ mfa_serial = arn:aws:iam::123456789012:mfa/alice
 	return configFile, credsFile
 }
 
-func runDry(t *testing.T, b *scriptedBroker, stdin string, tty bool, args ...string) (error, string, string) {
+func runDry(t *testing.T, b *scriptedBroker, stdin string, tty bool, args ...string) (string, string, error) {
 	t.Helper()
 	cfgFile, credsFile := writeProfiles(t)
 	getenv := b.env("AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "AWS_CONFIG_FILE="+cfgFile, "AWS_SHARED_CREDENTIALS_FILE="+credsFile, "USER=alice")
@@ -40,13 +40,13 @@ func runDry(t *testing.T, b *scriptedBroker, stdin string, tty bool, args ...str
 	a := newApp(getenv, strings.NewReader(stdin), &stdout, &stderr, nil)
 	a.stdinTTY = tty
 	err := a.main(context.Background(), args)
-	return err, stdout.String(), stderr.String()
+	return stdout.String(), stderr.String(), err
 }
 
 func TestDryRunPublishesNothing(t *testing.T) {
 	t.Parallel()
 	b := startScripted(t, "deploy-broker")
-	err, stdout, stderr := runDry(t, b, "", false, "--dry-run", "--profile", "base", "website", "version=1.4.2")
+	stdout, stderr, err := runDry(t, b, "", false, "--dry-run", "--profile", "base", "website", "version=1.4.2")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
 	}
@@ -70,7 +70,7 @@ func TestDryRunPublishesNothing(t *testing.T) {
 func TestMFAProfileOnTerminal(t *testing.T) {
 	t.Parallel()
 	b := startScripted(t, "deploy-broker")
-	err, _, stderr := runDry(t, b, "123456\n", true, "--dry-run", "--profile", "deployer", "website")
+	_, stderr, err := runDry(t, b, "123456\n", true, "--dry-run", "--profile", "deployer", "website")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
 	}
@@ -82,7 +82,7 @@ func TestMFAProfileOnTerminal(t *testing.T) {
 func TestMFAProfileWithoutTerminal(t *testing.T) {
 	t.Parallel()
 	b := startScripted(t, "deploy-broker")
-	err, _, stderr := runDry(t, b, "", false, "--dry-run", "--profile", "deployer", "website")
+	_, stderr, err := runDry(t, b, "", false, "--dry-run", "--profile", "deployer", "website")
 	if codeOf(err) != exitcode.Usage || !strings.Contains(err.Error(), `profile "deployer" needs an MFA code (mfa_serial), but stdin is not a terminal`) {
 		t.Fatalf("code %d: %v", codeOf(err), err)
 	}
@@ -94,7 +94,7 @@ func TestMFAProfileWithoutTerminal(t *testing.T) {
 func TestRoleARNSessionNamesTheRun(t *testing.T) {
 	t.Parallel()
 	b := startScripted(t, "deploy-broker")
-	err, _, stderr := runDry(t, b, "", false, "--dry-run", "--profile", "base", "--role-arn", "arn:aws:iam::123456789012:role/ci-trigger", "--external-id", "acme", "website")
+	_, stderr, err := runDry(t, b, "", false, "--dry-run", "--profile", "base", "--role-arn", "arn:aws:iam::123456789012:role/ci-trigger", "--external-id", "acme", "website")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
 	}
@@ -106,7 +106,7 @@ func TestRoleARNSessionNamesTheRun(t *testing.T) {
 func TestUnknownProfile(t *testing.T) {
 	t.Parallel()
 	b := startScripted(t, "deploy-broker")
-	err, _, _ := runDry(t, b, "", false, "--dry-run", "--profile", "nope", "website")
+	_, _, err := runDry(t, b, "", false, "--dry-run", "--profile", "nope", "website")
 	if codeOf(err) != exitcode.Usage || !strings.Contains(err.Error(), `AWS profile "nope" does not exist`) {
 		t.Fatalf("code %d: %v", codeOf(err), err)
 	}

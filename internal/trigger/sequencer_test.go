@@ -99,8 +99,6 @@ func TestSequencerShuffled(t *testing.T) {
 	}
 }
 
-func missingOf(_ []protocol.Record, m [][2]uint64) string { return fmt.Sprint(m) }
-
 // The reviewer's case: a full buffer behind a gap must still take the record
 // that fills the gap, and then release everything.
 func TestSequencerFullBufferStillTakesTheGap(t *testing.T) {

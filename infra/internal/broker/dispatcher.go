@@ -69,7 +69,7 @@ type dispatcher struct {
 }
 
 // NewDispatcher creates the function with exactly the permissions of
-// DESIGN.md §2's dispatcher row.
+// the dispatcher's rows of the trust table (docs/ARCHITECTURE.md).
 func NewDispatcher(scope constructs.Construct, id string, props *DispatcherProps) Dispatcher {
 	this := constructs.NewConstruct(scope, &id)
 	logGroup := awslogs.NewLogGroup(this, jsii.String("Logs"), &awslogs.LogGroupProps{

@@ -26,6 +26,6 @@
 // configuration, builds the app with the cdk-nag AwsSolutions checks and
 // returns errors instead of panicking, so infra/main.go stays thin.
 //
-// The least-privilege table of DESIGN.md §2 is asserted statement by
+// The least-privilege table of docs/ARCHITECTURE.md is asserted statement by
 // statement in this package's tests.
 package broker

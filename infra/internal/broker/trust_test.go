@@ -14,7 +14,7 @@ import (
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
-// The trust table of DESIGN.md §2, row by row, statement by statement.
+// The trust table of docs/ARCHITECTURE.md, row by row, statement by statement.
 
 var testCIPrincipals = []string{"111111111111", "222222222222"}
 

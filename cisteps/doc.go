@@ -10,5 +10,13 @@
 // real files, and, when the Debian groovy package is installed, parse the
 // Groovy files and run the Jenkins step with stubbed Pipeline steps.
 //
+// They also check the release packaging the action depends on: the
+// action's install step against a local release host (download, checksum,
+// tool cache, fallback to a source build), .goreleaser.yaml (goreleaser
+// check and a single-target snapshot build, when GoReleaser is installed:
+// scripts/install-goreleaser.sh), and the runner's Dockerfile (statically,
+// and its build stage replayed as a script, since no image builder runs
+// here).
+//
 // The package has no code of its own outside its tests.
 package cisteps

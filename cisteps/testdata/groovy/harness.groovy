@@ -1,4 +1,4 @@
-// Test harness for vars/deployTrigger.groovy, run by internal/cisteps with
+// Test harness for vars/deployTrigger.groovy, run by cisteps with
 // the Debian groovy package:
 //
 //   groovy -cp testdata/groovy testdata/groovy/harness.groovy CASES.json FILE...

@@ -16,7 +16,7 @@ import (
 )
 
 // repoRoot is the repository root, relative to this package.
-const repoRoot = "../.."
+const repoRoot = ".."
 
 var (
 	binDir string // freshly built deploy-trigger and deploy-runner, when asked for
@@ -53,7 +53,7 @@ func TestMain(m *testing.M) {
 func binaries(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		for name, pkg := range map[string]string{"deploy-trigger": "../../cmd/trigger", "deploy-runner": "../../cmd/runner"} {
+		for name, pkg := range map[string]string{"deploy-trigger": "../cmd/trigger", "deploy-runner": "../cmd/runner"} {
 			out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, name), pkg).CombinedOutput()
 			if err != nil {
 				buildErr = fmt.Errorf("building %s: %v\n%s", name, err, out)
@@ -129,7 +129,7 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-func readFile(t *testing.T, path string) string {
+func readFile(t testing.TB, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {

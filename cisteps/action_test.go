@@ -107,7 +107,7 @@ func exprsIn(s string) []string {
 	return out
 }
 
-func loadAction(t *testing.T) *actionFile {
+func loadAction(t testing.TB) *actionFile {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(repoRoot, "action.yml"))
 	if err != nil {
@@ -401,8 +401,14 @@ type runStepResult struct {
 // GITHUB_OUTPUT and GITHUB_STEP_SUMMARY in a temporary directory.
 func triggerStep(t *testing.T, with map[string]string) (*exec.Cmd, *testutil.SyncBuffer, *testutil.SyncBuffer, string) {
 	t.Helper()
+	return triggerStepWith(t, with, filepath.Join(binaries(t), "deploy-trigger"))
+}
+
+// triggerStepWith is triggerStep with the deploy-trigger that the install
+// step put at path.
+func triggerStepWith(t *testing.T, with map[string]string, path string) (*exec.Cmd, *testutil.SyncBuffer, *testutil.SyncBuffer, string) {
+	t.Helper()
 	a := loadAction(t)
-	bin := binaries(t)
 	b := localBroker(t)
 	var step *actionStep
 	for i := range a.Runs.Steps {
@@ -425,7 +431,7 @@ func triggerStep(t *testing.T, with map[string]string) (*exec.Cmd, *testutil.Syn
 		}
 		inputs[k] = v
 	}
-	stepOut := map[string]map[string]string{"install": {"path": filepath.Join(bin, "deploy-trigger")}}
+	stepOut := map[string]map[string]string{"install": {"path": path}}
 	eval := func(expr string) string {
 		expr = strings.TrimSpace(expr)
 		if m := regexp.MustCompile(`^inputs\.([A-Za-z0-9_-]+)$`).FindStringSubmatch(expr); m != nil {
@@ -516,6 +522,13 @@ func finishStep(t *testing.T, err error, stdout, stderr *testutil.SyncBuffer, di
 func runTriggerStep(t *testing.T, with map[string]string) runStepResult {
 	t.Helper()
 	cmd, stdout, stderr, dir := triggerStep(t, with)
+	err := cmd.Run()
+	return finishStep(t, err, stdout, stderr, dir)
+}
+
+func runTriggerStepWith(t *testing.T, with map[string]string, path string) runStepResult {
+	t.Helper()
+	cmd, stdout, stderr, dir := triggerStepWith(t, with, path)
 	err := cmd.Run()
 	return finishStep(t, err, stdout, stderr, dir)
 }
