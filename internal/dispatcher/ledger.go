@@ -29,14 +29,15 @@ const (
 
 // ledgerItem is one run in the ledger, keyed by run id.
 type ledgerItem struct {
-	RunID       string
-	Status      string
-	Job         string
-	Params      map[string]string // secret values redacted
-	Requester   string
-	RequestHash string
-	RequestedAt time.Time
-	CreatedAt   time.Time
+	RunID          string
+	IdempotencyKey string // the request's, if any
+	Status         string
+	Job            string
+	Params         map[string]string // secret values redacted
+	Requester      string
+	RequestHash    string
+	RequestedAt    time.Time
+	CreatedAt      time.Time
 	// LeaseUntil is when the invocation that holds the launch claim is
 	// certainly over (its Lambda deadline): only after it may another
 	// invocation take the launch over.
@@ -83,6 +84,9 @@ func (l *ledger) claim(ctx context.Context, it ledgerItem) error {
 		protocol.LedgerHistory:     s(protocol.LedgerHistoryValue),
 		protocol.LedgerAttempts:    &types.AttributeValueMemberN{Value: "1"},
 		protocol.LedgerExpiresAt:   &types.AttributeValueMemberN{Value: strconv.FormatInt(it.CreatedAt.Add(l.retention).Unix(), 10)},
+	}
+	if it.IdempotencyKey != "" {
+		item[protocol.LedgerIdempotencyKey] = s(it.IdempotencyKey)
 	}
 	if it.Reason != "" {
 		item[protocol.LedgerReason] = s(it.Reason)

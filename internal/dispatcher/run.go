@@ -64,7 +64,7 @@ func (d *Dispatcher) handleRun(ctx context.Context, req *protocol.Request, body 
 
 	item := ledgerItem{RunID: req.RunID, Status: StatusLaunching, Job: req.Job, Params: a.Params,
 		Requester: req.Requester.String(), RequestHash: requestHash(body), RequestedAt: req.RequestedAt,
-		CreatedAt: now, LeaseUntil: d.leaseEnd(ctx), ClaimToken: newClaimToken()}
+		CreatedAt: now, LeaseUntil: d.leaseEnd(ctx), ClaimToken: newClaimToken(), IdempotencyKey: req.IdempotencyKey}
 	if rej != nil {
 		item.Status, item.RejectCode, item.Reason = StatusRejected, rej.code, rej.reason
 	}

@@ -44,6 +44,8 @@ const (
 	LedgerCancelAsked = "cancel_requested_at"
 	LedgerReleasedAt  = "released_at"
 	LedgerClaimToken  = "claim_token"
+	// LedgerIdempotencyKey is the run request's idempotency key, if any.
+	LedgerIdempotencyKey = "idempotency_key"
 )
 
 // The run ledger's history index (issue 17): a global secondary index with

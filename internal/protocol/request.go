@@ -45,6 +45,9 @@ type Request struct {
 	RequestedAt time.Time         `json:"requested_at"`
 	ExpiresAt   time.Time         `json:"expires_at"`
 	Requester   *Requester        `json:"requester,omitempty"`
+	// IdempotencyKey is an optional name the CI side gives the run
+	// (idempotency.go), kept in the ledger, by which attach finds it.
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
 }
 
 // Requester says who asked for a run: filled in by deploy-trigger from the CI
@@ -140,8 +143,11 @@ func (r *Request) Validate() error {
 		if err := r.Requester.validate(); err != nil {
 			return err
 		}
+		if err := ValidateIdempotencyKey(r.IdempotencyKey); err != nil {
+			return fmt.Errorf("run request %s: %w", r.RunID, err)
+		}
 	case KindCancel, KindRelease:
-		if r.Job != "" || r.Params != nil || r.Requester != nil {
+		if r.Job != "" || r.Params != nil || r.Requester != nil || r.IdempotencyKey != "" {
 			return fmt.Errorf("%s request %s may carry only v, kind, run_id and timestamps", r.Kind, r.RunID)
 		}
 	case "":

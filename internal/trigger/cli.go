@@ -39,6 +39,8 @@ type CLI struct {
 	CancelGrace      time.Duration `name:"cancel-grace" default:"2m" env:"DEPLOY_TRIGGER_CANCEL_GRACE" group:"Timing" help:"After Ctrl-C, wait this long for the job to stop and report."`
 	RequestTTL       time.Duration `name:"request-ttl" default:"5m" env:"DEPLOY_TRIGGER_REQUEST_TTL" group:"Timing" help:"The run request expires this long after it is sent (the broker refuses more than 15m by default)."`
 
+	IdempotencyKey string `name:"idempotency-key" env:"DEPLOY_TRIGGER_IDEMPOTENCY_KEY" placeholder:"KEY" help:"Name the run (e.g. from the CI run's id) so that deploy-trigger attach --key KEY finds it again."`
+
 	DryRun  bool             `name:"dry-run" env:"DEPLOY_TRIGGER_DRY_RUN" help:"Validate, show the request, the caller identity and the target; publish nothing."`
 	Version kong.VersionFlag `name:"version" help:"Print the version and exit."`
 }

@@ -38,7 +38,9 @@ type logsCLI struct {
 	Color             bool          `name:"color" env:"DEPLOY_TRIGGER_COLOR" help:"Keep the job's ANSI colours."`
 	Poll              time.Duration `name:"poll" default:"500ms" hidden:"" help:"How often to read the log while following."`
 	LostAfter         time.Duration `name:"lost-after" default:"3m" help:"While following: give up (exit 243) when the task has stopped and the log has had no exit record for this long."`
-	RunID             string        `arg:"" name:"run-id" help:"The run id (a ULID)."`
+	Key               string        `name:"key" placeholder:"KEY" help:"Find the run by the idempotency key it was started with (--idempotency-key), instead of its run id: the newest run with that key."`
+	KeySince          time.Duration `name:"key-since" default:"24h" help:"With --key: look at runs from this long ago on."`
+	RunID             string        `arg:"" optional:"" name:"run-id" help:"The run id (a ULID)."`
 }
 
 type logsAPI interface {
@@ -54,7 +56,14 @@ func (a *app) runLogs(ctx context.Context, cmd string, args []string) error {
 		return a.historyFail(exitcode.Errorf(exitcode.Usage, "%s (see deploy-trigger %s --help)", err, cmd))
 	}
 	attach := cmd == "attach"
-	if err := protocol.ValidateRunID(c.RunID); err != nil {
+	if (c.RunID == "") == (c.Key == "") {
+		return a.historyFail(exitcode.Errorf(exitcode.Usage, "give a run id or --key KEY (one of them)"))
+	}
+	if c.RunID != "" {
+		if err := protocol.ValidateRunID(c.RunID); err != nil {
+			return a.historyFail(exitcode.New(exitcode.Usage, err))
+		}
+	} else if err := protocol.ValidateIdempotencyKey(c.Key); err != nil {
 		return a.historyFail(exitcode.New(exitcode.Usage, err))
 	}
 	if c.Output == "json" {
@@ -71,6 +80,17 @@ func (a *app) runLogs(ctx context.Context, cmd string, args []string) error {
 		h:    historyReader{db: dynamodb.NewFromConfig(awsCfg), table: c.LedgerTable},
 		logs: cloudwatchlogs.NewFromConfig(awsCfg), sns: sns.NewFromConfig(awsCfg),
 		atStart: map[protocol.Stream]bool{protocol.Stdout: true, protocol.Stderr: true}}
+	if c.Key != "" {
+		now := a.now()
+		runs, err := f.h.list(ctx, &runsCLI{Key: c.Key, Limit: 1}, now.Add(-c.KeySince), now)
+		if err != nil {
+			return a.historyFail(err)
+		}
+		if len(runs) == 0 {
+			return a.historyFail(exitcode.Errorf(exitcode.Rejected, "no run with idempotency key %q in the last %s of the run ledger", c.Key, c.KeySince))
+		}
+		c.RunID = runs[0].RunID
+	}
 	err = f.run(ctx)
 	a.flush()
 	if err != nil && !isJobExit(err) {

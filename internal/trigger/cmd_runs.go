@@ -55,6 +55,7 @@ type runsCLI struct {
 	Since     time.Duration `name:"since" default:"168h" help:"Runs from this long ago on (by run id time)."`
 	Until     time.Duration `name:"until" default:"0" help:"Runs up to this long ago."`
 	Limit     int           `name:"limit" default:"20" help:"At most this many runs, newest first."`
+	Key       string        `name:"key" placeholder:"KEY" help:"Only runs started with this idempotency key."`
 }
 
 type showCLI struct {
@@ -84,6 +85,7 @@ type historyRun struct {
 	CancelAsked string            `json:"cancel_requested_at,omitempty"`
 	CancelledAt string            `json:"cancelled_at,omitempty"`
 	ReleasedAt  string            `json:"released_at,omitempty"`
+	Key         string            `json:"idempotency_key,omitempty"`
 	// From the run log's exit record (show with --log-group).
 	Exit    *protocol.Exit    `json:"exit,omitempty"`
 	Outputs map[string]string `json:"outputs,omitempty"`
@@ -255,6 +257,11 @@ func (h historyReader) list(ctx context.Context, c *runsCLI, from, to time.Time)
 		values[":job"] = &dbtypes.AttributeValueMemberS{Value: c.Job}
 		filters = append(filters, "#job = :job")
 	}
+	if c.Key != "" {
+		names["#key"] = protocol.LedgerIdempotencyKey
+		values[":key"] = &dbtypes.AttributeValueMemberS{Value: c.Key}
+		filters = append(filters, "#key = :key")
+	}
 	if c.Requester != "" {
 		names["#req"] = protocol.LedgerRequester
 		values[":req"] = &dbtypes.AttributeValueMemberS{Value: c.Requester}
@@ -321,7 +328,8 @@ func runFromItem(a map[string]dbtypes.AttributeValue) historyRun {
 		Status: str(protocol.LedgerStatus), RequestedAt: str(protocol.LedgerRequestedAt), CreatedAt: str(protocol.LedgerCreatedAt),
 		EndedAt: str(protocol.LedgerEndedAt), TaskARN: str(protocol.LedgerTaskARN), StopCode: str(protocol.LedgerStopCode),
 		StopReason: str(protocol.LedgerStopReason), RejectCode: str(protocol.LedgerRejectCode), Reason: str(protocol.LedgerReason),
-		CancelAsked: str(protocol.LedgerCancelAsked), CancelledAt: str(protocol.LedgerCancelledAt), ReleasedAt: str(protocol.LedgerReleasedAt)}
+		CancelAsked: str(protocol.LedgerCancelAsked), CancelledAt: str(protocol.LedgerCancelledAt), ReleasedAt: str(protocol.LedgerReleasedAt),
+		Key: str(protocol.LedgerIdempotencyKey)}
 	if v := str(protocol.LedgerExitCode); v != "" {
 		if n, err := strconv.Atoi(v); err == nil {
 			r.ExitCode = &n
@@ -403,6 +411,7 @@ func printRun(w io.Writer, mode string, r historyRun) {
 	row("run", r.RunID)
 	row("job", r.Job)
 	row("requester", r.Requester)
+	row("key", r.Key)
 	outcome := r.Outcome
 	if r.ExitCode != nil {
 		outcome += fmt.Sprintf(" (exit code %d)", *r.ExitCode)

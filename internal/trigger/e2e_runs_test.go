@@ -173,15 +173,15 @@ func wantSteps(n int) []string {
 	return out
 }
 
-// The trigger that started a run is killed with SIGKILL mid-run; attach
-// prints what was already written, follows the rest, and exits with the
-// job's exit code: every line once, in order across both streams. logs
-// then prints the same lines.
+// The trigger that started a run is killed with SIGKILL mid-run; attach (by
+// the run's idempotency key) prints what was already written, follows the
+// rest, and exits with the job's exit code: every line once, each stream in
+// order, starting as the live view did. logs then prints the same lines.
 func TestLocalAttachAfterTheTriggerWasKilled(t *testing.T) {
 	t.Parallel()
 	b, bin := startLocal(t)
 	goFile := filepath.Join(t.TempDir(), "go")
-	first := triggerCmd(bin, b, "steps", "lines=20", "wait="+goFile)
+	first := triggerCmd(bin, b, "--idempotency-key", "gha-4242-1-deploy", "steps", "lines=20", "wait="+goFile)
 	var firstOut testutil.SyncBuffer
 	first.Stdout, first.Stderr = &firstOut, &firstOut
 	if err := first.Start(); err != nil {
@@ -198,7 +198,8 @@ func TestLocalAttachAfterTheTriggerWasKilled(t *testing.T) {
 	}
 	runID := m[1]
 
-	attach := triggerCmd(bin, b, "attach", runID)
+	// The CI job finds its run again by the key it derived from its own id.
+	attach := triggerCmd(bin, b, "attach", "--key", "gha-4242-1-deploy")
 	var out testutil.SyncBuffer
 	attach.Stdout, attach.Stderr = &out, &out
 	if err := attach.Start(); err != nil {
@@ -207,6 +208,9 @@ func TestLocalAttachAfterTheTriggerWasKilled(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- attach.Wait() }()
 	waitFor(t, func() bool { return strings.Contains(out.String(), "step 10 err") })
+	if !strings.Contains(out.String(), "attached to run "+runID) {
+		t.Errorf("attach --key did not find run %s:\n%s", runID, out.String())
+	}
 	if strings.Contains(out.String(), "step 11") {
 		t.Fatalf("the job went on before it was let:\n%s", out.String())
 	}

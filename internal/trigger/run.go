@@ -96,6 +96,7 @@ func (a *app) main(ctx context.Context, args []string) error {
 	requester := requesterFromEnv(a.getenv, a.hostname)
 	req := newRequest(protocol.KindRun, runID, now, cfg.RequestTTL)
 	req.Job, req.Params, req.Requester = cfg.Job, cfg.JobParams, requester
+	req.IdempotencyKey = cfg.IdempotencyKey
 	if err := req.Validate(); err != nil {
 		return a.fail(out, exitcode.New(exitcode.Usage, err))
 	}
