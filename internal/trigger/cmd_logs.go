@@ -40,6 +40,7 @@ type logsCLI struct {
 	LostAfter         time.Duration `name:"lost-after" default:"3m" help:"While following: give up (exit 243) when the task has stopped and the log has had no exit record for this long."`
 	Key               string        `name:"key" placeholder:"KEY" help:"Find the run by the idempotency key it was started with (--idempotency-key), instead of its run id: the newest run with that key."`
 	KeySince          time.Duration `name:"key-since" default:"24h" help:"With --key: look at runs from this long ago on."`
+	ResultFile        string        `name:"result-file" env:"DEPLOY_TRIGGER_RESULT_FILE" placeholder:"FILE" help:"attach: write the run's result (exit code, outcome, outputs…) as JSON to FILE, as a run does."`
 	RunID             string        `arg:"" optional:"" name:"run-id" help:"The run id (a ULID)."`
 }
 
@@ -92,6 +93,9 @@ func (a *app) runLogs(ctx context.Context, cmd string, args []string) error {
 		c.RunID = runs[0].RunID
 	}
 	err = f.run(ctx)
+	if attach {
+		f.report(err)
+	}
 	a.flush()
 	if err != nil && !isJobExit(err) {
 		fmt.Fprintf(a.stderr, "deploy-trigger: %v\n", err)
@@ -116,6 +120,8 @@ type logFollower struct {
 		Publish(ctx context.Context, in *sns.PublishInput, opts ...func(*sns.Options)) (*sns.PublishOutput, error)
 	}
 
+	found     historyRun     // the run, once found
+	exit      *protocol.Exit // its exit record, once read
 	atStart   map[protocol.Stream]bool
 	n         uint64 // last run log line printed
 	token     *string
@@ -152,6 +158,7 @@ func (f *logFollower) run(ctx context.Context) error {
 		}
 		return exitcode.Errorf(exitcode.StartFailed, "run %s has no task (status %s)", runID, run.Status)
 	}
+	f.found = run
 	if f.attach {
 		f.say("attached to run %s of job %s (task %s)", runID, run.Job, run.TaskARN)
 	}
@@ -162,6 +169,7 @@ func (f *logFollower) run(ctx context.Context) error {
 			return err
 		}
 		if exit != nil {
+			f.exit = exit
 			return f.finish(run, exit)
 		}
 		if !f.follow {
@@ -333,4 +341,35 @@ func lastExit(ctx context.Context, logs logsAPI, group string, r historyRun) (*p
 		}
 	}
 	return nil, nil
+}
+
+// report hands attach's result to the pipeline as a run does: the result
+// file, and $GITHUB_OUTPUT in GitHub Actions (run-id, exit-code, outcome,
+// task-arn, outputs).
+func (f *logFollower) report(err error) {
+	code := exitcode.Code(err)
+	r := &Result{RunID: f.cli.RunID, Job: f.found.Job, TaskARN: f.found.TaskARN, Code: code,
+		Outcome: outcomeName(code, isJobExit(err) || err == nil && f.exit != nil), Err: err}
+	if err != nil && !isJobExit(err) {
+		r.Message = err.Error()
+	}
+	if x := f.exit; x != nil {
+		r.Duration = time.Duration(x.DurationMS) * time.Millisecond
+		r.Lines, r.Bytes, r.Outputs = x.Lines, x.Bytes, x.Outputs
+	}
+	if f.cli.ResultFile != "" {
+		if werr := writeFileAtomic(f.cli.ResultFile, resultRecord(r)); werr != nil {
+			f.say("could not write the result file: %v", werr)
+		}
+	}
+	if path := f.app.getenv("GITHUB_OUTPUT"); path != "" && f.app.getenv("GITHUB_ACTIONS") == "true" {
+		out := fmt.Sprintf("run-id=%s\nexit-code=%d\noutcome=%s\ntask-arn=%s\n", r.RunID, r.Code, r.Outcome, r.TaskARN)
+		jobOut, warnings := githubJobOutputs(r.Outputs, randomDelimiter)
+		for _, w := range warnings {
+			f.say("warning: %s", w)
+		}
+		if werr := appendFile(path, out+jobOut); werr != nil {
+			f.say("could not write GITHUB_OUTPUT: %v", werr)
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/smithy-go"
 
@@ -43,5 +44,21 @@ func TestRunIDBounds(t *testing.T) {
 	}
 	if next := protocol.NewRunID(at.Add(time.Millisecond)); next <= hi {
 		t.Errorf("a run id of the next millisecond %s is within the bound %s", next, hi)
+	}
+}
+
+type deniedLogs struct{}
+
+func (deniedLogs) GetLogEvents(context.Context, *cloudwatchlogs.GetLogEventsInput, ...func(*cloudwatchlogs.Options)) (*cloudwatchlogs.GetLogEventsOutput, error) {
+	return nil, &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "not authorized to perform: logs:GetLogEvents"}
+}
+
+func TestRunLogAccessDeniedNamesThePermission(t *testing.T) {
+	_, err := lastExit(context.Background(), deniedLogs{}, "/deploy-broker/b/runs", historyRun{RunID: "R", Job: "j", TaskARN: "arn:aws:ecs:r:1:task/c/abc"})
+	if exitcode.Code(err) != exitcode.Broker || !strings.Contains(err.Error(), "needs logs:GetLogEvents on log group /deploy-broker/b/runs") {
+		t.Errorf("err = %v", err)
+	}
+	if s := protocol.RunLogStream("j", "runner", "arn:aws:ecs:r:1:task/c/abc"); s != "j/runner/abc" {
+		t.Errorf("stream %q", s)
 	}
 }

@@ -199,7 +199,11 @@ func TestLocalAttachAfterTheTriggerWasKilled(t *testing.T) {
 	runID := m[1]
 
 	// The CI job finds its run again by the key it derived from its own id.
-	attach := triggerCmd(bin, b, "attach", "--key", "gha-4242-1-deploy")
+	// As in a GitHub job: the result goes to $GITHUB_OUTPUT and the result
+	// file as if attach had started the run.
+	ghOut, result := filepath.Join(t.TempDir(), "github_output"), filepath.Join(t.TempDir(), "result.json")
+	attach := triggerCmd(bin, b, "attach", "--result-file", result, "--key", "gha-4242-1-deploy")
+	attach.Env = append(attach.Env, "GITHUB_ACTIONS=true", "GITHUB_OUTPUT="+ghOut)
 	var out testutil.SyncBuffer
 	attach.Stdout, attach.Stderr = &out, &out
 	if err := attach.Start(); err != nil {
@@ -253,6 +257,20 @@ func TestLocalAttachAfterTheTriggerWasKilled(t *testing.T) {
 	}
 	if !slices.Equal(gotOut, wantOut) || !slices.Equal(gotErr, wantErr) {
 		t.Errorf("attach printed\n%s\nwant every step once, each stream in order", strings.Join(got, "\n"))
+	}
+
+	raw, _ := os.ReadFile(ghOut)
+	gh := parseGitHubOutput(t, string(raw))
+	if gh["run-id"] != runID || gh["exit-code"] != "3" || gh["outcome"] != "failed" || gh["image"] != "app:20" || !strings.HasPrefix(gh["task-arn"], "arn:aws:ecs:") {
+		t.Errorf("GITHUB_OUTPUT after attach:\n%s", raw)
+	}
+	var res struct {
+		RunID    string            `json:"run_id"`
+		ExitCode int               `json:"exit_code"`
+		Outputs  map[string]string `json:"outputs"`
+	}
+	if rb, err := os.ReadFile(result); err != nil || json.Unmarshal(rb, &res) != nil || res.RunID != runID || res.ExitCode != 3 || res.Outputs["notes"] != "first line\nsecond line" {
+		t.Errorf("result file after attach: %+v (%v)", res, err)
 	}
 
 	code, logOut, logErr := runTrigger(t, bin, b, "logs", runID)
