@@ -129,7 +129,7 @@ func (b *Broker) start(ctx context.Context, o Options, cfg *config.Config, log *
 		opts = append(opts, dispatcher.WithClock(o.Clock))
 	}
 	d, err := dispatcher.Build(ctx, awsCfg, dispatcher.Settings{
-		ConfigPath: o.ConfigPath, Cluster: res.ClusterARN, LedgerTable: res.LedgerTable,
+		ConfigPath: o.ConfigPath, Cluster: res.ClusterARN, LedgerTable: res.LedgerTable, RunLogGroup: res.RunLogGroup,
 		Subnets: res.Subnets, SecurityGroups: res.SecurityGroups, AccountID: res.AccountID, Region: res.Region,
 		TaskDefinitions: res.TaskDefinitions,
 	}, log.With("component", "dispatcher"), opts...)

@@ -46,6 +46,9 @@ const (
 	LedgerClaimToken  = "claim_token"
 	// LedgerIdempotencyKey is the run request's idempotency key, if any.
 	LedgerIdempotencyKey = "idempotency_key"
+	// LedgerOutputs holds the job's outputs, a JSON object by name, copied
+	// from the run log when the task stops (dispatcher/outputs.go).
+	LedgerOutputs = "outputs"
 )
 
 // The run ledger's history index (issue 17): a global secondary index with

@@ -26,6 +26,9 @@ import (
 // EnvLogFormat selects what the runner writes to its stdout: "raw" (the
 // default: the job's bytes, as is) or "records" (the run log).
 const (
+	// EnvRunLogGroup names the run log group for the dispatcher, which
+	// copies the job's outputs from a run's log into the ledger.
+	EnvRunLogGroup   = "DEPLOY_BROKER_RUN_LOG_GROUP"
 	EnvLogFormat     = "DEPLOY_BROKER_LOG_FORMAT"
 	LogFormatRaw     = "raw"
 	LogFormatRecords = "records"

@@ -343,6 +343,9 @@ func runFromItem(a map[string]dbtypes.AttributeValue) historyRun {
 			}
 		}
 	}
+	if v := str(protocol.LedgerOutputs); v != "" {
+		_ = json.Unmarshal([]byte(v), &r.Outputs) // the dispatcher's copy from the run log
+	}
 	start, _ := time.Parse(time.RFC3339Nano, r.CreatedAt)
 	end, _ := time.Parse(time.RFC3339Nano, r.EndedAt)
 	if !start.IsZero() && !end.IsZero() && end.After(start) {

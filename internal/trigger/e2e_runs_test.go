@@ -128,7 +128,17 @@ func TestLocalRunsAndShow(t *testing.T) {
 		t.Errorf("exit = %v", run["exit"])
 	}
 
-	code, out, errOut := runTrigger(t, bin, b, "runs")
+	// Without the run log: the outputs the dispatcher kept in the ledger.
+	code, out, errOut := runTrigger(t, bin, b, "show", "-o", "json", "--log-group=", runID)
+	run = nil
+	if err := json.Unmarshal([]byte(out), &run); err != nil || code != 0 {
+		t.Fatalf("show without the run log: exit %d %v\n%s%s", code, err, out, errOut)
+	}
+	if o, _ := run["outputs"].(map[string]any); o["image"] != "app:2" || run["exit"] != nil {
+		t.Errorf("show without the run log: outputs %v, exit %v; want the ledger's outputs and no exit", run["outputs"], run["exit"])
+	}
+
+	code, out, errOut = runTrigger(t, bin, b, "runs")
 	if code != 0 || !strings.Contains(out, "RUN ID") || !strings.Contains(out, runID) || !strings.Contains(out, "failed (3)") {
 		t.Errorf("runs: exit %d\n%s%s", code, out, errOut)
 	}

@@ -46,6 +46,9 @@ type DispatcherProps struct {
 	// the configuration (the GitHub trigger role).
 	ExtraPrincipals []*string
 	LogRetention    awslogs.RetentionDays
+	// RunLogs is the run log group: the dispatcher reads the job's outputs
+	// from a stopped run's log into the ledger (dispatcher/outputs.go).
+	RunLogs awslogs.ILogGroup
 	// MaxEventAge is how long Lambda keeps retrying an event.
 	MaxEventAge awscdk.Duration
 }
@@ -97,6 +100,11 @@ func NewDispatcher(scope constructs.Construct, id string, props *DispatcherProps
 			Sid:       jsii.String("WriteOwnLogs"),
 			Actions:   jsii.Strings("logs:CreateLogStream", "logs:PutLogEvents"),
 			Resources: &[]*string{logGroup.LogGroupArn()},
+		}),
+		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String("ReadRunLogsForOutputs"),
+			Actions:   jsii.Strings("logs:GetLogEvents"),
+			Resources: &[]*string{props.RunLogs.LogGroupArn()},
 		}),
 		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid:       jsii.String("RunLedger"),
@@ -209,6 +217,7 @@ func NewDispatcher(scope constructs.Construct, id string, props *DispatcherProps
 			protocol.EnvConfig:          jsii.String("/var/task/" + BundledConfigName),
 			protocol.EnvCluster:         props.ClusterArn,
 			protocol.EnvLedgerTable:     props.Ledger.TableName(),
+			protocol.EnvRunLogGroup:     props.RunLogs.LogGroupName(),
 			protocol.EnvSubnets:         joinList(net.SubnetIDs()),
 			protocol.EnvSecurityGroups:  joinList(net.SecurityGroupIDs()),
 			protocol.EnvAssignPublicIP:  jsii.String(strconv.FormatBool(net.AssignPublicIP())),

@@ -138,6 +138,7 @@ func NewStack(scope constructs.Construct, id string, props *StackProps) (_ *Stac
 		RunQueueArn:         runQueues,
 		ExtraPrincipals:     extra,
 		LogRetention:        retention,
+		RunLogs:             s.Catalogue.LogGroup(),
 		MaxEventAge:         maxAge,
 	})
 	s.Events = NewDispatcherEvents(s.Stack, "DispatcherEvents", &DispatcherEventsProps{

@@ -99,6 +99,7 @@ func TestDispatcherFunction(t *testing.T) {
 			protocol.EnvConfig:          "/var/task/broker.yaml",
 			protocol.EnvCluster:         obj{"Fn::GetAtt": arr{logicalID(f, s.Cluster), "Arn"}},
 			protocol.EnvLedgerTable:     obj{"Ref": logicalID(f, s.Ledger.Table())},
+			protocol.EnvRunLogGroup:     obj{"Ref": logicalID(f, s.Catalogue.LogGroup())},
 			protocol.EnvSubnets:         like(obj{"Fn::Join": assertions.Match_AnyValue()}),
 			protocol.EnvSecurityGroups:  like(obj{"Fn::GetAtt": assertions.Match_AnyValue()}),
 			protocol.EnvAssignPublicIP:  "false",

@@ -197,6 +197,9 @@ func TestDispatcherRunsOnlyCatalogueTasksAndPassesOnlyJobRoles(t *testing.T) {
 	assertGrants(t, "the dispatcher", got, []grant{
 		{Sid: "WriteOwnLogs", Actions: []string{"logs:CreateLogStream", "logs:PutLogEvents"},
 			Resources: []string{getAtt(logicalID(f, s.Dispatcher.LogGroup()), "Arn")}},
+		// the job's outputs: the exit record at the end of a stopped run's log
+		{Sid: "ReadRunLogsForOutputs", Actions: []string{"logs:GetLogEvents"},
+			Resources: []string{getAtt(logicalID(f, s.Catalogue.LogGroup()), "Arn")}},
 		{Sid: "RunLedger", Actions: []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
 			Resources: []string{getAtt(logicalID(f, s.Ledger.Table()), "Arn")}},
 		// No sqs:SetQueueAttributes: CreateQueue with its Policy attribute
