@@ -15,8 +15,9 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
 # The demo: a real run through deploy-trigger, the dispatcher and the runner
 # against the local emulator. Exits with the job's exit code.
-demo: build
+demo:
 	@scripts/check-deps.sh demo
+	@$(MAKE) --no-print-directory build
 	$(BIN)/deploy-broker-local -config examples/broker.yaml -- website version=1.4.2
 
 # Every test: unit, end-to-end through moto, CDK synth + cdk-nag + cfn-lint,

@@ -2,6 +2,7 @@ package reliability
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -101,7 +102,9 @@ func TestRunsSurviveTenPercentFaults(t *testing.T) {
 		},
 	})
 	t.Cleanup(proxy.Close)
-	env := []string{"AWS_ENDPOINT_URL=" + proxy.URL}
+	// The trigger reaches the proxy through the broker's own endpoint
+	// (b.Env: local mode's account shim in front of the proxy).
+	var env []string
 
 	wantOut, wantErr := chatterWant(lines)
 	var mu sync.Mutex
@@ -241,8 +244,17 @@ func TestSameRequestThreeTimesStartsOneTask(t *testing.T) {
 	}
 	now := time.Now().UTC()
 	runID := protocol.NewRunID(now)
-	body := fmt.Sprintf(`{"v":1,"kind":"run","run_id":%q,"job":"website","params":{"version":"1.0.0"},"requested_at":%q,"expires_at":%q,"requester":{"ci":"local","actor":"test"}}`,
-		runID, now.Format(time.RFC3339Nano), now.Add(5*time.Minute).Format(time.RFC3339Nano))
+	req := &protocol.Request{V: protocol.RequestVersion, Kind: protocol.KindRun, RunID: runID, Job: "website",
+		Params: map[string]string{"version": "1.0.0"}, RequestedAt: now, ExpiresAt: now.Add(5 * time.Minute),
+		Requester: &protocol.Requester{CI: "local", Actor: "test"}}
+	if err := b.Sign(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := json.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := string(raw)
 	snsc := sns.NewFromConfig(awsCfg)
 	for i := 0; i < 3; i++ {
 		if _, err := snsc.Publish(ctx, &sns.PublishInput{TopicArn: aws.String(b.TopicARN()), Message: aws.String(body)}); err != nil {
@@ -313,4 +325,30 @@ func TestConcurrentRunsDoNotMix(t *testing.T) {
 		t.Errorf("%d lines crossed between runs, %d lost", crossed, lost)
 	}
 	t.Logf("RESULT scenario=concurrent_runs runs=%d lines_per_run=%d lines_crossed=%d lines_lost=%d succeeded=%d/%d", runs, lines, crossed, lost, ok, runs)
+}
+
+// TestUnauthorizedPrincipalExits241: local mode's deploy-trigger signs as a
+// session of the trusted role ci, which the job migrate-db does not allow:
+// the verified principal gets its rejection on its own run queue and
+// deploy-trigger exits 241 naming the job and itself.
+func TestUnauthorizedPrincipalExits241(t *testing.T) {
+	b := e2etest.StartBroker(t, bins, configPath, localbroker.Options{})
+	if b.Identity == nil || !strings.HasPrefix(b.Identity.ARN, "arn:aws:sts::111111111111:assumed-role/ci/") {
+		t.Fatalf("local identity %+v, want a session of role ci", b.Identity)
+	}
+	r := e2etest.Trigger{Bins: bins}.Run(t, b, "migrate-db")
+	if r.Code != exitcode.Rejected {
+		t.Fatalf("exit code %d, want %d (rejected)\n%s", r.Code, exitcode.Rejected, r.Stderr)
+	}
+	want := b.Identity.ARN + ` may not run job "migrate-db": it is not in the job's allowed_principals`
+	if !strings.Contains(r.Stderr, want) {
+		t.Errorf("message does not name the job and the principal (%q):\n%s", want, r.Stderr)
+	}
+	// The same principal may run a job without allowed_principals, and is
+	// told so as verified.
+	r = e2etest.Trigger{Bins: bins}.Run(t, b, "website", "version=1.0.0")
+	if r.Code != 0 || !strings.Contains(r.Stderr+r.Stdout, "requested by "+b.Identity.ARN+" (verified)") {
+		t.Errorf("website: exit %d, want 0 and the verified principal:\n%s", r.Code, r.Stderr)
+	}
+	t.Logf("RESULT scenario=unauthorized_principal exit_code=241")
 }

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +17,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	dbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -23,6 +27,7 @@ import (
 	"github.com/deploy-broker/deploy-broker/internal/localbroker"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 	"github.com/deploy-broker/deploy-broker/internal/testkit/mototest"
+	"github.com/deploy-broker/deploy-broker/internal/testkit/prooftest"
 	"github.com/deploy-broker/deploy-broker/internal/testkit/testutil"
 )
 
@@ -40,15 +45,63 @@ type harness struct {
 	now    time.Time
 	usedID string // a run id an earlier, different request already claimed
 	testutil.SyncBuffer
+
+	// Proofs of identity: requests are signed by id (a session of the
+	// trusted role ci, made in moto) for topic, through moto's STS at sts.
+	id       prooftest.Identity
+	intruder prooftest.Identity // a session of a role in an account the broker does not trust
+	topic    string
+	sts      string
+	// lure is a host a tampered proof names: the verifier must never call it.
+	lure  *httptest.Server
+	lured atomic.Int64
 }
 
 // audit is the dispatcher's log so far.
 func (h *harness) audit() string { return h.String() }
 
-// req builds a valid website run request and lets the case break it.
+// req builds a valid website run request, lets the case break it, and
+// signs what the case made (a case that sets "proof" keeps its own).
 func (h *harness) req(mutate func(m map[string]any)) []byte {
+	return h.signMap(h.reqMap(mutate), h.id, h.topic, h.now)
+}
+
+// signMap adds a proof signed by id for topic at signedAt, bound to the
+// request m is (if it decodes as one at all), unless m has a proof.
+func (h *harness) signMap(m map[string]any, id prooftest.Identity, topic string, signedAt time.Time) []byte {
+	b, _ := json.Marshal(m)
+	if _, has := m["proof"]; has {
+		return b
+	}
+	var r protocol.Request
+	if json.Unmarshal(b, &r) != nil {
+		return b
+	}
+	if err := prooftest.Sign(&r, id, topic, h.sts, signedAt); err != nil {
+		panic(err)
+	}
+	m["proof"] = json.RawMessage(r.Proof)
+	b, _ = json.Marshal(m)
+	return b
+}
+
+// signed returns a validly signed request as a map, for a case to tamper
+// with after signing.
+func (h *harness) signed(mutate func(m map[string]any)) map[string]any {
+	var m map[string]any
+	_ = json.Unmarshal(h.req(mutate), &m)
+	return m
+}
+
+func enc(m map[string]any) []byte {
+	b, _ := json.Marshal(m)
+	return b
+}
+
+// reqMap is a valid website run request as a map, changed by mutate.
+func (h *harness) reqMap(mutate func(m map[string]any)) map[string]any {
 	m := map[string]any{
-		"v": 1, "kind": "run", "run_id": protocol.NewRunID(h.now), "job": "website",
+		"v": protocol.RequestVersion, "kind": "run", "run_id": protocol.NewRunID(h.now), "job": "website",
 		"params":       map[string]any{"version": "1.4.2"},
 		"requested_at": h.now.Format(time.RFC3339Nano), "expires_at": h.now.Add(5 * time.Minute).Format(time.RFC3339Nano),
 		"requester": map[string]any{"ci": "github-actions", "repository": "org/app", "actor": "mallory"},
@@ -56,8 +109,7 @@ func (h *harness) req(mutate func(m map[string]any)) []byte {
 	if mutate != nil {
 		mutate(m)
 	}
-	b, _ := json.Marshal(m)
-	return b
+	return m
 }
 
 func param(k string, v any) func(m map[string]any) {
@@ -94,7 +146,7 @@ func hostileCatalogue() []hostile {
 		{"unknown top-level field", r(field("command", "rm -rf /")), false, `unknown field "command"`},
 		{"unknown requester field", r(func(m map[string]any) { m["requester"].(map[string]any)["role"] = "admin" }), false, `unknown field "role"`},
 		{"300 KiB body", r(param("version", strings.Repeat("1", 300*1024))), false, "over the 262144-byte limit"},
-		{"wrong version", r(field("v", 2)), false, "protocol version 2"},
+		{"wrong version", r(field("v", 3)), false, "protocol version 3"},
 		{"version as a string", r(field("v", "1")), false, `field "v"`},
 		{"missing kind", r(field("kind", nil)), false, "no kind"},
 		{"unknown kind", r(field("kind", "deploy")), false, `kind "deploy" is unknown`},
@@ -117,22 +169,113 @@ func hostileCatalogue() []hostile {
 		{"job name with ../", r(field("job", "../website")), false, "job name"},
 		{"10 KiB value", r(param("version", strings.Repeat("9", 10*1024))), false, "over the 4096-byte limit"},
 		{"expires before it was made", r(func(m map[string]any) { m["expires_at"] = m["requested_at"] }), false, "before it was made"},
-		// Well-formed run ids: the dispatcher answers on the run's queue.
+		// Expired: its proof, signed when it was made, is stale too, so
+		// it is refused without an answer (there is nobody proven to answer).
 		{"expired", func(h *harness) []byte {
-			return h.req(func(m map[string]any) {
+			m := h.reqMap(func(m map[string]any) {
 				m["requested_at"] = h.now.Add(-30 * time.Minute).Format(time.RFC3339)
 				m["expires_at"] = h.now.Add(-20 * time.Minute).Format(time.RFC3339)
 			})
-		}, true, "request expired"},
+			return h.signMap(m, h.id, h.topic, h.now.Add(-30*time.Minute))
+		}, false, "stale proof"},
+
+		// Proofs of identity (issue 12). Each is refused before anything
+		// is created: no queue, no ledger item, no task; the audit line
+		// says why. Default moto does not check SigV4 signatures: these
+		// cases prove the dispatcher's own checks (binding to the request
+		// and the broker, freshness, endpoint, action) and, for the
+		// principal, that STS's answer is what decides; that a signature
+		// over edited headers fails is proven with moto's signature
+		// checking switched on (TestTamperedProofFailsAtSTS, and
+		// identity.TestMotoSignatureIsChecked).
+		{"proof copied onto a request with a new run id", func(h *harness) []byte {
+			m := h.signed(nil)
+			m["run_id"] = protocol.NewRunID(h.now)
+			return enc(m)
+		}, false, "proof bound to another request"},
+		{"proof copied onto a request with a changed parameter", func(h *harness) []byte {
+			m := h.signed(nil)
+			m["params"] = map[string]any{"version": "6.6.6"}
+			return enc(m)
+		}, false, "proof bound to another request"},
+		{"proof copied onto a cancel of another run", func(h *harness) []byte {
+			m := h.signed(nil)
+			delete(m, "job")
+			delete(m, "params")
+			delete(m, "requester")
+			m["kind"], m["run_id"] = "cancel", h.usedID
+			return enc(m)
+		}, false, "proof bound to another request"},
+		{"claimed requester edited after signing", func(h *harness) []byte {
+			m := h.signed(nil)
+			m["requester"].(map[string]any)["actor"] = "alice"
+			return enc(m)
+		}, false, "proof bound to another request"},
+		{"proof for another broker's topic", func(h *harness) []byte {
+			return h.signMap(h.reqMap(nil), h.id, strings.Replace(h.topic, ":rel-broker", ":other-broker", 1), h.now)
+		}, false, "audience"},
+		{"stale proof (signed 16 minutes ago)", func(h *harness) []byte {
+			m := h.reqMap(func(m map[string]any) {
+				m["requested_at"] = h.now.Add(-14 * time.Minute).Format(time.RFC3339Nano)
+				m["expires_at"] = h.now.Add(time.Minute).Format(time.RFC3339Nano)
+			})
+			return h.signMap(m, h.id, h.topic, h.now.Add(-16*time.Minute))
+		}, false, "over 15m0s ago"},
+		{"proof signed long before the request", func(h *harness) []byte {
+			return h.signMap(h.reqMap(nil), h.id, h.topic, h.now.Add(-10*time.Minute))
+		}, false, "before the request was made"},
+		{"proof naming another host (never contacted)", func(h *harness) []byte {
+			m := h.signed(nil)
+			m["proof"].(map[string]any)["url"] = h.lure.URL + "/"
+			return enc(m)
+		}, false, "STS endpoint not allowed"},
+		{"proof naming the real STS instead of the broker's", func(h *harness) []byte {
+			m := h.signed(nil)
+			m["proof"].(map[string]any)["url"] = "https://sts.us-east-1.amazonaws.com/"
+			return enc(m)
+		}, false, "STS endpoint not allowed"},
+		{"proof with another action", func(h *harness) []byte {
+			m := h.signed(nil)
+			m["proof"].(map[string]any)["body"] = "Action=AssumeRole&Version=2011-06-15&RoleArn=arn:aws:iam::123456789012:role/admin&RoleSessionName=x"
+			return enc(m)
+		}, false, "malformed proof"},
+		{"proof as a GET", func(h *harness) []byte {
+			m := h.signed(nil)
+			m["proof"].(map[string]any)["method"] = "GET"
+			return enc(m)
+		}, false, "malformed proof"},
+		{"proof with an unsigned extra header", func(h *harness) []byte {
+			m := h.signed(nil)
+			p := m["proof"].(map[string]any)
+			p["headers"] = append(p["headers"].([]any), map[string]any{"name": "X-Amz-Security-Token", "value": "stolen"})
+			return enc(m)
+		}, false, "malformed proof"},
+		{"proof that is not an object", r(field("proof", "AKIA...")), false, "malformed proof"},
+		{"no proof", func(h *harness) []byte { return enc(h.reqMap(nil)) }, false, "carries no proof of identity"},
+		{"old deploy-trigger (version 1, no proof)", func(h *harness) []byte {
+			return enc(h.reqMap(field("v", 1)))
+		}, false, "from a deploy-trigger that sends no proof of identity"},
+		{"20 KiB proof", r(field("proof", map[string]any{"v": 1, "body": strings.Repeat("A", 20*1024)})), false, "over the 16384-byte limit"},
+
+		// Well-formed run ids from a verified principal: the dispatcher
+		// answers on the run's queue (exit 241 in deploy-trigger).
+		{"principal the broker does not trust", func(h *harness) []byte {
+			return h.signMap(h.reqMap(nil), h.intruder, h.topic, h.now)
+		}, true, `arn:aws:sts::999999999999:assumed-role/intruder/mallory may not run job "website"`},
+		{"principal outside the job's allowed_principals", r(field("job", "migrate-db"), field("params", map[string]any{})), true,
+			`arn:aws:sts::111111111111:assumed-role/ci/gha-org-app-1 may not run job "migrate-db": it is not in the job's allowed_principals`},
 		{"far-future expiry", func(h *harness) []byte {
 			return h.req(func(m map[string]any) { m["expires_at"] = h.now.Add(48 * time.Hour).Format(time.RFC3339) })
 		}, true, "longer than the broker's limit"},
+		// Dated an hour ahead, by a clock an hour ahead: its proof is
+		// signed in the future too, and refused without an answer.
 		{"dated in the future", func(h *harness) []byte {
-			return h.req(func(m map[string]any) {
+			m := h.reqMap(func(m map[string]any) {
 				m["requested_at"] = h.now.Add(time.Hour).Format(time.RFC3339)
 				m["expires_at"] = h.now.Add(time.Hour + 5*time.Minute).Format(time.RFC3339)
 			})
-		}, true, "in the future"},
+			return h.signMap(m, h.id, h.topic, h.now.Add(time.Hour))
+		}, false, "in the future"},
 		{"old run id", func(h *harness) []byte {
 			return h.req(func(m map[string]any) { m["run_id"] = protocol.NewRunID(h.now.Add(-24 * time.Hour)) })
 		}, true, "was not made for this request"},
@@ -158,10 +301,15 @@ func hostileCatalogue() []hostile {
 // catalogue to the dispatcher, as SNS events through lambda.NewHandler, and
 // checks each is refused with a clear reason and that no task ever starts.
 func TestHostileRequestsAreRefusedAndLaunchNothing(t *testing.T) {
-	_, awsCfg := mototest.Start(t)
+	srv, awsCfg := mototest.Start(t)
 	ctx := context.Background()
-	h := &harness{now: time.Now().UTC()}
-	d, cfg, res := newDispatcher(t, awsCfg, h)
+	h := &harness{now: time.Now().UTC(), sts: srv.URL}
+	h.lure = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { h.lured.Add(1) }))
+	defer h.lure.Close()
+	h.id = prooftest.MustAssume(t, awsCfg, "arn:aws:iam::111111111111:role/ci", "gha-org-app-1")
+	h.intruder = prooftest.MustAssume(t, awsCfg, "arn:aws:iam::999999999999:role/intruder", "mallory")
+	d, cfg, res := newDispatcher(t, awsCfg, h, srv.URL)
+	h.topic = res.TopicARN
 	handler := lambda.NewHandler(d.Handle)
 	invoke := func(body []byte) {
 		ev, _ := json.Marshal(events.SNSEvent{Records: []events.SNSEventRecord{{EventSource: "aws:sns", EventVersion: "1.0",
@@ -172,6 +320,7 @@ func TestHostileRequestsAreRefusedAndLaunchNothing(t *testing.T) {
 	}
 	ecsc := ecs.NewFromConfig(awsCfg)
 	sq := sqs.NewFromConfig(awsCfg)
+	db := dynamodb.NewFromConfig(awsCfg)
 
 	// One legitimate run first, so that "reused run id" has an id to reuse.
 	legit := h.req(nil)
@@ -185,9 +334,10 @@ func TestHostileRequestsAreRefusedAndLaunchNothing(t *testing.T) {
 	}
 
 	cases := hostileCatalogue()
-	if len(cases) < 30 {
-		t.Fatalf("only %d hostile requests; the suite promises at least 30", len(cases))
+	if len(cases) < 60 {
+		t.Fatalf("only %d hostile requests; the suite promises at least 60", len(cases))
 	}
+	queuesBefore := countQueues(t, sq, cfg)
 	refused := 0
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -214,18 +364,44 @@ func TestHostileRequestsAreRefusedAndLaunchNothing(t *testing.T) {
 			if strings.Contains(lines, `"decision":"accepted"`) {
 				t.Errorf("hostile request was accepted: %s", lines)
 			}
+			if !c.answered && strings.Contains(lines, `"decision":"refused"`) {
+				// Refused for its proof: nothing at all was created.
+				var req protocol.Request
+				if json.Unmarshal(body, &req) == nil && req.RunID != "" && req.RunID != h.usedID {
+					if _, err := sq.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(protocol.QueueName(cfg.Broker.Name, req.RunID))}); err == nil {
+						t.Errorf("a request refused for its proof has a run queue")
+					}
+					it, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(res.LedgerTable),
+						Key: map[string]dbtypes.AttributeValue{protocol.LedgerRunID: &dbtypes.AttributeValueMemberS{Value: req.RunID}}, ConsistentRead: aws.Bool(true)})
+					if err != nil || it.Item != nil {
+						t.Errorf("a request refused for its proof has a ledger item (%v)", err)
+					}
+				}
+			}
 			refused++
 		})
 	}
 	if n := countTasks(t, ecsc, res.ClusterARN); n != tasksBefore {
 		t.Errorf("%d tasks exist after the hostile requests, want %d: something was launched", n, tasksBefore)
 	}
+	answered := 0
+	for _, c := range cases {
+		if c.answered {
+			answered++
+		}
+	}
+	if n := countQueues(t, sq, cfg) - queuesBefore; n != answered {
+		t.Errorf("%d run queues were made, want one per answered case (%d)", n, answered)
+	}
+	if n := h.lured.Load(); n != 0 {
+		t.Errorf("the verifier contacted the host a proof named %d times", n)
+	}
 	t.Logf("RESULT hostile_requests=%d refused=%d tasks_launched=%d", len(cases), refused, countTasks(t, ecsc, res.ClusterARN)-tasksBefore)
 }
 
 // newDispatcher provisions the reliability broker in moto and returns its
 // dispatcher, writing its log to logw.
-func newDispatcher(t *testing.T, awsCfg aws.Config, logw io.Writer) (*dispatcher.Dispatcher, *config.Config, *localbroker.Resources) {
+func newDispatcher(t *testing.T, awsCfg aws.Config, logw io.Writer, stsEndpoint string) (*dispatcher.Dispatcher, *config.Config, *localbroker.Resources) {
 	t.Helper()
 	cfg, err := config.Load("testdata/broker.yaml")
 	if err != nil {
@@ -237,7 +413,7 @@ func newDispatcher(t *testing.T, awsCfg aws.Config, logw io.Writer) (*dispatcher
 	}
 	d := dispatcher.New(cfg, dispatcher.Settings{
 		Cluster: res.ClusterARN, LedgerTable: res.LedgerTable, Subnets: res.Subnets, SecurityGroups: res.SecurityGroups,
-		AccountID: res.AccountID, Region: res.Region, TaskDefinitions: res.TaskDefinitions,
+		AccountID: res.AccountID, Region: res.Region, TaskDefinitions: res.TaskDefinitions, STSEndpoint: stsEndpoint,
 	}, dispatcher.Clients{SQS: sqs.NewFromConfig(awsCfg), ECS: ecs.NewFromConfig(awsCfg), Dynamo: dynamodb.NewFromConfig(awsCfg)},
 		slog.New(slog.NewJSONHandler(logw, nil)))
 	return d, cfg, res
@@ -270,11 +446,21 @@ func decisionReason(t *testing.T, lines string) string {
 	if len(found) != 1 {
 		t.Fatalf("want exactly one audit decision line, got %d:\n%s", len(found), lines)
 	}
-	if d := found[0]["decision"]; d != dispatcher.DecisionMalformed && d != dispatcher.DecisionReplayed && d != dispatcher.DecisionRejected {
+	if d := found[0]["decision"]; d != dispatcher.DecisionMalformed && d != dispatcher.DecisionReplayed && d != dispatcher.DecisionRejected && d != dispatcher.DecisionRefused {
 		t.Errorf("decision %v, want a refusal", d)
 	}
 	reason, _ := found[0]["reason"].(string)
 	return reason
+}
+
+// countQueues counts the broker's run queues.
+func countQueues(t *testing.T, c *sqs.Client, cfg *config.Config) int {
+	t.Helper()
+	out, err := c.ListQueues(context.Background(), &sqs.ListQueuesInput{QueueNamePrefix: aws.String(cfg.Broker.Name + "-")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(out.QueueUrls)
 }
 
 // rejectedReason reads the rejected record from the run's queue.

@@ -15,6 +15,7 @@ import (
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 	"github.com/deploy-broker/deploy-broker/internal/testkit/faultproxy"
 	"github.com/deploy-broker/deploy-broker/internal/testkit/mototest"
+	"github.com/deploy-broker/deploy-broker/internal/testkit/prooftest"
 )
 
 // TestLostAnswersToTheDispatcher: the dispatcher's calls succeed but their
@@ -40,8 +41,10 @@ func TestLostAnswersToTheDispatcher(t *testing.T) {
 	direct := awsCfg.Copy()
 	awsCfg.BaseEndpoint = aws.String(proxy.URL)
 
-	h := &harness{now: time.Now().UTC()}
-	d, cfg, res := newDispatcher(t, awsCfg, h)
+	h := &harness{now: time.Now().UTC(), sts: srv.URL}
+	h.id = prooftest.MustAssume(t, direct, "arn:aws:iam::111111111111:role/ci", "gha-org-app-1")
+	d, cfg, res := newDispatcher(t, awsCfg, h, srv.URL)
+	h.topic = res.TopicARN
 	body := h.req(nil)
 	var req protocol.Request
 	if err := json.Unmarshal(body, &req); err != nil {

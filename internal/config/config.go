@@ -14,12 +14,15 @@ const MaxFileBytes = 1 << 20
 
 // Config is the whole broker configuration file.
 type Config struct {
-	Broker            Broker         `yaml:"broker"`
-	TrustedPrincipals []string       `yaml:"trusted_principals"`
-	GitHubOIDC        *GitHubOIDC    `yaml:"github_oidc,omitempty"`
-	Network           Network        `yaml:"network"`
-	Runner            Runner         `yaml:"runner"`
-	Jobs              map[string]Job `yaml:"jobs"`
+	Broker            Broker   `yaml:"broker"`
+	TrustedPrincipals []string `yaml:"trusted_principals"`
+	// Operators may cancel and release any run (identity.MatchPrincipal
+	// patterns). Without them only the principal that requested a run may.
+	Operators  []string       `yaml:"operators,omitempty"`
+	GitHubOIDC *GitHubOIDC    `yaml:"github_oidc,omitempty"`
+	Network    Network        `yaml:"network"`
+	Runner     Runner         `yaml:"runner"`
+	Jobs       map[string]Job `yaml:"jobs"`
 
 	// Viewers may read the run history and run logs (viewers.go); default:
 	// the trusted principals.

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 )
@@ -258,6 +259,17 @@ func TestPolicyValidation(t *testing.T) {
 	mustJob(t, cmd+`managed_policies: ["arn:aws:iam::aws:policy/ReadOnlyAccess", "arn:aws:iam::aws:policy/service-role/AWSLambdaRole", "arn:aws-us-gov:iam::123456789012:policy/path/deploy-x"]`)
 }
 
+// deploy-trigger reads help, version, completion and jobs as its own
+// commands: no job may be called so.
+func TestReservedJobNames(t *testing.T) {
+	for _, name := range []string{"help", "version", "completion", "jobs"} {
+		_, err := Parse([]byte("broker: {name: b}\ntrusted_principals: [\"123456789012\"]\nrunner: {image: i}\njobs:\n  " + name + ": {command: [/bin/x]}\n"))
+		if err == nil || !strings.Contains(err.Error(), "is a deploy-trigger command") {
+			t.Errorf("job %q: %v", name, err)
+		}
+	}
+}
+
 // A job's policy may not grant what every job role is denied on the
 // broker's own resources (broker "b"): registering revisions in its task
 // definition families, changing, reading or deleting its run queues, the
@@ -304,6 +316,37 @@ func TestWildcardMatch(t *testing.T) {
 			t.Errorf("wildcardMatch(%q, %q) = %v", c.p, c.s, got)
 		}
 	}
+}
+
+// Issue 14.9: a typo in the broker configuration names the file, the line,
+// the key, where it stands, the valid keys and the closest one.
+func TestUnknownKeyIsLocated(t *testing.T) {
+	path := t.TempDir() + "/broker.yaml"
+	src := "broker: {name: b}\ntrusted_principals: [\"123456789012\"]\nrunner:\n  image: i\n  grase: 30s\njobs:\n  j: {command: [/bin/x]}\n"
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path)
+	want := "broker configuration " + path + `:5: unknown key "grase" in runner; valid keys: grace, heartbeat, image; did you mean "grace"?`
+	if err == nil || err.Error() != want {
+		t.Errorf("got  %v\nwant %s", err, want)
+	}
+}
+
+// Issue 14.10: what synth would refuse, local mode refuses too, at load.
+func TestOneSetOfRules(t *testing.T) {
+	_, err := Parse([]byte("broker: {name: b}\ntrusted_principals: [\"123456789012\"]\nrunner: {image: i, grace: 300s}\njobs:\n  j: {command: [/bin/x]}\n"))
+	if err == nil || !strings.Contains(err.Error(), "runner.grace 5m0s is too long") || !strings.Contains(err.Error(), "at most 1m50s") {
+		t.Errorf("grace 300s: %v", err)
+	}
+	if _, err := Parse([]byte("broker: {name: b}\ntrusted_principals: [\"123456789012\"]\nrunner: {image: i, grace: 110s}\njobs:\n  j: {command: [/bin/x]}\n")); err != nil {
+		t.Errorf("grace 110s: %v", err)
+	}
+	// A negative min nobody could pass: the value begins an argument.
+	wantConfigError(t, `command: [/bin/deploy, "{{n}}"], params: {n: {type: int, min: -10, max: 10, required: true}}`,
+		`parameter "n": min -10 allows negative values, but {{n}} begins command[1], where a value starting with '-' is refused`)
+	mustJob(t, `command: [/bin/deploy, "--n={{n}}"], params: {n: {type: int, min: -10, max: 10, required: true}}`)
+	mustJob(t, `command: [/bin/deploy, "{{n}}"], params: {n: {type: int, min: -10, max: 10, required: true, allow_leading_dash: true}}`)
 }
 
 func TestRunLogKey(t *testing.T) {

@@ -3,9 +3,11 @@ package config
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/deploy-broker/deploy-broker/internal/identity"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
@@ -32,6 +34,13 @@ type Job struct {
 	Policy []Statement `yaml:"policy,omitempty"`
 	// ManagedPolicies are AWS managed or customer managed policy ARNs.
 	ManagedPolicies []string `yaml:"managed_policies,omitempty"`
+	// AllowedPrincipals, when set, are the only verified principals that may
+	// run the job (identity.MatchPrincipal patterns: full role or user ARNs
+	// with the account; an assumed-role session matches its role; session
+	// name globs only as arn:P:sts::ACCOUNT:assumed-role/ROLE/GLOB, and
+	// session names are chosen by the caller unless the role's trust policy
+	// pins them). Empty: any trusted principal.
+	AllowedPrincipals []string `yaml:"allowed_principals,omitempty"`
 }
 
 var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -45,6 +54,14 @@ func (j *Job) validate(name string) []string {
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
 	if !protocol.ValidJobName(name) {
 		bad("the name must be lower-case letters, digits and '-', at most %d characters", protocol.MaxJobNameLength)
+	}
+	if slices.Contains(protocol.ReservedJobNames, name) {
+		bad("%q is a deploy-trigger command (%s): give the job another name", name, strings.Join(protocol.ReservedJobNames, ", "))
+	}
+	for _, p := range j.AllowedPrincipals {
+		if err := identity.ValidatePattern(p); err != nil {
+			bad("allowed_principals entry %q: %s (give a full role or user ARN with its account, e.g. arn:aws:iam::111122223333:role/github-deployer)", p, strings.TrimPrefix(err.Error(), "identity: "))
+		}
 	}
 	if j.Image == "" {
 		bad("no image: set image here or runner.image")
@@ -93,6 +110,9 @@ func (j *Job) validate(name string) []string {
 			p, ok := j.Params[pname]
 			if !ok || p.AllowLeadingDash {
 				continue
+			}
+			if p.Type == TypeInt && p.Min != nil && *p.Min < 0 {
+				bad("parameter %q: min %d allows negative values, but {{%s}} begins command[%d], where a value starting with '-' is refused, so no negative value could be passed; set allow_leading_dash: true, or min: 0", pname, *p.Min, pname, i)
 			}
 			if p.Default != nil && strings.HasPrefix(*p.Default, "-") {
 				bad("parameter %q: default %q starts with '-' and {{%s}} begins command[%d], where the program would read it as an option; set allow_leading_dash: true if that is meant", pname, *p.Default, pname, i)

@@ -11,6 +11,19 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/deploy-broker/deploy-broker/internal/identity"
+	"github.com/deploy-broker/deploy-broker/internal/yamlerr"
+)
+
+// The longest grace the stack can give: ECS on Fargate waits at most
+// MaxStopTimeout between SIGTERM and SIGKILL, and the runner needs
+// StopMargin after the grace to report the job's exit. Checked at load, so
+// local mode refuses what synth would (infra uses the same figures).
+const (
+	MaxStopTimeout = 120 * time.Second
+	StopMargin     = 10 * time.Second
+	MaxGrace       = MaxStopTimeout - StopMargin
 )
 
 // Defaults applied by Load where the file is silent.
@@ -38,15 +51,28 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading broker configuration %s: %w", path, err)
 	}
-	c, err := Parse(b)
+	c, err := parse(b, path)
+	var located *locatedError
+	if errors.As(err, &located) {
+		return nil, fmt.Errorf("broker configuration %w", err) // "broker configuration FILE:LINE: …"
+	}
 	if err != nil {
 		return nil, fmt.Errorf("broker configuration %s: %w", path, err)
 	}
 	return c, nil
 }
 
+// locatedError is a decoding error that already names the file and line.
+type locatedError struct{ err error }
+
+func (e *locatedError) Error() string { return e.err.Error() }
+func (e *locatedError) Unwrap() error { return e.err }
+
 // Parse decodes and validates a configuration document.
-func Parse(b []byte) (*Config, error) {
+func Parse(b []byte) (*Config, error) { return parse(b, "") }
+
+// parse is Parse for the file name (for messages; "" for none).
+func parse(b []byte, name string) (*Config, error) {
 	if len(b) > MaxFileBytes {
 		return nil, fmt.Errorf("file is %d bytes, over the %d-byte limit", len(b), MaxFileBytes)
 	}
@@ -57,7 +83,12 @@ func Parse(b []byte) (*Config, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, errors.New("file is empty")
 		}
-		return nil, fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "yaml: "))
+		// FILE:LINE: unknown key "grase" in runner; valid keys: …; did you mean "grace"?
+		err = yamlerr.Describe(name, b, err, Config{})
+		if name != "" {
+			return nil, &locatedError{err}
+		}
+		return nil, err
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
@@ -135,6 +166,11 @@ func (c *Config) Validate() error {
 			bad("trusted principal %q must be an IAM role/user ARN or an account id (never \"*\")", p)
 		}
 	}
+	for _, p := range c.Operators {
+		if err := identity.ValidatePattern(p); err != nil {
+			bad("operators entry %q: %s (give a full role or user ARN with its account)", p, strings.TrimPrefix(err.Error(), "identity: "))
+		}
+	}
 	c.validateViewers(bad) // viewers.go
 	if g := c.GitHubOIDC; g != nil {
 		if len(g.Subjects) == 0 {
@@ -151,6 +187,9 @@ func (c *Config) Validate() error {
 	}
 	if len(c.Network.Subnets) == 0 && (len(c.Network.SecurityGroups) > 0 || c.Network.VPCID != "") {
 		bad("network names a VPC or security groups but no subnets: give network.subnets too, or leave network empty to create a VPC")
+	}
+	if g := c.Runner.Grace.D(); g > MaxGrace || g < 0 {
+		bad("runner.grace %s is too long (or negative): Fargate kills a container at most %s after SIGTERM and the runner needs %s to report its exit, so grace may be at most %s", g, MaxStopTimeout, StopMargin, MaxGrace)
 	}
 	if c.Runner.Heartbeat.D() < time.Second {
 		bad("runner.heartbeat %s is shorter than 1s", c.Runner.Heartbeat.D())

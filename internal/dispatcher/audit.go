@@ -27,8 +27,9 @@ type audit struct {
 	RunID     string
 	Kind      protocol.Kind
 	Job       string
-	Params    map[string]string // already redacted
-	Requester *protocol.Requester
+	Params    map[string]string   // already redacted
+	Requester *protocol.Requester // claimed by the client
+	Principal string              // verified: the proof's ARN
 	Decision  string
 	Reason    string
 	TaskARN   string
@@ -50,8 +51,11 @@ func (d *Dispatcher) write(ctx context.Context, a audit) {
 	if a.Params != nil {
 		attrs = append(attrs, slog.Any("params", a.Params))
 	}
+	if a.Principal != "" {
+		attrs = append(attrs, slog.String("principal", a.Principal))
+	}
 	if a.Requester != nil {
-		attrs = append(attrs, slog.Any("requester", a.Requester))
+		attrs = append(attrs, slog.Any("claimed_requester", a.Requester))
 	}
 	if a.Reason != "" {
 		attrs = append(attrs, slog.String("reason", a.Reason))

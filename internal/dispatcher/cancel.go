@@ -3,13 +3,23 @@ package dispatcher
 import (
 	"context"
 	"errors"
+	"fmt"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+
+	"github.com/deploy-broker/deploy-broker/internal/identity"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
-// handleCancel stops the run's task. Unknown run ids are harmless.
-func (d *Dispatcher) handleCancel(ctx context.Context, req *protocol.Request) error {
-	a := audit{RunID: req.RunID, Kind: req.Kind}
+// DecisionDenied is the audit decision for a cancel or release from a
+// verified principal that may not control the run: nothing is done.
+const DecisionDenied = "denied"
+
+// handleCancel stops the run's task, if p may: the run's requester (any
+// session of its role) or an operator. Unknown run ids are harmless.
+func (d *Dispatcher) handleCancel(ctx context.Context, req *protocol.Request, p identity.Principal) error {
+	a := audit{RunID: req.RunID, Kind: req.Kind, Principal: p.ARN}
 	if d.now().After(req.ExpiresAt.Add(d.cfg.Broker.ClockSkew.D())) {
 		a.Decision, a.Reason = DecisionIgnored, "cancel request expired"
 		d.write(ctx, a)
@@ -20,9 +30,14 @@ func (d *Dispatcher) handleCancel(ctx context.Context, req *protocol.Request) er
 		return d.failed(ctx, a, err)
 	}
 	if !ok {
-		return d.cancelEarly(ctx, req, a)
+		return d.cancelEarly(ctx, req, p, a)
 	}
 	a.Job = item.Job
+	if !d.mayControl(p, item.RequestedBy) {
+		a.Decision, a.Reason = DecisionDenied, denyReason(p, "cancel", item)
+		d.write(ctx, a)
+		return nil
+	}
 	taskARN := item.TaskARN
 	if taskARN == "" {
 		if taskARN, err = d.findTask(ctx, req.RunID, false); err != nil {
@@ -33,7 +48,7 @@ func (d *Dispatcher) handleCancel(ctx context.Context, req *protocol.Request) er
 		if item.Status == StatusLaunching {
 			// The task is being started: the launch stops it as soon as it
 			// has its ARN (see accept).
-			if _, err := d.ledger.update(ctx, req.RunID, map[string]string{protocol.LedgerCancelAsked: stamp(d.now())}); err != nil {
+			if _, err := d.ledger.update(ctx, req.RunID, map[string]string{protocol.LedgerCancelAsked: stamp(d.now()), protocol.LedgerCancelledBy: p.ARN}); err != nil {
 				return d.failed(ctx, a, err)
 			}
 			a.Decision, a.Reason = DecisionCancelled, "cancel noted; the task is stopped as soon as it is started"
@@ -44,8 +59,9 @@ func (d *Dispatcher) handleCancel(ctx context.Context, req *protocol.Request) er
 		d.write(ctx, a)
 		return nil
 	}
+	item.CancelledBy = p.ARN
 	reason := cancelReason(item)
-	if err := d.stopTask(ctx, req.RunID, taskARN, reason); err != nil {
+	if err := d.stopTask(ctx, req.RunID, taskARN, reason, p.ARN); err != nil {
 		return d.failed(ctx, a, err)
 	}
 	a.Decision, a.Reason, a.TaskARN = DecisionCancelled, reason, taskARN
@@ -58,7 +74,19 @@ func (d *Dispatcher) handleCancel(ctx context.Context, req *protocol.Request) er
 // that request may still arrive while valid. The cancel claims the run id
 // first with a tombstone, so the request, when it comes, finds it claimed
 // and launches nothing.
-func (d *Dispatcher) cancelEarly(ctx context.Context, req *protocol.Request, a audit) error {
+//
+// The tombstone records who cancelled: when the run request arrives, a
+// tombstone left by a principal that may not control that run is removed
+// and the run goes ahead (see redelivered).
+func (d *Dispatcher) cancelEarly(ctx context.Context, req *protocol.Request, p identity.Principal, a audit) error {
+	return d.closeRunID(ctx, req, p, a, "cancelled before the run request arrived", d.handleCancel)
+}
+
+// closeRunID claims a run id the ledger does not know with a tombstone, so
+// that its run request, arriving later while still valid, launches nothing.
+// When the run request won the race, again handles req the ordinary way.
+// The tombstone names p, who closed it (see cancelEarly).
+func (d *Dispatcher) closeRunID(ctx context.Context, req *protocol.Request, p identity.Principal, a audit, why string, again func(context.Context, *protocol.Request, identity.Principal) error) error {
 	now := d.now()
 	born, err := protocol.RunIDTime(req.RunID)
 	maxAge, skew := d.cfg.Broker.MaxRequestAge.D(), d.cfg.Broker.ClockSkew.D()
@@ -69,32 +97,52 @@ func (d *Dispatcher) cancelEarly(ctx context.Context, req *protocol.Request, a a
 		return nil
 	}
 	err = d.ledger.claim(ctx, ledgerItem{RunID: req.RunID, Status: StatusCancelled, CreatedAt: now, LeaseUntil: now,
-		RequestedAt: req.RequestedAt, Reason: "cancelled before the run request arrived", ClaimToken: newClaimToken()})
+		RequestedAt: req.RequestedAt, Reason: why, ClaimToken: newClaimToken(), CancelledBy: p.ARN})
 	if errors.Is(err, errAlreadyClaimed) {
-		// The run request won the race: cancel it the ordinary way.
-		return d.handleCancel(ctx, req)
+		// The run request won the race: handle req the ordinary way.
+		return again(ctx, req, p)
 	}
 	if err != nil {
 		return d.failed(ctx, a, err)
 	}
-	a.Decision, a.Reason = DecisionCancelled, "cancelled before its run request arrived: the run id is closed, nothing will be launched for it"
+	a.Decision, a.Reason = DecisionCancelled, why+": the run id is closed, nothing will be launched for it"
 	d.write(ctx, a)
 	return nil
 }
 
-// handleRelease deletes the run's queue once the trigger has read it all.
-func (d *Dispatcher) handleRelease(ctx context.Context, req *protocol.Request) error {
-	a := audit{RunID: req.RunID, Kind: req.Kind}
+// handleRelease deletes the run's queue once the trigger has stopped
+// reading it. The trigger releases a run it no longer watches, so a run that
+// has not ended is stopped too (stopUnwatched), whatever order SNS delivers
+// the trigger's cancel and release in; a release for a run not yet in the
+// ledger closes its run id, like an early cancel. Only a principal that may
+// control the run (as for a cancel) releases it.
+func (d *Dispatcher) handleRelease(ctx context.Context, req *protocol.Request, p identity.Principal) error {
+	a := audit{RunID: req.RunID, Kind: req.Kind, Principal: p.ARN}
 	item, ok, err := d.ledger.get(ctx, req.RunID)
 	if err != nil {
 		return d.failed(ctx, a, err)
 	}
 	if !ok {
-		a.Decision, a.Reason = DecisionIgnored, "no such run"
+		// SNS does not keep order: the release may come before the run
+		// request (and before the trigger's cancel). The trigger has
+		// stopped watching, so the run must never start.
+		return d.closeRunID(ctx, req, p, a, "released before the run request arrived", d.handleRelease)
+	}
+	a.Job = item.Job
+	if !d.mayControl(p, item.RequestedBy) {
+		a.Decision, a.Reason = DecisionDenied, denyReason(p, "release", item)
 		d.write(ctx, a)
 		return nil
 	}
-	a.Job = item.Job
+	keepQueue, err := d.stopUnwatched(ctx, req, item, p, &a)
+	if err != nil {
+		return d.failed(ctx, a, err)
+	}
+	if keepQueue {
+		a.Decision = DecisionReleased
+		d.write(ctx, a)
+		return nil
+	}
 	url := item.QueueURL
 	if url == "" {
 		var found bool
@@ -115,4 +163,47 @@ func (d *Dispatcher) handleRelease(ctx context.Context, req *protocol.Request) e
 	a.Decision = DecisionReleased
 	d.write(ctx, a)
 	return nil
+}
+
+// stopUnwatched stops the task of a run that has not ended when its release
+// comes: nobody reads its output any more. A run still launching is marked
+// so that the launch stops its task as soon as it has the ARN; its queue is
+// kept (keepQueue) for the launch to write to, and the sweep deletes it. A
+// task whose job already exited is stopping anyway, and StopTask on it
+// changes nothing.
+func (d *Dispatcher) stopUnwatched(ctx context.Context, req *protocol.Request, item ledgerItem, p identity.Principal, a *audit) (keepQueue bool, err error) {
+	if item.Status != StatusLaunching && item.Status != StatusAccepted {
+		return false, nil
+	}
+	taskARN := item.TaskARN
+	if taskARN == "" {
+		if taskARN, err = d.findTask(ctx, req.RunID, false); err != nil {
+			return false, err
+		}
+	}
+	if taskARN == "" {
+		if item.Status != StatusLaunching {
+			return false, nil
+		}
+		if _, err := d.ledger.update(ctx, req.RunID, map[string]string{protocol.LedgerCancelAsked: stamp(d.now()), protocol.LedgerCancelledBy: p.ARN}); err != nil {
+			return false, err
+		}
+		a.Reason = "released while launching: the task is stopped as soon as it is started; the sweep deletes the queue"
+		return true, nil
+	}
+	reason := truncateRunes(oneLine("deploy-broker run "+item.RunID+" released by "+p.ARN+" before its task ended: nobody is watching it"), 250)
+	if _, err := d.ecs.StopTask(ctx, &ecs.StopTaskInput{Cluster: aws.String(d.set.Cluster), Task: aws.String(taskARN), Reason: aws.String(reason)}); err != nil {
+		return false, fmt.Errorf("stopping task %s of released run %s: %w", taskARN, req.RunID, err)
+	}
+	a.Reason, a.TaskARN = "released while the ledger had no end for the run: StopTask sent (nobody watches it; a no-op if the job had already exited)", taskARN
+	return false, nil
+}
+
+// denyReason says why p may not act on a run.
+func denyReason(p identity.Principal, what string, it ledgerItem) string {
+	by := it.RequestedBy
+	if by == "" {
+		by = "an unrecorded principal (a run from before proofs of identity)"
+	}
+	return oneLine(p.ARN + " may not " + what + " run " + it.RunID + ", requested by " + by + ": only the requester (any session of its role) and the broker's operators may")
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/deploy-broker/deploy-broker/internal/config"
+	"github.com/deploy-broker/deploy-broker/internal/identity"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
@@ -24,11 +25,11 @@ type checkedJob struct {
 
 // check decides whether a well-formed run request may run. It uses no AWS
 // call: it is the hot path measured by the handler benchmark.
-func (d *Dispatcher) check(req *protocol.Request, now time.Time) (checkedJob, *rejection) {
+func (d *Dispatcher) check(req *protocol.Request, p identity.Principal, now time.Time) (checkedJob, *rejection) {
 	if rej := d.checkTime(req, now); rej != nil {
 		return checkedJob{}, rej
 	}
-	return d.checkJob(req)
+	return d.checkJob(req, p)
 }
 
 // checkTime refuses expired, future-dated, overlong and replayed requests.
@@ -50,12 +51,16 @@ func (d *Dispatcher) checkTime(req *protocol.Request, now time.Time) *rejection 
 	return nil
 }
 
-// checkJob checks the job and its parameters against the catalogue,
-// resolving the parameters once, and renders the command.
-func (d *Dispatcher) checkJob(req *protocol.Request) (checkedJob, *rejection) {
+// checkJob checks the job, whether the verified principal p may run it, and
+// its parameters against the catalogue, resolving the parameters once, and
+// renders the command.
+func (d *Dispatcher) checkJob(req *protocol.Request, p identity.Principal) (checkedJob, *rejection) {
 	job, ok := d.cfg.Jobs[req.Job]
 	if !ok {
 		return checkedJob{}, &rejection{protocol.RejectUnknownJob, fmt.Sprintf("job %q is not in this broker's catalogue (jobs: %s)", req.Job, strings.Join(d.cfg.JobNames(), ", "))}
+	}
+	if rej := d.mayRun(p, req.Job, job.AllowedPrincipals); rej != nil {
+		return checkedJob{job: job}, rej
 	}
 	vals, err := job.Resolve(req.Params)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/deploy-broker/deploy-broker/internal/identity"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
@@ -27,7 +28,7 @@ func (d *Dispatcher) releaseClaim(ctx context.Context, runID string, lease time.
 // trigger waiting) and repeats nothing that was done. A different request
 // reusing the run id is refused in the audit log only: the queue belongs to
 // the first one.
-func (d *Dispatcher) redelivered(ctx context.Context, req *protocol.Request, hash string, a audit) error {
+func (d *Dispatcher) redelivered(ctx context.Context, req *protocol.Request, p identity.Principal, hash string, a audit) error {
 	for {
 		prev, ok, err := d.ledger.get(ctx, req.RunID)
 		if err != nil {
@@ -37,6 +38,11 @@ func (d *Dispatcher) redelivered(ctx context.Context, req *protocol.Request, has
 			return fmt.Errorf("run %s was claimed but its ledger item is gone", req.RunID)
 		}
 		switch {
+		case prev.Status == StatusCancelled && prev.RequestHash == "" && !d.cancelledByController(prev.CancelledBy, p):
+			// A principal that may not control this run closed its run id
+			// early: the run's own claim replaces that tombstone.
+			d.log.Warn("overriding an early cancel by a principal that may not control the run", "run_id", req.RunID, "cancelled_by", prev.CancelledBy, "requested_by", p.ARN)
+			return &reclaimError{token: prev.ClaimToken}
 		case prev.Status == StatusCancelled && prev.RequestHash == "":
 			if !prev.NotifiedAt.IsZero() {
 				a.Decision, a.Reason = DecisionDuplicate, "the run was cancelled before its request arrived; already answered"
@@ -45,7 +51,7 @@ func (d *Dispatcher) redelivered(ctx context.Context, req *protocol.Request, has
 			}
 			// Answer on the run's queue, so a trigger still waiting ends at
 			// once instead of at its cancel grace.
-			return d.reject(ctx, req, rejection{protocol.RejectCancelled, "the run was cancelled before the broker handled its request; nothing was launched"}, a)
+			return d.reject(ctx, req, p, rejection{protocol.RejectCancelled, "the run was cancelled before the broker handled its request; nothing was launched"}, a)
 		case prev.RequestHash != hash:
 			a.Decision, a.Reason = DecisionReplayed, "run id was already used by a different request"
 			d.write(ctx, a)
@@ -63,16 +69,16 @@ func (d *Dispatcher) redelivered(ctx context.Context, req *protocol.Request, has
 			}
 		case prev.TaskARN != "":
 			// Launched, but the accepted record may never have been written.
-			url, err := d.createQueue(ctx, req)
+			url, err := d.createQueue(ctx, req, p)
 			if err != nil {
 				return err
 			}
 			a.Reason = "finished an interrupted launch"
 			return d.accept(ctx, req.RunID, req.Job, prev.TaskARN, url, a)
 		case prev.Status == StatusRejected:
-			return d.reject(ctx, req, rejection{prev.RejectCode, prev.Reason}, a)
+			return d.reject(ctx, req, p, rejection{prev.RejectCode, prev.Reason}, a)
 		case prev.Status == StatusLaunching:
-			done, err := d.resumeLaunch(ctx, req, prev, a)
+			done, err := d.resumeLaunch(ctx, req, p, prev, a)
 			if done || err != nil {
 				return err
 			}
@@ -84,11 +90,27 @@ func (d *Dispatcher) redelivered(ctx context.Context, req *protocol.Request, has
 	}
 }
 
+// reclaimError asks handleRun to put its claim in place of the early
+// cancel whose claim token it names.
+type reclaimError struct{ token string }
+
+func (e *reclaimError) Error() string { return "early cancel by another principal: claim over it" }
+
+// cancelledByController reports whether the early cancel's principal (a
+// verified ARN from the ledger) may control a run requested by p.
+func (d *Dispatcher) cancelledByController(cancelledBy string, p identity.Principal) bool {
+	c, err := identity.PrincipalFromARN(cancelledBy)
+	if err != nil {
+		return false
+	}
+	return d.mayControl(c, p.ARN)
+}
+
 // resumeLaunch handles a delivery that finds the run claimed but not yet
 // launched, and the claim's lease over: the delivery that claimed it died
 // between the claim and recording the task. done is false when the ledger
 // should be read again.
-func (d *Dispatcher) resumeLaunch(ctx context.Context, req *protocol.Request, prev ledgerItem, a audit) (done bool, err error) {
+func (d *Dispatcher) resumeLaunch(ctx context.Context, req *protocol.Request, p identity.Principal, prev ledgerItem, a audit) (done bool, err error) {
 	// Take the claim over first: of several deliveries that saw the same
 	// expired lease, exactly one goes on.
 	lease := d.leaseEnd(ctx)
@@ -98,7 +120,7 @@ func (d *Dispatcher) resumeLaunch(ctx context.Context, req *protocol.Request, pr
 		}
 		return true, err
 	}
-	err = d.finishLaunch(ctx, req, prev, lease, a)
+	err = d.finishLaunch(ctx, req, p, prev, lease, a)
 	if err != nil {
 		d.releaseClaim(ctx, req.RunID, lease)
 	}
@@ -106,14 +128,14 @@ func (d *Dispatcher) resumeLaunch(ctx context.Context, req *protocol.Request, pr
 }
 
 // finishLaunch does what an interrupted launch left undone.
-func (d *Dispatcher) finishLaunch(ctx context.Context, req *protocol.Request, prev ledgerItem, lease time.Time, a audit) error {
+func (d *Dispatcher) finishLaunch(ctx context.Context, req *protocol.Request, p identity.Principal, prev ledgerItem, lease time.Time, a audit) error {
 	// Did the interrupted invocation start the task after all?
 	arn, err := d.findTask(ctx, req.RunID, true)
 	if err != nil {
 		return err
 	}
 	if arn != "" {
-		url, err := d.createQueue(ctx, req)
+		url, err := d.createQueue(ctx, req, p)
 		if err != nil {
 			return err
 		}
@@ -134,16 +156,16 @@ func (d *Dispatcher) finishLaunch(ctx context.Context, req *protocol.Request, pr
 		rej = &rejection{protocol.RejectLaunch, interruptedReason}
 	default:
 		a.Reason = "took over an interrupted launch"
-		cj, rej = d.checkJob(req) // the catalogue may have changed since the claim
+		cj, rej = d.checkJob(req, p) // the catalogue may have changed since the claim
 	}
 	if rej != nil {
-		url, err := d.createQueue(ctx, req)
+		url, err := d.createQueue(ctx, req, p)
 		if err != nil {
 			return err
 		}
 		return d.rejectLaunch(ctx, req.RunID, req.Job, url, *rej, lease, a)
 	}
-	return d.launch(ctx, req, cj, a)
+	return d.launch(ctx, req, p, cj, a)
 }
 
 // interruptedReason is the rejection of a launch claim that nobody finished.

@@ -26,7 +26,7 @@ var benchNow = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 func now() time.Time { return benchNow }
 
 func validRequest(t testing.TB) []byte {
-	return body(t, &protocol.Request{V: 1, Kind: protocol.KindRun, RunID: protocol.NewRunID(benchNow), Job: "migrate",
+	return body(t, &protocol.Request{V: protocol.RequestVersion, Kind: protocol.KindRun, RunID: protocol.NewRunID(benchNow), Job: "migrate",
 		Params:      map[string]string{"steps": "3", "token": "abc123", "dry_run": "true"},
 		RequestedAt: benchNow, ExpiresAt: benchNow.Add(5 * time.Minute),
 		Requester: &protocol.Requester{CI: "github-actions", Repository: "org/app", Ref: "refs/heads/main",
@@ -79,7 +79,8 @@ func offlineDispatcher(t testing.TB) *dispatcher.Dispatcher {
 	cfg := testCatalogue(t, "bench")
 	d := dispatcher.New(cfg, dispatcher.Settings{Cluster: "arn:aws:ecs:us-east-1:123456789012:cluster/bench", LedgerTable: "bench-runs",
 		Subnets: []string{"subnet-1"}, SecurityGroups: []string{"sg-1"}, AccountID: "123456789012", Region: "us-east-1",
-		TaskDefinitions: map[string]string{"website": "3", "migrate": "7"}},
+		TaskDefinitions: map[string]string{"website": "3", "migrate": "7"},
+		STSEndpoint:     "http://127.0.0.1:1/"}, // never the real STS, whatever the fuzzer makes
 		dispatcher.Clients{SQS: offline{}, ECS: offline{}, Dynamo: offline{}}, slog.New(slog.NewJSONHandler(io.Discard, nil)),
 		dispatcher.WithClock(now))
 	d.SetWaits(time.Millisecond, 0, time.Millisecond, time.Millisecond)

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/deploy-broker/deploy-broker/internal/config"
+	"github.com/deploy-broker/deploy-broker/internal/identity"
 )
 
 // Dispatcher handles every event the broker's Lambda receives.
@@ -20,9 +21,14 @@ type Dispatcher struct {
 	sqs    SQSAPI
 	ecs    ECSAPI
 	ledger *ledger
-	logs   LogsAPI // outputs.go
-	log    *slog.Logger
-	now    func() time.Time
+	// verifier checks proofs of identity; verifierErr says why there is
+	// none (a partition or endpoint it cannot serve): every request is then
+	// left to Lambda's retries and the error logged.
+	verifier    *identity.Verifier
+	verifierErr error
+	logs        LogsAPI // outputs.go
+	log         *slog.Logger
+	now         func() time.Time
 	// taskDefs is the task definition revision each job runs (Settings).
 	taskDefs map[string]string
 
@@ -55,6 +61,10 @@ func New(cfg *config.Config, set Settings, c Clients, log *slog.Logger, opts ...
 	}
 	for _, o := range opts {
 		o(d)
+	}
+	d.verifier, d.verifierErr = d.newVerifier()
+	if d.verifierErr != nil {
+		log.Error("cannot verify proofs of identity: every request will fail", "error", d.verifierErr.Error())
 	}
 	return d
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/deploy-broker/deploy-broker/internal/identity"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
@@ -32,20 +33,28 @@ func (d *Dispatcher) LedgerSet(ctx context.Context, runID string, set map[string
 
 var RequestHash = requestHash
 
+// DecidePrincipal is the verified principal Decide assumes (the proof's
+// verification is an STS call, left out of the decision path).
+const DecidePrincipal = "arn:aws:sts::111111111111:assumed-role/github-deployer/bench"
+
 // Decide is the handler's decision path without AWS calls: decode, check
-// against the catalogue, render the RunTask input. It returns the rejection
-// code ("" when the run may go).
+// against the catalogue (as DecidePrincipal), render the RunTask input. It
+// returns the rejection code ("" when the run may go).
 func (d *Dispatcher) Decide(body []byte, now time.Time) (string, error) {
 	req, err := protocol.DecodeRequest(body)
 	if err != nil {
 		return "", err
 	}
-	cj, rej := d.check(req, now)
+	p, err := identity.PrincipalFromARN(DecidePrincipal)
+	if err != nil {
+		return "", err
+	}
+	cj, rej := d.check(req, p, now)
 	if rej != nil {
 		return rej.code, nil
 	}
 	catJob, known := d.cfg.Jobs[req.Job]
 	_ = redactParams(req.Params, catJob, known)
-	_ = d.taskInput(req, cj, "https://sqs.example/"+req.RunID, now)
+	_ = d.taskInput(req, p, cj, "https://sqs.example/"+req.RunID, now)
 	return "", nil
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/deploy-broker/deploy-broker/internal/localbroker"
 	"github.com/deploy-broker/deploy-broker/internal/moto"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
+	"github.com/deploy-broker/deploy-broker/internal/testkit/prooftest"
 	"github.com/deploy-broker/deploy-broker/internal/testkit/testutil"
 )
 
@@ -105,6 +106,22 @@ type env struct {
 	ecs   *ecs.Client
 	db    *dynamodb.Client
 	set   dispatcher.Settings
+	// id signs the requests the test sends (e.body): an assumed session of
+	// a trusted role, made in moto (distinct principals: e.assume).
+	id     prooftest.Identity
+	awsCfg aws.Config
+}
+
+// The default requester: a session of a role the test catalogue trusts.
+const (
+	deployerRole = "arn:aws:iam::111111111111:role/github-deployer"
+	jenkinsRole  = "arn:aws:iam::111111111111:role/jenkins-deployer"
+)
+
+// assume makes a distinct principal: a session of roleARN in moto.
+func (e *env) assume(roleARN, session string) prooftest.Identity {
+	e.t.Helper()
+	return prooftest.MustAssume(e.t, e.awsCfg, roleARN, session)
 }
 
 type envOption func(*dispatcher.Settings, *dispatcher.Clients)
@@ -124,7 +141,9 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		sqs:   sqs.NewFromConfig(awsCfg), ecs: ecs.NewFromConfig(awsCfg), db: dynamodb.NewFromConfig(awsCfg)}
 	e.set = dispatcher.Settings{Cluster: res.ClusterARN, LedgerTable: res.LedgerTable, Subnets: res.Subnets[:1],
 		SecurityGroups: res.SecurityGroups, AccountID: res.AccountID, Region: res.Region,
-		ExtraPrincipals: []string{"arn:aws:iam::111111111111:role/extra-reader"}, TaskDefinitions: res.TaskDefinitions}
+		ExtraPrincipals: []string{"arn:aws:iam::111111111111:role/extra-reader"}, TaskDefinitions: res.TaskDefinitions, STSEndpoint: motoServer.URL}
+	e.awsCfg = awsCfg
+	e.id = e.assume(deployerRole, "gha-org-app-1")
 	clients := dispatcher.Clients{SQS: e.sqs, ECS: e.ecs, Dynamo: e.db}
 	for _, o := range opts {
 		o(&e.set, &clients)
@@ -185,7 +204,7 @@ func (e *env) sns(body []byte) []byte {
 // request is a valid run request of job website made now.
 func (e *env) request(mutate ...func(*protocol.Request)) *protocol.Request {
 	now := e.clock.Now()
-	r := &protocol.Request{V: 1, Kind: protocol.KindRun, RunID: protocol.NewRunID(now), Job: "website",
+	r := &protocol.Request{V: protocol.RequestVersion, Kind: protocol.KindRun, RunID: protocol.NewRunID(now), Job: "website",
 		Params: map[string]string{"version": "1.4.2"}, RequestedAt: now, ExpiresAt: now.Add(5 * time.Minute),
 		Requester: &protocol.Requester{CI: "github-actions", Repository: "org/app", Ref: "refs/heads/main",
 			SHA: "0123456789abcdef0123456789abcdef01234567", Actor: "alice", RunURL: "https://github.com/org/app/actions/runs/1"}}
@@ -193,6 +212,25 @@ func (e *env) request(mutate ...func(*protocol.Request)) *protocol.Request {
 		m(r)
 	}
 	return r
+}
+
+// body encodes r, signed by e.id at the dispatcher's time unless it
+// already carries a proof.
+func (e *env) body(r *protocol.Request) []byte {
+	e.t.Helper()
+	return e.bodyAs(e.id, r)
+}
+
+// bodyAs encodes r signed by id (unless it already carries a proof).
+func (e *env) bodyAs(id prooftest.Identity, r *protocol.Request) []byte {
+	e.t.Helper()
+	if len(r.Proof) == 0 {
+		// Signed when it was made, as deploy-trigger does.
+		if err := prooftest.Sign(r, id, e.res.TopicARN, motoServer.URL, r.RequestedAt); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	return body(e.t, r)
 }
 
 func body(t testing.TB, r *protocol.Request) []byte {
@@ -205,12 +243,23 @@ func body(t testing.TB, r *protocol.Request) []byte {
 }
 
 // run publishes a request through a recorded SNS event.
-func (e *env) run(r *protocol.Request) error { return e.invoke(e.sns(body(e.t, r))) }
+func (e *env) run(r *protocol.Request) error { return e.invoke(e.sns(e.body(r))) }
+
+// runAs publishes a request signed by id.
+func (e *env) runAs(id prooftest.Identity, r *protocol.Request) error {
+	return e.invoke(e.sns(e.bodyAs(id, r)))
+}
+
+// shortAs sends a cancel or release signed by id.
+func (e *env) shortAs(id prooftest.Identity, kind protocol.Kind, runID string) error {
+	now := e.clock.Now()
+	return e.invoke(e.sns(e.bodyAs(id, &protocol.Request{V: protocol.RequestVersion, Kind: kind, RunID: runID, RequestedAt: now, ExpiresAt: now.Add(time.Minute)})))
+}
 
 // cancel and release send the short requests.
 func (e *env) short(kind protocol.Kind, runID string) error {
 	now := e.clock.Now()
-	return e.invoke(e.sns(body(e.t, &protocol.Request{V: 1, Kind: kind, RunID: runID, RequestedAt: now, ExpiresAt: now.Add(time.Minute)})))
+	return e.invoke(e.sns(e.body(&protocol.Request{V: protocol.RequestVersion, Kind: kind, RunID: runID, RequestedAt: now, ExpiresAt: now.Add(time.Minute)})))
 }
 
 func (e *env) queueURL(runID string) (string, bool) {

@@ -13,13 +13,14 @@ import (
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/deploy-broker/deploy-broker/internal/config"
+	"github.com/deploy-broker/deploy-broker/internal/identity"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
 // taskInput renders the RunTask call for a checked request. The command is
 // the catalogue's argv with parameters substituted inside its elements: no
 // shell ever sees request data.
-func (d *Dispatcher) taskInput(req *protocol.Request, cj checkedJob, queueURL string, from time.Time) *ecs.RunTaskInput {
+func (d *Dispatcher) taskInput(req *protocol.Request, p identity.Principal, cj checkedJob, queueURL string, from time.Time) *ecs.RunTaskInput {
 	job := cj.job
 	env := []ecstypes.KeyValuePair{
 		{Name: aws.String(protocol.EnvRunID), Value: aws.String(req.RunID)},
@@ -57,7 +58,7 @@ func (d *Dispatcher) taskInput(req *protocol.Request, cj checkedJob, queueURL st
 		Tags: []ecstypes.Tag{
 			{Key: aws.String(protocol.TagRunID), Value: aws.String(req.RunID)},
 			{Key: aws.String(protocol.TagJob), Value: aws.String(req.Job)},
-			{Key: aws.String(protocol.TagRequester), Value: aws.String(tagValue(req.Requester.String()))},
+			{Key: aws.String(protocol.TagRequester), Value: aws.String(principalTag(p))},
 		},
 	}
 }
@@ -126,8 +127,8 @@ func (d *Dispatcher) rejectLaunch(ctx context.Context, runID, job, queueURL stri
 
 // reject writes the rejected record to the run's queue (created for the
 // purpose) and ends the run in the ledger.
-func (d *Dispatcher) reject(ctx context.Context, req *protocol.Request, rej rejection, a audit) error {
-	queueURL, err := d.createQueue(ctx, req)
+func (d *Dispatcher) reject(ctx context.Context, req *protocol.Request, p identity.Principal, rej rejection, a audit) error {
+	queueURL, err := d.createQueue(ctx, req, p)
 	if err != nil {
 		return err
 	}
@@ -151,8 +152,8 @@ func (d *Dispatcher) rejectTo(ctx context.Context, runID, queueURL string, rej r
 
 // launch starts the job's task and reports accepted; a launch that ECS
 // refuses becomes a launch-failed rejection.
-func (d *Dispatcher) launch(ctx context.Context, req *protocol.Request, cj checkedJob, a audit) error {
-	queueURL, err := d.createQueue(ctx, req)
+func (d *Dispatcher) launch(ctx context.Context, req *protocol.Request, p identity.Principal, cj checkedJob, a audit) error {
+	queueURL, err := d.createQueue(ctx, req, p)
 	if err != nil {
 		return err
 	}
@@ -165,7 +166,7 @@ func (d *Dispatcher) launch(ctx context.Context, req *protocol.Request, cj check
 	// The job's deadline counts from the request, not from this invocation,
 	// so that a retried launch sends RunTask exactly the same input as the
 	// first attempt (ECS may refuse a clientToken reused with other input).
-	taskARN, err := d.runTask(ctx, d.taskInput(req, cj, queueURL, req.RequestedAt))
+	taskARN, err := d.runTask(ctx, d.taskInput(req, p, cj, queueURL, req.RequestedAt))
 	var lf *launchError
 	if errors.As(err, &lf) {
 		// A definite refusal: ECS answered and started nothing.
@@ -194,7 +195,7 @@ func (d *Dispatcher) accept(ctx context.Context, runID, job, taskARN, queueURL s
 	}
 	rec := d.record(protocol.TypeAccepted, protocol.SourceDispatcher, 1)
 	rec.Accepted = &protocol.Accepted{Job: job, TaskARN: taskARN, Account: d.set.AccountID,
-		AccountAlias: d.cfg.Broker.AccountAlias, Region: d.set.Region}
+		AccountAlias: d.cfg.Broker.AccountAlias, Region: d.set.Region, RequestedBy: it.RequestedBy}
 	if err := d.send(ctx, queueURL, runID, rec); err != nil {
 		return err
 	}
@@ -205,7 +206,7 @@ func (d *Dispatcher) accept(ctx context.Context, runID, job, taskARN, queueURL s
 	d.write(ctx, a)
 	if !it.CancelAsked.IsZero() {
 		// A cancel arrived while the task was being started.
-		if err := d.stopTask(ctx, runID, taskARN, cancelReason(it)); err != nil {
+		if err := d.stopTask(ctx, runID, taskARN, cancelReason(it), ""); err != nil {
 			return err
 		}
 	}

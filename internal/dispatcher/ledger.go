@@ -34,7 +34,9 @@ type ledgerItem struct {
 	Status         string
 	Job            string
 	Params         map[string]string // secret values redacted
-	Requester      string
+	Requester      string            // claimed by the client (Requester.String)
+	RequestedBy    string            // verified principal ARN
+	CancelledBy    string            // verified principal ARN of the cancel
 	RequestHash    string
 	RequestedAt    time.Time
 	CreatedAt      time.Time
@@ -69,13 +71,14 @@ var (
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
-// claim creates the run's item only if the run id is new.
-func (l *ledger) claim(ctx context.Context, it ledgerItem) error {
+// claimAttrs is a claim's item.
+func (l *ledger) claimAttrs(it ledgerItem) map[string]types.AttributeValue {
 	item := map[string]types.AttributeValue{
 		protocol.LedgerRunID:       s(it.RunID),
 		protocol.LedgerStatus:      s(it.Status),
 		protocol.LedgerJob:         s(it.Job),
 		protocol.LedgerRequester:   s(it.Requester),
+		protocol.LedgerRequestedBy: s(it.RequestedBy),
 		protocol.LedgerRequestHash: s(it.RequestHash),
 		protocol.LedgerRequestedAt: s(stamp(it.RequestedAt)),
 		protocol.LedgerCreatedAt:   s(stamp(it.CreatedAt)),
@@ -88,6 +91,9 @@ func (l *ledger) claim(ctx context.Context, it ledgerItem) error {
 	if it.IdempotencyKey != "" {
 		item[protocol.LedgerIdempotencyKey] = s(it.IdempotencyKey)
 	}
+	if it.CancelledBy != "" {
+		item[protocol.LedgerCancelledBy] = s(it.CancelledBy)
+	}
 	if it.Reason != "" {
 		item[protocol.LedgerReason] = s(it.Reason)
 		item[protocol.LedgerRejectCode] = s(it.RejectCode)
@@ -99,6 +105,12 @@ func (l *ledger) claim(ctx context.Context, it ledgerItem) error {
 		}
 		item[protocol.LedgerParams] = &types.AttributeValueMemberM{Value: m}
 	}
+	return item
+}
+
+// claim creates the run's item only if the run id is new.
+func (l *ledger) claim(ctx context.Context, it ledgerItem) error {
+	item := l.claimAttrs(it)
 	_, err := l.db.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:           aws.String(l.table),
 		Item:                item,
@@ -167,6 +179,7 @@ func itemFromAttrs(a map[string]types.AttributeValue) ledgerItem {
 	}
 	return ledgerItem{
 		RunID: str(protocol.LedgerRunID), Status: str(protocol.LedgerStatus), Job: str(protocol.LedgerJob), Params: params, Requester: str(protocol.LedgerRequester),
+		RequestedBy: str(protocol.LedgerRequestedBy), CancelledBy: str(protocol.LedgerCancelledBy),
 		RequestHash: str(protocol.LedgerRequestHash), RequestedAt: tm(protocol.LedgerRequestedAt), CreatedAt: tm(protocol.LedgerCreatedAt),
 		LeaseUntil: tm(protocol.LedgerLeaseUntil), EndedAt: tm(protocol.LedgerEndedAt), NotifiedAt: tm(protocol.LedgerNotifiedAt),
 		CancelAsked: tm(protocol.LedgerCancelAsked), TaskARN: str(protocol.LedgerTaskARN), QueueURL: str(protocol.LedgerQueueURL),
@@ -247,6 +260,28 @@ func (l *ledger) takeOver(ctx context.Context, runID string, seen, lease time.Ti
 	}
 	if err != nil {
 		return fmt.Errorf("taking over the launch of run %s in the ledger: %w", runID, err)
+	}
+	return nil
+}
+
+// replaceTombstone puts a run's claim in place of an early cancel's item
+// (status cancelled, no request) that has the given claim token.
+func (l *ledger) replaceTombstone(ctx context.Context, it ledgerItem, token string) error {
+	_, err := l.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                aws.String(l.table),
+		Item:                     l.claimAttrs(it),
+		ConditionExpression:      aws.String("#status = :cancelled AND #token = :token AND #hash = :empty"),
+		ExpressionAttributeNames: map[string]string{"#status": protocol.LedgerStatus, "#token": protocol.LedgerClaimToken, "#hash": protocol.LedgerRequestHash},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":cancelled": s(StatusCancelled), ":token": s(token), ":empty": s(""),
+		},
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return errConditionFailed
+	}
+	if err != nil {
+		return fmt.Errorf("replacing the early cancel of run %s in the ledger: %w", it.RunID, err)
 	}
 	return nil
 }

@@ -41,7 +41,7 @@ func TestCancelStopsTheTask(t *testing.T) {
 	}
 	task := e.describe(arn)
 	reason := aws.ToString(task.StoppedReason)
-	if aws.ToString(task.LastStatus) != "STOPPED" || !strings.Contains(reason, "cancelled by github-actions org/app@refs/heads/main by alice") || !strings.Contains(reason, runID) {
+	if aws.ToString(task.LastStatus) != "STOPPED" || !strings.Contains(reason, "cancelled by "+e.id.ARN) || !strings.Contains(reason, runID) {
 		t.Errorf("task is %s with reason %q, want STOPPED naming the requester", aws.ToString(task.LastStatus), reason)
 	}
 	if it := e.item(runID); it.Status != dispatcher.StatusAccepted {
@@ -202,12 +202,17 @@ func TestUnknownEventsAreIgnored(t *testing.T) {
 
 func TestReleaseDeletesTheQueue(t *testing.T) {
 	e := newEnv(t)
-	runID, _ := e.started()
+	runID, arn := e.started()
 	if err := e.short(protocol.KindRelease, runID); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := e.queueURL(runID); ok {
 		t.Error("queue still exists after release")
+	}
+	// Nobody watches a released run: one not known to have ended is stopped
+	// (issue 14.5: the release may overtake the trigger's cancel).
+	if task := e.describe(arn); aws.ToString(task.LastStatus) != "STOPPED" || !strings.Contains(aws.ToString(task.StoppedReason), "before its task ended") {
+		t.Errorf("task %s %q after release, want STOPPED", aws.ToString(task.LastStatus), aws.ToString(task.StoppedReason))
 	}
 	if e.item(runID).Status != dispatcher.StatusAccepted {
 		t.Error("release changed the run's status")
@@ -378,6 +383,47 @@ func TestSweepGoesOnPastABadQueue(t *testing.T) {
 	}
 	if _, ok := e.queueURL(runs[1]); ok {
 		t.Error("the queue survived once it could be deleted")
+	}
+}
+
+// A release that overtakes its run request (SNS keeps no order; the
+// trigger gave up at its start timeout) closes the run id: the request,
+// arriving later while still valid, launches nothing.
+func TestReleaseBeforeTheRunRequestClosesTheRun(t *testing.T) {
+	e := newEnv(t)
+	r := e.request()
+	if err := e.short(protocol.KindRelease, r.RunID); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.run(r); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(e.tasks(r.RunID)); n != 0 {
+		t.Fatalf("a run released before its request arrived started %d tasks", n)
+	}
+	if it := e.item(r.RunID); it.Status != dispatcher.StatusCancelled {
+		t.Errorf("ledger status %s, want cancelled", it.Status)
+	}
+}
+
+// A release while the task is being launched keeps the queue for the launch
+// and has the launch stop the task once it is started.
+func TestReleaseDuringLaunchStopsTheTaskOnceStarted(t *testing.T) {
+	e := newEnv(t)
+	r := e.request()
+	payload := e.sns(e.claim(r, e.clock.Now().Add(-time.Second)))
+	if err := e.short(protocol.KindRelease, r.RunID); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.invoke(payload); err != nil {
+		t.Fatal(err)
+	}
+	arns := e.tasks(r.RunID)
+	if len(arns) != 1 {
+		t.Fatalf("%d tasks", len(arns))
+	}
+	if task := e.describe(arns[0]); aws.ToString(task.LastStatus) != "STOPPED" {
+		t.Errorf("task %s, want stopped by the earlier release", aws.ToString(task.LastStatus))
 	}
 }
 

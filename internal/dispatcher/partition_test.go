@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/deploy-broker/deploy-broker/internal/config"
+	"github.com/deploy-broker/deploy-broker/internal/identity"
 )
 
 // The queue policy names the queue's ARN in the broker's own partition;
@@ -26,7 +27,8 @@ func TestQueuePolicyUsesThePartition(t *testing.T) {
 	} {
 		d := New(&config.Config{TrustedPrincipals: []string{"arn:aws:iam::111111111111:role/ci"}},
 			Settings{Cluster: c.cluster, Region: c.region, AccountID: "123456789012"}, Clients{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-		raw, err := d.queuePolicy("b-q.fifo")
+		p, _ := identity.PrincipalFromARN("arn:aws:sts::111111111111:assumed-role/ci/s1")
+		raw, err := QueuePolicy(d.queueARN("b-q.fifo"), p)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,7 +2,6 @@ package dispatcher
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/deploy-broker/deploy-broker/internal/identity"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
@@ -51,50 +51,20 @@ func partition(clusterARN, region string) string {
 	return "aws"
 }
 
-// queuePolicy lets the trusted CI principals read and delete from this queue
-// only, and denies any access without TLS.
-func (d *Dispatcher) queuePolicy(name string) (string, error) {
-	principals := append(append([]string(nil), d.cfg.TrustedPrincipals...), d.set.ExtraPrincipals...)
-	arn := d.queueARN(name)
-	doc := map[string]any{
-		"Version": "2012-10-17",
-		"Statement": []any{
-			map[string]any{
-				"Sid":       "TrustedCIReadRun",
-				"Effect":    "Allow",
-				"Principal": map[string]any{"AWS": principals},
-				"Action": []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
-					"sqs:GetQueueAttributes", "sqs:GetQueueUrl"},
-				"Resource": arn,
-			},
-			map[string]any{
-				"Sid":       "DenyInsecureTransport",
-				"Effect":    "Deny",
-				"Principal": "*",
-				"Action":    "sqs:*",
-				"Resource":  arn,
-				"Condition": map[string]any{"Bool": map[string]string{"aws:SecureTransport": "false"}},
-			},
-		},
-	}
-	b, err := json.Marshal(doc)
-	return string(b), err
-}
-
 // createQueue creates the run's feedback queue. CreateQueue with the same
 // attributes returns the existing queue, so a retry is harmless; if the
 // attributes differ (a queue made by an older dispatcher version) the
 // existing queue is used as it is.
-func (d *Dispatcher) createQueue(ctx context.Context, req *protocol.Request) (string, error) {
+func (d *Dispatcher) createQueue(ctx context.Context, req *protocol.Request, p identity.Principal) (string, error) {
 	name := protocol.QueueName(d.cfg.Broker.Name, req.RunID)
-	policy, err := d.queuePolicy(name)
+	policy, err := QueuePolicy(d.queueARN(name), p)
 	if err != nil {
 		return "", err
 	}
 	out, err := d.sqs.CreateQueue(ctx, &sqs.CreateQueueInput{
 		QueueName:  aws.String(name),
 		Attributes: d.queueAttributes(policy),
-		Tags:       queueTags(req),
+		Tags:       queueTags(req, p),
 	})
 	var exists *sqstypes.QueueNameExists
 	if errors.As(err, &exists) || isCode(err, "QueueAlreadyExists") {
@@ -122,8 +92,8 @@ func (d *Dispatcher) queueAttributes(policy string) map[string]string {
 	}
 }
 
-// queueTags are a run queue's tags: who asked for what, and when.
-func queueTags(req *protocol.Request) map[string]string {
+// queueTags are a run queue's tags: who (verified) asked for what, and when.
+func queueTags(req *protocol.Request, p identity.Principal) map[string]string {
 	tags := map[string]string{
 		protocol.TagRunID:     req.RunID,
 		protocol.TagCreatedAt: protocol.RunIDTimeString(req.RunID),
@@ -131,9 +101,7 @@ func queueTags(req *protocol.Request) map[string]string {
 	if req.Job != "" {
 		tags[protocol.TagJob] = tagValue(req.Job)
 	}
-	if req.Requester != nil {
-		tags[protocol.TagRequester] = tagValue(req.Requester.String())
-	}
+	tags[protocol.TagRequester] = principalTag(p)
 	return tags
 }
 

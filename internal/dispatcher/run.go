@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/deploy-broker/deploy-broker/internal/identity"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
@@ -22,13 +23,30 @@ func (d *Dispatcher) HandleRequest(ctx context.Context, body []byte) error {
 	}
 	ctx, cancel := d.bound(ctx)
 	defer cancel()
+	// Who sent it, before anything else: a request whose proof does not
+	// verify creates nothing, and is answered only in the audit log.
+	p, err := d.verify(ctx, req)
+	if err != nil {
+		if prev, ok := d.verifiedBefore(ctx, req, body, err); ok {
+			p, err = prev, nil
+		}
+	}
+	if err != nil {
+		a := audit{RunID: req.RunID, Kind: req.Kind, Job: req.Job, Requester: req.Requester}
+		if !refused(err) {
+			return d.failed(ctx, a, err)
+		}
+		a.Decision, a.Reason = DecisionRefused, oneLine("proof of identity refused: "+err.Error())
+		d.write(ctx, a)
+		return nil
+	}
 	switch req.Kind {
 	case protocol.KindRun:
-		return d.handleRun(ctx, req, body)
+		return d.handleRun(ctx, req, body, p)
 	case protocol.KindCancel:
-		return d.handleCancel(ctx, req)
+		return d.handleCancel(ctx, req, p)
 	case protocol.KindRelease:
-		return d.handleRelease(ctx, req)
+		return d.handleRelease(ctx, req, p)
 	}
 	return nil
 }
@@ -55,15 +73,15 @@ func requestHash(body []byte) string {
 // ledger and a redelivery's path (claim.go), then the rejection or the
 // launch (launch.go, with the ECS calls in task.go), all within the
 // invocation's time (deadline.go).
-func (d *Dispatcher) handleRun(ctx context.Context, req *protocol.Request, body []byte) error {
+func (d *Dispatcher) handleRun(ctx context.Context, req *protocol.Request, body []byte, p identity.Principal) error {
 	now := d.now()
-	cj, rej := d.check(req, now)
+	cj, rej := d.check(req, p, now)
 	catJob, known := d.cfg.Jobs[req.Job]
-	a := audit{RunID: req.RunID, Kind: req.Kind, Job: req.Job, Requester: req.Requester,
+	a := audit{RunID: req.RunID, Kind: req.Kind, Job: req.Job, Requester: req.Requester, Principal: p.ARN,
 		Params: redactParams(req.Params, catJob, known)}
 
 	item := ledgerItem{RunID: req.RunID, Status: StatusLaunching, Job: req.Job, Params: a.Params,
-		Requester: req.Requester.String(), RequestHash: requestHash(body), RequestedAt: req.RequestedAt,
+		Requester: req.Requester.String(), RequestedBy: p.ARN, RequestHash: requestHash(body), RequestedAt: req.RequestedAt,
 		CreatedAt: now, LeaseUntil: d.leaseEnd(ctx), ClaimToken: newClaimToken(), IdempotencyKey: req.IdempotencyKey}
 	if rej != nil {
 		item.Status, item.RejectCode, item.Reason = StatusRejected, rej.code, rej.reason
@@ -71,15 +89,23 @@ func (d *Dispatcher) handleRun(ctx context.Context, req *protocol.Request, body 
 	// Claim the run id before anything else: a second delivery stops here.
 	if err := d.ledger.claim(ctx, item); err != nil {
 		if errors.Is(err, errAlreadyClaimed) {
-			return d.failed(ctx, a, d.redelivered(ctx, req, item.RequestHash, a))
+			err = d.redelivered(ctx, req, p, item.RequestHash, a)
+			var re *reclaimError
+			if !errors.As(err, &re) {
+				return d.failed(ctx, a, err)
+			}
+			if err = d.ledger.replaceTombstone(ctx, item, re.token); err != nil {
+				return d.failed(ctx, a, err)
+			}
+		} else {
+			return d.failed(ctx, a, err)
 		}
-		return d.failed(ctx, a, err)
 	}
 	var err error
 	if rej != nil {
-		err = d.reject(ctx, req, *rej, a)
+		err = d.reject(ctx, req, p, *rej, a)
 	} else {
-		err = d.launch(ctx, req, cj, a)
+		err = d.launch(ctx, req, p, cj, a)
 	}
 	if err != nil {
 		d.releaseClaim(ctx, req.RunID, item.LeaseUntil)

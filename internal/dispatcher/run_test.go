@@ -32,7 +32,7 @@ func str(t *testing.T, item map[string]dbtypes.AttributeValue, k string) string 
 func TestRunHappyPath(t *testing.T) {
 	e := newEnv(t)
 	r := e.request()
-	b := body(t, r)
+	b := e.body(r)
 	if err := e.invoke(e.sns(b)); err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestRunHappyPath(t *testing.T) {
 	for _, tg := range task.Tags {
 		tags[aws.ToString(tg.Key)] = aws.ToString(tg.Value)
 	}
-	if tags[protocol.TagRunID] != r.RunID || tags[protocol.TagJob] != "website" || tags[protocol.TagRequester] != "github-actions org/app@refs/heads/main by alice" {
+	if tags[protocol.TagRunID] != r.RunID || tags[protocol.TagJob] != "website" || tags[protocol.TagRequester] != e.id.ARN {
 		t.Errorf("task tags = %v", tags)
 	}
 	subnetOK := false
@@ -111,7 +111,7 @@ func TestRunHappyPath(t *testing.T) {
 			Principal any
 			Action    any
 			Resource  string
-			Condition map[string]map[string]string
+			Condition map[string]map[string]any
 		}
 	}
 	if err := json.Unmarshal([]byte(attrs.Attributes["Policy"]), &policy); err != nil {
@@ -122,10 +122,14 @@ func TestRunHappyPath(t *testing.T) {
 		t.Fatalf("policy has %d statements, want 2: %s", len(policy.Statement), attrs.Attributes["Policy"])
 	}
 	allow, deny := policy.Statement[0], policy.Statement[1]
-	wantPrincipals := `map[AWS:[arn:aws:iam::111111111111:role/jenkins-deployer arn:aws:iam::111111111111:role/github-deployer arn:aws:iam::111111111111:role/extra-reader]]`
+	// Only the verified requester's role reads the queue: not every
+	// trusted principal (jenkins-deployer, extra-reader are not named).
+	wantPrincipals := `map[AWS:arn:aws:iam::111111111111:root]`
+	wantRoles := `[arn:aws:iam::111111111111:role/github-deployer arn:aws:iam::111111111111:role/*/github-deployer]`
 	wantActions := `[sqs:ReceiveMessage sqs:DeleteMessage sqs:ChangeMessageVisibility sqs:GetQueueAttributes sqs:GetQueueUrl]`
-	if allow.Effect != "Allow" || fmt.Sprint(allow.Principal) != wantPrincipals || fmt.Sprint(allow.Action) != wantActions || allow.Resource != queueARN || allow.Condition != nil {
-		t.Errorf("allow statement = %+v\nwant principals %s, actions %s on %s", allow, wantPrincipals, wantActions, queueARN)
+	if allow.Effect != "Allow" || fmt.Sprint(allow.Principal) != wantPrincipals || fmt.Sprint(allow.Action) != wantActions || allow.Resource != queueARN ||
+		len(allow.Condition) != 1 || fmt.Sprint(allow.Condition["ArnLike"]["aws:PrincipalArn"]) != wantRoles {
+		t.Errorf("allow statement = %+v\nwant principal %s limited to %s, actions %s on %s", allow, wantPrincipals, wantRoles, wantActions, queueARN)
 	}
 	if deny.Effect != "Deny" || deny.Principal != "*" || deny.Action != "sqs:*" || deny.Resource != queueARN ||
 		deny.Condition["Bool"]["aws:SecureTransport"] != "false" {
@@ -136,14 +140,14 @@ func TestRunHappyPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantTags := map[string]string{protocol.TagRunID: r.RunID, protocol.TagJob: "website",
-		protocol.TagRequester: "github-actions org/app@refs/heads/main by alice", protocol.TagCreatedAt: protocol.RunIDTimeString(r.RunID)}
+		protocol.TagRequester: e.id.ARN, protocol.TagCreatedAt: protocol.RunIDTimeString(r.RunID)}
 	if fmt.Sprint(qt.Tags) != fmt.Sprint(wantTags) {
 		t.Errorf("queue tags = %v\nwant %v", qt.Tags, wantTags)
 	}
 
 	// accepted names the task and the account.
 	rec := e.only(r.RunID, protocol.TypeAccepted)
-	want := protocol.Accepted{Job: "website", TaskARN: arns[0], Account: e.res.AccountID, AccountAlias: "acme-test", Region: e.res.Region}
+	want := protocol.Accepted{Job: "website", TaskARN: arns[0], Account: e.res.AccountID, AccountAlias: "acme-test", Region: e.res.Region, RequestedBy: e.id.ARN}
 	if rec.Src != protocol.SourceDispatcher || rec.Seq != 1 || *rec.Accepted != want {
 		t.Errorf("accepted record = %+v %+v, want %+v", rec, rec.Accepted, want)
 	}
@@ -151,7 +155,7 @@ func TestRunHappyPath(t *testing.T) {
 	// The ledger: who asked for what, when, with what result.
 	item := e.rawItem(r.RunID)
 	for k, want := range map[string]string{"run_id": r.RunID, "status": "accepted", "job": "website",
-		"requester": "github-actions org/app@refs/heads/main by alice", "request_hash": dispatcher.RequestHash(b),
+		"requester": "github-actions org/app@refs/heads/main by alice", "requested_by": e.id.ARN, "request_hash": dispatcher.RequestHash(b),
 		"requested_at": r.RequestedAt.UTC().Format(time.RFC3339Nano), "created_at": e.clock.Now().Format(time.RFC3339Nano),
 		"task_arn": arns[0], "queue_url": queueURL, "notified_at": e.clock.Now().Format(time.RFC3339Nano)} {
 		if got := str(t, item, k); got != want {
@@ -175,8 +179,8 @@ func TestRunHappyPath(t *testing.T) {
 		t.Fatalf("%d audit lines, want 1: %v", len(lines), lines)
 	}
 	a := lines[0]
-	requester, _ := a["requester"].(map[string]any)
-	if a["decision"] != "accepted" || a["kind"] != "run" || a["job"] != "website" || a["task_arn"] != arns[0] ||
+	requester, _ := a["claimed_requester"].(map[string]any)
+	if a["principal"] != e.id.ARN || a["decision"] != "accepted" || a["kind"] != "run" || a["job"] != "website" || a["task_arn"] != arns[0] ||
 		fmt.Sprint(a["params"]) != "map[version:1.4.2]" || requester["ci"] != "github-actions" || requester["actor"] != "alice" || a["level"] != "INFO" {
 		t.Errorf("audit line = %v", a)
 	}
@@ -274,18 +278,29 @@ func TestParamsOfUnknownJobsAndUndeclaredParamsAreRedacted(t *testing.T) {
 		{"unknown job", "migrat", map[string]string{"steps": "3", "token": secret}, "map[steps:*** token:***]"},
 		{"undeclared parameter", "migrate", map[string]string{"steps": "3", "tokne": secret}, "map[steps:3 tokne:***]"},
 		{"declared secret with a bad value", "migrate", map[string]string{"steps": "3", "token": secret + "!"}, "map[steps:3 token:***]"},
-		{"expired request of an unknown job", "webiste", map[string]string{"token": secret}, "map[token:***]"},
+		{"expired past its proof, of an unknown job", "webiste", map[string]string{"token": secret}, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			now := e.clock.Now()
 			r := e.request(func(r *protocol.Request) {
 				r.Job, r.Params = c.job, c.params
-				if strings.HasPrefix(c.name, "expired") {
+				if strings.HasPrefix(c.name, "expired past") {
 					r.RequestedAt, r.ExpiresAt = now.Add(-10*time.Minute), now.Add(-5*time.Minute)
 				}
 			})
 			if err := e.run(r); err != nil {
 				t.Fatal(err)
+			}
+			if c.want == "" {
+				// Refused with its proof: no queue, no ledger item, and the
+				// audit line carries no parameter at all.
+				if _, ok := e.queueURL(r.RunID); ok {
+					t.Errorf("a refused request has a queue")
+				}
+				if a := e.auditsOf(r.RunID); len(a) != 1 || a[0]["decision"] != "refused" || a[0]["params"] != nil {
+					t.Errorf("audit = %v, want one refused line without params", a)
+				}
+				return
 			}
 			if rec := e.records(r.RunID); len(rec) != 1 || rec[0].Type != protocol.TypeRejected {
 				t.Fatalf("records %+v, want one rejected", rec)
@@ -306,7 +321,7 @@ func TestParamsOfUnknownJobsAndUndeclaredParamsAreRedacted(t *testing.T) {
 func TestRunDuplicateDeliveryLaunchesOnce(t *testing.T) {
 	e := newEnv(t)
 	r := e.request()
-	payload := e.sns(body(t, r))
+	payload := e.sns(e.body(r))
 	for i := 0; i < 3; i++ {
 		if err := e.invoke(payload); err != nil {
 			t.Fatalf("delivery %d: %v", i+1, err)
@@ -328,6 +343,7 @@ func TestRunDuplicateDeliveryLaunchesOnce(t *testing.T) {
 	// run's queue is left alone.
 	r2 := *r
 	r2.Params = map[string]string{"version": "9.9.9"}
+	r2.Proof = nil // signed afresh: a copied proof would not verify
 	if err := e.run(&r2); err != nil {
 		t.Fatal(err)
 	}
@@ -353,9 +369,10 @@ func TestRunRejections(t *testing.T) {
 		code   string
 		reason string
 	}{
-		{"expired", func(r *protocol.Request) {
-			r.RunID, r.RequestedAt, r.ExpiresAt = protocol.NewRunID(now.Add(-10*time.Minute)), now.Add(-10*time.Minute), now.Add(-5*time.Minute)
-		}, protocol.RejectExpired, "request expired at"},
+		// An expired request is refused with its proof, which is bound to
+		// expires_at + clock_skew, before this check: nothing is created
+		// (TestParamsOfUnknownJobsAndUndeclaredParamsAreRedacted, and the
+		// hostile suite's stale proof).
 		{"future-dated", func(r *protocol.Request) {
 			r.RequestedAt, r.ExpiresAt = now.Add(5*time.Minute), now.Add(10*time.Minute)
 		},
@@ -421,7 +438,7 @@ func TestRunRejections(t *testing.T) {
 
 func TestMalformedRequestsOnlyAudit(t *testing.T) {
 	e := newEnv(t)
-	good := body(t, e.request())
+	good := e.body(e.request())
 	var valid map[string]any
 	_ = json.Unmarshal(good, &valid)
 	edit := func(f func(m map[string]any)) []byte {
@@ -438,7 +455,8 @@ func TestMalformedRequestsOnlyAudit(t *testing.T) {
 		"not JSON":        {[]byte("deploy website please"), "malformed JSON"},
 		"empty":           {[]byte(""), "is empty"},
 		"unknown field":   {edit(func(m map[string]any) { m["image"] = "evil:latest" }), `unknown field "image"`},
-		"wrong version":   {edit(func(m map[string]any) { m["v"] = 2 }), "protocol version 2"},
+		"wrong version":   {edit(func(m map[string]any) { m["v"] = 3 }), "protocol version 3"},
+		"old trigger":     {edit(func(m map[string]any) { m["v"] = 1; delete(m, "proof") }), "from a deploy-trigger that sends no proof of identity"},
 		"missing run id":  {edit(func(m map[string]any) { delete(m, "run_id") }), "run id"},
 		"bad run id":      {edit(func(m map[string]any) { m["run_id"] = "../../etc/passwd" }), "26-character ULID"},
 		"missing expiry":  {edit(func(m map[string]any) { delete(m, "expires_at") }), "must carry requested_at and expires_at"},

@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
@@ -17,7 +18,7 @@ type Settings struct {
 	Subnets         []string
 	SecurityGroups  []string
 	AssignPublicIP  bool
-	ExtraPrincipals []string // further principals that may read run queues
+	ExtraPrincipals []string // further trusted principals (the stack's own trigger role)
 	AccountID       string   // the target account; looked up with STS when empty
 	Region          string
 	// TaskDefinitions pins each job to the task definition revision it runs:
@@ -31,6 +32,11 @@ type Settings struct {
 	// function's timeout sets the deadline. Zero means 60 s, the stack's
 	// Lambda timeout.
 	InvocationTimeout time.Duration
+	// STSEndpoint replaces the STS endpoint allowlist for proofs of identity
+	// (local mode, tests); empty in AWS.
+	STSEndpoint string
+	// STSTransport carries the verifier's STS calls (tests); nil is the default.
+	STSTransport http.RoundTripper
 }
 
 // DefaultInvocationTimeout is the stack's Lambda timeout.
@@ -56,6 +62,7 @@ func SettingsFromEnv(getenv func(string) string) (Settings, error) {
 		ExtraPrincipals: splitList(getenv(protocol.EnvExtraPrincipals)),
 		AccountID:       getenv(protocol.EnvAccountID),
 		Region:          getenv("AWS_REGION"),
+		STSEndpoint:     getenv(protocol.EnvSTSEndpoint),
 	}
 	revs, err := parseTaskRevisions(getenv(protocol.EnvTaskRevisions))
 	if err != nil {

@@ -162,20 +162,27 @@ func (d *Dispatcher) findTask(ctx context.Context, runID string, stopped bool) (
 }
 
 // stopTask stops a run's task with a reason ECS shows and keeps.
-func (d *Dispatcher) stopTask(ctx context.Context, runID, taskARN, reason string) error {
+func (d *Dispatcher) stopTask(ctx context.Context, runID, taskARN, reason, by string) error {
 	if _, err := d.ecs.StopTask(ctx, &ecs.StopTaskInput{Cluster: aws.String(d.set.Cluster), Task: aws.String(taskARN), Reason: aws.String(reason)}); err != nil {
 		return fmt.Errorf("stopping task %s of run %s: %w", taskARN, runID, err)
 	}
-	if _, err := d.ledger.update(ctx, runID, map[string]string{protocol.LedgerCancelledAt: stamp(d.now())}); err != nil {
+	set := map[string]string{protocol.LedgerCancelledAt: stamp(d.now())}
+	if by != "" {
+		set[protocol.LedgerCancelledBy] = by
+	}
+	if _, err := d.ledger.update(ctx, runID, set); err != nil {
 		return err
 	}
 	return nil
 }
 
-// cancelReason says who cancelled, within StopTask's 255 characters. A
-// cancel request carries no identity of its own: it comes through the
-// broker topic, which only trusted principals may publish to, for a run
-// whose requester the ledger knows.
+// cancelReason says who cancelled, within StopTask's 255 characters: the
+// verified principal of the cancel, recorded in the ledger when the cancel
+// came while the task was being started.
 func cancelReason(it ledgerItem) string {
-	return truncateRunes(oneLine("deploy-broker run "+it.RunID+" cancelled by "+it.Requester), 250)
+	by := it.CancelledBy
+	if by == "" {
+		by = "an unrecorded principal"
+	}
+	return truncateRunes(oneLine("deploy-broker run "+it.RunID+" cancelled by "+by), 250)
 }

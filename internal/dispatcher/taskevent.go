@@ -77,7 +77,7 @@ func (d *Dispatcher) handleTaskEvent(ctx context.Context, ev events.CloudWatchEv
 		// nor ListTasks showed in time: stop it, so that what happens is
 		// what the trigger reported.
 		reason := truncateRunes(oneLine("deploy-broker run "+item.RunID+" was rejected ("+item.RejectCode+"); stopping a task that started anyway"), 250)
-		if err := d.stopTask(ctx, item.RunID, t.TaskArn, reason); err != nil {
+		if err := d.stopTask(ctx, item.RunID, t.TaskArn, reason, ""); err != nil {
 			return err
 		}
 		d.write(ctx, audit{RunID: item.RunID, Job: item.Job, Decision: DecisionCancelled, Reason: reason, TaskARN: t.TaskArn})

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -62,6 +63,13 @@ type Broker struct {
 	Server    *moto.Server
 	Resources *Resources
 	Config    *config.Config
+	// Identity is who Env's credentials belong to: a session of a trusted
+	// role assumed in the emulator (nil: no configured principal could be
+	// made, and Env carries the emulator's default credentials, which the
+	// broker does not trust).
+	Identity *Identity
+
+	shim *accountShim // deploy-trigger's endpoint (see accountShim)
 
 	cancel context.CancelFunc
 	agent  *agent
@@ -128,10 +136,25 @@ func (b *Broker) start(ctx context.Context, o Options, cfg *config.Config, log *
 	if o.Clock != nil {
 		opts = append(opts, dispatcher.WithClock(o.Clock))
 	}
+	if b.Identity, err = chooseIdentity(ctx, awsCfg, cfg); err != nil {
+		return err
+	}
+	if b.Identity != nil {
+		log.Info("deploy-trigger signs as a trusted principal made in the emulator", "component", "local", "principal", b.Identity.ARN, "stands_for", b.Identity.From)
+	} else {
+		log.Warn("no configured principal can be made in the emulator: requests signed with the default credentials will be refused", "component", "local")
+	}
+	// deploy-trigger's endpoint, which names the broker's account for it.
+	if b.shim, err = startAccountShim(aws.ToString(awsCfg.BaseEndpoint), res.AccountID); err != nil {
+		return err
+	}
+	// Proofs of identity are verified against the emulator's STS, through
+	// the URL deploy-trigger signs for.
 	d, err := dispatcher.Build(ctx, awsCfg, dispatcher.Settings{
 		ConfigPath: o.ConfigPath, Cluster: res.ClusterARN, LedgerTable: res.LedgerTable, RunLogGroup: res.RunLogGroup,
 		Subnets: res.Subnets, SecurityGroups: res.SecurityGroups, AccountID: res.AccountID, Region: res.Region,
 		TaskDefinitions: res.TaskDefinitions,
+		STSEndpoint:     b.shim.URL,
 	}, log.With("component", "dispatcher"), opts...)
 	if err != nil {
 		return err
@@ -211,21 +234,49 @@ func taskEnvironments(cfg *config.Config) map[string][]string {
 // TopicARN is the broker topic deploy-trigger publishes to.
 func (b *Broker) TopicARN() string { return b.Resources.TopicARN }
 
-// Env is the environment deploy-trigger needs to use this broker.
+// Env is the environment deploy-trigger needs to use this broker: the
+// emulator's endpoint and, when there is one, the credentials of Identity.
 func (b *Broker) Env() []string {
-	return append(b.Server.Env(b.Resources.Region), "DEPLOY_TRIGGER_TOPIC_ARN="+b.Resources.TopicARN,
+	env := append(b.Server.Env(b.Resources.Region), "DEPLOY_TRIGGER_TOPIC_ARN="+b.Resources.TopicARN,
 		"DEPLOY_TRIGGER_LEDGER_TABLE="+b.Resources.LedgerTable, "DEPLOY_TRIGGER_RUN_LOG_GROUP="+b.Resources.RunLogGroup)
+	id := b.Identity
+	for i, kv := range env {
+		switch k, _, _ := strings.Cut(kv, "="); {
+		case k == "AWS_ENDPOINT_URL" && b.shim != nil:
+			env[i] = k + "=" + b.shim.URL
+		case id == nil:
+		case k == "AWS_ACCESS_KEY_ID":
+			env[i] = k + "=" + id.Creds.AccessKeyID
+		case k == "AWS_SECRET_ACCESS_KEY":
+			env[i] = k + "=" + id.Creds.SecretAccessKey
+		case k == "AWS_SESSION_TOKEN":
+			env[i] = k + "=" + id.Creds.SessionToken
+		}
+	}
+	return env
 }
 
 // WriteEnvFile writes Env as KEY=value lines that a shell can source
-// (`set -a; . file; set +a`) or a tool can read.
+// (`set -a; . file; set +a`) or a tool can read. Empty values are left
+// out: an empty AWS_PROFILE breaks the AWS CLI ("the config profile ()
+// could not be found"), and the access keys in the file win over an
+// exported AWS_PROFILE for deploy-trigger, as for the AWS CLI.
 func (b *Broker) WriteEnvFile(path string) error {
 	env := b.Env()
 	sort.Strings(env)
 	var sb strings.Builder
 	sb.WriteString("# deploy-broker local mode: the environment deploy-trigger needs.\n")
+	if id := b.Identity; id != nil {
+		fmt.Fprintf(&sb, "# The credentials are those of %s, a session made in the emulator\n# of the trusted principal %s: requests signed with them verify.\n", id.ARN, id.From)
+	} else {
+		sb.WriteString("# No configured principal could be made in the emulator: these are its default\n# credentials, which the broker does not trust (requests are refused).\n")
+	}
+	sb.WriteString("# Its access keys win over an exported AWS_PROFILE (as for the AWS CLI).\n")
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
+		if v == "" {
+			continue
+		}
 		fmt.Fprintf(&sb, "%s=%s\n", k, v)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -244,6 +295,9 @@ func (b *Broker) Close() {
 			b.cancel()
 		}
 		b.wg.Wait()
+		if b.shim != nil {
+			b.shim.Close()
+		}
 		b.Server.Close()
 	})
 }

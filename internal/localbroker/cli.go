@@ -83,6 +83,9 @@ func Main(ctx context.Context, args []string, environ []string, stdin io.Reader,
 
 	if fs.NArg() == 0 {
 		fmt.Fprintf(stdout, "local broker %q is up: emulator %s, topic %s\n", b.Config.Broker.Name, b.Server.URL, b.TopicARN())
+		if b.Identity != nil {
+			fmt.Fprintf(stdout, "deploy-trigger signs its requests as %s (a session of trusted principal %s)\n", b.Identity.ARN, b.Identity.From)
+		}
 		fmt.Fprintf(stdout, "environment for deploy-trigger written to %s; in another terminal:\n", *envFile)
 		fmt.Fprintf(stdout, "  set -a; . %s; set +a; deploy-trigger %s ...\n", *envFile, firstJob(b))
 		fmt.Fprintf(stdout, "broker log: %s   task logs: %s   Ctrl-C stops it\n", *logFile, *taskLogs)

@@ -14,13 +14,18 @@ import (
 // Region is the region local mode and the tests use.
 const Region = "us-east-1"
 
+// AccessKeyID is the dummy access key of the default credentials: shaped
+// like an AWS key id, as proofs of identity require; moto maps any key it
+// did not issue to its default principal, arn:aws:iam::123456789012:user/moto.
+const AccessKeyID = "AKIAMOTOLOCALTEST000"
+
 // AWSConfig returns SDK configuration for this server: loopback endpoint,
 // dummy static credentials, no shared config files.
 func (s *Server) AWSConfig(ctx context.Context) (aws.Config, error) {
 	cfg, err := awsclient.Load(ctx, awsclient.Options{
 		Region: Region,
 		Extra: []func(*config.LoadOptions) error{
-			config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")),
+			config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(AccessKeyID, "test", "")),
 			config.WithAPIOptions([]func(*middleware.Stack) error{addECSFix}),
 			config.WithSharedConfigFiles([]string{}),
 			config.WithSharedCredentialsFiles([]string{}),

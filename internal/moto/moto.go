@@ -130,7 +130,7 @@ func (s *Server) Env(region string) []string {
 		"AWS_ENDPOINT_URL=" + s.URL,
 		"AWS_REGION=" + region,
 		"AWS_DEFAULT_REGION=" + region,
-		"AWS_ACCESS_KEY_ID=test",
+		"AWS_ACCESS_KEY_ID=" + AccessKeyID,
 		"AWS_SECRET_ACCESS_KEY=test",
 		"AWS_SESSION_TOKEN=",
 		"AWS_PROFILE=",

@@ -1,4 +1,5 @@
-// Package protocol is deploy-broker's wire protocol, version 1.
+// Package protocol is deploy-broker's wire protocol: requests of version 2
+// (RequestVersion), feedback messages of version 1 (Version).
 //
 // Two kinds of document cross a trust boundary:
 //
@@ -17,13 +18,21 @@ package protocol
 
 import "errors"
 
-// Version is the protocol version this package speaks.
+// Version is the version of feedback messages (the run queue's records).
 const Version = 1
+
+// RequestVersion is the version of requests. Version 2 added the proof of
+// identity (Request.Proof): a version-1 request, from a deploy-trigger that
+// predates it, carries no proof and is refused without an answer (a run
+// queue is only ever made for a verified principal).
+const RequestVersion = 2
 
 // Size limits imposed by AWS and by this protocol.
 const (
 	// MaxRequestBytes is the largest request body: an SNS message is at most 256 KiB.
 	MaxRequestBytes = 256 * 1024
+	// MaxProofBytes bounds a request's proof of identity (identity.MaxProofSize).
+	MaxProofBytes = 16 << 10
 	// MaxMessageBytes is the largest feedback message body: an SQS message is at most 1 MiB,
 	// and so is a whole SendMessageBatch request.
 	MaxMessageBytes = 1024 * 1024

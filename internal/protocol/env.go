@@ -33,6 +33,11 @@ const (
 	// stack created for it: "<job>=<revision>,…". The dispatcher runs
 	// "<broker>-<job>:<revision>" and refuses to launch a job without one.
 	EnvTaskRevisions = "DEPLOY_BROKER_TASK_REVISIONS"
+	// EnvSTSEndpoint replaces the STS endpoint allowlist that proofs of
+	// identity are verified against with this one URL: local mode (moto)
+	// and tests. Unset in AWS: the regional endpoint of the dispatcher's own
+	// partition and region is the only one accepted.
+	EnvSTSEndpoint = "DEPLOY_BROKER_STS_ENDPOINT"
 )
 
 // QueueName is the name of a run's feedback queue: "<prefix>-<run id>.fifo".

@@ -11,9 +11,9 @@ import (
 // accepts survives a round trip through the encoder.
 func FuzzDecodeRequest(f *testing.F) {
 	f.Add([]byte(validRun))
-	f.Add([]byte(`{"v":1,"kind":"cancel","run_id":"01JD5Q3ZC8W2V9T6R4N1M7K0HX","requested_at":"2026-11-22T10:00:00Z","expires_at":"2026-11-22T10:01:00Z"}`))
-	f.Add([]byte(`{"v":1,"kind":"release","run_id":"01JD5Q3ZC8W2V9T6R4N1M7K0HX","requested_at":"2026-11-22T10:00:00Z","expires_at":"2026-11-22T10:01:00Z"}`))
-	f.Add([]byte(`{"v":1,"kind":"run","run_id":"01JD5Q3ZC8W2V9T6R4N1M7K0HX","job":"a","params":{"p":"\u001b"},"requested_at":"2026-11-22T10:00:00+01:00","expires_at":"2026-11-22T10:01:00.123456789Z","requester":{"ci":"jenkins","pipeline":"deploy","build":"7"}}`))
+	f.Add([]byte(`{"v":2,"kind":"cancel","run_id":"01JD5Q3ZC8W2V9T6R4N1M7K0HX","requested_at":"2026-11-22T10:00:00Z","expires_at":"2026-11-22T10:01:00Z"}`))
+	f.Add([]byte(`{"v":2,"kind":"release","run_id":"01JD5Q3ZC8W2V9T6R4N1M7K0HX","requested_at":"2026-11-22T10:00:00Z","expires_at":"2026-11-22T10:01:00Z"}`))
+	f.Add([]byte(`{"v":2,"kind":"run","run_id":"01JD5Q3ZC8W2V9T6R4N1M7K0HX","job":"a","params":{"p":"\u001b"},"requested_at":"2026-11-22T10:00:00+01:00","expires_at":"2026-11-22T10:01:00.123456789Z","requester":{"ci":"jenkins","pipeline":"deploy","build":"7"}}`))
 	f.Add([]byte(`{"v":1,"RUN_ID":"x","run_id":"y"}`))
 	f.Add([]byte(`[{"v":1}]`))
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -24,7 +24,9 @@ const (
 	LedgerStatus      = "status"
 	LedgerJob         = "job"
 	LedgerParams      = "params"
-	LedgerRequester   = "requester"
+	LedgerRequester   = "requester"    // the claimed requester (Requester.String)
+	LedgerRequestedBy = "requested_by" // the verified principal's ARN (proof of identity)
+	LedgerCancelledBy = "cancelled_by" // the verified principal that cancelled the run
 	LedgerRequestHash = "request_hash"
 	LedgerRequestedAt = "requested_at"
 	LedgerCreatedAt   = "created_at"

@@ -77,6 +77,9 @@ type Accepted struct {
 	Account      string `json:"account"`
 	AccountAlias string `json:"account_alias,omitempty"`
 	Region       string `json:"region,omitempty"`
+	// RequestedBy is the verified principal that requested the run: the ARN
+	// STS returned for the request's proof of identity.
+	RequestedBy string `json:"requested_by,omitempty"`
 }
 
 // Rejection codes: a machine-readable category for Rejected.Code.
@@ -87,6 +90,8 @@ const (
 	RejectBadParams  = "bad-params"
 	RejectLaunch     = "launch-failed"
 	RejectInvalid    = "invalid"
+	// RejectUnauthorized: the verified principal may not run this job.
+	RejectUnauthorized = "unauthorized"
 	// RejectCancelled: a cancel for the run reached the broker before the
 	// run request did; nothing was launched.
 	RejectCancelled = "cancelled"

@@ -1,8 +1,10 @@
 package protocol
 
 import (
+	"encoding/json"
 	"fmt"
 	"regexp"
+	"sort"
 	"time"
 )
 
@@ -28,6 +30,10 @@ const (
 var jobNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
 var paramNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,63}$`)
 
+// ReservedJobNames are deploy-trigger's own commands, read where a job name
+// would stand ("deploy-trigger help"): no catalogue job may take one.
+var ReservedJobNames = []string{"help", "version", "completion", "jobs", "runs", "show", "logs", "attach"}
+
 // ValidJobName reports whether name is a well-formed job name:
 // lower-case letters, digits and '-', at most 64 characters.
 func ValidJobName(name string) bool { return jobNameRE.MatchString(name) }
@@ -48,10 +54,59 @@ type Request struct {
 	// IdempotencyKey is an optional name the CI side gives the run
 	// (idempotency.go), kept in the ledger, by which attach finds it.
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
+	// Proof is the signed sts:GetCallerIdentity request that proves who sent
+	// this request (package identity: Sign, DecodeProof, Verifier). It is
+	// opaque here, bounded by MaxProofBytes, and bound to every other field
+	// through BindingFields.
+	Proof json.RawMessage `json:"proof,omitempty"`
 }
 
-// Requester says who asked for a run: filled in by deploy-trigger from the CI
-// environment. It is audit information, never used for authorization.
+// BindingFields lists every field of the request except the proof, in a
+// fixed order, as (name, value) pairs: deploy-trigger feeds them to
+// identity.Digest before signing, and the dispatcher recomputes the digest
+// from the message it received. audience is the broker topic's ARN. Times
+// are RFC 3339 with nanoseconds in UTC; parameters are sorted by name; the
+// requester's fields are all listed, empty or not, so that leaving one out
+// and sending it empty differ from no other request.
+func (r *Request) BindingFields(audience string) [][2]string {
+	f := [][2]string{
+		{"v", fmt.Sprint(r.V)},
+		{"kind", string(r.Kind)},
+		{"run_id", r.RunID},
+		{"job", r.Job},
+		{"params", fmt.Sprint(len(r.Params))},
+	}
+	names := make([]string, 0, len(r.Params))
+	for k := range r.Params {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		f = append(f, [2]string{"param:" + k, r.Params[k]})
+	}
+	f = append(f, [2]string{"requested_at", r.RequestedAt.UTC().Format(time.RFC3339Nano)},
+		[2]string{"expires_at", r.ExpiresAt.UTC().Format(time.RFC3339Nano)})
+	if q := r.Requester; q == nil {
+		f = append(f, [2]string{"requester", "none"})
+	} else {
+		f = append(f, [2]string{"requester", "present"},
+			[2]string{"requester.ci", q.CI}, [2]string{"requester.repository", q.Repository},
+			[2]string{"requester.ref", q.Ref}, [2]string{"requester.sha", q.SHA},
+			[2]string{"requester.actor", q.Actor}, [2]string{"requester.run_url", q.RunURL},
+			[2]string{"requester.pipeline", q.Pipeline}, [2]string{"requester.build", q.Build},
+			[2]string{"requester.host", q.Host})
+	}
+	if r.IdempotencyKey != "" {
+		// Only when present: a request without a key binds exactly as
+		// before keys existed.
+		f = append(f, [2]string{"idempotency_key", r.IdempotencyKey})
+	}
+	return append(f, [2]string{"audience", audience})
+}
+
+// Requester says who asked for a run, as deploy-trigger read it from the CI
+// environment: claimed by the client, so audit information only, never used
+// for authorization (that is the verified principal of the proof).
 type Requester struct {
 	CI         string `json:"ci"` // github-actions, jenkins, local
 	Repository string `json:"repository,omitempty"`
@@ -106,8 +161,14 @@ func DecodeRequest(b []byte) (*Request, error) {
 
 // Validate checks a request's structure.
 func (r *Request) Validate() error {
-	if r.V != Version {
-		return fmt.Errorf("request has protocol version %d; this broker speaks version %d (upgrade deploy-trigger or the broker so they match)", r.V, Version)
+	switch {
+	case r.V == 1:
+		return fmt.Errorf("request has protocol version 1, from a deploy-trigger that sends no proof of identity; this broker speaks request version %d and answers only verified requests: upgrade deploy-trigger", RequestVersion)
+	case r.V != RequestVersion:
+		return fmt.Errorf("request has protocol version %d; this broker speaks request version %d (upgrade deploy-trigger or the broker so they match)", r.V, RequestVersion)
+	}
+	if len(r.Proof) > MaxProofBytes {
+		return fmt.Errorf("request %s carries a proof of %d bytes, over the %d-byte limit", r.RunID, len(r.Proof), MaxProofBytes)
 	}
 	if err := ValidateRunID(r.RunID); err != nil {
 		return fmt.Errorf("request: %w", err)
@@ -148,7 +209,7 @@ func (r *Request) Validate() error {
 		}
 	case KindCancel, KindRelease:
 		if r.Job != "" || r.Params != nil || r.Requester != nil || r.IdempotencyKey != "" {
-			return fmt.Errorf("%s request %s may carry only v, kind, run_id and timestamps", r.Kind, r.RunID)
+			return fmt.Errorf("%s request %s may carry only v, kind, run_id, timestamps and proof", r.Kind, r.RunID)
 		}
 	case "":
 		return fmt.Errorf("request %s has no kind; expected run, cancel or release", r.RunID)

@@ -10,7 +10,7 @@ import (
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
-const validRun = `{"v":1,"kind":"run","run_id":"01JD5Q3ZC8W2V9T6R4N1M7K0HX","job":"website","params":{"version":"1.4.2"},
+const validRun = `{"v":2,"kind":"run","run_id":"01JD5Q3ZC8W2V9T6R4N1M7K0HX","job":"website","params":{"version":"1.4.2"},
  "requested_at":"2026-11-22T10:00:00Z","expires_at":"2026-11-22T10:05:00Z",
  "requester":{"ci":"github-actions","repository":"org/app","ref":"refs/heads/main","sha":"abc","actor":"alice","run_url":"https://example.com/1"}}`
 
@@ -42,7 +42,7 @@ func TestDecodeRequestValid(t *testing.T) {
 		t.Errorf("requester string %q", got)
 	}
 	for _, kind := range []string{"cancel", "release"} {
-		short := `{"v":1,"kind":"` + kind + `","run_id":"01JD5Q3ZC8W2V9T6R4N1M7K0HX","requested_at":"2026-11-22T10:00:00Z","expires_at":"2026-11-22T10:01:00Z"}`
+		short := `{"v":2,"kind":"` + kind + `","run_id":"01JD5Q3ZC8W2V9T6R4N1M7K0HX","requested_at":"2026-11-22T10:00:00Z","expires_at":"2026-11-22T10:01:00Z"}`
 		if _, err := protocol.DecodeRequest([]byte(short)); err != nil {
 			t.Errorf("%s: %v", kind, err)
 		}
@@ -64,7 +64,7 @@ func TestDecodeRequestRefuses(t *testing.T) {
 		{"param name escaped", strings.Replace(validRun, `"version":"1.4.2"`, `"versio\u006e":"1.4.2"`, 1), `field "params.versio\\u006e" is not a field name`},
 		{"repeated param", strings.Replace(validRun, `"version":"1.4.2"`, `"version":"1.4.2","version":"9.9.9"`, 1), `field "params.version" appears twice`},
 		// version
-		{"version 2", edit(t, func(m map[string]any) { m["v"] = 2 }), "request has protocol version 2; this broker speaks version 1"},
+		{"version 3", edit(t, func(m map[string]any) { m["v"] = 3 }), "request has protocol version 3; this broker speaks request version 2"},
 		{"version 0", edit(t, func(m map[string]any) { delete(m, "v") }), "request has protocol version 0"},
 		// size
 		{"oversize", edit(t, func(m map[string]any) { m["job"] = strings.Repeat("a", protocol.MaxRequestBytes) }), "over the 262144-byte limit"},
@@ -118,8 +118,8 @@ func TestDecodeRequestRefuses(t *testing.T) {
 		{"requester tag character", edit(t, func(m map[string]any) { m["requester"].(map[string]any)["actor"] = "alice\U000E0041" }), "(U+E0041"},
 		{"requester line separator", edit(t, func(m map[string]any) { m["requester"].(map[string]any)["run_url"] = "https://x/\u2028y" }), "requester field run_url contains a control character (U+2028, a line break)"},
 		{"requester paragraph separator", edit(t, func(m map[string]any) { m["requester"].(map[string]any)["sha"] = "abc\u2029" }), "(U+2029, a line break)"},
-		{"cancel with params", `{"v":1,"kind":"cancel","run_id":"01JD5Q3ZC8W2V9T6R4N1M7K0HX","params":{},"requested_at":"2026-11-22T10:00:00Z","expires_at":"2026-11-22T10:01:00Z"}`, "may carry only v, kind, run_id and timestamps"},
-		{"release with requester", `{"v":1,"kind":"release","run_id":"01JD5Q3ZC8W2V9T6R4N1M7K0HX","requester":{"ci":"x"},"requested_at":"2026-11-22T10:00:00Z","expires_at":"2026-11-22T10:01:00Z"}`, "may carry only"},
+		{"cancel with params", `{"v":2,"kind":"cancel","run_id":"01JD5Q3ZC8W2V9T6R4N1M7K0HX","params":{},"requested_at":"2026-11-22T10:00:00Z","expires_at":"2026-11-22T10:01:00Z"}`, "may carry only v, kind, run_id, timestamps and proof"},
+		{"release with requester", `{"v":2,"kind":"release","run_id":"01JD5Q3ZC8W2V9T6R4N1M7K0HX","requester":{"ci":"x"},"requested_at":"2026-11-22T10:00:00Z","expires_at":"2026-11-22T10:01:00Z"}`, "may carry only"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -176,5 +176,76 @@ func TestIsControl(t *testing.T) {
 		if protocol.IsControl(r) {
 			t.Errorf("U+%04X is refused", r)
 		}
+	}
+}
+
+func TestDecodeRequestVersions(t *testing.T) {
+	_, err := protocol.DecodeRequest([]byte(strings.Replace(validRun, `"v":2`, `"v":1`, 1)))
+	if err == nil || !strings.Contains(err.Error(), "protocol version 1, from a deploy-trigger that sends no proof of identity") {
+		t.Errorf("version 1: %v", err)
+	}
+	_, err = protocol.DecodeRequest([]byte(strings.Replace(validRun, `"v":2`, `"v":3`, 1)))
+	if err == nil || !strings.Contains(err.Error(), "protocol version 3; this broker speaks request version 2") {
+		t.Errorf("version 3: %v", err)
+	}
+}
+
+func TestDecodeRequestProofIsOpaqueAndBounded(t *testing.T) {
+	proof := `{"v":1,"method":"POST","url":"https://sts.eu-west-1.amazonaws.com/","headers":[{"name":"X-Amz-Date","value":"x"}],"body":"b"}`
+	r, err := protocol.DecodeRequest([]byte(strings.Replace(validRun, `"v":2,`, `"v":2,"proof":`+proof+`,`, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(r.Proof) != proof {
+		t.Errorf("proof = %s", r.Proof)
+	}
+	big := `{"v":1,"body":"` + strings.Repeat("A", protocol.MaxProofBytes) + `"}`
+	_, err = protocol.DecodeRequest([]byte(strings.Replace(validRun, `"v":2,`, `"v":2,"proof":`+big+`,`, 1)))
+	if err == nil || !strings.Contains(err.Error(), "proof of") {
+		t.Errorf("oversized proof: %v", err)
+	}
+	_, err = protocol.DecodeRequest([]byte(strings.Replace(validRun, `"v":2,`, `"v":2,"proof":{"V":1},`, 1)))
+	if err == nil {
+		t.Errorf("a proof key in upper case passed the key check")
+	}
+}
+
+func TestBindingFieldsCoverEveryFieldButTheProof(t *testing.T) {
+	base, err := protocol.DecodeRequest([]byte(validRun))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := func(r *protocol.Request, aud string) string {
+		b, _ := json.Marshal(r.BindingFields(aud))
+		return string(b)
+	}
+	ref := key(base, "arn:aws:sns:eu-west-1:123456789012:broker")
+	edits := map[string]func(r *protocol.Request){
+		"run id":       func(r *protocol.Request) { r.RunID = "01JD5Q3ZC8W2V9T6R4N1M7K0HY" },
+		"kind":         func(r *protocol.Request) { r.Kind = protocol.KindCancel },
+		"job":          func(r *protocol.Request) { r.Job = "other" },
+		"param value":  func(r *protocol.Request) { r.Params = map[string]string{"version": "1.4.3"} },
+		"param added":  func(r *protocol.Request) { r.Params = map[string]string{"version": "1.4.2", "x": ""} },
+		"expires_at":   func(r *protocol.Request) { r.ExpiresAt = r.ExpiresAt.Add(time.Nanosecond) },
+		"requested_at": func(r *protocol.Request) { r.RequestedAt = r.RequestedAt.Add(-time.Second) },
+		"actor":        func(r *protocol.Request) { r.Requester.Actor = "mallory" },
+		"run url":      func(r *protocol.Request) { r.Requester.RunURL = "https://evil/" },
+		"no requester": func(r *protocol.Request) { r.Requester = nil },
+		"version":      func(r *protocol.Request) { r.V = 3 },
+	}
+	for name, f := range edits {
+		r, _ := protocol.DecodeRequest([]byte(validRun))
+		f(r)
+		if key(r, "arn:aws:sns:eu-west-1:123456789012:broker") == ref {
+			t.Errorf("%s is not bound", name)
+		}
+	}
+	if key(base, "arn:aws:sns:eu-west-1:123456789012:other") == ref {
+		t.Errorf("audience is not bound")
+	}
+	withProof, _ := protocol.DecodeRequest([]byte(validRun))
+	withProof.Proof = json.RawMessage(`{}`)
+	if key(withProof, "arn:aws:sns:eu-west-1:123456789012:broker") != ref {
+		t.Errorf("the proof changes the binding")
 	}
 }

@@ -5,5 +5,6 @@
 //     reliability/)
 //   - faultproxy: a fault-injecting proxy between the binaries and the emulator
 //   - mototest: a moto server per test, torn down after it
+//   - prooftest: distinct moto identities, and requests signed by them
 //   - testutil: small helpers shared by tests
 package testkit

@@ -24,8 +24,11 @@ import (
 // role named after the CI run. The AWS_* variables come from getenv, not
 // the process, so tests and embedders decide them.
 func loadAWS(ctx context.Context, c *Config, getenv func(string) string, req *protocol.Requester, mfa func() (string, error)) (aws.Config, error) {
+	// As with the AWS CLI, access keys in the environment win over an
+	// ambient AWS_PROFILE (not over --profile or an environment's profile).
+	staticKeys := getenv("AWS_ACCESS_KEY_ID") != "" && getenv("AWS_SECRET_ACCESS_KEY") != ""
 	profile := c.Profile
-	if profile == "" {
+	if profile == "" && !staticKeys {
 		profile = getenv("AWS_PROFILE")
 	}
 	var extra []func(*config.LoadOptions) error
@@ -38,14 +41,21 @@ func loadAWS(ctx context.Context, c *Config, getenv func(string) string, req *pr
 	if f := getenv("AWS_SHARED_CREDENTIALS_FILE"); f != "" {
 		extra = append(extra, config.WithSharedCredentialsFiles([]string{f}))
 	}
-	if profile == "" && getenv("AWS_ACCESS_KEY_ID") != "" && getenv("AWS_SECRET_ACCESS_KEY") != "" {
+	if profile == "" && staticKeys {
 		extra = append(extra, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(
 			getenv("AWS_ACCESS_KEY_ID"), getenv("AWS_SECRET_ACCESS_KEY"), getenv("AWS_SESSION_TOKEN"))))
 	}
+	ep := firstNonEmpty(getenv("AWS_ENDPOINT_URL_STS"), getenv("AWS_ENDPOINT_URL"))
 	extra = append(extra, config.WithAssumeRoleCredentialOptions(func(o *stscreds.AssumeRoleOptions) {
 		o.TokenProvider = mfa
 		if o.RoleSessionName == "" {
 			o.RoleSessionName = sessionName(req)
+		}
+		// The SDK builds a profile's STS client before it resolves the
+		// endpoint, and that client ignores AWS_ENDPOINT_URL: it would call
+		// the real STS. Use the endpoint every other client uses.
+		if c, ok := o.Client.(*sts.Client); ok && ep != "" {
+			o.Client = sts.New(c.Options(), func(so *sts.Options) { so.BaseEndpoint = aws.String(ep) })
 		}
 	}))
 	cfg, err := awsclient.Load(ctx, awsclient.Options{Region: c.Topic.Region, Profile: profile, Extra: extra})
@@ -55,6 +65,15 @@ func loadAWS(ctx context.Context, c *Config, getenv func(string) string, req *pr
 			return aws.Config{}, fmt.Errorf("AWS profile %q does not exist in your AWS config files; check --profile, AWS_PROFILE or the environment's profile", profile)
 		}
 		return aws.Config{}, err
+	}
+	if profile != "" && cfg.Credentials != nil {
+		cfg.Credentials = &profileCredentials{inner: cfg.Credentials, profile: profile, endpoint: ep}
+	}
+	if mfaCache := mfaCachePath(ctx, profile, getenv, ep); mfaCache != "" && cfg.Credentials != nil {
+		// A profile with mfa_serial: keep its session on disk, as the AWS
+		// CLI and aws-vault do, so that a dry run and the run after it ask
+		// for one MFA code, not two.
+		cfg.Credentials = aws.NewCredentialsCache(&fileCachedCredentials{inner: cfg.Credentials, path: mfaCache})
 	}
 	if c.RoleARN != "" {
 		name := c.SessionName
@@ -67,7 +86,7 @@ func loadAWS(ctx context.Context, c *Config, getenv func(string) string, req *pr
 				o.ExternalID = aws.String(c.ExternalID)
 			}
 		})
-		cfg.Credentials = aws.NewCredentialsCache(p)
+		cfg.Credentials = &profileCredentials{inner: aws.NewCredentialsCache(p), profile: profile, role: c.RoleARN, endpoint: ep}
 	}
 	return cfg, nil
 }

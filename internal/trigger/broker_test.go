@@ -154,7 +154,8 @@ func rec(src protocol.Source, seq uint64) protocol.Record {
 
 func accepted(account string) protocol.Record {
 	r := rec(protocol.SourceDispatcher, 1)
-	r.Type, r.Accepted = protocol.TypeAccepted, &protocol.Accepted{Job: "website", TaskARN: "arn:aws:ecs:us-east-1:" + account + ":task/broker/abc", Account: account, AccountAlias: "acme-prod", Region: "us-east-1"}
+	r.Type, r.Accepted = protocol.TypeAccepted, &protocol.Accepted{Job: "website", TaskARN: "arn:aws:ecs:us-east-1:" + account + ":task/broker/abc", Account: account, AccountAlias: "acme-prod", Region: "us-east-1",
+		RequestedBy: "arn:aws:sts::111122223333:assumed-role/github-deployer/gha-acme-app-1234"}
 	return r
 }
 

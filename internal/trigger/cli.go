@@ -14,8 +14,8 @@ import (
 // declaration: kong reads the flags, the env tags and the defaults from it,
 // and --help prints it.
 type CLI struct {
-	Job    string   `arg:"" optional:"" help:"Catalogue job to run, e.g. website."`
-	Params []string `arg:"" optional:"" name:"key=value" help:"Job parameters, each as name=value (the value may contain '=' or be empty)."`
+	Job    string   `arg:"" optional:"" help:"Catalogue job to run, e.g. website; or a command: help, version, completion bash|zsh|fish, jobs."`
+	Params []string `arg:"" optional:"" name:"key=value" help:"Job parameters, each as name=value (the value may contain '=' or be empty), or name@env=VAR to take a secret value from the environment variable VAR."`
 
 	Env          string `short:"e" name:"env" env:"DEPLOY_TRIGGER_ENV" placeholder:"NAME" group:"Target" help:"Named environment from the environments file (topic, account, credentials, confirmation)."`
 	Environments string `name:"environments" env:"DEPLOY_TRIGGER_ENVIRONMENTS" placeholder:"FILE" group:"Target" help:"Environments file. Default: ./.deploy-trigger.yaml, then ~/.config/deploy-trigger/environments.yaml."`
@@ -29,15 +29,19 @@ type CLI struct {
 	SessionName string `name:"session-name" env:"DEPLOY_TRIGGER_SESSION_NAME" placeholder:"NAME" group:"Credentials" help:"Role session name. Default: names the CI run, e.g. gha-org-app-123456."`
 
 	Output     string `name:"output" short:"o" enum:"auto,plain,terminal,github,json" default:"auto" env:"DEPLOY_TRIGGER_OUTPUT" group:"Output" help:"Output mode: auto, plain, terminal, github or json. Auto picks github when GITHUB_ACTIONS=true, terminal on a terminal, else plain."`
-	Color      bool   `name:"color" env:"DEPLOY_TRIGGER_COLOR" group:"Output" help:"Keep the job's ANSI colours in plain mode."`
-	Timestamps bool   `name:"timestamps" env:"DEPLOY_TRIGGER_TIMESTAMPS" group:"Output" help:"Prefix each line with the time the job wrote it (plain mode)."`
+	Color      string `name:"color" default:"auto" env:"DEPLOY_TRIGGER_COLOR" placeholder:"WHEN" group:"Output" help:"Colours, the job's and deploy-trigger's: never, auto (on a terminal or in GitHub, unless NO_COLOR is set; removed in plain mode) or always (kept in every mode, NO_COLOR or not). --color alone means always."`
+	Timestamps bool   `name:"timestamps" env:"DEPLOY_TRIGGER_TIMESTAMPS" group:"Output" help:"Prefix each line with the time the job wrote it (plain, terminal and github modes; json lines carry it always)."`
 	ResultFile string `name:"result-file" env:"DEPLOY_TRIGGER_RESULT_FILE" placeholder:"FILE" group:"Output" help:"Also write the run's result (run id, outcome, exit code, task ARN…) as one JSON object to FILE, whatever the output mode."`
 
 	StartTimeout     time.Duration `name:"start-timeout" default:"10m" env:"DEPLOY_TRIGGER_START_TIMEOUT" group:"Timing" help:"Give up when the job has not started within this time."`
+	QueueTimeout     time.Duration `name:"queue-timeout" default:"2m" env:"DEPLOY_TRIGGER_QUEUE_TIMEOUT" group:"Timing" help:"Give up (exit 246) when the broker has not answered at all within this time: no run queue means it refused the request's proof of identity, or is older than this deploy-trigger, or is failing. 0: wait for --start-timeout."`
 	Timeout          time.Duration `name:"timeout" default:"0" env:"DEPLOY_TRIGGER_TIMEOUT" group:"Timing" help:"Give up (and cancel) after this long in all. 0: the job's own catalogue timeout plus 5m."`
 	MissedHeartbeats int           `name:"missed-heartbeats" default:"0" env:"DEPLOY_TRIGGER_MISSED_HEARTBEATS" group:"Timing" help:"Declare the runner lost after this many heartbeat intervals of silence. 0: 4 intervals, but never less than 3m, which outlasts the runner's retries of a failing send."`
 	CancelGrace      time.Duration `name:"cancel-grace" default:"2m" env:"DEPLOY_TRIGGER_CANCEL_GRACE" group:"Timing" help:"After Ctrl-C, wait this long for the job to stop and report."`
 	RequestTTL       time.Duration `name:"request-ttl" default:"5m" env:"DEPLOY_TRIGGER_REQUEST_TTL" group:"Timing" help:"The run request expires this long after it is sent (the broker refuses more than 15m by default)."`
+
+	Secret    []string `name:"secret" env:"DEPLOY_TRIGGER_SECRET_PARAMS" sep:"," placeholder:"NAME" group:"Parameters" help:"Treat this parameter as secret (repeatable): its value is never printed or written, and masked in GitHub Actions. Also secret: name@env=VAR parameters, those the --catalogue marks secret, and names containing token, secret, password, credential, api_key…"`
+	Catalogue string   `name:"catalogue" env:"DEPLOY_TRIGGER_CATALOGUE" placeholder:"FILE" group:"Parameters" help:"The broker configuration file (job catalogue) the broker was deployed with: deploy-trigger jobs lists its jobs; a run or --dry-run is checked against it before publishing, exactly as the broker checks it; its secret parameters are never printed."`
 
 	IdempotencyKey string `name:"idempotency-key" env:"DEPLOY_TRIGGER_IDEMPOTENCY_KEY" placeholder:"KEY" help:"Name the run (e.g. from the CI run's id) so that deploy-trigger attach --key KEY finds it again."`
 
@@ -51,6 +55,16 @@ deploy-trigger publishes a run request to the broker topic, prints the job's
 output as it runs, and exits with the job's exit code, or with one of the
 reserved codes 240-248 when the broker could not run it (see docs/TRIGGER.md).
 
+Commands (where a job name would stand; no job may be called so):
+
+  help                      this text
+  version                   the version, as --version
+  completion bash|zsh|fish  a shell completion script, e.g. source <(deploy-trigger completion bash)
+  runs [flags]              recent runs of the broker, from the run ledger (--help for filters)
+  show RUN_ID               one run: parameters, task, timings, outputs
+  logs [--follow] RUN_ID    a run's output, from its run log
+  attach RUN_ID|--key KEY   get back onto a running run; exits with the job's code
+
 Examples:
 
   # Deploy to the "production" environment of .deploy-trigger.yaml
@@ -58,7 +72,13 @@ Examples:
 
   # Topic from the environment, as in a CI job
   DEPLOY_TRIGGER_TOPIC_ARN=arn:aws:sns:eu-west-1:123456789012:deploy-broker \
-    deploy-trigger website version=1.4.2 region=eu-west-1
+    deploy-trigger website version=1.4.2 colour=green
+
+  # A secret from an environment variable: never on the command line, never printed
+  deploy-trigger --env production rotate-key token@env=NEW_TOKEN
+
+  # The catalogue's jobs and parameters, from the broker configuration file
+  deploy-trigger jobs --catalogue examples/broker.yaml
 
   # Assume a trigger role first, naming the CI run in the session
   deploy-trigger --role-arn arn:aws:iam::111122223333:role/ci-trigger \
@@ -102,10 +122,25 @@ func parseCLI(args []string, getenv func(string) string, stdout, stderr io.Write
 			panic(r)
 		}
 	}()
-	if _, err := parser.Parse(args); err != nil {
+	if _, err := parser.Parse(colorFlagAlone(args)); err != nil {
 		return nil, err
 	}
 	return cli, nil
+}
+
+// colorFlagAlone reads a bare --color (once a switch) as --color=always.
+func colorFlagAlone(args []string) []string {
+	out := make([]string, len(args))
+	copy(out, args)
+	for i, a := range out {
+		if a == "--" {
+			break
+		}
+		if a == "--color" {
+			out[i] = "--color=always"
+		}
+	}
+	return out
 }
 
 // envResolver reads flags' env tags through getenv rather than the process
@@ -126,8 +161,20 @@ func (c *CLI) validate() error {
 	if c.Job == "" {
 		return errors.New("no job given: name the catalogue job to run, e.g. deploy-trigger website version=1.4.2 (see --help)")
 	}
+	switch c.Color {
+	case "true", "1", "yes":
+		c.Color = "always"
+	case "false", "0", "no", "":
+		c.Color = "auto"
+	case "never", "auto", "always":
+	default:
+		return fmt.Errorf("--color must be never, auto or always, not %q", short(c.Color, 40))
+	}
 	if c.StartTimeout <= 0 {
 		return errors.New("--start-timeout must be positive, e.g. 10m")
+	}
+	if c.QueueTimeout < 0 {
+		return errors.New("--queue-timeout must not be negative (0 waits for the start timeout instead)")
 	}
 	if c.Timeout < 0 {
 		return errors.New("--timeout must not be negative (0 means the job's own timeout plus 5m)")

@@ -3,6 +3,7 @@ package trigger
 import (
 	"bytes"
 	"errors"
+	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
@@ -60,11 +61,19 @@ func TestParseCLI(t *testing.T) {
 					t.Errorf("start timeout %s", c.StartTimeout)
 				}
 			}},
+		// Issue 14.5: the request expires no later than the trigger stops
+		// waiting for it.
+		{name: "request ttl bounded by start timeout", args: []string{"--topic-arn", topic, "--start-timeout", "15s", "website"},
+			check: func(t *testing.T, c *Config) {
+				if c.RequestTTL != 15*time.Second {
+					t.Errorf("request ttl %s, want the 15s start timeout", c.RequestTTL)
+				}
+			}},
 		{name: "missing topic", args: []string{"website"}, wantErr: "no broker topic: pass --env NAME"},
 		{name: "missing job", args: []string{"--topic-arn", topic}, wantErr: "no job given"},
 		{name: "bad param syntax", args: []string{"--topic-arn", topic, "website", "version"}, wantErr: `parameter "version" is not in key=value form`},
 		{name: "bad param name", args: []string{"--topic-arn", topic, "website", "Version=1"}, wantErr: `parameter name "Version" is not valid`},
-		{name: "no param name", args: []string{"--topic-arn", topic, "website", "=1"}, wantErr: `has no name before '='`},
+		{name: "no param name", args: []string{"--topic-arn", topic, "website", "=1"}, wantErr: "an argument begins with '='"},
 		{name: "duplicate param", args: []string{"--topic-arn", topic, "website", "a=1", "a=2"}, wantErr: `parameter "a" is given twice`},
 		{name: "bad topic", args: []string{"--topic-arn", "arn:aws:sqs:eu-west-1:123456789012:q", "website"}, wantErr: "is not an SNS topic ARN"},
 		{name: "bad topic account", args: []string{"--topic-arn", "arn:aws:sns:eu-west-1:1234:q", "website"}, wantErr: "not a 12-digit account id"},
@@ -95,7 +104,33 @@ func TestParseCLI(t *testing.T) {
 				}
 			}},
 		{name: "environment topic mismatch", args: []string{"--environments", "testdata/environments.yaml", "--env", "production", "--topic-arn", topic, "website"},
-			wantErr: "is in account 123456789012, but account 210987654321 is expected"},
+			wantErr: "--env production targets topic arn:aws:sns:eu-west-1:210987654321:deploy-broker (testdata/environments.yaml), but --topic-arn gives topic " + topic + ": the environment decides the target; drop --topic-arn, nothing was published"},
+		// Issue 14.2: an exported topic (the local-mode env file) must not
+		// silently override an explicit --env.
+		{name: "ambient topic contradicts --env", args: []string{"--environments", "testdata/environments.yaml", "--env", "staging", "website"},
+			env:     []string{"DEPLOY_TRIGGER_TOPIC_ARN=" + topic},
+			wantErr: "but DEPLOY_TRIGGER_TOPIC_ARN gives topic " + topic + ": the environment decides the target; drop DEPLOY_TRIGGER_TOPIC_ARN (unset DEPLOY_TRIGGER_TOPIC_ARN)"},
+		{name: "ambient account contradicts --env", args: []string{"--environments", "testdata/environments.yaml", "--env", "staging", "website"},
+			env: []string{"DEPLOY_TRIGGER_EXPECT_ACCOUNT=210987654321"}, wantErr: "--env staging expects account 111122223333"},
+		{name: "ambient topic agreeing with --env", args: []string{"--environments", "testdata/environments.yaml", "--env", "staging", "website"},
+			env: []string{"DEPLOY_TRIGGER_TOPIC_ARN=arn:aws:sns:eu-west-1:111122223333:deploy-broker"},
+			check: func(t *testing.T, c *Config) {
+				if c.Source != "environment staging from testdata/environments.yaml" {
+					t.Errorf("source %q", c.Source)
+				}
+			}},
+		{name: "source of an ambient topic", args: []string{"website"}, env: []string{"DEPLOY_TRIGGER_TOPIC_ARN=" + topic},
+			check: func(t *testing.T, c *Config) {
+				if c.Source != "topic from DEPLOY_TRIGGER_TOPIC_ARN" {
+					t.Errorf("source %q", c.Source)
+				}
+			}},
+		{name: "source of a topic flag", args: []string{"--topic-arn", topic, "website"},
+			check: func(t *testing.T, c *Config) {
+				if c.Source != "topic from --topic-arn" {
+					t.Errorf("source %q", c.Source)
+				}
+			}},
 		{name: "no environments file", args: []string{"--env", "production", "website"}, env: []string{"HOME=/nonexistent"},
 			wantErr: `environment "production" was asked for, but no environments file was found`},
 	}
@@ -154,7 +189,7 @@ func TestRunUsageErrorExitCode(t *testing.T) {
 	if code := codeOf(err); code != 240 {
 		t.Fatalf("code = %d (%v)", code, err)
 	}
-	if got := errb.String(); got != "deploy-trigger: error: parameter \"version\" is not in key=value form: write it as name=value, e.g. version=1.4.2\n" {
+	if got := errb.String(); got != "deploy-trigger: error: parameter \"version\" is not in key=value form: write it as version=VALUE (see deploy-trigger jobs for the job's parameters)\n" {
 		t.Errorf("stderr = %q", got)
 	}
 }
@@ -185,6 +220,113 @@ func TestSignalNumber(t *testing.T) {
 	for in, want := range map[string]int{"killed": 9, "terminated": 15, "SIGINT": 2, "KILL": 9, "6": 6, "signal 10": 10, "segmentation fault": 11} {
 		if got := signalNumber(in); got != want {
 			t.Errorf("signalNumber(%q) = %d, want %d", in, got, want)
+		}
+	}
+}
+
+// help, version and completion are commands, not job names: nothing is
+// published, and no topic is needed.
+func TestCommandsAreNotJobs(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"help"}, []string{"Usage: deploy-trigger", "Commands"}},
+		{[]string{"version"}, []string{"deploy-trigger "}},
+		{[]string{"completion", "bash"}, []string{"complete -F _deploy_trigger deploy-trigger", "--env", "--output)", "json"}},
+		{[]string{"completion", "zsh"}, []string{"#compdef deploy-trigger", "'--env[env]:env:'", "'--dry-run[dry-run]' ", "(auto plain terminal github json)"}},
+		{[]string{"completion", "fish"}, []string{"complete -c deploy-trigger -l env", "complete -c deploy-trigger -l output -x -a"}},
+	} {
+		var out, errb bytes.Buffer
+		// A topic is set: were the command read as a job, it would be published.
+		err := Run(t.Context(), tc.args, envOf("DEPLOY_TRIGGER_TOPIC_ARN=arn:aws:sns:eu-west-1:123456789012:b", "AWS_ENDPOINT_URL=http://127.0.0.1:1"),
+			strings.NewReader(""), &out, &errb, nil)
+		if err != nil {
+			t.Errorf("%v: %v\n%s", tc.args, err, errb.String())
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("%v: output lacks %q:\n%s", tc.args, w, out.String())
+			}
+		}
+		if shell := tc.args[len(tc.args)-1]; tc.args[0] == "completion" {
+			if path, err := exec.LookPath(shell); err == nil {
+				if b, err := exec.Command(path, "-n", "-c", out.String()).CombinedOutput(); err != nil {
+					t.Errorf("%s -n rejects the completion script: %v\n%s", shell, err, b)
+				}
+			}
+		}
+	}
+	var out, errb bytes.Buffer
+	if err := Run(t.Context(), []string{"completion", "tcsh"}, envOf(), strings.NewReader(""), &out, &errb, nil); codeOf(err) != 240 {
+		t.Errorf("completion tcsh: %v", err)
+	}
+}
+
+// Issue 14.12: --color is never|auto|always (a bare --color is always, as
+// before); DEPLOY_TRIGGER_COLOR=true still works; the key=value hint names
+// what was typed.
+func TestColorFlagAndParamHint(t *testing.T) {
+	const topic = "arn:aws:sns:eu-west-1:123456789012:deploy-broker"
+	for _, tc := range []struct {
+		args []string
+		env  []string
+		want string
+	}{
+		{[]string{"--color", "website"}, nil, "always"},
+		{[]string{"--color=never", "website"}, nil, "never"},
+		{[]string{"website"}, nil, "auto"},
+		{[]string{"website"}, []string{"DEPLOY_TRIGGER_COLOR=true"}, "always"},
+	} {
+		getenv := envOf(append(tc.env, "DEPLOY_TRIGGER_TOPIC_ARN="+topic)...)
+		cli, err := parseCLI(tc.args, getenv, &bytes.Buffer{}, &bytes.Buffer{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := resolve(cli, getenv)
+		if err != nil || c.Color != tc.want {
+			t.Errorf("%v %v: color %q (%v), want %q", tc.args, tc.env, c.Color, err, tc.want)
+		}
+	}
+	if _, err := parseParams([]string{"1.4.2"}); err == nil || !strings.Contains(err.Error(), "write it as NAME=1.4.2") {
+		t.Errorf("hint for a bare value: %v", err)
+	}
+}
+
+// Issue 14.7: with --catalogue, the job and its values are checked as the
+// broker checks them, before anything is published; jobs lists them; a
+// dry run says what it checked.
+func TestCatalogueChecksAndJobs(t *testing.T) {
+	const topic = "arn:aws:sns:eu-west-1:123456789012:deploy-broker"
+	getenv := envOf("DEPLOY_TRIGGER_TOPIC_ARN=" + topic)
+	cli, err := parseCLI([]string{"--catalogue", "../../examples/broker.yaml", "website", "version=abc", "extra=1"}, getenv, &bytes.Buffer{}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = resolve(cli, getenv)
+	if err == nil || !strings.Contains(err.Error(), `parameter "extra" is not declared`) || !strings.Contains(err.Error(), `"version"`) {
+		t.Errorf("version=abc extra=1: %v", err)
+	}
+	cli, _ = parseCLI([]string{"--catalogue", "../../examples/broker.yaml", "website", "version=1.4.2"}, getenv, &bytes.Buffer{}, &bytes.Buffer{})
+	c, err := resolve(cli, getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := dryRunChecks(c); !strings.Contains(s, "against the catalogue ../../examples/broker.yaml") {
+		t.Errorf("dry run checks: %s", s)
+	}
+	c.Catalogue = nil
+	if s := dryRunChecks(c); !strings.Contains(s, "not checked: whether job website exists") {
+		t.Errorf("dry run checks without a catalogue: %s", s)
+	}
+	var out bytes.Buffer
+	if err := Run(t.Context(), []string{"jobs", "--catalogue", "../../examples/broker.yaml"}, envOf(), strings.NewReader(""), &out, &bytes.Buffer{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"website — Publish the marketing website", "version=STRING  (pattern [0-9]+\\.[0-9]+\\.[0-9]+; at most 32 characters; required)", `colour=ENUM  (one of blue, green; default "blue")`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("jobs lacks %q:\n%s", want, out.String())
 		}
 	}
 }

@@ -24,13 +24,21 @@ type (
 	}
 )
 
-// clients are the AWS clients of one invocation.
+// clients are the AWS clients of one invocation, and what signs its
+// requests' proofs of identity: the same credentials it publishes with, and
+// the STS endpoint override when one is configured (AWS_ENDPOINT_URL_STS or
+// AWS_ENDPOINT_URL: local mode), else none, so that proofs name the
+// topic region's regional STS endpoint.
 type clients struct {
 	sns snsAPI
 	sqs sqsAPI
 	sts stsAPI
+
+	creds       aws.CredentialsProvider
+	stsEndpoint string
 }
 
 func newClients(cfg aws.Config) clients {
-	return clients{sns: sns.NewFromConfig(cfg), sqs: sqs.NewFromConfig(cfg), sts: sts.NewFromConfig(cfg)}
+	return clients{sns: sns.NewFromConfig(cfg), sqs: sqs.NewFromConfig(cfg), sts: sts.NewFromConfig(cfg),
+		creds: cfg.Credentials, stsEndpoint: aws.ToString(cfg.BaseEndpoint)}
 }

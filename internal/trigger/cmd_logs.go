@@ -10,7 +10,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	cwltypes "github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs/types"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/sns"
 
 	"github.com/deploy-broker/deploy-broker/internal/exitcode"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
@@ -35,7 +34,7 @@ type logsCLI struct {
 	LogGroup          string        `name:"log-group" env:"DEPLOY_TRIGGER_RUN_LOG_GROUP" placeholder:"NAME" help:"The broker's run log group (the stack's RunLogGroup output)."`
 	Follow            bool          `short:"f" name:"follow" help:"Keep printing until the run ends (logs only; attach always follows)."`
 	CancelOnInterrupt bool          `name:"cancel-on-interrupt" help:"attach: Ctrl-C cancels the run (publishes a cancel; needs publish rights) instead of detaching."`
-	Color             bool          `name:"color" env:"DEPLOY_TRIGGER_COLOR" help:"Keep the job's ANSI colours."`
+	Color             bool          `name:"color" help:"Keep the job's ANSI colours."`
 	Poll              time.Duration `name:"poll" default:"500ms" hidden:"" help:"How often to read the log while following."`
 	LostAfter         time.Duration `name:"lost-after" default:"3m" help:"While following: give up (exit 243) when the task has stopped and the log has had no exit record for this long."`
 	Key               string        `name:"key" placeholder:"KEY" help:"Find the run by the idempotency key it was started with (--idempotency-key), instead of its run id: the newest run with that key."`
@@ -79,7 +78,7 @@ func (a *app) runLogs(ctx context.Context, cmd string, args []string) error {
 	}
 	f := &logFollower{app: a, cli: c, cfg: cfg, attach: attach, follow: attach || c.Follow,
 		h:    historyReader{db: dynamodb.NewFromConfig(awsCfg), table: c.LedgerTable},
-		logs: cloudwatchlogs.NewFromConfig(awsCfg), sns: sns.NewFromConfig(awsCfg),
+		logs: cloudwatchlogs.NewFromConfig(awsCfg), c: newClients(awsCfg),
 		atStart: map[protocol.Stream]bool{protocol.Stdout: true, protocol.Stderr: true}}
 	if c.Key != "" {
 		now := a.now()
@@ -116,9 +115,7 @@ type logFollower struct {
 	follow bool
 	h      historyReader
 	logs   logsAPI
-	sns    interface {
-		Publish(ctx context.Context, in *sns.PublishInput, opts ...func(*sns.Options)) (*sns.PublishOutput, error)
-	}
+	c      clients // to publish a cancel (signed, as a run's)
 
 	found     historyRun     // the run, once found
 	exit      *protocol.Exit // its exit record, once read
@@ -211,7 +208,7 @@ func (f *logFollower) wait(ctx context.Context) error {
 		f.cancelled = true
 		f.say("cancelling run %s (Ctrl-C again to detach)", f.cli.RunID)
 		req := newRequest(protocol.KindCancel, f.cli.RunID, f.app.now(), f.cfg.RequestTTL)
-		return publish(ctx, clients{sns: f.sns}, f.cfg.Topic, req)
+		return publish(ctx, f.c, f.cfg.Topic, req)
 	}
 }
 
@@ -348,7 +345,7 @@ func lastExit(ctx context.Context, logs logsAPI, group string, r historyRun) (*p
 // task-arn, outputs).
 func (f *logFollower) report(err error) {
 	code := exitcode.Code(err)
-	r := &Result{RunID: f.cli.RunID, Job: f.found.Job, TaskARN: f.found.TaskARN, Code: code,
+	r := &Result{RunID: f.cli.RunID, Job: f.found.Job, TaskARN: f.found.TaskARN, Code: code, RequestedBy: f.found.RequestedBy,
 		Outcome: outcomeName(code, isJobExit(err) || err == nil && f.exit != nil), Err: err}
 	if err != nil && !isJobExit(err) {
 		r.Message = err.Error()
@@ -363,7 +360,7 @@ func (f *logFollower) report(err error) {
 		}
 	}
 	if path := f.app.getenv("GITHUB_OUTPUT"); path != "" && f.app.getenv("GITHUB_ACTIONS") == "true" {
-		out := fmt.Sprintf("run-id=%s\nexit-code=%d\noutcome=%s\ntask-arn=%s\n", r.RunID, r.Code, r.Outcome, r.TaskARN)
+		out := fmt.Sprintf("run-id=%s\nexit-code=%d\noutcome=%s\ntask-arn=%s\nrequested-by=%s\n", r.RunID, r.Code, r.Outcome, r.TaskARN, r.RequestedBy)
 		jobOut, warnings := githubJobOutputs(r.Outputs, randomDelimiter)
 		for _, w := range warnings {
 			f.say("warning: %s", w)

@@ -50,7 +50,7 @@ type targetFlags struct {
 type runsCLI struct {
 	targetFlags
 	Job       string        `name:"job" placeholder:"JOB" help:"Only runs of this job."`
-	Requester string        `name:"requester" placeholder:"TEXT" help:"Only runs whose requester contains TEXT."`
+	Requester string        `name:"requester" placeholder:"TEXT" help:"Only runs whose verified principal (or claimed requester) contains TEXT."`
 	Outcome   string        `name:"outcome" placeholder:"OUTCOME" help:"Only runs with this outcome: succeeded, failed, running, rejected, cancelled, abandoned, stopped."`
 	Since     time.Duration `name:"since" default:"168h" help:"Runs from this long ago on (by run id time)."`
 	Until     time.Duration `name:"until" default:"0" help:"Runs up to this long ago."`
@@ -68,7 +68,9 @@ type showCLI struct {
 type historyRun struct {
 	RunID       string            `json:"run_id"`
 	Job         string            `json:"job"`
-	Requester   string            `json:"requester,omitempty"`
+	Requester   string            `json:"requester,omitempty"`    // claimed by the client
+	RequestedBy string            `json:"requested_by,omitempty"` // verified principal
+	CancelledBy string            `json:"cancelled_by,omitempty"` // verified principal of the cancel
 	Outcome     string            `json:"outcome"`
 	Status      string            `json:"status"`
 	ExitCode    *int              `json:"exit_code,omitempty"`
@@ -263,9 +265,9 @@ func (h historyReader) list(ctx context.Context, c *runsCLI, from, to time.Time)
 		filters = append(filters, "#key = :key")
 	}
 	if c.Requester != "" {
-		names["#req"] = protocol.LedgerRequester
+		names["#req"], names["#rby"] = protocol.LedgerRequester, protocol.LedgerRequestedBy
 		values[":req"] = &dbtypes.AttributeValueMemberS{Value: c.Requester}
-		filters = append(filters, "contains(#req, :req)")
+		filters = append(filters, "(contains(#rby, :req) OR contains(#req, :req))")
 	}
 	in := &dynamodb.QueryInput{
 		KeyConditionExpression:    aws.String("#h = :h AND #id BETWEEN :lo AND :hi"),
@@ -329,7 +331,7 @@ func runFromItem(a map[string]dbtypes.AttributeValue) historyRun {
 		EndedAt: str(protocol.LedgerEndedAt), TaskARN: str(protocol.LedgerTaskARN), StopCode: str(protocol.LedgerStopCode),
 		StopReason: str(protocol.LedgerStopReason), RejectCode: str(protocol.LedgerRejectCode), Reason: str(protocol.LedgerReason),
 		CancelAsked: str(protocol.LedgerCancelAsked), CancelledAt: str(protocol.LedgerCancelledAt), ReleasedAt: str(protocol.LedgerReleasedAt),
-		Key: str(protocol.LedgerIdempotencyKey)}
+		Key: str(protocol.LedgerIdempotencyKey), RequestedBy: str(protocol.LedgerRequestedBy), CancelledBy: str(protocol.LedgerCancelledBy)}
 	if v := str(protocol.LedgerExitCode); v != "" {
 		if n, err := strconv.Atoi(v); err == nil {
 			r.ExitCode = &n
@@ -387,13 +389,13 @@ func printRuns(w io.Writer, mode string, runs []historyRun) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "RUN ID\tJOB\tREQUESTER\tSTARTED\tDURATION\tOUTCOME")
+	fmt.Fprintln(tw, "RUN ID\tJOB\tREQUESTED BY\tSTARTED\tDURATION\tOUTCOME")
 	for _, r := range runs {
 		outcome := r.Outcome
 		if r.ExitCode != nil && outcome == "failed" {
 			outcome += fmt.Sprintf(" (%d)", *r.ExitCode)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.RunID, r.Job, cell(r.Requester, 40), shortTime(r.CreatedAt),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.RunID, r.Job, cell(firstNonEmpty(r.RequestedBy, r.Requester), 60), shortTime(r.CreatedAt),
 			durationCell(r), outcome)
 	}
 	_ = tw.Flush()
@@ -413,6 +415,7 @@ func printRun(w io.Writer, mode string, r historyRun) {
 	}
 	row("run", r.RunID)
 	row("job", r.Job)
+	row("requested by", r.RequestedBy)
 	row("requester", r.Requester)
 	row("key", r.Key)
 	outcome := r.Outcome
@@ -462,6 +465,7 @@ func printRun(w io.Writer, mode string, r historyRun) {
 	}
 	row("cancel asked", r.CancelAsked)
 	row("cancelled", r.CancelledAt)
+	row("cancelled by", r.CancelledBy)
 	row("released", r.ReleasedAt)
 }
 

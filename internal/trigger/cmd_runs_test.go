@@ -1,7 +1,9 @@
 package trigger
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -60,5 +62,23 @@ func TestRunLogAccessDeniedNamesThePermission(t *testing.T) {
 	}
 	if s := protocol.RunLogStream("j", "runner", "arn:aws:ecs:r:1:task/c/abc"); s != "j/runner/abc" {
 		t.Errorf("stream %q", s)
+	}
+}
+
+// checkHistoryInvocation parses a documented runs/show/logs/attach command
+// with its own flags, as deploy-trigger does.
+func checkHistoryInvocation(t *testing.T, where string, args []string, getenv func(string) string) {
+	t.Helper()
+	var target any
+	switch args[0] {
+	case "runs":
+		target = &runsCLI{}
+	case "show":
+		target = &showCLI{}
+	default:
+		target = &logsCLI{}
+	}
+	if err := parseSub(target, "deploy-trigger "+args[0], args[1:], getenv, &bytes.Buffer{}, &bytes.Buffer{}); err != nil && !errors.Is(err, errHelpShown) {
+		t.Errorf("%s: deploy-trigger %s: %v", where, strings.Join(args, " "), err)
 	}
 }

@@ -4,13 +4,22 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/creack/pty"
+
+	"github.com/deploy-broker/deploy-broker/internal/testkit/testutil"
 
 	"github.com/deploy-broker/deploy-broker/internal/exitcode"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
@@ -137,5 +146,112 @@ func TestAccessDeniedNamesThePrincipal(t *testing.T) {
 	}
 	if errors.Unwrap(expired) == nil {
 		t.Errorf("not wrapped")
+	}
+}
+
+// Issue 14.8: the built binary, with AWS_ENDPOINT_URL in its process
+// environment (where the SDK's own profile STS client ignores it), assumes
+// an MFA profile's role through that endpoint, and a second run uses the
+// cached session without asking for a code again. HTTPS_PROXY points at a
+// closed port, so a call to a real AWS host would fail, not leave the machine.
+func TestMFAProfileBinaryUsesEndpointAndCachesTheSession(t *testing.T) {
+	t.Parallel()
+	bin := buildBinaries(t)
+	b := startScripted(t, "deploy-broker")
+	cfgFile, credsFile := writeProfiles(t)
+	cache := t.TempDir()
+	env := append(b.srv.Env("us-east-1"), "DEPLOY_TRIGGER_TOPIC_ARN="+b.topicARN, "AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=",
+		"AWS_CONFIG_FILE="+cfgFile, "AWS_SHARED_CREDENTIALS_FILE="+credsFile, "XDG_CACHE_HOME="+cache,
+		"HTTPS_PROXY=http://127.0.0.1:1", "HTTP_PROXY=http://127.0.0.1:1", "PATH="+os.Getenv("PATH"))
+	dry := func(wantPrompt bool) string {
+		cmd := exec.Command(filepath.Join(bin, "deploy-trigger"), "--dry-run", "--profile", "deployer", "website")
+		cmd.Env = env
+		ptmx, err := pty.Start(cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ptmx.Close()
+		var screen testutil.SyncBuffer
+		go io.Copy(&screen, ptmx)
+		if wantPrompt {
+			waitFor(t, func() bool { return strings.Contains(screen.String(), "MFA code for profile deployer: ") })
+			ptmx.Write([]byte("123456\n"))
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err = <-done:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("dry run did not end:\n%s", screen.String())
+		}
+		if err != nil {
+			t.Fatalf("dry run: %v\n%s", err, screen.String())
+		}
+		waitFor(t, func() bool { return strings.Contains(screen.String(), "dry run: nothing was published") })
+		return screen.String()
+	}
+	first := dry(true)
+	if !strings.Contains(first, "assumed-role/ci-trigger/") {
+		t.Fatalf("not the assumed role:\n%s", first)
+	}
+	files, _ := filepath.Glob(filepath.Join(cache, "deploy-trigger", "mfa", "*.json"))
+	if len(files) != 1 {
+		t.Fatalf("cached sessions: %v", files)
+	}
+	if st, err := os.Stat(files[0]); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("cache file mode: %v %v", st.Mode(), err)
+	}
+	second := dry(false)
+	if strings.Contains(second, "MFA code") || !strings.Contains(second, "assumed-role/ci-trigger/") {
+		t.Errorf("second run asked again or lost the role:\n%s", second)
+	}
+}
+
+// Network errors while getting a profile's credentials say so; they are not
+// "no AWS credentials were found".
+func TestProfileCredentialErrorsAreClassifiedByType(t *testing.T) {
+	netErr := &smithyhttp.RequestSendError{Err: &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}}
+	pe := &profileCredentialsError{profile: "deployer", endpoint: "http://127.0.0.1:4566", err: fmt.Errorf("operation error STS: AssumeRole, %w", netErr)}
+	if isNoCredentials(fmt.Errorf("failed to refresh cached credentials, %w", pe)) {
+		t.Error("a network error of a profile reads as no credentials")
+	}
+	if got := pe.Error(); !strings.Contains(got, "could not reach STS at http://127.0.0.1:4566 to get the credentials of profile deployer") || !strings.Contains(got, "connection refused") {
+		t.Errorf("message %q", got)
+	}
+	denied := &profileCredentialsError{profile: "deployer", err: &smithy.GenericAPIError{Code: "AccessDenied", Message: "not authorized to assume"}}
+	if got := denied.Error(); got != "AWS STS refused the credentials of profile deployer: AccessDenied: not authorized to assume" {
+		t.Errorf("message %q", got)
+	}
+	imds := fmt.Errorf("failed to refresh cached credentials, no EC2 IMDS role found, %w", &smithy.OperationError{ServiceID: "ec2imds", OperationName: "GetMetadata", Err: netErr})
+	if !isNoCredentials(imds) {
+		t.Error("the chain falling through to IMDS is no credentials")
+	}
+}
+
+// Access keys in the environment win over an exported AWS_PROFILE, as for
+// the AWS CLI: local mode's env file no longer needs AWS_PROFILE= (empty).
+func TestEnvironmentKeysWinOverAmbientProfile(t *testing.T) {
+	t.Parallel()
+	b := startScripted(t, "deploy-broker")
+	var stdout, stderr bytes.Buffer
+	a := newApp(b.env("AWS_PROFILE=someone-elses"), strings.NewReader(""), &stdout, &stderr, nil)
+	if err := a.main(context.Background(), []string{"--dry-run", "website"}); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+}
+
+// With no credentials anywhere (the SDK chain falls through to instance
+// metadata, disabled here), the binary says so, by type rather than text.
+func TestNoCredentialsIsSaidSo(t *testing.T) {
+	t.Parallel()
+	bin := buildBinaries(t)
+	b := startScripted(t, "deploy-broker")
+	cmd := exec.Command(filepath.Join(bin, "deploy-trigger"), "--dry-run", "website")
+	cmd.Env = append(b.srv.Env("us-east-1"), "DEPLOY_TRIGGER_TOPIC_ARN="+b.topicARN, "AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=",
+		"HOME="+t.TempDir(), "HTTPS_PROXY=http://127.0.0.1:1", "HTTP_PROXY=http://127.0.0.1:1", "PATH="+os.Getenv("PATH"))
+	out, err := cmd.CombinedOutput()
+	if code := exitCodeOf(t, err); code != exitcode.Broker || !strings.Contains(string(out), "no AWS credentials were found") {
+		t.Errorf("exit %d:\n%s", code, out)
 	}
 }

@@ -233,3 +233,102 @@ func TestLocalConfirmationPromptRefusesOnN(t *testing.T) {
 		t.Errorf("a declined run launched %d tasks", len(ts))
 	}
 }
+
+// A reader that closes the pipe (deploy-trigger ticker | head -3) does not
+// kill deploy-trigger with SIGPIPE: the failed write cancels the run, the
+// task stops, and deploy-trigger exits 245 saying why.
+func TestLocalBrokenPipeCancelsTheRun(t *testing.T) {
+	t.Parallel()
+	b, bin := startLocal(t)
+	cmd := triggerCmd(bin, b, "--output", "plain", "ticker")
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr testutil.SyncBuffer
+	cmd.Stdout, cmd.Stderr = w, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	// head -3: read three lines, then close the pipe.
+	buf := make([]byte, 0, 256)
+	one := make([]byte, 1)
+	for n := 0; n < 3; {
+		if _, err := r.Read(one); err != nil {
+			t.Fatalf("reading the job's output: %v\nstderr:\n%s", err, stderr.String())
+		}
+		buf = append(buf, one[0])
+		if one[0] == '\n' {
+			n++
+		}
+	}
+	r.Close()
+	if !strings.HasPrefix(string(buf), "tick 1\n") {
+		t.Errorf("first lines = %q", buf)
+	}
+	select {
+	case err = <-done:
+	case <-time.After(90 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("deploy-trigger did not end after its output closed\nstderr:\n%s", stderr.String())
+	}
+	if ee, ok := err.(*exec.ExitError); ok && !ee.Exited() {
+		t.Fatalf("deploy-trigger was killed by a signal (%v)\nstderr:\n%s", ee, stderr.String())
+	}
+	if code := exitCodeOf(t, err); code != exitcode.Cancelled {
+		t.Fatalf("exit code %d, want %d\nstderr:\n%s", code, exitcode.Cancelled, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "writing the job's output failed") || !strings.Contains(stderr.String(), "cancelling run") {
+		t.Errorf("stderr does not say the output failed and the run is cancelled:\n%s", stderr.String())
+	}
+	m := runIDRE.FindStringSubmatch(stderr.String())
+	if m == nil {
+		t.Fatalf("no run id in stderr:\n%s", stderr.String())
+	}
+	ts := tasks(t, b, m[1])
+	if len(ts) != 1 || aws.ToString(ts[0].DesiredStatus) != "STOPPED" {
+		t.Fatalf("tasks of run %s: %d, want one with desired status STOPPED", m[1], len(ts))
+	}
+}
+
+// Ctrl-C at the confirmation prompt aborts at once (248), without waiting
+// for Enter, and nothing is published.
+func TestLocalConfirmationPromptCtrlCAborts(t *testing.T) {
+	t.Parallel()
+	b, bin := startLocal(t)
+	envFile := filepath.Join(t.TempDir(), "environments.yaml")
+	if err := os.WriteFile(envFile, []byte(fmt.Sprintf("environments:\n  production:\n    topic_arn: %s\n    confirm: true\n", b.TopicARN())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := triggerCmd(bin, b, "--environments", envFile, "--env", "production", "sleeper")
+	ptmx, err := pty.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ptmx.Close()
+	var screen testutil.SyncBuffer
+	go io.Copy(&screen, ptmx)
+	waitFor(t, func() bool { return strings.Contains(screen.String(), "Type yes to continue:") })
+	if _, err := ptmx.Write([]byte{0x03}); err != nil { // ^C: the terminal sends SIGINT
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err = <-done:
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("deploy-trigger did not end on Ctrl-C at the prompt:\n%s", screen.String())
+	}
+	if code := exitCodeOf(t, err); code != exitcode.Safety {
+		t.Fatalf("exit code %d, want %d:\n%s", code, exitcode.Safety, screen.String())
+	}
+	waitFor(t, func() bool { return strings.Contains(screen.String(), "at the prompt; nothing was published") })
+	time.Sleep(500 * time.Millisecond)
+	if ts := tasks(t, b, ""); len(ts) != 0 {
+		t.Errorf("an aborted run launched %d tasks", len(ts))
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/deploy-broker/deploy-broker/internal/localbroker"
 	"github.com/deploy-broker/deploy-broker/internal/testkit/testutil"
 )
@@ -116,6 +118,9 @@ func TestLocalRunsAndShow(t *testing.T) {
 	if run["run_id"] != runID || run["job"] != "steps" || run["outcome"] != "failed" || run["exit_code"] != float64(3) ||
 		!strings.HasPrefix(fmt.Sprint(run["task_arn"]), "arn:aws:ecs:") {
 		t.Errorf("show = %v", run)
+	}
+	if rb, _ := run["requested_by"].(string); !strings.Contains(rb, ":assumed-role/") {
+		t.Errorf("requested_by = %v, want the verified principal", run["requested_by"])
 	}
 	if p, _ := run["params"].(map[string]any); p["lines"] != "2" {
 		t.Errorf("params = %v", run["params"])
@@ -271,7 +276,7 @@ func TestLocalAttachAfterTheTriggerWasKilled(t *testing.T) {
 
 	raw, _ := os.ReadFile(ghOut)
 	gh := parseGitHubOutput(t, string(raw))
-	if gh["run-id"] != runID || gh["exit-code"] != "3" || gh["outcome"] != "failed" || gh["image"] != "app:20" || !strings.HasPrefix(gh["task-arn"], "arn:aws:ecs:") {
+	if gh["run-id"] != runID || gh["exit-code"] != "3" || !strings.Contains(gh["requested-by"], ":assumed-role/") || gh["outcome"] != "failed" || gh["image"] != "app:20" || !strings.HasPrefix(gh["task-arn"], "arn:aws:ecs:") {
 		t.Errorf("GITHUB_OUTPUT after attach:\n%s", raw)
 	}
 	var res struct {
@@ -289,5 +294,61 @@ func TestLocalAttachAfterTheTriggerWasKilled(t *testing.T) {
 	}
 	if logOut != strings.Join(wantOut, "\n")+"\n" || !slices.Equal(stepLines(logErr), wantErr) {
 		t.Errorf("logs printed\n-- stdout --\n%s-- stderr --\n%s", logOut, logErr)
+	}
+}
+
+// Ctrl-C on attach detaches and the run goes on; with --cancel-on-interrupt
+// it cancels the run (a signed cancel, as a run's) and follows it to its end.
+func TestLocalAttachInterrupt(t *testing.T) {
+	t.Parallel()
+	b, bin := startLocal(t)
+	first := triggerCmd(bin, b, "sleeper")
+	var firstOut testutil.SyncBuffer
+	first.Stdout, first.Stderr = &firstOut, &firstOut
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return strings.Contains(firstOut.String(), "sleeper started") })
+	_ = first.Process.Signal(syscall.SIGKILL)
+	_ = first.Wait()
+	m := runIDRE.FindStringSubmatch(firstOut.String())
+	if m == nil {
+		t.Fatalf("no run id in:\n%s", firstOut.String())
+	}
+	runID := m[1]
+
+	interrupt := func(args ...string) (int, string) {
+		cmd := triggerCmd(bin, b, append([]string{"attach"}, args...)...)
+		var out testutil.SyncBuffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		waitFor(t, func() bool { return strings.Contains(out.String(), "sleeper started") })
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case err := <-done:
+			return exitCodeOf(t, err), out.String()
+		case <-time.After(60 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("attach did not end after SIGINT:\n%s", out.String())
+		}
+		return 0, ""
+	}
+	code, out := interrupt(runID)
+	if code != 245 || !strings.Contains(out, "detached from run "+runID) {
+		t.Fatalf("detach: exit %d\n%s", code, out)
+	}
+	if ts := tasks(t, b, runID); len(ts) != 1 || aws.ToString(ts[0].DesiredStatus) != "RUNNING" {
+		t.Fatalf("after a detach the task should still run: %d tasks", len(ts))
+	}
+	code, out = interrupt("--cancel-on-interrupt", runID)
+	if code != 245 || !strings.Contains(out, "cancelling run "+runID) || !strings.Contains(out, "sleeper got SIGTERM") {
+		t.Fatalf("cancel: exit %d\n%s", code, out)
+	}
+	if ts := tasks(t, b, runID); len(ts) != 1 || aws.ToString(ts[0].DesiredStatus) != "STOPPED" {
+		t.Fatalf("after a cancel the task should be stopped: %d tasks", len(ts))
 	}
 }

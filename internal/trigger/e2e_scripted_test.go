@@ -111,7 +111,7 @@ func TestScriptedStartTimeout(t *testing.T) {
 	if el := time.Since(begin); el < 2*time.Second || el > 8*time.Second {
 		t.Errorf("gave up after %s, want about 2s", el)
 	}
-	if !strings.Contains(err.Error(), "did not start within 2s: no run queue appeared") {
+	if !strings.Contains(err.Error(), "within 2s: the broker did not answer") || !strings.Contains(err.Error(), "proof of identity") {
 		t.Errorf("message: %v", err)
 	}
 }
@@ -352,7 +352,7 @@ func TestScriptedGitHubFiles(t *testing.T) {
 		t.Fatalf("code %d (%v)", code, err)
 	}
 	got, _ := os.ReadFile(outPath)
-	want := "earlier=1\nrun-id=" + req.RunID + "\nexit-code=7\noutcome=failed\ntask-arn=arn:aws:ecs:us-east-1:123456789012:task/broker/abc\noutputs={}\n"
+	want := "earlier=1\nrun-id=" + req.RunID + "\nexit-code=7\noutcome=failed\ntask-arn=arn:aws:ecs:us-east-1:123456789012:task/broker/abc\nrequested-by=arn:aws:sts::111122223333:assumed-role/github-deployer/gha-acme-app-1234\noutputs={}\n"
 	if string(got) != want {
 		t.Errorf("GITHUB_OUTPUT = %q, want %q", got, want)
 	}
@@ -418,5 +418,46 @@ func TestScriptedResultFile(t *testing.T) {
 	raw, _ = os.ReadFile(path2)
 	if !strings.Contains(string(raw), `"outcome": "usage"`) || !strings.Contains(string(raw), `"exit_code": 240`) {
 		t.Errorf("result file after a usage error:\n%s", raw)
+	}
+}
+
+// An environment with confirm: true refuses without a terminal (248,
+// nothing published) unless --yes is given, which it then mentions.
+func TestScriptedConfirmWithoutTerminal(t *testing.T) {
+	t.Parallel()
+	b := startScripted(t, "deploy-broker")
+	envFile := filepath.Join(t.TempDir(), "environments.yaml")
+	if err := os.WriteFile(envFile, []byte("environments:\n  production:\n    topic_arn: "+b.topicARN+"\n    confirm: true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := b.env("DEPLOY_TRIGGER_TOPIC_ARN=")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tr := startTrigger(ctx, env, nil, "--environments", envFile, "--env", "production", "website")
+	err := tr.wait(t, 20*time.Second)
+	if got := exitcode.Code(err); got != exitcode.Safety {
+		t.Fatalf("exit code = %d (%v), want 248\nstderr:\n%s", got, err, tr.stderr)
+	}
+	if !strings.Contains(tr.stderr.String(), "stdin is not a terminal: pass --yes") {
+		t.Errorf("stderr:\n%s", tr.stderr)
+	}
+	qctx, qcancel := context.WithTimeout(ctx, 2*time.Second)
+	defer qcancel()
+	if r := b.tryRequest(qctx); r != nil {
+		t.Fatalf("a request was published: %+v", r)
+	}
+
+	tr = startTrigger(ctx, env, nil, "--environments", envFile, "--env", "production", "--yes", "website")
+	req := b.request(ctx)
+	if req == nil {
+		t.Fatal("no request with --yes")
+	}
+	url := b.queue(ctx, req.RunID)
+	b.send(ctx, url, req.RunID, accepted("123456789012"), started(1, 5), exitRec(2, 0, protocol.ReasonCompleted))
+	if err := tr.wait(t, 20*time.Second); err != nil {
+		t.Fatalf("with --yes: %v\nstderr:\n%s", err, tr.stderr)
+	}
+	if !strings.Contains(tr.stderr.String(), "asks for confirmation: skipped (--yes)") {
+		t.Errorf("--yes is not mentioned:\n%s", tr.stderr)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/deploy-broker/deploy-broker/internal/yamlerr"
 )
 
 // EnvironmentsFile is the optional file that names deployment targets, so
@@ -56,7 +58,8 @@ func decodeEnvironments(b []byte, name string) (*EnvironmentsFile, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("environments file %s is empty; expected an environments: map", name)
 		}
-		return nil, fmt.Errorf("environments file %s is not valid: %s", name, strings.ReplaceAll(strings.TrimPrefix(err.Error(), "yaml: "), "\n", "; "))
+		// FILE:LINE: unknown key "acount_id" in environments.prod; valid keys: …; did you mean "account_id"?
+		return nil, fmt.Errorf("environments file %w", yamlerr.Describe(name, b, err, EnvironmentsFile{}))
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
@@ -125,7 +128,7 @@ func environmentsPaths(explicit string, getenv func(string) string) []string {
 }
 
 // loadEnvironment finds the environments file and returns the named environment.
-func loadEnvironment(name, explicit string, getenv func(string) string) (Environment, error) {
+func loadEnvironment(name, explicit string, getenv func(string) string) (Environment, string, error) {
 	paths := environmentsPaths(explicit, getenv)
 	for _, p := range paths {
 		fh, err := os.Open(p)
@@ -133,22 +136,22 @@ func loadEnvironment(name, explicit string, getenv func(string) string) (Environ
 			continue
 		}
 		if err != nil {
-			return Environment{}, fmt.Errorf("reading environments file: %w", err)
+			return Environment{}, "", fmt.Errorf("reading environments file: %w", err)
 		}
 		b, err := io.ReadAll(io.LimitReader(fh, MaxEnvironmentsBytes+1))
 		fh.Close()
 		if err != nil {
-			return Environment{}, fmt.Errorf("reading environments file %s: %w", p, err)
+			return Environment{}, "", fmt.Errorf("reading environments file %s: %w", p, err)
 		}
 		f, err := decodeEnvironments(b, p)
 		if err != nil {
-			return Environment{}, err
+			return Environment{}, "", err
 		}
 		e, ok := f.Environments[name]
 		if !ok {
-			return Environment{}, fmt.Errorf("unknown environment %q: %s defines %s", name, p, strings.Join(f.names(), ", "))
+			return Environment{}, "", fmt.Errorf("unknown environment %q: %s defines %s", name, p, strings.Join(f.names(), ", "))
 		}
-		return e, nil
+		return e, p, nil
 	}
-	return Environment{}, fmt.Errorf("environment %q was asked for, but no environments file was found (looked for %s); create one or pass --environments FILE", name, strings.Join(paths, ", "))
+	return Environment{}, "", fmt.Errorf("environment %q was asked for, but no environments file was found (looked for %s); create one or pass --environments FILE", name, strings.Join(paths, ", "))
 }

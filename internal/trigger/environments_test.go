@@ -11,8 +11,9 @@ func TestDecodeEnvironments(t *testing.T) {
 	}{
 		{"ok", "environments:\n  dev:\n    topic_arn: arn:aws:sns:us-east-1:123456789012:b\n    account_id: \"123456789012\"\n", ""},
 		{"unquoted account id", "environments:\n  dev:\n    topic_arn: arn:aws:sns:us-east-1:123456789012:b\n    account_id: 123456789012\n", ""},
-		{"unknown field", "environments:\n  dev:\n    topic: arn:aws:sns:us-east-1:123456789012:b\n", "field topic not found"},
-		{"unknown top-level", "envs: {}\n", "field envs not found"},
+		{"unknown field", "environments:\n  dev:\n    topic: arn:aws:sns:us-east-1:123456789012:b\n", `envs.yaml:3: unknown key "topic" in environments.dev; valid keys: account_alias, account_id, confirm, external_id, profile, region, role_arn, topic_arn; did you mean "topic_arn"?`},
+		{"typo", "environments:\n  dev:\n    topic_arn: arn:aws:sns:us-east-1:123456789012:b\n    acount_id: \"123456789012\"\n", `envs.yaml:4: unknown key "acount_id" in environments.dev; valid keys: account_alias, account_id, confirm, external_id, profile, region, role_arn, topic_arn; did you mean "account_id"?`},
+		{"unknown top-level", "envs: {}\n", `envs.yaml:1: unknown key "envs" in the top level; valid keys: environments`},
 		{"empty", "", "is empty"},
 		{"no environments", "environments: {}\n", "defines no environments"},
 		{"missing topic", "environments:\n  dev:\n    region: us-east-1\n", `environment "dev": topic_arn is missing`},

@@ -124,6 +124,11 @@ func giveUpStartTimeoutCancels(ctx context.Context, t *testing.T, b *scriptedBro
 	p := &publishLog{}
 	tr := startTrigger(ctx, b.env(), withPublishLog(p), "--start-timeout", "2s", "website")
 	req := runRequest(ctx, t, b)
+	// Issue 14.5: the request expires no later than the trigger stops
+	// waiting for it, so a broker that picks it up after that refuses it.
+	if life := req.ExpiresAt.Sub(req.RequestedAt); life > 2*time.Second {
+		t.Errorf("the request lives %s, longer than the 2s start timeout", life)
+	}
 	url := b.queue(ctx, req.RunID)
 	b.send(ctx, url, req.RunID, accepted("123456789012"), task(2, "PENDING", "", ""))
 	err := tr.wait(t, 20*time.Second)

@@ -18,6 +18,7 @@ type Target struct {
 	Params       map[string]string
 	Topic        Topic
 	Environment  string // name in the environments file, if any
+	Source       string // where the target came from: "environment production from FILE", "topic from --topic-arn"
 	Account      string // expected target account id
 	AccountAlias string // expected alias, if known
 	RunID        string
@@ -35,6 +36,18 @@ func (t *Target) where() string {
 		s += " (" + t.AccountAlias + ")"
 	}
 	return s + " in " + t.Topic.Region
+}
+
+// source says where the target came from, e.g. "environment production
+// from .deploy-trigger.yaml" or "topic from DEPLOY_TRIGGER_TOPIC_ARN".
+func (t *Target) source() string {
+	switch {
+	case t.Source != "":
+		return t.Source
+	case t.Environment != "":
+		return "environment " + t.Environment
+	}
+	return ""
 }
 
 // paramString renders parameters as sorted name=value pairs.
@@ -59,6 +72,7 @@ type Result struct {
 	Account      string
 	AccountAlias string
 	Region       string
+	RequestedBy  string // the verified principal, from the accepted record
 	Code         int    // the process exit code
 	Outcome      string // succeeded, failed (the job's own non-zero code), or a reserved code's name
 	Message      string // one sentence for humans; empty when the job succeeded
@@ -115,6 +129,9 @@ func describeRecord(r protocol.Record) string {
 		if a.AccountAlias != "" {
 			s += " (" + a.AccountAlias + ")"
 		}
+		if a.RequestedBy != "" {
+			s += "; requested by " + a.RequestedBy + " (verified)"
+		}
 		return s
 	case protocol.TypeTask:
 		t := r.Task
@@ -140,11 +157,19 @@ func describeRecord(r protocol.Record) string {
 func summary(r *Result) string {
 	switch r.Outcome {
 	case "succeeded":
-		return fmt.Sprintf("job %s succeeded in %s (%d lines)", r.Job, roundDuration(r.Duration), r.Lines)
+		return fmt.Sprintf("job %s succeeded in %s (%s)", r.Job, roundDuration(r.Duration), plural(r.Lines, "line"))
 	case "failed":
-		return fmt.Sprintf("job %s failed with exit code %d after %s (%d lines)", r.Job, r.Code, roundDuration(r.Duration), r.Lines)
+		return fmt.Sprintf("job %s failed with exit code %d after %s (%s)", r.Job, r.Code, roundDuration(r.Duration), plural(r.Lines, "line"))
 	}
 	return r.Message
+}
+
+// plural is "1 line", "2 lines".
+func plural(n int64, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
 
 func roundDuration(d time.Duration) time.Duration {
@@ -186,7 +211,27 @@ func newPlainPrinter(stdout, stderr io.Writer, color, timestamps bool) *plainPri
 		atLineStart: map[protocol.Stream]bool{protocol.Stdout: true, protocol.Stderr: true}}
 }
 
-func (p *plainPrinter) say(msg string) { fmt.Fprintf(p.stderr, "deploy-trigger: %s\n", msg) }
+func (p *plainPrinter) say(msg string) {
+	endLines(p.stdout, p.stderr, p.atLineStart)
+	fmt.Fprintf(p.stderr, "deploy-trigger: %s\n", msg)
+}
+
+// endLines ends a job line left open without a newline (on either stream),
+// so that deploy-trigger's own words start a line of their own: with stdout
+// and stderr on one console, "…at the end" + "deploy-trigger: job failed"
+// would otherwise read as one line.
+func endLines(stdout, stderr io.Writer, atStart map[protocol.Stream]bool) {
+	for _, s := range []protocol.Stream{protocol.Stdout, protocol.Stderr} {
+		if !atStart[s] {
+			w := stdout
+			if s == protocol.Stderr {
+				w = stderr
+			}
+			io.WriteString(w, "\n")
+			atStart[s] = true
+		}
+	}
+}
 
 func (p *plainPrinter) target(t *Target) {
 	s := "job " + t.Job
@@ -194,8 +239,8 @@ func (p *plainPrinter) target(t *Target) {
 		s += " " + paramString(t.Params)
 	}
 	s += " → " + t.where() + " via topic " + t.Topic.Name
-	if t.Environment != "" {
-		s += " (environment " + t.Environment + ")"
+	if src := t.source(); src != "" {
+		s += " (" + src + ")"
 	}
 	p.say(s)
 }

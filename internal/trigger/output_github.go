@@ -21,13 +21,15 @@ type githubPrinter struct {
 	summaryPath    string
 	token          string
 	atLineStart    map[protocol.Stream]bool
+	color          bool // keep the job's colours (--color, NO_COLOR)
+	timestamps     bool // --timestamps
 	grouped        bool // inside ::group::
 	stopped        bool // inside ::stop-commands::
 	tgt            *Target
 }
 
 func newGithubPrinter(stdout, stderr io.Writer, outputPath, summaryPath, token string) *githubPrinter {
-	return &githubPrinter{stdout: stdout, stderr: stderr, outputPath: outputPath, summaryPath: summaryPath, token: token,
+	return &githubPrinter{stdout: stdout, stderr: stderr, outputPath: outputPath, summaryPath: summaryPath, token: token, color: true,
 		atLineStart: map[protocol.Stream]bool{protocol.Stdout: true, protocol.Stderr: true}}
 }
 
@@ -68,8 +70,8 @@ func (p *githubPrinter) endGroup() {
 func (p *githubPrinter) target(t *Target) {
 	p.tgt = t
 	where := t.where()
-	if t.Environment != "" {
-		where += ", environment " + t.Environment
+	if src := t.source(); src != "" {
+		where += ", " + src
 	}
 	fmt.Fprintf(p.stdout, "::group::deploy-trigger: %s → %s\n", ghEscapeData(t.Job), ghEscapeData(where))
 	p.grouped = true
@@ -103,7 +105,7 @@ func (p *githubPrinter) record(r protocol.Record) error {
 			p.stopped = true
 		}
 		for _, l := range r.Output.Lines {
-			if err := writeLine(l, r, p.stdout, p.stderr, p.atLineStart, true, false); err != nil {
+			if err := writeLine(l, r, p.stdout, p.stderr, p.atLineStart, p.color, p.timestamps); err != nil {
 				return err
 			}
 		}
@@ -133,7 +135,7 @@ func (p *githubPrinter) result(r *Result) {
 		fmt.Fprintf(p.stdout, "::error title=deploy-trigger %s::%s\n", ghEscapeProperty(r.Outcome), ghEscapeData(r.Message))
 	}
 	if p.outputPath != "" {
-		out := fmt.Sprintf("run-id=%s\nexit-code=%d\noutcome=%s\ntask-arn=%s\n", r.RunID, r.Code, r.Outcome, r.TaskARN)
+		out := fmt.Sprintf("run-id=%s\nexit-code=%d\noutcome=%s\ntask-arn=%s\nrequested-by=%s\n", r.RunID, r.Code, r.Outcome, r.TaskARN, r.RequestedBy)
 		jobOut, warnings := githubJobOutputs(r.Outputs, randomDelimiter)
 		for _, w := range warnings {
 			fmt.Fprintf(p.stdout, "::warning title=deploy-trigger::%s\n", ghEscapeData(w))
@@ -186,6 +188,9 @@ func (p *githubPrinter) summaryTable(r *Result) string {
 	}
 	if r.TaskARN != "" {
 		row("Task", "`"+mdCell(r.TaskARN)+"`")
+	}
+	if r.RequestedBy != "" {
+		row("Requested by", "`"+mdCell(r.RequestedBy)+"` (verified)")
 	}
 	if r.Duration > 0 {
 		row("Duration", roundDuration(r.Duration).String())

@@ -32,6 +32,7 @@ type jsonTarget struct {
 	AccountAlias string              `json:"account_alias,omitempty"`
 	Region       string              `json:"region"`
 	Environment  string              `json:"environment,omitempty"`
+	Source       string              `json:"source,omitempty"`
 	Requester    *protocol.Requester `json:"requester,omitempty"`
 }
 
@@ -56,6 +57,7 @@ type jsonResult struct {
 	Account      string `json:"account,omitempty"`
 	AccountAlias string `json:"account_alias,omitempty"`
 	Region       string `json:"region,omitempty"`
+	RequestedBy  string `json:"requested_by,omitempty"`
 	DurationMS   int64  `json:"duration_ms"`
 	Lines        int64  `json:"lines"`
 	Bytes        int64  `json:"bytes"`
@@ -71,7 +73,7 @@ func (p *jsonPrinter) target(t *Target) {
 		acct = t.Topic.Account
 	}
 	p.emit(jsonTarget{Event: "target", RunID: t.RunID, Job: t.Job, Params: t.Params, TopicARN: t.Topic.ARN, Account: acct,
-		AccountAlias: t.AccountAlias, Region: t.Topic.Region, Environment: t.Environment, Requester: t.Requester})
+		AccountAlias: t.AccountAlias, Region: t.Topic.Region, Environment: t.Environment, Source: t.source(), Requester: t.Requester})
 }
 
 func (p *jsonPrinter) dryRun(req []byte, identity string) {
@@ -130,6 +132,6 @@ func (p *jsonPrinter) result(r *Result) { p.emit(resultRecord(r)) }
 // --output json and the content of --result-file.
 func resultRecord(r *Result) jsonResult {
 	return jsonResult{Event: "result", RunID: r.RunID, Job: r.Job, Outcome: r.Outcome, ExitCode: r.Code, Message: r.Message,
-		TaskARN: r.TaskARN, Account: r.Account, AccountAlias: r.AccountAlias, Region: r.Region,
+		TaskARN: r.TaskARN, Account: r.Account, AccountAlias: r.AccountAlias, Region: r.Region, RequestedBy: r.RequestedBy,
 		DurationMS: r.Duration.Milliseconds(), Lines: r.Lines, Bytes: r.Bytes, Outputs: outputsMap(r.Outputs)}
 }

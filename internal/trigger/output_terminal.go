@@ -15,7 +15,8 @@ import (
 // taken; the job's output, colours included, replaces it once the job runs.
 type terminalPrinter struct {
 	stdout, stderr io.Writer
-	color          bool // colour deploy-trigger's own lines (NO_COLOR unset)
+	color          bool // colours, deploy-trigger's and the job's (--color, NO_COLOR)
+	timestamps     bool // --timestamps
 	atLineStart    map[protocol.Stream]bool
 
 	job     string
@@ -49,6 +50,7 @@ func (p *terminalPrinter) paint(code, s string) string {
 
 func (p *terminalPrinter) say(msg string) {
 	p.clear()
+	endLines(p.stdout, p.stderr, p.atLineStart)
 	fmt.Fprintf(p.stderr, "%s %s\n", p.paint("36", "▸"), p.paint("2", msg))
 }
 
@@ -60,8 +62,8 @@ func (p *terminalPrinter) target(t *Target) {
 		s += " " + paramString(t.Params)
 	}
 	s += " → " + p.paint("1", t.where())
-	if t.Environment != "" {
-		s += " (environment " + t.Environment + ")"
+	if src := t.source(); src != "" {
+		s += " (" + src + ")"
 	}
 	fmt.Fprintf(p.stderr, "%s %s\n", p.paint("36", "▸"), s)
 }
@@ -83,7 +85,7 @@ func (p *terminalPrinter) record(r protocol.Record) error {
 	case protocol.TypeOutput:
 		p.clear()
 		for _, l := range r.Output.Lines {
-			if err := writeLine(l, r, p.stdout, p.stderr, p.atLineStart, true, false); err != nil {
+			if err := writeLine(l, r, p.stdout, p.stderr, p.atLineStart, p.color, p.timestamps); err != nil {
 				return err
 			}
 		}
@@ -123,6 +125,7 @@ func (p *terminalPrinter) tick(now time.Time) {
 
 func (p *terminalPrinter) result(r *Result) {
 	p.clear()
+	endLines(p.stdout, p.stderr, p.atLineStart)
 	switch r.Outcome {
 	case "succeeded":
 		fmt.Fprintf(p.stderr, "%s %s\n", p.paint("32", "✔"), summary(r))

@@ -18,7 +18,7 @@ import (
 func goldenTarget() *Target {
 	topic, _ := parseTopicARN("arn:aws:sns:eu-west-1:123456789012:deploy-broker")
 	return &Target{Job: "website", Params: map[string]string{"version": "1.4.2", "region": "eu-west-1"}, Topic: topic,
-		Environment: "production", Account: "123456789012", AccountAlias: "acme-prod", RunID: "01JD0000000000000000000000",
+		Environment: "production", Source: "environment production from .deploy-trigger.yaml", Account: "123456789012", AccountAlias: "acme-prod", RunID: "01JD0000000000000000000000",
 		Requester: &protocol.Requester{CI: "github-actions", Repository: "acme/app", Ref: "refs/heads/main", Actor: "alice"}}
 }
 
@@ -46,7 +46,7 @@ func goldenScenarios() []scenario {
 	ok[1].Task.Status = "PROVISIONING"
 	failed := []protocol.Record{accepted("123456789012"), started(1, 10), output(2, errl("error: migration 42 failed")), exitRec(3, 3, protocol.ReasonCompleted)}
 	return []scenario{
-		{name: "succeeded", records: ok, notices: map[int]string{0: "run 01JD0000000000000000000000 requested by github-actions acme/app@refs/heads/main by alice"},
+		{name: "succeeded", records: ok, notices: map[int]string{0: "run 01JD0000000000000000000000 requested (claimed: github-actions acme/app@refs/heads/main by alice)"},
 			result: Result{RunID: "01JD0000000000000000000000", Job: "website", TaskARN: "arn:aws:ecs:us-east-1:123456789012:task/broker/abc",
 				Account: "123456789012", AccountAlias: "acme-prod", Region: "eu-west-1", Code: 0, Outcome: "succeeded",
 				Duration: 1500 * time.Millisecond, Lines: 6, Bytes: 80}},
@@ -54,6 +54,13 @@ func goldenScenarios() []scenario {
 			result: Result{RunID: "01JD0000000000000000000000", Job: "website", TaskARN: "arn:aws:ecs:us-east-1:123456789012:task/broker/abc",
 				Account: "123456789012", AccountAlias: "acme-prod", Region: "eu-west-1", Code: 3, Outcome: "failed",
 				Duration: 1500 * time.Millisecond, Lines: 1, Bytes: 27}},
+		// Issue 14.12: the job's last line has no newline; deploy-trigger's
+		// own words must still start a line of their own.
+		{name: "unterminated", records: []protocol.Record{accepted("123456789012"), started(1, 10),
+			output(2, out("\x1b[31mred\x1b[0m"), protocol.Line{Stream: protocol.Stdout, Text: "tricky at the end", Cont: true}), exitRec(3, 1, protocol.ReasonCompleted)},
+			result: Result{RunID: "01JD0000000000000000000000", Job: "website", TaskARN: "arn:aws:ecs:us-east-1:123456789012:task/broker/abc",
+				Account: "123456789012", AccountAlias: "acme-prod", Region: "eu-west-1", Code: 1, Outcome: "failed",
+				Duration: 1500 * time.Millisecond, Lines: 2, Bytes: 30}},
 		{name: "rejected", records: []protocol.Record{rejected(protocol.RejectBadParams, `parameter "version" must match ^[0-9.]+$`)},
 			result: Result{RunID: "01JD0000000000000000000000", Job: "website", Region: "eu-west-1", Account: "123456789012", Code: exitcode.Rejected,
 				Outcome: "rejected", Message: `the broker rejected the run (bad-params): parameter "version" must match ^[0-9.]+$`}},
@@ -66,7 +73,7 @@ func goldenScenarios() []scenario {
 }
 
 func TestGolden(t *testing.T) {
-	modes := []string{"plain", "plain-timestamps", "plain-color", "terminal", "github", "json"}
+	modes := []string{"plain", "plain-timestamps", "plain-color", "terminal", "terminal-never-timestamps", "github", "json"}
 	for _, mode := range modes {
 		for _, sc := range goldenScenarios() {
 			t.Run(mode+"-"+sc.name, func(t *testing.T) {
@@ -83,6 +90,10 @@ func TestGolden(t *testing.T) {
 					p = newPlainPrinter(&stdout, &stderr, true, false)
 				case "terminal":
 					p = newTerminalPrinter(&stdout, &stderr, true)
+				case "terminal-never-timestamps": // --color=never (or NO_COLOR) --timestamps
+					tp := newTerminalPrinter(&stdout, &stderr, false)
+					tp.timestamps = true
+					p = tp
 				case "github":
 					p = newGithubPrinter(&stdout, &stderr, outPath, sumPath, "a0b1c2d3")
 				case "json":

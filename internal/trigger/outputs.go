@@ -25,7 +25,7 @@ import (
 // githubReservedOutputs are deploy-trigger's own step outputs: a job output
 // of the same name is not written under its own name (it stays in
 // "outputs").
-var githubReservedOutputs = map[string]bool{"run-id": true, "exit-code": true, "outcome": true, "task-arn": true, "outputs": true}
+var githubReservedOutputs = map[string]bool{"run-id": true, "exit-code": true, "outcome": true, "task-arn": true, "requested-by": true, "outputs": true}
 
 // outputsMap is the outputs by name, nil when there are none.
 func outputsMap(outs []protocol.JobOutput) map[string]string {

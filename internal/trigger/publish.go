@@ -18,7 +18,7 @@ import (
 // newRequest builds a request of kind for runID, valid from now for ttl.
 func newRequest(kind protocol.Kind, runID string, now time.Time, ttl time.Duration) *protocol.Request {
 	now = now.UTC().Truncate(time.Millisecond)
-	return &protocol.Request{V: protocol.Version, Kind: kind, RunID: runID, RequestedAt: now, ExpiresAt: now.Add(ttl)}
+	return &protocol.Request{V: protocol.RequestVersion, Kind: kind, RunID: runID, RequestedAt: now, ExpiresAt: now.Add(ttl)}
 }
 
 func encodeRequest(r *protocol.Request) ([]byte, error) {
@@ -32,11 +32,15 @@ func encodeRequest(r *protocol.Request) ([]byte, error) {
 	return b, nil
 }
 
-// publish sends a request to the broker topic. Errors read as one sentence
-// naming the principal when access is denied.
+// publish signs a request's proof of identity and sends the request to the
+// broker topic. Errors read as one sentence naming the principal when access
+// is denied.
 func publish(ctx context.Context, c clients, topic Topic, r *protocol.Request) error {
 	if err := r.Validate(); err != nil {
 		return exitcode.New(exitcode.Usage, err)
+	}
+	if err := signRequest(ctx, c, topic, r); err != nil {
+		return err
 	}
 	body, err := encodeRequest(r)
 	if err != nil {

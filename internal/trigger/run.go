@@ -23,6 +23,13 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdin 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
+	// A closed stdout or stderr (| head, a dead CI log stream) must not kill
+	// the process with SIGPIPE and leave the run unwatched: with SIGPIPE
+	// caught, the write fails with EPIPE, which the watch treats as an
+	// output error (cancel, wait briefly, exit 245).
+	pipes := make(chan os.Signal, 1)
+	signal.Notify(pipes, syscall.SIGPIPE)
+	defer signal.Stop(pipes)
 	return exitcode.Code(Run(ctx, args, getenv, stdin, stdout, stderr, sigs))
 }
 
@@ -63,7 +70,7 @@ func newApp(getenv func(string) string, stdin io.Reader, stdout, stderr io.Write
 	return &app{getenv: getenv, stdin: stdin, in: bufio.NewReader(flushingReader{stdin, out}), stdout: out.stdout(), stderr: out.stderr(),
 		out: out, signals: signals, now: time.Now, hostname: host, stdinTTY: isTerminal(stdin), stdoutTTY: isTerminal(stdout),
 		watchTimings: watchTimings{tick: 200 * time.Millisecond, stopGrace: 2 * time.Second, exitWait: receiveVisibility + 5*time.Second,
-			gapWait: receiveVisibility + 5*time.Second, leaveWait: 2 * time.Second, longPoll: 20, retry: time.Second}, token: randomToken}
+			gapWait: receiveVisibility + 5*time.Second, leaveWait: 2 * time.Second, longPoll: 20, retry: time.Second, outputStopWait: defaultOutputStopWait}, token: randomToken}
 }
 
 // watchSettings are the settings a watch takes from the app.
@@ -86,11 +93,18 @@ func (a *app) main(ctx context.Context, args []string) error {
 	if err != nil {
 		return a.fail(nil, exitcode.Errorf(exitcode.Usage, "%s (see deploy-trigger --help)", strings.TrimRight(err.Error(), ".")))
 	}
+	if handled, err := a.command(cli); handled {
+		if err != nil {
+			return a.fail(nil, exitcode.New(exitcode.Usage, err))
+		}
+		return nil
+	}
 	out := a.printer(cli, cli.Output)
 	cfg, err := resolve(cli, a.getenv)
 	if err != nil {
 		return a.fail(out, exitcode.New(exitcode.Usage, err))
 	}
+	a.protect(out, cfg)
 	now := a.now()
 	runID := protocol.NewRunID(now)
 	requester := requesterFromEnv(a.getenv, a.hostname)
@@ -100,7 +114,7 @@ func (a *app) main(ctx context.Context, args []string) error {
 	if err := req.Validate(); err != nil {
 		return a.fail(out, exitcode.New(exitcode.Usage, err))
 	}
-	t := &Target{Job: cfg.Job, Params: cfg.JobParams, Topic: cfg.Topic, Environment: cfg.Env, Account: cfg.Account,
+	t := &Target{Job: cfg.Job, Params: cfg.JobParams, Topic: cfg.Topic, Environment: cfg.Env, Source: cfg.Source, Account: cfg.Account,
 		AccountAlias: cfg.AccountAlias, RunID: runID, Requester: requester}
 
 	profile := firstNonEmpty(cfg.Profile, a.getenv("AWS_PROFILE"), "default")
@@ -115,18 +129,22 @@ func (a *app) main(ctx context.Context, args []string) error {
 	out.target(t)
 
 	if cfg.DryRun {
-		return a.dryRun(ctx, out, c, req)
+		return a.dryRun(ctx, out, c, req, dryRunChecks(cfg))
 	}
-	if cfg.Confirm && !cfg.Yes && a.stdinTTY {
-		if err := a.confirm(t); err != nil {
+	if cfg.Confirm {
+		if err := a.confirmation(ctx, out, cfg, t); err != nil {
 			return a.fail(out, err)
 		}
+	}
+	signer, err := preflight(ctx, c, a.now)
+	if err != nil {
+		return a.fail(out, err)
 	}
 	if err := publish(ctx, c, cfg.Topic, req); err != nil {
 		return a.fail(out, err)
 	}
-	out.notice(fmt.Sprintf("run %s requested by %s", runID, requester))
-	w := &watch{set: a.watchSettings(), cfg: cfg, c: c, out: out, runID: runID, expect: cfg.Account, published: a.now()}
+	out.notice(fmt.Sprintf("run %s requested (claimed: %s)", runID, requester))
+	w := &watch{set: a.watchSettings(), cfg: cfg, c: c, out: out, runID: runID, expect: cfg.Account, published: a.now(), signer: signer}
 	// tail has sent a cancel when it gave up on a run that may still be
 	// going, and waited for it: the release comes after it.
 	res := w.tail(ctx)
@@ -155,9 +173,10 @@ func (a *app) fail(out printer, err error) error {
 func (a *app) printer(cli *CLI, mode string) printer {
 	p := a.modePrinter(cli, mode)
 	if cli.ResultFile != "" {
-		return &resultFilePrinter{printer: p, path: cli.ResultFile, stderr: a.stderr}
+		p = &resultFilePrinter{printer: p, path: cli.ResultFile, stderr: a.stderr}
 	}
-	return p
+	return &redactingPrinter{printer: p} // secret parameters: see protect
+
 }
 
 func (a *app) modePrinter(cli *CLI, mode string) printer {
@@ -171,19 +190,26 @@ func (a *app) modePrinter(cli *CLI, mode string) printer {
 			mode = "plain"
 		}
 	}
+	// --color: never, always, or auto (colour unless NO_COLOR is set, in
+	// the modes that show colours: terminal and github).
+	color := cli.Color == "always" || (cli.Color != "never" && a.getenv("NO_COLOR") == "")
 	switch mode {
 	case "terminal":
-		return newTerminalPrinter(a.stdout, a.stderr, a.getenv("NO_COLOR") == "")
+		p := newTerminalPrinter(a.stdout, a.stderr, color)
+		p.timestamps = cli.Timestamps
+		return p
 	case "github":
-		return newGithubPrinter(a.stdout, a.stderr, a.getenv("GITHUB_OUTPUT"), a.getenv("GITHUB_STEP_SUMMARY"), a.token())
+		p := newGithubPrinter(a.stdout, a.stderr, a.getenv("GITHUB_OUTPUT"), a.getenv("GITHUB_STEP_SUMMARY"), a.token())
+		p.color, p.timestamps = color, cli.Timestamps
+		return p
 	case "json":
 		return newJSONPrinter(a.stdout)
 	default:
-		return newPlainPrinter(a.stdout, a.stderr, cli.Color, cli.Timestamps)
+		return newPlainPrinter(a.stdout, a.stderr, cli.Color == "always", cli.Timestamps)
 	}
 }
 
-func (a *app) dryRun(ctx context.Context, out printer, c clients, req *protocol.Request) error {
+func (a *app) dryRun(ctx context.Context, out printer, c clients, req *protocol.Request, checked string) error {
 	body, err := json.MarshalIndent(req, "", "  ")
 	if err != nil {
 		return a.fail(out, err)
@@ -193,22 +219,8 @@ func (a *app) dryRun(ctx context.Context, out printer, c clients, req *protocol.
 		return a.fail(out, describeAWSError(ctx, c, err, "checking the caller identity (sts:GetCallerIdentity)", "working AWS credentials"))
 	}
 	out.dryRun(body, id)
-	out.notice("dry run: nothing was published")
+	out.notice("dry run: nothing was published; " + checked)
 	return nil
-}
-
-// confirm asks on the terminal whether to go ahead.
-func (a *app) confirm(t *Target) error {
-	fmt.Fprintf(a.stderr, "Run job %s in %s? Type yes to continue: ", t.Job, t.where())
-	line, err := a.in.ReadString('\n')
-	if err != nil && line == "" {
-		return exitcode.Errorf(exitcode.Safety, "no confirmation: stdin closed before an answer; nothing was published")
-	}
-	switch strings.ToLower(strings.TrimSpace(line)) {
-	case "y", "yes":
-		return nil
-	}
-	return exitcode.Errorf(exitcode.Safety, "not confirmed: nothing was published (pass --yes to skip the question)")
 }
 
 func randomToken() string { return strings.ToLower(protocol.NewRunID(time.Now())) }

@@ -23,6 +23,7 @@ type watch struct {
 	runID  string
 	seq    *sequencer
 	expect string // the account the run must land in
+	signer string // the ARN the credentials belong to, when STS said (preflight)
 
 	published    time.Time
 	queueURL     string
@@ -48,6 +49,7 @@ type watch struct {
 	cancelAgain bool              // publish another cancel once the one in flight is done
 	cancelOK    bool              // a cancel published after the run was accepted went out
 	cancelErr   error             // why the last cancel request could not be published
+	outputErr   error             // writing the output failed: the run is cancelled, its output discarded
 }
 
 // watchSettings are what a watch takes from the trigger around it: its
@@ -62,13 +64,14 @@ type watchSettings struct {
 
 // watchTimings are the watch's clocks and pauses; tests shorten them.
 type watchTimings struct {
-	tick      time.Duration // how often clocks are checked
-	stopGrace time.Duration // wait for records already on their way after ECS says STOPPED
-	exitWait  time.Duration // wait for the exit record of a runner that ended with a code (see stopDeadline)
-	gapWait   time.Duration // give up on missing runner records once the record after them has waited this long
-	leaveWait time.Duration // on a second signal, how long a cancel request still being sent may take
-	longPoll  int32         // SQS long-poll seconds
-	retry     time.Duration // pause between retries while the queue or its policy is not there yet
+	tick           time.Duration // how often clocks are checked
+	stopGrace      time.Duration // wait for records already on their way after ECS says STOPPED
+	exitWait       time.Duration // wait for the exit record of a runner that ended with a code (see stopDeadline)
+	gapWait        time.Duration // give up on missing runner records once the record after them has waited this long
+	leaveWait      time.Duration // on a second signal, how long a cancel request still being sent may take
+	longPoll       int32         // SQS long-poll seconds
+	retry          time.Duration // pause between retries while the queue or its policy is not there yet
+	outputStopWait time.Duration // after an output error, how long to wait for the cancelled job to stop
 }
 
 // tail follows the run until it ends and returns its result.
@@ -98,12 +101,12 @@ func (w *watch) tail(ctx context.Context) *Result {
 		case <-ctx.Done():
 			err = exitcode.Errorf(exitcode.Cancelled, "run %s: interrupted (%v)", w.runID, ctx.Err())
 		}
-		if ferr := w.set.flush(); ferr != nil && err == nil {
-			err = exitcode.Errorf(exitcode.Broker, "writing the job's output: %w", ferr)
+		if ferr := w.set.flush(); ferr != nil {
+			w.outputFailed(ctx, ferr)
 		}
 		if err != nil {
 			stop()
-			return w.finish(w.settle(ctx, err))
+			return w.finish(w.settle(ctx, w.outputOutcome(err)))
 		}
 	}
 }

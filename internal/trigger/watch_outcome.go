@@ -16,6 +16,7 @@ func (w *watch) finish(err error) *Result {
 	}
 	if w.accepted != nil {
 		w.res.TaskARN, w.res.Account, w.res.AccountAlias = w.accepted.TaskARN, w.accepted.Account, w.accepted.AccountAlias
+		w.res.RequestedBy = w.accepted.RequestedBy
 		if w.accepted.Region != "" {
 			w.res.Region = w.accepted.Region
 		}

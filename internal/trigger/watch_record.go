@@ -15,7 +15,7 @@ func (w *watch) onRecord(ctx context.Context, r protocol.Record) error {
 		r = w.decodableLines(r)
 	}
 	if err := w.out.record(r); err != nil {
-		return exitcode.Errorf(exitcode.Broker, "writing the job's output: %w", err)
+		w.outputFailed(ctx, err)
 	}
 	switch r.Type {
 	case protocol.TypeRejected:

@@ -42,8 +42,10 @@ type DispatcherProps struct {
 	ExecutionRole awsiam.IRole
 	Network       Network
 	RunQueueArn   *string
-	// ExtraPrincipals may read run queues besides the trusted principals of
-	// the configuration (the GitHub trigger role).
+	// ExtraPrincipals are trusted besides the trusted principals of the
+	// configuration (the GitHub trigger role): they may run jobs without
+	// allowed_principals. Run queues are readable by their requester only
+	// (the dispatcher's per-run queue policy, dispatcher.QueuePolicy).
 	ExtraPrincipals []*string
 	LogRetention    awslogs.RetentionDays
 	// RunLogs is the run log group: the dispatcher reads the job's outputs

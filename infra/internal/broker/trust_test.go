@@ -90,10 +90,12 @@ func TestCIPrincipalsMayOnlyPublishAndUseTheKeyThroughSNS(t *testing.T) {
 	has(t, f.template, "AWS::SNS::Topic", like(obj{"KmsMasterKeyId": like(obj{})}))
 }
 
-// Row 2 (stack side): run queues are readable by the CI principals through
-// each queue's policy, which the dispatcher writes; it is told the extra
-// principal (the GitHub role) and may write queue policies only on run
-// queues.
+// Row 2 (stack side): a run queue is readable by its requester only,
+// through the queue's policy, which the dispatcher writes when it creates
+// the queue (dispatcher.QueuePolicy, unit-tested there: the verified
+// requester's role, never the list of trusted principals); it is told the
+// extra trusted principal (the GitHub role) and may write queue policies
+// only on run queues.
 func TestRunQueuePoliciesAreTheDispatchersOnRunQueuesOnly(t *testing.T) {
 	// GIVEN the stack with a GitHub trigger role
 	f := mainStack(t)
@@ -488,5 +490,25 @@ func TestRunLogGroupIsEncryptedWithItsOwnKey(t *testing.T) {
 	op := other.resources()[logicalID(other, other.app.Stack.Catalogue.LogGroup())].(map[string]interface{})["Properties"].(map[string]interface{})
 	if op["KmsKeyId"] != nil {
 		t.Errorf("run log group of a configuration without run_log_key has key %v", op["KmsKeyId"])
+	}
+}
+
+// Issue 12: no policy of the stack grants the trusted principals (or
+// anyone) reading or deleting run queue messages as a resource-policy
+// grant: the only such grants are each run queue's own policy, made by the
+// dispatcher for that run's verified requester, and the identity policies
+// of roles the stack makes (the GitHub trigger role, the dispatcher).
+func TestNoStackPolicyLetsTrustedPrincipalsReadEveryRunQueue(t *testing.T) {
+	f := mainStack(t)
+	for _, s := range allStatements(f) {
+		if s.Effect == "Deny" || len(s.Principals) == 0 {
+			continue
+		}
+		for _, a := range s.Actions {
+			switch a {
+			case "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:*", "*":
+				t.Errorf("a resource policy grants %v %s: %s", s.Principals, a, s)
+			}
+		}
 	}
 }

@@ -1,0 +1,76 @@
+package localbroker
+
+import (
+	"context"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// accountShim stands between deploy-trigger and the emulator in local mode.
+//
+// deploy-trigger signs as a session of a trusted role, usually in another
+// account than the broker's (the CI account), and moto serves each request
+// from the account its access key belongs to: the trigger would publish to,
+// and look for run queues in, an empty account. AWS resolves a topic or a
+// queue by its ARN or URL, whoever calls; the shim does the same for moto by
+// naming the broker's account (moto's x-moto-account-id header) on every
+// request but STS's, whose answer must stay the caller's own. Signatures are
+// unaffected: the header is not signed, and moto does not check signatures
+// in local mode anyway.
+type accountShim struct {
+	URL string
+	srv *http.Server
+	ln  net.Listener
+}
+
+func startAccountShim(target, account string) (*accountShim, error) {
+	u, err := url.Parse(target)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(u)
+		r.Out.Host = u.Host
+		if signedService(r.In.Header.Get("Authorization")) != "sts" {
+			r.Out.Header.Set("x-moto-account-id", account)
+		}
+	}}
+	// A long poll the trigger gives up is no news: answer 502 quietly.
+	rp.ErrorLog = log.New(io.Discard, "", 0)
+	rp.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, _ error) { w.WriteHeader(http.StatusBadGateway) }
+	s := &accountShim{URL: "http://" + ln.Addr().String(), ln: ln,
+		srv: &http.Server{Handler: rp, ReadHeaderTimeout: 10 * time.Second}}
+	go func() { _ = s.srv.Serve(ln) }()
+	return s, nil
+}
+
+// signedService is the service of a SigV4 Authorization header's credential
+// scope ("…Credential=AKID/DATE/REGION/SERVICE/aws4_request…").
+func signedService(auth string) string {
+	_, rest, ok := strings.Cut(auth, "Credential=")
+	if !ok {
+		return ""
+	}
+	scope, _, _ := strings.Cut(rest, ",")
+	parts := strings.Split(scope, "/")
+	if len(parts) != 5 {
+		return ""
+	}
+	return parts[3]
+}
+
+func (s *accountShim) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = s.srv.Shutdown(ctx)
+}

@@ -1,0 +1,60 @@
+package localbroker
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/deploy-broker/deploy-broker/internal/moto"
+)
+
+// Issue 14.12: the env file sets no empty variable (an empty AWS_PROFILE
+// breaks the AWS CLI for whoever sources it) and still holds what
+// deploy-trigger needs.
+func TestEnvFileHasNoEmptyValues(t *testing.T) {
+	b := &Broker{Server: &moto.Server{URL: "http://127.0.0.1:4566"}, Resources: &Resources{Region: "us-east-1", TopicARN: "arn:aws:sns:us-east-1:123456789012:deploy-broker"}}
+	path := filepath.Join(t.TempDir(), "broker.env")
+	if err := b.WriteEnvFile(path); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(data)
+	for _, line := range strings.Split(s, "\n") {
+		if strings.HasPrefix(line, "#") || line == "" {
+			continue
+		}
+		if k, v, _ := strings.Cut(line, "="); v == "" {
+			t.Errorf("%s is set to an empty value", k)
+		}
+	}
+	for _, want := range []string{"AWS_ENDPOINT_URL=http://127.0.0.1:4566\n", "AWS_ACCESS_KEY_ID=" + moto.AccessKeyID + "\n", "DEPLOY_TRIGGER_TOPIC_ARN=arn:aws:sns:us-east-1:123456789012:deploy-broker\n"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("env file lacks %q:\n%s", want, s)
+		}
+	}
+}
+
+// Issue 14.12: make demo checks its tools before it builds anything.
+func TestMakeDemoChecksToolsFirst(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("no make")
+	}
+	out, err := exec.Command("make", "-n", "-C", "../..", "demo").CombinedOutput()
+	if err != nil {
+		t.Fatalf("make -n demo: %v\n%s", err, out)
+	}
+	var cmds []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if l != "" && !strings.HasPrefix(l, "make") {
+			cmds = append(cmds, l)
+		}
+	}
+	if len(cmds) == 0 || !strings.Contains(cmds[0], "check-deps.sh demo") {
+		t.Errorf("make demo does not check its tools first:\n%s", out)
+	}
+}

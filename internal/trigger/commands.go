@@ -1,0 +1,240 @@
+package trigger
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/deploy-broker/deploy-broker/internal/config"
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
+)
+
+// ReservedCommands are the words deploy-trigger reads as its own commands
+// where a job name would stand: "deploy-trigger help" prints the help and
+// publishes nothing. The catalogue may not name a job after one of them
+// (internal/config checks it).
+var ReservedCommands = protocol.ReservedJobNames
+
+// isCommand reports whether a job name is one of deploy-trigger's commands.
+func isCommand(job string) bool {
+	for _, c := range ReservedCommands {
+		if job == c {
+			return true
+		}
+	}
+	return false
+}
+
+// command runs deploy-trigger's own commands: help, version, completion,
+// jobs. It reports handled=false for a job name.
+func (a *app) command(cli *CLI) (handled bool, err error) {
+	switch cli.Job {
+	case "runs", "show", "logs", "attach":
+		// Read before the run's flags (cmd_runs.go), so they come first.
+		return true, fmt.Errorf("%s takes its own flags: put it first, e.g. deploy-trigger %s --env production … (see deploy-trigger %s --help)", cli.Job, cli.Job, cli.Job)
+	case "jobs":
+		if len(cli.Params) > 0 {
+			return true, fmt.Errorf("jobs takes no arguments")
+		}
+		if cli.Catalogue == "" {
+			return true, fmt.Errorf("jobs lists the catalogue given with --catalogue FILE (or DEPLOY_TRIGGER_CATALOGUE): the broker configuration the broker was deployed with, e.g. deploy-trigger jobs --catalogue examples/broker.yaml")
+		}
+		cat, err := config.Load(cli.Catalogue)
+		if err != nil {
+			return true, err
+		}
+		writeJobs(a.stdout, cat)
+		return true, nil
+	case "help":
+		if len(cli.Params) > 0 {
+			return true, fmt.Errorf("help takes no arguments (for a job's parameters, see deploy-trigger jobs)")
+		}
+		_, err := parseCLI([]string{"--help"}, a.getenv, a.stdout, a.stderr)
+		return true, ignoreShown(err)
+	case "version":
+		if len(cli.Params) > 0 {
+			return true, fmt.Errorf("version takes no arguments")
+		}
+		_, err := parseCLI([]string{"--version"}, a.getenv, a.stdout, a.stderr)
+		return true, ignoreShown(err)
+	case "completion":
+		if len(cli.Params) != 1 {
+			return true, fmt.Errorf("completion needs one shell: deploy-trigger completion bash|zsh|fish")
+		}
+		return true, writeCompletion(a.stdout, cli.Params[0])
+	}
+	return false, nil
+}
+
+func ignoreShown(err error) error {
+	if err == errHelpShown {
+		return nil
+	}
+	return err
+}
+
+// flagNames lists deploy-trigger's long flags (without "--"), sorted, and
+// the values of those that take a fixed set.
+func flagNames() (names []string, enums map[string][]string, valued map[string]bool) {
+	p, err := kong.New(&CLI{}, kong.Name("deploy-trigger"), kong.Exit(func(int) {}))
+	if err != nil {
+		return nil, nil, nil
+	}
+	enums, valued = map[string][]string{}, map[string]bool{}
+	for _, f := range p.Model.Flags {
+		if f.Hidden {
+			continue
+		}
+		names = append(names, f.Name)
+		valued[f.Name] = !f.IsBool() && !f.IsCounter()
+		if f.Enum != "" {
+			enums[f.Name] = strings.Split(f.Enum, ",")
+		}
+	}
+	names = append(names, "help")
+	sort.Strings(names)
+	return names, enums, valued
+}
+
+// writeCompletion prints a completion script for shell: commands and flags,
+// the values of --output and --color, and files for the file flags.
+func writeCompletion(w io.Writer, shell string) error {
+	names, enums, valued := flagNames()
+	cmds := strings.Join(ReservedCommands, " ")
+	switch shell {
+	case "bash":
+		var cases strings.Builder
+		for _, n := range sortedKeys(enums) {
+			fmt.Fprintf(&cases, "    --%s) COMPREPLY=($(compgen -W %q -- \"$cur\")); return;;\n", n, strings.Join(enums[n], " "))
+		}
+		fmt.Fprintf(w, `# bash completion for deploy-trigger: source <(deploy-trigger completion bash)
+_deploy_trigger() {
+  local cur prev
+  cur="${COMP_WORDS[COMP_CWORD]}"
+  prev="${COMP_WORDS[COMP_CWORD-1]}"
+  case "$prev" in
+%s    --environments|--result-file) COMPREPLY=($(compgen -f -- "$cur")); return;;
+  esac
+  if [[ "$cur" == -* ]]; then
+    COMPREPLY=($(compgen -W %q -- "$cur"))
+  elif [[ $COMP_CWORD -eq 1 ]]; then
+    COMPREPLY=($(compgen -W %q -- "$cur"))
+  elif [[ "${COMP_WORDS[1]}" == completion ]]; then
+    COMPREPLY=($(compgen -W "bash zsh fish" -- "$cur"))
+  fi
+}
+complete -F _deploy_trigger deploy-trigger
+`, cases.String(), "--"+strings.Join(names, " --"), cmds)
+	case "zsh":
+		fmt.Fprintln(w, "#compdef deploy-trigger\n# zsh completion for deploy-trigger: deploy-trigger completion zsh > \"${fpath[1]}/_deploy-trigger\"")
+		fmt.Fprintln(w, "_deploy_trigger() {\n  _arguments -s \\")
+		for _, n := range names {
+			spec := ""
+			switch {
+			case enums[n] != nil:
+				spec = fmt.Sprintf(":%s:(%s)", n, strings.Join(enums[n], " "))
+			case n == "environments" || n == "result-file":
+				spec = ":file:_files"
+			case valued[n]:
+				spec = ":" + n + ":"
+			}
+			fmt.Fprintf(w, "    '--%s[%s]%s' \\\n", n, n, spec)
+		}
+		fmt.Fprintf(w, "    '1:command or job:(%s)' \\\n    '*:key=value:'\n}\n_deploy_trigger \"$@\"\n", cmds)
+	case "fish":
+		fmt.Fprintln(w, "# fish completion for deploy-trigger: deploy-trigger completion fish > ~/.config/fish/completions/deploy-trigger.fish")
+		fmt.Fprintf(w, "complete -c deploy-trigger -n __fish_use_subcommand -f -a %q\n", cmds)
+		fmt.Fprintln(w, "complete -c deploy-trigger -n '__fish_seen_subcommand_from completion' -f -a 'bash zsh fish'")
+		for _, n := range names {
+			switch {
+			case enums[n] != nil:
+				fmt.Fprintf(w, "complete -c deploy-trigger -l %s -x -a %q\n", n, strings.Join(enums[n], " "))
+			case n == "environments" || n == "result-file":
+				fmt.Fprintf(w, "complete -c deploy-trigger -l %s -r -F\n", n)
+			case valued[n]:
+				fmt.Fprintf(w, "complete -c deploy-trigger -l %s -x\n", n)
+			default:
+				fmt.Fprintf(w, "complete -c deploy-trigger -l %s\n", n)
+			}
+		}
+	default:
+		return fmt.Errorf("completion: unknown shell %q: use bash, zsh or fish", shell)
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// writeJobs lists the catalogue's jobs and their parameters: name,
+// description, and each parameter's type, constraints, default and whether
+// it is required or secret.
+func writeJobs(w io.Writer, cat *config.Config) {
+	for i, name := range cat.JobNames() {
+		j := cat.Jobs[name]
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "%s", name)
+		if j.Description != "" {
+			fmt.Fprintf(w, " — %s", j.Description)
+		}
+		fmt.Fprintf(w, " (timeout %s)\n", j.Timeout.D())
+		if len(j.Params) == 0 {
+			fmt.Fprintln(w, "  no parameters")
+		}
+		for _, pn := range sortedKeys(j.Params) {
+			p := j.Params[pn]
+			var facts []string
+			switch p.Type {
+			case config.TypeString:
+				if p.Pattern != "" {
+					facts = append(facts, "pattern "+p.Pattern)
+				}
+				if len(p.Values) > 0 {
+					facts = append(facts, "one of "+strings.Join(p.Values, ", "))
+				}
+				if p.MaxLength > 0 {
+					facts = append(facts, fmt.Sprintf("at most %d characters", p.MaxLength))
+				}
+			case config.TypeEnum:
+				facts = append(facts, "one of "+strings.Join(p.Values, ", "))
+			case config.TypeInt:
+				if p.Min != nil {
+					facts = append(facts, fmt.Sprintf("min %d", *p.Min))
+				}
+				if p.Max != nil {
+					facts = append(facts, fmt.Sprintf("max %d", *p.Max))
+				}
+			}
+			switch {
+			case p.Required:
+				facts = append(facts, "required")
+			case p.Default != nil && p.Secret:
+				facts = append(facts, "has a default")
+			case p.Default != nil:
+				facts = append(facts, fmt.Sprintf("default %q", *p.Default))
+			}
+			if p.Secret {
+				facts = append(facts, "secret: pass it as "+pn+"@env=VARIABLE")
+			}
+			fmt.Fprintf(w, "  %s=%s", pn, strings.ToUpper(string(p.Type)))
+			if len(facts) > 0 {
+				fmt.Fprintf(w, "  (%s)", strings.Join(facts, "; "))
+			}
+			if p.Description != "" {
+				fmt.Fprintf(w, "  %s", p.Description)
+			}
+			fmt.Fprintln(w)
+		}
+	}
+}

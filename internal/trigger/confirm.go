@@ -1,0 +1,59 @@
+package trigger
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/deploy-broker/deploy-broker/internal/exitcode"
+)
+
+// confirmation applies an environment's "confirm: true": with --yes it
+// says the question was skipped; without a terminal it refuses (248), as
+// terraform apply does without -auto-approve, since nobody can answer; on a
+// terminal it asks.
+func (a *app) confirmation(ctx context.Context, out printer, cfg *Config, t *Target) error {
+	switch {
+	case cfg.Yes:
+		out.notice("environment " + cfg.Env + " asks for confirmation: skipped (--yes)")
+		return nil
+	case !a.stdinTTY:
+		return exitcode.Errorf(exitcode.Safety, "environment %s asks for confirmation (confirm: true), but stdin is not a terminal: pass --yes (or DEPLOY_TRIGGER_YES=true) to run it without asking; nothing was published", cfg.Env)
+	}
+	return a.confirm(ctx, t)
+}
+
+// confirm asks on the terminal whether to go ahead. The answer is read in
+// the background so that Ctrl-C (or SIGTERM, or the context ending) aborts
+// at once instead of waiting for Enter.
+func (a *app) confirm(ctx context.Context, t *Target) error {
+	fmt.Fprintf(a.stderr, "Run job %s in %s? Type yes to continue: ", t.Job, t.where())
+	a.flush()
+	type answer struct {
+		line string
+		err  error
+	}
+	ch := make(chan answer, 1)
+	go func() {
+		line, err := a.in.ReadString('\n')
+		ch <- answer{line, err}
+	}()
+	var ans answer
+	select {
+	case ans = <-ch:
+	case sig := <-a.signals:
+		fmt.Fprintln(a.stderr)
+		return exitcode.Errorf(exitcode.Safety, "not confirmed: %v at the prompt; nothing was published", sig)
+	case <-ctx.Done():
+		fmt.Fprintln(a.stderr)
+		return exitcode.Errorf(exitcode.Safety, "not confirmed: %v; nothing was published", ctx.Err())
+	}
+	if ans.err != nil && ans.line == "" {
+		return exitcode.Errorf(exitcode.Safety, "no confirmation: stdin closed before an answer; nothing was published")
+	}
+	switch strings.ToLower(strings.TrimSpace(ans.line)) {
+	case "y", "yes":
+		return nil
+	}
+	return exitcode.Errorf(exitcode.Safety, "not confirmed: nothing was published (pass --yes to skip the question)")
+}
