@@ -142,9 +142,11 @@ func (d *Dispatcher) rejectTo(ctx context.Context, runID, queueURL string, rej r
 		return err
 	}
 	now := stamp(d.now())
-	if _, err := d.ledger.update(ctx, runID, map[string]string{protocol.LedgerQueueURL: queueURL, protocol.LedgerEndedAt: now, protocol.LedgerNotifiedAt: now}); err != nil {
+	it, err := d.ledger.update(ctx, runID, map[string]string{protocol.LedgerQueueURL: queueURL, protocol.LedgerEndedAt: now, protocol.LedgerNotifiedAt: now})
+	if err != nil {
 		return err
 	}
+	d.freeRunSlot(ctx, it)
 	a.Decision, a.Reason = DecisionRejected, rej.reason
 	d.write(ctx, a)
 	return nil

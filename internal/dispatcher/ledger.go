@@ -55,6 +55,9 @@ type ledgerItem struct {
 	// successful claim is lost and the SDK retries the put, the retry finds
 	// its own token and knows the claim is its own, not a second delivery.
 	ClaimToken string
+	// Slot is the principal key whose open-run slot the run took
+	// (throttle.go), empty when it took none.
+	Slot string
 }
 
 // ledger is the DynamoDB run ledger.
@@ -93,6 +96,9 @@ func (l *ledger) claimAttrs(it ledgerItem) map[string]types.AttributeValue {
 	}
 	if it.CancelledBy != "" {
 		item[protocol.LedgerCancelledBy] = s(it.CancelledBy)
+	}
+	if it.Slot != "" {
+		item[protocol.LedgerSlot] = s(it.Slot)
 	}
 	if it.Reason != "" {
 		item[protocol.LedgerReason] = s(it.Reason)
@@ -184,6 +190,7 @@ func itemFromAttrs(a map[string]types.AttributeValue) ledgerItem {
 		LeaseUntil: tm(protocol.LedgerLeaseUntil), EndedAt: tm(protocol.LedgerEndedAt), NotifiedAt: tm(protocol.LedgerNotifiedAt),
 		CancelAsked: tm(protocol.LedgerCancelAsked), TaskARN: str(protocol.LedgerTaskARN), QueueURL: str(protocol.LedgerQueueURL),
 		RejectCode: str(protocol.LedgerRejectCode), Reason: str(protocol.LedgerReason), ClaimToken: str(protocol.LedgerClaimToken),
+		Slot: str(protocol.LedgerSlot),
 	}
 }
 

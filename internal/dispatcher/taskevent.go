@@ -114,9 +114,11 @@ func (d *Dispatcher) handleTaskEvent(ctx context.Context, ev events.CloudWatchEv
 		if o := d.runOutputs(ctx, item.RunID, item.Job, t.TaskArn); o != "" {
 			set[protocol.LedgerOutputs] = o // outputs.go
 		}
-		if _, err := d.ledger.update(ctx, t.StartedBy, set); err != nil {
+		it, err := d.ledger.update(ctx, t.StartedBy, set)
+		if err != nil {
 			return err
 		}
+		d.freeRunSlot(ctx, it)
 	}
 	if err := d.send(ctx, url, t.StartedBy, rec); err != nil {
 		if isCode(err, "AWS.SimpleQueueService.NonExistentQueue") || strings.Contains(err.Error(), "QueueDoesNotExist") {

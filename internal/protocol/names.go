@@ -46,11 +46,23 @@ const (
 	LedgerCancelAsked = "cancel_requested_at"
 	LedgerReleasedAt  = "released_at"
 	LedgerClaimToken  = "claim_token"
+	LedgerSlot        = "slot" // the principal key whose open-run slot the run took (throttle)
 	// LedgerIdempotencyKey is the run request's idempotency key, if any.
 	LedgerIdempotencyKey = "idempotency_key"
 	// LedgerOutputs holds the job's outputs, a JSON object by name, copied
 	// from the run log when the task stops (dispatcher/outputs.go).
 	LedgerOutputs = "outputs"
+)
+
+// The per-principal item of the run ledger: its key (LedgerRunID) is
+// LedgerPrincipalPrefix + the principal's key (the role ARN of an assumed
+// role, whatever the session; an IAM user's ARN), never a run id. It holds
+// the principal's open runs as a map run id → when the slot expires (epoch
+// seconds), and a version for optimistic updates.
+const (
+	LedgerPrincipalPrefix = "principal#"
+	LedgerOpenRuns        = "open_runs"
+	LedgerVersion         = "version"
 )
 
 // The run ledger's history index (issue 17): a global secondary index with

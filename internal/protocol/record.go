@@ -95,6 +95,9 @@ const (
 	// RejectCancelled: a cancel for the run reached the broker before the
 	// run request did; nothing was launched.
 	RejectCancelled = "cancelled"
+	// RejectThrottled: the verified principal already has as many open runs
+	// as broker.max_open_runs_per_principal allows; nothing was launched.
+	RejectThrottled = "throttled"
 )
 
 // Rejected says the dispatcher refused the run; Reason is one line for humans.

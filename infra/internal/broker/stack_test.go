@@ -149,8 +149,8 @@ func TestEventBridgeRules(t *testing.T) {
 		},
 		"Targets": target,
 	}))
-	// AND the sweep runs every 15 minutes
-	has(t, f.template, "AWS::Events::Rule", like(obj{"ScheduleExpression": "rate(15 minutes)", "Targets": target}))
+	// AND the sweep runs every 5 minutes (rejected runs' queues go within minutes)
+	has(t, f.template, "AWS::Events::Rule", like(obj{"ScheduleExpression": "rate(5 minutes)", "Targets": target}))
 	has(t, f.template, "AWS::Lambda::Permission", like(obj{"Principal": "events.amazonaws.com", "SourceArn": like(obj{"Fn::GetAtt": assertions.Match_AnyValue()})}))
 }
 
