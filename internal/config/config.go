@@ -23,6 +23,10 @@ type Config struct {
 	Network    Network        `yaml:"network"`
 	Runner     Runner         `yaml:"runner"`
 	Jobs       map[string]Job `yaml:"jobs"`
+
+	// Viewers may read the run history and run logs (viewers.go); default:
+	// the trusted principals.
+	Viewers []string `yaml:"viewers,omitempty"`
 }
 
 // Broker holds stack-wide settings.

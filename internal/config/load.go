@@ -188,6 +188,7 @@ func (c *Config) Validate() error {
 			bad("operators entry %q: %s (give a full role or user ARN with its account)", p, strings.TrimPrefix(err.Error(), "identity: "))
 		}
 	}
+	c.validateViewers(bad) // viewers.go
 	if g := c.GitHubOIDC; g != nil {
 		if len(g.Subjects) == 0 {
 			bad("github_oidc.subjects is empty: list the exact sub claims, e.g. \"repo:org/app:ref:refs/heads/main\"")

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -36,5 +37,6 @@ func Build(ctx context.Context, awsCfg aws.Config, set Settings, log *slog.Logge
 		SQS:    sqs.NewFromConfig(awsCfg),
 		ECS:    ecs.NewFromConfig(awsCfg),
 		Dynamo: dynamodb.NewFromConfig(awsCfg),
+		Logs:   cloudwatchlogs.NewFromConfig(awsCfg),
 	}, log, opts...), nil
 }

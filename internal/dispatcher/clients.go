@@ -36,4 +36,6 @@ type Clients struct {
 	SQS    SQSAPI
 	ECS    ECSAPI
 	Dynamo DynamoAPI
+	// Logs reads run logs (outputs.go); nil: the ledger keeps no outputs.
+	Logs LogsAPI
 }

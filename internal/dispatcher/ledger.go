@@ -29,16 +29,17 @@ const (
 
 // ledgerItem is one run in the ledger, keyed by run id.
 type ledgerItem struct {
-	RunID       string
-	Status      string
-	Job         string
-	Params      map[string]string // secret values redacted
-	Requester   string            // claimed by the client (Requester.String)
-	RequestedBy string            // verified principal ARN
-	CancelledBy string            // verified principal ARN of the cancel
-	RequestHash string
-	RequestedAt time.Time
-	CreatedAt   time.Time
+	RunID          string
+	IdempotencyKey string // the request's, if any
+	Status         string
+	Job            string
+	Params         map[string]string // secret values redacted
+	Requester      string            // claimed by the client (Requester.String)
+	RequestedBy    string            // verified principal ARN
+	CancelledBy    string            // verified principal ARN of the cancel
+	RequestHash    string
+	RequestedAt    time.Time
+	CreatedAt      time.Time
 	// LeaseUntil is when the invocation that holds the launch claim is
 	// certainly over (its Lambda deadline): only after it may another
 	// invocation take the launch over.
@@ -86,8 +87,12 @@ func (l *ledger) claimAttrs(it ledgerItem) map[string]types.AttributeValue {
 		protocol.LedgerCreatedAt:   s(stamp(it.CreatedAt)),
 		protocol.LedgerLeaseUntil:  s(stamp(it.LeaseUntil)),
 		protocol.LedgerClaimToken:  s(it.ClaimToken),
+		protocol.LedgerHistory:     s(protocol.LedgerHistoryValue),
 		protocol.LedgerAttempts:    &types.AttributeValueMemberN{Value: "1"},
 		protocol.LedgerExpiresAt:   &types.AttributeValueMemberN{Value: strconv.FormatInt(it.CreatedAt.Add(l.retention).Unix(), 10)},
+	}
+	if it.IdempotencyKey != "" {
+		item[protocol.LedgerIdempotencyKey] = s(it.IdempotencyKey)
 	}
 	if it.CancelledBy != "" {
 		item[protocol.LedgerCancelledBy] = s(it.CancelledBy)

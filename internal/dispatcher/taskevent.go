@@ -111,6 +111,9 @@ func (d *Dispatcher) handleTaskEvent(ctx context.Context, ev events.CloudWatchEv
 		if rec.Task.ExitCode != nil {
 			set[protocol.LedgerExitCode] = strconv.Itoa(*rec.Task.ExitCode)
 		}
+		if o := d.runOutputs(ctx, item.RunID, item.Job, t.TaskArn); o != "" {
+			set[protocol.LedgerOutputs] = o // outputs.go
+		}
 		it, err := d.ledger.update(ctx, t.StartedBy, set)
 		if err != nil {
 			return err

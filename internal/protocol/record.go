@@ -146,6 +146,11 @@ type Exit struct {
 	DurationMS int64  `json:"duration_ms"`
 	Lines      int64  `json:"lines"`
 	Bytes      int64  `json:"bytes"`
+	// Outputs are the name=value pairs the job wrote to the file named by
+	// $DEPLOY_BROKER_OUTPUT, validated and redacted by the runner (see
+	// outputs.go). Absent when the job wrote none, so that a trigger that
+	// predates outputs still reads the exit record of every other job.
+	Outputs []JobOutput `json:"outputs,omitempty"`
 }
 
 // Output carries job output lines in the order the job wrote them.
@@ -222,6 +227,11 @@ func (r *Record) validate() error {
 		ok = r.Heartbeat != nil
 	case TypeExit:
 		ok = r.Exit != nil
+		if ok {
+			if err := ValidateOutputs(r.Exit.Outputs); err != nil {
+				return fmt.Errorf("exit record %d: %w", r.Seq, err)
+			}
+		}
 	default:
 		return fmt.Errorf("record type %q is unknown", truncate(string(r.Type), 40))
 	}

@@ -352,7 +352,7 @@ func TestScriptedGitHubFiles(t *testing.T) {
 		t.Fatalf("code %d (%v)", code, err)
 	}
 	got, _ := os.ReadFile(outPath)
-	want := "earlier=1\nrun-id=" + req.RunID + "\nexit-code=7\noutcome=failed\ntask-arn=arn:aws:ecs:us-east-1:123456789012:task/broker/abc\nrequested-by=arn:aws:sts::111122223333:assumed-role/github-deployer/gha-acme-app-1234\n"
+	want := "earlier=1\nrun-id=" + req.RunID + "\nexit-code=7\noutcome=failed\ntask-arn=arn:aws:ecs:us-east-1:123456789012:task/broker/abc\nrequested-by=arn:aws:sts::111122223333:assumed-role/github-deployer/gha-acme-app-1234\noutputs={}\n"
 	if string(got) != want {
 		t.Errorf("GITHUB_OUTPUT = %q, want %q", got, want)
 	}

@@ -80,7 +80,10 @@ type Result struct {
 	Duration     time.Duration
 	Lines        int64
 	Bytes        int64
-	Err          error // the error Run returns
+	// Outputs are the job's outputs from the exit record (outputs.go), in
+	// the order the job wrote them.
+	Outputs []protocol.JobOutput
+	Err     error // the error Run returns
 }
 
 // printer renders the run for one output mode. The run loop calls it from
