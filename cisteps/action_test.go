@@ -2,6 +2,7 @@ package cisteps
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -484,9 +485,22 @@ func finishStep(t *testing.T, err error, stdout, stderr *testutil.SyncBuffer, di
 		t.Fatalf("running the trigger step: %v", err)
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "github_output")); err == nil {
-		for _, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+		lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+		for i := 0; i < len(lines); i++ {
+			line := lines[i]
 			k, v, ok := strings.Cut(line, "=")
-			if !ok || strings.Contains(k, "<<") {
+			if name, delim, heredoc := strings.Cut(line, "<<"); heredoc && (!ok || strings.Contains(k, "<<")) {
+				// The job's outputs: name<<DELIMITER, lines, DELIMITER.
+				var value []string
+				for i++; i < len(lines) && lines[i] != delim; i++ {
+					value = append(value, lines[i])
+				}
+				if i == len(lines) || len(delim) < 32 {
+					t.Fatalf("GITHUB_OUTPUT heredoc %q is not closed or has a guessable delimiter", line)
+				}
+				k, v, ok = name, strings.Join(value, "\n"), true
+			}
+			if !ok {
 				t.Fatalf("GITHUB_OUTPUT line %q is not name=value", line)
 			}
 			if _, dup := r.outputs[k]; dup {
@@ -580,8 +594,15 @@ func TestActionTriggerStep(t *testing.T) {
 				}
 			}
 		}
+		var jobOutputs map[string]string
+		if err := json.Unmarshal([]byte(r.outputs["outputs"]), &jobOutputs); err != nil || jobOutputs["code"] != "0" || jobOutputs["greeting"] != "["+greeting+"]" {
+			t.Errorf("outputs output %q (%v); want the job's outputs as JSON", r.outputs["outputs"], err)
+		}
+		if r.outputs["greeting"] != "["+greeting+"]" {
+			t.Errorf("the job's output greeting is not written by its name: %v", r.outputs)
+		}
 		for _, k := range r.outputKeys {
-			if !wired[k] {
+			if _, ok := jobOutputs[k]; !wired[k] && !ok {
 				t.Errorf("deploy-trigger writes output %s, which action.yml does not expose", k)
 			}
 		}

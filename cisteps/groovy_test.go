@@ -342,6 +342,9 @@ func TestJenkinsStepRuns(t *testing.T) {
 	if id, _ := res[0].Returned["runId"].(string); protocol.ValidateRunID(id) != nil {
 		t.Errorf("the step returned run id %q, want the run's ULID from --result-file", id)
 	}
+	if outs, _ := res[0].Returned["outputs"].(map[string]any); outs["greeting"] != "["+greeting+"]" || outs["code"] != "0" {
+		t.Errorf("the step returned outputs %v, want the job's outputs from --result-file", res[0].Returned["outputs"])
+	}
 	if arn, _ := res[0].Returned["taskArn"].(string); !strings.HasPrefix(arn, "arn:aws:ecs:") {
 		t.Errorf("the step returned task ARN %q, want the run's task from --result-file", arn)
 	}

@@ -26,7 +26,9 @@
 //                  (docs/CI.md, "Getting deploy-trigger onto the agents"); never go build.
 //
 // Returns [exitCode: n, outcome: 'succeeded' | 'failed' | 'timeout' | …, message: '…',
-//          runId: '01J…', taskArn: 'arn:aws:ecs:…'] (runId and taskArn when the run got that far).
+//          runId: '01J…', taskArn: 'arn:aws:ecs:…', outputs: [name: 'value', …]]
+//         (runId and taskArn when the run got that far; outputs: what the job
+//         wrote to $DEPLOY_BROKER_OUTPUT, [:] when nothing).
 //
 // Safety: every argument becomes one single-quoted shell word; nothing from
 // the arguments is interpolated into the shell script unquoted.
@@ -78,7 +80,8 @@ def call(Map args = [:]) {
 
     Map verdict = deployTriggerVerdict(code, args.job.toString(), (args.unstableOn ?: []) as List)
     Map run = fileExists(resultFile) ? deployTriggerParseResult(readFile(file: resultFile)) : [:]
-    Map result = [exitCode: code, outcome: verdict.outcome, message: verdict.message, runId: run.run_id, taskArn: run.task_arn]
+    Map result = [exitCode: code, outcome: verdict.outcome, message: verdict.message, runId: run.run_id, taskArn: run.task_arn,
+                  outputs: (run.outputs ?: [:]) as Map]
     if (args.propagate == false || verdict.result == 'SUCCESS') {
         if (verdict.result != 'SUCCESS') {
             echo "deployTrigger: ${verdict.message}"

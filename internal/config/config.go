@@ -23,6 +23,10 @@ type Config struct {
 	Network    Network        `yaml:"network"`
 	Runner     Runner         `yaml:"runner"`
 	Jobs       map[string]Job `yaml:"jobs"`
+
+	// Viewers may read the run history and run logs (viewers.go); default:
+	// the trusted principals.
+	Viewers []string `yaml:"viewers,omitempty"`
 }
 
 // Broker holds stack-wide settings.
@@ -38,6 +42,13 @@ type Broker struct {
 	// clock skew tolerated between CI and the broker.
 	MaxRequestAge Duration `yaml:"max_request_age"`
 	ClockSkew     Duration `yaml:"clock_skew"`
+	// MaxOpenRunsPerPrincipal bounds the runs one verified principal (an
+	// assumed role, whatever the session, or an IAM user) may have open at
+	// once; a request beyond it is rejected "throttled" without a task.
+	MaxOpenRunsPerPrincipal int `yaml:"max_open_runs_per_principal"`
+	// RejectedQueueRetention is how long the queue of a rejected run is kept
+	// after the rejection was written: long enough for the trigger to read it.
+	RejectedQueueRetention Duration `yaml:"rejected_queue_retention"`
 	// LedgerRetention is how long ledger items live (DynamoDB TTL).
 	LedgerRetention Duration `yaml:"ledger_retention"`
 	// LogRetentionDays applies to every log group of the stack.

@@ -28,9 +28,16 @@ const (
 
 // Defaults applied by Load where the file is silent.
 const (
-	DefaultQueueRetention  = Duration(time.Hour)
-	DefaultMaxRequestAge   = Duration(15 * time.Minute)
-	DefaultClockSkew       = Duration(2 * time.Minute)
+	DefaultQueueRetention = Duration(time.Hour)
+	DefaultMaxRequestAge  = Duration(15 * time.Minute)
+	DefaultClockSkew      = Duration(2 * time.Minute)
+	// DefaultMaxOpenRunsPerPrincipal and DefaultRejectedQueueRetention: see
+	// Broker.MaxOpenRunsPerPrincipal and Broker.RejectedQueueRetention.
+	DefaultMaxOpenRunsPerPrincipal = 10
+	DefaultRejectedQueueRetention  = Duration(5 * time.Minute)
+	// MaxOpenRunsLimit bounds max_open_runs_per_principal: the dispatcher
+	// keeps a principal's open runs in one ledger item.
+	MaxOpenRunsLimit       = 500
 	DefaultLedgerRetention = Duration(90 * 24 * time.Hour)
 	DefaultLogRetention    = 90
 	DefaultHeartbeat       = Duration(10 * time.Second)
@@ -110,6 +117,10 @@ func (c *Config) applyDefaults() {
 	def(&c.Broker.QueueRetention, DefaultQueueRetention)
 	def(&c.Broker.MaxRequestAge, DefaultMaxRequestAge)
 	def(&c.Broker.ClockSkew, DefaultClockSkew)
+	def(&c.Broker.RejectedQueueRetention, min(DefaultRejectedQueueRetention, c.Broker.QueueRetention))
+	if c.Broker.MaxOpenRunsPerPrincipal == 0 {
+		c.Broker.MaxOpenRunsPerPrincipal = DefaultMaxOpenRunsPerPrincipal
+	}
 	def(&c.Broker.LedgerRetention, DefaultLedgerRetention)
 	if c.Broker.LogRetentionDays == 0 {
 		c.Broker.LogRetentionDays = DefaultLogRetention
@@ -158,6 +169,12 @@ func (c *Config) Validate() error {
 	if k := c.Broker.RunLogKey; k != "" && k != "create" && !kmsKeyRE.MatchString(k) {
 		bad("broker.run_log_key %q must be \"create\" or a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)", k)
 	}
+	if n := c.Broker.MaxOpenRunsPerPrincipal; n < 1 || n > MaxOpenRunsLimit {
+		bad("broker.max_open_runs_per_principal %d must be between 1 and %d", n, MaxOpenRunsLimit)
+	}
+	if r := c.Broker.RejectedQueueRetention.D(); r < 30*time.Second || r > c.Broker.QueueRetention.D() {
+		bad("broker.rejected_queue_retention %s must be at least 30s (the trigger must have time to read the rejection) and at most broker.queue_retention (%s)", r, c.Broker.QueueRetention.D())
+	}
 	if len(c.TrustedPrincipals) == 0 {
 		bad("trusted_principals is empty: list the IAM role ARNs of your CI systems that may trigger jobs")
 	}
@@ -171,6 +188,7 @@ func (c *Config) Validate() error {
 			bad("operators entry %q: %s (give a full role or user ARN with its account)", p, strings.TrimPrefix(err.Error(), "identity: "))
 		}
 	}
+	c.validateViewers(bad) // viewers.go
 	if g := c.GitHubOIDC; g != nil {
 		if len(g.Subjects) == 0 {
 			bad("github_oidc.subjects is empty: list the exact sub claims, e.g. \"repo:org/app:ref:refs/heads/main\"")

@@ -117,7 +117,7 @@ func TestApprovalThenConcurrencyAndExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.wantStatus(second, dispatcher.StatusQueued)
-	e.stop(first)
+	e.stopRun(first)
 	e.wantStatus(second, dispatcher.StatusAccepted)
 
 	third := e.submit()

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
@@ -38,5 +39,6 @@ func Build(ctx context.Context, awsCfg aws.Config, set Settings, log *slog.Logge
 		ECS:    ecs.NewFromConfig(awsCfg),
 		Dynamo: dynamodb.NewFromConfig(awsCfg),
 		Events: eventbridge.NewFromConfig(awsCfg),
+		Logs:   cloudwatchlogs.NewFromConfig(awsCfg),
 	}, log, opts...), nil
 }

@@ -38,4 +38,6 @@ type Clients struct {
 	Dynamo DynamoAPI
 	// Events publishes lifecycle events (events.go); nil only logs them.
 	Events EventsAPI
+	// Logs reads run logs (outputs.go); nil: the ledger keeps no outputs.
+	Logs LogsAPI
 }

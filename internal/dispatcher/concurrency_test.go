@@ -28,7 +28,7 @@ func (e *env) submit() string {
 }
 
 // stop delivers the STOPPED event of the run's only task.
-func (e *env) stop(runID string) {
+func (e *env) stopRun(runID string) {
 	e.t.Helper()
 	arns := e.tasks(runID)
 	if len(arns) != 1 {
@@ -73,7 +73,7 @@ func TestConcurrencyQueue(t *testing.T) {
 		t.Errorf("events of the waiting run: %s", got)
 	}
 	// The first run ends: the second starts, the third still waits.
-	e.stop(first)
+	e.stopRun(first)
 	e.wantStatus(second, dispatcher.StatusAccepted)
 	if got := e.types(second); got != "queued,accepted" {
 		t.Errorf("records of the second run: %s, want queued,accepted", got)
@@ -87,7 +87,7 @@ func TestConcurrencyQueue(t *testing.T) {
 		t.Errorf("records of the cancelled waiting run: %s", got)
 	}
 	e.wantStatus(third, dispatcher.StatusRejected)
-	e.stop(second)
+	e.stopRun(second)
 	if n := len(e.tasks(third)); n != 0 {
 		t.Errorf("the cancelled run got %d tasks", n)
 	}
@@ -104,7 +104,7 @@ func TestConcurrencyReject(t *testing.T) {
 	if rej.Code != protocol.RejectBusy || !strings.Contains(rej.Reason, first) || !strings.Contains(rej.Reason, "requested by arn:aws:sts::") || !strings.Contains(rej.Reason, "since") {
 		t.Errorf("rejection %+v, want %s naming run %s, its requester and start", rej, protocol.RejectBusy, first)
 	}
-	e.stop(first)
+	e.stopRun(first)
 	e.wantStatus(e.submit(), dispatcher.StatusAccepted)
 }
 
@@ -117,7 +117,7 @@ func TestConcurrencySupersede(t *testing.T) {
 		t.Errorf("records of the superseded run: %+v", rej)
 	}
 	e.wantStatus(third, dispatcher.StatusQueued)
-	e.stop(first)
+	e.stopRun(first)
 	e.wantStatus(third, dispatcher.StatusAccepted)
 	if n := len(e.tasks(second)); n != 0 {
 		t.Errorf("the superseded run got %d tasks", n)
@@ -160,7 +160,7 @@ func TestReleasedWaitingRunNeverStarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.wantStatus(second, dispatcher.StatusRejected)
-	e.stop(first)
+	e.stopRun(first)
 	if n := len(e.tasks(second)); n != 0 {
 		t.Errorf("the released waiting run got %d tasks", n)
 	}

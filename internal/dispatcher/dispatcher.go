@@ -27,6 +27,7 @@ type Dispatcher struct {
 	// left to Lambda's retries and the error logged.
 	verifier    *identity.Verifier
 	verifierErr error
+	logs        LogsAPI // outputs.go
 	log         *slog.Logger
 	now         func() time.Time
 	// taskDefs is the task definition revision each job runs (Settings).
@@ -48,7 +49,7 @@ func WithClock(now func() time.Time) Option { return func(d *Dispatcher) { d.now
 // New returns a dispatcher for a validated configuration.
 func New(cfg *config.Config, set Settings, c Clients, log *slog.Logger, opts ...Option) *Dispatcher {
 	d := &Dispatcher{
-		cfg: cfg, set: set, sqs: c.SQS, ecs: c.ECS, events: c.Events, log: log, now: time.Now,
+		cfg: cfg, set: set, sqs: c.SQS, ecs: c.ECS, events: c.Events, logs: c.Logs, log: log, now: time.Now,
 		poll: 500 * time.Millisecond, reserve: 5 * time.Second, backoff: 500 * time.Millisecond, maxBackoff: 5 * time.Second,
 		ledger: &ledger{db: c.Dynamo, table: set.LedgerTable, retention: cfg.Broker.LedgerRetention.D()},
 	}

@@ -149,6 +149,7 @@ func (d *Dispatcher) rejectTo(ctx context.Context, runID, queueURL string, rej r
 	if err := d.releaseSlot(ctx, it.Job, runID); err != nil {
 		return err
 	}
+	d.freeRunSlot(ctx, it)
 	a.Decision, a.Reason = DecisionRejected, rej.reason
 	d.write(ctx, a)
 	ev := protocol.RunEvent{RunID: runID, Job: a.Job, State: protocol.EventRejected, RejectCode: rej.code, Reason: rej.reason, Requester: a.Principal}

@@ -29,16 +29,17 @@ const (
 
 // ledgerItem is one run in the ledger, keyed by run id.
 type ledgerItem struct {
-	RunID       string
-	Status      string
-	Job         string
-	Params      map[string]string // secret values redacted
-	Requester   string            // claimed by the client (Requester.String)
-	RequestedBy string            // verified principal ARN
-	CancelledBy string            // verified principal ARN of the cancel
-	RequestHash string
-	RequestedAt time.Time
-	CreatedAt   time.Time
+	RunID          string
+	IdempotencyKey string // the request's, if any
+	Status         string
+	Job            string
+	Params         map[string]string // secret values redacted
+	Requester      string            // claimed by the client (Requester.String)
+	RequestedBy    string            // verified principal ARN
+	CancelledBy    string            // verified principal ARN of the cancel
+	RequestHash    string
+	RequestedAt    time.Time
+	CreatedAt      time.Time
 	// LeaseUntil is when the invocation that holds the launch claim is
 	// certainly over (its Lambda deadline): only after it may another
 	// invocation take the launch over.
@@ -60,6 +61,9 @@ type ledgerItem struct {
 	// Approval is approved or rejected (approval.go), ApprovalBy who decided.
 	Approval   string
 	ApprovalBy string
+	// Slot is the principal key whose open-run slot the run took
+	// (throttle.go), empty when it took none.
+	Slot string
 }
 
 // ledger is the DynamoDB run ledger.
@@ -89,11 +93,18 @@ func (l *ledger) claimAttrs(it ledgerItem) map[string]types.AttributeValue {
 		protocol.LedgerCreatedAt:   s(stamp(it.CreatedAt)),
 		protocol.LedgerLeaseUntil:  s(stamp(it.LeaseUntil)),
 		protocol.LedgerClaimToken:  s(it.ClaimToken),
+		protocol.LedgerHistory:     s(protocol.LedgerHistoryValue),
 		protocol.LedgerAttempts:    &types.AttributeValueMemberN{Value: "1"},
 		protocol.LedgerExpiresAt:   &types.AttributeValueMemberN{Value: strconv.FormatInt(it.CreatedAt.Add(l.retention).Unix(), 10)},
 	}
+	if it.IdempotencyKey != "" {
+		item[protocol.LedgerIdempotencyKey] = s(it.IdempotencyKey)
+	}
 	if it.CancelledBy != "" {
 		item[protocol.LedgerCancelledBy] = s(it.CancelledBy)
+	}
+	if it.Slot != "" {
+		item[protocol.LedgerSlot] = s(it.Slot)
 	}
 	if it.Reason != "" {
 		item[protocol.LedgerReason] = s(it.Reason)
@@ -186,6 +197,7 @@ func itemFromAttrs(a map[string]types.AttributeValue) ledgerItem {
 		CancelAsked: tm(protocol.LedgerCancelAsked), CancelledAt: tm(protocol.LedgerCancelledAt), TaskARN: str(protocol.LedgerTaskARN), QueueURL: str(protocol.LedgerQueueURL),
 		RejectCode: str(protocol.LedgerRejectCode), Reason: str(protocol.LedgerReason), ClaimToken: str(protocol.LedgerClaimToken),
 		QueuedRequest: str(protocol.LedgerQueuedRequest), Approval: str(protocol.LedgerApproval), ApprovalBy: str(protocol.LedgerApprovalBy),
+		Slot: str(protocol.LedgerSlot),
 	}
 }
 

@@ -241,15 +241,27 @@ func TestSweep(t *testing.T) {
 	if err := e.invoke(e.event("ecs-task-stopped-exited.json", map[string]any{"TaskArn": endedTask, "StartedBy": ended})); err != nil {
 		t.Fatal(err)
 	}
-	e.clock.Add(50 * time.Minute)
-	live, _ := e.started() // starts 50 min later: kept throughout
 	sweep := e.event("scheduled-sweep.json", nil)
+	// A rejected run's queue outlives its rejection by
+	// rejected_queue_retention (5 min), not by the hour of queue_retention.
+	e.clock.Add(4 * time.Minute)
+	if err := e.invoke(sweep); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := e.queueURL(rejected.RunID); !ok {
+		t.Fatal("the rejected run's queue went before the trigger had 5 min to read it")
+	}
+	e.clock.Add(46 * time.Minute)
+	live, _ := e.started() // starts 50 min later: kept throughout
 
 	if err := e.invoke(sweep); err != nil {
 		t.Fatal(err)
 	}
-	if n := e.queueCount(); n != 4 {
-		t.Fatalf("sweep within the retention left %d queues, want all 4", n)
+	if _, ok := e.queueURL(rejected.RunID); ok {
+		t.Error("the rejected run's queue is still there 50 min after its rejection")
+	}
+	if n := e.queueCount(); n != 3 {
+		t.Fatalf("sweep within the retention left %d queues, want the 3 of runs that were not rejected", n)
 	}
 
 	e.clock.Add(11 * time.Minute) // the first runs ended 61 min ago

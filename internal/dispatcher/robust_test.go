@@ -321,7 +321,10 @@ func TestAmbiguousRunTaskFailurePastTheInvocationIsRetriedNotRejected(t *testing
 			e := newEnv(t, opt)
 			r := e.request()
 			payload := e.sns(e.body(r))
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			// The invocation's time must cover verifying the proof and the
+			// claim before RunTask is first tried (one second did not, on a
+			// loaded machine); RunTask then fails until the time runs out.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			err := e.invokeCtx(ctx, payload)
 			cancel()
 			if err == nil || !strings.Contains(err.Error(), c.reason) {

@@ -84,13 +84,28 @@ func (d *Dispatcher) handleRun(ctx context.Context, req *protocol.Request, body 
 
 	item := ledgerItem{RunID: req.RunID, Status: StatusLaunching, Job: req.Job, Params: a.Params,
 		Requester: req.Requester.String(), RequestedBy: p.ARN, RequestHash: requestHash(body), RequestedAt: req.RequestedAt,
-		CreatedAt: now, LeaseUntil: d.leaseEnd(ctx), ClaimToken: newClaimToken()}
+		CreatedAt: now, LeaseUntil: d.leaseEnd(ctx), ClaimToken: newClaimToken(), IdempotencyKey: req.IdempotencyKey}
+	freshSlot := false
+	if rej == nil {
+		// Per-principal throttle (throttle.go): one principal's flood of
+		// valid requests cannot take every task and invocation.
+		var err error
+		if rej, freshSlot, err = d.takeSlot(ctx, req, p, cj.job); err != nil {
+			return d.failed(ctx, a, err)
+		}
+		if rej == nil {
+			item.Slot = principalKey(p)
+		}
+	}
 	if rej != nil {
 		item.Status, item.RejectCode, item.Reason = StatusRejected, rej.code, rej.reason
 	}
 	// Claim the run id before anything else: a second delivery stops here.
 	if err := d.ledger.claim(ctx, item); err != nil {
 		if errors.Is(err, errAlreadyClaimed) {
+			if freshSlot {
+				defer d.dropSpuriousSlot(ctx, req.RunID, item.Slot)
+			}
 			err = d.redelivered(ctx, req, p, item.RequestHash, a)
 			var re *reclaimError
 			if !errors.As(err, &re) {

@@ -14,6 +14,7 @@ type Settings struct {
 	ConfigPath      string
 	Cluster         string // cluster ARN (or name, locally)
 	LedgerTable     string
+	RunLogGroup     string // outputs.go; "": the ledger keeps no outputs
 	Subnets         []string
 	SecurityGroups  []string
 	AssignPublicIP  bool
@@ -54,6 +55,7 @@ func SettingsFromEnv(getenv func(string) string) (Settings, error) {
 		ConfigPath:      getenv(protocol.EnvConfig),
 		Cluster:         getenv(protocol.EnvCluster),
 		LedgerTable:     getenv(protocol.EnvLedgerTable),
+		RunLogGroup:     getenv(protocol.EnvRunLogGroup),
 		Subnets:         splitList(getenv(protocol.EnvSubnets)),
 		SecurityGroups:  splitList(getenv(protocol.EnvSecurityGroups)),
 		AssignPublicIP:  getenv(protocol.EnvAssignPublicIP) == "true",

@@ -119,6 +119,12 @@ func (d *Dispatcher) sweepOne(ctx context.Context, url, runID string, now time.T
 	var why string
 	abandoned := false
 	switch {
+	case ok && rejectedQueue(item) && now.Sub(item.NotifiedAt) > d.cfg.Broker.RejectedQueueRetention.D():
+		// A refused run's queue holds one record, read by the trigger within
+		// seconds: it need not wait out the retention of a run's output, and
+		// a flood of refused requests does not leave queues for an hour.
+		why = fmt.Sprintf("run was rejected (%s) %s ago, retention of rejected runs %s", item.RejectCode,
+			now.Sub(item.NotifiedAt).Round(time.Second), d.cfg.Broker.RejectedQueueRetention.D())
 	case ok && !item.EndedAt.IsZero() && now.Sub(item.EndedAt) > retention:
 		why = fmt.Sprintf("run ended %s ago, retention %s", now.Sub(item.EndedAt).Round(time.Second), retention)
 	case now.Sub(born) > d.maxRunTime():
@@ -131,12 +137,13 @@ func (d *Dispatcher) sweepOne(ctx context.Context, url, runID string, now time.T
 		return false, err
 	}
 	if abandoned {
-		after, err := d.ledger.update(ctx, runID, map[string]string{protocol.LedgerStatus: StatusAbandoned, protocol.LedgerEndedAt: stamp(now)}, cond{protocol.LedgerEndedAt, ""})
+		it, err := d.ledger.update(ctx, runID, map[string]string{protocol.LedgerStatus: StatusAbandoned, protocol.LedgerEndedAt: stamp(now)}, cond{protocol.LedgerEndedAt, ""})
 		if err != nil && !errors.Is(err, errConditionFailed) {
 			d.log.Warn("could not mark run abandoned", "run_id", runID, "error", err.Error())
 		}
 		if err == nil {
-			d.emit(ctx, d.endedEvent(after, nil, "", now))
+			d.emit(ctx, d.endedEvent(it, nil, "", now))
+			d.freeRunSlot(ctx, it)
 		}
 		why += "; marked abandoned"
 	}
@@ -167,4 +174,10 @@ func (d *Dispatcher) finishStale(ctx context.Context, url string, item ledgerIte
 		return d.accept(ctx, item.RunID, item.Job, arn, url, a)
 	}
 	return d.rejectLaunch(ctx, item.RunID, item.Job, url, rejection{protocol.RejectLaunch, interruptedReason}, lease, a)
+}
+
+// rejectedQueue reports whether a run ended in a rejection answered on its
+// queue, with no task (a task's records need the full queue retention).
+func rejectedQueue(it ledgerItem) bool {
+	return (it.Status == StatusRejected || it.Status == StatusCancelled) && it.TaskARN == "" && !it.NotifiedAt.IsZero()
 }

@@ -111,16 +111,20 @@ func (d *Dispatcher) handleTaskEvent(ctx context.Context, ev events.CloudWatchEv
 		if rec.Task.ExitCode != nil {
 			set[protocol.LedgerExitCode] = strconv.Itoa(*rec.Task.ExitCode)
 		}
-		after, err := d.ledger.update(ctx, t.StartedBy, set)
+		if o := d.runOutputs(ctx, item.RunID, item.Job, t.TaskArn); o != "" {
+			set[protocol.LedgerOutputs] = o // outputs.go
+		}
+		it, err := d.ledger.update(ctx, t.StartedBy, set)
 		if err != nil {
 			return err
 		}
 		if item.Status != StatusStopped {
-			d.emit(ctx, d.endedEvent(after, rec.Task.ExitCode, t.StopCode, after.EndedAt))
+			d.emit(ctx, d.endedEvent(it, rec.Task.ExitCode, t.StopCode, it.EndedAt))
 		}
 		if err := d.releaseSlot(ctx, item.Job, t.StartedBy); err != nil {
 			return err
 		}
+		d.freeRunSlot(ctx, it)
 	}
 	if err := d.send(ctx, url, t.StartedBy, rec); err != nil {
 		if isCode(err, "AWS.SimpleQueueService.NonExistentQueue") || strings.Contains(err.Error(), "QueueDoesNotExist") {

@@ -23,6 +23,14 @@ import (
 // request but STS's, whose answer must stay the caller's own. Signatures are
 // unaffected: the header is not signed, and moto does not check signatures
 // in local mode anyway.
+//
+// The shim listens on 127.0.0.1 only, and every local client (deploy-trigger,
+// the runner, dispatcher and agent, and AWS CLI users sourcing the env file)
+// reaches it by its 127.0.0.1 URL. It answers only requests whose Host is
+// that address, so that a web page cannot reach it through DNS rebinding
+// (its host name would be the Host), and it never passes on an
+// x-moto-account-id of the client's: STS answers for the caller's own
+// account, and nobody else picks the account of a request.
 type accountShim struct {
 	URL string
 	srv *http.Server
@@ -41,6 +49,7 @@ func startAccountShim(target, account string) (*accountShim, error) {
 	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
 		r.SetURL(u)
 		r.Out.Host = u.Host
+		r.Out.Header.Del("x-moto-account-id")
 		if signedService(r.In.Header.Get("Authorization")) != "sts" {
 			r.Out.Header.Set("x-moto-account-id", account)
 		}
@@ -48,8 +57,16 @@ func startAccountShim(target, account string) (*accountShim, error) {
 	// A long poll the trigger gives up is no news: answer 502 quietly.
 	rp.ErrorLog = log.New(io.Discard, "", 0)
 	rp.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, _ error) { w.WriteHeader(http.StatusBadGateway) }
-	s := &accountShim{URL: "http://" + ln.Addr().String(), ln: ln,
-		srv: &http.Server{Handler: rp, ReadHeaderTimeout: 10 * time.Second}}
+	host := ln.Addr().String() // 127.0.0.1:port
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Host != host {
+			http.Error(w, "this endpoint answers http://"+host+" only", http.StatusMisdirectedRequest)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	})
+	s := &accountShim{URL: "http://" + host, ln: ln,
+		srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}}
 	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil
 }

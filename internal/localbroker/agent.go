@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
@@ -40,6 +42,8 @@ type agent struct {
 	poll       time.Duration
 	invoke     invoker
 	log        *slog.Logger
+	logs       *cloudwatchlogs.Client // run logs (runlogs.go); nil: none
+	logGroup   string
 
 	mu    sync.Mutex
 	tasks map[string]*localTask
@@ -169,12 +173,23 @@ func (a *agent) start(ctx context.Context, task ecstypes.Task) {
 	cmd.Env = append(append(baseProcessEnv(a.hostEnv), a.env...), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var logFile *os.File
+	var outSinks, errSinks []io.Writer
 	if a.logDir != "" {
 		f, err := os.Create(filepath.Join(a.logDir, t.runID+".log"))
 		if err == nil {
 			logFile = f
-			cmd.Stdout, cmd.Stderr = f, f
+			lf := &lockedWriter{w: f}
+			outSinks, errSinks = append(outSinks, lf), append(errSinks, lf)
 		}
+	}
+	var ships []*shipWriter
+	if a.logs != nil {
+		s := newLogShipper(a.logs, a.logGroup, t.job, t.arn, a.log)
+		ships = []*shipWriter{{s: s}, {s: s}}
+		outSinks, errSinks = append(outSinks, ships[0]), append(errSinks, ships[1])
+	}
+	if len(outSinks) > 0 {
+		cmd.Stdout, cmd.Stderr = io.MultiWriter(outSinks...), io.MultiWriter(errSinks...)
 	}
 	if err := cmd.Start(); err != nil {
 		if logFile != nil {
@@ -192,6 +207,9 @@ func (a *agent) start(ctx context.Context, task ecstypes.Task) {
 	go func() {
 		defer a.wg.Done()
 		err := cmd.Wait()
+		for _, s := range ships {
+			s.Close()
+		}
 		if logFile != nil {
 			logFile.Close()
 		}
@@ -333,4 +351,17 @@ func baseProcessEnv(environ []string) []string {
 		}
 	}
 	return env
+}
+
+// lockedWriter serializes writes from the runner's two output pipes, as the
+// log driver does, so lines do not interleave mid-line.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/smithy-go/logging"
@@ -23,6 +24,7 @@ import (
 	"github.com/deploy-broker/deploy-broker/internal/config"
 	"github.com/deploy-broker/deploy-broker/internal/dispatcher"
 	"github.com/deploy-broker/deploy-broker/internal/moto"
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
 // Options configure a local broker.
@@ -149,7 +151,7 @@ func (b *Broker) start(ctx context.Context, o Options, cfg *config.Config, log *
 	// Proofs of identity are verified against the emulator's STS, through
 	// the URL deploy-trigger signs for.
 	d, err := dispatcher.Build(ctx, awsCfg, dispatcher.Settings{
-		ConfigPath: o.ConfigPath, Cluster: res.ClusterARN, LedgerTable: res.LedgerTable,
+		ConfigPath: o.ConfigPath, Cluster: res.ClusterARN, LedgerTable: res.LedgerTable, RunLogGroup: res.RunLogGroup,
 		Subnets: res.Subnets, SecurityGroups: res.SecurityGroups, AccountID: res.AccountID, Region: res.Region,
 		TaskDefinitions: res.TaskDefinitions,
 		STSEndpoint:     b.shim.URL,
@@ -179,7 +181,7 @@ func (b *Broker) start(ctx context.Context, o Options, cfg *config.Config, log *
 		ecs: ecs.NewFromConfig(awsCfg), cluster: res.ClusterARN, region: res.Region, account: res.AccountID,
 		runnerPath: o.RunnerPath, dir: dir, hostEnv: o.Environ, env: runnerEnv, logDir: o.TaskLogDir,
 		failStart: o.FailToStart, taskEnv: taskEnvironments(cfg), poll: poll, invoke: invoke, log: log.With("component", "agent"),
-		tasks: map[string]*localTask{},
+		tasks: map[string]*localTask{}, logs: cloudwatchlogs.NewFromConfig(awsCfg), logGroup: res.RunLogGroup,
 	}
 	loop := &snsLoop{sqs: sqs.NewFromConfig(awsCfg), queueURL: queueURL, subARN: subARN, invoke: invoke, log: log.With("component", "sns-loop")}
 
@@ -220,6 +222,8 @@ func (b *Broker) start(ctx context.Context, o Options, cfg *config.Config, log *
 func taskEnvironments(cfg *config.Config) map[string][]string {
 	m := map[string][]string{}
 	for _, name := range cfg.JobNames() {
+		// As the stack's task definitions: the runner writes the run log.
+		m[cfg.TaskFamily(name)] = append(m[cfg.TaskFamily(name)], protocol.EnvLogFormat+"="+protocol.LogFormatRecords)
 		for _, k := range slices.Sorted(maps.Keys(cfg.Jobs[name].Environment)) {
 			m[cfg.TaskFamily(name)] = append(m[cfg.TaskFamily(name)], k+"="+cfg.Jobs[name].Environment[k])
 		}
@@ -233,7 +237,8 @@ func (b *Broker) TopicARN() string { return b.Resources.TopicARN }
 // Env is the environment deploy-trigger needs to use this broker: the
 // emulator's endpoint and, when there is one, the credentials of Identity.
 func (b *Broker) Env() []string {
-	env := append(b.Server.Env(b.Resources.Region), "DEPLOY_TRIGGER_TOPIC_ARN="+b.Resources.TopicARN)
+	env := append(b.Server.Env(b.Resources.Region), "DEPLOY_TRIGGER_TOPIC_ARN="+b.Resources.TopicARN,
+		"DEPLOY_TRIGGER_LEDGER_TABLE="+b.Resources.LedgerTable, "DEPLOY_TRIGGER_RUN_LOG_GROUP="+b.Resources.RunLogGroup)
 	id := b.Identity
 	for i, kv := range env {
 		switch k, _, _ := strings.Cut(kv, "="); {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	dbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -27,6 +28,7 @@ type Resources struct {
 	TopicARN       string
 	ClusterARN     string
 	LedgerTable    string
+	RunLogGroup    string // runlogs.go
 	Subnets        []string
 	SecurityGroups []string
 	// TaskDefinitions is the revision ARN registered for each job: the one
@@ -38,7 +40,8 @@ type Resources struct {
 // stack creates them in an account: topic named after the broker, cluster,
 // task definition family "<broker>-<job>" per job, ledger table.
 func Provision(ctx context.Context, awsCfg aws.Config, cfg *config.Config) (*Resources, error) {
-	r := &Resources{Region: awsCfg.Region, LedgerTable: cfg.Broker.Name + "-runs", TaskDefinitions: map[string]string{}}
+	r := &Resources{Region: awsCfg.Region, LedgerTable: cfg.Broker.Name + "-runs", TaskDefinitions: map[string]string{},
+		RunLogGroup: RunLogGroupName(cfg.Broker.Name)}
 	id, err := sts.NewFromConfig(awsCfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil {
 		return nil, fmt.Errorf("asking the emulator who we are: %w", err)
@@ -88,14 +91,30 @@ func Provision(ctx context.Context, awsCfg aws.Config, cfg *config.Config) (*Res
 
 	db := dynamodb.NewFromConfig(awsCfg)
 	_, err = db.CreateTable(ctx, &dynamodb.CreateTableInput{
-		TableName:            aws.String(r.LedgerTable),
-		BillingMode:          dbtypes.BillingModePayPerRequest,
-		AttributeDefinitions: []dbtypes.AttributeDefinition{{AttributeName: aws.String(protocol.LedgerRunID), AttributeType: dbtypes.ScalarAttributeTypeS}},
-		KeySchema:            []dbtypes.KeySchemaElement{{AttributeName: aws.String(protocol.LedgerRunID), KeyType: dbtypes.KeyTypeHash}},
+		TableName:   aws.String(r.LedgerTable),
+		BillingMode: dbtypes.BillingModePayPerRequest,
+		AttributeDefinitions: []dbtypes.AttributeDefinition{
+			{AttributeName: aws.String(protocol.LedgerRunID), AttributeType: dbtypes.ScalarAttributeTypeS},
+			{AttributeName: aws.String(protocol.LedgerHistory), AttributeType: dbtypes.ScalarAttributeTypeS},
+		},
+		KeySchema: []dbtypes.KeySchemaElement{{AttributeName: aws.String(protocol.LedgerRunID), KeyType: dbtypes.KeyTypeHash}},
+		// The history index, as the stack creates it (protocol/names.go).
+		GlobalSecondaryIndexes: []dbtypes.GlobalSecondaryIndex{{
+			IndexName: aws.String(protocol.LedgerHistoryIndex),
+			KeySchema: []dbtypes.KeySchemaElement{
+				{AttributeName: aws.String(protocol.LedgerHistory), KeyType: dbtypes.KeyTypeHash},
+				{AttributeName: aws.String(protocol.LedgerRunID), KeyType: dbtypes.KeyTypeRange},
+			},
+			Projection: &dbtypes.Projection{ProjectionType: dbtypes.ProjectionTypeAll},
+		}},
 	})
 	var inUse *dbtypes.ResourceInUseException
 	if err != nil && !errors.As(err, &inUse) {
 		return nil, fmt.Errorf("creating the run ledger table: %w", err)
+	}
+
+	if err := createRunLogGroup(ctx, cloudwatchlogs.NewFromConfig(awsCfg), r.RunLogGroup); err != nil {
+		return nil, fmt.Errorf("creating the run log group: %w", err)
 	}
 
 	ec2c := ec2.NewFromConfig(awsCfg)

@@ -48,10 +48,35 @@ func FuzzDecodeMessage(f *testing.F) {
 	f.Add([]byte(`{"v":1,"records":[{"type":"heartbeat","src":"runner","seq":5,"t":"2026-11-22T10:00:00Z","heartbeat":{"lines":1,"bytes":2}}]}`))
 	f.Add([]byte(`{"v":1,"records":[{"type":"output","src":"runner","seq":1,"t":"2026-11-22T10:00:00Z","output":{"lines":[{"s":"out","d":0,"x":"\u001b[1mhi","c":true}]}}]}`))
 	f.Add([]byte(`{"v":1,"gz":"H4sIAAAAAAAA/4uOBQApu0wNAgAAAA=="}`))
+	f.Add([]byte(`{"v":1,"records":[{"type":"task","src":"ecs","seq":9,"t":"2026-11-22T10:00:00Z","task":{"task_arn":"a","status":"STOPPED","stopped_reason":"x\n::error::y"}}]}`))
+	f.Add([]byte(`{"v":1,"records":[{"type":"exit","src":"runner","seq":3,"t":"2026-11-22T10:00:00Z","exit":{"code":0,"reason":"completed","message":"ok\u00a0\u2028","duration_ms":1,"lines":0,"bytes":0}}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		recs, err := protocol.DecodeMessage(b)
 		if err != nil {
 			return
+		}
+		for _, r := range recs {
+			if r.Type == protocol.TypeOutput {
+				continue
+			}
+			// every string but the job's output: control characters refused
+			j, _ := json.Marshal(r)
+			var m any
+			_ = json.Unmarshal(j, &m)
+			var walk func(any)
+			walk = func(v any) {
+				switch v := v.(type) {
+				case string:
+					if c, bad := protocol.FindControl(v); bad {
+						t.Fatalf("accepted %s record holds control character %U", r.Type, c)
+					}
+				case map[string]any:
+					for _, x := range v {
+						walk(x)
+					}
+				}
+			}
+			walk(m)
 		}
 		for name, enc := range map[string]func([]protocol.Record) ([]byte, error){"plain": protocol.EncodeMessage, "gzip": protocol.EncodeMessageGzip} {
 			again, err := enc(recs)

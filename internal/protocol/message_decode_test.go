@@ -93,6 +93,13 @@ func TestDecodeMessageRefuses(t *testing.T) {
 		{"gz record field in upper case", `{"v":1,"gz":"` + gz(t, "["+strings.Replace(rec, `"type"`, `"Type"`, 1)+"]") + `"}`, `feedback records is not valid: field "Type" is not lower-case`},
 		{"gz repeated field", `{"v":1,"gz":"` + gz(t, "["+strings.Replace(rec, `"seq":5`, `"seq":5,"seq":6`, 1)+"]") + `"}`, `field "seq" appears twice`},
 		{"trailing data", `{"v":1,"records":[` + rec + `]}]`, "unexpected data after the JSON object"},
+		// a job can send records to its own queue: no field the trigger
+		// prints as its own line may hold a line break or an escape
+		{"forged stop reason", `{"v":1,"records":[{"type":"task","src":"ecs","seq":99,"t":"2026-11-22T10:00:00Z","task":{"task_arn":"a","status":"STOPPED","stopped_reason":"x\n::error::pwned"}}]}`, "task record ecs/99 field stopped_reason contains a control character (U+000A, a line break)"},
+		{"escape in exit message", `{"v":1,"records":[{"type":"exit","src":"runner","seq":3,"t":"2026-11-22T10:00:00Z","exit":{"code":0,"reason":"completed","message":"\u001b]52;c;aGk=\u0007","duration_ms":1,"lines":0,"bytes":0}}]}`, "field message contains a control character (U+001B)"},
+		{"C1 in rejection", `{"v":1,"records":[{"type":"rejected","src":"dispatcher","seq":1,"t":"2026-11-22T10:00:00Z","rejected":{"code":"invalid","reason":"a\u009b2Jb"}}]}`, "field reason contains a control character (U+009B)"},
+		{"bidi in accepted", `{"v":1,"records":[{"type":"accepted","src":"dispatcher","seq":1,"t":"2026-11-22T10:00:00Z","accepted":{"job":"a","task_arn":"t","account":"1","requested_by":"arn:\u202ex"}}]}`, "field requested_by contains a control character (U+202E"},
+		{"CR in started job", `{"v":1,"records":[{"type":"started","src":"runner","seq":1,"t":"2026-11-22T10:00:00Z","started":{"job":"a\rb","heartbeat_s":1}}]}`, "field job contains a control character (U+000D, a line break)"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -46,4 +46,36 @@ const (
 	LedgerCancelAsked = "cancel_requested_at"
 	LedgerReleasedAt  = "released_at"
 	LedgerClaimToken  = "claim_token"
+	LedgerSlot        = "slot" // the principal key whose open-run slot the run took (throttle)
+	// LedgerIdempotencyKey is the run request's idempotency key, if any.
+	LedgerIdempotencyKey = "idempotency_key"
+	// LedgerOutputs holds the job's outputs, a JSON object by name, copied
+	// from the run log when the task stops (dispatcher/outputs.go).
+	LedgerOutputs = "outputs"
+)
+
+// The per-principal item of the run ledger: its key (LedgerRunID) is
+// LedgerPrincipalPrefix + the principal's key (the role ARN of an assumed
+// role, whatever the session; an IAM user's ARN), never a run id. It holds
+// the principal's open runs as a map run id → when the slot expires (epoch
+// seconds), and a version for optimistic updates.
+const (
+	LedgerPrincipalPrefix = "principal#"
+	LedgerOpenRuns        = "open_runs"
+	LedgerVersion         = "version"
+)
+
+// The run ledger's history index (issue 17): a global secondary index with
+// LedgerHistory as partition key and LedgerRunID as sort key. The dispatcher
+// sets LedgerHistory to LedgerHistoryValue on every run it claims, so the
+// index holds every run in one partition, in run id order, which is the
+// order of the run ids' times (ULIDs). `deploy-trigger runs` reads recent
+// runs with a Query on it (newest first, a run id range for a time range)
+// and `show` one run with a Query on partition and run id: readers never
+// Scan and need no permission on the table itself. Deploy runs come at a
+// rate far below one partition's limits (1,000 writes/s).
+const (
+	LedgerHistoryIndex = "history"
+	LedgerHistory      = "history"
+	LedgerHistoryValue = "run"
 )

@@ -96,6 +96,9 @@ const (
 	// RejectCancelled: a cancel for the run reached the broker before the
 	// run request did; nothing was launched.
 	RejectCancelled = "cancelled"
+	// RejectThrottled: the verified principal already has as many open runs
+	// as broker.max_open_runs_per_principal allows; nothing was launched.
+	RejectThrottled = "throttled"
 )
 
 // Rejected says the dispatcher refused the run; Reason is one line for humans.
@@ -144,6 +147,11 @@ type Exit struct {
 	DurationMS int64  `json:"duration_ms"`
 	Lines      int64  `json:"lines"`
 	Bytes      int64  `json:"bytes"`
+	// Outputs are the name=value pairs the job wrote to the file named by
+	// $DEPLOY_BROKER_OUTPUT, validated and redacted by the runner (see
+	// outputs.go). Absent when the job wrote none, so that a trigger that
+	// predates outputs still reads the exit record of every other job.
+	Outputs []JobOutput `json:"outputs,omitempty"`
 }
 
 // Output carries job output lines in the order the job wrote them.
@@ -220,6 +228,11 @@ func (r *Record) validate() error {
 		ok = r.Heartbeat != nil
 	case TypeExit:
 		ok = r.Exit != nil
+		if ok {
+			if err := ValidateOutputs(r.Exit.Outputs); err != nil {
+				return fmt.Errorf("exit record %d: %w", r.Seq, err)
+			}
+		}
 	case TypeQueued:
 		ok = r.Queued != nil && r.Src == SourceDispatcher
 	default:
@@ -227,6 +240,38 @@ func (r *Record) validate() error {
 	}
 	if !ok || present != 1 {
 		return fmt.Errorf("%s record %s/%d must carry exactly its own %q payload", r.Type, r.Src, r.Seq, r.Type)
+	}
+	for _, f := range r.textFields() {
+		if c, bad := FindControl(f.value); bad {
+			return fmt.Errorf("%s record %s/%d field %s contains a control character (%s)", r.Type, r.Src, r.Seq, f.name, DescribeControl(c))
+		}
+	}
+	return nil
+}
+
+type textField struct{ name, value string }
+
+// textFields are the record's strings that the trigger prints as its own
+// lines: every string of the payload but the job's output. None may hold a
+// control character ([IsControl]): the job can send records to its own
+// feedback queue, and a line break or an escape there would let it write
+// GitHub workflow commands or terminal escapes in the trigger's name. The
+// broker writes these fields on one line (ECS stop reasons through
+// [StopReason]).
+func (r *Record) textFields() []textField {
+	switch {
+	case r.Accepted != nil:
+		a := r.Accepted
+		return []textField{{"job", a.Job}, {"task_arn", a.TaskARN}, {"account", a.Account}, {"account_alias", a.AccountAlias}, {"region", a.Region}, {"requested_by", a.RequestedBy}}
+	case r.Rejected != nil:
+		return []textField{{"code", r.Rejected.Code}, {"reason", r.Rejected.Reason}}
+	case r.Task != nil:
+		t := r.Task
+		return []textField{{"task_arn", t.TaskARN}, {"status", t.Status}, {"desired_status", t.DesiredStatus}, {"stop_code", t.StopCode}, {"stopped_reason", t.StoppedReason}}
+	case r.Started != nil:
+		return []textField{{"job", r.Started.Job}}
+	case r.Exit != nil:
+		return []textField{{"signal", r.Exit.Signal}, {"reason", r.Exit.Reason}, {"message", r.Exit.Message}}
 	}
 	return nil
 }

@@ -32,7 +32,7 @@ var paramNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,63}$`)
 
 // ReservedJobNames are deploy-trigger's own commands, read where a job name
 // would stand ("deploy-trigger help"): no catalogue job may take one.
-var ReservedJobNames = []string{"help", "version", "completion", "jobs"}
+var ReservedJobNames = []string{"help", "version", "completion", "jobs", "runs", "show", "logs", "attach"}
 
 // ValidJobName reports whether name is a well-formed job name:
 // lower-case letters, digits and '-', at most 64 characters.
@@ -51,6 +51,9 @@ type Request struct {
 	RequestedAt time.Time         `json:"requested_at"`
 	ExpiresAt   time.Time         `json:"expires_at"`
 	Requester   *Requester        `json:"requester,omitempty"`
+	// IdempotencyKey is an optional name the CI side gives the run
+	// (idempotency.go), kept in the ledger, by which attach finds it.
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
 	// Proof is the signed sts:GetCallerIdentity request that proves who sent
 	// this request (package identity: Sign, DecodeProof, Verifier). It is
 	// opaque here, bounded by MaxProofBytes, and bound to every other field
@@ -92,6 +95,11 @@ func (r *Request) BindingFields(audience string) [][2]string {
 			[2]string{"requester.actor", q.Actor}, [2]string{"requester.run_url", q.RunURL},
 			[2]string{"requester.pipeline", q.Pipeline}, [2]string{"requester.build", q.Build},
 			[2]string{"requester.host", q.Host})
+	}
+	if r.IdempotencyKey != "" {
+		// Only when present: a request without a key binds exactly as
+		// before keys existed.
+		f = append(f, [2]string{"idempotency_key", r.IdempotencyKey})
 	}
 	return append(f, [2]string{"audience", audience})
 }
@@ -196,8 +204,11 @@ func (r *Request) Validate() error {
 		if err := r.Requester.validate(); err != nil {
 			return err
 		}
+		if err := ValidateIdempotencyKey(r.IdempotencyKey); err != nil {
+			return fmt.Errorf("run request %s: %w", r.RunID, err)
+		}
 	case KindCancel, KindRelease, KindApprove, KindReject:
-		if r.Job != "" || r.Params != nil || r.Requester != nil {
+		if r.Job != "" || r.Params != nil || r.Requester != nil || r.IdempotencyKey != "" {
 			return fmt.Errorf("%s request %s may carry only v, kind, run_id, timestamps and proof", r.Kind, r.RunID)
 		}
 	case "":

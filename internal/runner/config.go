@@ -66,6 +66,10 @@ type Config struct {
 	MaxRequestBytes int
 	// Compress is CompressAuto ("" too) or CompressOff.
 	Compress string
+	// LogFormat is protocol.LogFormatRaw ("" too: Stdout and Stderr get the
+	// job's bytes) or protocol.LogFormatRecords (Stdout gets the run log,
+	// runlog.go).
+	LogFormat string
 
 	// Tuning for tests and benchmarks; zero means the default.
 	MaxMessageBytes int           // bytes per message body (default MaxRequestBytes: one message per full request)
@@ -151,6 +155,12 @@ func ParseConfig(args, environ []string) (Config, error) {
 			bad("%s=%q must be a byte count from %d to %d", EnvMaxRequestBytes, v, minRequestBytes, DefaultMaxRequestBytes)
 		}
 		c.MaxRequestBytes = n
+	}
+	switch v := env[protocol.EnvLogFormat]; v {
+	case "", protocol.LogFormatRaw, protocol.LogFormatRecords:
+		c.LogFormat = v
+	default:
+		bad("%s=%q is not %s or %s", protocol.EnvLogFormat, v, protocol.LogFormatRaw, protocol.LogFormatRecords)
 	}
 	switch v := env[EnvCompress]; v {
 	case "", CompressAuto:

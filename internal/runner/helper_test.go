@@ -117,6 +117,13 @@ func testJob(mode string, args []string) int {
 		}
 		fmt.Printf("pids %d %d\n", os.Getpid(), child.Process.Pid)
 		select {}
+	case "outputs": // outputs CONTENT: writes CONTENT to $DEPLOY_BROKER_OUTPUT, exits 3
+		fmt.Println("writing outputs to", os.Getenv(protocol.EnvOutput))
+		if err := os.WriteFile(os.Getenv(protocol.EnvOutput), []byte(args[0]), 0o600); err != nil {
+			fmt.Println("cannot write outputs:", err)
+			return 1
+		}
+		return 3
 	case "tailwait": // tailwait FIFO: a line without its newline, then wait until FIFO is opened and closed
 		os.Stdout.WriteString("an unterminated last line")
 		f, err := os.Open(args[0])

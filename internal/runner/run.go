@@ -87,9 +87,18 @@ func Run(ctx context.Context, cfg Config, client BatchSender) Result {
 		snd.localOnly = true
 		snd.lastErr = errors.New("no SQS client")
 	}
+	batIn := in
+	if cfg.LogFormat == protocol.LogFormatRecords && cfg.Stdout != nil {
+		// The run log (runlog.go) replaces the raw copy of the job's output.
+		rl := &runLog{w: cfg.Stdout, runID: cfg.RunID}
+		cfg.Stdout, cfg.Stderr = nil, nil
+		mid := make(chan item, 1)
+		go teeRunLog(rl, in, mid)
+		batIn = mid
+	}
 	bat := &batcher{maxRequest: cfg.MaxRequestBytes, maxMessage: cfg.MaxMessageBytes,
 		compress: cfg.Compress != CompressOff, compressMin: cfg.CompressMin, maxRaw: cfg.MaxRawMessage,
-		heartbeat: cfg.Heartbeat, now: time.Now, log: log, in: in, ready: ready, work: work}
+		heartbeat: cfg.Heartbeat, now: time.Now, log: log, in: batIn, ready: ready, work: work}
 	// Sends outlive a cancel: the exit record must still go out.
 	sendCtx := context.WithoutCancel(ctx)
 	sendDone := make(chan struct{})
@@ -98,10 +107,35 @@ func Run(ctx context.Context, cfg Config, client BatchSender) Result {
 	// The AWS key patterns apply even when the catalogue names no secrets.
 	red := NewRedactor(cfg.Secrets)
 
+	// The job's outputs file (outputs.go).
+	env := cfg.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	outFile, env, err := newOutputsFile(env)
+	if err != nil {
+		log.Warn("cannot create the job's outputs file: the job runs without "+protocol.EnvOutput, "err", err.Error())
+	}
+	cfg.Env = env
+
 	exit, started := startJob(ctx, cfg, red, in, log)
 	batDone := make(chan struct{})
 	go func() { bat.run(started); close(batDone) }()
 	x := exit()
+	if outFile != nil {
+		outs, problems := outFile.collect(red)
+		if started != nil {
+			x.Outputs = outs
+			if len(problems) > 0 {
+				for _, p := range problems {
+					log.Warn("job output dropped", "problem", p)
+				}
+				c := problemsChunk(problems, red)
+				teeProblems(cfg.Stderr, c)
+				in <- item{chunk: c}
+			}
+		}
+	}
 	x.DurationMS = time.Since(start).Milliseconds()
 	in <- item{exit: &x}
 	<-batDone

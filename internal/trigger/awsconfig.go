@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -73,7 +74,8 @@ func loadAWS(ctx context.Context, c *Config, getenv func(string) string, req *pr
 		// A profile with mfa_serial: keep its session on disk, as the AWS
 		// CLI and aws-vault do, so that a dry run and the run after it ask
 		// for one MFA code, not two.
-		cfg.Credentials = aws.NewCredentialsCache(&fileCachedCredentials{inner: cfg.Credentials, path: mfaCache})
+		cfg.Credentials = aws.NewCredentialsCache(&fileCachedCredentials{inner: cfg.Credentials, path: mfaCache,
+			warn: func(s string) { fmt.Fprintf(os.Stderr, "deploy-trigger: warning: %s\n", s) }})
 	}
 	if c.RoleARN != "" {
 		name := c.SessionName

@@ -43,6 +43,8 @@ type CLI struct {
 	Secret    []string `name:"secret" env:"DEPLOY_TRIGGER_SECRET_PARAMS" sep:"," placeholder:"NAME" group:"Parameters" help:"Treat this parameter as secret (repeatable): its value is never printed or written, and masked in GitHub Actions. Also secret: name@env=VAR parameters, those the --catalogue marks secret, and names containing token, secret, password, credential, api_key…"`
 	Catalogue string   `name:"catalogue" env:"DEPLOY_TRIGGER_CATALOGUE" placeholder:"FILE" group:"Parameters" help:"The broker configuration file (job catalogue) the broker was deployed with: deploy-trigger jobs lists its jobs; a run or --dry-run is checked against it before publishing, exactly as the broker checks it; its secret parameters are never printed."`
 
+	IdempotencyKey string `name:"idempotency-key" env:"DEPLOY_TRIGGER_IDEMPOTENCY_KEY" placeholder:"KEY" help:"Name the run (e.g. from the CI run's id) so that deploy-trigger attach --key KEY finds it again."`
+
 	DryRun  bool             `name:"dry-run" env:"DEPLOY_TRIGGER_DRY_RUN" help:"Validate, show the request, the caller identity and the target; publish nothing."`
 	Version kong.VersionFlag `name:"version" help:"Print the version and exit."`
 }
@@ -58,6 +60,10 @@ Commands (where a job name would stand; no job may be called so):
   help                      this text
   version                   the version, as --version
   completion bash|zsh|fish  a shell completion script, e.g. source <(deploy-trigger completion bash)
+  runs [flags]              recent runs of the broker, from the run ledger (--help for filters)
+  show RUN_ID               one run: parameters, task, timings, outputs
+  logs [--follow] RUN_ID    a run's output, from its run log
+  attach RUN_ID|--key KEY   get back onto a running run; exits with the job's code
 
 Examples:
 

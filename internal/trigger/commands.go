@@ -32,6 +32,9 @@ func isCommand(job string) bool {
 // jobs. It reports handled=false for a job name.
 func (a *app) command(cli *CLI) (handled bool, err error) {
 	switch cli.Job {
+	case "runs", "show", "logs", "attach":
+		// Read before the run's flags (cmd_runs.go), so they come first.
+		return true, fmt.Errorf("%s takes its own flags: put it first, e.g. deploy-trigger %s --env production … (see deploy-trigger %s --help)", cli.Job, cli.Job, cli.Job)
 	case "jobs":
 		if len(cli.Params) > 0 {
 			return true, fmt.Errorf("jobs takes no arguments")

@@ -160,6 +160,10 @@ func checkInvocation(t *testing.T, cat *config.Config, where string, args []stri
 		env[k] = v
 	}
 	getenv := func(k string) string { return env[k] }
+	if len(args) > 0 && historyCommands[args[0]] {
+		checkHistoryInvocation(t, where, args, getenv) // cmd_runs_test.go
+		return
+	}
 	cli, err := parseCLI(args, getenv, &bytes.Buffer{}, &bytes.Buffer{})
 	if errors.Is(err, errHelpShown) {
 		return

@@ -352,7 +352,7 @@ func TestScriptedGitHubFiles(t *testing.T) {
 		t.Fatalf("code %d (%v)", code, err)
 	}
 	got, _ := os.ReadFile(outPath)
-	want := "earlier=1\nrun-id=" + req.RunID + "\nexit-code=7\noutcome=failed\ntask-arn=arn:aws:ecs:us-east-1:123456789012:task/broker/abc\nrequested-by=arn:aws:sts::111122223333:assumed-role/github-deployer/gha-acme-app-1234\n"
+	want := "earlier=1\nrun-id=" + req.RunID + "\nexit-code=7\noutcome=failed\ntask-arn=arn:aws:ecs:us-east-1:123456789012:task/broker/abc\nrequested-by=arn:aws:sts::111122223333:assumed-role/github-deployer/gha-acme-app-1234\noutputs={}\n"
 	if string(got) != want {
 		t.Errorf("GITHUB_OUTPUT = %q, want %q", got, want)
 	}
@@ -459,5 +459,34 @@ func TestScriptedConfirmWithoutTerminal(t *testing.T) {
 	}
 	if !strings.Contains(tr.stderr.String(), "asks for confirmation: skipped (--yes)") {
 		t.Errorf("--yes is not mentioned:\n%s", tr.stderr)
+	}
+}
+
+// Review finding 2: the job can send records to its own queue. A forged
+// ECS record whose stop reason holds a line break is refused as malformed
+// (a notice, on one line): it neither starts a workflow command nor ends or
+// loses the run, which ends with the real exit record.
+func TestScriptedForgedRecordCannotInjectCommands(t *testing.T) {
+	t.Parallel()
+	b := startScripted(t, "deploy-broker")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tr := startTrigger(ctx, b.env("GITHUB_ACTIONS=true"), nil, "website")
+	req := b.request(ctx)
+	url := b.queue(ctx, req.RunID)
+	b.send(ctx, url, req.RunID, accepted("123456789012"))
+	b.sendRaw(ctx, url, req.RunID, `{"v":1,"records":[{"type":"task","src":"ecs","seq":9,"t":"2026-11-22T10:00:00Z","task":{"task_arn":"a","status":"STOPPED","stop_code":"x","stopped_reason":"x\n::error::forged\n::add-mask::deploy"}}]}`)
+	b.send(ctx, url, req.RunID, started(1, 5), output(2, out("hello")), exitRec(3, 4, protocol.ReasonCompleted))
+	err := tr.wait(t, 20*time.Second)
+	if code := codeOf(err); code != 4 {
+		t.Fatalf("code %d (%v), want the job's 4\nstdout:\n%s", code, err, tr.stdout)
+	}
+	for _, l := range strings.Split(tr.stdout.String()+tr.stderr.String(), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(l), "::error::") || strings.HasPrefix(strings.TrimSpace(l), "::add-mask::") {
+			t.Errorf("a forged workflow command reached the log: %q\n%s", l, tr.stdout)
+		}
+	}
+	if !strings.Contains(tr.stdout.String(), "ignoring a feedback message that is not valid") {
+		t.Errorf("no notice of the refused message:\n%s", tr.stdout)
 	}
 }

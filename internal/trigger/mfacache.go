@@ -5,8 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -55,6 +59,7 @@ func mfaCachePath(ctx context.Context, profile string, getenv func(string) strin
 type fileCachedCredentials struct {
 	inner aws.CredentialsProvider
 	path  string
+	warn  func(string) // says why the cache is not used
 }
 
 type cachedSession struct {
@@ -65,6 +70,12 @@ type cachedSession struct {
 }
 
 func (f *fileCachedCredentials) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	if err := checkCache(f.path); err != nil {
+		if f.warn != nil {
+			f.warn("not using the MFA session cache: " + err.Error())
+		}
+		return f.inner.Retrieve(ctx)
+	}
 	if b, err := os.ReadFile(f.path); err == nil {
 		var s cachedSession
 		if json.Unmarshal(b, &s) == nil && s.AccessKeyID != "" && time.Until(s.Expires) > mfaCacheMargin {
@@ -109,4 +120,60 @@ func (f *fileCachedCredentials) save(s cachedSession) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), f.path)
+}
+
+// checkCache says why the cache at path may not be trusted, or nil. With a
+// shared (or planted) cache directory another user could serve their own
+// credentials or read ours: the directory must be ours, not a symbolic
+// link, and mode 0700 (a laxer one of ours is tightened); the file, if there
+// is one, ours, a regular file (not a symbolic link) and mode 0600. A
+// missing directory or file is fine: save creates them.
+func checkCache(path string) error {
+	dir := filepath.Dir(path)
+	fi, err := os.Lstat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory (a symbolic link?)", dir)
+	}
+	if err := ownedByUs(dir, fi); err != nil {
+		return err
+	}
+	if fi.Mode().Perm() != 0o700 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("%s has mode %#o, and making it 0700 failed: %w", dir, fi.Mode().Perm(), err)
+		}
+	}
+	fi, err = os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file (a symbolic link?)", path)
+	}
+	if err := ownedByUs(path, fi); err != nil {
+		return err
+	}
+	if fi.Mode().Perm() != 0o600 {
+		return fmt.Errorf("%s has mode %#o, not 0600", path, fi.Mode().Perm())
+	}
+	return nil
+}
+
+func ownedByUs(path string, fi fs.FileInfo) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("cannot tell who owns %s", path)
+	}
+	if int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("%s belongs to uid %d, not to us (uid %d)", path, st.Uid, os.Geteuid())
+	}
+	return nil
 }

@@ -3,10 +3,11 @@ package trigger
 import (
 	"fmt"
 	"io"
-	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/deploy-broker/deploy-broker/internal/exitcode"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
@@ -79,7 +80,10 @@ type Result struct {
 	Duration     time.Duration
 	Lines        int64
 	Bytes        int64
-	Err          error // the error Run returns
+	// Outputs are the job's outputs from the exit record (outputs.go), in
+	// the order the job wrote them.
+	Outputs []protocol.JobOutput
+	Err     error // the error Run returns
 }
 
 // printer renders the run for one output mode. The run loop calls it from
@@ -111,10 +115,122 @@ func lineTime(r protocol.Record, l protocol.Line) time.Time {
 	return r.Time.Add(time.Duration(l.Millis) * time.Millisecond)
 }
 
-// ansiRE matches ANSI escape sequences: CSI, OSC and two-byte escapes.
-var ansiRE = regexp.MustCompile(`\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]`)
+// cleanEscapes takes out of the job's output every terminal control
+// sequence but colours: ESC sequences (CSI, OSC, DCS, SOS, PM, APC with
+// their strings, and the short ones) and the C1 controls U+0080–U+009F (and
+// bytes 0x80–0x9F outside UTF-8), which can move the cursor, clear the
+// screen, set the window title or the clipboard (OSC 52) in the name of
+// deploy-trigger. SGR sequences (ESC [ digits ; : m, the colours) stay when
+// keepSGR. Other C0 controls (tab, CR, backspace) stay: they cannot reach
+// beyond the job's own lines.
+func cleanEscapes(b []byte, keepSGR bool) []byte {
+	i := 0
+	for i < len(b) && b[i] != 0x1b && (b[i] < 0x80 || b[i] > 0x9f) {
+		i++
+	}
+	if i == len(b) {
+		return b // nothing to take out (the common case)
+	}
+	out := make([]byte, 0, len(b))
+	i = 0
+	for i < len(b) {
+		c := b[i]
+		switch {
+		case c == 0x1b:
+			n, sgr := escapeLen(b[i:])
+			if sgr && keepSGR {
+				out = append(out, b[i:i+n]...)
+			}
+			i += n
+		case c < 0x80:
+			out = append(out, c)
+			i++
+		default:
+			r, size := utf8.DecodeRune(b[i:])
+			switch {
+			case r == utf8.RuneError && size == 1 && c <= 0x9f: // an 8-bit C1 control
+			case r >= 0x80 && r <= 0x9f: // a C1 control in UTF-8
+			default:
+				out = append(out, b[i:i+size]...)
+			}
+			i += size
+		}
+	}
+	return out
+}
 
-func stripANSI(b []byte) []byte { return ansiRE.ReplaceAll(b, nil) }
+// escapeLen is the length of the escape sequence at the start of b (b[0] is
+// ESC), and whether it is SGR. A sequence cut short by the end of b runs to
+// the end; an ESC followed by a byte that starts no sequence is one byte.
+func escapeLen(b []byte) (n int, sgr bool) {
+	if len(b) < 2 {
+		return len(b), false
+	}
+	switch c := b[1]; {
+	case c == '[': // CSI: parameters 0x30–0x3F, intermediates 0x20–0x2F, final 0x40–0x7E
+		j := 2
+		plain := true // only digits, ';' and ':' (no private markers)
+		for j < len(b) && b[j] >= 0x30 && b[j] <= 0x3f {
+			plain = plain && (b[j] <= '9' || b[j] == ';' || b[j] == ':')
+			j++
+		}
+		k := j
+		for j < len(b) && b[j] >= 0x20 && b[j] <= 0x2f {
+			j++
+		}
+		if j < len(b) && b[j] >= 0x40 && b[j] <= 0x7e {
+			return j + 1, plain && j == k && b[j] == 'm'
+		}
+		return j, false
+	case c == ']' || c == 'P' || c == 'X' || c == '^' || c == '_': // a string, ended by BEL or ST
+		for j := 2; j < len(b); j++ {
+			switch b[j] {
+			case 0x07:
+				return j + 1, false
+			case 0x1b:
+				if j+1 < len(b) && b[j+1] == '\\' {
+					return j + 2, false
+				}
+				return j, false
+			}
+		}
+		return len(b), false
+	case c >= 0x20 && c <= 0x2f: // nF: intermediates, then a final byte
+		j := 2
+		for j < len(b) && b[j] >= 0x20 && b[j] <= 0x2f {
+			j++
+		}
+		if j < len(b) && b[j] >= 0x30 && b[j] <= 0x7e {
+			return j + 1, false
+		}
+		return j, false
+	case c >= 0x30 && c <= 0x7e:
+		return 2, false
+	}
+	return 1, false
+}
+
+// oneLine makes text from a record or an error safe to print as a line of
+// deploy-trigger's own: every character [protocol.IsControl] refuses (line
+// breaks, escapes, bidirectional overrides) is shown escaped, as in "\n", so
+// that it can neither start a line of its own (a GitHub workflow command)
+// nor act on the terminal. The protocol already refuses such characters in
+// the records' fields; this is the printers' own guard.
+func oneLine(s string) string {
+	if _, bad := protocol.FindControl(s); !bad {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if protocol.IsControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
 
 // describeRecord is the one-line chatter for a broker record, or "" for
 // records that show nothing by themselves.
@@ -212,7 +328,7 @@ func newPlainPrinter(stdout, stderr io.Writer, color, timestamps bool) *plainPri
 
 func (p *plainPrinter) say(msg string) {
 	endLines(p.stdout, p.stderr, p.atLineStart)
-	fmt.Fprintf(p.stderr, "deploy-trigger: %s\n", msg)
+	fmt.Fprintf(p.stderr, "deploy-trigger: %s\n", oneLine(msg))
 }
 
 // endLines ends a job line left open without a newline (on either stream),
@@ -278,9 +394,7 @@ func writeLine(l protocol.Line, r protocol.Record, stdout, stderr io.Writer, atS
 	if l.Stream == protocol.Stderr {
 		w = stderr
 	}
-	if !color {
-		b = stripANSI(b)
-	}
+	b = cleanEscapes(b, color)
 	var buf []byte
 	if timestamps && atStart[l.Stream] {
 		buf = append(buf, lineTime(r, l).UTC().Format("2006-01-02T15:04:05.000Z ")...)

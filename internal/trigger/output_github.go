@@ -33,7 +33,9 @@ func newGithubPrinter(stdout, stderr io.Writer, outputPath, summaryPath, token s
 		atLineStart: map[protocol.Stream]bool{protocol.Stdout: true, protocol.Stderr: true}}
 }
 
-func (p *githubPrinter) say(msg string) { fmt.Fprintf(p.stdout, "deploy-trigger: %s\n", msg) }
+// say prints a line of deploy-trigger's own. oneLine keeps it one line, so
+// that no text from a record or an error can start a workflow command.
+func (p *githubPrinter) say(msg string) { fmt.Fprintf(p.stdout, "deploy-trigger: %s\n", oneLine(msg)) }
 
 // commands makes sure workflow commands are on: resume after the job's output.
 func (p *githubPrinter) commands() {
@@ -136,6 +138,11 @@ func (p *githubPrinter) result(r *Result) {
 	}
 	if p.outputPath != "" {
 		out := fmt.Sprintf("run-id=%s\nexit-code=%d\noutcome=%s\ntask-arn=%s\nrequested-by=%s\n", r.RunID, r.Code, r.Outcome, r.TaskARN, r.RequestedBy)
+		jobOut, warnings := githubJobOutputs(r.Outputs, randomDelimiter)
+		for _, w := range warnings {
+			fmt.Fprintf(p.stdout, "::warning title=deploy-trigger::%s\n", ghEscapeData(w))
+		}
+		out += jobOut
 		if err := appendFile(p.outputPath, out); err != nil {
 			fmt.Fprintf(p.stderr, "deploy-trigger: could not write GITHUB_OUTPUT: %v\n", err)
 		}

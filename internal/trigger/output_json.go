@@ -61,6 +61,8 @@ type jsonResult struct {
 	DurationMS   int64  `json:"duration_ms"`
 	Lines        int64  `json:"lines"`
 	Bytes        int64  `json:"bytes"`
+	// Outputs are the job's outputs by name (absent when it wrote none).
+	Outputs map[string]string `json:"outputs,omitempty"`
 }
 
 func (p *jsonPrinter) emit(v any) { _ = p.enc.Encode(v) }
@@ -131,5 +133,5 @@ func (p *jsonPrinter) result(r *Result) { p.emit(resultRecord(r)) }
 func resultRecord(r *Result) jsonResult {
 	return jsonResult{Event: "result", RunID: r.RunID, Job: r.Job, Outcome: r.Outcome, ExitCode: r.Code, Message: r.Message,
 		TaskARN: r.TaskARN, Account: r.Account, AccountAlias: r.AccountAlias, Region: r.Region, RequestedBy: r.RequestedBy,
-		DurationMS: r.Duration.Milliseconds(), Lines: r.Lines, Bytes: r.Bytes}
+		DurationMS: r.Duration.Milliseconds(), Lines: r.Lines, Bytes: r.Bytes, Outputs: outputsMap(r.Outputs)}
 }

@@ -51,7 +51,7 @@ func (p *terminalPrinter) paint(code, s string) string {
 func (p *terminalPrinter) say(msg string) {
 	p.clear()
 	endLines(p.stdout, p.stderr, p.atLineStart)
-	fmt.Fprintf(p.stderr, "%s %s\n", p.paint("36", "▸"), p.paint("2", msg))
+	fmt.Fprintf(p.stderr, "%s %s\n", p.paint("36", "▸"), p.paint("2", oneLine(msg)))
 }
 
 func (p *terminalPrinter) target(t *Target) {
@@ -119,7 +119,7 @@ func (p *terminalPrinter) tick(now time.Time) {
 	}
 	p.frame = (p.frame + 1) % len(spinner)
 	el := now.Sub(p.since).Truncate(time.Second)
-	fmt.Fprintf(p.stderr, "\r\x1b[K%s %s · %s · %s", p.paint("36", spinner[p.frame]), p.job, p.phase, el)
+	fmt.Fprintf(p.stderr, "\r\x1b[K%s %s · %s · %s", p.paint("36", spinner[p.frame]), p.job, oneLine(p.phase), el)
 	p.shown = true
 }
 
@@ -132,6 +132,6 @@ func (p *terminalPrinter) result(r *Result) {
 	case "failed":
 		fmt.Fprintf(p.stderr, "%s %s\n", p.paint("31", "✘"), summary(r))
 	default:
-		fmt.Fprintf(p.stderr, "%s %s\n", p.paint("31", "✘"), p.paint("1", "error: ")+r.Message)
+		fmt.Fprintf(p.stderr, "%s %s\n", p.paint("31", "✘"), p.paint("1", "error: ")+oneLine(r.Message))
 	}
 }

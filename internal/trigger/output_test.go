@@ -69,7 +69,74 @@ func goldenScenarios() []scenario {
 			result: Result{RunID: "01JD0000000000000000000000", Job: "website", Region: "eu-west-1", Account: "123456789012", Code: exitcode.StartFailed,
 				TaskARN: "arn:aws:ecs:us-east-1:123456789012:task/broker/abc", Outcome: "start-failed",
 				Message: "the task of run 01JD0000000000000000000000 failed to start: TaskFailedToStart: CannotPullContainerError: pull image manifest has been retried 5 time(s)"}},
+		// Review finding 2: a job can send records to its own queue. The
+		// protocol refuses control characters in them; the printers still
+		// keep record text on one line (no workflow command, no escape),
+		// and keep only the colours of the job's output.
+		{name: "hostile", records: []protocol.Record{accepted("123456789012"),
+			task(1, "RUNNING\x1b]0;title\x07", "", ""),
+			task(2, "STOPPED", "EssentialContainerExited", "x\n::error::forged\n::add-mask::deploy\r\u009b2J\u202e"),
+			started(1, 10),
+			output(2, out("\x1b[1;32mgreen\x1b[0m \x1b]52;c;aGk=\x07clip \x1b[2J\x1b[Hcleared \x1b[?25lhidden \x1bPdcs\x1b\\ c1\u009b2Jx \x1b(Bnf"),
+				errl("\x1b]0;title\x1b\\stderr \x1b[38;5;196mred\x1b[m")),
+			exitRec(3, 0, protocol.ReasonCompleted)},
+			notices: map[int]string{1: "ignoring a feedback message that is not valid: a\n::warning::forged"},
+			result: Result{RunID: "01JD0000000000000000000000", Job: "website", TaskARN: "arn:aws:ecs:us-east-1:123456789012:task/broker/abc",
+				Account: "123456789012", AccountAlias: "acme-prod", Region: "eu-west-1", Code: 1, Outcome: "failed",
+				Duration: 1500 * time.Millisecond, Lines: 2, Bytes: 30}},
 	}
+}
+
+// The job's output keeps its colours (SGR) and nothing else of the
+// terminal's control sequences; without colours, none.
+func TestCleanEscapes(t *testing.T) {
+	for _, c := range []struct{ in, color, plain string }{
+		{"plain text é 漢字", "plain text é 漢字", "plain text é 漢字"},
+		{"\x1b[1;32mok\x1b[0m", "\x1b[1;32mok\x1b[0m", "ok"},
+		{"\x1b[38:5:196mx\x1b[m", "\x1b[38:5:196mx\x1b[m", "x"},
+		{"a\x1b]52;c;aGk=\x07b", "ab", "ab"},
+		{"a\x1b]0;t\x1b\\b", "ab", "ab"},
+		{"a\x1b]0;unterminated", "a", "a"},
+		{"a\x1bPq#0;1\x1b\\b", "ab", "ab"},
+		{"a\x1b[2J\x1b[1;1H\x1b[?1049h\x1b[>4mb", "ab", "ab"},
+		{"a\u009b2Jb\u009d0;t\u009c", "a2Jb0;t", "a2Jb0;t"},
+		{"a\x9b\xffb", "a\xffb", "a\xffb"},
+		{"a\x1b(Bb\x1bcc\x1b", "abc", "abc"},
+		{"tab\tcr\rbs\b", "tab\tcr\rbs\b", "tab\tcr\rbs\b"},
+	} {
+		if got := string(cleanEscapes([]byte(c.in), true)); got != c.color {
+			t.Errorf("cleanEscapes(%q, colour) = %q, want %q", c.in, got, c.color)
+		}
+		if got := string(cleanEscapes([]byte(c.in), false)); got != c.plain {
+			t.Errorf("cleanEscapes(%q, no colour) = %q, want %q", c.in, got, c.plain)
+		}
+	}
+}
+
+func FuzzCleanEscapes(f *testing.F) {
+	f.Add([]byte("\x1b[1;32mok\x1b[0m\x1b]52;c;aGk=\x07\u009b2J\x9b"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, color := range []bool{true, false} {
+			got := cleanEscapes(b, color)
+			for i := 0; i < len(got); i++ {
+				if got[i] == 0x1b {
+					n, sgr := escapeLen(got[i:])
+					if !color || !sgr {
+						t.Fatalf("cleanEscapes(%q, %v) = %q keeps a non-SGR escape", b, color, got)
+					}
+					i += n - 1
+				}
+			}
+			for _, r := range string(got) {
+				if r >= 0x80 && r <= 0x9f {
+					t.Fatalf("cleanEscapes(%q) = %q keeps a C1 control", b, got)
+				}
+			}
+			if again := cleanEscapes(got, color); string(again) != string(got) {
+				t.Fatalf("cleanEscapes is not idempotent on %q: %q then %q", b, got, again)
+			}
+		}
+	})
 }
 
 func TestGolden(t *testing.T) {

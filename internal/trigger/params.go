@@ -52,6 +52,13 @@ func parseParamArgs(args []string, getenv func(string) string) (params map[strin
 		if _, dup := params[k]; dup {
 			return nil, nil, fmt.Errorf("parameter %q is given twice: give each parameter once", k)
 		}
+		// A control character (a line break above all: a PEM key or JSON
+		// credentials in a variable) is refused here, before anything is
+		// printed: ::add-mask:: hides a value line by line, and the broker
+		// would refuse the value anyway.
+		if c, bad := protocol.FindControl(v); bad {
+			return nil, nil, fmt.Errorf("the value of parameter %q contains a control character (%s), which parameter values may not hold", k, protocol.DescribeControl(c))
+		}
 		if len(v) > protocol.MaxParamValueBytes {
 			return nil, nil, fmt.Errorf("parameter %q is %d bytes, over the %d-byte limit", k, len(v), protocol.MaxParamValueBytes)
 		}

@@ -83,6 +83,9 @@ func (a *app) flush() { _ = a.out.Flush() }
 
 func (a *app) main(ctx context.Context, args []string) error {
 	defer a.flush()
+	if len(args) > 0 && historyCommands[args[0]] {
+		return a.history(ctx, args[0], args[1:]) // cmd_runs.go
+	}
 	cli, err := parseCLI(args, a.getenv, a.stdout, a.stderr)
 	if errors.Is(err, errHelpShown) {
 		return nil
@@ -110,6 +113,7 @@ func (a *app) main(ctx context.Context, args []string) error {
 	requester := requesterFromEnv(a.getenv, a.hostname)
 	req := newRequest(protocol.KindRun, runID, now, cfg.RequestTTL)
 	req.Job, req.Params, req.Requester = cfg.Job, cfg.JobParams, requester
+	req.IdempotencyKey = cfg.IdempotencyKey
 	if err := req.Validate(); err != nil {
 		return a.fail(out, exitcode.New(exitcode.Usage, err))
 	}

@@ -1,6 +1,7 @@
 package trigger
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -71,6 +72,10 @@ type redactingPrinter struct {
 	printer
 	names map[string]bool
 	vals  []string
+	// carry is the end of a stream's last piece, held back because it may
+	// begin a secret value that the stream's next piece ends.
+	carry map[protocol.Stream][]byte
+	last  protocol.Record // the last output record: seq and time for what carry holds
 }
 
 // protect makes out hide the secret parameters of cfg. In GitHub mode the
@@ -137,20 +142,16 @@ func (r *redactingPrinter) record(rec protocol.Record) error {
 	if len(r.vals) > 0 {
 		switch {
 		case rec.Type == protocol.TypeOutput && rec.Output != nil:
-			o := *rec.Output
-			o.Lines = make([]protocol.Line, len(rec.Output.Lines))
-			for i, l := range rec.Output.Lines {
-				if l.B64 == "" {
-					l.Text = redactString(l.Text, r.vals)
-				}
-				o.Lines[i] = l
-			}
-			rec.Output = &o
+			rec.Output = r.redactOutput(rec.Output)
+			r.last = rec
 		case rec.Type == protocol.TypeRejected && rec.Rejected != nil:
 			rj := *rec.Rejected
 			rj.Reason = redactString(rj.Reason, r.vals)
 			rec.Rejected = &rj
 		case rec.Type == protocol.TypeExit && rec.Exit != nil:
+			if err := r.flush(rec); err != nil {
+				return err
+			}
 			e := *rec.Exit
 			e.Message = redactString(e.Message, r.vals)
 			rec.Exit = &e
@@ -163,9 +164,98 @@ func (r *redactingPrinter) record(rec protocol.Record) error {
 	return r.printer.record(rec)
 }
 
+// redactOutput replaces the secret values in the bytes of the job's
+// output, text or base64 (bytes that are not UTF-8), also where a value
+// is split across pieces of a stream (a long line, or a line written in
+// parts): the end of a piece that may begin a value waits for the next piece.
+func (r *redactingPrinter) redactOutput(o *protocol.Output) *protocol.Output {
+	if r.carry == nil {
+		r.carry = map[protocol.Stream][]byte{}
+	}
+	res := &protocol.Output{Lines: make([]protocol.Line, 0, len(o.Lines))}
+	for _, l := range o.Lines {
+		b, err := l.Bytes()
+		if err != nil {
+			// Not readable: the printer skips it with a warning. What was
+			// held back goes out first, as it is.
+			if c := r.carry[l.Stream]; len(c) > 0 {
+				res.Lines = append(res.Lines, withBytes(l, c, true))
+				delete(r.carry, l.Stream)
+			}
+			res.Lines = append(res.Lines, l)
+			continue
+		}
+		if c := r.carry[l.Stream]; len(c) > 0 {
+			b = append(c, b...)
+			delete(r.carry, l.Stream)
+		}
+		b = redactBytes(b, r.vals)
+		if l.Cont {
+			if n := secretPrefixLen(b, r.vals); n > 0 {
+				r.carry[l.Stream] = bytes.Clone(b[len(b)-n:])
+				b = b[:len(b)-n]
+			}
+			if len(b) == 0 {
+				continue
+			}
+		}
+		res.Lines = append(res.Lines, withBytes(l, b, l.Cont))
+	}
+	return res
+}
+
+// flush prints what is held back, before the exit record (the streams have
+// ended) or the result.
+func (r *redactingPrinter) flush(at protocol.Record) error {
+	if len(r.carry) == 0 {
+		return nil
+	}
+	o := &protocol.Output{}
+	for _, s := range []protocol.Stream{protocol.Stdout, protocol.Stderr} {
+		if c := r.carry[s]; len(c) > 0 {
+			o.Lines = append(o.Lines, withBytes(protocol.Line{Stream: s}, c, true))
+		}
+	}
+	r.carry = nil
+	at.Type, at.Output, at.Exit = protocol.TypeOutput, o, nil
+	return r.printer.record(at)
+}
+
+func withBytes(l protocol.Line, b []byte, cont bool) protocol.Line {
+	l.Text, l.B64 = protocol.EncodeText(b)
+	l.Cont = cont
+	return l
+}
+
+// redactBytes replaces every secret value in b.
+func redactBytes(b []byte, vals []string) []byte {
+	for _, v := range vals {
+		b = bytes.ReplaceAll(b, []byte(v), []byte(redacted))
+	}
+	return b
+}
+
+// secretPrefixLen is the length of the longest end of b that begins a
+// secret value without holding all of it.
+func secretPrefixLen(b []byte, vals []string) int {
+	n := 0
+	for _, v := range vals {
+		for k := min(len(v)-1, len(b)); k > n; k-- {
+			if bytes.HasSuffix(b, []byte(v[:k])) {
+				n = k
+				break
+			}
+		}
+	}
+	return n
+}
+
 func (r *redactingPrinter) tick(now time.Time) { r.printer.tick(now) }
 
 func (r *redactingPrinter) result(res *Result) {
+	if len(r.carry) > 0 {
+		_ = r.flush(r.last)
+	}
 	c := *res
 	c.Message = redactString(res.Message, r.vals)
 	if res.Err != nil && len(r.vals) > 0 {
@@ -175,9 +265,15 @@ func (r *redactingPrinter) result(res *Result) {
 }
 
 // mask prints ::add-mask:: for each value, so that GitHub hides it in the
-// whole job's log, whatever prints it later (the job itself included).
+// whole job's log, whatever prints it later (the job itself included). A
+// command ends at the line break, so a value is masked line by line (the
+// parameters refuse line breaks, but a line of a value must never reach the
+// log unmasked), each line escaped so that the runner, which unescapes a
+// command's data, masks the line itself and not "%0A" read as a newline.
 func (p *githubPrinter) mask(values []string) {
 	for _, v := range values {
-		fmt.Fprintf(p.stdout, "::add-mask::%s\n", v)
+		for _, l := range strings.FieldsFunc(v, func(r rune) bool { return r == '\n' || r == '\r' }) {
+			fmt.Fprintf(p.stdout, "::add-mask::%s\n", ghEscapeData(l))
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package trigger
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -112,5 +113,75 @@ func TestParamErrorsDoNotQuoteValues(t *testing.T) {
 	}
 	if _, _, err := parseParamArgs([]string{"token@env=NOPE"}, envOf()); err == nil || !strings.Contains(err.Error(), "NOPE is empty or unset") {
 		t.Errorf("unset variable: %v", err)
+	}
+}
+
+// A value with a line break would be masked by its first line only: it is
+// refused before anything is printed, and the error does not quote it.
+func TestParamControlCharactersRefused(t *testing.T) {
+	for _, args := range [][]string{
+		{"key@env=PEM"},
+		{"note=a\x1b[2Jb"},
+		{"token=line1\nline2"},
+	} {
+		_, _, err := parseParamArgs(args, envOf("PEM=-----BEGIN KEY-----\nc2VjcmV0bGluZQ==\n-----END KEY-----"))
+		if err == nil || !strings.Contains(err.Error(), "control character") {
+			t.Errorf("%q: err = %v, want a control character refused", args, err)
+			continue
+		}
+		if strings.Contains(err.Error(), "c2VjcmV0bGluZQ") || strings.Contains(err.Error(), "line2") || strings.Contains(err.Error(), "[2J") {
+			t.Errorf("%q: the error quotes the value: %v", args, err)
+		}
+	}
+	var out, errb bytes.Buffer
+	err := Run(t.Context(), []string{"website", "key@env=PEM"}, envOf("GITHUB_ACTIONS=true", "PEM=l1\nsecret-line-2", "DEPLOY_TRIGGER_TOPIC_ARN=arn:aws:sns:eu-west-1:123456789012:b"), strings.NewReader(""), &out, &errb, nil)
+	if code := codeOf(err); code != 240 {
+		t.Fatalf("code = %d (%v)", code, err)
+	}
+	if all := out.String() + errb.String(); strings.Contains(all, "secret-line-2") {
+		t.Errorf("a line of the value was printed:\n%s", all)
+	}
+}
+
+// Each line of a value is masked on its own, escaped as command data.
+func TestMaskEveryLineEscaped(t *testing.T) {
+	var out bytes.Buffer
+	p := newGithubPrinter(&out, &out, "", "", "tok")
+	p.mask([]string{"a\r\nb%0A\n\nc%25"})
+	want := "::add-mask::a\n::add-mask::b%250A\n::add-mask::c%2525\n"
+	if out.String() != want {
+		t.Errorf("mask printed %q, want %q", out.String(), want)
+	}
+}
+
+// Review finding 5: the trigger redacts the bytes of the job's output,
+// base64 lines (not UTF-8) included, and a value split across pieces of a
+// stream; what it holds back waiting for the next piece is printed at the
+// exit record.
+func TestRedactOutputBytesAndPieces(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	r := &redactingPrinter{printer: newPlainPrinter(&stdout, &stderr, false, false), names: map[string]bool{"pin": true}, vals: []string{"hunter2"}}
+	b64 := func(s string) protocol.Line {
+		_, enc := protocol.EncodeText([]byte(s))
+		return protocol.Line{Stream: protocol.Stdout, B64: enc}
+	}
+	cont := func(l protocol.Line) protocol.Line { l.Cont = true; return l }
+	recs := []protocol.Record{
+		output(2, b64("\xffkey=hunter2\xfe")),
+		output(3, cont(out("split hun")), errl("other stream"), out("ter2 done")),
+		output(4, cont(out("a h")), cont(out("u")), cont(out("nter")), out("2!")),
+		output(5, cont(out("ends with hunt"))),
+		exitRec(6, 0, protocol.ReasonCompleted),
+	}
+	for _, rec := range recs {
+		if err := r.record(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := stdout.String(), "\xffkey=***\xfe\nsplit *** done\na ***!\nends with hunt"; got != want {
+		t.Errorf("stdout = %q, want %q", got, want)
+	}
+	if strings.Contains(stdout.String()+stderr.String(), "hunter2") {
+		t.Errorf("the secret was printed")
 	}
 }

@@ -41,6 +41,7 @@ var errJobSucceeded = fmt.Errorf("the job succeeded")
 // exitOutcome maps the runner's exit record to the trigger's result.
 func (w *watch) exitOutcome(e *protocol.Exit) error {
 	w.lines, w.bytes = e.Lines, e.Bytes
+	w.res.Outputs = e.Outputs
 	if e.DurationMS > 0 {
 		w.startedAt = w.set.now().Add(-time.Duration(e.DurationMS) * time.Millisecond)
 	}

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"gopkg.in/yaml.v3"
 )
@@ -49,7 +50,9 @@ func Describe(name string, src []byte, err error, types ...any) error {
 	}
 	out := make([]string, 0, len(msgs))
 	for _, m := range msgs {
-		out = append(out, describeOne(name, m, &root, known))
+		// One line per problem: a value the decoder quotes may hold line
+		// breaks or other control characters; show them escaped.
+		out = append(out, oneLine(describeOne(name, m, &root, known)))
 	}
 	return errors.New(strings.Join(out, "\n"))
 }
@@ -209,4 +212,22 @@ func distance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(rb)]
+}
+
+// oneLine escapes control characters (line breaks included) so that a
+// message stays on one line.
+func oneLine(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

@@ -48,6 +48,9 @@ type DispatcherProps struct {
 	// (the dispatcher's per-run queue policy, dispatcher.QueuePolicy).
 	ExtraPrincipals []*string
 	LogRetention    awslogs.RetentionDays
+	// RunLogs is the run log group: the dispatcher reads the job's outputs
+	// from a stopped run's log into the ledger (dispatcher/outputs.go).
+	RunLogs awslogs.ILogGroup
 	// MaxEventAge is how long Lambda keeps retrying an event.
 	MaxEventAge awscdk.Duration
 }
@@ -99,6 +102,11 @@ func NewDispatcher(scope constructs.Construct, id string, props *DispatcherProps
 			Sid:       jsii.String("WriteOwnLogs"),
 			Actions:   jsii.Strings("logs:CreateLogStream", "logs:PutLogEvents"),
 			Resources: &[]*string{logGroup.LogGroupArn()},
+		}),
+		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String("ReadRunLogsForOutputs"),
+			Actions:   jsii.Strings("logs:GetLogEvents"),
+			Resources: &[]*string{props.RunLogs.LogGroupArn()},
 		}),
 		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid:       jsii.String("RunLedger"),
@@ -212,6 +220,7 @@ func NewDispatcher(scope constructs.Construct, id string, props *DispatcherProps
 			protocol.EnvConfig:          jsii.String("/var/task/" + BundledConfigName),
 			protocol.EnvCluster:         props.ClusterArn,
 			protocol.EnvLedgerTable:     props.Ledger.TableName(),
+			protocol.EnvRunLogGroup:     props.RunLogs.LogGroupName(),
 			protocol.EnvSubnets:         joinList(net.SubnetIDs()),
 			protocol.EnvSecurityGroups:  joinList(net.SecurityGroupIDs()),
 			protocol.EnvAssignPublicIP:  jsii.String(strconv.FormatBool(net.AssignPublicIP())),

@@ -11,7 +11,7 @@ import (
 )
 
 // SweepInterval is how often the dispatcher sweeps run queues.
-const SweepInterval = 15
+const SweepInterval = 5
 
 // DispatcherEventsProps configures the EventBridge rules of the dispatcher.
 type DispatcherEventsProps struct {

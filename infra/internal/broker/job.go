@@ -184,6 +184,9 @@ func NewJob(scope constructs.Construct, id string, props *JobProps) Job {
 	for k, v := range j.Environment {
 		env[k] = jsii.String(v)
 	}
+	// The runner's stdout is the run log that deploy-trigger logs and
+	// attach read (protocol/runlog.go).
+	env[protocol.EnvLogFormat] = jsii.String(protocol.LogFormatRecords)
 	container := taskDef.AddContainer(jsii.String("Runner"), &awsecs.ContainerDefinitionOptions{
 		ContainerName:          jsii.String(config.ContainerName),
 		Image:                  awsecs.ContainerImage_FromRegistry(jsii.String(j.Image), nil),

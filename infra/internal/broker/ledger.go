@@ -45,6 +45,14 @@ func NewLedger(scope constructs.Construct, id string, props *LedgerProps) Ledger
 		TimeToLiveAttribute: jsii.String(protocol.LedgerExpiresAt),
 		RemovalPolicy:       removal,
 	})
+	// The history index (protocol/names.go): deploy-trigger runs and show
+	// Query it, newest run id first; readers get dynamodb:Query on it only.
+	table.AddGlobalSecondaryIndex(&awsdynamodb.GlobalSecondaryIndexProps{
+		IndexName:      jsii.String(protocol.LedgerHistoryIndex),
+		PartitionKey:   &awsdynamodb.Attribute{Name: jsii.String(protocol.LedgerHistory), Type: awsdynamodb.AttributeType_STRING},
+		SortKey:        &awsdynamodb.Attribute{Name: jsii.String(protocol.LedgerRunID), Type: awsdynamodb.AttributeType_STRING},
+		ProjectionType: awsdynamodb.ProjectionType_ALL,
+	})
 	return &ledger{Construct: this, table: table}
 }
 

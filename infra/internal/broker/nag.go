@@ -90,8 +90,7 @@ func (s *Stack) addNagSuppressions(cfg *config.Config) {
 			suppress(j.TaskRole(), "AwsSolutions-IAM4", fmt.Sprintf("AWS managed policies named by jobs.%s.managed_policies in the broker configuration: the job's declared deployment permissions", j.Name()),
 				awsManaged...)
 		}
-		if len(job.Environment) > 0 {
-			suppress(j.TaskDefinition(), "AwsSolutions-ECS2", fmt.Sprintf("Static, non-secret settings from jobs.%s.environment in the broker configuration; secret values reach the job only as ECS secrets (jobs.%s.secrets)", j.Name(), j.Name()))
-		}
+		// Every task definition sets DEPLOY_BROKER_LOG_FORMAT (job.go).
+		suppress(j.TaskDefinition(), "AwsSolutions-ECS2", fmt.Sprintf("Static, non-secret settings: DEPLOY_BROKER_LOG_FORMAT=records (the runner writes the run log) and jobs.%s.environment from the broker configuration; secret values reach the job only as ECS secrets (jobs.%s.secrets)", j.Name(), j.Name()))
 	}
 }

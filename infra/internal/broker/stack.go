@@ -36,6 +36,7 @@ type Stack struct {
 	Cluster     RunCluster
 	Catalogue   JobCatalogue
 	TriggerRole TriggerRole // nil without github_oidc
+	ReaderRole  ReaderRole  // viewers read run history and logs (readerrole.go)
 	Dispatcher  Dispatcher
 	Events      DispatcherEvents
 	Alarms      Alarms
@@ -111,6 +112,10 @@ func NewStack(scope constructs.Construct, id string, props *StackProps) (_ *Stac
 		extra = append(extra, s.TriggerRole.Role().RoleArn())
 	}
 
+	s.ReaderRole = NewReaderRole(s.Stack, "RunReader", &ReaderRoleProps{
+		Viewers: cfg.ViewerPrincipals(), Ledger: s.Ledger.Table(), RunLogs: s.Catalogue.LogGroup(),
+	})
+
 	code, err := dispatcherCode(bundling)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s for the dispatcher: %w", props.ConfigPath, err)
@@ -133,6 +138,7 @@ func NewStack(scope constructs.Construct, id string, props *StackProps) (_ *Stac
 		RunQueueArn:         runQueues,
 		ExtraPrincipals:     extra,
 		LogRetention:        retention,
+		RunLogs:             s.Catalogue.LogGroup(),
 		MaxEventAge:         maxAge,
 	})
 	s.Events = NewDispatcherEvents(s.Stack, "DispatcherEvents", &DispatcherEventsProps{
@@ -208,6 +214,7 @@ func (s *Stack) addOutputs(cfg *config.Config, runQueues *string) {
 	out("ClusterArn", "ECS cluster run tasks are placed on", s.Cluster.ClusterArn())
 	out("LedgerTable", "Run ledger (DynamoDB table)", s.Ledger.Table().TableName())
 	out("RunLogGroup", "CloudWatch Logs group with every run's full output", s.Catalogue.LogGroup().LogGroupName())
+	out("ReaderRoleArn", "deploy-trigger runs/show: --role-arn for the catalogue's viewers (Query on the ledger's history index, read run logs)", s.ReaderRole.Role().RoleArn())
 	out("ExecutionRoleArn", "Task execution role: grant it kms:Decrypt on customer-managed keys of job secrets and cross-account ECR pull", s.Catalogue.ExecutionRole().RoleArn())
 	out("DeadLetterQueueUrl", "Dispatcher dead-letter queue", s.Dispatcher.DeadLetterQueue().QueueUrl())
 }

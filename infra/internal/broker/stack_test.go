@@ -64,6 +64,8 @@ func TestRunnerContainer(t *testing.T) {
 			})}),
 			"Environment": assertions.Match_ArrayEquals(&[]interface{}{
 				obj{"Name": "DB_HOST", "Value": "db.internal.example"},
+				// the runner's stdout is the run log (logs, attach)
+				obj{"Name": "DEPLOY_BROKER_LOG_FORMAT", "Value": "records"},
 				obj{"Name": "HOME", "Value": "/tmp"},
 			}),
 			"Secrets": assertions.Match_ArrayEquals(&[]interface{}{
@@ -97,6 +99,7 @@ func TestDispatcherFunction(t *testing.T) {
 			protocol.EnvConfig:          "/var/task/broker.yaml",
 			protocol.EnvCluster:         obj{"Fn::GetAtt": arr{logicalID(f, s.Cluster), "Arn"}},
 			protocol.EnvLedgerTable:     obj{"Ref": logicalID(f, s.Ledger.Table())},
+			protocol.EnvRunLogGroup:     obj{"Ref": logicalID(f, s.Catalogue.LogGroup())},
 			protocol.EnvSubnets:         like(obj{"Fn::Join": assertions.Match_AnyValue()}),
 			protocol.EnvSecurityGroups:  like(obj{"Fn::GetAtt": assertions.Match_AnyValue()}),
 			protocol.EnvAssignPublicIP:  "false",
@@ -146,8 +149,8 @@ func TestEventBridgeRules(t *testing.T) {
 		},
 		"Targets": target,
 	}))
-	// AND the sweep runs every 15 minutes
-	has(t, f.template, "AWS::Events::Rule", like(obj{"ScheduleExpression": "rate(15 minutes)", "Targets": target}))
+	// AND the sweep runs every 5 minutes (rejected runs' queues go within minutes)
+	has(t, f.template, "AWS::Events::Rule", like(obj{"ScheduleExpression": "rate(5 minutes)", "Targets": target}))
 	has(t, f.template, "AWS::Lambda::Permission", like(obj{"Principal": "events.amazonaws.com", "SourceArn": like(obj{"Fn::GetAtt": assertions.Match_AnyValue()})}))
 }
 
@@ -155,8 +158,14 @@ func TestLedgerClusterNetworkAlarmsOutputs(t *testing.T) {
 	f := mainStack(t)
 	// Run ledger: on-demand, PITR, encrypted, TTL, kept on delete
 	has(t, f.template, "AWS::DynamoDB::Table", like(obj{
-		"KeySchema":                        arr{obj{"AttributeName": "run_id", "KeyType": "HASH"}},
-		"AttributeDefinitions":             arr{obj{"AttributeName": "run_id", "AttributeType": "S"}},
+		"KeySchema":            arr{obj{"AttributeName": "run_id", "KeyType": "HASH"}},
+		"AttributeDefinitions": arr{obj{"AttributeName": "run_id", "AttributeType": "S"}, obj{"AttributeName": "history", "AttributeType": "S"}},
+		// The history index: runs and show Query it (never Scan).
+		"GlobalSecondaryIndexes": arr{obj{
+			"IndexName":  "history",
+			"KeySchema":  arr{obj{"AttributeName": "history", "KeyType": "HASH"}, obj{"AttributeName": "run_id", "KeyType": "RANGE"}},
+			"Projection": obj{"ProjectionType": "ALL"},
+		}},
 		"BillingMode":                      "PAY_PER_REQUEST",
 		"PointInTimeRecoverySpecification": obj{"PointInTimeRecoveryEnabled": true},
 		"SSESpecification":                 like(obj{"SSEEnabled": true}),

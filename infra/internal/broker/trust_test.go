@@ -48,8 +48,12 @@ func TestCIPrincipalsMayOnlyPublishAndUseTheKeyThroughSNS(t *testing.T) {
 		}
 	}
 
-	// THEN there are exactly two: publish on the topic, the key via SNS
+	// THEN there are exactly these: publish on the topic, the key via SNS,
+	// and (as the default viewers) assuming the run reader role, one trust
+	// statement for each of the two principals
 	assertGrants(t, "the CI principals", got, []grant{
+		{Actions: []string{"sts:AssumeRole"}},
+		{Actions: []string{"sts:AssumeRole"}},
 		{Sid: "TrustedPrincipalsPublish", Actions: []string{"sns:Publish"}, Resources: []string{ref(topicID)}},
 		{Sid: "PublishersUseKeyThroughSnsForTopicOnly", Actions: []string{"kms:GenerateDataKey*", "kms:Decrypt"}, Resources: []string{"*"},
 			Condition: map[string]interface{}{"StringEquals": map[string]interface{}{
@@ -195,6 +199,9 @@ func TestDispatcherRunsOnlyCatalogueTasksAndPassesOnlyJobRoles(t *testing.T) {
 	assertGrants(t, "the dispatcher", got, []grant{
 		{Sid: "WriteOwnLogs", Actions: []string{"logs:CreateLogStream", "logs:PutLogEvents"},
 			Resources: []string{getAtt(logicalID(f, s.Dispatcher.LogGroup()), "Arn")}},
+		// the job's outputs: the exit record at the end of a stopped run's log
+		{Sid: "ReadRunLogsForOutputs", Actions: []string{"logs:GetLogEvents"},
+			Resources: []string{getAtt(logicalID(f, s.Catalogue.LogGroup()), "Arn")}},
 		{Sid: "RunLedger", Actions: []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
 			Resources: []string{getAtt(logicalID(f, s.Ledger.Table()), "Arn")}},
 		// No sqs:SetQueueAttributes: CreateQueue with its Policy attribute
@@ -432,8 +439,9 @@ func TestExecutionRoleReadsOnlyTheJobsImagesSecretsAndLogs(t *testing.T) {
 // name: every trust policy is one of the known ones.
 func TestOnlyKnownPrincipalsAssumeRoles(t *testing.T) {
 	f := mainStack(t)
+	reader := logicalID(f, f.app.Stack.ReaderRole.Role())
 	for _, s := range allStatements(f) {
-		if s.Doc != "trust" {
+		if s.Doc != "trust" || s.LogicalID == reader { // the viewers: readerrole_test.go
 			continue
 		}
 		p := strings.Join(s.Principals, ",")
