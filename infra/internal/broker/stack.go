@@ -132,6 +132,7 @@ func NewStack(scope constructs.Construct, id string, props *StackProps) (_ *Stac
 		Network:             s.Network,
 		RunQueueArn:         runQueues,
 		ExtraPrincipals:     extra,
+		RolePath:            config.RolePath(name),
 		LogRetention:        retention,
 		MaxEventAge:         maxAge,
 	})
