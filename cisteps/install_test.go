@@ -313,8 +313,13 @@ func TestActionInstallsTheRelease(t *testing.T) {
 		t.Fatalf("exit %d, outputs %v; want the release installed", r.code, r.outputs)
 	}
 	bin := r.outputs["path"]
-	if !strings.HasPrefix(bin, toolCache+"/deploy-trigger/9.9.9/") {
-		t.Errorf("path %q is not in the tool cache", bin)
+	if !strings.HasPrefix(bin, temp+"/") {
+		t.Errorf("path %q is not in RUNNER_TEMP (the job's own)", bin)
+	}
+	archive, _ := releaseNames(t, "9.9.9", runtime.GOOS, runtime.GOARCH)
+	cached := filepath.Join(toolCache, "deploy-trigger", "9.9.9", runtime.GOOS+"-"+runtime.GOARCH, archive)
+	if _, err := os.Stat(cached); err != nil {
+		t.Errorf("the archive is not in the tool cache: %v", err)
 	}
 	if v := versionOf(t, bin); !strings.HasPrefix(v, "deploy-trigger v9.9.9 (commit 0123456789ab,") {
 		t.Errorf("the installed binary says %q", v)
@@ -326,25 +331,26 @@ func TestActionInstallsTheRelease(t *testing.T) {
 		t.Error("the step did not say it verified the archive")
 	}
 
-	// The same runner again (a later step or job): from the cache, no
-	// request, the recorded SHA-256 checked.
+	// The same runner again (a later step or job): the archive from the
+	// cache, checked against the release's checksums file, fetched again
+	// (one small request, no archive download).
 	r = runActionStep(t, "install", with, actionContext("v9.9.9"), nil, env)
-	if r.code != 0 || r.outputs["path"] != bin || len(rel.served()) != 2 {
-		t.Fatalf("exit %d, outputs %v, requests %v; want the cached binary and no download", r.code, r.outputs, rel.served())
+	if r.code != 0 || !strings.HasPrefix(r.outputs["path"], temp+"/") || len(rel.served()) != 3 {
+		t.Fatalf("exit %d, outputs %v, requests %v; want the cached archive and only the checksums file", r.code, r.outputs, rel.served())
 	}
 	if !strings.Contains(r.stdout, "from the tool cache") {
 		t.Error("the step did not say it used the tool cache")
 	}
 
-	// A cached binary that changed is not run: downloaded again.
-	if err := os.WriteFile(bin, []byte("#!/bin/sh\necho tampered\n"), 0o755); err != nil {
+	// A cached archive that changed is not used: downloaded again.
+	if err := os.WriteFile(cached, []byte("not the archive"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	r = runActionStep(t, "install", with, actionContext("v9.9.9"), nil, env)
-	if r.code != 0 || len(rel.served()) != 4 || !strings.Contains(r.stdout, "does not match its recorded SHA-256") {
+	if r.code != 0 || len(rel.served()) != 5 || !strings.Contains(r.stdout, "does not match the release's checksums file; downloading it again") {
 		t.Fatalf("exit %d, requests %v; want a warning and a fresh download", r.code, rel.served())
 	}
-	if v := versionOf(t, bin); !strings.HasPrefix(v, "deploy-trigger v9.9.9") {
+	if v := versionOf(t, r.outputs["path"]); !strings.HasPrefix(v, "deploy-trigger v9.9.9") {
 		t.Errorf("after the re-download the binary says %q", v)
 	}
 
@@ -538,4 +544,67 @@ func BenchmarkActionStart(b *testing.B) {
 			b.StartTimer()
 		}
 	})
+}
+
+// Review finding 3: whoever could write the tool cache (an earlier job on a
+// shared self-hosted runner) can replace every file in it, hashes included.
+// The install step never runs what the cache holds unless it matches the
+// release's checksums file, fetched again on every use.
+func TestActionChecksTheToolCacheAgainstTheRelease(t *testing.T) {
+	if runtime.GOOS != "linux" && runtime.GOOS != "darwin" {
+		t.Skip("the action installs release binaries on Linux and macOS runners only")
+	}
+	rel := newTestRelease(t, "v9.9.9")
+	toolCache := t.TempDir()
+	with := map[string]string{"release-base-url": rel.url, "job": "echo-params"}
+	r := runActionStep(t, "install", with, actionContext("v9.9.9"), nil, runnerEnv(toolCache, t.TempDir()))
+	if r.code != 0 {
+		t.Fatalf("first install: exit %d", r.code)
+	}
+	// GIVEN a tool cache whose every file an earlier job replaced
+	// consistently: the binary, any recorded hash, any archive
+	evil := []byte("#!/bin/sh\necho tampered\n")
+	var tgz bytes.Buffer
+	gz := gzip.NewWriter(&tgz)
+	tw := tar.NewWriter(gz)
+	tw.WriteHeader(&tar.Header{Name: "deploy-trigger", Mode: 0o755, Size: int64(len(evil)), Typeflag: tar.TypeReg})
+	tw.Write(evil)
+	tw.Close()
+	gz.Close()
+	replaced := 0
+	filepath.WalkDir(filepath.Join(toolCache, "deploy-trigger"), func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || strings.HasSuffix(p, ".complete") {
+			return err
+		}
+		var content []byte
+		switch {
+		case strings.HasSuffix(p, ".tar.gz"):
+			content = tgz.Bytes()
+		case strings.HasSuffix(p, ".sha256"):
+			sum := sha256.Sum256(evil)
+			content = []byte(hex.EncodeToString(sum[:]) + "\n")
+		default:
+			content = evil
+		}
+		replaced++
+		return os.WriteFile(p, content, 0o755)
+	})
+	if replaced == 0 {
+		t.Fatal("nothing in the tool cache to replace")
+	}
+	// WHEN a later job installs the same release
+	before := len(rel.served())
+	r = runActionStep(t, "install", with, actionContext("v9.9.9"), nil, runnerEnv(toolCache, t.TempDir()))
+	// THEN it asked the release for its checksums, and what it installed
+	// is the release's binary (or it failed): never the cache's
+	reqs := rel.served()[before:]
+	_, sums := releaseNames(t, "9.9.9", runtime.GOOS, runtime.GOARCH)
+	if len(reqs) == 0 || reqs[0] != "/v9.9.9/"+sums {
+		t.Errorf("requests %v; want the release's checksums file first", reqs)
+	}
+	if r.code == 0 {
+		if v := versionOf(t, r.outputs["path"]); !strings.HasPrefix(v, "deploy-trigger v9.9.9") {
+			t.Errorf("the install step handed on a binary that says %q", v)
+		}
+	}
 }
