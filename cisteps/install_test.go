@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -364,7 +365,9 @@ func TestActionInstallsTheRelease(t *testing.T) {
 		{ref: "main", wantTag: ""},
 		{ref: "0123456789abcdef0123456789abcdef01234567", wantTag: ""},
 	} {
-		w := map[string]string{"release-base-url": rel.url, "job": "echo-params", "version": tc.version}
+		// auto: the host serves v9.9.9 only; the release-version tag's
+		// download fails and builds instead (only the request matters here)
+		w := map[string]string{"release-base-url": rel.url, "job": "echo-params", "version": tc.version, "build-from-source": "auto"}
 		before := len(rel.served())
 		r := runActionStep(t, "install", w, actionContext(tc.ref), nil, runnerEnv(t.TempDir(), t.TempDir()))
 		reqs := rel.served()[before:]
@@ -409,8 +412,9 @@ func TestActionRefusesABadChecksum(t *testing.T) {
 	}
 }
 
-// A ref with no release (or a release host that does not answer) falls back
-// to building from the action's checkout; so does build-from-source.
+// With build-from-source: auto, a tag with no release (or a release host that
+// does not answer) falls back to building from the action's checkout;
+// build-from-source: true always builds.
 func TestActionFallsBackToSource(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds deploy-trigger from source; skipped with -short")
@@ -420,8 +424,8 @@ func TestActionFallsBackToSource(t *testing.T) {
 		ref  string
 		with map[string]string
 	}{
-		"the tag has no release": {ref: "v9.9.8", with: map[string]string{}},
-		"build-from-source":      {ref: "v9.9.9", with: map[string]string{"build-from-source": "true"}},
+		"the tag has no release, fallback opted in": {ref: "v9.9.8", with: map[string]string{"build-from-source": "auto"}},
+		"build-from-source":                         {ref: "v9.9.9", with: map[string]string{"build-from-source": "true"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			tc.with["release-base-url"] = rel.url
@@ -606,5 +610,57 @@ func TestActionChecksTheToolCacheAgainstTheRelease(t *testing.T) {
 		if v := versionOf(t, r.outputs["path"]); !strings.HasPrefix(v, "deploy-trigger v9.9.9") {
 			t.Errorf("the install step handed on a binary that says %q", v)
 		}
+	}
+}
+
+// Review finding 8: the download is https-only (plain http only for a
+// loopback mirror, as these tests use), and a failed download, which anyone
+// who can block the network can cause, fails the step unless the workflow
+// opted into building from source.
+func TestActionDownloadIsHTTPSOnlyAndFallbackIsOptIn(t *testing.T) {
+	if runtime.GOOS != "linux" && runtime.GOOS != "darwin" {
+		t.Skip("the action installs release binaries on Linux and macOS runners only")
+	}
+	// A loopback port nothing listens on: the download fails.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + l.Addr().String()
+	l.Close()
+	for _, tc := range []struct {
+		name, ref  string
+		with       map[string]string
+		wantBuild  bool
+		wantStdout string
+	}{
+		{name: "http to a remote host", ref: "v9.9.9", with: map[string]string{"release-base-url": "http://releases.example.com/dl"},
+			wantStdout: "release-base-url must be an https:// URL"},
+		{name: "failed download of a release", ref: "v9.9.9", with: map[string]string{"release-base-url": dead},
+			wantStdout: "build-from-source: auto"},
+		{name: "failed download, fallback opted in", ref: "v9.9.9", with: map[string]string{"release-base-url": dead, "build-from-source": "auto"},
+			wantBuild: true},
+		{name: "branch, default", ref: "main", with: map[string]string{"release-base-url": dead}, wantBuild: true},
+		{name: "branch, fallback refused", ref: "main", with: map[string]string{"release-base-url": dead, "build-from-source": "false"},
+			wantStdout: "names no release"},
+		{name: "bad value", ref: "v9.9.9", with: map[string]string{"release-base-url": dead, "build-from-source": "yes"},
+			wantStdout: "build-from-source must be"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.with["job"] = "x"
+			r := runActionStep(t, "install", tc.with, actionContext(tc.ref), nil, runnerEnv(t.TempDir(), t.TempDir()))
+			if tc.wantBuild {
+				if r.code != 0 || r.outputs["build"] != "true" {
+					t.Errorf("exit %d, outputs %v; want a source build", r.code, r.outputs)
+				}
+				return
+			}
+			if r.code == 0 || r.outputs["build"] == "true" || r.outputs["path"] != "" {
+				t.Errorf("exit %d, outputs %v; want the step to fail without a fallback", r.code, r.outputs)
+			}
+			if !strings.Contains(r.stdout, tc.wantStdout) {
+				t.Errorf("stdout %q does not say %q", r.stdout, tc.wantStdout)
+			}
+		})
 	}
 }
