@@ -331,13 +331,20 @@ func TestJenkinsStepRuns(t *testing.T) {
 	b := localBroker(t)
 	env := append(brokerEnv(b), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"),
 		"JENKINS_URL=http://jenkins.example/", "JOB_NAME=website/main", "BUILD_NUMBER=7",
-		"BUILD_URL=http://jenkins.example/job/website/job/main/7/")
+		"BUILD_URL=http://jenkins.example/job/website/job/main/7/", "DEPLOY_GREETING=s3cret-greeting")
 	greeting := strings.ReplaceAll(tricky, "pwned", filepath.Join(t.TempDir(), "pwned"))
 	res := runHarness(t, env, []groovyCase{
 		{Exec: true, Args: map[string]any{"job": "echo-params", "topicArn": b.TopicARN(), "params": map[string]any{"greeting": greeting, "note": "ok"}}},
 		{Exec: true, Args: map[string]any{"job": "echo-params", "topicArn": b.TopicARN(), "params": map[string]any{"greeting": "hi", "code": 3}}},
 		{Status: 0, Args: map[string]any{"job": "sleeper", "topicArn": b.TopicARN()}},
+		{Exec: true, Args: map[string]any{"job": "echo-params", "topicArn": b.TopicARN(), "secretEnv": map[string]any{"greeting": "DEPLOY_GREETING"}}},
 	})
+	// secretEnv: the value reaches the job from the environment, and is in
+	// neither the script nor the log.
+	if r := res[3]; r.Error != "" || r.Returned["exitCode"] != float64(0) || len(r.Sh) != 1 ||
+		strings.Contains(r.Sh[0].Script, "s3cret-greeting") || strings.Contains(output(r), "s3cret-greeting") || !strings.Contains(output(r), "greeting=") {
+		t.Errorf("a run with secretEnv: error %q, returned %v, script %q, output:\n%s", r.Error, r.Returned, r.Sh[0].Script, output(r))
+	}
 
 	if id, _ := res[0].Returned["runId"].(string); protocol.ValidateRunID(id) != nil {
 		t.Errorf("the step returned run id %q, want the run's ULID from --result-file", id)
@@ -388,4 +395,42 @@ func output(r groovyResult) string {
 		fmt.Fprintln(&b, s.Output)
 	}
 	return b.String()
+}
+
+// Review finding 6: secretEnv passes a secret parameter as name@env=VAR, so
+// its value is read by deploy-trigger from the environment (withCredentials)
+// and is neither in the step's script file nor in any argv.
+func TestJenkinsStepSecretEnv(t *testing.T) {
+	cases := []groovyCase{
+		{Args: map[string]any{"job": "website", "params": map[string]any{"version": "1"}, "secretEnv": map[string]any{"token": "DEPLOY_TOKEN", "db_password": "DB_PW"}}},
+		{Args: map[string]any{"job": "website", "secretEnv": map[string]any{"Token": "DEPLOY_TOKEN"}}},
+		{Args: map[string]any{"job": "website", "secretEnv": map[string]any{"token": "$(touch pwned)"}}},
+		{Args: map[string]any{"job": "website", "params": map[string]any{"token": "x"}, "secretEnv": map[string]any{"token": "DEPLOY_TOKEN"}}},
+		{Args: map[string]any{"job": "website", "secretEnv": "token=DEPLOY_TOKEN"}},
+	}
+	res := runHarness(t, nil, cases)
+	r := res[0]
+	if len(r.Sh) != 1 || r.Error != "" {
+		t.Fatalf("secretEnv call: %+v", r)
+	}
+	argv := argvOf(t, r.Sh[0].Script)
+	i := slices.Index(argv, "--")
+	if i < 0 {
+		t.Fatalf("no -- in %q", argv)
+	}
+	got := slices.Sorted(slices.Values(argv[i+2:]))
+	want := []string{"db_password@env=DB_PW", "token@env=DEPLOY_TOKEN", "version=1"}
+	if !slices.Equal(got, want) {
+		t.Errorf("parameters %q, want %q", got, want)
+	}
+	for i, want := range map[int]string{
+		1: "secretEnv parameter name 'Token' is not valid",
+		2: "secretEnv variable '$(touch pwned)' for 'token' is not an environment variable name",
+		3: "parameter 'token' is in both params and secretEnv",
+		4: "secretEnv must be a Map",
+	} {
+		if r := res[i]; len(r.Sh) != 0 || !strings.Contains(r.Error, want) {
+			t.Errorf("case %v: sh %d times, error %q; want no sh and %q", cases[i].Args, len(r.Sh), r.Error, want)
+		}
+	}
 }

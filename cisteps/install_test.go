@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -313,8 +314,13 @@ func TestActionInstallsTheRelease(t *testing.T) {
 		t.Fatalf("exit %d, outputs %v; want the release installed", r.code, r.outputs)
 	}
 	bin := r.outputs["path"]
-	if !strings.HasPrefix(bin, toolCache+"/deploy-trigger/9.9.9/") {
-		t.Errorf("path %q is not in the tool cache", bin)
+	if !strings.HasPrefix(bin, temp+"/") {
+		t.Errorf("path %q is not in RUNNER_TEMP (the job's own)", bin)
+	}
+	archive, _ := releaseNames(t, "9.9.9", runtime.GOOS, runtime.GOARCH)
+	cached := filepath.Join(toolCache, "deploy-trigger", "9.9.9", runtime.GOOS+"-"+runtime.GOARCH, archive)
+	if _, err := os.Stat(cached); err != nil {
+		t.Errorf("the archive is not in the tool cache: %v", err)
 	}
 	if v := versionOf(t, bin); !strings.HasPrefix(v, "deploy-trigger v9.9.9 (commit 0123456789ab,") {
 		t.Errorf("the installed binary says %q", v)
@@ -326,25 +332,26 @@ func TestActionInstallsTheRelease(t *testing.T) {
 		t.Error("the step did not say it verified the archive")
 	}
 
-	// The same runner again (a later step or job): from the cache, no
-	// request, the recorded SHA-256 checked.
+	// The same runner again (a later step or job): the archive from the
+	// cache, checked against the release's checksums file, fetched again
+	// (one small request, no archive download).
 	r = runActionStep(t, "install", with, actionContext("v9.9.9"), nil, env)
-	if r.code != 0 || r.outputs["path"] != bin || len(rel.served()) != 2 {
-		t.Fatalf("exit %d, outputs %v, requests %v; want the cached binary and no download", r.code, r.outputs, rel.served())
+	if r.code != 0 || !strings.HasPrefix(r.outputs["path"], temp+"/") || len(rel.served()) != 3 {
+		t.Fatalf("exit %d, outputs %v, requests %v; want the cached archive and only the checksums file", r.code, r.outputs, rel.served())
 	}
 	if !strings.Contains(r.stdout, "from the tool cache") {
 		t.Error("the step did not say it used the tool cache")
 	}
 
-	// A cached binary that changed is not run: downloaded again.
-	if err := os.WriteFile(bin, []byte("#!/bin/sh\necho tampered\n"), 0o755); err != nil {
+	// A cached archive that changed is not used: downloaded again.
+	if err := os.WriteFile(cached, []byte("not the archive"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	r = runActionStep(t, "install", with, actionContext("v9.9.9"), nil, env)
-	if r.code != 0 || len(rel.served()) != 4 || !strings.Contains(r.stdout, "does not match its recorded SHA-256") {
+	if r.code != 0 || len(rel.served()) != 5 || !strings.Contains(r.stdout, "does not match the release's checksums file; downloading it again") {
 		t.Fatalf("exit %d, requests %v; want a warning and a fresh download", r.code, rel.served())
 	}
-	if v := versionOf(t, bin); !strings.HasPrefix(v, "deploy-trigger v9.9.9") {
+	if v := versionOf(t, r.outputs["path"]); !strings.HasPrefix(v, "deploy-trigger v9.9.9") {
 		t.Errorf("after the re-download the binary says %q", v)
 	}
 
@@ -358,7 +365,9 @@ func TestActionInstallsTheRelease(t *testing.T) {
 		{ref: "main", wantTag: ""},
 		{ref: "0123456789abcdef0123456789abcdef01234567", wantTag: ""},
 	} {
-		w := map[string]string{"release-base-url": rel.url, "job": "echo-params", "version": tc.version}
+		// auto: the host serves v9.9.9 only; the release-version tag's
+		// download fails and builds instead (only the request matters here)
+		w := map[string]string{"release-base-url": rel.url, "job": "echo-params", "version": tc.version, "build-from-source": "auto"}
 		before := len(rel.served())
 		r := runActionStep(t, "install", w, actionContext(tc.ref), nil, runnerEnv(t.TempDir(), t.TempDir()))
 		reqs := rel.served()[before:]
@@ -403,8 +412,9 @@ func TestActionRefusesABadChecksum(t *testing.T) {
 	}
 }
 
-// A ref with no release (or a release host that does not answer) falls back
-// to building from the action's checkout; so does build-from-source.
+// With build-from-source: auto, a tag with no release (or a release host that
+// does not answer) falls back to building from the action's checkout;
+// build-from-source: true always builds.
 func TestActionFallsBackToSource(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds deploy-trigger from source; skipped with -short")
@@ -414,8 +424,8 @@ func TestActionFallsBackToSource(t *testing.T) {
 		ref  string
 		with map[string]string
 	}{
-		"the tag has no release": {ref: "v9.9.8", with: map[string]string{}},
-		"build-from-source":      {ref: "v9.9.9", with: map[string]string{"build-from-source": "true"}},
+		"the tag has no release, fallback opted in": {ref: "v9.9.8", with: map[string]string{"build-from-source": "auto"}},
+		"build-from-source":                         {ref: "v9.9.9", with: map[string]string{"build-from-source": "true"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			tc.with["release-base-url"] = rel.url
@@ -538,4 +548,119 @@ func BenchmarkActionStart(b *testing.B) {
 			b.StartTimer()
 		}
 	})
+}
+
+// Review finding 3: whoever could write the tool cache (an earlier job on a
+// shared self-hosted runner) can replace every file in it, hashes included.
+// The install step never runs what the cache holds unless it matches the
+// release's checksums file, fetched again on every use.
+func TestActionChecksTheToolCacheAgainstTheRelease(t *testing.T) {
+	if runtime.GOOS != "linux" && runtime.GOOS != "darwin" {
+		t.Skip("the action installs release binaries on Linux and macOS runners only")
+	}
+	rel := newTestRelease(t, "v9.9.9")
+	toolCache := t.TempDir()
+	with := map[string]string{"release-base-url": rel.url, "job": "echo-params"}
+	r := runActionStep(t, "install", with, actionContext("v9.9.9"), nil, runnerEnv(toolCache, t.TempDir()))
+	if r.code != 0 {
+		t.Fatalf("first install: exit %d", r.code)
+	}
+	// GIVEN a tool cache whose every file an earlier job replaced
+	// consistently: the binary, any recorded hash, any archive
+	evil := []byte("#!/bin/sh\necho tampered\n")
+	var tgz bytes.Buffer
+	gz := gzip.NewWriter(&tgz)
+	tw := tar.NewWriter(gz)
+	tw.WriteHeader(&tar.Header{Name: "deploy-trigger", Mode: 0o755, Size: int64(len(evil)), Typeflag: tar.TypeReg})
+	tw.Write(evil)
+	tw.Close()
+	gz.Close()
+	replaced := 0
+	filepath.WalkDir(filepath.Join(toolCache, "deploy-trigger"), func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || strings.HasSuffix(p, ".complete") {
+			return err
+		}
+		var content []byte
+		switch {
+		case strings.HasSuffix(p, ".tar.gz"):
+			content = tgz.Bytes()
+		case strings.HasSuffix(p, ".sha256"):
+			sum := sha256.Sum256(evil)
+			content = []byte(hex.EncodeToString(sum[:]) + "\n")
+		default:
+			content = evil
+		}
+		replaced++
+		return os.WriteFile(p, content, 0o755)
+	})
+	if replaced == 0 {
+		t.Fatal("nothing in the tool cache to replace")
+	}
+	// WHEN a later job installs the same release
+	before := len(rel.served())
+	r = runActionStep(t, "install", with, actionContext("v9.9.9"), nil, runnerEnv(toolCache, t.TempDir()))
+	// THEN it asked the release for its checksums, and what it installed
+	// is the release's binary (or it failed): never the cache's
+	reqs := rel.served()[before:]
+	_, sums := releaseNames(t, "9.9.9", runtime.GOOS, runtime.GOARCH)
+	if len(reqs) == 0 || reqs[0] != "/v9.9.9/"+sums {
+		t.Errorf("requests %v; want the release's checksums file first", reqs)
+	}
+	if r.code == 0 {
+		if v := versionOf(t, r.outputs["path"]); !strings.HasPrefix(v, "deploy-trigger v9.9.9") {
+			t.Errorf("the install step handed on a binary that says %q", v)
+		}
+	}
+}
+
+// Review finding 8: the download is https-only (plain http only for a
+// loopback mirror, as these tests use), and a failed download, which anyone
+// who can block the network can cause, fails the step unless the workflow
+// opted into building from source.
+func TestActionDownloadIsHTTPSOnlyAndFallbackIsOptIn(t *testing.T) {
+	if runtime.GOOS != "linux" && runtime.GOOS != "darwin" {
+		t.Skip("the action installs release binaries on Linux and macOS runners only")
+	}
+	// A loopback port nothing listens on: the download fails.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + l.Addr().String()
+	l.Close()
+	for _, tc := range []struct {
+		name, ref  string
+		with       map[string]string
+		wantBuild  bool
+		wantStdout string
+	}{
+		{name: "http to a remote host", ref: "v9.9.9", with: map[string]string{"release-base-url": "http://releases.example.com/dl"},
+			wantStdout: "release-base-url must be an https:// URL"},
+		{name: "failed download of a release", ref: "v9.9.9", with: map[string]string{"release-base-url": dead},
+			wantStdout: "build-from-source: auto"},
+		{name: "failed download, fallback opted in", ref: "v9.9.9", with: map[string]string{"release-base-url": dead, "build-from-source": "auto"},
+			wantBuild: true},
+		{name: "branch, default", ref: "main", with: map[string]string{"release-base-url": dead}, wantBuild: true},
+		{name: "branch, fallback refused", ref: "main", with: map[string]string{"release-base-url": dead, "build-from-source": "false"},
+			wantStdout: "names no release"},
+		{name: "bad value", ref: "v9.9.9", with: map[string]string{"release-base-url": dead, "build-from-source": "yes"},
+			wantStdout: "build-from-source must be"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.with["job"] = "x"
+			r := runActionStep(t, "install", tc.with, actionContext(tc.ref), nil, runnerEnv(t.TempDir(), t.TempDir()))
+			if tc.wantBuild {
+				if r.code != 0 || r.outputs["build"] != "true" {
+					t.Errorf("exit %d, outputs %v; want a source build", r.code, r.outputs)
+				}
+				return
+			}
+			if r.code == 0 || r.outputs["build"] == "true" || r.outputs["path"] != "" {
+				t.Errorf("exit %d, outputs %v; want the step to fail without a fallback", r.code, r.outputs)
+			}
+			if !strings.Contains(r.stdout, tc.wantStdout) {
+				t.Errorf("stdout %q does not say %q", r.stdout, tc.wantStdout)
+			}
+		})
+	}
 }

@@ -8,6 +8,10 @@
 // Named arguments (only job is required):
 //   job            catalogue job to run
 //   params         Map of job parameters, e.g. [version: '1.4.2']
+//   secretEnv      Map of secret job parameters to environment variable names, e.g.
+//                  [token: 'DEPLOY_TOKEN'] inside withCredentials: passed as token@env=DEPLOY_TOKEN,
+//                  so deploy-trigger reads the value from the environment and treats it as secret;
+//                  the value is never in the step's script file nor in any process's argv
 //   env            named environment from the environments file (--env)
 //   environments   environments file (--environments); default .deploy-trigger.yaml in the workspace
 //   topicArn       broker topic ARN, instead of env (--topic-arn)
@@ -40,7 +44,7 @@
 import groovy.transform.Field
 
 @Field static final List<String> KNOWN_ARGS = [
-    'job', 'params', 'env', 'environments', 'topicArn', 'region', 'expectAccount', 'startTimeout', 'timeout',
+    'job', 'params', 'secretEnv', 'env', 'environments', 'topicArn', 'region', 'expectAccount', 'startTimeout', 'timeout',
     'roleArn', 'externalId', 'credentialsId', 'extraArgs', 'unstableOn', 'propagate', 'trigger',
 ]
 
@@ -113,6 +117,9 @@ List<String> deployTriggerCommand(Map args) {
     if (args.params != null && !(args.params instanceof Map)) {
         throw new IllegalArgumentException("deployTrigger: params must be a Map, e.g. params: [version: '1.4.2']")
     }
+    if (args.secretEnv != null && !(args.secretEnv instanceof Map)) {
+        throw new IllegalArgumentException("deployTrigger: secretEnv must be a Map of parameter name to environment variable, e.g. secretEnv: [token: 'DEPLOY_TOKEN']")
+    }
     if (args.extraArgs != null && !(args.extraArgs instanceof List)) {
         throw new IllegalArgumentException("deployTrigger: extraArgs must be a List of arguments, e.g. ['--cancel-grace', '5m']")
     }
@@ -136,6 +143,22 @@ List<String> deployTriggerCommand(Map args) {
             throw new IllegalArgumentException("deployTrigger: parameter name '${name}' is not valid: use lower-case letters, digits and '_', starting with a letter")
         }
         cmd << name + '=' + (v == null ? '' : v.toString())
+    }
+    // name@env=VAR: deploy-trigger reads the value from $VAR and treats it
+    // as secret; only the variable's name is in the script and the argv.
+    (args.secretEnv ?: [:]).each { k, v ->
+        String name = k.toString()
+        String var = v == null ? '' : v.toString()
+        if (!(name ==~ /[a-z][a-z0-9_]*/)) {
+            throw new IllegalArgumentException("deployTrigger: secretEnv parameter name '${name}' is not valid: use lower-case letters, digits and '_', starting with a letter")
+        }
+        if (!(var ==~ /[A-Za-z_][A-Za-z0-9_]*/)) {
+            throw new IllegalArgumentException("deployTrigger: secretEnv variable '${var}' for '${name}' is not an environment variable name (letters, digits and '_'): name the variable withCredentials sets, not the secret")
+        }
+        if ((args.params ?: [:]).keySet().collect { it.toString() }.contains(name)) {
+            throw new IllegalArgumentException("deployTrigger: parameter '${name}' is in both params and secretEnv")
+        }
+        cmd << name + '@env=' + var
     }
     return cmd
 }

@@ -273,7 +273,7 @@ func TestReservedJobNames(t *testing.T) {
 // A job's policy may not grant what every job role is denied on the
 // broker's own resources (broker "b"): registering revisions in its task
 // definition families, changing, reading or deleting its run queues, the
-// run ledger.
+// run ledger, running its task definitions, passing its roles.
 func TestPolicyMayNotGrantWhatTheBrokerGuards(t *testing.T) {
 	const cmd = `command: [/bin/deploy], `
 	for policy, want := range map[string]string{
@@ -283,6 +283,14 @@ func TestPolicyMayNotGrantWhatTheBrokerGuards(t *testing.T) {
 		`{actions: ["sqs:SetQueueAttributes"], resources: ["arn:aws:sqs:eu-west-1:123456789012:b-01JDRUN0000000000000000000.fifo"]}`: `covers the broker's run queues`,
 		`{actions: ["dynamodb:PutItem"], resources: ["arn:aws:dynamodb:eu-west-1:123456789012:table/b-Ledger*"]}`:                    `which covers the run ledger`,
 		`{actions: ["dynamodb:DeleteTable"], resources: ["arn:aws:dynamodb:eu-west-1:123456789012:table/*"]}`:                        `which covers the run ledger`,
+		// review finding 9: another job's pinned revision, or any task under
+		// another job's role
+		`{actions: ["ecs:RunTask"], resources: ["arn:aws:ecs:eu-west-1:123456789012:task-definition/b-*"]}`: `grants ecs:RunTask on "arn:aws:ecs:eu-west-1:123456789012:task-definition/b-*", which covers the broker's task definition families`,
+		`{actions: ["ecs:StartTask"], resources: ["arn:aws:ecs:eu-west-1:123456789012:task-definition/*"]}`: `grants ecs:StartTask`,
+		`{actions: ["iam:PassRole"], resources: ["*"], wildcard_resource_reason: "passes task roles"}`:      `grants iam:PassRole on "*", which covers the broker's roles`,
+		`{actions: ["iam:PassRole"], resources: ["arn:aws:iam::123456789012:role/*"]}`:                      `which covers the broker's roles`,
+		`{actions: ["iam:PassRole"], resources: ["arn:aws:iam::123456789012:role/deploy-broker/b/*"]}`:      `which covers the broker's roles`,
+		`{actions: ["iam:Pass*"], resources: ["arn:aws:iam::123456789012:role/deploy-broker/*"]}`:           `grants iam:Pass*`,
 	} {
 		wantConfigError(t, cmd+"policy: ["+policy+"]", want)
 	}
@@ -297,6 +305,8 @@ func TestPolicyMayNotGrantWhatTheBrokerGuards(t *testing.T) {
 		`{actions: ["dynamodb:PutItem"], resources: ["arn:aws:dynamodb:eu-west-1:123456789012:table/orders"]}`,
 		`{actions: ["dynamodb:ListTables"], resources: ["*"], wildcard_resource_reason: "no resource-level permissions"}`,
 		`{actions: ["sqs:SendMessage"], resources: ["arn:aws:sqs:eu-west-1:123456789012:orders.fifo"]}`,
+		`{actions: ["iam:PassRole"], resources: ["arn:aws:iam::123456789012:role/web-service-task"]}`,
+		`{actions: ["ecs:RunTask"], resources: ["arn:aws:ecs:eu-west-1:123456789012:task-definition/web-migrate:*"]}`,
 		// a Deny takes away
 		`{effect: Deny, actions: ["sqs:*"], resources: ["*"]}`,
 	} {

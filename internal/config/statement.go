@@ -129,11 +129,20 @@ func anyResourceARN(arn string) bool {
 	return false
 }
 
+// RolePath is the IAM path of the broker's own roles (every job's task
+// role, the task execution role and the dispatcher's role):
+// "/deploy-broker/<broker>/". Every job role is denied iam:PassRole on
+// "role/deploy-broker/<broker>/*", so that no job can start a task (or a
+// function) with another job's role, or the broker's.
+func RolePath(broker string) string { return "/deploy-broker/" + broker + "/" }
+
 // brokerGuard is what every job role is denied on the broker's own
 // resources (the stack's Denies): registering revisions in the broker's
 // task definition families (which would change what the broker runs, had
 // the dispatcher not pinned the revisions), changing, reading or deleting
-// run queues (another run's feedback), and the run ledger. A job's policy
+// run queues (another run's feedback), the run ledger, running or
+// starting a task of the broker's families (another job's pinned revision,
+// under whatever role), and passing one of the broker's roles. A job's policy
 // may not grant them there: the grant would be dead, and says the job
 // expects to do what the broker forbids.
 type brokerGuard struct {
@@ -154,7 +163,7 @@ type brokerGuard struct {
 }
 
 var brokerGuards = []brokerGuard{
-	{"ecs", []string{"RegisterTaskDefinition"},
+	{"ecs", []string{"RegisterTaskDefinition", "RunTask", "StartTask"},
 		func(b string) string { return "task-definition/" + b + "-job:1" }, "the broker's task definition families", true},
 	// SendMessage too: the stack grants each job sending to its own runs'
 	// queues only (by their job tag); a grant by name pattern would reach
@@ -164,6 +173,10 @@ var brokerGuards = []brokerGuard{
 		func(b string) string { return b + "-01JDRUN0000000000000000000.fifo" }, "the broker's run queues", false},
 	{"dynamodb", nil,
 		func(b string) string { return "table/" + b + "-LedgerTable0A1B2C3D-ABCDEFGHIJKL" }, "the run ledger", false},
+	// iam:PassRole has resource-level permissions: "*" is refused, a job
+	// names the roles it passes.
+	{"iam", []string{"PassRole"},
+		func(b string) string { return "role" + RolePath(b) + b + "-JobxTaskRole-ABCDEFGHIJKL" }, "the broker's roles (another job's task role)", false},
 }
 
 // guardedByBroker returns a problem for every action of an Allow statement

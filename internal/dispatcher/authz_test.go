@@ -344,3 +344,56 @@ func TestTamperedProofFailsAtSTS(t *testing.T) {
 		t.Errorf("dispatcher log: %s", l)
 	}
 }
+
+// Review finding 4: a run that only a session pattern allowed
+// (allowed_principals "…:assumed-role/jenkins-deployer/release-*") is
+// controlled only by sessions matching that pattern: another session of the
+// same role (jenkins-7, which may not run the job) may neither cancel nor
+// release it; a matching session (release-8) may.
+func TestSessionPatternRunIsControlledOnlyByMatchingSessions(t *testing.T) {
+	e := newEnv(t)
+	migrate := func(r *protocol.Request) { r.Job, r.Params = "migrate", map[string]string{"steps": "1"} }
+	rel := e.assume(jenkinsRole, "release-7")
+	r := e.request(migrate)
+	if err := e.runAs(rel, r); err != nil {
+		t.Fatal(err)
+	}
+	e.only(r.RunID, protocol.TypeAccepted)
+	taskARN := e.item(r.RunID).TaskARN
+	if taskARN == "" {
+		t.Fatal("no task recorded")
+	}
+	other := e.assume(jenkinsRole, "jenkins-7")
+	if err := e.shortAs(other, protocol.KindCancel, r.RunID); err != nil {
+		t.Fatal(err)
+	}
+	if st := aws.ToString(e.describe(taskARN).LastStatus); st != "RUNNING" {
+		t.Errorf("task is %s after a non-matching session's cancel, want RUNNING", st)
+	}
+	if a := lastDecision(e, r.RunID); a["decision"] != dispatcher.DecisionDenied || !strings.Contains(a["reason"].(string), "release-*") {
+		t.Errorf("cancel audit = %v", a)
+	}
+	if err := e.shortAs(other, protocol.KindRelease, r.RunID); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := e.queueURL(r.RunID); !ok {
+		t.Error("a non-matching session's release deleted the run queue")
+	}
+	matching := e.assume(jenkinsRole, "release-8")
+	if err := e.shortAs(matching, protocol.KindCancel, r.RunID); err != nil {
+		t.Fatal(err)
+	}
+	if it := e.item(r.RunID); it.CancelledBy != matching.ARN {
+		t.Errorf("cancelled_by %q, want %s", it.CancelledBy, matching.ARN)
+	}
+	// Nor does the non-matching session's cancel before the run request
+	// close the run id: the run goes ahead.
+	r2 := e.request(migrate)
+	if err := e.shortAs(other, protocol.KindCancel, r2.RunID); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.runAs(rel, r2); err != nil {
+		t.Fatal(err)
+	}
+	e.only(r2.RunID, protocol.TypeAccepted)
+}

@@ -33,7 +33,7 @@ func (d *Dispatcher) handleCancel(ctx context.Context, req *protocol.Request, p 
 		return d.cancelEarly(ctx, req, p, a)
 	}
 	a.Job = item.Job
-	if !d.mayControl(p, item.RequestedBy) {
+	if !d.mayControl(p, item.RequestedBy, item.ControlPattern) {
 		a.Decision, a.Reason = DecisionDenied, denyReason(p, "cancel", item)
 		d.write(ctx, a)
 		return nil
@@ -133,7 +133,7 @@ func (d *Dispatcher) handleRelease(ctx context.Context, req *protocol.Request, p
 		return d.closeRunID(ctx, req, p, a, "released before the run request arrived", d.handleRelease)
 	}
 	a.Job = item.Job
-	if !d.mayControl(p, item.RequestedBy) {
+	if !d.mayControl(p, item.RequestedBy, item.ControlPattern) {
 		a.Decision, a.Reason = DecisionDenied, denyReason(p, "release", item)
 		d.write(ctx, a)
 		return nil
@@ -215,5 +215,9 @@ func denyReason(p identity.Principal, what string, it ledgerItem) string {
 	if by == "" {
 		by = "an unrecorded principal (a run from before proofs of identity)"
 	}
-	return oneLine(p.ARN + " may not " + what + " run " + it.RunID + ", requested by " + by + ": only the requester (any session of its role) and the broker's operators may")
+	who := "the requester (any session of its role)"
+	if it.ControlPattern != "" {
+		who = "sessions of the requester's role matching " + it.ControlPattern + " (the allowed_principals entry that let the run in)"
+	}
+	return oneLine(p.ARN + " may not " + what + " run " + it.RunID + ", requested by " + by + ": only " + who + " and the broker's operators may")
 }

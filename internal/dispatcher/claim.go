@@ -38,7 +38,7 @@ func (d *Dispatcher) redelivered(ctx context.Context, req *protocol.Request, p i
 			return fmt.Errorf("run %s was claimed but its ledger item is gone", req.RunID)
 		}
 		switch {
-		case prev.Status == StatusCancelled && prev.RequestHash == "" && !d.cancelledByController(prev.CancelledBy, p):
+		case prev.Status == StatusCancelled && prev.RequestHash == "" && !d.cancelledByController(prev.CancelledBy, p, req.Job):
 			// A principal that may not control this run closed its run id
 			// early: the run's own claim replaces that tombstone.
 			d.log.Warn("overriding an early cancel by a principal that may not control the run", "run_id", req.RunID, "cancelled_by", prev.CancelledBy, "requested_by", p.ARN)
@@ -97,13 +97,13 @@ type reclaimError struct{ token string }
 func (e *reclaimError) Error() string { return "early cancel by another principal: claim over it" }
 
 // cancelledByController reports whether the early cancel's principal (a
-// verified ARN from the ledger) may control a run requested by p.
-func (d *Dispatcher) cancelledByController(cancelledBy string, p identity.Principal) bool {
+// verified ARN from the ledger) may control a run of job requested by p.
+func (d *Dispatcher) cancelledByController(cancelledBy string, p identity.Principal, job string) bool {
 	c, err := identity.PrincipalFromARN(cancelledBy)
 	if err != nil {
 		return false
 	}
-	return d.mayControl(c, p.ARN)
+	return d.mayControl(c, p.ARN, controlPattern(p, d.cfg.Jobs[job].AllowedPrincipals))
 }
 
 // resumeLaunch handles a delivery that finds the run claimed but not yet

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/deploy-broker/deploy-broker/internal/identity"
@@ -109,13 +110,49 @@ func (d *Dispatcher) mayRun(p identity.Principal, job string, allowed []string) 
 	return &rejection{protocol.RejectUnauthorized, fmt.Sprintf("%s may not run job %q: it is not in the job's allowed_principals", p.ARN, job)}
 }
 
+// controlPattern is what a controller of a run p may start under allowed
+// must match besides being of p's role: "" when the job has no
+// allowed_principals or a role-wide (or user) entry lets p in, otherwise
+// the first session pattern ("arn:…:sts::…:assumed-role/ROLE/GLOB") that
+// matches p. Without it, a session the job's allowed_principals exclude
+// (jenkins-7 where only release-* may run) could cancel or release a run of
+// a session they include, because both are sessions of one role.
+func controlPattern(p identity.Principal, allowed []string) string {
+	first := ""
+	for _, pat := range allowed {
+		if ok, err := identity.MatchPrincipal(p, pat); err != nil || !ok {
+			continue
+		}
+		if !sessionPattern(pat) {
+			return ""
+		}
+		if first == "" {
+			first = pat
+		}
+	}
+	return first
+}
+
+// sessionPattern reports whether an allowed_principals entry names sessions
+// of a role by a glob (assumed-role/ROLE/GLOB) rather than the whole role.
+func sessionPattern(pat string) bool {
+	parts := strings.SplitN(pat, ":", 6)
+	return len(parts) == 6 && parts[2] == "sts" && strings.HasPrefix(parts[5], "assumed-role/")
+}
+
 // mayControl decides whether p may cancel or release the run requested by
 // requestedBy (a verified ARN from the ledger): the requester itself, any
 // session of the same role (a CI job's cancel step may hold another session
-// of the role it started the run with), or an operator.
-func (d *Dispatcher) mayControl(p identity.Principal, requestedBy string) bool {
+// of the role it started the run with) that also matches the run's session
+// pattern when it has one (pattern, ledger controlled_by), or an operator.
+func (d *Dispatcher) mayControl(p identity.Principal, requestedBy, pattern string) bool {
 	if requestedBy != "" && p.Owner() == identity.OwnerOfARN(requestedBy) {
-		return true
+		if pattern == "" {
+			return true
+		}
+		if ok, err := identity.MatchPrincipal(p, pattern); err == nil && ok {
+			return true
+		}
 	}
 	for _, pat := range d.cfg.Operators {
 		if ok, err := identity.MatchPrincipal(p, pat); err == nil && ok {

@@ -37,6 +37,10 @@ type ledgerItem struct {
 	Requester      string            // claimed by the client (Requester.String)
 	RequestedBy    string            // verified principal ARN
 	CancelledBy    string            // verified principal ARN of the cancel
+	// ControlPattern is the session pattern of allowed_principals that
+	// authorised the run when no role-wide entry did (controlPattern);
+	// mayControl requires a controller of the requester's role to match it.
+	ControlPattern string
 	RequestHash    string
 	RequestedAt    time.Time
 	CreatedAt      time.Time
@@ -105,6 +109,9 @@ func (l *ledger) claimAttrs(it ledgerItem) map[string]types.AttributeValue {
 	}
 	if it.Slot != "" {
 		item[protocol.LedgerSlot] = s(it.Slot)
+	}
+	if it.ControlPattern != "" {
+		item[protocol.LedgerControlledBy] = s(it.ControlPattern)
 	}
 	if it.Reason != "" {
 		item[protocol.LedgerReason] = s(it.Reason)
@@ -191,7 +198,7 @@ func itemFromAttrs(a map[string]types.AttributeValue) ledgerItem {
 	}
 	return ledgerItem{
 		RunID: str(protocol.LedgerRunID), Status: str(protocol.LedgerStatus), Job: str(protocol.LedgerJob), Params: params, Requester: str(protocol.LedgerRequester),
-		RequestedBy: str(protocol.LedgerRequestedBy), CancelledBy: str(protocol.LedgerCancelledBy),
+		RequestedBy: str(protocol.LedgerRequestedBy), CancelledBy: str(protocol.LedgerCancelledBy), ControlPattern: str(protocol.LedgerControlledBy),
 		RequestHash: str(protocol.LedgerRequestHash), RequestedAt: tm(protocol.LedgerRequestedAt), CreatedAt: tm(protocol.LedgerCreatedAt),
 		LeaseUntil: tm(protocol.LedgerLeaseUntil), EndedAt: tm(protocol.LedgerEndedAt), NotifiedAt: tm(protocol.LedgerNotifiedAt),
 		CancelAsked: tm(protocol.LedgerCancelAsked), CancelledAt: tm(protocol.LedgerCancelledAt), TaskARN: str(protocol.LedgerTaskARN), QueueURL: str(protocol.LedgerQueueURL),

@@ -27,26 +27,30 @@ const (
 	LedgerRequester   = "requester"    // the claimed requester (Requester.String)
 	LedgerRequestedBy = "requested_by" // the verified principal's ARN (proof of identity)
 	LedgerCancelledBy = "cancelled_by" // the verified principal that cancelled the run
-	LedgerRequestHash = "request_hash"
-	LedgerRequestedAt = "requested_at"
-	LedgerCreatedAt   = "created_at"
-	LedgerExpiresAt   = "expires_at" // DynamoDB TTL, epoch seconds
-	LedgerLeaseUntil  = "lease_until"
-	LedgerAttempts    = "attempts"
-	LedgerQueueURL    = "queue_url"
-	LedgerTaskARN     = "task_arn"
-	LedgerRejectCode  = "reject_code"
-	LedgerReason      = "reason"
-	LedgerNotifiedAt  = "notified_at"
-	LedgerEndedAt     = "ended_at"
-	LedgerStopCode    = "stop_code"
-	LedgerStopReason  = "stopped_reason"
-	LedgerExitCode    = "exit_code"
-	LedgerCancelledAt = "cancelled_at"
-	LedgerCancelAsked = "cancel_requested_at"
-	LedgerReleasedAt  = "released_at"
-	LedgerClaimToken  = "claim_token"
-	LedgerSlot        = "slot" // the principal key whose open-run slot the run took (throttle)
+	// LedgerControlledBy is the allowed_principals session pattern that let
+	// the run in, when only such a pattern did: cancel and release must
+	// match it too (absent: any session of the requester's role).
+	LedgerControlledBy = "controlled_by"
+	LedgerRequestHash  = "request_hash"
+	LedgerRequestedAt  = "requested_at"
+	LedgerCreatedAt    = "created_at"
+	LedgerExpiresAt    = "expires_at" // DynamoDB TTL, epoch seconds
+	LedgerLeaseUntil   = "lease_until"
+	LedgerAttempts     = "attempts"
+	LedgerQueueURL     = "queue_url"
+	LedgerTaskARN      = "task_arn"
+	LedgerRejectCode   = "reject_code"
+	LedgerReason       = "reason"
+	LedgerNotifiedAt   = "notified_at"
+	LedgerEndedAt      = "ended_at"
+	LedgerStopCode     = "stop_code"
+	LedgerStopReason   = "stopped_reason"
+	LedgerExitCode     = "exit_code"
+	LedgerCancelledAt  = "cancelled_at"
+	LedgerCancelAsked  = "cancel_requested_at"
+	LedgerReleasedAt   = "released_at"
+	LedgerClaimToken   = "claim_token"
+	LedgerSlot         = "slot" // the principal key whose open-run slot the run took (throttle)
 	// LedgerIdempotencyKey is the run request's idempotency key, if any.
 	LedgerIdempotencyKey = "idempotency_key"
 	// LedgerOutputs holds the job's outputs, a JSON object by name, copied

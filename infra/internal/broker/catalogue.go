@@ -147,6 +147,7 @@ func NewJobCatalogue(scope constructs.Construct, id string, props *JobCatalogueP
 		// condition for the pulls and secret reads Fargate makes with it
 		// (unlike the "Amazon ECS task IAM role" page for task roles).
 		AssumedBy:      awsiam.NewServicePrincipal(jsii.String("ecs-tasks.amazonaws.com"), nil),
+		Path:           jsii.String(config.RolePath(cfg.Broker.Name)),
 		Description:    jsii.String("deploy-broker task execution: pulls job images, reads job secrets, writes run logs"),
 		InlinePolicies: &inline,
 	})
@@ -173,7 +174,12 @@ func NewJobCatalogue(scope constructs.Construct, id string, props *JobCatalogueP
 			LedgerArn:     props.LedgerArn,
 			// "<broker>-*": every family of this broker (and of brokers whose
 			// name starts with "<broker>-", which is stricter, not looser).
-			BrokerFamilies:     arn("ecs", "task-definition/"+cfg.Broker.Name+"-*"),
+			BrokerFamilies: arn("ecs", "task-definition/"+cfg.Broker.Name+"-*"),
+			// Every role under the broker's path: the job roles, the
+			// execution role and the dispatcher's (a name pattern, not the
+			// roles' ARNs: those would make each job role depend on all).
+			BrokerRoles:        jsii.String("arn:" + *awscdk.Aws_PARTITION() + ":iam::" + *awscdk.Aws_ACCOUNT_ID() + ":role" + config.RolePath(cfg.Broker.Name) + "*"),
+			RolePath:           config.RolePath(cfg.Broker.Name),
 			SqsAbacUnavailable: props.SqsAbacUnavailable,
 			SqsAbacAvailable:   props.SqsAbacAvailable,
 			StopTimeout:        awscdk.Duration_Seconds(jsii.Number(stop.Seconds())),

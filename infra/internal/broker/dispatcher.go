@@ -53,6 +53,9 @@ type DispatcherProps struct {
 	RunLogs awslogs.ILogGroup
 	// MaxEventAge is how long Lambda keeps retrying an event.
 	MaxEventAge awscdk.Duration
+	// RolePath is the IAM path of the dispatcher's role (config.RolePath):
+	// every job role is denied passing a role under it.
+	RolePath string
 }
 
 // Dispatcher is the broker's Lambda function, its role, log group and
@@ -194,6 +197,7 @@ func NewDispatcher(scope constructs.Construct, id string, props *DispatcherProps
 	}
 	role := awsiam.NewRole(this, jsii.String("Role"), &awsiam.RoleProps{
 		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
+		Path:        jsii.String(props.RolePath),
 		Description: jsii.String("deploy-broker dispatcher: run ledger, run queues, run tasks of the catalogue on the broker cluster"),
 		InlinePolicies: &map[string]awsiam.PolicyDocument{
 			"dispatcher": awsiam.NewPolicyDocument(&awsiam.PolicyDocumentProps{Statements: &statements}),

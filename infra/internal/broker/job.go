@@ -36,8 +36,13 @@ type JobProps struct {
 	// LedgerArn is the run ledger's table: no job may touch it.
 	LedgerArn *string
 	// BrokerFamilies is the ARN pattern of the broker's task definition
-	// families: no job may register a revision in one.
+	// families: no job may register a revision in one, nor run or start one.
 	BrokerFamilies *string
+	// BrokerRoles is the ARN pattern of the broker's roles (by their IAM
+	// path, config.RolePath): no job may pass one.
+	BrokerRoles *string
+	// RolePath is the IAM path of the job's task role.
+	RolePath string
 	// SqsAbacUnavailable is true in the regions without SQS ABAC,
 	// SqsAbacAvailable elsewhere.
 	SqsAbacUnavailable, SqsAbacAvailable awscdk.CfnCondition
@@ -105,6 +110,23 @@ func NewJob(scope constructs.Construct, id string, props *JobProps) Job {
 				Actions:   jsii.Strings(JobDeniedTaskDefinitionActions...),
 				Resources: &[]*string{props.BrokerFamilies},
 			}),
+			// ECS accepts any task role whose trust policy admits ECS tasks of
+			// this account: with RunTask on a broker family (another job's
+			// pinned revision) or PassRole on another job's role (a task
+			// role override), a job would run as another job, and could
+			// start tasks with startedBy=<run id>.
+			awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+				Sid:       jsii.String("NeverRunBrokerTaskDefinitions"),
+				Effect:    awsiam.Effect_DENY,
+				Actions:   jsii.Strings(JobDeniedRunActions...),
+				Resources: &[]*string{props.BrokerFamilies},
+			}),
+			awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+				Sid:       jsii.String("NeverPassBrokerRoles"),
+				Effect:    awsiam.Effect_DENY,
+				Actions:   jsii.Strings("iam:PassRole"),
+				Resources: &[]*string{props.BrokerRoles},
+			}),
 			awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 				Sid:       jsii.String("NeverTamperWithRunQueues"),
 				Effect:    awsiam.Effect_DENY,
@@ -132,6 +154,7 @@ func NewJob(scope constructs.Construct, id string, props *JobProps) Job {
 	}
 	role := awsiam.NewRole(this, jsii.String("TaskRole"), &awsiam.RoleProps{
 		AssumedBy:       ecsTasksPrincipal(),
+		Path:            jsii.String(props.RolePath),
 		Description:     jsii.String(fmt.Sprintf("deploy-broker job %s: its deployment permissions and run feedback", props.Name)),
 		InlinePolicies:  &inline,
 		ManagedPolicies: &managed,
@@ -233,6 +256,10 @@ func (j *job) TaskDefinition() awsecs.FargateTaskDefinition { return j.taskDef }
 // JobDeniedTaskDefinitionActions are denied to every job role on the
 // broker's task definition families.
 var JobDeniedTaskDefinitionActions = []string{"ecs:RegisterTaskDefinition"}
+
+// JobDeniedRunActions are denied to every job role on the broker's task
+// definition families: only the dispatcher runs them.
+var JobDeniedRunActions = []string{"ecs:RunTask", "ecs:StartTask"}
 
 // JobDeniedRunQueueActions are denied to every job role on the run queues:
 // it may only send to its own (SendFeedbackToOwnRunQueues).

@@ -137,6 +137,7 @@ func NewStack(scope constructs.Construct, id string, props *StackProps) (_ *Stac
 		Network:             s.Network,
 		RunQueueArn:         runQueues,
 		ExtraPrincipals:     extra,
+		RolePath:            config.RolePath(name),
 		LogRetention:        retention,
 		RunLogs:             s.Catalogue.LogGroup(),
 		MaxEventAge:         maxAge,

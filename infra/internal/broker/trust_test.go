@@ -277,6 +277,12 @@ func TestEachJobRoleHasOnlyItsOwnPermissions(t *testing.T) {
 			want := []grant{sendOwn,
 				{Sid: "NeverRegisterBrokerTaskDefinitions", Effect: "Deny", Actions: []string{"ecs:RegisterTaskDefinition"},
 					Resources: []string{stackArn("ecs", "task-definition/test-broker-*")}},
+				// review finding 9: no job runs another job's revision, nor
+				// passes another job's role (or the broker's)
+				{Sid: "NeverRunBrokerTaskDefinitions", Effect: "Deny", Actions: []string{"ecs:RunTask", "ecs:StartTask"},
+					Resources: []string{stackArn("ecs", "task-definition/test-broker-*")}},
+				{Sid: "NeverPassBrokerRoles", Effect: "Deny", Actions: []string{"iam:PassRole"},
+					Resources: []string{"arn:" + partition + ":iam::" + account + ":role/deploy-broker/test-broker/*"}},
 				{Sid: "NeverTamperWithRunQueues", Effect: "Deny", Actions: []string{
 					"sqs:AddPermission", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:DeleteQueue",
 					"sqs:PurgeQueue", "sqs:ReceiveMessage", "sqs:RemovePermission", "sqs:SetQueueAttributes",
@@ -310,6 +316,11 @@ func TestEachJobRoleHasOnlyItsOwnPermissions(t *testing.T) {
 					"ArnLike":      map[string]interface{}{"aws:SourceArn": stackArn("ecs", "*")},
 				},
 			}})
+			// AND it is under the broker's role path, which every job role
+			// is denied passing
+			if got := props["Path"]; got != "/deploy-broker/test-broker/" {
+				t.Errorf("job role path %v, want /deploy-broker/test-broker/", got)
+			}
 			// AND it is the task role of the job's task definition only
 			has(t, f.template, "AWS::ECS::TaskDefinition", like(obj{
 				"Family": cfg.TaskFamily(j.Name()), "TaskRoleArn": obj{"Fn::GetAtt": arr{role, "Arn"}},
@@ -433,6 +444,14 @@ func TestExecutionRoleReadsOnlyTheJobsImagesSecretsAndLogs(t *testing.T) {
 	// role" page documents: the service principal, no confused-deputy
 	// condition (none is documented for the agent's pulls and secret reads)
 	assertGrants(t, "the execution role's trust", trustStatements(f, role), []grant{{Actions: []string{"sts:AssumeRole"}}})
+	// AND it and the dispatcher's role are under the broker's role path,
+	// which every job role is denied passing (review finding 9)
+	for _, r := range []string{role, logicalID(f, s.Dispatcher.Role())} {
+		props := f.resources()[r].(map[string]interface{})["Properties"].(map[string]interface{})
+		if got := props["Path"]; got != "/deploy-broker/test-broker/" {
+			t.Errorf("role %s path %v, want /deploy-broker/test-broker/", r, got)
+		}
+	}
 }
 
 // Nothing in the stack can be assumed or used by anyone the table does not

@@ -1,0 +1,126 @@
+package trigger
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// printRuns prints the runs as a table, or as JSON.
+func printRuns(w io.Writer, mode string, runs []historyRun) {
+	if mode == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
+		for _, r := range runs {
+			_ = enc.Encode(r)
+		}
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "RUN ID\tJOB\tREQUESTED BY\tSTARTED\tDURATION\tOUTCOME")
+	for _, r := range runs {
+		outcome := r.Outcome
+		if r.ExitCode != nil && outcome == "failed" {
+			outcome += fmt.Sprintf(" (%d)", *r.ExitCode)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.RunID, r.Job, cell(firstNonEmpty(r.RequestedBy, r.Requester), 60), shortTime(r.CreatedAt),
+			durationCell(r), outcome)
+	}
+	_ = tw.Flush()
+}
+
+func printRun(w io.Writer, mode string, r historyRun) {
+	if mode == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
+		_ = enc.Encode(r)
+		return
+	}
+	row := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(w, "%-15s %s\n", k+":", v)
+		}
+	}
+	row("run", r.RunID)
+	row("job", r.Job)
+	row("requested by", r.RequestedBy)
+	row("requester", r.Requester)
+	row("key", r.Key)
+	outcome := r.Outcome
+	if r.ExitCode != nil {
+		outcome += fmt.Sprintf(" (exit code %d)", *r.ExitCode)
+	}
+	row("outcome", outcome)
+	keys := make([]string, 0, len(r.Params))
+	for k := range r.Params {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for i, k := range keys {
+		label := ""
+		if i == 0 {
+			label = "parameters"
+		}
+		fmt.Fprintf(w, "%-15s %s=%s\n", label+map[bool]string{true: ":", false: ""}[i == 0], k, cell(r.Params[k], 200))
+	}
+	row("requested", r.RequestedAt)
+	row("started", r.CreatedAt)
+	row("ended", r.EndedAt)
+	if r.DurationMS > 0 {
+		row("duration", durationCell(r))
+	}
+	row("task", r.TaskARN)
+	if r.StopCode != "" || r.StopReason != "" {
+		row("stopped", strings.TrimSpace(r.StopCode+" "+r.StopReason))
+	}
+	if r.RejectCode != "" || r.Reason != "" {
+		row("rejected", strings.TrimSpace(r.RejectCode+": "+r.Reason))
+	}
+	if r.Exit != nil {
+		row("exit", fmt.Sprintf("%s: %s (%d lines, %d bytes)", r.Exit.Reason, r.Exit.Message, r.Exit.Lines, r.Exit.Bytes))
+	}
+	names := make([]string, 0, len(r.Outputs))
+	for k := range r.Outputs {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for i, k := range names {
+		label := ""
+		if i == 0 {
+			label = "outputs:"
+		}
+		fmt.Fprintf(w, "%-15s %s=%s\n", label, k, cell(r.Outputs[k], 200))
+	}
+	row("cancel asked", r.CancelAsked)
+	row("cancelled", r.CancelledAt)
+	row("cancelled by", r.CancelledBy)
+	row("released", r.ReleasedAt)
+}
+
+func shortTime(s string) string {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return s
+	}
+	return t.UTC().Format("2006-01-02 15:04:05Z")
+}
+
+func durationCell(r historyRun) string {
+	if r.DurationMS <= 0 {
+		return "-"
+	}
+	return roundDuration(time.Duration(r.DurationMS) * time.Millisecond).String()
+}
+
+// cell makes s one short line.
+func cell(s string, n int) string {
+	s = strings.NewReplacer("\n", " ", "\r", " ", "\t", " ").Replace(s)
+	if len(s) > n {
+		s = s[:n] + "…"
+	}
+	return s
+}
