@@ -26,6 +26,7 @@ import (
 	"github.com/deploy-broker/deploy-broker/internal/moto"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 	"github.com/deploy-broker/deploy-broker/internal/runner"
+	"github.com/deploy-broker/deploy-broker/internal/testkit/deploylog"
 )
 
 type options struct {
@@ -177,7 +178,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		var line []byte
 		var n int
 		st, err := b.trigger(ctx, true, "deploylog", []string{"lines=" + strconv.Itoa(o.deployLines)}, func(p []byte, _ time.Time) error {
-			line = DeployLogLine(line[:0], n)
+			line = deploylog.Line(line[:0], n)
 			if !bytes.Equal(p, line) {
 				return fmt.Errorf("deploy-log line %d differs: %.60q", n, p)
 			}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"github.com/deploy-broker/deploy-broker/internal/testkit/deploylog"
 	"os"
 	"strconv"
 	"time"
@@ -57,7 +58,7 @@ func Job(mode string, args []string) int {
 			if mode == "deploylog" && int64(i) >= n {
 				break
 			}
-			line = append(DeployLogLine(line[:0], i), '\n')
+			line = append(deploylog.Line(line[:0], i), '\n')
 			if mode == "deploylog-bytes" && written+int64(len(line)) > n {
 				break
 			}

@@ -1,4 +1,7 @@
-package main
+// Package deploylog makes realistic deploy-log lines for the benchmark and
+// the runner's redaction measurements: one generator, so both measure the
+// same text.
+package deploylog
 
 import (
 	"fmt"
@@ -9,14 +12,14 @@ import (
 // deployLogBase is the time of line 0 of the deploy-log job.
 var deployLogBase = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 
-// DeployLogLine is line i (without its newline) of a realistic deploy log:
+// Line is line i (without its newline) of a realistic deploy log:
 // what terraform, kubectl, docker build and an application's own logs print,
 // with increasing microsecond timestamps, random ids, hashes, counts and
 // durations, some ANSI colour, 50 to 250 bytes. Unlike the numbered
 // synthetic lines it is not repetitive, so it compresses the way real
 // output does. The same i always gives the same line, so the receiver can
 // check every line.
-func DeployLogLine(dst []byte, i int) []byte {
+func Line(dst []byte, i int) []byte {
 	r := rand.New(rand.NewPCG(uint64(i), 0x5eed))
 	ts := deployLogBase.Add(time.Duration(i)*3*time.Millisecond + time.Duration(r.IntN(3000))*time.Microsecond).Format("2006-01-02T15:04:05.000000Z")
 	uuid := func() string {
