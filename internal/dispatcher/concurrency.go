@@ -102,32 +102,41 @@ func (l *ledger) putSlot(ctx context.Context, group string, read, st slotState) 
 	for _, w := range st.waiting {
 		waiting = append(waiting, s(w))
 	}
-	in := &dynamodb.PutItemInput{
-		TableName: aws.String(l.table),
-		Item: map[string]types.AttributeValue{
-			protocol.LedgerRunID:       s(slotKey(group)),
-			protocol.LedgerStatus:      s("slots"),
-			protocol.LedgerSlotHolders: &types.AttributeValueMemberM{Value: holders},
-			protocol.LedgerSlotWaiting: &types.AttributeValueMemberL{Value: waiting},
-			protocol.LedgerSlotVersion: &types.AttributeValueMemberN{Value: strconv.FormatInt(read.version+1, 10)},
-		},
+	item := map[string]types.AttributeValue{
+		protocol.LedgerRunID:       s(slotKey(group)),
+		protocol.LedgerStatus:      s("slots"),
+		protocol.LedgerSlotHolders: &types.AttributeValueMemberM{Value: holders},
+		protocol.LedgerSlotWaiting: &types.AttributeValueMemberL{Value: waiting},
 	}
-	if read.exists {
+	if err := l.putVersioned(ctx, item, protocol.LedgerSlotVersion, read.exists, read.version); err != nil {
+		if errors.Is(err, errConditionFailed) {
+			return err
+		}
+		return fmt.Errorf("writing concurrency slots %s: %w", group, err)
+	}
+	return nil
+}
+
+// putVersioned writes item (a ledger item that is not a run: concurrency
+// slots, a principal's open runs) if it is still at the version it was read
+// at (versionAttr; absent when !exists), with the version one higher;
+// errConditionFailed when someone wrote it in between.
+func (l *ledger) putVersioned(ctx context.Context, item map[string]types.AttributeValue, versionAttr string, exists bool, version int64) error {
+	item[versionAttr] = &types.AttributeValueMemberN{Value: strconv.FormatInt(version+1, 10)}
+	in := &dynamodb.PutItemInput{TableName: aws.String(l.table), Item: item}
+	if exists {
 		in.ConditionExpression = aws.String("#v = :v")
-		in.ExpressionAttributeNames = map[string]string{"#v": protocol.LedgerSlotVersion}
-		in.ExpressionAttributeValues = map[string]types.AttributeValue{":v": &types.AttributeValueMemberN{Value: strconv.FormatInt(read.version, 10)}}
+		in.ExpressionAttributeNames = map[string]string{"#v": versionAttr}
+		in.ExpressionAttributeValues = map[string]types.AttributeValue{":v": &types.AttributeValueMemberN{Value: strconv.FormatInt(version, 10)}}
 	} else {
-		in.ConditionExpression = aws.String("attribute_not_exists(run_id)")
+		in.ConditionExpression = aws.String("attribute_not_exists(" + protocol.LedgerRunID + ")")
 	}
 	_, err := l.db.PutItem(ctx, in)
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
 		return errConditionFailed
 	}
-	if err != nil {
-		return fmt.Errorf("writing concurrency slots %s: %w", group, err)
-	}
-	return nil
+	return err
 }
 
 // slotOf is the concurrency of a job: its group, the group's size and the

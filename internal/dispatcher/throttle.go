@@ -112,25 +112,14 @@ func (l *ledger) putSlots(ctx context.Context, key string, seen principalSlots, 
 	item := map[string]types.AttributeValue{
 		protocol.LedgerRunID:    s(protocol.LedgerPrincipalPrefix + key),
 		protocol.LedgerOpenRuns: &types.AttributeValueMemberM{Value: m},
-		protocol.LedgerVersion:  &types.AttributeValueMemberN{Value: strconv.FormatInt(seen.version+1, 10)},
 		// The item goes with its last slot (DynamoDB TTL), or a day after it
 		// was last written empty.
 		protocol.LedgerExpiresAt: &types.AttributeValueMemberN{Value: strconv.FormatInt(max(last, time.Now().Add(24*time.Hour).Unix()), 10)},
 	}
-	in := &dynamodb.PutItemInput{TableName: aws.String(l.table), Item: item}
-	if seen.exists {
-		in.ConditionExpression = aws.String("#v = :v")
-		in.ExpressionAttributeNames = map[string]string{"#v": protocol.LedgerVersion}
-		in.ExpressionAttributeValues = map[string]types.AttributeValue{":v": &types.AttributeValueMemberN{Value: strconv.FormatInt(seen.version, 10)}}
-	} else {
-		in.ConditionExpression = aws.String("attribute_not_exists(run_id)")
-	}
-	_, err := l.db.PutItem(ctx, in)
-	var ccf *types.ConditionalCheckFailedException
-	if errors.As(err, &ccf) {
-		return errConditionFailed
-	}
-	if err != nil {
+	if err := l.putVersioned(ctx, item, protocol.LedgerVersion, seen.exists, seen.version); err != nil {
+		if errors.Is(err, errConditionFailed) {
+			return err
+		}
 		return fmt.Errorf("writing the open runs of %s to the ledger: %w", key, err)
 	}
 	return nil
