@@ -15,6 +15,7 @@ import (
 	"github.com/deploy-broker/deploy-broker/internal/localbroker"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 	"github.com/deploy-broker/deploy-broker/internal/testkit/e2etest"
+	"github.com/deploy-broker/deploy-broker/internal/testkit/faultproxy"
 	"github.com/deploy-broker/deploy-broker/internal/testkit/prooftest"
 )
 
@@ -28,7 +29,20 @@ import (
 // come back and it may run again.
 func TestFloodFromOnePrincipalDoesNotHoldUpAnother(t *testing.T) {
 	const flood, limit = 30, 3
-	b := e2etest.StartBroker(t, bins, "testdata/flood.yaml", localbroker.Options{})
+	// The broker's clients reach moto through the proxy with no faults: it
+	// applies DynamoDB's conditional writes one at a time, as DynamoDB does
+	// and moto does not (see faultproxy), and the SNS loop delivers the
+	// flood concurrently.
+	b := e2etest.StartBroker(t, bins, "testdata/flood.yaml", localbroker.Options{
+		Endpoint: func(motoURL string) (string, error) {
+			p, err := faultproxy.Start(motoURL, faultproxy.Options{})
+			if err != nil {
+				return "", err
+			}
+			t.Cleanup(p.Close)
+			return p.URL, nil
+		},
+	})
 	ctx := context.Background()
 	awsCfg, err := b.Server.AWSConfig(ctx)
 	if err != nil {

@@ -58,6 +58,15 @@ type Options struct {
 	Plan func(service, action string, nth int) Fault
 }
 
+// dynamoWrites are the DynamoDB actions that may carry a condition. moto
+// 5.2.1 checks a ConditionExpression and then writes the item without a
+// lock, so two concurrent conditional writes of one item can both succeed
+// there; DynamoDB applies each conditional write atomically ("Condition
+// expressions", DynamoDB developer guide). The proxy forwards these one at a
+// time, so that compare-and-set behaves in tests as it does in AWS.
+var dynamoWrites = map[string]bool{"PutItem": true, "UpdateItem": true, "DeleteItem": true,
+	"TransactWriteItems": true, "BatchWriteItem": true}
+
 // Fault is what the proxy does to one request.
 type Fault int
 
@@ -100,9 +109,11 @@ type Proxy struct {
 	ln     net.Listener
 	o      Options
 
-	mu  sync.Mutex
-	rnd *rand.Rand
-	nth map[string]int
+	mu sync.Mutex
+	// dynamoMu serialises DynamoDB writes (see dynamoWrites).
+	dynamoMu sync.Mutex
+	rnd      *rand.Rand
+	nth      map[string]int
 
 	requests, matched, e500, e503, throttle, reset, drop, latency atomic.Int64
 	enabled                                                       atomic.Bool
@@ -180,6 +191,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	service, action, jsonProto := classify(r, body)
+	if service == "dynamodb" && dynamoWrites[action] {
+		p.dynamoMu.Lock()
+		defer p.dynamoMu.Unlock()
+	}
 	f := None
 	if p.o.Match == nil || p.o.Match(service, action) {
 		p.matched.Add(1)
