@@ -98,10 +98,12 @@ func TestRunsSurviveTenPercentFaults(t *testing.T) {
 			if err != nil {
 				return "", err
 			}
+			// Registered before the broker's own clean-up, so it runs
+			// after it: the broker stops before its endpoint goes away.
+			t.Cleanup(p.Close)
 			return p.URL, nil
 		},
 	})
-	t.Cleanup(proxy.Close)
 	// The trigger reaches the proxy through the broker's own endpoint
 	// (b.Env: local mode's account shim in front of the proxy).
 	var env []string

@@ -1,9 +1,14 @@
 package dispatcher_test
 
 import (
+	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	dbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/deploy-broker/deploy-broker/internal/dispatcher"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
@@ -165,4 +170,104 @@ func TestReleasedWaitingRunNeverStarts(t *testing.T) {
 		t.Errorf("the released waiting run got %d tasks", n)
 	}
 	e.wantStatus(e.submit(), dispatcher.StatusAccepted)
+}
+
+// lostAnswerDynamo passes calls on to moto, except that the first
+// UpdateItem matching lose is carried out and its answer lost: the call is
+// made again, as the SDK retries a dropped connection, and the caller sees
+// only the repeat's answer (a conditional check that fails on its own
+// first write).
+type lostAnswerDynamo struct {
+	dispatcher.DynamoAPI
+	lose func(*dynamodb.UpdateItemInput) bool
+	lost atomic.Int64
+}
+
+func (f *lostAnswerDynamo) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, o ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	if f.lose(in) && f.lost.Add(1) == 1 {
+		if _, err := f.DynamoAPI.UpdateItem(ctx, in, o...); err != nil {
+			return nil, err
+		}
+	}
+	return f.DynamoAPI.UpdateItem(ctx, in, o...)
+}
+
+func withLostUpdate(lose func(*dynamodb.UpdateItemInput) bool) (envOption, *lostAnswerDynamo) {
+	f := &lostAnswerDynamo{lose: lose}
+	return func(_ *dispatcher.Settings, c *dispatcher.Clients) { f.DynamoAPI = c.Dynamo; c.Dynamo = f }, f
+}
+
+// conditionedOn reports whether an UpdateItem is conditioned on one of the
+// given values (the ledger's status conditions name the status they expect).
+func conditionedOn(in *dynamodb.UpdateItemInput, status string) bool {
+	if in.ConditionExpression == nil || !strings.Contains(*in.ConditionExpression, " = :") {
+		return false
+	}
+	for k, v := range in.ExpressionAttributeValues {
+		if s, ok := v.(*dbtypes.AttributeValueMemberS); ok && s.Value == status && strings.HasPrefix(k, ":c") {
+			return true
+		}
+	}
+	return false
+}
+
+// When the answer to the update that moves a promoted run from queued to
+// launching is lost, the repeat fails its condition on that very write. The
+// run must still start now: before the fix it sat in "launching" under a
+// lease nobody worked on until the lease ran out and a sweep came (65 s and
+// more; TestConcurrencyOneUnderFaults timed out on it once in CI).
+func TestPromotionWhoseAnswerIsLostStillStarts(t *testing.T) {
+	opt, f := withLostUpdate(func(in *dynamodb.UpdateItemInput) bool { return conditionedOn(in, dispatcher.StatusQueued) })
+	e := newEnv(t, opt)
+	e.limit(1, "queue")
+	first, second := e.submit(), e.submit()
+	e.wantStatus(second, dispatcher.StatusQueued)
+	e.stopRun(first)
+	if f.lost.Load() == 0 {
+		t.Fatal("no update conditioned on status queued was made: the test no longer exercises the promotion")
+	}
+	e.wantStatus(second, dispatcher.StatusAccepted)
+	if n := len(e.tasks(second)); n != 1 {
+		t.Errorf("the promoted run has %d tasks, want 1", n)
+	}
+}
+
+// The same for a take-over of an interrupted launch: the delivery whose
+// take-over answer was lost must go on with the launch, not wait for a
+// lease that is its own.
+func TestTakeOverWhoseAnswerIsLostGoesOn(t *testing.T) {
+	opt, f := withLostUpdate(func(in *dynamodb.UpdateItemInput) bool {
+		return in.ConditionExpression != nil && strings.Contains(*in.ConditionExpression, ":seen")
+	})
+	e := newEnv(t, opt)
+	r := e.request()
+	if err := e.invoke(e.sns(e.claim(r, e.clock.Now().Add(-time.Second)))); err != nil {
+		t.Fatal(err)
+	}
+	if f.lost.Load() == 0 {
+		t.Fatal("no take-over was made: the test no longer exercises it")
+	}
+	if arns := e.tasks(r.RunID); len(arns) != 1 {
+		t.Fatalf("%d tasks, want 1", len(arns))
+	}
+	e.only(r.RunID, protocol.TypeAccepted)
+}
+
+// And for the end of a waiting run: a cancelled run whose rejection's
+// answer was lost is still answered on its queue, so its trigger ends.
+func TestCancelOfAWaitingRunWhoseAnswerIsLostIsAnswered(t *testing.T) {
+	opt, f := withLostUpdate(func(in *dynamodb.UpdateItemInput) bool { return conditionedOn(in, dispatcher.StatusQueued) })
+	e := newEnv(t, opt)
+	e.limit(1, "queue")
+	_, second := e.submit(), e.submit()
+	e.wantStatus(second, dispatcher.StatusQueued)
+	if err := e.short(protocol.KindCancel, second); err != nil {
+		t.Fatal(err)
+	}
+	if f.lost.Load() == 0 {
+		t.Fatal("no update conditioned on status queued was made: the test no longer exercises the cancel")
+	}
+	if got := e.types(second); got != "queued,rejected" {
+		t.Errorf("records of the cancelled waiting run: %s, want queued,rejected", got)
+	}
 }

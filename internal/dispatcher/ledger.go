@@ -60,6 +60,9 @@ type ledgerItem struct {
 	// successful claim is lost and the SDK retries the put, the retry finds
 	// its own token and knows the claim is its own, not a second delivery.
 	ClaimToken string
+	// WriteToken is the token of the last conditional update (update,
+	// takeOver): the same for a lost answer to one's own write.
+	WriteToken string
 	// QueuedRequest is a waiting run's request (concurrency.go).
 	QueuedRequest string
 	// Approval is approved or rejected (approval.go), ApprovalBy who decided.
@@ -203,6 +206,7 @@ func itemFromAttrs(a map[string]types.AttributeValue) ledgerItem {
 		LeaseUntil: tm(protocol.LedgerLeaseUntil), EndedAt: tm(protocol.LedgerEndedAt), NotifiedAt: tm(protocol.LedgerNotifiedAt),
 		CancelAsked: tm(protocol.LedgerCancelAsked), CancelledAt: tm(protocol.LedgerCancelledAt), TaskARN: str(protocol.LedgerTaskARN), QueueURL: str(protocol.LedgerQueueURL),
 		RejectCode: str(protocol.LedgerRejectCode), Reason: str(protocol.LedgerReason), ClaimToken: str(protocol.LedgerClaimToken),
+		WriteToken:    str(protocol.LedgerWriteToken),
 		QueuedRequest: str(protocol.LedgerQueuedRequest), Approval: str(protocol.LedgerApproval), ApprovalBy: str(protocol.LedgerApprovalBy),
 		Slot: str(protocol.LedgerSlot),
 	}
@@ -231,6 +235,18 @@ func (l *ledger) update(ctx context.Context, runID string, set map[string]string
 		names[fmt.Sprintf("#k%d", i)] = k
 		values[fmt.Sprintf(":v%d", i)] = s(set[k])
 	}
+	// A conditional update carries a token of its own. Its answer may be
+	// lost after DynamoDB applied it (a dropped connection); the SDK then
+	// sends it again and the repeat fails the condition on the first
+	// write. Without the token that reads as "somebody else changed the
+	// run", and a transition this invocation made (queued → launching, a
+	// take-over, a rejection) would be left for nobody to finish.
+	token := ""
+	if len(conds) > 0 {
+		token = newClaimToken()
+		names["#wt"], values[":wt"] = protocol.LedgerWriteToken, s(token)
+		expr += ", #wt = :wt"
+	}
 	condition := "attribute_exists(run_id)"
 	for i, c := range conds {
 		n, v := fmt.Sprintf("#c%d", i), fmt.Sprintf(":c%d", i)
@@ -253,7 +269,7 @@ func (l *ledger) update(ctx context.Context, runID string, set map[string]string
 	})
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
-		return ledgerItem{}, errConditionFailed
+		return l.ownWrite(ctx, runID, token)
 	}
 	if err != nil {
 		return ledgerItem{}, fmt.Errorf("updating run %s in the ledger: %w", runID, err)
@@ -261,23 +277,42 @@ func (l *ledger) update(ctx context.Context, runID string, set map[string]string
 	return itemFromAttrs(out.Attributes), nil
 }
 
+// ownWrite settles a failed condition: the item as it is if its last
+// conditional write was the one with token (ours, its answer lost), else
+// errConditionFailed.
+func (l *ledger) ownWrite(ctx context.Context, runID, token string) (ledgerItem, error) {
+	if token == "" {
+		return ledgerItem{}, errConditionFailed
+	}
+	it, ok, err := l.get(ctx, runID)
+	if err != nil {
+		return ledgerItem{}, err
+	}
+	if !ok || it.WriteToken != token {
+		return ledgerItem{}, errConditionFailed
+	}
+	return it, nil
+}
+
 // takeOver moves an interrupted launch claim to this invocation: it succeeds
 // for exactly one caller that saw the same expired lease.
 func (l *ledger) takeOver(ctx context.Context, runID string, seen, lease time.Time) error {
+	token := newClaimToken()
 	_, err := l.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                aws.String(l.table),
 		Key:                      map[string]types.AttributeValue{protocol.LedgerRunID: s(runID)},
-		UpdateExpression:         aws.String("SET #lease = :lease ADD #attempts :one"),
+		UpdateExpression:         aws.String("SET #lease = :lease, #wt = :wt ADD #attempts :one"),
 		ConditionExpression:      aws.String("#status = :launching AND #lease = :seen"),
-		ExpressionAttributeNames: map[string]string{"#lease": protocol.LedgerLeaseUntil, "#attempts": protocol.LedgerAttempts, "#status": protocol.LedgerStatus},
+		ExpressionAttributeNames: map[string]string{"#lease": protocol.LedgerLeaseUntil, "#attempts": protocol.LedgerAttempts, "#status": protocol.LedgerStatus, "#wt": protocol.LedgerWriteToken},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":lease": s(stamp(lease)), ":seen": s(stamp(seen)), ":launching": s(StatusLaunching),
-			":one": &types.AttributeValueMemberN{Value: "1"},
+			":one": &types.AttributeValueMemberN{Value: "1"}, ":wt": s(token),
 		},
 	})
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
-		return errConditionFailed
+		_, err := l.ownWrite(ctx, runID, token) // our own take-over, its answer lost?
+		return err
 	}
 	if err != nil {
 		return fmt.Errorf("taking over the launch of run %s in the ledger: %w", runID, err)

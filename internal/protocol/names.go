@@ -50,7 +50,11 @@ const (
 	LedgerCancelAsked  = "cancel_requested_at"
 	LedgerReleasedAt   = "released_at"
 	LedgerClaimToken   = "claim_token"
-	LedgerSlot         = "slot" // the principal key whose open-run slot the run took (throttle)
+	// LedgerWriteToken is unique to one conditional update: when its answer
+	// is lost and the SDK's retry fails the condition on that very write,
+	// the writer finds its token and knows the change is its own.
+	LedgerWriteToken = "write_token"
+	LedgerSlot       = "slot" // the principal key whose open-run slot the run took (throttle)
 	// LedgerIdempotencyKey is the run request's idempotency key, if any.
 	LedgerIdempotencyKey = "idempotency_key"
 	// LedgerOutputs holds the job's outputs, a JSON object by name, copied
