@@ -60,29 +60,19 @@ type slotState struct {
 func slotKey(group string) string { return protocol.SlotKeyPrefix + group }
 
 func (l *ledger) getSlot(ctx context.Context, group string) (slotState, error) {
-	out, err := l.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: aws.String(l.table), ConsistentRead: aws.Bool(true),
-		Key: map[string]types.AttributeValue{protocol.LedgerRunID: s(slotKey(group))},
-	})
+	item, version, err := l.getVersioned(ctx, slotKey(group), protocol.LedgerSlotVersion)
 	if err != nil {
 		return slotState{}, fmt.Errorf("reading concurrency slots %s: %w", group, err)
 	}
-	st := slotState{holders: map[string]string{}}
-	if out.Item == nil {
-		return st, nil
-	}
-	st.exists = true
-	if v, ok := out.Item[protocol.LedgerSlotVersion].(*types.AttributeValueMemberN); ok {
-		st.version, _ = strconv.ParseInt(v.Value, 10, 64)
-	}
-	if m, ok := out.Item[protocol.LedgerSlotHolders].(*types.AttributeValueMemberM); ok {
+	st := slotState{exists: item != nil, version: version, holders: map[string]string{}}
+	if m, ok := item[protocol.LedgerSlotHolders].(*types.AttributeValueMemberM); ok {
 		for k, v := range m.Value {
 			if sv, ok := v.(*types.AttributeValueMemberS); ok {
 				st.holders[k] = sv.Value
 			}
 		}
 	}
-	if l, ok := out.Item[protocol.LedgerSlotWaiting].(*types.AttributeValueMemberL); ok {
+	if l, ok := item[protocol.LedgerSlotWaiting].(*types.AttributeValueMemberL); ok {
 		for _, v := range l.Value {
 			if sv, ok := v.(*types.AttributeValueMemberS); ok {
 				st.waiting = append(st.waiting, sv.Value)
@@ -115,6 +105,24 @@ func (l *ledger) putSlot(ctx context.Context, group string, read, st slotState) 
 		return fmt.Errorf("writing concurrency slots %s: %w", group, err)
 	}
 	return nil
+}
+
+// getVersioned reads a ledger item that is not a run (concurrency slots, a
+// principal's open runs) with its version (versionAttr); a nil item when
+// there is none.
+func (l *ledger) getVersioned(ctx context.Context, key, versionAttr string) (map[string]types.AttributeValue, int64, error) {
+	out, err := l.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(l.table), ConsistentRead: aws.Bool(true),
+		Key: map[string]types.AttributeValue{protocol.LedgerRunID: s(key)},
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	var version int64
+	if v, ok := out.Item[versionAttr].(*types.AttributeValueMemberN); ok {
+		version, _ = strconv.ParseInt(v.Value, 10, 64)
+	}
+	return out.Item, version, nil
 }
 
 // putVersioned writes item (a ledger item that is not a run: concurrency

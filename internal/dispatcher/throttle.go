@@ -73,23 +73,12 @@ type principalSlots struct {
 }
 
 func (l *ledger) getSlots(ctx context.Context, key string) (principalSlots, error) {
-	out, err := l.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName:      aws.String(l.table),
-		Key:            map[string]types.AttributeValue{protocol.LedgerRunID: s(protocol.LedgerPrincipalPrefix + key)},
-		ConsistentRead: aws.Bool(true),
-	})
+	item, version, err := l.getVersioned(ctx, protocol.LedgerPrincipalPrefix+key, protocol.LedgerVersion)
 	if err != nil {
 		return principalSlots{}, fmt.Errorf("reading the open runs of %s from the ledger: %w", key, err)
 	}
-	ps := principalSlots{open: map[string]int64{}}
-	if out.Item == nil {
-		return ps, nil
-	}
-	ps.exists = true
-	if v, ok := out.Item[protocol.LedgerVersion].(*types.AttributeValueMemberN); ok {
-		ps.version, _ = strconv.ParseInt(v.Value, 10, 64)
-	}
-	if m, ok := out.Item[protocol.LedgerOpenRuns].(*types.AttributeValueMemberM); ok {
+	ps := principalSlots{exists: item != nil, version: version, open: map[string]int64{}}
+	if m, ok := item[protocol.LedgerOpenRuns].(*types.AttributeValueMemberM); ok {
 		for id, v := range m.Value {
 			if n, ok := v.(*types.AttributeValueMemberN); ok {
 				exp, _ := strconv.ParseInt(n.Value, 10, 64)
