@@ -244,6 +244,10 @@ func TestPolicyValidation(t *testing.T) {
 	} {
 		wantConfigError(t, cmd+"policy: ["+policy+"]", want)
 	}
+	// IAM statement ids are letters and digits only: refused when the
+	// catalogue is read, not first when the stack is synthesized.
+	wantConfigError(t, cmd+`policy: [{sid: "read-site", actions: ["s3:GetObject"], resources: ["arn:aws:s3:::b/*"]}]`, `policy[0] sid "read-site" may hold only letters and digits`)
+	mustJob(t, cmd+`policy: [{sid: ReadSite2, actions: ["s3:GetObject"], resources: ["arn:aws:s3:::b/*"]}]`)
 	for _, arn := range []string{"AdministratorAccess", "arn:aws:iam::aws:role/x", "arn:aws:iam::12345:policy/x", "arn:aws:iam::aws:policy/", "arn:aws:s3:::b", "*"} {
 		wantConfigError(t, cmd+`managed_policies: ["`+arn+`"]`, `managed policy "`+arn+`" must be an IAM policy ARN`)
 	}

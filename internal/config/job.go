@@ -135,8 +135,8 @@ func (j *Job) validate(name string) []string {
 		if !envNameRE.MatchString(k) {
 			bad("secret variable name %q is not valid", k)
 		}
-		if !strings.HasPrefix(arn, "arn:") {
-			bad("secret %q must be a Secrets Manager or SSM parameter ARN", k)
+		if _, err := ParseSecret(arn); err != nil {
+			bad("secret %s: %v", k, err)
 		}
 	}
 	for _, k := range j.Redact {

@@ -26,6 +26,8 @@ var allowActionRE = regexp.MustCompile(`^[a-z0-9-]+:[A-Za-z0-9]+\*?$`)
 
 var denyActionRE = regexp.MustCompile(`^[a-z0-9-]+:[A-Za-z0-9*?]+$`)
 
+var sidRE = regexp.MustCompile(`^[A-Za-z0-9]*$`)
+
 var conditionOperatorRE = regexp.MustCompile(`^(ForAllValues:|ForAnyValue:)?[A-Za-z]+$`)
 
 // validate checks one statement of a job's policy. An Allow statement may
@@ -36,6 +38,9 @@ func (s *Statement) validate() []string {
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
 	if s.Effect != "Allow" && s.Effect != "Deny" {
 		bad("effect must be Allow or Deny")
+	}
+	if !sidRE.MatchString(s.Sid) {
+		bad("sid %q may hold only letters and digits (IAM statement ids are [A-Za-z0-9]*)", s.Sid)
 	}
 	if len(s.Actions) == 0 || len(s.Resources) == 0 {
 		bad("needs actions and resources")

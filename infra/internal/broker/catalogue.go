@@ -85,12 +85,13 @@ func NewJobCatalogue(scope constructs.Construct, id string, props *JobCatalogueP
 	for _, name := range cfg.JobNames() {
 		job := cfg.Jobs[name]
 		for _, env := range sortedKeys(job.Secrets) {
-			s, err := naming.ParseSecret(job.Secrets[env])
+			// Checked when the catalogue was read (config.Parse).
+			s, err := config.ParseSecret(job.Secrets[env])
 			if err != nil {
 				return nil, fmt.Errorf("job %q: secret %s: %w", name, env, err)
 			}
 			secrets[name] = append(secrets[name], JobSecret{Name: env, ValueFrom: s.ValueFrom})
-			if s.Kind == naming.SecretsManager {
+			if s.Kind == config.SecretsManager {
 				smResources = append(smResources, s.Resource)
 			} else {
 				ssmResources = append(ssmResources, s.Resource)
@@ -98,11 +99,6 @@ func NewJobCatalogue(scope constructs.Construct, id string, props *JobCatalogueP
 		}
 		if img, ok := naming.ParseECRImage(job.Image); ok {
 			repos = append(repos, img.RepositoryARN())
-		}
-		for i, s := range job.Policy {
-			if !naming.ValidSid(s.Sid) {
-				return nil, fmt.Errorf("job %q: policy[%d].sid %q may hold only letters and digits", name, i, s.Sid)
-			}
 		}
 	}
 

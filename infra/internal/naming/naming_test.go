@@ -31,31 +31,6 @@ func TestRunQueuePatternMatchesRunQueuesOnly(t *testing.T) {
 	}
 }
 
-func TestParseSecret(t *testing.T) {
-	for _, tc := range []struct {
-		in       string
-		kind     SecretKind
-		resource string
-		wantErr  bool
-	}{
-		{"arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-AbCdEf", SecretsManager, "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-AbCdEf", false},
-		{"arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-AbCdEf:password::", SecretsManager, "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-AbCdEf", false},
-		{"arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf:password:AWSCURRENT:", SecretsManager, "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf", false},
-		{"arn:aws:ssm:eu-west-1:123456789012:parameter/deploy/token", SSMParameter, "arn:aws:ssm:eu-west-1:123456789012:parameter/deploy/token", false},
-		{"arn:aws:s3:::bucket/key", 0, "", true},
-		{"arn:aws:secretsmanager:eu-west-1:123456789012:secret:*", 0, "", true},
-	} {
-		s, err := ParseSecret(tc.in)
-		if (err != nil) != tc.wantErr {
-			t.Errorf("ParseSecret(%q) error = %v, want error %v", tc.in, err, tc.wantErr)
-			continue
-		}
-		if s.Kind != tc.kind || s.Resource != tc.resource {
-			t.Errorf("ParseSecret(%q) = %+v, want kind %d resource %s", tc.in, s, tc.kind, tc.resource)
-		}
-	}
-}
-
 func TestParseECRImage(t *testing.T) {
 	img, ok := ParseECRImage("123456789012.dkr.ecr.eu-west-1.amazonaws.com/tools/deploy-runner:1.2.3")
 	if !ok || img.RepositoryARN() != "arn:aws:ecr:eu-west-1:123456789012:repository/tools/deploy-runner" {
