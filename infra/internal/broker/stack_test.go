@@ -309,7 +309,7 @@ broker: {name: bad}
 trusted_principals: ["111111111111"]
 runner: {image: x/y:1}
 jobs: {hello: {command: [/bin/true], policy: [{sid: "not ok", actions: ["s3:GetObject"], resources: ["arn:aws:s3:::b/k"]}]}}
-`, `policy[0].sid "not ok"`},
+`, `policy[0] sid "not ok" may hold only letters and digits`},
 		{"more job revisions than Lambda's environment holds", `
 broker: {name: bad}
 trusted_principals: ["111111111111"]
