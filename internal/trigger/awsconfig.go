@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/deploy-broker/deploy-broker/internal/awsclient"
+	"github.com/deploy-broker/deploy-broker/internal/exitcode"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
@@ -91,6 +92,31 @@ func loadAWS(ctx context.Context, c *Config, getenv func(string) string, req *pr
 		cfg.Credentials = &profileCredentials{inner: aws.NewCredentialsCache(p), profile: profile, role: c.RoleARN, endpoint: ep}
 	}
 	return cfg, nil
+}
+
+// awsConfig is loadAWS for this invocation: its environment, and the MFA
+// code asked on its terminal. A failure is a usage error (240).
+func (a *app) awsConfig(ctx context.Context, cfg *Config, requester *protocol.Requester) (aws.Config, error) {
+	profile := firstNonEmpty(cfg.Profile, a.getenv("AWS_PROFILE"), "default")
+	awsCfg, err := loadAWS(ctx, cfg, a.getenv, requester, mfaPrompter(a.in, a.stdinTTY, a.stderr, profile))
+	if err != nil {
+		return aws.Config{}, exitcode.New(exitcode.Usage, err)
+	}
+	return awsCfg, nil
+}
+
+// awsClients are the AWS clients of awsConfig (through the tests' fault
+// injection, when set).
+func (a *app) awsClients(ctx context.Context, cfg *Config, requester *protocol.Requester) (clients, error) {
+	awsCfg, err := a.awsConfig(ctx, cfg, requester)
+	if err != nil {
+		return clients{}, err
+	}
+	c := newClients(awsCfg)
+	if a.wrap != nil {
+		c = a.wrap(c)
+	}
+	return c, nil
 }
 
 // mfaPrompter asks for an MFA code on the terminal, or explains why it cannot.
