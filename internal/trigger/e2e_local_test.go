@@ -1,7 +1,6 @@
 package trigger
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -62,9 +61,9 @@ func buildBinaries(t *testing.T) string {
 func startLocal(t *testing.T) (*localbroker.Broker, string) {
 	t.Helper()
 	bin := buildBinaries(t)
-	var log bytes.Buffer
+	var log testutil.SyncBuffer
 	b, err := localbroker.Start(context.Background(), localbroker.Options{ConfigPath: "testdata/broker.yaml",
-		RunnerPath: filepath.Join(bin, "deploy-runner"), Log: &lockedWriter{w: &log}, SweepInterval: -1})
+		RunnerPath: filepath.Join(bin, "deploy-runner"), Log: &log, SweepInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,17 +74,6 @@ func startLocal(t *testing.T) (*localbroker.Broker, string) {
 		}
 	})
 	return b, bin
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 func lastLines(s string, n int) string {
