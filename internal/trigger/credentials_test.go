@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -17,9 +16,6 @@ import (
 
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
-	"github.com/creack/pty"
-
-	"github.com/deploy-broker/deploy-broker/internal/testkit/testutil"
 
 	"github.com/deploy-broker/deploy-broker/internal/exitcode"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
@@ -166,26 +162,12 @@ func TestMFAProfileBinaryUsesEndpointAndCachesTheSession(t *testing.T) {
 	dry := func(wantPrompt bool) string {
 		cmd := exec.Command(filepath.Join(bin, "deploy-trigger"), "--dry-run", "--profile", "deployer", "website")
 		cmd.Env = env
-		ptmx, err := pty.Start(cmd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ptmx.Close()
-		var screen testutil.SyncBuffer
-		go io.Copy(&screen, ptmx)
+		ptmx, screen := onTerminal(t, cmd)
 		if wantPrompt {
 			waitFor(t, func() bool { return strings.Contains(screen.String(), "MFA code for profile deployer: ") })
 			ptmx.Write([]byte("123456\n"))
 		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err = <-done:
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			t.Fatalf("dry run did not end:\n%s", screen.String())
-		}
-		if err != nil {
+		if err := waitExit(t, cmd, 30*time.Second, "its dry run", screen); err != nil {
 			t.Fatalf("dry run: %v\n%s", err, screen.String())
 		}
 		waitFor(t, func() bool { return strings.Contains(screen.String(), "dry run: nothing was published") })
