@@ -39,14 +39,9 @@ func (a *app) decide(ctx context.Context, cli *CLI, kind protocol.Kind, runID st
 		return a.fail(out, exitcode.New(exitcode.Usage, err))
 	}
 	requester := requesterFromEnv(a.getenv, a.hostname)
-	profile := firstNonEmpty(cfg.Profile, a.getenv("AWS_PROFILE"), "default")
-	awsCfg, err := loadAWS(ctx, cfg, a.getenv, requester, mfaPrompter(a.in, a.stdinTTY, a.stderr, profile))
+	c, err := a.awsClients(ctx, cfg, requester)
 	if err != nil {
-		return a.fail(out, exitcode.New(exitcode.Usage, err))
-	}
-	c := newClients(awsCfg)
-	if a.wrap != nil {
-		c = a.wrap(c)
+		return a.fail(out, err)
 	}
 	signer, err := preflight(ctx, c, a.now)
 	if err != nil {

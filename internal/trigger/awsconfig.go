@@ -1,13 +1,12 @@
 package trigger
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -16,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/deploy-broker/deploy-broker/internal/awsclient"
+	"github.com/deploy-broker/deploy-broker/internal/exitcode"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
@@ -93,26 +93,87 @@ func loadAWS(ctx context.Context, c *Config, getenv func(string) string, req *pr
 	return cfg, nil
 }
 
-// mfaPrompter asks for an MFA code on the terminal, or explains why it cannot.
-func mfaPrompter(in *bufio.Reader, stdinTTY bool, prompt io.Writer, profile string) func() (string, error) {
+// awsConfig is loadAWS for this invocation: its environment, and the MFA
+// code asked on its terminal. A failure is a usage error (240).
+func (a *app) awsConfig(ctx context.Context, cfg *Config, requester *protocol.Requester) (aws.Config, error) {
+	profile := firstNonEmpty(cfg.Profile, a.getenv("AWS_PROFILE"), "default")
+	awsCfg, err := loadAWS(ctx, cfg, a.getenv, requester, a.mfaPrompter(ctx, profile))
+	if err != nil {
+		return aws.Config{}, exitcode.New(exitcode.Usage, err)
+	}
+	return awsCfg, nil
+}
+
+// awsClients are the AWS clients of awsConfig (through the tests' fault
+// injection, when set).
+func (a *app) awsClients(ctx context.Context, cfg *Config, requester *protocol.Requester) (clients, error) {
+	awsCfg, err := a.awsConfig(ctx, cfg, requester)
+	if err != nil {
+		return clients{}, err
+	}
+	c := newClients(awsCfg)
+	if a.wrap != nil {
+		c = a.wrap(c)
+	}
+	return c, nil
+}
+
+// mfaPrompter asks for an MFA code on the terminal, or explains why it
+// cannot. Like the confirmation prompt, Ctrl-C (or SIGTERM, or ctx ending)
+// stops it at once, without waiting for Enter, with a safety stop (248);
+// once stopped, it does not ask again.
+func (a *app) mfaPrompter(ctx context.Context, profile string) func() (string, error) {
+	var mu sync.Mutex
+	var stop error
 	return func() (string, error) {
-		if !stdinTTY {
-			return "", &mfaError{fmt.Sprintf("profile %q needs an MFA code (mfa_serial), but stdin is not a terminal: run deploy-trigger on a terminal, or use credentials without MFA in CI", profile)}
+		if !a.stdinTTY {
+			return "", &mfaError{msg: fmt.Sprintf("profile %q needs an MFA code (mfa_serial), but stdin is not a terminal: run deploy-trigger on a terminal, or use credentials without MFA in CI", profile)}
 		}
-		fmt.Fprintf(prompt, "MFA code for profile %s: ", profile)
-		line, err := in.ReadString('\n')
+		mu.Lock()
+		defer mu.Unlock()
+		if stop != nil {
+			return "", stop
+		}
+		fmt.Fprintf(a.stderr, "MFA code for profile %s: ", profile)
+		line, stopped, err := a.readAnswer(ctx)
+		if stopped != "" {
+			stop = &mfaError{msg: "no MFA code for profile " + profile + ": " + stopped, code: exitcode.Safety}
+			return "", stop
+		}
 		if err != nil && line == "" {
 			return "", fmt.Errorf("reading the MFA code: %w", err)
 		}
 		code := strings.TrimSpace(line)
 		if code == "" {
-			return "", &mfaError{"no MFA code was entered for profile " + profile + ": run again and type the code your MFA device shows"}
+			return "", &mfaError{msg: "no MFA code was entered for profile " + profile + ": run again and type the code your MFA device shows"}
 		}
 		return code, nil
 	}
 }
 
 // mfaError says an MFA code was needed and could not be had.
-type mfaError struct{ msg string }
+type mfaError struct {
+	msg  string
+	code int // the exit code: Usage unless set (Safety: the prompt was interrupted)
+}
 
 func (e *mfaError) Error() string { return e.msg }
+
+// exit is e with its exit code.
+func (e *mfaError) exit() error {
+	if e.code == 0 {
+		return exitcode.New(exitcode.Usage, e)
+	}
+	return exitcode.New(e.code, e)
+}
+
+// mfaInterrupted finds in err an MFA prompt that Ctrl-C, SIGTERM or the
+// context's end stopped, or returns nil. Callers that would report a
+// credential failure in their own words (and exit code) return it instead.
+func mfaInterrupted(err error) *mfaError {
+	var mfa *mfaError
+	if errors.As(err, &mfa) && mfa.code == exitcode.Safety {
+		return mfa
+	}
+	return nil
+}

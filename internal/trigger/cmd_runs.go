@@ -197,10 +197,9 @@ func (a *app) historyAWS(ctx context.Context, f *targetFlags) (aws.Config, *Conf
 		return aws.Config{}, nil, exitcode.Errorf(exitcode.Usage, "no run ledger table: pass --ledger-table NAME (the stack's LedgerTable output) or set DEPLOY_TRIGGER_LEDGER_TABLE")
 	}
 	requester := requesterFromEnv(a.getenv, a.hostname)
-	profile := firstNonEmpty(cfg.Profile, a.getenv("AWS_PROFILE"), "default")
-	awsCfg, err := loadAWS(ctx, cfg, a.getenv, requester, mfaPrompter(a.in, a.stdinTTY, a.stderr, profile))
+	awsCfg, err := a.awsConfig(ctx, cfg, requester)
 	if err != nil {
-		return aws.Config{}, nil, exitcode.New(exitcode.Usage, err)
+		return aws.Config{}, nil, err
 	}
 	return awsCfg, cfg, nil
 }

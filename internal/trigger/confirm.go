@@ -23,11 +23,29 @@ func (a *app) confirmation(ctx context.Context, out printer, cfg *Config, t *Tar
 	return a.confirm(ctx, t)
 }
 
-// confirm asks on the terminal whether to go ahead. The answer is read in
-// the background so that Ctrl-C (or SIGTERM, or the context ending) aborts
-// at once instead of waiting for Enter.
+// confirm asks on the terminal whether to go ahead.
 func (a *app) confirm(ctx context.Context, t *Target) error {
 	fmt.Fprintf(a.stderr, "Run job %s in %s? Type yes to continue: ", t.Job, t.where())
+	line, stopped, err := a.readAnswer(ctx)
+	if stopped != "" {
+		return exitcode.Errorf(exitcode.Safety, "not confirmed: %s; nothing was published", stopped)
+	}
+	if err != nil && line == "" {
+		return exitcode.Errorf(exitcode.Safety, "no confirmation: stdin closed before an answer; nothing was published")
+	}
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return nil
+	}
+	return exitcode.Errorf(exitcode.Safety, "not confirmed: nothing was published (pass --yes to skip the question)")
+}
+
+// readAnswer reads the line that answers a prompt just written to stderr.
+// The line is read in the background so that Ctrl-C (or SIGTERM, or the
+// context ending) stops the prompt at once instead of waiting for Enter:
+// then stopped says why ("interrupt at the prompt", "context canceled")
+// and line and err are empty.
+func (a *app) readAnswer(ctx context.Context) (line, stopped string, err error) {
 	a.flush()
 	type answer struct {
 		line string
@@ -38,22 +56,14 @@ func (a *app) confirm(ctx context.Context, t *Target) error {
 		line, err := a.in.ReadString('\n')
 		ch <- answer{line, err}
 	}()
-	var ans answer
 	select {
-	case ans = <-ch:
+	case ans := <-ch:
+		return ans.line, "", ans.err
 	case sig := <-a.signals:
 		fmt.Fprintln(a.stderr)
-		return exitcode.Errorf(exitcode.Safety, "not confirmed: %v at the prompt; nothing was published", sig)
+		return "", fmt.Sprintf("%v at the prompt", sig), nil
 	case <-ctx.Done():
 		fmt.Fprintln(a.stderr)
-		return exitcode.Errorf(exitcode.Safety, "not confirmed: %v; nothing was published", ctx.Err())
+		return "", ctx.Err().Error(), nil
 	}
-	if ans.err != nil && ans.line == "" {
-		return exitcode.Errorf(exitcode.Safety, "no confirmation: stdin closed before an answer; nothing was published")
-	}
-	switch strings.ToLower(strings.TrimSpace(ans.line)) {
-	case "y", "yes":
-		return nil
-	}
-	return exitcode.Errorf(exitcode.Safety, "not confirmed: nothing was published (pass --yes to skip the question)")
 }

@@ -17,9 +17,6 @@ import (
 
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
-	"github.com/creack/pty"
-
-	"github.com/deploy-broker/deploy-broker/internal/testkit/testutil"
 
 	"github.com/deploy-broker/deploy-broker/internal/exitcode"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
@@ -158,34 +155,15 @@ func TestMFAProfileBinaryUsesEndpointAndCachesTheSession(t *testing.T) {
 	t.Parallel()
 	bin := buildBinaries(t)
 	b := startScripted(t, "deploy-broker")
-	cfgFile, credsFile := writeProfiles(t)
 	cache := t.TempDir()
-	env := append(b.srv.Env("us-east-1"), "DEPLOY_TRIGGER_TOPIC_ARN="+b.topicARN, "AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=",
-		"AWS_CONFIG_FILE="+cfgFile, "AWS_SHARED_CREDENTIALS_FILE="+credsFile, "XDG_CACHE_HOME="+cache,
-		"HTTPS_PROXY=http://127.0.0.1:1", "HTTP_PROXY=http://127.0.0.1:1", "PATH="+os.Getenv("PATH"))
 	dry := func(wantPrompt bool) string {
-		cmd := exec.Command(filepath.Join(bin, "deploy-trigger"), "--dry-run", "--profile", "deployer", "website")
-		cmd.Env = env
-		ptmx, err := pty.Start(cmd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ptmx.Close()
-		var screen testutil.SyncBuffer
-		go io.Copy(&screen, ptmx)
+		cmd := mfaTriggerCmd(t, bin, b, cache, "--dry-run", "--profile", "deployer", "website")
+		ptmx, screen := onTerminal(t, cmd)
 		if wantPrompt {
 			waitFor(t, func() bool { return strings.Contains(screen.String(), "MFA code for profile deployer: ") })
 			ptmx.Write([]byte("123456\n"))
 		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err = <-done:
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			t.Fatalf("dry run did not end:\n%s", screen.String())
-		}
-		if err != nil {
+		if err := waitExit(t, cmd, 30*time.Second, "its dry run", screen); err != nil {
 			t.Fatalf("dry run: %v\n%s", err, screen.String())
 		}
 		waitFor(t, func() bool { return strings.Contains(screen.String(), "dry run: nothing was published") })
@@ -205,6 +183,81 @@ func TestMFAProfileBinaryUsesEndpointAndCachesTheSession(t *testing.T) {
 	second := dry(false)
 	if strings.Contains(second, "MFA code") || !strings.Contains(second, "assumed-role/ci-trigger/") {
 		t.Errorf("second run asked again or lost the role:\n%s", second)
+	}
+}
+
+// mfaTriggerCmd is the deploy-trigger binary with args, the AWS config
+// files of writeProfiles, and the MFA session cache in cache. AWS calls go
+// to the scripted broker's endpoint; HTTPS_PROXY points at a closed port,
+// so a call to a real AWS host would fail, not leave the machine.
+func mfaTriggerCmd(t *testing.T, bin string, b *scriptedBroker, cache string, args ...string) *exec.Cmd {
+	cfgFile, credsFile := writeProfiles(t)
+	cmd := exec.Command(filepath.Join(bin, "deploy-trigger"), args...)
+	cmd.Env = append(b.srv.Env("us-east-1"), "DEPLOY_TRIGGER_TOPIC_ARN="+b.topicARN, "AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=",
+		"AWS_CONFIG_FILE="+cfgFile, "AWS_SHARED_CREDENTIALS_FILE="+credsFile, "XDG_CACHE_HOME="+cache,
+		"HTTPS_PROXY=http://127.0.0.1:1", "HTTP_PROXY=http://127.0.0.1:1", "PATH="+os.Getenv("PATH"))
+	return cmd
+}
+
+// Ctrl-C at the MFA code prompt stops at once (248), without waiting for
+// Enter, as at the confirmation prompt, and nothing is published.
+func TestMFAPromptCtrlCAborts(t *testing.T) {
+	t.Parallel()
+	bin := buildBinaries(t)
+	b := startScripted(t, "deploy-broker")
+	cmd := mfaTriggerCmd(t, bin, b, t.TempDir(), "--profile", "deployer", "website")
+	ptmx, screen := onTerminal(t, cmd)
+	waitFor(t, func() bool { return strings.Contains(screen.String(), "MFA code for profile deployer: ") })
+	if _, err := ptmx.Write([]byte{0x03}); err != nil { // ^C: the terminal sends SIGINT
+		t.Fatal(err)
+	}
+	err := waitExit(t, cmd, 20*time.Second, "on Ctrl-C at the MFA prompt", screen)
+	if code := exitCodeOf(t, err); code != exitcode.Safety {
+		t.Fatalf("exit code %d, want %d:\n%s", code, exitcode.Safety, screen.String())
+	}
+	// The last words may still be on their way through the pty after exit.
+	waitFor(t, func() bool {
+		return strings.Contains(screen.String(), "no MFA code for profile deployer: interrupt at the prompt; nothing was published")
+	})
+	if asked := strings.Count(screen.String(), "MFA code for profile deployer: ") - strings.Count(screen.String(), "no MFA code for profile deployer: "); asked != 1 {
+		t.Errorf("asked for the code again after Ctrl-C:\n%s", screen.String())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	if r := b.tryRequest(ctx); r != nil {
+		t.Errorf("a run stopped at the MFA prompt published %+v", r)
+	}
+}
+
+// SIGTERM at the MFA prompt stops it without waiting for a line, with a
+// safety stop; a second call (another AWS call wanting credentials) does
+// not ask again.
+func TestMFAPrompterStopsOnSignal(t *testing.T) {
+	stdin, typing := io.Pipe() // nothing is ever typed
+	defer typing.Close()
+	var stderr bytes.Buffer
+	sigs := make(chan os.Signal, 1)
+	a := newApp(func(string) string { return "" }, stdin, io.Discard, &stderr, sigs)
+	a.stdinTTY = true
+	ask := a.mfaPrompter(context.Background(), "deployer")
+	sigs <- syscall.SIGTERM
+	for i := 0; i < 2; i++ {
+		done := make(chan error, 1)
+		go func() { _, err := ask(); done <- err }()
+		var err error
+		select {
+		case err = <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the MFA prompt waits for a line after SIGTERM")
+		}
+		mfa := mfaInterrupted(err)
+		if mfa == nil || exitcode.Code(mfa.exit()) != exitcode.Safety || mfa.Error() != "no MFA code for profile deployer: terminated at the prompt" {
+			t.Fatalf("call %d: %v", i+1, err)
+		}
+	}
+	a.flush()
+	if n := strings.Count(stderr.String(), "MFA code for profile deployer: ") - strings.Count(stderr.String(), "no MFA code"); n != 1 {
+		t.Errorf("asked %d times:\n%s", n, stderr.String())
 	}
 }
 

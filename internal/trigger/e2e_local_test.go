@@ -1,7 +1,6 @@
 package trigger
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -62,9 +61,9 @@ func buildBinaries(t *testing.T) string {
 func startLocal(t *testing.T) (*localbroker.Broker, string) {
 	t.Helper()
 	bin := buildBinaries(t)
-	var log bytes.Buffer
+	var log testutil.SyncBuffer
 	b, err := localbroker.Start(context.Background(), localbroker.Options{ConfigPath: "testdata/broker.yaml",
-		RunnerPath: filepath.Join(bin, "deploy-runner"), Log: &lockedWriter{w: &log}, SweepInterval: -1})
+		RunnerPath: filepath.Join(bin, "deploy-runner"), Log: &log, SweepInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,17 +74,6 @@ func startLocal(t *testing.T) (*localbroker.Broker, string) {
 		}
 	})
 	return b, bin
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 func lastLines(s string, n int) string {
@@ -119,6 +107,68 @@ func exitCodeOf(t *testing.T, err error) int {
 	return -1
 }
 
+// onTerminal starts cmd on a new pseudo-terminal, closed when the test
+// ends, and returns the terminal and a copy of all cmd writes to it.
+func onTerminal(t *testing.T, cmd *exec.Cmd) (*os.File, *testutil.SyncBuffer) {
+	t.Helper()
+	ptmx, err := pty.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ptmx.Close() })
+	screen := &testutil.SyncBuffer{}
+	go io.Copy(screen, ptmx)
+	return ptmx, screen
+}
+
+// waitExit waits for cmd, started, to end and returns what Wait returns.
+// If it has not ended within d, it kills cmd and fails the test, saying
+// after what it should have ended and showing out.
+func waitExit(t *testing.T, cmd *exec.Cmd, d time.Duration, after string, out fmt.Stringer) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		cmd.Process.Kill()
+		t.Fatalf("deploy-trigger did not end %s within %s; its output:\n%s", after, d, out.String())
+		return nil
+	}
+}
+
+// startConfirmation runs deploy-trigger sleeper on a terminal in an
+// environment that asks for confirmation (confirm: true), and waits for the
+// question.
+func startConfirmation(t *testing.T) (*localbroker.Broker, *exec.Cmd, *os.File, *testutil.SyncBuffer) {
+	t.Helper()
+	b, bin := startLocal(t)
+	envFile := filepath.Join(t.TempDir(), "environments.yaml")
+	if err := os.WriteFile(envFile, []byte(fmt.Sprintf("environments:\n  production:\n    topic_arn: %s\n    account_alias: trigger-e2e\n    confirm: true\n", b.TopicARN())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := triggerCmd(bin, b, "--environments", envFile, "--env", "production", "sleeper")
+	ptmx, screen := onTerminal(t, cmd)
+	waitFor(t, func() bool { return strings.Contains(screen.String(), "Type yes to continue:") })
+	return b, cmd, ptmx, screen
+}
+
+// wantNothingRun checks that deploy-trigger, ended with err, stopped for
+// safety (248) saying said on the terminal, and that no task started.
+func wantNothingRun(t *testing.T, b *localbroker.Broker, err error, screen *testutil.SyncBuffer, said string) {
+	t.Helper()
+	if code := exitCodeOf(t, err); code != exitcode.Safety {
+		t.Fatalf("exit code %d, want %d:\n%s", code, exitcode.Safety, screen.String())
+	}
+	// The last words may still be on their way through the pty after exit.
+	waitFor(t, func() bool { return strings.Contains(screen.String(), said) })
+	time.Sleep(500 * time.Millisecond) // would a request have reached the dispatcher?
+	if ts := tasks(t, b, ""); len(ts) != 0 {
+		t.Errorf("a run stopped at the prompt launched %d tasks", len(ts))
+	}
+}
+
 func tasks(t *testing.T, b *localbroker.Broker, runID string) []ecstypes.Task {
 	t.Helper()
 	cfg, err := b.Server.AWSConfig(context.Background())
@@ -150,6 +200,20 @@ func tasks(t *testing.T, b *localbroker.Broker, runID string) []ecstypes.Task {
 
 var runIDRE = regexp.MustCompile(`run ([0-9A-Z]{26}) requested`)
 
+// wantTaskStopped checks that stderr names the run it requested and that
+// the run's one task was stopped.
+func wantTaskStopped(t *testing.T, b *localbroker.Broker, stderr string) {
+	t.Helper()
+	m := runIDRE.FindStringSubmatch(stderr)
+	if m == nil {
+		t.Fatalf("no run id in stderr:\n%s", stderr)
+	}
+	ts := tasks(t, b, m[1])
+	if len(ts) != 1 || aws.ToString(ts[0].DesiredStatus) != "STOPPED" {
+		t.Fatalf("tasks of run %s: %d, want one with desired status STOPPED", m[1], len(ts))
+	}
+}
+
 // Ctrl-C (SIGINT) sends a cancel; the dispatcher stops the task, the runner
 // stops the job and reports; deploy-trigger exits with the cancelled code.
 func TestLocalCancelOnSIGINTStopsTheTask(t *testing.T) {
@@ -161,19 +225,11 @@ func TestLocalCancelOnSIGINTStopsTheTask(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
 	waitFor(t, func() bool { return strings.Contains(stdout.String(), "sleeper started") })
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
-	var err error
-	select {
-	case err = <-done:
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("deploy-trigger did not end after SIGINT\nstderr:\n%s", stderr.String())
-	}
+	err := waitExit(t, cmd, 60*time.Second, "after SIGINT", &stderr)
 	if code := exitCodeOf(t, err); code != exitcode.Cancelled {
 		t.Fatalf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", code, exitcode.Cancelled, stdout.String(), stderr.String())
 	}
@@ -181,57 +237,22 @@ func TestLocalCancelOnSIGINTStopsTheTask(t *testing.T) {
 	if !strings.Contains(stderr.String(), "cancelling run") {
 		t.Errorf("stderr does not say it is cancelling:\n%s", stderr.String())
 	}
-	m := runIDRE.FindStringSubmatch(stderr.String())
-	if m == nil {
-		t.Fatalf("no run id in stderr:\n%s", stderr.String())
-	}
-	ts := tasks(t, b, m[1])
-	if len(ts) != 1 || aws.ToString(ts[0].DesiredStatus) != "STOPPED" {
-		t.Fatalf("tasks of run %s: %d, want one with desired status STOPPED", m[1], len(ts))
-	}
+	wantTaskStopped(t, b, stderr.String())
 }
 
 // An environment that asks for confirmation asks on a terminal; "n" refuses
 // and nothing is published.
 func TestLocalConfirmationPromptRefusesOnN(t *testing.T) {
 	t.Parallel()
-	b, bin := startLocal(t)
-	envFile := filepath.Join(t.TempDir(), "environments.yaml")
-	if err := os.WriteFile(envFile, []byte(fmt.Sprintf("environments:\n  production:\n    topic_arn: %s\n    account_alias: trigger-e2e\n    confirm: true\n", b.TopicARN())), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := triggerCmd(bin, b, "--environments", envFile, "--env", "production", "sleeper")
-	ptmx, err := pty.Start(cmd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ptmx.Close()
-	var screen testutil.SyncBuffer
-	go io.Copy(&screen, ptmx)
-	waitFor(t, func() bool { return strings.Contains(screen.String(), "Type yes to continue:") })
+	b, cmd, ptmx, screen := startConfirmation(t)
 	if !strings.Contains(screen.String(), "Run job sleeper in account 123456789012 (trigger-e2e) in us-east-1?") {
 		t.Errorf("the prompt does not show the target first:\n%s", screen.String())
 	}
 	if _, err := ptmx.Write([]byte("n\n")); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err = <-done:
-	case <-time.After(20 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("deploy-trigger did not end after n:\n%s", screen.String())
-	}
-	if code := exitCodeOf(t, err); code != exitcode.Safety {
-		t.Fatalf("exit code %d, want %d:\n%s", code, exitcode.Safety, screen.String())
-	}
-	// The last words may still be on their way through the pty after exit.
-	waitFor(t, func() bool { return strings.Contains(screen.String(), "not confirmed: nothing was published") })
-	time.Sleep(500 * time.Millisecond) // would a request have reached the dispatcher?
-	if ts := tasks(t, b, ""); len(ts) != 0 {
-		t.Errorf("a declined run launched %d tasks", len(ts))
-	}
+	err := waitExit(t, cmd, 20*time.Second, "after n", screen)
+	wantNothingRun(t, b, err, screen, "not confirmed: nothing was published")
 }
 
 // A reader that closes the pipe (deploy-trigger ticker | head -3) does not
@@ -251,8 +272,6 @@ func TestLocalBrokenPipeCancelsTheRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Close()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
 	// head -3: read three lines, then close the pipe.
 	buf := make([]byte, 0, 256)
 	one := make([]byte, 1)
@@ -269,12 +288,7 @@ func TestLocalBrokenPipeCancelsTheRun(t *testing.T) {
 	if !strings.HasPrefix(string(buf), "tick 1\n") {
 		t.Errorf("first lines = %q", buf)
 	}
-	select {
-	case err = <-done:
-	case <-time.After(90 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("deploy-trigger did not end after its output closed\nstderr:\n%s", stderr.String())
-	}
+	err = waitExit(t, cmd, 90*time.Second, "after its output closed", &stderr)
 	if ee, ok := err.(*exec.ExitError); ok && !ee.Exited() {
 		t.Fatalf("deploy-trigger was killed by a signal (%v)\nstderr:\n%s", ee, stderr.String())
 	}
@@ -284,51 +298,17 @@ func TestLocalBrokenPipeCancelsTheRun(t *testing.T) {
 	if !strings.Contains(stderr.String(), "writing the job's output failed") || !strings.Contains(stderr.String(), "cancelling run") {
 		t.Errorf("stderr does not say the output failed and the run is cancelled:\n%s", stderr.String())
 	}
-	m := runIDRE.FindStringSubmatch(stderr.String())
-	if m == nil {
-		t.Fatalf("no run id in stderr:\n%s", stderr.String())
-	}
-	ts := tasks(t, b, m[1])
-	if len(ts) != 1 || aws.ToString(ts[0].DesiredStatus) != "STOPPED" {
-		t.Fatalf("tasks of run %s: %d, want one with desired status STOPPED", m[1], len(ts))
-	}
+	wantTaskStopped(t, b, stderr.String())
 }
 
 // Ctrl-C at the confirmation prompt aborts at once (248), without waiting
 // for Enter, and nothing is published.
 func TestLocalConfirmationPromptCtrlCAborts(t *testing.T) {
 	t.Parallel()
-	b, bin := startLocal(t)
-	envFile := filepath.Join(t.TempDir(), "environments.yaml")
-	if err := os.WriteFile(envFile, []byte(fmt.Sprintf("environments:\n  production:\n    topic_arn: %s\n    confirm: true\n", b.TopicARN())), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := triggerCmd(bin, b, "--environments", envFile, "--env", "production", "sleeper")
-	ptmx, err := pty.Start(cmd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ptmx.Close()
-	var screen testutil.SyncBuffer
-	go io.Copy(&screen, ptmx)
-	waitFor(t, func() bool { return strings.Contains(screen.String(), "Type yes to continue:") })
+	b, cmd, ptmx, screen := startConfirmation(t)
 	if _, err := ptmx.Write([]byte{0x03}); err != nil { // ^C: the terminal sends SIGINT
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err = <-done:
-	case <-time.After(20 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("deploy-trigger did not end on Ctrl-C at the prompt:\n%s", screen.String())
-	}
-	if code := exitCodeOf(t, err); code != exitcode.Safety {
-		t.Fatalf("exit code %d, want %d:\n%s", code, exitcode.Safety, screen.String())
-	}
-	waitFor(t, func() bool { return strings.Contains(screen.String(), "at the prompt; nothing was published") })
-	time.Sleep(500 * time.Millisecond)
-	if ts := tasks(t, b, ""); len(ts) != 0 {
-		t.Errorf("an aborted run launched %d tasks", len(ts))
-	}
+	err := waitExit(t, cmd, 20*time.Second, "on Ctrl-C at the prompt", screen)
+	wantNothingRun(t, b, err, screen, "at the prompt; nothing was published")
 }

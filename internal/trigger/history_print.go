@@ -55,18 +55,7 @@ func printRun(w io.Writer, mode string, r historyRun) {
 		outcome += fmt.Sprintf(" (exit code %d)", *r.ExitCode)
 	}
 	row("outcome", outcome)
-	keys := make([]string, 0, len(r.Params))
-	for k := range r.Params {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for i, k := range keys {
-		label := ""
-		if i == 0 {
-			label = "parameters"
-		}
-		fmt.Fprintf(w, "%-15s %s=%s\n", label+map[bool]string{true: ":", false: ""}[i == 0], k, cell(r.Params[k], 200))
-	}
+	namedValues(w, "parameters", r.Params)
 	row("requested", r.RequestedAt)
 	row("started", r.CreatedAt)
 	row("ended", r.EndedAt)
@@ -83,22 +72,28 @@ func printRun(w io.Writer, mode string, r historyRun) {
 	if r.Exit != nil {
 		row("exit", fmt.Sprintf("%s: %s (%d lines, %d bytes)", r.Exit.Reason, r.Exit.Message, r.Exit.Lines, r.Exit.Bytes))
 	}
-	names := make([]string, 0, len(r.Outputs))
-	for k := range r.Outputs {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for i, k := range names {
-		label := ""
-		if i == 0 {
-			label = "outputs:"
-		}
-		fmt.Fprintf(w, "%-15s %s=%s\n", label, k, cell(r.Outputs[k], 200))
-	}
+	namedValues(w, "outputs", r.Outputs)
 	row("cancel asked", r.CancelAsked)
 	row("cancelled", r.CancelledAt)
 	row("cancelled by", r.CancelledBy)
 	row("released", r.ReleasedAt)
+}
+
+// namedValues prints m as name=value rows sorted by name, the first under
+// label ("parameters:"), each value cut to 200 characters.
+func namedValues(w io.Writer, label string, m map[string]string) {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for i, k := range names {
+		l := ""
+		if i == 0 {
+			l = label + ":"
+		}
+		fmt.Fprintf(w, "%-15s %s=%s\n", l, k, cell(m[k], 200))
+	}
 }
 
 func shortTime(s string) string {

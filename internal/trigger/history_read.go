@@ -40,6 +40,9 @@ func (h historyReader) query(ctx context.Context, in *dynamodb.QueryInput) (*dyn
 	if err == nil {
 		return out, nil
 	}
+	if mfa := mfaInterrupted(err); mfa != nil {
+		return nil, mfa.exit()
+	}
 	if isAccessDenied(err) {
 		return nil, exitcode.Errorf(exitcode.Broker, "reading the run history needs dynamodb:Query on index %s of table %s (granted to the catalogue's viewers by the stack's reader role): %v", protocol.LedgerHistoryIndex, h.table, err)
 	}

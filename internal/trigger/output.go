@@ -4,11 +4,11 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/deploy-broker/deploy-broker/internal/escape"
 	"github.com/deploy-broker/deploy-broker/internal/exitcode"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
@@ -216,21 +216,7 @@ func escapeLen(b []byte) (n int, sgr bool) {
 // that it can neither start a line of its own (a GitHub workflow command)
 // nor act on the terminal. The protocol already refuses such characters in
 // the records' fields; this is the printers' own guard.
-func oneLine(s string) string {
-	if _, bad := protocol.FindControl(s); !bad {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		if protocol.IsControl(r) {
-			q := strconv.QuoteRune(r)
-			b.WriteString(q[1 : len(q)-1])
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
+func oneLine(s string) string { return escape.Runes(s, protocol.IsControl) }
 
 // describeRecord is the one-line chatter for a broker record, or "" for
 // records that show nothing by themselves.

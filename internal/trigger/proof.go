@@ -35,6 +35,9 @@ func signRequest(ctx context.Context, c clients, topic Topic, r *protocol.Reques
 		return exitcode.Errorf(exitcode.Broker, "signing the %s request's proof of identity: no AWS credentials were found; set AWS_PROFILE or --profile, run aws sso login, or give the CI job a role", r.Kind)
 	}
 	if err := (identity.RequestSigner{Credentials: c.creds, Topic: topic.ARN, Endpoint: c.stsEndpoint}).Sign(ctx, r); err != nil {
+		if mfa := mfaInterrupted(err); mfa != nil {
+			return exitcode.Errorf(exitcode.Safety, "%w; nothing was published", mfa)
+		}
 		return exitcode.Errorf(exitcode.Broker, "signing the %s request's proof of identity: %v", r.Kind, err)
 	}
 	v, err := identity.NewVerifier(identity.VerifierConfig{Partition: topic.Partition, Region: topic.Region, Endpoint: c.stsEndpoint})
@@ -55,12 +58,16 @@ func signRequest(ctx context.Context, c clients, topic Topic, r *protocol.Reques
 // permission) and compares this machine's clock with the Date of STS's
 // answer: a proof signed by a clock far off is refused by the dispatcher
 // without an answer. It returns the caller's ARN; a failure to ask is not
-// an error here (publishing reports credential problems more precisely).
+// an error here (publishing reports credential problems more precisely),
+// except an MFA prompt stopped by Ctrl-C: that stops the run (248).
 func preflight(ctx context.Context, c clients, now func() time.Time) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	sent := now()
 	out, err := c.sts.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if mfa := mfaInterrupted(err); mfa != nil {
+		return "", exitcode.Errorf(exitcode.Safety, "%w; nothing was published", mfa)
+	}
 	if err != nil || out == nil {
 		return "", nil
 	}

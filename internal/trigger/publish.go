@@ -59,7 +59,7 @@ func describeAWSError(ctx context.Context, c clients, err error, doing, needs st
 	var mfa *mfaError
 	switch {
 	case errors.As(err, &mfa):
-		return exitcode.New(exitcode.Usage, mfa)
+		return mfa.exit()
 	case isExpiredCredentials(err):
 		return exitcode.Errorf(exitcode.Broker, "%s failed: your AWS credentials have expired; refresh them (e.g. aws sso login, or a new CI session) and try again", doing)
 	case isInvalidCredentials(err):

@@ -120,14 +120,9 @@ func (a *app) main(ctx context.Context, args []string) error {
 	t := &Target{Job: cfg.Job, Params: cfg.JobParams, Topic: cfg.Topic, Environment: cfg.Env, Source: cfg.Source, Account: cfg.Account,
 		AccountAlias: cfg.AccountAlias, RunID: runID, Requester: requester}
 
-	profile := firstNonEmpty(cfg.Profile, a.getenv("AWS_PROFILE"), "default")
-	awsCfg, err := loadAWS(ctx, cfg, a.getenv, requester, mfaPrompter(a.in, a.stdinTTY, a.stderr, profile))
+	c, err := a.awsClients(ctx, cfg, requester)
 	if err != nil {
-		return a.fail(out, exitcode.New(exitcode.Usage, err))
-	}
-	c := newClients(awsCfg)
-	if a.wrap != nil {
-		c = a.wrap(c)
+		return a.fail(out, err)
 	}
 	out.target(t)
 

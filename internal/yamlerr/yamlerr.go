@@ -16,6 +16,8 @@ import (
 	"unicode"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/deploy-broker/deploy-broker/internal/escape"
 )
 
 // unknownFieldRE is yaml.v3's message for a key KnownFields refuses.
@@ -52,7 +54,7 @@ func Describe(name string, src []byte, err error, types ...any) error {
 	for _, m := range msgs {
 		// One line per problem: a value the decoder quotes may hold line
 		// breaks or other control characters; show them escaped.
-		out = append(out, oneLine(describeOne(name, m, &root, known)))
+		out = append(out, escape.Runes(describeOne(name, m, &root, known), unicode.IsControl))
 	}
 	return errors.New(strings.Join(out, "\n"))
 }
@@ -212,22 +214,4 @@ func distance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(rb)]
-}
-
-// oneLine escapes control characters (line breaks included) so that a
-// message stays on one line.
-func oneLine(s string) string {
-	if !strings.ContainsFunc(s, unicode.IsControl) {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		if unicode.IsControl(r) {
-			q := strconv.QuoteRune(r)
-			b.WriteString(q[1 : len(q)-1])
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }
