@@ -386,6 +386,48 @@ func TestDocsShowTheExamples(t *testing.T) {
 	}
 }
 
+// actionStepInputs finds step id of action.yml and the inputs it runs with:
+// the given ones over action.yml's defaults. A test passing an input that
+// action.yml does not declare fails.
+func actionStepInputs(t testing.TB, id string, with map[string]string) (*actionStep, map[string]string) {
+	t.Helper()
+	a := loadAction(t)
+	var step *actionStep
+	for i := range a.Runs.Steps {
+		if a.Runs.Steps[i].ID == id {
+			step = &a.Runs.Steps[i]
+		}
+	}
+	if step == nil {
+		t.Fatalf("action.yml has no step %s", id)
+	}
+	inputs := map[string]string{}
+	for name, in := range a.Inputs {
+		if in.Default != nil {
+			inputs[name] = *in.Default
+		}
+	}
+	for k, v := range with {
+		if _, ok := a.Inputs[k]; !ok {
+			t.Fatalf("test passes undeclared input %s", k)
+		}
+		inputs[k] = v
+	}
+	return step, inputs
+}
+
+// evalEnv is the step's env: as NAME=value lines, each ${{ expr }}
+// replaced by eval(expr).
+func (s actionStep) evalEnv(eval func(expr string) string) []string {
+	var env []string
+	for k, v := range s.Env {
+		env = append(env, k+"="+exprRE.ReplaceAllStringFunc(v, func(m string) string {
+			return eval(exprRE.FindStringSubmatch(m)[1])
+		}))
+	}
+	return env
+}
+
 // runStepResult is one run of the action's trigger step.
 type runStepResult struct {
 	code           int
@@ -408,29 +450,8 @@ func triggerStep(t *testing.T, with map[string]string) (*exec.Cmd, *testutil.Syn
 // step put at path.
 func triggerStepWith(t *testing.T, with map[string]string, path string) (*exec.Cmd, *testutil.SyncBuffer, *testutil.SyncBuffer, string) {
 	t.Helper()
-	a := loadAction(t)
+	step, inputs := actionStepInputs(t, actionTriggerStepID, with)
 	b := localBroker(t)
-	var step *actionStep
-	for i := range a.Runs.Steps {
-		if a.Runs.Steps[i].ID == actionTriggerStepID {
-			step = &a.Runs.Steps[i]
-		}
-	}
-	if step == nil {
-		t.Fatalf("action.yml has no step %s", actionTriggerStepID)
-	}
-	inputs := map[string]string{}
-	for name, in := range a.Inputs {
-		if in.Default != nil {
-			inputs[name] = *in.Default
-		}
-	}
-	for k, v := range with {
-		if _, ok := a.Inputs[k]; !ok {
-			t.Fatalf("test passes undeclared input %s", k)
-		}
-		inputs[k] = v
-	}
 	stepOut := map[string]map[string]string{"install": {"path": path}}
 	eval := func(expr string) string {
 		expr = strings.TrimSpace(expr)
@@ -462,11 +483,7 @@ func triggerStepWith(t *testing.T, with map[string]string, path string) (*exec.C
 		"GITHUB_RUN_ID=4242",
 		"GITHUB_WORKFLOW=deploy",
 	)
-	for k, v := range step.Env {
-		env = append(env, k+"="+exprRE.ReplaceAllStringFunc(v, func(m string) string {
-			return eval(exprRE.FindStringSubmatch(m)[1])
-		}))
-	}
+	env = append(env, step.evalEnv(eval)...)
 	// The runner runs composite bash steps as bash --noprofile --norc -eo pipefail {0}.
 	cmd := exec.Command("bash", "--noprofile", "--norc", "-eo", "pipefail", script)
 	cmd.Env = env

@@ -133,6 +133,19 @@ func newTestRelease(t testing.TB, tag string) *testRelease {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tgz := triggerArchive(bin)
+	sum := sha256.Sum256(tgz)
+	writeFile(t, filepath.Join(r.dir, tag, archive), string(tgz))
+	writeFile(t, filepath.Join(r.dir, tag, sums),
+		strings.Repeat("0", 64)+"  deploy-runner_"+strings.TrimPrefix(tag, "v")+"_linux_amd64.tar.gz\n"+
+			hex.EncodeToString(sum[:])+"  "+archive+"\n")
+	r.serve(t)
+	return r
+}
+
+// triggerArchive is a release archive (.tar.gz) holding bin as the
+// executable deploy-trigger.
+func triggerArchive(bin []byte) []byte {
 	var tgz bytes.Buffer
 	gz := gzip.NewWriter(&tgz)
 	tw := tar.NewWriter(gz)
@@ -140,13 +153,7 @@ func newTestRelease(t testing.TB, tag string) *testRelease {
 	tw.Write(bin)
 	tw.Close()
 	gz.Close()
-	sum := sha256.Sum256(tgz.Bytes())
-	writeFile(t, filepath.Join(r.dir, tag, archive), tgz.String())
-	writeFile(t, filepath.Join(r.dir, tag, sums),
-		strings.Repeat("0", 64)+"  deploy-runner_"+strings.TrimPrefix(tag, "v")+"_linux_amd64.tar.gz\n"+
-			hex.EncodeToString(sum[:])+"  "+archive+"\n")
-	r.serve(t)
-	return r
+	return tgz.Bytes()
 }
 
 // serve serves r.dir on 127.0.0.1, recording each request's path.
@@ -202,28 +209,7 @@ type stepRun struct {
 // the github context and earlier steps' outputs, plus env.
 func runActionStep(t testing.TB, id string, with map[string]string, github map[string]string, steps map[string]map[string]string, env []string) stepRun {
 	t.Helper()
-	a := loadAction(t)
-	var step *actionStep
-	for i := range a.Runs.Steps {
-		if a.Runs.Steps[i].ID == id {
-			step = &a.Runs.Steps[i]
-		}
-	}
-	if step == nil {
-		t.Fatalf("action.yml has no step %s", id)
-	}
-	inputs := map[string]string{}
-	for name, in := range a.Inputs {
-		if in.Default != nil {
-			inputs[name] = *in.Default
-		}
-	}
-	for k, v := range with {
-		if _, ok := a.Inputs[k]; !ok {
-			t.Fatalf("test passes undeclared input %s", k)
-		}
-		inputs[k] = v
-	}
+	step, inputs := actionStepInputs(t, id, with)
 	eval := func(expr string) string {
 		expr = strings.TrimSpace(expr)
 		if m := regexp.MustCompile(`^inputs\.([A-Za-z0-9_-]+)$`).FindStringSubmatch(expr); m != nil {
@@ -244,11 +230,7 @@ func runActionStep(t testing.TB, id string, with map[string]string, github map[s
 	outputs := filepath.Join(dir, "github_output")
 	full := append(baseEnv(), "GITHUB_ACTIONS=true", "GITHUB_OUTPUT="+outputs)
 	full = append(full, env...)
-	for k, v := range step.Env {
-		full = append(full, k+"="+exprRE.ReplaceAllStringFunc(v, func(m string) string {
-			return eval(exprRE.FindStringSubmatch(m)[1])
-		}))
-	}
+	full = append(full, step.evalEnv(eval)...)
 	cmd := exec.Command("bash", "--noprofile", "--norc", "-eo", "pipefail", script)
 	cmd.Env = full
 	cmd.Dir = dir
@@ -568,13 +550,7 @@ func TestActionChecksTheToolCacheAgainstTheRelease(t *testing.T) {
 	// GIVEN a tool cache whose every file an earlier job replaced
 	// consistently: the binary, any recorded hash, any archive
 	evil := []byte("#!/bin/sh\necho tampered\n")
-	var tgz bytes.Buffer
-	gz := gzip.NewWriter(&tgz)
-	tw := tar.NewWriter(gz)
-	tw.WriteHeader(&tar.Header{Name: "deploy-trigger", Mode: 0o755, Size: int64(len(evil)), Typeflag: tar.TypeReg})
-	tw.Write(evil)
-	tw.Close()
-	gz.Close()
+	tgz := triggerArchive(evil)
 	replaced := 0
 	filepath.WalkDir(filepath.Join(toolCache, "deploy-trigger"), func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() || strings.HasSuffix(p, ".complete") {
@@ -583,7 +559,7 @@ func TestActionChecksTheToolCacheAgainstTheRelease(t *testing.T) {
 		var content []byte
 		switch {
 		case strings.HasSuffix(p, ".tar.gz"):
-			content = tgz.Bytes()
+			content = tgz
 		case strings.HasSuffix(p, ".sha256"):
 			sum := sha256.Sum256(evil)
 			content = []byte(hex.EncodeToString(sum[:]) + "\n")

@@ -2,7 +2,6 @@ package reliability
 
 import (
 	"context"
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 
 	"github.com/deploy-broker/deploy-broker/internal/localbroker"
-	"github.com/deploy-broker/deploy-broker/internal/protocol"
 	"github.com/deploy-broker/deploy-broker/internal/testkit/e2etest"
 )
 
@@ -29,15 +27,8 @@ func TestApprovalByASecondIdentityInLocalMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now().UTC()
-	runID := protocol.NewRunID(now)
-	req := &protocol.Request{V: protocol.RequestVersion, Kind: protocol.KindRun, RunID: runID, Job: "gated",
-		RequestedAt: now, ExpiresAt: now.Add(5 * time.Minute), Requester: &protocol.Requester{CI: "local", Actor: "test"}}
-	if err := b.Sign(ctx, req); err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := json.Marshal(req)
-	if _, err := sns.NewFromConfig(awsCfg).Publish(ctx, &sns.PublishInput{TopicArn: aws.String(b.TopicARN()), Message: aws.String(string(raw))}); err != nil {
+	runID, body := signedRunRequest(t, b, "gated", nil)
+	if _, err := sns.NewFromConfig(awsCfg).Publish(ctx, &sns.PublishInput{TopicArn: aws.String(b.TopicARN()), Message: aws.String(body)}); err != nil {
 		t.Fatal(err)
 	}
 	ecsc := ecs.NewFromConfig(awsCfg)

@@ -24,22 +24,9 @@ func TestConcurrencyOneUnderFaults(t *testing.T) {
 		t.Skip("long fault scenario; run without -short")
 	}
 	const runs = 20
-	var proxy *faultproxy.Proxy
-	b := e2etest.StartBroker(t, bins, configPath, localbroker.Options{
-		Endpoint: func(motoURL string) (string, error) {
-			p, err := faultproxy.Start(motoURL, faultproxy.Options{
-				Rates: faultproxy.Spread(0.10), Seed: 16, LatencySpike: 200 * time.Millisecond,
-				Match: func(service, action string) bool { return !(service == "ecs" && action == "RunTask") },
-			})
-			proxy = p
-			if err != nil {
-				return "", err
-			}
-			// Registered before the broker's own clean-up, so it runs
-			// after it: the broker stops before its endpoint goes away.
-			t.Cleanup(p.Close)
-			return p.URL, nil
-		},
+	b, proxy := e2etest.StartBrokerBehindProxy(t, bins, configPath, localbroker.Options{}, faultproxy.Options{
+		Rates: faultproxy.Spread(0.10), Seed: 16, LatencySpike: 200 * time.Millisecond,
+		Match: func(service, action string) bool { return !(service == "ecs" && action == "RunTask") },
 	})
 	// The trigger reaches the proxy through the broker's own endpoint
 	// (b.Env: local mode's account shim in front of the proxy), as in

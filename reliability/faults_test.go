@@ -2,7 +2,6 @@ package reliability
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/deploy-broker/deploy-broker/internal/exitcode"
 	"github.com/deploy-broker/deploy-broker/internal/localbroker"
-	"github.com/deploy-broker/deploy-broker/internal/protocol"
 	"github.com/deploy-broker/deploy-broker/internal/testkit/e2etest"
 	"github.com/deploy-broker/deploy-broker/internal/testkit/faultproxy"
 )
@@ -83,26 +81,13 @@ func TestRunsSurviveTenPercentFaults(t *testing.T) {
 		t.Skip("long fault scenario; run without -short")
 	}
 	const runs, lines, parallel = 20, 10000, 5
-	var proxy *faultproxy.Proxy
-	b := e2etest.StartBroker(t, bins, configPath, localbroker.Options{
-		Endpoint: func(motoURL string) (string, error) {
-			p, err := faultproxy.Start(motoURL, faultproxy.Options{
-				Rates: faultproxy.Spread(0.10), Seed: 42, LatencySpike: 200 * time.Millisecond,
-				// Every call of the trigger, the runner, the dispatcher, the
-				// SNS loop and the agent, except RunTask: the emulator ignores
-				// its clientToken, so a RunTask retried after a dropped answer
-				// would start a second task here, where AWS would not.
-				Match: func(service, action string) bool { return !(service == "ecs" && action == "RunTask") },
-			})
-			proxy = p
-			if err != nil {
-				return "", err
-			}
-			// Registered before the broker's own clean-up, so it runs
-			// after it: the broker stops before its endpoint goes away.
-			t.Cleanup(p.Close)
-			return p.URL, nil
-		},
+	b, proxy := e2etest.StartBrokerBehindProxy(t, bins, configPath, localbroker.Options{}, faultproxy.Options{
+		Rates: faultproxy.Spread(0.10), Seed: 42, LatencySpike: 200 * time.Millisecond,
+		// Every call of the trigger, the runner, the dispatcher, the
+		// SNS loop and the agent, except RunTask: the emulator ignores
+		// its clientToken, so a RunTask retried after a dropped answer
+		// would start a second task here, where AWS would not.
+		Match: func(service, action string) bool { return !(service == "ecs" && action == "RunTask") },
 	})
 	// The trigger reaches the proxy through the broker's own endpoint
 	// (b.Env: local mode's account shim in front of the proxy).
@@ -252,19 +237,7 @@ func TestSameRequestThreeTimesStartsOneTask(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now().UTC()
-	runID := protocol.NewRunID(now)
-	req := &protocol.Request{V: protocol.RequestVersion, Kind: protocol.KindRun, RunID: runID, Job: "website",
-		Params: map[string]string{"version": "1.0.0"}, RequestedAt: now, ExpiresAt: now.Add(5 * time.Minute),
-		Requester: &protocol.Requester{CI: "local", Actor: "test"}}
-	if err := b.Sign(ctx, req); err != nil {
-		t.Fatal(err)
-	}
-	raw, err := json.Marshal(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body := string(raw)
+	runID, body := signedRunRequest(t, b, "website", map[string]string{"version": "1.0.0"})
 	snsc := sns.NewFromConfig(awsCfg)
 	for i := 0; i < 3; i++ {
 		if _, err := snsc.Publish(ctx, &sns.PublishInput{TopicArn: aws.String(b.TopicARN()), Message: aws.String(body)}); err != nil {

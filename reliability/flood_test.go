@@ -33,16 +33,7 @@ func TestFloodFromOnePrincipalDoesNotHoldUpAnother(t *testing.T) {
 	// applies DynamoDB's conditional writes one at a time, as DynamoDB does
 	// and moto does not (see faultproxy), and the SNS loop delivers the
 	// flood concurrently.
-	b := e2etest.StartBroker(t, bins, "testdata/flood.yaml", localbroker.Options{
-		Endpoint: func(motoURL string) (string, error) {
-			p, err := faultproxy.Start(motoURL, faultproxy.Options{})
-			if err != nil {
-				return "", err
-			}
-			t.Cleanup(p.Close)
-			return p.URL, nil
-		},
-	})
+	b, _ := e2etest.StartBrokerBehindProxy(t, bins, "testdata/flood.yaml", localbroker.Options{}, faultproxy.Options{})
 	ctx := context.Background()
 	awsCfg, err := b.Server.AWSConfig(ctx)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/deploy-broker/deploy-broker/internal/localbroker"
+	"github.com/deploy-broker/deploy-broker/internal/testkit/faultproxy"
 )
 
 const module = "github.com/deploy-broker/deploy-broker"
@@ -82,6 +83,29 @@ func StartBroker(t testing.TB, bins Bins, configPath string, o localbroker.Optio
 		}
 	})
 	return b
+}
+
+// StartBrokerBehindProxy is StartBroker with a fault proxy, started with
+// po, between moto and the broker's own clients and runners (o.Endpoint is
+// replaced). The trigger reaches the proxy too, through the broker's
+// endpoint (b.Env: local mode's account shim in front of the proxy).
+func StartBrokerBehindProxy(t testing.TB, bins Bins, configPath string, o localbroker.Options, po faultproxy.Options) (*localbroker.Broker, *faultproxy.Proxy) {
+	t.Helper()
+	var proxy *faultproxy.Proxy
+	o.Endpoint = func(motoURL string) (string, error) {
+		p, err := faultproxy.Start(motoURL, po)
+		if err != nil {
+			return "", err
+		}
+		proxy = p
+		// Registered before StartBroker's own clean-up, so it runs after
+		// it: the broker stops before its endpoint goes away (else its
+		// shutdown retries against a closed port for tens of seconds).
+		t.Cleanup(p.Close)
+		return p.URL, nil
+	}
+	b := StartBroker(t, bins, configPath, o)
+	return b, proxy
 }
 
 // Result is how a deploy-trigger run ended.
