@@ -9,8 +9,11 @@ package faultproxy
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"io"
+	"log"
 	"math/rand"
 	"net"
 	"net/http"
@@ -135,6 +138,16 @@ func Start(target string, o Options) (*Proxy, error) {
 	p := &Proxy{URL: "http://" + ln.Addr().String(), target: u, ln: ln, o: o, rnd: rand.New(rand.NewSource(o.Seed)), nth: map[string]int{}}
 	p.rp = httputil.NewSingleHostReverseProxy(u)
 	p.rp.Transport = &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second}
+	p.rp.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+		// A client that gave up (a long poll cancelled at the end of a
+		// run, a test's broker shutting down) is no error worth a line:
+		// they flooded the test output. Anything else is logged as the
+		// default handler does.
+		if !errors.Is(err, context.Canceled) {
+			log.Printf("faultproxy: %s %s: %v", r.Method, r.URL.Path, err)
+		}
+		w.WriteHeader(http.StatusBadGateway)
+	}
 	p.enabled.Store(true)
 	p.srv = &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = p.srv.Serve(ln) }()
