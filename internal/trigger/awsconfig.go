@@ -121,7 +121,10 @@ func (a *app) awsClients(ctx context.Context, cfg *Config, requester *protocol.R
 // mfaPrompter asks for an MFA code on the terminal, or explains why it
 // cannot. Like the confirmation prompt, Ctrl-C (or SIGTERM, or ctx ending)
 // stops it at once, without waiting for Enter, with a safety stop (248);
-// once stopped, it does not ask again.
+// once stopped, it does not ask again. Once the run is out (a.watching: the
+// session expired mid-run and the code is asked again), Ctrl-C is left to
+// the watch loop, which cancels the run; the cancel needs the code too, so
+// the prompt keeps waiting for it, and a second Ctrl-C leaves at once.
 func (a *app) mfaPrompter(ctx context.Context, profile string) func() (string, error) {
 	var mu sync.Mutex
 	var stop error
@@ -138,6 +141,11 @@ func (a *app) mfaPrompter(ctx context.Context, profile string) func() (string, e
 		line, stopped, err := a.readAnswer(ctx)
 		if stopped != "" {
 			stop = &mfaError{msg: "no MFA code for profile " + profile + ": " + stopped, code: exitcode.Safety}
+			if a.watching.Load() {
+				// The run is out: not a safety stop before publishing, and
+				// nothing here stopped the run.
+				stop = &mfaError{msg: "no MFA code for profile " + profile + " (" + stopped + "); the run may still be going: deploy-trigger attach RUN_ID follows it", code: exitcode.Broker}
+			}
 			return "", stop
 		}
 		if err != nil && line == "" {

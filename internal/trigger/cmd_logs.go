@@ -91,6 +91,7 @@ func (a *app) runLogs(ctx context.Context, cmd string, args []string) error {
 		}
 		c.RunID = runs[0].RunID
 	}
+	a.watching.Store(f.follow)
 	err = f.run(ctx)
 	if attach {
 		f.report(err)

@@ -56,10 +56,14 @@ func (a *app) readAnswer(ctx context.Context) (line, stopped string, err error) 
 		line, err := a.in.ReadString('\n')
 		ch <- answer{line, err}
 	}()
+	signals := a.signals
+	if a.watching.Load() {
+		signals = nil // the watch loop's: it cancels the run
+	}
 	select {
 	case ans := <-ch:
 		return ans.line, "", ans.err
-	case sig := <-a.signals:
+	case sig := <-signals:
 		fmt.Fprintln(a.stderr)
 		return "", fmt.Sprintf("%v at the prompt", sig), nil
 	case <-ctx.Done():

@@ -308,3 +308,47 @@ func TestNoCredentialsIsSaidSo(t *testing.T) {
 		t.Errorf("exit %d:\n%s", code, out)
 	}
 }
+
+// Once the run is out, the MFA prompt (asked again when the session
+// expires mid-run) leaves Ctrl-C to the watch loop, which cancels the run:
+// the signal is not taken by the prompt, which goes on waiting for the
+// code the cancel needs.
+func TestMFAPromptMidRunLeavesCtrlCToTheWatch(t *testing.T) {
+	stdin, typing := io.Pipe()
+	defer typing.Close()
+	sigs := make(chan os.Signal, 1)
+	a := newApp(func(string) string { return "" }, stdin, io.Discard, io.Discard, sigs)
+	a.stdinTTY = true
+	a.watching.Store(true)
+	ask := a.mfaPrompter(context.Background(), "deployer")
+	done := make(chan string, 1)
+	go func() {
+		code, err := ask()
+		if err != nil {
+			code = "error: " + err.Error()
+		}
+		done <- code
+	}()
+	sigs <- os.Interrupt
+	select {
+	case got := <-done:
+		t.Fatalf("the prompt ended on the watch loop's Ctrl-C: %q", got)
+	case <-time.After(300 * time.Millisecond):
+	}
+	select {
+	case <-sigs: // still there for the watch loop
+	default:
+		t.Fatal("the prompt took the signal meant for the watch loop")
+	}
+	if _, err := io.WriteString(typing, "123456\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-done:
+		if got != "123456" {
+			t.Fatalf("code %q, want 123456", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the prompt did not return the typed code")
+	}
+}

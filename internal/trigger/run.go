@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -59,6 +60,11 @@ type app struct {
 	watchTimings                       // the tail loop's clocks (watch.go)
 	token        func() string         // GitHub stop-commands token
 	wrap         func(clients) clients // tests: inject faults into the AWS clients
+	// watching is set once a run is out (about to be published, or being
+	// followed): from then on Ctrl-C belongs to the watch loop, which
+	// cancels or detaches, and a prompt (an MFA code asked again when the
+	// session expires mid-run) no longer takes signals.
+	watching atomic.Bool
 }
 
 func newApp(getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer, signals <-chan os.Signal) *app {
@@ -138,6 +144,7 @@ func (a *app) main(ctx context.Context, args []string) error {
 	if err != nil {
 		return a.fail(out, err)
 	}
+	a.watching.Store(true)
 	if err := publish(ctx, c, cfg.Topic, req); err != nil {
 		return a.fail(out, err)
 	}
