@@ -94,18 +94,21 @@ func (d *Dispatcher) handleApproval(ctx context.Context, req *protocol.Request, 
 	}
 	now := stamp(d.now())
 	if req.Kind == protocol.KindReject {
+		// The decision and the end of the run are one conditional update:
+		// an approval arriving meanwhile finds the run no longer awaiting
+		// approval, and cannot start it after it was disapproved.
 		reason := "rejected by " + p.ARN + " (approver)"
-		_, err := d.ledger.update(ctx, req.RunID, map[string]string{protocol.LedgerApproval: "rejected", protocol.LedgerApprovalBy: p.ARN, protocol.LedgerApprovalAt: now},
-			cond{protocol.LedgerStatus, StatusAwaitingApproval})
-		if errors.Is(err, errConditionFailed) {
-			return nil // decided meanwhile
-		}
+		decided, err := d.rejectWaitingWith(ctx, req.RunID, StatusAwaitingApproval, rejection{protocol.RejectDisapproved, reason},
+			map[string]string{protocol.LedgerApproval: "rejected", protocol.LedgerApprovalBy: p.ARN, protocol.LedgerApprovalAt: now})
 		if err != nil {
 			return d.failed(ctx, a, err)
 		}
+		if !decided {
+			return nil // decided meanwhile
+		}
 		a.Decision, a.Reason = DecisionDisapproved, reason
 		d.write(ctx, a)
-		return d.rejectWaiting(ctx, req.RunID, StatusAwaitingApproval, rejection{protocol.RejectDisapproved, reason})
+		return nil
 	}
 	lease := d.leaseEnd(ctx)
 	it, err = d.ledger.update(ctx, req.RunID, map[string]string{protocol.LedgerStatus: StatusLaunching, protocol.LedgerLeaseUntil: stamp(lease),

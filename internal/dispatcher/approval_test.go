@@ -1,9 +1,14 @@
 package dispatcher_test
 
 import (
+	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	dbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/deploy-broker/deploy-broker/internal/dispatcher"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
@@ -128,5 +133,60 @@ func TestApprovalThenConcurrencyAndExpiry(t *testing.T) {
 	}
 	if it := e.item(third); it.Status != dispatcher.StatusRejected || it.RejectCode != protocol.RejectExpired {
 		t.Errorf("unapproved run after its expiry: %s %s", it.Status, it.RejectCode)
+	}
+}
+
+// hookDynamo runs after once the first UpdateItem that match selects has
+// been carried out: a second invocation that comes at that very moment.
+type hookDynamo struct {
+	dispatcher.DynamoAPI
+	match func(*dynamodb.UpdateItemInput) bool
+	after func()
+	done  atomic.Bool
+}
+
+func (f *hookDynamo) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, o ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	out, err := f.DynamoAPI.UpdateItem(ctx, in, o...)
+	if err == nil && f.match(in) && f.done.CompareAndSwap(false, true) {
+		f.after()
+	}
+	return out, err
+}
+
+// An approval that arrives while a rejection is being written cannot start
+// the run: before the fix the rejection first recorded the decision and
+// then, in a second update, ended the run, and an approval in between
+// launched the disapproved run.
+func TestApprovalDuringARejectionDoesNotStartTheRun(t *testing.T) {
+	hook := &hookDynamo{match: func(in *dynamodb.UpdateItemInput) bool {
+		for _, av := range in.ExpressionAttributeValues {
+			if s, ok := av.(*dbtypes.AttributeValueMemberS); ok && s.Value == "rejected" {
+				return true
+			}
+		}
+		return false
+	}}
+	e := newEnv(t, func(_ *dispatcher.Settings, c *dispatcher.Clients) { hook.DynamoAPI = c.Dynamo; c.Dynamo = hook })
+	e.approvers(jenkinsRole)
+	runID := e.submit()
+	e.wantStatus(runID, dispatcher.StatusAwaitingApproval)
+	approver := e.assume(jenkinsRole, "jenkins-7")
+	var approveErr error
+	hook.after = func() { approveErr = e.shortAs(approver, protocol.KindApprove, runID) }
+	if err := e.shortAs(approver, protocol.KindReject, runID); err != nil {
+		t.Fatal(err)
+	}
+	if !hook.done.Load() {
+		t.Fatal("no update wrote the rejection: the test no longer exercises the race")
+	}
+	if approveErr != nil {
+		t.Fatal(approveErr)
+	}
+	if n := len(e.tasks(runID)); n != 0 {
+		t.Fatalf("the disapproved run got %d tasks", n)
+	}
+	e.wantStatus(runID, dispatcher.StatusRejected)
+	if it := e.item(runID); it.RejectCode != protocol.RejectDisapproved {
+		t.Errorf("reject code %q, want %s", it.RejectCode, protocol.RejectDisapproved)
 	}
 }

@@ -151,6 +151,31 @@ func TestEarlyCancelByAnotherPrincipalDoesNotBlockTheRun(t *testing.T) {
 	}
 }
 
+// The run's claim that replaces such an early cancel, its answer lost: the
+// repeat fails its condition on its own write and must know it as its own
+// (before the fix the invocation failed and the run waited for a retry).
+func TestClaimOverAnEarlyCancelWhoseAnswerIsLostGoesOn(t *testing.T) {
+	opt, f := withLostUpdate(nil)
+	f.losePut = func(in *dynamodb.PutItemInput) bool {
+		return in.ConditionExpression != nil && strings.Contains(*in.ConditionExpression, "#token = :token")
+	}
+	e := newEnv(t, opt)
+	r := e.request()
+	if err := e.shortAs(e.assume(jenkinsRole, "jenkins-42"), protocol.KindCancel, r.RunID); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.run(r); err != nil {
+		t.Fatal(err)
+	}
+	if f.lost.Load() == 0 {
+		t.Fatal("no claim replaced the early cancel: the test no longer exercises it")
+	}
+	e.only(r.RunID, protocol.TypeAccepted)
+	if n := len(e.tasks(r.RunID)); n != 1 {
+		t.Errorf("%d tasks, want 1", n)
+	}
+}
+
 // allowed_principals: a verified principal that may not run the job gets
 // an unauthorized rejection on its own queue, naming the job and itself
 // (deploy-trigger exits 241 with it); session-name patterns match.

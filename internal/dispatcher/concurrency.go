@@ -139,9 +139,21 @@ func (l *ledger) putVersioned(ctx context.Context, item map[string]types.Attribu
 	} else {
 		in.ConditionExpression = aws.String("attribute_not_exists(" + protocol.LedgerRunID + ")")
 	}
+	// A token of this write: when its answer is lost and the SDK's repeat
+	// fails the condition on it, the write is known as ours (the change it
+	// computed, e.g. which waiters it superseded, still stands).
+	token := newClaimToken()
+	item[protocol.LedgerWriteToken] = s(token)
 	_, err := l.db.PutItem(ctx, in)
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
+		cur, _, gerr := l.getVersioned(ctx, item[protocol.LedgerRunID].(*types.AttributeValueMemberS).Value, versionAttr)
+		if gerr != nil {
+			return gerr
+		}
+		if t, ok := cur[protocol.LedgerWriteToken].(*types.AttributeValueMemberS); ok && t.Value == token {
+			return nil
+		}
 		return errConditionFailed
 	}
 	return err
@@ -477,27 +489,38 @@ func (d *Dispatcher) rejectQueued(ctx context.Context, runID string, rej rejecti
 // rejectWaiting ends a run held in status (queued, awaiting approval) with
 // a rejection; a run no longer in that status is left alone.
 func (d *Dispatcher) rejectWaiting(ctx context.Context, runID, status string, rej rejection) error {
-	it, err := d.ledger.update(ctx, runID, map[string]string{protocol.LedgerStatus: StatusRejected, protocol.LedgerRejectCode: rej.code, protocol.LedgerReason: rej.reason},
-		cond{protocol.LedgerStatus, status})
+	_, err := d.rejectWaitingWith(ctx, runID, status, rej, nil)
+	return err
+}
+
+// rejectWaitingWith is rejectWaiting that also sets extra in the same
+// conditional update (an approver's decision), and says whether this call
+// ended the run.
+func (d *Dispatcher) rejectWaitingWith(ctx context.Context, runID, status string, rej rejection, extra map[string]string) (bool, error) {
+	set := map[string]string{protocol.LedgerStatus: StatusRejected, protocol.LedgerRejectCode: rej.code, protocol.LedgerReason: rej.reason}
+	for k, v := range extra {
+		set[k] = v
+	}
+	it, err := d.ledger.update(ctx, runID, set, cond{protocol.LedgerStatus, status})
 	if errors.Is(err, errConditionFailed) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	url := it.QueueURL
 	if url == "" {
 		var found bool
 		if url, found, err = d.queueURL(ctx, runID); err != nil {
-			return err
+			return true, err
 		} else if !found {
 			_, err := d.ledger.update(ctx, runID, map[string]string{protocol.LedgerEndedAt: stamp(d.now())})
-			return err
+			return true, err
 		}
 	}
 	var req protocol.Request
 	_ = json.Unmarshal([]byte(it.QueuedRequest), &req)
-	return d.rejectTo(ctx, runID, url, rej, audit{RunID: runID, Kind: protocol.KindRun, Job: it.Job, Requester: req.Requester, Principal: it.RequestedBy, Params: it.Params})
+	return true, d.rejectTo(ctx, runID, url, rej, audit{RunID: runID, Kind: protocol.KindRun, Job: it.Job, Requester: req.Requester, Principal: it.RequestedBy, Params: it.Params})
 }
 
 // startQueued launches a promoted run from the request kept in the ledger.

@@ -179,12 +179,22 @@ func TestReleasedWaitingRunNeverStarts(t *testing.T) {
 // first write).
 type lostAnswerDynamo struct {
 	dispatcher.DynamoAPI
-	lose func(*dynamodb.UpdateItemInput) bool
-	lost atomic.Int64
+	lose    func(*dynamodb.UpdateItemInput) bool
+	losePut func(*dynamodb.PutItemInput) bool // the same for PutItem
+	lost    atomic.Int64
+}
+
+func (f *lostAnswerDynamo) PutItem(ctx context.Context, in *dynamodb.PutItemInput, o ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	if f.losePut != nil && f.losePut(in) && f.lost.Add(1) == 1 {
+		if _, err := f.DynamoAPI.PutItem(ctx, in, o...); err != nil {
+			return nil, err
+		}
+	}
+	return f.DynamoAPI.PutItem(ctx, in, o...)
 }
 
 func (f *lostAnswerDynamo) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, o ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
-	if f.lose(in) && f.lost.Add(1) == 1 {
+	if f.lose != nil && f.lose(in) && f.lost.Add(1) == 1 {
 		if _, err := f.DynamoAPI.UpdateItem(ctx, in, o...); err != nil {
 			return nil, err
 		}
@@ -270,4 +280,32 @@ func TestCancelOfAWaitingRunWhoseAnswerIsLostIsAnswered(t *testing.T) {
 	if got := e.types(second); got != "queued,rejected" {
 		t.Errorf("records of the cancelled waiting run: %s, want queued,rejected", got)
 	}
+}
+
+// The same for the concurrency slots item: when the answer to the write
+// that superseded a waiting run is lost, the repeat fails its version
+// condition on that very write. The superseded run must still be answered
+// at once (before the fix it was forgotten, and refused "expired" by a
+// sweep minutes later).
+func TestSupersedeWhoseAnswerIsLostStillAnswersTheOlderRun(t *testing.T) {
+	var armed atomic.Bool
+	opt, f := withLostUpdate(nil)
+	f.losePut = func(in *dynamodb.PutItemInput) bool {
+		key, _ := in.Item[protocol.LedgerRunID].(*dbtypes.AttributeValueMemberS)
+		return armed.Load() && key != nil && strings.HasPrefix(key.Value, protocol.SlotKeyPrefix)
+	}
+	e := newEnv(t, opt)
+	e.limit(1, "supersede")
+	first, second := e.submit(), e.submit()
+	e.wantStatus(second, dispatcher.StatusQueued)
+	armed.Store(true)
+	third := e.submit()
+	if f.lost.Load() == 0 {
+		t.Fatal("no slots write was made: the test no longer exercises the supersede")
+	}
+	if got := e.types(second); got != "queued,rejected" {
+		t.Errorf("records of the superseded run: %s, want queued,rejected", got)
+	}
+	e.wantStatus(third, dispatcher.StatusQueued)
+	e.wantStatus(first, dispatcher.StatusAccepted)
 }

@@ -217,7 +217,9 @@ func itemFromAttrs(a map[string]types.AttributeValue) ledgerItem {
 type cond struct{ attr, value string }
 
 // update sets attributes of an existing item, only if every condition holds
-// (errConditionFailed otherwise), and returns the item as it is afterwards.
+// (errConditionFailed otherwise), and returns the item as it is afterwards
+// (after a lost answer to our own write: as read back, which may include
+// later unconditional writes, e.g. a cancel asked meanwhile).
 func (l *ledger) update(ctx context.Context, runID string, set map[string]string, conds ...cond) (ledgerItem, error) {
 	names := map[string]string{}
 	values := map[string]types.AttributeValue{}
@@ -334,6 +336,14 @@ func (l *ledger) replaceTombstone(ctx context.Context, it ledgerItem, token stri
 	})
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
+		// Our own replacement, its answer lost (as in claim)?
+		prev, ok, gerr := l.get(ctx, it.RunID)
+		if gerr != nil {
+			return gerr
+		}
+		if ok && it.ClaimToken != "" && prev.ClaimToken == it.ClaimToken {
+			return nil
+		}
 		return errConditionFailed
 	}
 	if err != nil {
