@@ -8,12 +8,12 @@ package yamlerr
 import (
 	"errors"
 	"fmt"
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
 	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
-	"unicode"
 
 	"gopkg.in/yaml.v3"
 
@@ -53,8 +53,10 @@ func Describe(name string, src []byte, err error, types ...any) error {
 	out := make([]string, 0, len(msgs))
 	for _, m := range msgs {
 		// One line per problem: a value the decoder quotes may hold line
-		// breaks or other control characters; show them escaped.
-		out = append(out, escape.Runes(describeOne(name, m, &root, known), unicode.IsControl))
+		// breaks, other control characters or format characters (a
+		// right-to-left override reorders the line on a terminal); show
+		// them escaped, as deploy-trigger escapes what it prints.
+		out = append(out, escape.Runes(describeOne(name, m, &root, known), protocol.IsControl))
 	}
 	return errors.New(strings.Join(out, "\n"))
 }

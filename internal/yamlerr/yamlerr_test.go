@@ -17,6 +17,7 @@ type doc struct {
 	Runner inner            `yaml:"runner"`
 	Jobs   map[string]inner `yaml:"jobs"`
 	List   []inner          `yaml:"list"`
+	N      int              `yaml:"n"`
 }
 
 func decode(t *testing.T, src string) error {
@@ -32,13 +33,21 @@ func TestDescribe(t *testing.T) {
 		{"runner:\n  grase: 1s\n", `conf.yaml:2: unknown key "grase" in runner; valid keys: grace, heartbeat; did you mean "grace"?`},
 		{"jobs:\n  web:\n    heartbaet: 1s\n", `conf.yaml:3: unknown key "heartbaet" in jobs.web; valid keys: grace, heartbeat; did you mean "heartbeat"?`},
 		{"list:\n  - grace: 1s\n  - zzz: 2\n", `conf.yaml:3: unknown key "zzz" in list[1]; valid keys: grace, heartbeat`},
-		{"runnr: {}\n", `conf.yaml:1: unknown key "runnr" in the top level; valid keys: jobs, list, runner; did you mean "runner"?`},
+		{"runnr: {}\n", `conf.yaml:1: unknown key "runnr" in the top level; valid keys: jobs, list, n, runner; did you mean "runner"?`},
 		{"runner: [1]\n", `conf.yaml:1: cannot unmarshal !!seq into yamlerr.inner`},
 		{"runner:\n  grace: 1s\n   bad: indent\n", `conf.yaml:3: mapping values are not allowed in this context`},
 	} {
 		err := decode(t, tc.src)
 		if err == nil || err.Error() != tc.want {
 			t.Errorf("%q:\n got  %v\n want %s", tc.src, err, tc.want)
+		}
+	}
+	// A key or value is shown with control and format characters escaped:
+	// a right-to-left override in a catalogue must not reorder the
+	// message on the terminal.
+	for _, src := range []string{"runner:\n  \"gr\u202eace\": 1s\n", "n: \"1\u202e2\"\n"} {
+		if err := decode(t, src); err == nil || strings.ContainsRune(err.Error(), '\u202e') || !strings.Contains(err.Error(), `\u202e`) {
+			t.Errorf("a format character in %q: %q", src, err)
 		}
 	}
 	// Two unknown keys: one line each.
