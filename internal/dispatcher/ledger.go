@@ -140,20 +140,26 @@ func (l *ledger) claim(ctx context.Context, it ledgerItem) error {
 	})
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
-		// Our own earlier attempt, whose answer was lost, or somebody else's?
-		prev, ok, gerr := l.get(ctx, it.RunID)
-		if gerr != nil {
-			return gerr
-		}
-		if ok && it.ClaimToken != "" && prev.ClaimToken == it.ClaimToken {
-			return nil
-		}
-		return errAlreadyClaimed
+		return l.ownClaim(ctx, it, errAlreadyClaimed)
 	}
 	if err != nil {
 		return fmt.Errorf("claiming run %s in the ledger: %w", it.RunID, err)
 	}
 	return nil
+}
+
+// ownClaim settles a claim put that failed its condition: our own earlier
+// attempt, whose answer was lost and which the SDK repeated (the item has
+// our claim token), or somebody else's (notOurs).
+func (l *ledger) ownClaim(ctx context.Context, it ledgerItem, notOurs error) error {
+	prev, ok, err := l.get(ctx, it.RunID)
+	if err != nil {
+		return err
+	}
+	if ok && it.ClaimToken != "" && prev.ClaimToken == it.ClaimToken {
+		return nil
+	}
+	return notOurs
 }
 
 // newClaimToken returns a random token for one claim attempt.
@@ -336,15 +342,7 @@ func (l *ledger) replaceTombstone(ctx context.Context, it ledgerItem, token stri
 	})
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
-		// Our own replacement, its answer lost (as in claim)?
-		prev, ok, gerr := l.get(ctx, it.RunID)
-		if gerr != nil {
-			return gerr
-		}
-		if ok && it.ClaimToken != "" && prev.ClaimToken == it.ClaimToken {
-			return nil
-		}
-		return errConditionFailed
+		return l.ownClaim(ctx, it, errConditionFailed)
 	}
 	if err != nil {
 		return fmt.Errorf("replacing the early cancel of run %s in the ledger: %w", it.RunID, err)
