@@ -77,6 +77,14 @@ func StartBroker(t testing.TB, bins Bins, configPath string, o localbroker.Optio
 	t.Cleanup(func() {
 		b.Close()
 		logf.Close()
+		// DEPLOY_BROKER_TEST_LOG_DIR keeps every test's broker log, to look
+		// at the timing of a slow or flaky scenario after the fact.
+		if dir := os.Getenv("DEPLOY_BROKER_TEST_LOG_DIR"); dir != "" {
+			if data, err := os.ReadFile(logf.Name()); err == nil {
+				name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
+				_ = os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d.log", name, time.Now().UnixNano())), data, 0o600)
+			}
+		}
 		if t.Failed() {
 			log, _ := os.ReadFile(logf.Name())
 			t.Logf("broker log (tail):\n%s", Tail(string(log), 40))
