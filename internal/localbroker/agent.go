@@ -1,6 +1,7 @@
 package localbroker
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -173,20 +174,24 @@ func (a *agent) start(ctx context.Context, task ecstypes.Task) {
 	cmd.Env = append(append(baseProcessEnv(a.hostEnv), a.env...), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var logFile *os.File
+	var fileOut, fileErr *lineWriter
 	var outSinks, errSinks []io.Writer
 	if a.logDir != "" {
 		f, err := os.Create(filepath.Join(a.logDir, t.runID+".log"))
 		if err == nil {
 			logFile = f
-			lf := &lockedWriter{w: f}
-			outSinks, errSinks = append(outSinks, lf), append(errSinks, lf)
+			mu := &sync.Mutex{}
+			fileOut, fileErr = &lineWriter{mu: mu, w: f}, &lineWriter{mu: mu, w: f}
+			outSinks, errSinks = append(outSinks, fileOut), append(errSinks, fileErr)
 		}
 	}
-	var ships []*shipWriter
+	var shipper *logShipper
+	var shipOut, shipErr *lineWriter
 	if a.logs != nil {
-		s := newLogShipper(a.logs, a.logGroup, t.job, t.arn, a.log)
-		ships = []*shipWriter{{s: s}, {s: s}}
-		outSinks, errSinks = append(outSinks, ships[0]), append(errSinks, ships[1])
+		shipper = newLogShipper(a.logs, a.logGroup, t.job, t.arn, a.log)
+		mu := &sync.Mutex{}
+		shipOut, shipErr = &lineWriter{mu: mu, w: shipper}, &lineWriter{mu: mu, w: shipper}
+		outSinks, errSinks = append(outSinks, shipOut), append(errSinks, shipErr)
 	}
 	if len(outSinks) > 0 {
 		cmd.Stdout, cmd.Stderr = io.MultiWriter(outSinks...), io.MultiWriter(errSinks...)
@@ -194,6 +199,9 @@ func (a *agent) start(ctx context.Context, task ecstypes.Task) {
 	if err := cmd.Start(); err != nil {
 		if logFile != nil {
 			logFile.Close()
+		}
+		if shipper != nil {
+			shipper.Close()
 		}
 		a.fail(ctx, t, "CannotStartContainerError: "+err.Error())
 		return
@@ -207,10 +215,14 @@ func (a *agent) start(ctx context.Context, task ecstypes.Task) {
 	go func() {
 		defer a.wg.Done()
 		err := cmd.Wait()
-		for _, s := range ships {
-			s.Close()
+		if shipper != nil {
+			shipOut.Close()
+			shipErr.Close()
+			shipper.Close()
 		}
 		if logFile != nil {
+			fileOut.Close()
+			fileErr.Close()
 			logFile.Close()
 		}
 		code := exitCodeOf(err)
@@ -353,15 +365,44 @@ func baseProcessEnv(environ []string) []string {
 	return env
 }
 
-// lockedWriter serializes writes from the runner's two output pipes, as the
-// log driver does, so lines do not interleave mid-line.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+// lineWriter is one of the runner's two output pipes into the task's log
+// file: it writes whole lines only, under a lock shared with the other pipe,
+// as a log driver keeps stdout and stderr lines apart. The runner writes
+// its run log to stdout in pieces that do not end at a line's end; without
+// this a stderr line (its "run finished") landed inside a stdout line.
+type lineWriter struct {
+	mu      *sync.Mutex
+	w       io.Writer
+	pending []byte
 }
 
-func (l *lockedWriter) Write(p []byte) (int, error) {
+func (l *lineWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.w.Write(p)
+	l.pending = append(l.pending, p...)
+	i := bytes.LastIndexByte(l.pending, '\n')
+	if i < 0 && len(l.pending) > maxPendingLine {
+		i = len(l.pending) - 1 // a line this long is cut, as a log driver cuts it
+	}
+	if i < 0 {
+		return len(p), nil
+	}
+	_, err := l.w.Write(l.pending[:i+1])
+	l.pending = append(l.pending[:0], l.pending[i+1:]...)
+	return len(p), err
+}
+
+// maxPendingLine bounds what a lineWriter holds of a line not ended yet.
+const maxPendingLine = 1 << 20
+
+// Close writes a last line that has no newline.
+func (l *lineWriter) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.pending) == 0 {
+		return nil
+	}
+	_, err := l.w.Write(l.pending)
+	l.pending = nil
+	return err
 }
