@@ -77,6 +77,17 @@ func (d *Dispatcher) handleApproval(ctx context.Context, req *protocol.Request, 
 	if err != nil {
 		return d.failed(ctx, a, err)
 	}
+	if ok && it.Status == StatusRejected && it.RejectCode == protocol.RejectDisapproved && it.NotifiedAt.IsZero() && req.Kind == protocol.KindReject && d.mayApprove(p, it) == "" {
+		// A rejection whose answer to the requester failed after the
+		// ledger recorded it (Lambda retries the reject): finish it.
+		a.Job = it.Job
+		if err := d.answerRejection(ctx, it, rejection{it.RejectCode, it.Reason}); err != nil {
+			return d.failed(ctx, a, err)
+		}
+		a.Decision, a.Reason = DecisionDuplicate, "finished answering the rejection recorded earlier: "+it.Reason
+		d.write(ctx, a)
+		return nil
+	}
 	if !ok || it.Status != StatusAwaitingApproval {
 		status := "no such run"
 		if ok {
@@ -97,17 +108,25 @@ func (d *Dispatcher) handleApproval(ctx context.Context, req *protocol.Request, 
 		// The decision and the end of the run are one conditional update:
 		// an approval arriving meanwhile finds the run no longer awaiting
 		// approval, and cannot start it after it was disapproved.
-		reason := "rejected by " + p.ARN + " (approver)"
-		decided, err := d.rejectWaitingWith(ctx, req.RunID, StatusAwaitingApproval, rejection{protocol.RejectDisapproved, reason},
+		// The audit line comes as soon as the decision is recorded; if
+		// answering the requester fails after it, Lambda's retry of this
+		// reject finishes the answer (above).
+		rej := rejection{protocol.RejectDisapproved, "rejected by " + p.ARN + " (approver)"}
+		it, decided, err := d.endWaiting(ctx, req.RunID, StatusAwaitingApproval, rej,
 			map[string]string{protocol.LedgerApproval: "rejected", protocol.LedgerApprovalBy: p.ARN, protocol.LedgerApprovalAt: now})
 		if err != nil {
 			return d.failed(ctx, a, err)
 		}
 		if !decided {
-			return nil // decided meanwhile
+			a.Decision, a.Reason = DecisionIgnored, "the run was decided or ended meanwhile"
+			d.write(ctx, a)
+			return nil
 		}
-		a.Decision, a.Reason = DecisionDisapproved, reason
+		a.Decision, a.Reason = DecisionDisapproved, rej.reason
 		d.write(ctx, a)
+		if err := d.answerRejection(ctx, it, rej); err != nil {
+			return d.failed(ctx, a, err)
+		}
 		return nil
 	}
 	lease := d.leaseEnd(ctx)
@@ -115,6 +134,8 @@ func (d *Dispatcher) handleApproval(ctx context.Context, req *protocol.Request, 
 		protocol.LedgerApproval: "approved", protocol.LedgerApprovalBy: p.ARN, protocol.LedgerApprovalAt: now},
 		cond{protocol.LedgerStatus, StatusAwaitingApproval})
 	if errors.Is(err, errConditionFailed) {
+		a.Decision, a.Reason = DecisionIgnored, "the run was decided or ended meanwhile"
+		d.write(ctx, a)
 		return nil
 	}
 	if err != nil {

@@ -190,3 +190,41 @@ func TestApprovalDuringARejectionDoesNotStartTheRun(t *testing.T) {
 		t.Errorf("reject code %q, want %s", it.RejectCode, protocol.RejectDisapproved)
 	}
 }
+
+// A rejection whose answer to the requester fails (SQS down after the
+// ledger recorded the decision) keeps its audit line, and Lambda's retry of
+// the reject finishes the answer: the requester gets its 241.
+func TestRejectionWhoseAnswerFailsIsFinishedByTheRetry(t *testing.T) {
+	f := &flakySQS{action: "SendMessage"}
+	e := newEnv(t, func(_ *dispatcher.Settings, c *dispatcher.Clients) { f.SQSAPI = c.SQS; c.SQS = f })
+	e.approvers(jenkinsRole)
+	runID := e.submit()
+	e.wantStatus(runID, dispatcher.StatusAwaitingApproval)
+	approver := e.assume(jenkinsRole, "jenkins-7")
+	now := e.clock.Now()
+	reject := e.sns(e.bodyAs(approver, &protocol.Request{V: protocol.RequestVersion, Kind: protocol.KindReject, RunID: runID, RequestedAt: now, ExpiresAt: now.Add(time.Minute)}))
+	f.left.Store(100) // every SendMessage fails, past the SDK's retries
+	if err := e.invoke(reject); err == nil {
+		t.Fatal("the reject succeeded although its answer could not be sent")
+	}
+	f.left.Store(0)
+	if got := e.types(runID); got != "queued" {
+		t.Fatalf("records after the failed answer: %s", got)
+	}
+	if err := e.invoke(reject); err != nil { // Lambda's retry
+		t.Fatal(err)
+	}
+	if got := e.types(runID); got != "queued,rejected" {
+		t.Errorf("records after the retry: %s, want queued,rejected", got)
+	}
+	var decisions []string
+	for _, a := range e.auditsOf(runID) {
+		decisions = append(decisions, a["decision"].(string))
+	}
+	if got := strings.Join(decisions, " "); strings.Count(got, "disapproved") != 1 {
+		t.Errorf("decisions %q, want one disapproved", got)
+	}
+	if it := e.item(runID); it.NotifiedAt.IsZero() || it.RejectCode != protocol.RejectDisapproved {
+		t.Errorf("ledger %+v, want the rejection answered", it)
+	}
+}

@@ -497,30 +497,48 @@ func (d *Dispatcher) rejectWaiting(ctx context.Context, runID, status string, re
 // conditional update (an approver's decision), and says whether this call
 // ended the run.
 func (d *Dispatcher) rejectWaitingWith(ctx context.Context, runID, status string, rej rejection, extra map[string]string) (bool, error) {
+	it, ended, err := d.endWaiting(ctx, runID, status, rej, extra)
+	if !ended || err != nil {
+		return ended, err
+	}
+	return true, d.answerRejection(ctx, it, rej)
+}
+
+// endWaiting moves a run held in status to rejected in the ledger (with
+// extra set in the same conditional update); ended is false when the run
+// was no longer in that status.
+func (d *Dispatcher) endWaiting(ctx context.Context, runID, status string, rej rejection, extra map[string]string) (it ledgerItem, ended bool, err error) {
 	set := map[string]string{protocol.LedgerStatus: StatusRejected, protocol.LedgerRejectCode: rej.code, protocol.LedgerReason: rej.reason}
 	for k, v := range extra {
 		set[k] = v
 	}
-	it, err := d.ledger.update(ctx, runID, set, cond{protocol.LedgerStatus, status})
+	it, err = d.ledger.update(ctx, runID, set, cond{protocol.LedgerStatus, status})
 	if errors.Is(err, errConditionFailed) {
-		return false, nil
+		return ledgerItem{}, false, nil
 	}
 	if err != nil {
-		return false, err
+		return ledgerItem{}, false, err
 	}
+	return it, true, nil
+}
+
+// answerRejection tells the trigger of a waiting run that the ledger has
+// ended with rej: the rejected record on its queue, then the run's end.
+func (d *Dispatcher) answerRejection(ctx context.Context, it ledgerItem, rej rejection) error {
 	url := it.QueueURL
 	if url == "" {
 		var found bool
-		if url, found, err = d.queueURL(ctx, runID); err != nil {
-			return true, err
+		var err error
+		if url, found, err = d.queueURL(ctx, it.RunID); err != nil {
+			return err
 		} else if !found {
-			_, err := d.ledger.update(ctx, runID, map[string]string{protocol.LedgerEndedAt: stamp(d.now())})
-			return true, err
+			_, err := d.ledger.update(ctx, it.RunID, map[string]string{protocol.LedgerEndedAt: stamp(d.now())})
+			return err
 		}
 	}
 	var req protocol.Request
 	_ = json.Unmarshal([]byte(it.QueuedRequest), &req)
-	return true, d.rejectTo(ctx, runID, url, rej, audit{RunID: runID, Kind: protocol.KindRun, Job: it.Job, Requester: req.Requester, Principal: it.RequestedBy, Params: it.Params})
+	return d.rejectTo(ctx, it.RunID, url, rej, audit{RunID: it.RunID, Kind: protocol.KindRun, Job: it.Job, Requester: req.Requester, Principal: it.RequestedBy, Params: it.Params})
 }
 
 // startQueued launches a promoted run from the request kept in the ledger.
