@@ -215,10 +215,11 @@ func (a *agent) start(ctx context.Context, task ecstypes.Task) {
 	go func() {
 		defer a.wg.Done()
 		err := cmd.Wait()
+		close(t.exited) // the process is gone; its log may still be shipping
 		if shipper != nil {
 			shipOut.Close()
 			shipErr.Close()
-			shipper.Close()
+			shipper.Close() // every line is in the stream before STOPPED goes out
 		}
 		if logFile != nil {
 			fileOut.Close()
@@ -226,7 +227,6 @@ func (a *agent) start(ctx context.Context, task ecstypes.Task) {
 			logFile.Close()
 		}
 		code := exitCodeOf(err)
-		close(t.exited)
 		a.mu.Lock()
 		reason := t.stopReason
 		a.mu.Unlock()
@@ -365,11 +365,12 @@ func baseProcessEnv(environ []string) []string {
 	return env
 }
 
-// lineWriter is one of the runner's two output pipes into the task's log
-// file: it writes whole lines only, under a lock shared with the other pipe,
-// as a log driver keeps stdout and stderr lines apart. The runner writes
-// its run log to stdout in pieces that do not end at a line's end; without
-// this a stderr line (its "run finished") landed inside a stdout line.
+// lineWriter is one of the runner's two output pipes into a sink the two
+// share (the task's log file, the run log shipper): it passes whole lines
+// only, under a lock shared with the other pipe, as a log driver keeps
+// stdout and stderr lines apart. The runner writes its run log to stdout in
+// pieces that do not end at a line's end; without this a stderr line (its
+// "run finished") landed inside a stdout line of the file.
 type lineWriter struct {
 	mu      *sync.Mutex
 	w       io.Writer
@@ -392,8 +393,9 @@ func (l *lineWriter) Write(p []byte) (int, error) {
 	return len(p), err
 }
 
-// maxPendingLine bounds what a lineWriter holds of a line not ended yet.
-const maxPendingLine = 1 << 20
+// maxPendingLine bounds what a lineWriter holds of a line not ended yet:
+// CloudWatch Logs' largest event (256 KiB with its 26 bytes of overhead).
+const maxPendingLine = maxEventBytes
 
 // Close writes a last line that has no newline.
 func (l *lineWriter) Close() error {

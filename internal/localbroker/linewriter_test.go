@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
@@ -117,5 +118,26 @@ func TestShipperSendsEveryLineInOrder(t *testing.T) {
 		if got[i] != want[i] {
 			t.Fatalf("event %d is %q, want %q", i, got[i], want[i])
 		}
+	}
+}
+
+// A line longer than CloudWatch Logs' largest event goes as several events,
+// each within the limit and cut between characters, and nothing is lost.
+func TestSplitEventKeepsEventsWithinTheLimit(t *testing.T) {
+	line := "a" + strings.Repeat("é", maxEventBytes) // 2 bytes a character after one: cuts fall mid-character
+	parts := splitEvent(line)
+	if len(parts) != 3 {
+		t.Fatalf("%d parts, want 3", len(parts))
+	}
+	for i, p := range parts {
+		if len(p) > maxEventBytes || !utf8.ValidString(p) {
+			t.Errorf("part %d: %d bytes, valid UTF-8 %v", i, len(p), utf8.ValidString(p))
+		}
+	}
+	if strings.Join(parts, "") != line {
+		t.Error("the parts do not add up to the line")
+	}
+	if got := splitEvent("short"); len(got) != 1 || got[0] != "short" {
+		t.Errorf("a short line: %q", got)
 	}
 }

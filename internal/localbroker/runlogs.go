@@ -3,10 +3,12 @@ package localbroker
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
@@ -64,12 +66,13 @@ type logShipper struct {
 // maxShipQueue is how much of a runner's output may wait to be shipped.
 const maxShipQueue = 8 << 20
 
-// PutLogEvents limits: events per call, and bytes per call (each event
-// counts its message and 26 bytes).
+// PutLogEvents limits: events per call, bytes per call and per event (each
+// event counts its message and 26 bytes).
 const (
 	maxBatchEvents = 10000
 	maxBatchBytes  = 1 << 20
 	eventOverhead  = 26
+	maxEventBytes  = 256<<10 - eventOverhead
 )
 
 func newLogShipper(c *cloudwatchlogs.Client, group, job, taskARN string, log *slog.Logger) *logShipper {
@@ -85,9 +88,15 @@ func (s *logShipper) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	lines := strings.Split(strings.TrimSuffix(string(p), "\n"), "\n")
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSuffix(string(p), "\n"), "\n") {
+		lines = append(lines, splitEvent(l)...)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return 0, io.ErrClosedPipe
+	}
 	for s.queued > maxShipQueue && !s.closed {
 		s.cond.Wait()
 	}
@@ -126,14 +135,32 @@ func (s *logShipper) run() {
 	}
 }
 
+// splitEvent cuts a line longer than CloudWatch Logs' largest event into
+// events that fit, at UTF-8 boundaries.
+func splitEvent(l string) []string {
+	var out []string
+	for len(l) > maxEventBytes {
+		cut := maxEventBytes
+		for cut > 0 && !utf8.RuneStart(l[cut]) {
+			cut--
+		}
+		out = append(out, l[:cut])
+		l = l[cut:]
+	}
+	return append(out, l)
+}
+
+// callTimeout bounds each CloudWatch Logs call of the shipper.
+const callTimeout = 30 * time.Second
+
 func (s *logShipper) send(lines []string) {
 	if s.broken {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	if !s.created {
+		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 		_, err := s.c.CreateLogStream(ctx, &cloudwatchlogs.CreateLogStreamInput{LogGroupName: aws.String(s.group), LogStreamName: aws.String(s.stream)})
+		cancel()
 		var exists *cwltypes.ResourceAlreadyExistsException
 		if err != nil && !errors.As(err, &exists) {
 			s.fail(err)
@@ -157,8 +184,11 @@ func (s *logShipper) send(lines []string) {
 			events = append(events, cwltypes.InputLogEvent{Message: aws.String(l), Timestamp: aws.Int64(now)})
 			lines = lines[1:]
 		}
-		if _, err := s.c.PutLogEvents(ctx, &cloudwatchlogs.PutLogEventsInput{LogGroupName: aws.String(s.group),
-			LogStreamName: aws.String(s.stream), LogEvents: events}); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+		_, err := s.c.PutLogEvents(ctx, &cloudwatchlogs.PutLogEventsInput{LogGroupName: aws.String(s.group),
+			LogStreamName: aws.String(s.stream), LogEvents: events})
+		cancel()
+		if err != nil {
 			s.fail(err)
 			return
 		}
