@@ -139,7 +139,7 @@ func (d *Dispatcher) handleRelease(ctx context.Context, req *protocol.Request, p
 		return nil
 	}
 	if item.Status == StatusQueued || item.Status == StatusAwaitingApproval {
-		// Nobody watches it any more: it must never start (concurrency.go).
+		// Nobody watches it any more: it must never start (waiting.go).
 		if err := d.rejectWaiting(ctx, item.RunID, item.Status, rejection{protocol.RejectCancelled, "released by " + p.ARN + " while waiting (" + item.Status + "); nothing was launched"}); err != nil {
 			return d.failed(ctx, a, err)
 		}

@@ -2,21 +2,14 @@ package dispatcher
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 	"sort"
-	"strconv"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-
 	"github.com/deploy-broker/deploy-broker/internal/config"
-	"github.com/deploy-broker/deploy-broker/internal/identity"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
@@ -49,115 +42,6 @@ const DecisionQueued = "queued"
 
 // holderMargin is added to a holder's deadline before it counts as gone.
 const holderMargin = 2 * time.Minute
-
-type slotState struct {
-	exists  bool
-	version int64
-	holders map[string]string // run id → since (stamp)
-	waiting []string
-}
-
-func slotKey(group string) string { return protocol.SlotKeyPrefix + group }
-
-func (l *ledger) getSlot(ctx context.Context, group string) (slotState, error) {
-	item, version, err := l.getVersioned(ctx, slotKey(group), protocol.LedgerSlotVersion)
-	if err != nil {
-		return slotState{}, fmt.Errorf("reading concurrency slots %s: %w", group, err)
-	}
-	st := slotState{exists: item != nil, version: version, holders: map[string]string{}}
-	if m, ok := item[protocol.LedgerSlotHolders].(*types.AttributeValueMemberM); ok {
-		for k, v := range m.Value {
-			if sv, ok := v.(*types.AttributeValueMemberS); ok {
-				st.holders[k] = sv.Value
-			}
-		}
-	}
-	if l, ok := item[protocol.LedgerSlotWaiting].(*types.AttributeValueMemberL); ok {
-		for _, v := range l.Value {
-			if sv, ok := v.(*types.AttributeValueMemberS); ok {
-				st.waiting = append(st.waiting, sv.Value)
-			}
-		}
-	}
-	return st, nil
-}
-
-// putSlot writes st if the item is still at the version it was read at.
-func (l *ledger) putSlot(ctx context.Context, group string, read, st slotState) error {
-	holders := map[string]types.AttributeValue{}
-	for k, v := range st.holders {
-		holders[k] = s(v)
-	}
-	waiting := make([]types.AttributeValue, 0, len(st.waiting))
-	for _, w := range st.waiting {
-		waiting = append(waiting, s(w))
-	}
-	item := map[string]types.AttributeValue{
-		protocol.LedgerRunID:       s(slotKey(group)),
-		protocol.LedgerStatus:      s("slots"),
-		protocol.LedgerSlotHolders: &types.AttributeValueMemberM{Value: holders},
-		protocol.LedgerSlotWaiting: &types.AttributeValueMemberL{Value: waiting},
-	}
-	if err := l.putVersioned(ctx, item, protocol.LedgerSlotVersion, read.exists, read.version); err != nil {
-		if errors.Is(err, errConditionFailed) {
-			return err
-		}
-		return fmt.Errorf("writing concurrency slots %s: %w", group, err)
-	}
-	return nil
-}
-
-// getVersioned reads a ledger item that is not a run (concurrency slots, a
-// principal's open runs) with its version (versionAttr); a nil item when
-// there is none.
-func (l *ledger) getVersioned(ctx context.Context, key, versionAttr string) (map[string]types.AttributeValue, int64, error) {
-	out, err := l.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: aws.String(l.table), ConsistentRead: aws.Bool(true),
-		Key: map[string]types.AttributeValue{protocol.LedgerRunID: s(key)},
-	})
-	if err != nil {
-		return nil, 0, err
-	}
-	var version int64
-	if v, ok := out.Item[versionAttr].(*types.AttributeValueMemberN); ok {
-		version, _ = strconv.ParseInt(v.Value, 10, 64)
-	}
-	return out.Item, version, nil
-}
-
-// putVersioned writes item (a ledger item that is not a run: concurrency
-// slots, a principal's open runs) if it is still at the version it was read
-// at (versionAttr; absent when !exists), with the version one higher;
-// errConditionFailed when someone wrote it in between.
-func (l *ledger) putVersioned(ctx context.Context, item map[string]types.AttributeValue, versionAttr string, exists bool, version int64) error {
-	item[versionAttr] = &types.AttributeValueMemberN{Value: strconv.FormatInt(version+1, 10)}
-	in := &dynamodb.PutItemInput{TableName: aws.String(l.table), Item: item}
-	if exists {
-		in.ConditionExpression = aws.String("#v = :v")
-		in.ExpressionAttributeNames = map[string]string{"#v": versionAttr}
-		in.ExpressionAttributeValues = map[string]types.AttributeValue{":v": &types.AttributeValueMemberN{Value: strconv.FormatInt(version, 10)}}
-	} else {
-		in.ConditionExpression = aws.String("attribute_not_exists(" + protocol.LedgerRunID + ")")
-	}
-	// A token of this write: when its answer is lost and the SDK's repeat
-	// fails the condition on it, the write is known as ours (the change it
-	// computed, e.g. which waiters it superseded, still stands).
-	token := newClaimToken()
-	item[protocol.LedgerWriteToken] = s(token)
-	_, err := l.db.PutItem(ctx, in)
-	var ccf *types.ConditionalCheckFailedException
-	if errors.As(err, &ccf) {
-		cur, _, gerr := l.getVersioned(ctx, item[protocol.LedgerRunID].(*types.AttributeValueMemberS).Value, versionAttr)
-		if gerr != nil {
-			return gerr
-		}
-		if t, ok := cur[protocol.LedgerWriteToken].(*types.AttributeValueMemberS); ok && t.Value == token {
-			return nil
-		}
-		return errConditionFailed
-	}
-	return err
-}
 
 // slotOf is the concurrency of a job: its group, the group's size and the
 // policy when it is full; ok is false for a job without a limit.
@@ -433,23 +317,6 @@ func (d *Dispatcher) enqueue(ctx context.Context, req *protocol.Request, queueUR
 	return nil
 }
 
-// hold keeps a run that may not launch yet (queued, awaiting approval) in
-// the ledger with its request, and gives up this invocation's lease.
-func (d *Dispatcher) hold(ctx context.Context, req *protocol.Request, queueURL, status string) error {
-	body, err := json.Marshal(req)
-	if err != nil {
-		return err
-	}
-	now := stamp(d.now())
-	_, err = d.ledger.update(ctx, req.RunID, map[string]string{protocol.LedgerStatus: status, protocol.LedgerQueuedRequest: string(body),
-		protocol.LedgerQueuedAt: now, protocol.LedgerQueueURL: queueURL, protocol.LedgerLeaseUntil: now},
-		cond{protocol.LedgerStatus, StatusLaunching})
-	if err != nil && !errors.Is(err, errConditionFailed) {
-		return err
-	}
-	return nil
-}
-
 // afterSettle does what a change of the slots asks for: refuse superseded
 // and expired waiters, start promoted ones. self is skipped.
 func (d *Dispatcher) afterSettle(ctx context.Context, self string, res settled) error {
@@ -478,146 +345,6 @@ func (d *Dispatcher) afterSettle(ctx context.Context, self string, res settled) 
 		}
 	}
 	return first
-}
-
-// rejectQueued ends a waiting run with a rejection (superseded, expired,
-// cancelled). A run that is no longer waiting is left alone.
-func (d *Dispatcher) rejectQueued(ctx context.Context, runID string, rej rejection) error {
-	return d.rejectWaiting(ctx, runID, StatusQueued, rej)
-}
-
-// rejectWaiting ends a run held in status (queued, awaiting approval) with
-// a rejection; a run no longer in that status is left alone.
-func (d *Dispatcher) rejectWaiting(ctx context.Context, runID, status string, rej rejection) error {
-	_, err := d.rejectWaitingWith(ctx, runID, status, rej, nil)
-	return err
-}
-
-// rejectWaitingWith is rejectWaiting that also sets extra in the same
-// conditional update (an approver's decision), and says whether this call
-// ended the run.
-func (d *Dispatcher) rejectWaitingWith(ctx context.Context, runID, status string, rej rejection, extra map[string]string) (bool, error) {
-	it, ended, err := d.endWaiting(ctx, runID, status, rej, extra)
-	if !ended || err != nil {
-		return ended, err
-	}
-	return true, d.answerRejection(ctx, it, rej)
-}
-
-// endWaiting moves a run held in status to rejected in the ledger (with
-// extra set in the same conditional update); ended is false when the run
-// was no longer in that status.
-func (d *Dispatcher) endWaiting(ctx context.Context, runID, status string, rej rejection, extra map[string]string) (it ledgerItem, ended bool, err error) {
-	set := map[string]string{protocol.LedgerStatus: StatusRejected, protocol.LedgerRejectCode: rej.code, protocol.LedgerReason: rej.reason}
-	for k, v := range extra {
-		set[k] = v
-	}
-	it, err = d.ledger.update(ctx, runID, set, cond{protocol.LedgerStatus, status})
-	if errors.Is(err, errConditionFailed) {
-		return ledgerItem{}, false, nil
-	}
-	if err != nil {
-		return ledgerItem{}, false, err
-	}
-	return it, true, nil
-}
-
-// answerRejection tells the trigger of a waiting run that the ledger has
-// ended with rej: the rejected record on its queue, then the run's end.
-func (d *Dispatcher) answerRejection(ctx context.Context, it ledgerItem, rej rejection) error {
-	url := it.QueueURL
-	if url == "" {
-		var found bool
-		var err error
-		if url, found, err = d.queueURL(ctx, it.RunID); err != nil {
-			return err
-		} else if !found {
-			_, err := d.ledger.update(ctx, it.RunID, map[string]string{protocol.LedgerEndedAt: stamp(d.now())})
-			return err
-		}
-	}
-	var req protocol.Request
-	_ = json.Unmarshal([]byte(it.QueuedRequest), &req)
-	return d.rejectTo(ctx, it.RunID, url, rej, audit{RunID: it.RunID, Kind: protocol.KindRun, Job: it.Job, Requester: req.Requester, Principal: it.RequestedBy, Params: it.Params})
-}
-
-// startQueued launches a promoted run from the request kept in the ledger.
-// Of several invocations that try, the one whose conditional update moves it
-// from queued to launching does it.
-func (d *Dispatcher) startQueued(ctx context.Context, runID string) error {
-	lease := d.leaseEnd(ctx)
-	it, err := d.ledger.update(ctx, runID, map[string]string{protocol.LedgerStatus: StatusLaunching, protocol.LedgerLeaseUntil: stamp(lease)},
-		cond{protocol.LedgerStatus, StatusQueued})
-	if errors.Is(err, errConditionFailed) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	return d.launchQueued(ctx, it, lease, false)
-}
-
-// resumeQueued takes over the start of a run from the queue whose starting
-// invocation failed or died (its lease is over): exactly one caller wins the
-// take-over, looks for a task the other may have started, and otherwise
-// launches.
-func (d *Dispatcher) resumeQueued(ctx context.Context, it ledgerItem) error {
-	lease := d.leaseEnd(ctx)
-	if err := d.ledger.takeOver(ctx, it.RunID, it.LeaseUntil, lease); err != nil {
-		if errors.Is(err, errConditionFailed) {
-			return nil
-		}
-		return err
-	}
-	return d.launchQueued(ctx, it, lease, true)
-}
-
-// launchQueued launches a run from its kept request, under this
-// invocation's lease.
-func (d *Dispatcher) launchQueued(ctx context.Context, it ledgerItem, lease time.Time, lookFirst bool) error {
-	runID := it.RunID
-	req, derr := protocol.DecodeRequest([]byte(it.QueuedRequest))
-	a := audit{RunID: runID, Kind: protocol.KindRun, Job: it.Job, Params: it.Params, Reason: "started from the ledger: a concurrency slot freed, or the run was approved"}
-	if derr != nil {
-		return d.rejectLaunch(ctx, runID, it.Job, it.QueueURL, rejection{protocol.RejectLaunch, "the queued request could not be read back: " + oneLine(derr.Error())}, lease, a)
-	}
-	a.Requester, a.Principal = req.Requester, it.RequestedBy
-	// The principal the request's proof verified when it arrived: the run
-	// is checked and its queue made for it, as for any run.
-	p, perr := identity.PrincipalFromARN(it.RequestedBy)
-	if perr != nil {
-		return d.rejectLaunch(ctx, runID, it.Job, it.QueueURL, rejection{protocol.RejectLaunch, "the queued run's verified principal could not be read back: " + oneLine(perr.Error())}, lease, a)
-	}
-	if d.now().After(req.ExpiresAt.Add(d.cfg.Broker.ClockSkew.D())) {
-		return d.rejectLaunch(ctx, runID, it.Job, it.QueueURL, rejection{protocol.RejectExpired, "the request expired while the run waited for a concurrency slot; send it again"}, lease, a)
-	}
-	if lookFirst {
-		arn, err := d.findTask(ctx, runID, true)
-		if err != nil {
-			d.releaseClaim(ctx, runID, lease)
-			return err
-		}
-		if arn != "" {
-			url, err := d.createQueue(ctx, req, p)
-			if err == nil {
-				a.Reason = "finished an interrupted start from the queue"
-				err = d.accept(ctx, runID, req.Job, arn, url, a)
-			}
-			if err != nil {
-				d.releaseClaim(ctx, runID, lease)
-			}
-			return err
-		}
-	}
-	cj, rej := d.checkJob(req, p)
-	if rej != nil {
-		return d.rejectLaunch(ctx, runID, it.Job, it.QueueURL, *rej, lease, a)
-	}
-	if err := d.launch(ctx, req, p, cj, a); err != nil {
-		d.releaseClaim(ctx, runID, lease)
-		return err
-	}
-	return nil
 }
 
 // releaseSlot gives up a run's slot (or its place in the queue) once the run
@@ -660,18 +387,4 @@ func (d *Dispatcher) reconcileSlots(ctx context.Context) error {
 		}
 	}
 	return first
-}
-
-// cancelQueued ends a waiting run that its trigger cancelled.
-func (d *Dispatcher) cancelQueued(ctx context.Context, item ledgerItem, a audit) error {
-	what := "a concurrency slot"
-	if item.Status == StatusAwaitingApproval {
-		what = "approval"
-	}
-	if err := d.rejectWaiting(ctx, item.RunID, item.Status, rejection{protocol.RejectCancelled, "cancelled by " + requesterOf(item) + " while waiting for " + what + "; nothing was launched"}); err != nil {
-		return d.failed(ctx, a, err)
-	}
-	a.Decision, a.Reason = DecisionCancelled, "cancelled while waiting for "+what
-	d.write(ctx, a)
-	return nil
 }

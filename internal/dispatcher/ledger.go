@@ -63,7 +63,7 @@ type ledgerItem struct {
 	// WriteToken is the token of the last conditional update (update,
 	// takeOver): the same for a lost answer to one's own write.
 	WriteToken string
-	// QueuedRequest is a waiting run's request (concurrency.go).
+	// QueuedRequest is a waiting run's request (waiting.go).
 	QueuedRequest string
 	// Approval is approved or rejected (approval.go), ApprovalBy who decided.
 	Approval   string
