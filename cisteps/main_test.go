@@ -153,15 +153,9 @@ func waitFor(t *testing.T, buf *testutil.SyncBuffer, want string) {
 // waitOrKill waits for cmd, killing it when it has not ended within d.
 func waitOrKill(t *testing.T, cmd *exec.Cmd, d time.Duration) error {
 	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(d):
-		cmd.Process.Kill()
-		<-done
+	ended, err := testutil.WaitOrKill(cmd, d)
+	if !ended {
 		t.Errorf("the process did not end within %s of the signal", d)
-		return nil
 	}
+	return err
 }

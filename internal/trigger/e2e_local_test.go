@@ -126,16 +126,11 @@ func onTerminal(t *testing.T, cmd *exec.Cmd) (*os.File, *testutil.SyncBuffer) {
 // after what it should have ended and showing out.
 func waitExit(t *testing.T, cmd *exec.Cmd, d time.Duration, after string, out fmt.Stringer) error {
 	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(d):
-		cmd.Process.Kill()
+	ended, err := testutil.WaitOrKill(cmd, d)
+	if !ended {
 		t.Fatalf("deploy-trigger did not end %s within %s; its output:\n%s", after, d, out.String())
-		return nil
 	}
+	return err
 }
 
 // startConfirmation runs deploy-trigger sleeper on a terminal in an
