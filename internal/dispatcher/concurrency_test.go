@@ -309,3 +309,29 @@ func TestSupersedeWhoseAnswerIsLostStillAnswersTheOlderRun(t *testing.T) {
 	e.wantStatus(third, dispatcher.StatusQueued)
 	e.wantStatus(first, dispatcher.StatusAccepted)
 }
+
+// A waiting run whose cancel was recorded in the ledger but whose answer
+// could not be sent (SQS down past the retries) is answered by the next
+// sweep, not first when it is abandoned.
+func TestSweepAnswersAWaitingRunWhoseRejectionWasNotSent(t *testing.T) {
+	f := &flakySQS{action: "SendMessage"}
+	e := newEnv(t, func(_ *dispatcher.Settings, c *dispatcher.Clients) { f.SQSAPI = c.SQS; c.SQS = f })
+	e.limit(1, "queue")
+	_, second := e.submit(), e.submit()
+	e.wantStatus(second, dispatcher.StatusQueued)
+	f.left.Store(100)
+	if err := e.short(protocol.KindCancel, second); err == nil {
+		t.Fatal("the cancel succeeded although its answer could not be sent")
+	}
+	f.left.Store(0)
+	e.wantStatus(second, dispatcher.StatusRejected)
+	if got := e.types(second); got != "queued" {
+		t.Fatalf("records before the sweep: %s", got)
+	}
+	if err := e.invoke(e.event("scheduled-sweep.json", nil)); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.types(second); got != "queued,rejected" {
+		t.Errorf("records after the sweep: %s, want queued,rejected", got)
+	}
+}

@@ -112,7 +112,13 @@ func (d *Dispatcher) sweepOne(ctx context.Context, url, runID string, now time.T
 		// outside the slot item): refuse it rather than leave it waiting.
 		return false, d.rejectWaiting(ctx, runID, item.Status, rejection{protocol.RejectExpired, "the request expired while the run waited (" + item.Status + "); send it again"})
 	}
-	if ok && item.Status == StatusLaunching && now.After(item.LeaseUntil) &&
+	if ok && item.Status == StatusRejected && item.QueuedRequest != "" && item.NotifiedAt.IsZero() && item.EndedAt.IsZero() {
+		// A waiting run the ledger ended (cancel, release, expiry,
+		// approver) whose answer to its trigger failed afterwards: answer
+		// it now rather than when it is abandoned.
+		return false, d.answerRejection(ctx, item, rejection{item.RejectCode, item.Reason})
+	}
+		if ok && item.Status == StatusLaunching && now.After(item.LeaseUntil) &&
 		now.Sub(item.CreatedAt) > d.cfg.Broker.MaxRequestAge.D()+d.cfg.Broker.ClockSkew.D() {
 		return false, d.finishStale(ctx, url, item, a)
 	}
