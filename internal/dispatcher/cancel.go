@@ -100,7 +100,7 @@ func (d *Dispatcher) closeRunID(ctx context.Context, req *protocol.Request, p id
 		return nil
 	}
 	err = d.ledger.claim(ctx, ledgerItem{RunID: req.RunID, Status: StatusCancelled, CreatedAt: now, LeaseUntil: now,
-		RequestedAt: req.RequestedAt, Reason: why, ClaimToken: newClaimToken(), CancelledBy: p.ARN})
+		RequestedAt: req.RequestedAt, Reason: why, ClaimToken: newToken(), CancelledBy: p.ARN})
 	if errors.Is(err, errAlreadyClaimed) {
 		// The run request won the race: handle req the ordinary way.
 		return again(ctx, req, p)

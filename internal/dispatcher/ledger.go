@@ -61,7 +61,7 @@ type ledgerItem struct {
 	// its own token and knows the claim is its own, not a second delivery.
 	ClaimToken string
 	// WriteToken is the token of the last conditional update (update,
-	// takeOver): the same for a lost answer to one's own write.
+	// takeOver): a writer whose answer was lost finds its own token here.
 	WriteToken string
 	// QueuedRequest is a waiting run's request (waiting.go).
 	QueuedRequest string
@@ -162,8 +162,9 @@ func (l *ledger) ownClaim(ctx context.Context, it ledgerItem, notOurs error) err
 	return notOurs
 }
 
-// newClaimToken returns a random token for one claim attempt.
-func newClaimToken() string {
+// newToken returns a random token for one claim attempt or one conditional
+// write (claim_token, write_token).
+func newToken() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
@@ -251,7 +252,7 @@ func (l *ledger) update(ctx context.Context, runID string, set map[string]string
 	// take-over, a rejection) would be left for nobody to finish.
 	token := ""
 	if len(conds) > 0 {
-		token = newClaimToken()
+		token = newToken()
 		names["#wt"], values[":wt"] = protocol.LedgerWriteToken, s(token)
 		expr += ", #wt = :wt"
 	}
@@ -305,7 +306,7 @@ func (l *ledger) ownWrite(ctx context.Context, runID, token string) (ledgerItem,
 // takeOver moves an interrupted launch claim to this invocation: it succeeds
 // for exactly one caller that saw the same expired lease.
 func (l *ledger) takeOver(ctx context.Context, runID string, seen, lease time.Time) error {
-	token := newClaimToken()
+	token := newToken()
 	_, err := l.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                aws.String(l.table),
 		Key:                      map[string]types.AttributeValue{protocol.LedgerRunID: s(runID)},

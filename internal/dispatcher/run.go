@@ -84,7 +84,7 @@ func (d *Dispatcher) handleRun(ctx context.Context, req *protocol.Request, body 
 
 	item := ledgerItem{RunID: req.RunID, Status: StatusLaunching, Job: req.Job, Params: a.Params,
 		Requester: req.Requester.String(), RequestedBy: p.ARN, RequestHash: requestHash(body), RequestedAt: req.RequestedAt,
-		CreatedAt: now, LeaseUntil: d.leaseEnd(ctx), ClaimToken: newClaimToken(), IdempotencyKey: req.IdempotencyKey}
+		CreatedAt: now, LeaseUntil: d.leaseEnd(ctx), ClaimToken: newToken(), IdempotencyKey: req.IdempotencyKey}
 	if known {
 		item.ControlPattern = controlPattern(p, catJob.AllowedPrincipals)
 	}

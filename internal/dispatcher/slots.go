@@ -110,7 +110,7 @@ func (l *ledger) putVersioned(ctx context.Context, item map[string]types.Attribu
 	// A token of this write: when its answer is lost and the SDK's repeat
 	// fails the condition on it, the write is known as ours (the change it
 	// computed, e.g. which waiters it superseded, still stands).
-	token := newClaimToken()
+	token := newToken()
 	item[protocol.LedgerWriteToken] = s(token)
 	_, err := l.db.PutItem(ctx, in)
 	var ccf *types.ConditionalCheckFailedException
