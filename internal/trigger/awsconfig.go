@@ -140,11 +140,12 @@ func (a *app) mfaPrompter(ctx context.Context, profile string) func() (string, e
 		fmt.Fprintf(a.stderr, "MFA code for profile %s: ", profile)
 		line, stopped, err := a.readAnswer(ctx)
 		if stopped != "" {
-			stop = &mfaError{msg: "no MFA code for profile " + profile + ": " + stopped, code: exitcode.Safety}
 			if a.watching.Load() {
 				// The run is out: not a safety stop before publishing, and
 				// nothing here stopped the run.
 				stop = &mfaError{msg: "no MFA code for profile " + profile + " (" + stopped + "); the run may still be going: deploy-trigger attach RUN_ID follows it", code: exitcode.Broker}
+			} else {
+				stop = &mfaError{msg: "no MFA code for profile " + profile + ": " + stopped, code: exitcode.Safety}
 			}
 			return "", stop
 		}
