@@ -118,7 +118,7 @@ func (d *Dispatcher) sweepOne(ctx context.Context, url, runID string, now time.T
 		// it now rather than when it is abandoned.
 		return false, d.answerRejection(ctx, item, rejection{item.RejectCode, item.Reason})
 	}
-		if ok && item.Status == StatusLaunching && now.After(item.LeaseUntil) &&
+	if ok && item.Status == StatusLaunching && now.After(item.LeaseUntil) &&
 		now.Sub(item.CreatedAt) > d.cfg.Broker.MaxRequestAge.D()+d.cfg.Broker.ClockSkew.D() {
 		return false, d.finishStale(ctx, url, item, a)
 	}
