@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every test: go.mod tidy, go vet, staticcheck, go test of every package
+# Every test: go.mod tidy, gofmt, go vet, staticcheck, go test of every package
 # (unit, end to end through the moto server, reliability suite, CDK synth +
 # cdk-nag + cfn-lint), then each fuzz target for a short while. Ends with one
 # "packages: N passed, N failed" line. Usage: scripts/test.sh [FUZZTIME]
@@ -17,6 +17,11 @@ staticcheck=honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # tidy.
 if ! go mod tidy -diff; then
   echo "go.mod/go.sum are not tidy: run go mod tidy" >&2
+  exit 1
+fi
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './infra/cdk.out/*' -not -path '*/node_modules/*'))
+if [ -n "$unformatted" ]; then
+  echo "not gofmt-formatted (run gofmt -w):" $unformatted >&2
   exit 1
 fi
 go vet ./... || exit 1
