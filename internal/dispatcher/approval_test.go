@@ -122,7 +122,7 @@ func TestApprovalThenConcurrencyAndExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.wantStatus(second, dispatcher.StatusQueued)
-	e.stopRun(first)
+	e.stop(first)
 	e.wantStatus(second, dispatcher.StatusAccepted)
 
 	third := e.submit()

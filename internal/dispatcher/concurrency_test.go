@@ -32,18 +32,6 @@ func (e *env) submit() string {
 	return r.RunID
 }
 
-// stop delivers the STOPPED event of the run's only task.
-func (e *env) stopRun(runID string) {
-	e.t.Helper()
-	arns := e.tasks(runID)
-	if len(arns) != 1 {
-		e.t.Fatalf("run %s has %d tasks, want 1", runID, len(arns))
-	}
-	if err := e.invoke(e.event("ecs-task-stopped-exited.json", map[string]any{"TaskArn": arns[0], "StartedBy": runID, "Version": 5})); err != nil {
-		e.t.Fatal(err)
-	}
-}
-
 func (e *env) types(runID string) string {
 	var s []string
 	for _, r := range e.records(runID) {
@@ -78,7 +66,7 @@ func TestConcurrencyQueue(t *testing.T) {
 		t.Errorf("events of the waiting run: %s", got)
 	}
 	// The first run ends: the second starts, the third still waits.
-	e.stopRun(first)
+	e.stop(first)
 	e.wantStatus(second, dispatcher.StatusAccepted)
 	if got := e.types(second); got != "queued,accepted" {
 		t.Errorf("records of the second run: %s, want queued,accepted", got)
@@ -92,7 +80,7 @@ func TestConcurrencyQueue(t *testing.T) {
 		t.Errorf("records of the cancelled waiting run: %s", got)
 	}
 	e.wantStatus(third, dispatcher.StatusRejected)
-	e.stopRun(second)
+	e.stop(second)
 	if n := len(e.tasks(third)); n != 0 {
 		t.Errorf("the cancelled run got %d tasks", n)
 	}
@@ -109,7 +97,7 @@ func TestConcurrencyReject(t *testing.T) {
 	if rej.Code != protocol.RejectBusy || !strings.Contains(rej.Reason, first) || !strings.Contains(rej.Reason, "requested by arn:aws:sts::") || !strings.Contains(rej.Reason, "since") {
 		t.Errorf("rejection %+v, want %s naming run %s, its requester and start", rej, protocol.RejectBusy, first)
 	}
-	e.stopRun(first)
+	e.stop(first)
 	e.wantStatus(e.submit(), dispatcher.StatusAccepted)
 }
 
@@ -122,7 +110,7 @@ func TestConcurrencySupersede(t *testing.T) {
 		t.Errorf("records of the superseded run: %+v", rej)
 	}
 	e.wantStatus(third, dispatcher.StatusQueued)
-	e.stopRun(first)
+	e.stop(first)
 	e.wantStatus(third, dispatcher.StatusAccepted)
 	if n := len(e.tasks(second)); n != 0 {
 		t.Errorf("the superseded run got %d tasks", n)
@@ -165,7 +153,7 @@ func TestReleasedWaitingRunNeverStarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.wantStatus(second, dispatcher.StatusRejected)
-	e.stopRun(first)
+	e.stop(first)
 	if n := len(e.tasks(second)); n != 0 {
 		t.Errorf("the released waiting run got %d tasks", n)
 	}
@@ -232,7 +220,7 @@ func TestPromotionWhoseAnswerIsLostStillStarts(t *testing.T) {
 	e.limit(1, "queue")
 	first, second := e.submit(), e.submit()
 	e.wantStatus(second, dispatcher.StatusQueued)
-	e.stopRun(first)
+	e.stop(first)
 	if f.lost.Load() == 0 {
 		t.Fatal("no update conditioned on status queued was made: the test no longer exercises the promotion")
 	}

@@ -422,19 +422,7 @@ func TestReleaseBeforeTheRunRequestClosesTheRun(t *testing.T) {
 // and has the launch stop the task once it is started.
 func TestReleaseDuringLaunchStopsTheTaskOnceStarted(t *testing.T) {
 	e := newEnv(t)
-	r := e.request()
-	payload := e.sns(e.claim(r, e.clock.Now().Add(-time.Second)))
-	if err := e.short(protocol.KindRelease, r.RunID); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.invoke(payload); err != nil {
-		t.Fatal(err)
-	}
-	arns := e.tasks(r.RunID)
-	if len(arns) != 1 {
-		t.Fatalf("%d tasks", len(arns))
-	}
-	if task := e.describe(arns[0]); aws.ToString(task.LastStatus) != "STOPPED" {
+	if _, task := e.shortDuringLaunch(protocol.KindRelease); aws.ToString(task.LastStatus) != "STOPPED" {
 		t.Errorf("task %s, want stopped by the earlier release", aws.ToString(task.LastStatus))
 	}
 }

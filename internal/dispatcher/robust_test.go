@@ -550,21 +550,29 @@ func TestRunTaskFailuresReject(t *testing.T) {
 	}
 }
 
-func TestCancelDuringLaunchStopsTheTaskOnceStarted(t *testing.T) {
-	e := newEnv(t)
+// shortDuringLaunch sends a cancel or release (kind) for a run whose launch
+// claim is held, then lets the retried launch go on, and returns the run's
+// only task as ECS describes it afterwards.
+func (e *env) shortDuringLaunch(kind protocol.Kind) (*protocol.Request, ecstypes.Task) {
+	e.t.Helper()
 	r := e.request()
 	payload := e.sns(e.claim(r, e.clock.Now().Add(-time.Second)))
-	if err := e.short(protocol.KindCancel, r.RunID); err != nil {
-		t.Fatal(err)
+	if err := e.short(kind, r.RunID); err != nil {
+		e.t.Fatal(err)
 	}
 	if err := e.invoke(payload); err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
 	arns := e.tasks(r.RunID)
 	if len(arns) != 1 {
-		t.Fatalf("%d tasks", len(arns))
+		e.t.Fatalf("%d tasks", len(arns))
 	}
-	task := e.describe(arns[0])
+	return r, e.describe(arns[0])
+}
+
+func TestCancelDuringLaunchStopsTheTaskOnceStarted(t *testing.T) {
+	e := newEnv(t)
+	r, task := e.shortDuringLaunch(protocol.KindCancel)
 	if aws.ToString(task.LastStatus) != "STOPPED" || !strings.Contains(aws.ToString(task.StoppedReason), "cancelled by "+e.id.ARN) {
 		t.Errorf("task %s %q, want stopped by the earlier cancel", aws.ToString(task.LastStatus), aws.ToString(task.StoppedReason))
 	}
