@@ -51,10 +51,7 @@ func (w *watch) exitOutcome(e *protocol.Exit) error {
 		if !w.cancelAt.IsZero() && e.Signal != "" {
 			return exitcode.Errorf(exitcode.Cancelled, "run %s was cancelled: the job stopped on %s", w.runID, e.Signal)
 		}
-		code := e.Code
-		if e.Signal != "" {
-			code = 128 + signalNumber(e.Signal)
-		}
+		code := exitShown(e) // as attach shows it (cmd_logs.go)
 		if code == 0 {
 			return errJobSucceeded
 		}
