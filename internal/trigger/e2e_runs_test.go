@@ -58,7 +58,9 @@ func TestLocalOutputsReachGitHubAndResultFile(t *testing.T) {
 	}
 }
 
-// parseGitHubOutput reads a $GITHUB_OUTPUT file as the runner does.
+// parseGitHubOutput reads a $GITHUB_OUTPUT file as the Actions runner does:
+// names are case-insensitive (the map is keyed by the lower-case name) and a
+// later write wins.
 func parseGitHubOutput(t *testing.T, s string) map[string]string {
 	t.Helper()
 	m := map[string]string{}
@@ -72,11 +74,11 @@ func parseGitHubOutput(t *testing.T, s string) map[string]string {
 			if i == len(lines) {
 				t.Fatalf("unterminated heredoc for %s in:\n%s", name, s)
 			}
-			m[name] = strings.Join(v, "\n")
+			m[strings.ToLower(name)] = strings.Join(v, "\n")
 			continue
 		}
 		name, v, _ := strings.Cut(lines[i], "=")
-		m[name] = v
+		m[strings.ToLower(name)] = v
 	}
 	return m
 }

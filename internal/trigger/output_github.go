@@ -137,12 +137,10 @@ func (p *githubPrinter) result(r *Result) {
 		fmt.Fprintf(p.stdout, "::error title=deploy-trigger %s::%s\n", ghEscapeProperty(r.Outcome), ghEscapeData(r.Message))
 	}
 	if p.outputPath != "" {
-		out := fmt.Sprintf("run-id=%s\nexit-code=%d\noutcome=%s\ntask-arn=%s\nrequested-by=%s\n", r.RunID, r.Code, r.Outcome, r.TaskARN, r.RequestedBy)
-		jobOut, warnings := githubJobOutputs(r.Outputs, randomDelimiter)
+		out, warnings := githubOutputs(r, randomDelimiter)
 		for _, w := range warnings {
 			fmt.Fprintf(p.stdout, "::warning title=deploy-trigger::%s\n", ghEscapeData(w))
 		}
-		out += jobOut
 		if err := appendFile(p.outputPath, out); err != nil {
 			fmt.Fprintf(p.stderr, "deploy-trigger: could not write GITHUB_OUTPUT: %v\n", err)
 		}
