@@ -39,7 +39,10 @@
 // requested_at. Only then is the request sent, to the allowlisted URL (not
 // the message's string), with an http.Client that follows no redirect, a
 // timeout, and a 64 KiB answer cap; only HTTP 200 with a
-// GetCallerIdentityResponse in the STS namespace is accepted, and the ARN
+// GetCallerIdentityResponse in the STS namespace is accepted, read token by
+// token (stsanswer.go: every element in the STS namespace, the result and
+// its Arn, UserId and Account exactly once, no attributes, no markup in a
+// field, nothing after the document), and the ARN
 // must be an IAM user or an assumed role in the verifier's partition with
 // the reported account.
 //

@@ -3,7 +3,6 @@ package identity
 import (
 	"context"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -313,51 +312,6 @@ func (v *Verifier) submit(ctx context.Context, target string, p *Proof) (Princip
 		}
 	}
 	return v.parseResponse(body)
-}
-
-type gciResponse struct {
-	XMLName xml.Name `xml:"GetCallerIdentityResponse"`
-	Result  struct {
-		Arn     string `xml:"Arn"`
-		UserID  string `xml:"UserId"`
-		Account string `xml:"Account"`
-	} `xml:"GetCallerIdentityResult"`
-}
-
-const stsNamespace = "https://sts.amazonaws.com/doc/2011-06-15/"
-
-func (v *Verifier) parseResponse(body []byte) (Principal, error) {
-	dec := xml.NewDecoder(strings.NewReader(string(body)))
-	dec.Strict = true
-	var r gciResponse
-	if err := dec.Decode(&r); err != nil {
-		return Principal{}, &Error{Kind: KindRefused, Detail: "STS answer is not a GetCallerIdentityResponse", Err: err}
-	}
-	if r.XMLName.Space != stsNamespace {
-		return Principal{}, fail(KindRefused, "STS answer namespace %q", clip(r.XMLName.Space))
-	}
-	// Nothing but whitespace may follow the document.
-	for {
-		tok, err := dec.Token()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return Principal{}, &Error{Kind: KindRefused, Detail: "STS answer", Err: err}
-		}
-		if cd, ok := tok.(xml.CharData); !ok || strings.TrimSpace(string(cd)) != "" {
-			return Principal{}, fail(KindRefused, "trailing data in the STS answer")
-		}
-	}
-	res := r.Result
-	p, err := parsePrincipal(res.Arn, res.Account, res.UserID)
-	if err != nil {
-		return Principal{}, &Error{Kind: KindRefused, Detail: "STS answer", Err: err}
-	}
-	if p.Partition != v.partition {
-		return Principal{}, fail(KindRefused, "principal in partition %q, want %q", p.Partition, v.partition)
-	}
-	return p, nil
 }
 
 // stsErrorCode extracts <Error><Code> from an STS error answer, if any;
