@@ -15,24 +15,33 @@ import (
 
 func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
-	d, err := build(context.Background(), log)
+	ctx := context.Background()
+	d, errType, err := build(ctx, log)
 	if err != nil {
 		log.Error("dispatcher cannot start", "error", err.Error())
+		if rerr := reportInitError(ctx, os.Getenv("AWS_LAMBDA_RUNTIME_API"), errType, err); rerr != nil {
+			log.Error("could not report the start-up error to the Lambda Runtime API", "error", rerr.Error())
+		}
 		os.Exit(1)
 	}
 	lambda.Start(d.Handle)
 }
 
 // build reads the settings the stack put in the environment, loads the AWS
-// configuration and builds the dispatcher.
-func build(ctx context.Context, log *slog.Logger) (*dispatcher.Dispatcher, error) {
+// configuration and builds the dispatcher. On error it also returns the
+// error type to report to the Runtime API.
+func build(ctx context.Context, log *slog.Logger) (*dispatcher.Dispatcher, string, error) {
 	set, err := dispatcher.SettingsFromEnv(os.Getenv)
 	if err != nil {
-		return nil, err
+		return nil, errTypeEnvironment, err
 	}
 	awsCfg, err := awsclient.Load(ctx, awsclient.Options{})
 	if err != nil {
-		return nil, err
+		return nil, errTypeStart, err
 	}
-	return dispatcher.Build(ctx, awsCfg, set, log)
+	d, err := dispatcher.Build(ctx, awsCfg, set, log)
+	if err != nil {
+		return nil, errTypeStart, err
+	}
+	return d, "", nil
 }
