@@ -6,10 +6,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
 // goreleaser finds the pinned GoReleaser (scripts/install-goreleaser.sh puts
@@ -112,5 +115,76 @@ func TestReleaseVersionFile(t *testing.T) {
 	}
 	if !strings.Contains(readFile(t, filepath.Join(repoRoot, ".goreleaser.yaml")), `test "$(cat release-version)" = "{{ .Tag }}"`) {
 		t.Error(".goreleaser.yaml no longer checks release-version against the tag")
+	}
+}
+
+// TestReleaseDispatcherZip (issue 24): the release's dispatcher zip is
+// `bootstrap` alone, built as the stack builds it (linux/arm64,
+// lambda.norpc), and what it lacks is said where a user looks: it has no
+// broker.yaml (the catalogue is the user's), the stack builds its own
+// package, and docs/INFRA.md shows how to complete the zip for a deployment
+// of one's own, with the variable the function reads the catalogue's path
+// from. Before, nothing said so, and the zip failed its start-up silently.
+func TestReleaseDispatcherZip(t *testing.T) {
+	var cfg struct {
+		Builds []struct {
+			ID     string   `yaml:"id"`
+			Main   string   `yaml:"main"`
+			Binary string   `yaml:"binary"`
+			Goos   []string `yaml:"goos"`
+			Goarch []string `yaml:"goarch"`
+			Flags  []string `yaml:"flags"`
+		} `yaml:"builds"`
+		Archives []struct {
+			ID           string   `yaml:"id"`
+			IDs          []string `yaml:"ids"`
+			Formats      []string `yaml:"formats"`
+			NameTemplate string   `yaml:"name_template"`
+			Files        []string `yaml:"files"`
+		} `yaml:"archives"`
+	}
+	text := readFile(t, filepath.Join(repoRoot, ".goreleaser.yaml"))
+	if err := yaml.Unmarshal([]byte(text), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	built := false
+	for _, b := range cfg.Builds {
+		if b.ID == "dispatcher" {
+			built = b.Main == "./cmd/dispatcher-lambda" && b.Binary == "bootstrap" && strings.Join(b.Goos, ",") == "linux" &&
+				strings.Join(b.Goarch, ",") == "arm64" && slices.Contains(b.Flags, "-tags=lambda.norpc")
+		}
+	}
+	if !built {
+		t.Error(".goreleaser.yaml: no dispatcher build of ./cmd/dispatcher-lambda as bootstrap for linux/arm64 with -tags=lambda.norpc")
+	}
+	zipped := false
+	for _, a := range cfg.Archives {
+		if a.ID == "dispatcher" {
+			zipped = slices.Equal(a.IDs, []string{"dispatcher"}) && slices.Equal(a.Formats, []string{"zip"}) &&
+				slices.Equal(a.Files, []string{"none*"}) && a.NameTemplate == "deploy-broker-dispatcher_{{ .Version }}_{{ .Os }}_{{ .Arch }}"
+		}
+	}
+	if !zipped {
+		t.Error(".goreleaser.yaml: the dispatcher archive is no longer deploy-broker-dispatcher_<version>_linux_arm64.zip with bootstrap alone; update this test and docs/INFRA.md")
+	}
+	for _, want := range []string{"no broker.yaml", "docs/INFRA.md \"The release's dispatcher zip\""} {
+		if !strings.Contains(text, want) {
+			t.Errorf(".goreleaser.yaml's list of artifacts does not say %q", want)
+		}
+	}
+	infra := readFile(t, filepath.Join(repoRoot, "docs/INFRA.md"))
+	_, section, ok := strings.Cut(infra, "\n### The release's dispatcher zip\n")
+	if !ok {
+		t.Fatal(`docs/INFRA.md has no section "The release's dispatcher zip"`)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	for _, want := range []string{"does not use", "zip deploy-broker-dispatcher_1.2.3_linux_arm64.zip broker.yaml",
+		protocol.EnvConfig + "=/var/task/broker.yaml", "provided.al2023", "arm64", "handler bootstrap"} {
+		if !strings.Contains(section, want) {
+			t.Errorf("docs/INFRA.md \"The release's dispatcher zip\" does not say %q", want)
+		}
+	}
+	if !strings.Contains(readFile(t, filepath.Join(repoRoot, "README.md")), "(docs/INFRA.md#the-releases-dispatcher-zip)") {
+		t.Error("README.md's Install section does not link docs/INFRA.md#the-releases-dispatcher-zip")
 	}
 }
