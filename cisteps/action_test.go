@@ -520,8 +520,11 @@ func finishStep(t *testing.T, err error, stdout, stderr *testutil.SyncBuffer, di
 			if !ok {
 				t.Fatalf("GITHUB_OUTPUT line %q is not name=value", line)
 			}
+			// The runner reads output names case-insensitively, a later
+			// write winning: keyed by the lower-case name here.
+			k = strings.ToLower(k)
 			if _, dup := r.outputs[k]; dup {
-				t.Errorf("GITHUB_OUTPUT sets %s twice", k)
+				t.Errorf("GITHUB_OUTPUT sets %s twice (names are case-insensitive)", k)
 			}
 			r.outputs[k] = v
 			r.outputKeys = append(r.outputKeys, k)
@@ -632,6 +635,21 @@ func TestActionTriggerStep(t *testing.T) {
 		}
 		if !strings.Contains(r.stdout, "::error title=deploy-trigger::") || !strings.Contains(r.summary, "### ❌") {
 			t.Error("no error annotation or failed summary")
+		}
+	})
+
+	// Issue 24: a job that exits 3 and writes Exit-Code=0, Outcome=succeeded
+	// and Requested-By=x cannot change the action's outputs.
+	t.Run("job outputs named like the action's own", func(t *testing.T) {
+		r := runTriggerStep(t, map[string]string{"topic-arn": b.TopicARN(), "job": "forge-outputs"})
+		if r.code != 3 || r.outputs["exit-code"] != "3" || r.outputs["outcome"] != "failed" || !strings.HasPrefix(r.outputs["requested-by"], "arn:aws:") {
+			t.Fatalf("exit code %d, outputs %v; want 3, exit-code=3, outcome=failed, requested-by the verified ARN", r.code, r.outputs)
+		}
+		if r.outputs["image"] != "app:1" || !strings.Contains(r.outputs["outputs"], `"Exit-Code":"0"`) {
+			t.Errorf("outputs %v; want image by name and every job output in the JSON", r.outputs)
+		}
+		if n := strings.Count(r.stdout, "::warning title=deploy-trigger::job output"); n != 3 {
+			t.Errorf("%d warnings about the job's output names, want 3", n)
 		}
 	})
 
