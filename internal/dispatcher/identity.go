@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/deploy-broker/deploy-broker/internal/config"
 	"github.com/deploy-broker/deploy-broker/internal/identity"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
@@ -162,20 +163,83 @@ func (d *Dispatcher) mayControl(p identity.Principal, requestedBy, pattern strin
 	return false
 }
 
-// QueuePolicy is a run queue's resource policy: only the requesting
-// principal may read and delete its messages, and nothing without TLS.
+// RunQueueAccess is who may use one run queue: what QueuePolicy writes
+// into the queue's policy.
+type RunQueueAccess struct {
+	QueueARN string
+	// Requester is the verified principal the run was admitted for.
+	Requester identity.Principal
+	// SessionPattern is the job's allowed_principals session pattern that
+	// admitted the requester (controlPattern), "" when its role (or user)
+	// was admitted as a whole.
+	SessionPattern string
+	// BrokerRoles is the ARN pattern of the broker's own roles (the
+	// dispatcher's and the runners' task roles, all under
+	// config.RolePath): the only principals that may send to, tag, change
+	// or delete a run queue.
+	BrokerRoles string
+}
+
+// Statement ids of a run queue's policy. They are stable: the stack's
+// documentation, the trust tables and the IAM evaluation tests name them.
+const (
+	SidRequesterReadsRun            = "RequesterReadsRun"
+	SidOnlyRequesterReadsRun        = "OnlyRequesterReadsRun"
+	SidOnlyAdmittedSessionsReadRun  = "OnlyAdmittedSessionsReadRun"
+	SidOnlyBrokerWritesOrManagesRun = "OnlyBrokerWritesOrManagesRun"
+	SidDenyInsecureTransport        = "DenyInsecureTransport"
+)
+
+// RunQueueReadActions are what the requester, and nobody else, may do on
+// its run's queue: read its records, delete them, change their visibility,
+// read the queue's attributes, purge it (the last only in the Deny: nobody
+// is granted it). GetQueueUrl is granted too but not denied to others: the
+// URL follows from the queue's name.
+var RunQueueReadActions = []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
+	"sqs:GetQueueAttributes", "sqs:PurgeQueue"}
+
+// RunQueueBrokerActions are what only the broker's own roles may do on a
+// run queue: write records into it (the runner, the dispatcher), change its
+// tags, attributes or permissions (which would lift these Denies), delete
+// it (the dispatcher, on release or by the sweep).
+var RunQueueBrokerActions = []string{"sqs:SendMessage", "sqs:DeleteQueue", "sqs:SetQueueAttributes",
+	"sqs:AddPermission", "sqs:RemovePermission", "sqs:TagQueue", "sqs:UntagQueue"}
+
+// QueuePolicy is a run queue's resource policy. It isolates the run from
+// every other principal, whatever identity policies exist in the account
+// (a same-account role with sqs:* on every queue, the GitHub trigger role
+// of another workflow): an explicit Deny in a resource policy wins over any
+// Allow (IAM's policy evaluation logic), so
 //
-// For an assumed role the grant is to the role (every session of it: a
-// long run outlives a session, and refreshed credentials may carry another
-// session name), matched on aws:PrincipalArn, which for a role session is
-// the role's ARN with its path; the Principal element names the role's
-// account, because STS does not report the role's path and a policy naming
-// a role ARN without its path would not resolve. The role name is unique
-// in its account whatever the path, so role/NAME and role/*/NAME name one
-// role. For an IAM user, its ARN exactly.
-func QueuePolicy(queueARN string, p identity.Principal) (string, error) {
+//   - RequesterReadsRun allows the requester to read and delete its records;
+//   - OnlyRequesterReadsRun denies RunQueueReadActions to every principal
+//     that is not the requester: not its role (aws:PrincipalArn is the
+//     role's ARN, with its path, for every session of it), or not its user.
+//     Neither the runner nor the dispatcher ever reads a run queue, so
+//     neither is excepted;
+//   - OnlyAdmittedSessionsReadRun, when only a session pattern of the job's
+//     allowed_principals admitted the requester, denies them as well to
+//     the role's sessions the pattern does not name (aws:userid is
+//     "ROLEID:SESSION"): two Denies, since one Deny's conditions are ANDed;
+//   - OnlyBrokerWritesOrManagesRun denies RunQueueBrokerActions to every
+//     principal that is not one of the broker's own roles, so nobody else
+//     can forge a record, delete the queue or rewrite this policy;
+//   - DenyInsecureTransport denies everything without TLS.
+//
+// None of this depends on the run id being secret.
+//
+// The Allow names the requester's account as Principal and matches the
+// role on aws:PrincipalArn: STS does not report a role's path and a policy
+// naming a role ARN without its path would not resolve; the role name is
+// unique in its account whatever the path, so role/NAME and role/*/NAME
+// name one role.
+func QueuePolicy(a RunQueueAccess) (string, error) {
+	p := a.Requester
 	if p.Account == "" || p.Partition == "" {
 		return "", errors.New("queue policy: no verified principal")
+	}
+	if a.QueueARN == "" || !strings.HasPrefix(a.BrokerRoles, "arn:") {
+		return "", errors.New("queue policy: no queue ARN or broker role pattern")
 	}
 	var principalARNs []string
 	switch p.Kind {
@@ -187,30 +251,103 @@ func QueuePolicy(queueARN string, p identity.Principal) (string, error) {
 	default:
 		return "", fmt.Errorf("queue policy: principal %s is neither a role session nor a user", p.ARN)
 	}
-	doc := map[string]any{
-		"Version": "2012-10-17",
-		"Statement": []any{
-			map[string]any{
-				"Sid":       "RequesterReadsRun",
-				"Effect":    "Allow",
-				"Principal": map[string]any{"AWS": "arn:" + p.Partition + ":iam::" + p.Account + ":root"},
-				"Action": []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
-					"sqs:GetQueueAttributes", "sqs:GetQueueUrl"},
-				"Resource":  queueARN,
-				"Condition": map[string]any{"ArnLike": map[string]any{"aws:PrincipalArn": principalARNs}},
-			},
-			map[string]any{
-				"Sid":       "DenyInsecureTransport",
-				"Effect":    "Deny",
-				"Principal": "*",
-				"Action":    "sqs:*",
-				"Resource":  queueARN,
-				"Condition": map[string]any{"Bool": map[string]string{"aws:SecureTransport": "false"}},
-			},
+	allowIf := map[string]any{"ArnLike": map[string]any{"aws:PrincipalArn": principalARNs}}
+	var sessions []any // OnlyAdmittedSessionsReadRun, for a session pattern
+	if p.Kind == identity.PrincipalAssumedRole && a.SessionPattern != "" {
+		userID := sessionUserID(p, a.SessionPattern)
+		allowIf["StringLike"] = map[string]any{"aws:userid": userID}
+		sessions = append(sessions, map[string]any{
+			"Sid":       SidOnlyAdmittedSessionsReadRun,
+			"Effect":    "Deny",
+			"Principal": "*",
+			"Action":    RunQueueReadActions,
+			"Resource":  a.QueueARN,
+			"Condition": map[string]any{"StringNotLike": map[string]any{"aws:userid": userID}},
+		})
+	}
+	statements := []any{
+		map[string]any{
+			"Sid":       SidRequesterReadsRun,
+			"Effect":    "Allow",
+			"Principal": map[string]any{"AWS": "arn:" + p.Partition + ":iam::" + p.Account + ":root"},
+			"Action": []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
+				"sqs:GetQueueAttributes", "sqs:GetQueueUrl"},
+			"Resource":  a.QueueARN,
+			"Condition": allowIf,
+		},
+		map[string]any{
+			"Sid":       SidOnlyRequesterReadsRun,
+			"Effect":    "Deny",
+			"Principal": "*",
+			"Action":    RunQueueReadActions,
+			"Resource":  a.QueueARN,
+			"Condition": map[string]any{"ArnNotLike": map[string]any{"aws:PrincipalArn": principalARNs}},
 		},
 	}
-	b, err := json.Marshal(doc)
+	statements = append(statements, sessions...)
+	statements = append(statements,
+		map[string]any{
+			"Sid":       SidOnlyBrokerWritesOrManagesRun,
+			"Effect":    "Deny",
+			"Principal": "*",
+			"Action":    RunQueueBrokerActions,
+			"Resource":  a.QueueARN,
+			"Condition": map[string]any{"ArnNotLike": map[string]any{"aws:PrincipalArn": a.BrokerRoles}},
+		},
+		map[string]any{
+			"Sid":       SidDenyInsecureTransport,
+			"Effect":    "Deny",
+			"Principal": "*",
+			"Action":    "sqs:*",
+			"Resource":  a.QueueARN,
+			"Condition": map[string]any{"Bool": map[string]string{"aws:SecureTransport": "false"}},
+		})
+	b, err := json.Marshal(map[string]any{"Version": "2012-10-17", "Statement": statements})
 	return string(b), err
+}
+
+// sessionUserID is the aws:userid pattern of the sessions a session
+// pattern admits: "*:GLOB" (STS's user id of a role session is
+// "ROLEID:SESSION"; role ids hold no ':'), which, with the role matched on
+// aws:PrincipalArn, names exactly the sessions of the requester's role the
+// job admits. A glob with more than IAM's wildcards ('*', '?': a path.Match
+// character class or escape) cannot be written as StringLike: then the
+// requester's own session name only, stricter, never looser.
+func sessionUserID(p identity.Principal, pattern string) string {
+	glob := pattern[strings.LastIndex(pattern, "/")+1:]
+	if strings.ContainsAny(glob, `[]\`) {
+		glob = p.SessionName
+	}
+	return "*:" + glob
+}
+
+// runQueuePolicy is the policy of the run queue name, made for req by p.
+func (d *Dispatcher) runQueuePolicy(name string, req *protocol.Request, p identity.Principal) (string, error) {
+	return QueuePolicy(RunQueueAccess{
+		QueueARN:       d.queueARN(name),
+		Requester:      p,
+		SessionPattern: controlPattern(p, d.cfg.Jobs[req.Job].AllowedPrincipals),
+		BrokerRoles: "arn:" + partition(d.set.Cluster, d.set.Region) + ":iam::" + d.set.AccountID +
+			":role" + config.RolePath(d.cfg.Broker.Name) + "*",
+	})
+}
+
+// requesterTags are the run queue's tags naming its requester:
+// protocol.TagRequester, the verified ARN (for people and audit), and
+// protocol.TagRequesterPrincipal, what aws:PrincipalArn is for the
+// requester when its role has no path (the role's ARN; a user's ARN): the
+// stack's GitHub trigger role reads only queues whose
+// TagRequesterPrincipal is its own ${aws:PrincipalArn}, and a CI role's
+// own policy can do the same.
+func requesterTags(p identity.Principal) map[string]string {
+	tags := map[string]string{protocol.TagRequester: tagValue(p.ARN)}
+	switch p.Kind {
+	case identity.PrincipalAssumedRole:
+		tags[protocol.TagRequesterPrincipal] = tagValue(p.RoleARN)
+	case identity.PrincipalUser:
+		tags[protocol.TagRequesterPrincipal] = tagValue(p.UserARN)
+	}
+	return tags
 }
 
 // principalTag is the verified principal as a tag value (at most 256

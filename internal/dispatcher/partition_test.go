@@ -8,6 +8,7 @@ import (
 
 	"github.com/deploy-broker/deploy-broker/internal/config"
 	"github.com/deploy-broker/deploy-broker/internal/identity"
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
 // The queue policy names the queue's ARN in the broker's own partition;
@@ -28,7 +29,7 @@ func TestQueuePolicyUsesThePartition(t *testing.T) {
 		d := New(&config.Config{TrustedPrincipals: []string{"arn:aws:iam::111111111111:role/ci"}},
 			Settings{Cluster: c.cluster, Region: c.region, AccountID: "123456789012"}, Clients{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		p, _ := identity.PrincipalFromARN("arn:aws:sts::111111111111:assumed-role/ci/s1")
-		raw, err := QueuePolicy(d.queueARN("b-q.fifo"), p)
+		raw, err := d.runQueuePolicy("b-q.fifo", &protocol.Request{}, p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -36,7 +37,7 @@ func TestQueuePolicyUsesThePartition(t *testing.T) {
 		if err := json.Unmarshal([]byte(raw), &doc); err != nil {
 			t.Fatal(err)
 		}
-		if len(doc.Statement) != 2 {
+		if len(doc.Statement) != 4 {
 			t.Fatalf("policy %s", raw)
 		}
 		for _, st := range doc.Statement {

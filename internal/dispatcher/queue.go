@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -57,7 +58,7 @@ func partition(clusterARN, region string) string {
 // existing queue is used as it is.
 func (d *Dispatcher) createQueue(ctx context.Context, req *protocol.Request, p identity.Principal) (string, error) {
 	name := protocol.QueueName(d.cfg.Broker.Name, req.RunID)
-	policy, err := QueuePolicy(d.queueARN(name), p)
+	policy, err := d.runQueuePolicy(name, req, p)
 	if err != nil {
 		return "", err
 	}
@@ -101,7 +102,7 @@ func queueTags(req *protocol.Request, p identity.Principal) map[string]string {
 	if req.Job != "" {
 		tags[protocol.TagJob] = tagValue(req.Job)
 	}
-	tags[protocol.TagRequester] = principalTag(p)
+	maps.Copy(tags, requesterTags(p))
 	return tags
 }
 

@@ -12,7 +12,11 @@ const (
 	TagRunID     = "deploy-broker:run-id"
 	TagJob       = "deploy-broker:job"
 	TagRequester = "deploy-broker:requester"
-	TagCreatedAt = "deploy-broker:created-at"
+	// TagRequesterPrincipal (run queues only) is the requester as
+	// aws:PrincipalArn names it when its role has no path: the stack's
+	// trigger role reads only the queues whose tag is its own ARN.
+	TagRequesterPrincipal = "deploy-broker:requester-principal"
+	TagCreatedAt          = "deploy-broker:created-at"
 )
 
 // Attribute names of the run ledger, the dispatcher's DynamoDB table (the
