@@ -24,8 +24,8 @@ type Config struct {
 	Runner     Runner         `yaml:"runner"`
 	Jobs       map[string]Job `yaml:"jobs"`
 
-	// Viewers may read the run history and run logs (viewers.go); default:
-	// the trusted principals.
+	// Viewers may read the run history and every run's log (viewers.go);
+	// default: nobody.
 	Viewers []string `yaml:"viewers,omitempty"`
 }
 

@@ -295,6 +295,11 @@ func TestPolicyMayNotGrantWhatTheBrokerGuards(t *testing.T) {
 		`{actions: ["iam:PassRole"], resources: ["arn:aws:iam::123456789012:role/*"]}`:                      `which covers the broker's roles`,
 		`{actions: ["iam:PassRole"], resources: ["arn:aws:iam::123456789012:role/deploy-broker/b/*"]}`:      `which covers the broker's roles`,
 		`{actions: ["iam:Pass*"], resources: ["arn:aws:iam::123456789012:role/deploy-broker/*"]}`:           `grants iam:Pass*`,
+		// issue 22: the dispatcher, the broker cluster and its runs, the run log
+		`{actions: ["lambda:InvokeFunction"], resources: ["arn:aws:lambda:eu-west-1:123456789012:function:b-*"]}`:         `which covers the dispatcher function`,
+		`{actions: ["ecs:StopTask"], resources: ["arn:aws:ecs:eu-west-1:123456789012:task/b/*"]}`:                         `which covers the broker cluster's tasks`,
+		`{actions: ["ecs:ExecuteCommand"], resources: ["arn:aws:ecs:*:123456789012:cluster/*"]}`:                          `which covers the broker cluster`,
+		`{actions: ["logs:PutLogEvents"], resources: ["arn:aws:logs:eu-west-1:123456789012:log-group:/deploy-broker/*"]}`: `which covers the run log group`,
 	} {
 		wantConfigError(t, cmd+"policy: ["+policy+"]", want)
 	}
@@ -311,6 +316,10 @@ func TestPolicyMayNotGrantWhatTheBrokerGuards(t *testing.T) {
 		`{actions: ["sqs:SendMessage"], resources: ["arn:aws:sqs:eu-west-1:123456789012:orders.fifo"]}`,
 		`{actions: ["iam:PassRole"], resources: ["arn:aws:iam::123456789012:role/web-service-task"]}`,
 		`{actions: ["ecs:RunTask"], resources: ["arn:aws:ecs:eu-west-1:123456789012:task-definition/web-migrate:*"]}`,
+		`{actions: ["lambda:UpdateFunctionCode"], resources: ["arn:aws:lambda:eu-west-1:123456789012:function:web-api"]}`,
+		`{actions: ["ecs:UpdateService"], resources: ["arn:aws:ecs:eu-west-1:123456789012:service/web/*"]}`,
+		`{actions: ["logs:CreateLogGroup"], resources: ["arn:aws:logs:eu-west-1:123456789012:log-group:/web/*"]}`,
+		`{actions: ["lambda:UpdateFunctionCode", "ecs:StopTask", "logs:PutLogEvents"], resources: ["*"], wildcard_resource_reason: "deploys functions, services and their logs"}`,
 		// a Deny takes away
 		`{effect: Deny, actions: ["sqs:*"], resources: ["*"]}`,
 	} {

@@ -147,7 +147,8 @@ func RolePath(broker string) string { return "/deploy-broker/" + broker + "/" }
 // the dispatcher not pinned the revisions), changing, reading or deleting
 // run queues (another run's feedback), the run ledger, running or
 // starting a task of the broker's families (another job's pinned revision,
-// under whatever role), and passing one of the broker's roles. A job's policy
+// under whatever role), passing one of the broker's roles, the dispatcher
+// function, the broker cluster and its tasks, and the run log. A job's policy
 // may not grant them there: the grant would be dead, and says the job
 // expects to do what the broker forbids.
 type brokerGuard struct {
@@ -182,6 +183,15 @@ var brokerGuards = []brokerGuard{
 	// names the roles it passes.
 	{"iam", []string{"PassRole"},
 		func(b string) string { return "role" + RolePath(b) + b + "-JobxTaskRole-ABCDEFGHIJKL" }, "the broker's roles (another job's task role)", false},
+	// Issue 22: the dispatcher function (by its fixed name), the broker
+	// cluster and its tasks, the run log group (by the name it has with
+	// run_log_key; without, CloudFormation names it and only the stack's
+	// Deny stands). "*" passes: jobs that deploy functions, services or log
+	// groups of their own can name nothing narrower for some actions.
+	{"lambda", nil, func(b string) string { return "function:" + b + "-dispatcher" }, "the dispatcher function", true},
+	{"ecs", nil, func(b string) string { return "cluster/" + b }, "the broker cluster", true},
+	{"ecs", nil, func(b string) string { return "task/" + b + "/0123456789abcdef0123456789abcdef" }, "the broker cluster's tasks (the runs)", true},
+	{"logs", nil, func(b string) string { return "log-group:/deploy-broker/" + b + "/runs:*" }, "the run log group", true},
 }
 
 // guardedByBroker returns a problem for every action of an Allow statement
