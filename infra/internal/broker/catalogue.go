@@ -30,6 +30,9 @@ type JobCatalogueProps struct {
 	Config *config.Config
 	// RunQueueArn is the ARN pattern of the broker's run queues.
 	RunQueueArn *string
+	// ClusterName is the broker cluster's name: no job may control it or
+	// its tasks.
+	ClusterName string
 	// LogRetention applies to the run log group.
 	LogRetention awslogs.RetentionDays
 	// LedgerArn is the run ledger table, denied to every job.
@@ -168,6 +171,8 @@ func NewJobCatalogue(scope constructs.Construct, id string, props *JobCatalogueP
 			LogGroup:      logGroup,
 			RunQueueArn:   props.RunQueueArn,
 			LedgerArn:     props.LedgerArn,
+			Broker:        cfg.Broker.Name,
+			ClusterName:   props.ClusterName,
 			// "<broker>-*": every family of this broker (and of brokers whose
 			// name starts with "<broker>-", which is stricter, not looser).
 			BrokerFamilies: arn("ecs", "task-definition/"+cfg.Broker.Name+"-*"),

@@ -29,6 +29,9 @@ const DispatcherRetryAttempts = 2
 type DispatcherProps struct {
 	// Code is the function's code (see dispatcherCode).
 	Code awslambda.Code
+	// FunctionName is DispatcherFunctionName(broker): every job role is
+	// denied every Lambda action on it by name (NeverTouchTheDispatcher).
+	FunctionName string
 	// DeadLetterQueueName names the dead-letter queue.
 	DeadLetterQueueName string
 	Topic               awssns.ITopic
@@ -206,6 +209,7 @@ func NewDispatcher(scope constructs.Construct, id string, props *DispatcherProps
 
 	net := props.Network
 	fn := awslambda.NewFunction(this, jsii.String("Function"), &awslambda.FunctionProps{
+		FunctionName:                 jsii.String(props.FunctionName),
 		Description:                  jsii.String("deploy-broker dispatcher: run requests, ECS task events, queue sweep"),
 		Runtime:                      awslambda.Runtime_PROVIDED_AL2023(),
 		Architecture:                 awslambda.Architecture_ARM_64(),
@@ -238,6 +242,11 @@ func NewDispatcher(scope constructs.Construct, id string, props *DispatcherProps
 	}))
 	return &dispatcher{Construct: this, fn: fn, role: role, dlq: dlq, logs: logGroup}
 }
+
+// DispatcherFunctionName is the dispatcher function's name: known before
+// the function exists, so that the job roles can deny it by ARN without
+// depending on it (the dispatcher's role depends on theirs).
+func DispatcherFunctionName(broker string) string { return broker + "-dispatcher" }
 
 func (d *dispatcher) Function() awslambda.IFunction  { return d.fn }
 func (d *dispatcher) Role() awsiam.IRole             { return d.role }

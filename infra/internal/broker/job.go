@@ -41,6 +41,8 @@ type JobProps struct {
 	// BrokerRoles is the ARN pattern of the broker's roles (by their IAM
 	// path, config.RolePath): no job may pass one.
 	BrokerRoles *string
+	// Broker is the broker's name; ClusterName its cluster's.
+	Broker, ClusterName string
 	// RolePath is the IAM path of the job's task role.
 	RolePath string
 	// SqsAbacUnavailable is true in the regions without SQS ABAC,
@@ -100,46 +102,7 @@ func NewJob(scope constructs.Construct, id string, props *JobProps) Job {
 				},
 			}),
 		}}),
-		"broker-guard": awsiam.NewPolicyDocument(&awsiam.PolicyDocumentProps{Statements: &[]awsiam.PolicyStatement{
-			// Whatever the job's own policy grants, it cannot change what
-			// the broker runs, nor read, steer or delete another run's
-			// feedback, nor touch the ledger.
-			awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-				Sid:       jsii.String("NeverRegisterBrokerTaskDefinitions"),
-				Effect:    awsiam.Effect_DENY,
-				Actions:   jsii.Strings(JobDeniedTaskDefinitionActions...),
-				Resources: &[]*string{props.BrokerFamilies},
-			}),
-			// ECS accepts any task role whose trust policy admits ECS tasks of
-			// this account: with RunTask on a broker family (another job's
-			// pinned revision) or PassRole on another job's role (a task
-			// role override), a job would run as another job, and could
-			// start tasks with startedBy=<run id>.
-			awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-				Sid:       jsii.String("NeverRunBrokerTaskDefinitions"),
-				Effect:    awsiam.Effect_DENY,
-				Actions:   jsii.Strings(JobDeniedRunActions...),
-				Resources: &[]*string{props.BrokerFamilies},
-			}),
-			awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-				Sid:       jsii.String("NeverPassBrokerRoles"),
-				Effect:    awsiam.Effect_DENY,
-				Actions:   jsii.Strings("iam:PassRole"),
-				Resources: &[]*string{props.BrokerRoles},
-			}),
-			awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-				Sid:       jsii.String("NeverTamperWithRunQueues"),
-				Effect:    awsiam.Effect_DENY,
-				Actions:   jsii.Strings(JobDeniedRunQueueActions...),
-				Resources: &[]*string{props.RunQueueArn},
-			}),
-			awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-				Sid:       jsii.String("NeverTouchTheRunLedger"),
-				Effect:    awsiam.Effect_DENY,
-				Actions:   jsii.Strings("dynamodb:*"),
-				Resources: &[]*string{props.LedgerArn, jsii.String(*props.LedgerArn + "/*")},
-			}),
-		}}),
+		"broker-guard": jobGuard(props),
 	}
 	if len(j.Policy) > 0 {
 		var statements []awsiam.PolicyStatement
@@ -252,22 +215,6 @@ func (j *job) Name() string                                 { return j.name }
 func (j *job) Family() string                               { return j.family }
 func (j *job) TaskRole() awsiam.IRole                       { return j.role }
 func (j *job) TaskDefinition() awsecs.FargateTaskDefinition { return j.taskDef }
-
-// JobDeniedTaskDefinitionActions are denied to every job role on the
-// broker's task definition families.
-var JobDeniedTaskDefinitionActions = []string{"ecs:RegisterTaskDefinition"}
-
-// JobDeniedRunActions are denied to every job role on the broker's task
-// definition families: only the dispatcher runs them.
-var JobDeniedRunActions = []string{"ecs:RunTask", "ecs:StartTask"}
-
-// JobDeniedRunQueueActions are denied to every job role on the run queues:
-// it may only send to its own (SendFeedbackToOwnRunQueues).
-var JobDeniedRunQueueActions = []string{
-	"sqs:AddPermission", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:DeleteQueue",
-	"sqs:PurgeQueue", "sqs:ReceiveMessage", "sqs:RemovePermission", "sqs:SetQueueAttributes",
-	"sqs:TagQueue", "sqs:UntagQueue",
-}
 
 // SqsAbacUnavailableRegions are the regions where SQS has no
 // attribute-based access control (see docs/INFRA.md).

@@ -1,22 +1,22 @@
 package broker
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 )
 
-// The run reader role (issue 17): the catalogue's viewers (default: the
-// trusted principals) may assume it, and it may Query the ledger's history
-// index and read the run log group: exactly those, nothing else.
+// The run reader role (issue 17): the catalogue's viewers may assume it, and
+// it may Query the ledger's history index and read the run log group:
+// exactly those, nothing else.
 func TestReaderRoleQueriesTheHistoryIndexAndReadsRunLogsOnly(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		f       func(*testing.T) *fixture
 		viewers string
 	}{
-		{"default viewers: the trusted principals", mainStack, "AWS:arn:aws:iam::111111111111:role/jenkins-deployer,AWS:arn:" + partition + ":iam::222222222222:root"},
 		{"viewers from the catalogue", otherStack, "AWS:arn:aws:iam::333333333333:role/auditor"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -53,5 +53,28 @@ func TestReaderRoleQueriesTheHistoryIndexAndReadsRunLogsOnly(t *testing.T) {
 				"ManagedPolicyArns": assertions.Match_Absent(),
 			}))
 		})
+	}
+}
+
+// Issue 22: without viewers there is no reader role. The trusted principals
+// are not viewers by default: the run log holds every run's full output,
+// and a CI principal may read its own runs only (the threat table).
+func TestNoViewersNoReaderRole(t *testing.T) {
+	f := mainStack(t)
+	if f.app.Config.Viewers != nil || f.app.Stack.ReaderRole != nil {
+		t.Fatalf("viewers %v, reader role %v: want neither", f.app.Config.Viewers, f.app.Stack.ReaderRole)
+	}
+	for _, s := range allStatements(f) {
+		for _, r := range s.Resources {
+			if strings.HasSuffix(r, "/index/history") {
+				t.Errorf("%s grants %v on the history index without viewers", s.LogicalID, s.Actions)
+			}
+		}
+		if s.Effect == "Allow" && slices.ContainsFunc(s.Actions, func(a string) bool { return a == "logs:FilterLogEvents" || a == "logs:*" }) {
+			t.Errorf("%s may read the run log: %s", s.LogicalID, s)
+		}
+	}
+	if _, ok := f.json["Outputs"].(map[string]interface{})["ReaderRoleArn"]; ok {
+		t.Error("output ReaderRoleArn without a reader role")
 	}
 }

@@ -36,7 +36,7 @@ type Stack struct {
 	Cluster     RunCluster
 	Catalogue   JobCatalogue
 	TriggerRole TriggerRole // nil without github_oidc
-	ReaderRole  ReaderRole  // viewers read run history and logs (readerrole.go)
+	ReaderRole  ReaderRole  // viewers read run history and logs (readerrole.go); nil without viewers
 	Dispatcher  Dispatcher
 	Events      DispatcherEvents
 	Alarms      Alarms
@@ -91,7 +91,7 @@ func NewStack(scope constructs.Construct, id string, props *StackProps) (_ *Stac
 	})
 	abac.OverrideLogicalId(jsii.String(SqsAbacAvailableCondition))
 	s.Catalogue, err = NewJobCatalogue(s.Stack, "Catalogue", &JobCatalogueProps{
-		Config: cfg, RunQueueArn: runQueues, LogRetention: retention,
+		Config: cfg, RunQueueArn: runQueues, LogRetention: retention, ClusterName: s.Cluster.ClusterName(),
 		LedgerArn: s.Ledger.Table().TableArn(), SqsAbacUnavailable: noAbac, SqsAbacAvailable: abac,
 		RunLogKey: cfg.Broker.RunLogKey,
 	})
@@ -108,13 +108,17 @@ func NewStack(scope constructs.Construct, id string, props *StackProps) (_ *Stac
 			Key:         s.Key.Key(),
 			RunQueueArn: runQueues,
 			MaxSession:  awscdk.Duration_Seconds(jsii.Number(triggerSession(cfg).Seconds())),
+			// The tag condition of ReadOwnRunQueues needs SQS ABAC.
+			SqsAbacUnavailable: noAbac,
 		})
 		extra = append(extra, s.TriggerRole.Role().RoleArn())
 	}
 
-	s.ReaderRole = NewReaderRole(s.Stack, "RunReader", &ReaderRoleProps{
-		Viewers: cfg.ViewerPrincipals(), Ledger: s.Ledger.Table(), RunLogs: s.Catalogue.LogGroup(),
-	})
+	if viewers := cfg.ViewerPrincipals(); len(viewers) > 0 {
+		s.ReaderRole = NewReaderRole(s.Stack, "RunReader", &ReaderRoleProps{
+			Viewers: viewers, Ledger: s.Ledger.Table(), RunLogs: s.Catalogue.LogGroup(),
+		})
+	}
 
 	code, err := dispatcherCode(bundling)
 	if err != nil {
@@ -127,6 +131,7 @@ func NewStack(scope constructs.Construct, id string, props *StackProps) (_ *Stac
 	maxAge := eventAge(cfg)
 	s.Dispatcher = NewDispatcher(s.Stack, "Dispatcher", &DispatcherProps{
 		Code:                code,
+		FunctionName:        DispatcherFunctionName(name),
 		DeadLetterQueueName: naming.DeadLetterQueueName(name),
 		Topic:               s.Topic.Topic(),
 		Ledger:              s.Ledger.Table(),
@@ -215,7 +220,9 @@ func (s *Stack) addOutputs(cfg *config.Config, runQueues *string) {
 	out("ClusterArn", "ECS cluster run tasks are placed on", s.Cluster.ClusterArn())
 	out("LedgerTable", "Run ledger (DynamoDB table)", s.Ledger.Table().TableName())
 	out("RunLogGroup", "CloudWatch Logs group with every run's full output", s.Catalogue.LogGroup().LogGroupName())
-	out("ReaderRoleArn", "deploy-trigger runs/show: --role-arn for the catalogue's viewers (Query on the ledger's history index, read run logs)", s.ReaderRole.Role().RoleArn())
+	if s.ReaderRole != nil {
+		out("ReaderRoleArn", "deploy-trigger runs/show: --role-arn for the catalogue's viewers (Query on the ledger's history index, read run logs)", s.ReaderRole.Role().RoleArn())
+	}
 	out("ExecutionRoleArn", "Task execution role: grant it kms:Decrypt on customer-managed keys of job secrets and cross-account ECR pull", s.Catalogue.ExecutionRole().RoleArn())
 	out("DeadLetterQueueUrl", "Dispatcher dead-letter queue", s.Dispatcher.DeadLetterQueue().QueueUrl())
 }

@@ -48,12 +48,10 @@ func TestCIPrincipalsMayOnlyPublishAndUseTheKeyThroughSNS(t *testing.T) {
 		}
 	}
 
-	// THEN there are exactly these: publish on the topic, the key via SNS,
-	// and (as the default viewers) assuming the run reader role, one trust
-	// statement for each of the two principals
+	// THEN there are exactly these: publish on the topic, the key via SNS;
+	// they are not viewers by default (issue 22), so no reader role trusts
+	// them
 	assertGrants(t, "the CI principals", got, []grant{
-		{Actions: []string{"sts:AssumeRole"}},
-		{Actions: []string{"sts:AssumeRole"}},
 		{Sid: "TrustedPrincipalsPublish", Actions: []string{"sns:Publish"}, Resources: []string{ref(topicID)}},
 		{Sid: "PublishersUseKeyThroughSnsForTopicOnly", Actions: []string{"kms:GenerateDataKey*", "kms:Decrypt"}, Resources: []string{"*"},
 			Condition: map[string]interface{}{"StringEquals": map[string]interface{}{
@@ -154,15 +152,25 @@ func TestGitHubTriggerRoleMayPublishAndReadRunQueuesOnly(t *testing.T) {
 		}},
 	}})
 	// AND it may do exactly this
-	assertGrants(t, "the GitHub role", perms, []grant{
+	common := []grant{
 		{Sid: "PublishRunRequests", Actions: []string{"sns:Publish"}, Resources: []string{ref(topic)}},
 		{Sid: "UseTopicKeyThroughSnsOnly", Actions: []string{"kms:GenerateDataKey*", "kms:Decrypt"}, Resources: []string{getAtt(key, "Arn")},
 			Condition: map[string]interface{}{"StringEquals": map[string]interface{}{
 				"kms:ViaService": "sns." + region + ".amazonaws.com", "kms:EncryptionContext:aws:sns:topicArn": ref(topic),
 			}}},
-		{Sid: "ReadRunQueues", Actions: []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"},
-			Resources: []string{runQueueArn("test-broker")}},
-	})
+		// Issue 22: only the queues of its own runs (the requester tag the
+		// dispatcher sets at creation)
+		{Sid: "ReadOwnRunQueues", Actions: []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"},
+			Resources: []string{runQueueArn("test-broker")},
+			Condition: map[string]interface{}{"StringEquals": map[string]interface{}{"aws:ResourceTag/" + protocol.TagRequesterPrincipal: "${aws:PrincipalArn}"}}},
+		{Sid: "FindRunQueues", Actions: []string{"sqs:GetQueueUrl"}, Resources: []string{runQueueArn("test-broker")}},
+	}
+	assertGrants(t, "the GitHub role in eu-west-1", inRegion(t, f, "eu-west-1", perms), common)
+	// AND where SQS has no ABAC, every run queue by name, under the stack's
+	// condition (the run queues' own policies deny it the others' runs)
+	assertGrants(t, "the GitHub role in eu-central-2", inRegion(t, f, "eu-central-2", perms), append(slices.Clone(common),
+		grant{Sid: "ReadRunQueuesWithoutAbac", Actions: []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"},
+			Resources: []string{runQueueArn("test-broker")}}))
 	// AND no managed policy, and sessions long enough for the longest job
 	// (2h timeout + 10m request age + grace + margin → 3h)
 	has(t, f.template, "AWS::IAM::Role", like(obj{
@@ -263,6 +271,7 @@ func TestEachJobRoleHasOnlyItsOwnPermissions(t *testing.T) {
 	f := mainStack(t)
 	cfg := f.app.Config
 	ledger := getAtt(logicalID(f, f.app.Stack.Ledger.Table()), "Arn")
+	runLog := ref(logicalID(f, f.app.Stack.Catalogue.LogGroup()))
 	for _, j := range f.app.Stack.Catalogue.Jobs() {
 		t.Run(j.Name(), func(t *testing.T) {
 			role := logicalID(f, j.TaskRole())
@@ -289,6 +298,19 @@ func TestEachJobRoleHasOnlyItsOwnPermissions(t *testing.T) {
 					"sqs:TagQueue", "sqs:UntagQueue"}, Resources: []string{runQueueArn("test-broker")}},
 				{Sid: "NeverTouchTheRunLedger", Effect: "Deny", Actions: []string{"dynamodb:*"},
 					Resources: []string{ledger, ledger + "/*"}},
+				// Issue 22: nor the run log, the dispatcher, the broker
+				// cluster and its tasks, nor the broker's lifecycle events
+				{Sid: "NeverTouchTheRunLog", Effect: "Deny", Actions: []string{"logs:*"},
+					Resources: []string{stackArn("logs", "log-group:"+runLog), stackArn("logs", "log-group:"+runLog+":*")}},
+				{Sid: "NeverTouchTheDispatcher", Effect: "Deny", Actions: []string{"lambda:*"},
+					Resources: []string{stackArn("lambda", "function:test-broker-dispatcher"), stackArn("lambda", "function:test-broker-dispatcher:*")}},
+				{Sid: "NeverControlTheBrokerCluster", Effect: "Deny", Actions: []string{"ecs:*"}, Resources: []string{
+					stackArn("ecs", "cluster/test-broker"), stackArn("ecs", "task/test-broker/*"), stackArn("ecs", "container-instance/test-broker/*"),
+					stackArn("ecs", "service/test-broker/*"), stackArn("ecs", "task-set/test-broker/*")}},
+				{Sid: "NeverControlTasksOnTheBrokerCluster", Effect: "Deny", Actions: []string{"ecs:*"}, Resources: []string{"*"},
+					Condition: map[string]interface{}{"ArnEquals": map[string]interface{}{"ecs:cluster": stackArn("ecs", "cluster/test-broker")}}},
+				{Sid: "NeverForgeLifecycleEvents", Effect: "Deny", Actions: []string{"events:PutEvents"}, Resources: []string{"*"},
+					Condition: map[string]interface{}{"StringEquals": map[string]interface{}{"events:source": protocol.EventSource}}},
 			}
 			for _, st := range cfg.Jobs[j.Name()].Policy {
 				want = append(want, grant{Sid: st.Sid, Effect: st.Effect, Actions: st.Actions, Resources: st.Resources, Condition: conditionOf(st)})
@@ -458,7 +480,10 @@ func TestExecutionRoleReadsOnlyTheJobsImagesSecretsAndLogs(t *testing.T) {
 // name: every trust policy is one of the known ones.
 func TestOnlyKnownPrincipalsAssumeRoles(t *testing.T) {
 	f := mainStack(t)
-	reader := logicalID(f, f.app.Stack.ReaderRole.Role())
+	reader := "" // the main stack has no viewers: no reader role
+	if f.app.Stack.ReaderRole != nil {
+		reader = logicalID(f, f.app.Stack.ReaderRole.Role())
+	}
 	for _, s := range allStatements(f) {
 		if s.Doc != "trust" || s.LogicalID == reader { // the viewers: readerrole_test.go
 			continue

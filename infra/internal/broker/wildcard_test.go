@@ -35,6 +35,15 @@ var allowedWildcardActions = []wildcardAction{
 	{"kms:Describe*", "the same", runLogKeyStatement},
 	{"dynamodb:*", "a Deny on every job role: no job touches the run ledger in any way",
 		func(s statement) bool { return s.Effect == "Deny" && s.Sid == "NeverTouchTheRunLedger" }},
+	// Issue 22: the rest of the job roles' broker guard (jobguard.go).
+	{"logs:*", "a Deny on every job role: no job reads, writes or deletes the run log",
+		func(s statement) bool { return s.Effect == "Deny" && s.Sid == "NeverTouchTheRunLog" }},
+	{"lambda:*", "a Deny on every job role: no job invokes, reads or changes the dispatcher",
+		func(s statement) bool { return s.Effect == "Deny" && s.Sid == "NeverTouchTheDispatcher" }},
+	{"ecs:*", "a Deny on every job role: no job controls the broker cluster or its tasks",
+		func(s statement) bool {
+			return s.Effect == "Deny" && (s.Sid == "NeverControlTheBrokerCluster" || s.Sid == "NeverControlTasksOnTheBrokerCluster" && clusterConditioned(s))
+		}},
 }
 
 // runLogKeyStatement is the run log key's statement for CloudWatch Logs.

@@ -1,0 +1,84 @@
+package broker
+
+import (
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
+)
+
+// jobGuard is the "broker-guard" policy of the role that holds a job's
+// deployment permissions: whatever the job's own policy (or a managed
+// policy the catalogue check cannot read) grants, the job cannot change
+// what the broker runs, read, steer or delete any run's feedback, touch the
+// ledger or the run log, invoke or change the dispatcher, control the
+// broker cluster or its tasks, or forge the broker's lifecycle events.
+// Each statement's Sid is stable: the trust table (docs/ARCHITECTURE.md)
+// and the IAM evaluation tests name them. The catalogue check
+// (config.Statement's broker guards) refuses job grants these would make
+// dead.
+func jobGuard(props *JobProps) awsiam.PolicyDocument {
+	deny := func(sid string, actions []string, resources []*string, conditions map[string]interface{}) awsiam.PolicyStatement {
+		p := &awsiam.PolicyStatementProps{Sid: jsii.String(sid), Effect: awsiam.Effect_DENY, Actions: jsii.Strings(actions...), Resources: &resources}
+		if conditions != nil {
+			p.Conditions = &conditions
+		}
+		return awsiam.NewPolicyStatement(p)
+	}
+	clusterArn := arn("ecs", "cluster/"+props.ClusterName)
+	dispatcher := arn("lambda", "function:"+DispatcherFunctionName(props.Broker))
+	runLog := props.LogGroup.LogGroupName()
+	return awsiam.NewPolicyDocument(&awsiam.PolicyDocumentProps{Statements: &[]awsiam.PolicyStatement{
+		deny("NeverRegisterBrokerTaskDefinitions", JobDeniedTaskDefinitionActions, []*string{props.BrokerFamilies}, nil),
+		// ECS accepts any task role whose trust policy admits ECS tasks of
+		// this account: with RunTask on a broker family (another job's
+		// pinned revision) or PassRole on another job's role (a task role
+		// override), a job would run as another job, and could start
+		// tasks with startedBy=<run id>.
+		deny("NeverRunBrokerTaskDefinitions", JobDeniedRunActions, []*string{props.BrokerFamilies}, nil),
+		deny("NeverPassBrokerRoles", []string{"iam:PassRole"}, []*string{props.BrokerRoles}, nil),
+		deny("NeverTamperWithRunQueues", JobDeniedRunQueueActions, []*string{props.RunQueueArn}, nil),
+		deny("NeverTouchTheRunLedger", []string{"dynamodb:*"}, []*string{props.LedgerArn, jsii.String(*props.LedgerArn + "/*")}, nil),
+		// The run log is what attach, show and the ledger's outputs read:
+		// a job writing into it (or deleting it) would forge them.
+		deny("NeverTouchTheRunLog", []string{"logs:*"}, []*string{
+			arn("logs", "log-group:"+*runLog), arn("logs", "log-group:"+*runLog+":*"),
+		}, nil),
+		// Invoking the dispatcher would hand it forged events (a task
+		// state change, a sweep); changing it would change the broker.
+		deny("NeverTouchTheDispatcher", []string{"lambda:*"}, []*string{dispatcher, jsii.String(*dispatcher + ":*")}, nil),
+		// Stopping another run's task, running a task on the broker
+		// cluster (startedBy=<run id>), exec into a runner, retagging a
+		// task: by resource, and by the ecs:cluster key for the actions
+		// whose resource is not of the cluster (RunTask's task definition).
+		deny("NeverControlTheBrokerCluster", []string{"ecs:*"}, []*string{
+			clusterArn,
+			arn("ecs", "task/"+props.ClusterName+"/*"),
+			arn("ecs", "container-instance/"+props.ClusterName+"/*"),
+			arn("ecs", "service/"+props.ClusterName+"/*"),
+			arn("ecs", "task-set/"+props.ClusterName+"/*"),
+		}, nil),
+		deny("NeverControlTasksOnTheBrokerCluster", []string{"ecs:*"}, []*string{jsii.String("*")},
+			map[string]interface{}{"ArnEquals": map[string]interface{}{"ecs:cluster": clusterArn}}),
+		// Lifecycle events with the broker's source are the broker's word
+		// to whoever routes them (events:source is evaluated per entry).
+		deny("NeverForgeLifecycleEvents", []string{"events:PutEvents"}, []*string{jsii.String("*")},
+			map[string]interface{}{"StringEquals": map[string]interface{}{"events:source": protocol.EventSource}}),
+	}})
+}
+
+// JobDeniedTaskDefinitionActions are denied to every job role on the
+// broker's task definition families.
+var JobDeniedTaskDefinitionActions = []string{"ecs:RegisterTaskDefinition"}
+
+// JobDeniedRunActions are denied to every job role on the broker's task
+// definition families: only the dispatcher runs them.
+var JobDeniedRunActions = []string{"ecs:RunTask", "ecs:StartTask"}
+
+// JobDeniedRunQueueActions are denied to every job role on the run queues:
+// it may only send to its own (SendFeedbackToOwnRunQueues).
+var JobDeniedRunQueueActions = []string{
+	"sqs:AddPermission", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:DeleteQueue",
+	"sqs:PurgeQueue", "sqs:ReceiveMessage", "sqs:RemovePermission", "sqs:SetQueueAttributes",
+	"sqs:TagQueue", "sqs:UntagQueue",
+}
