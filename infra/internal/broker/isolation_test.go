@@ -34,7 +34,9 @@ func TestOnlyTheRequesterTagOpensARunQueueToAStackRole(t *testing.T) {
 				continue
 			}
 			if !slices.ContainsFunc(s.Actions, func(a string) bool {
-				return a == "*" || a == "sqs:*" || slices.ContainsFunc(reads, func(r string) bool { return a == r || (strings.HasSuffix(a, "*") && strings.HasPrefix(r, strings.TrimSuffix(a, "*"))) })
+				return a == "*" || a == "sqs:*" || slices.ContainsFunc(reads, func(r string) bool {
+					return a == r || (strings.HasSuffix(a, "*") && strings.HasPrefix(r, strings.TrimSuffix(a, "*")))
+				})
 			}) {
 				continue
 			}
