@@ -251,18 +251,22 @@ func QueuePolicy(a RunQueueAccess) (string, error) {
 	default:
 		return "", fmt.Errorf("queue policy: principal %s is neither a role session nor a user", p.ARN)
 	}
-	allowIf := map[string]any{"ArnLike": map[string]any{"aws:PrincipalArn": principalARNs}}
 	var sessions []any // OnlyAdmittedSessionsReadRun, for a session pattern
 	if p.Kind == identity.PrincipalAssumedRole && a.SessionPattern != "" {
+		// The Allow stays role-wide: the Deny narrows it, and fails open
+		// only to the role-wide Deny (see its condition).
 		userID := sessionUserID(p, a.SessionPattern)
-		allowIf["StringLike"] = map[string]any{"aws:userid": userID}
 		sessions = append(sessions, map[string]any{
 			"Sid":       SidOnlyAdmittedSessionsReadRun,
 			"Effect":    "Deny",
 			"Principal": "*",
 			"Action":    RunQueueReadActions,
 			"Resource":  a.QueueARN,
-			"Condition": map[string]any{"StringNotLike": map[string]any{"aws:userid": userID}},
+			// Null false: only where IAM reports aws:userid (every signed
+			// request, by the documentation); were it ever missing, the
+			// role-wide Deny above still stands, and the requester's own
+			// sessions are not locked out.
+			"Condition": map[string]any{"StringNotLike": map[string]any{"aws:userid": userID}, "Null": map[string]any{"aws:userid": "false"}},
 		})
 	}
 	statements := []any{
@@ -273,7 +277,7 @@ func QueuePolicy(a RunQueueAccess) (string, error) {
 			"Action": []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
 				"sqs:GetQueueAttributes", "sqs:GetQueueUrl"},
 			"Resource":  a.QueueARN,
-			"Condition": allowIf,
+			"Condition": map[string]any{"ArnLike": map[string]any{"aws:PrincipalArn": principalARNs}},
 		},
 		map[string]any{
 			"Sid":       SidOnlyRequesterReadsRun,

@@ -182,11 +182,13 @@ func TestQueuePolicyDeniesSessionsThePatternExcludes(t *testing.T) {
 		if !ok || s.Effect != "Deny" || s.Principal != "*" || !slices.Contains(anyStrings(s.Action), "sqs:ReceiveMessage") {
 			t.Fatalf("%s: statement %+v", c.pattern, s)
 		}
-		if got := anyStrings(s.Condition["StringNotLike"]["aws:userid"]); len(s.Condition) != 1 || !slices.Equal(got, []string{c.want}) {
-			t.Errorf("%s: condition %v, want StringNotLike aws:userid %s", c.pattern, s.Condition, c.want)
+		if got := anyStrings(s.Condition["StringNotLike"]["aws:userid"]); len(s.Condition) != 2 || !slices.Equal(got, []string{c.want}) ||
+			s.Condition["Null"]["aws:userid"] != "false" {
+			t.Errorf("%s: condition %v, want StringNotLike aws:userid %s where aws:userid is not null", c.pattern, s.Condition, c.want)
 		}
-		if got := anyStrings(st[SidRequesterReadsRun].Condition["StringLike"]["aws:userid"]); !slices.Equal(got, []string{c.want}) {
-			t.Errorf("%s: allow condition %v", c.pattern, st[SidRequesterReadsRun].Condition)
+		// The Allow stays role-wide (the Deny narrows it).
+		if got := st[SidRequesterReadsRun].Condition; len(got) != 1 || got["ArnLike"] == nil {
+			t.Errorf("%s: allow condition %v", c.pattern, got)
 		}
 	}
 }

@@ -118,10 +118,12 @@ func TestRunHappyPath(t *testing.T) {
 		t.Fatalf("queue policy: %v\n%s", err, attrs.Attributes["Policy"])
 	}
 	queueARN := attrs.Attributes["QueueArn"]
-	if len(policy.Statement) != 2 {
-		t.Fatalf("policy has %d statements, want 2: %s", len(policy.Statement), attrs.Attributes["Policy"])
+	// RequesterReadsRun, the two Denies of issue 22 (queuepolicy_test.go)
+	// and DenyInsecureTransport.
+	if len(policy.Statement) != 4 {
+		t.Fatalf("policy has %d statements, want 4: %s", len(policy.Statement), attrs.Attributes["Policy"])
 	}
-	allow, deny := policy.Statement[0], policy.Statement[1]
+	allow, deny := policy.Statement[0], policy.Statement[3]
 	// Only the verified requester's role reads the queue: not every
 	// trusted principal (jenkins-deployer, extra-reader are not named).
 	wantPrincipals := `map[AWS:arn:aws:iam::111111111111:root]`
@@ -140,7 +142,8 @@ func TestRunHappyPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantTags := map[string]string{protocol.TagRunID: r.RunID, protocol.TagJob: "website",
-		protocol.TagRequester: e.id.ARN, protocol.TagCreatedAt: protocol.RunIDTimeString(r.RunID)}
+		protocol.TagRequester: e.id.ARN, protocol.TagCreatedAt: protocol.RunIDTimeString(r.RunID),
+		protocol.TagRequesterPrincipal: "arn:aws:iam::111111111111:role/github-deployer"}
 	if fmt.Sprint(qt.Tags) != fmt.Sprint(wantTags) {
 		t.Errorf("queue tags = %v\nwant %v", qt.Tags, wantTags)
 	}

@@ -35,7 +35,7 @@ import (
 // compares with ${aws:PrincipalArn}, which names the first role, not the
 // second. The conditions are judged here with IAM's semantics of the only
 // operators the policy uses (ArnNotLike, StringNotLike: '*' and '?'
-// wildcards; Bool); any other operator fails the test. IAM's own evaluation
+// wildcards; Bool, Null); any other operator fails the test. IAM's own evaluation
 // of the same documents is the iam-eval tool's.
 func TestSecondPrincipalCannotReadAnothersRunQueue(t *testing.T) {
 	ctx := context.Background()
@@ -162,6 +162,8 @@ func deniedBy(t *testing.T, statements []policyStatement, action string, c reque
 					applies = applies && !matchesAny(strings.Join(strs(v), "\n"), value)
 				case "Bool":
 					applies = applies && strs(v)[0] == value
+				case "Null": // "false": the key is present
+					applies = applies && (value != "") == (strs(v)[0] == "false")
 				default:
 					t.Fatalf("statement %s: operator %s is not judged by this test", s.Sid, op)
 				}
