@@ -59,6 +59,9 @@ type Job interface {
 	Name() string
 	Family() string
 	TaskRole() awsiam.IRole
+	// DeploymentRole holds the job's permissions; the runner assumes it
+	// for the job (deployrole.go).
+	DeploymentRole() awsiam.IRole
 	TaskDefinition() awsecs.FargateTaskDefinition
 }
 
@@ -66,6 +69,7 @@ type job struct {
 	constructs.Construct
 	name, family string
 	role         awsiam.Role
+	deployment   awsiam.Role
 	taskDef      awsecs.FargateTaskDefinition
 }
 
@@ -73,9 +77,10 @@ type job struct {
 // root filesystem is read-only.
 const TmpVolume = "tmp"
 
-// NewJob creates the job's role (sending to the run queues of this job, plus
-// exactly the statements and managed policies of the job's configuration)
-// and its task definition: family "<broker>-<job>", one container "runner"
+// NewJob creates the job's task role, the runner's (sending to the run
+// queues of this job, assuming the job's deployment role), the deployment
+// role (exactly the statements and managed policies of the job's
+// configuration, deployrole.go) and its task definition: family "<broker>-<job>", one container "runner"
 // with the job's image (whose entrypoint is the runner), ECS's init process,
 // static environment, ECS secrets, awslogs, read-only root filesystem and a
 // /tmp volume. The command comes
@@ -102,26 +107,17 @@ func NewJob(scope constructs.Construct, id string, props *JobProps) Job {
 				},
 			}),
 		}}),
-		"broker-guard": jobGuard(props),
+		"broker-guard": jobGuard(props, false),
 	}
-	if len(j.Policy) > 0 {
-		var statements []awsiam.PolicyStatement
-		for _, s := range j.Policy {
-			statements = append(statements, jobStatement(s))
-		}
-		inline["deployment"] = awsiam.NewPolicyDocument(&awsiam.PolicyDocumentProps{Statements: &statements})
-	}
-	var managed []awsiam.IManagedPolicy
-	for i, arn := range j.ManagedPolicies {
-		managed = append(managed, awsiam.ManagedPolicy_FromManagedPolicyArn(this, jsii.String(fmt.Sprintf("Managed%d", i)), jsii.String(arn)))
-	}
+	// The task role is the runner's (issue 22): run feedback, and assuming
+	// the job's deployment role, which holds the job's permissions.
 	role := awsiam.NewRole(this, jsii.String("TaskRole"), &awsiam.RoleProps{
-		AssumedBy:       ecsTasksPrincipal(),
-		Path:            jsii.String(props.RolePath),
-		Description:     jsii.String(fmt.Sprintf("deploy-broker job %s: its deployment permissions and run feedback", props.Name)),
-		InlinePolicies:  &inline,
-		ManagedPolicies: &managed,
+		AssumedBy:      ecsTasksPrincipal(),
+		Path:           jsii.String(props.RolePath),
+		Description:    jsii.String(fmt.Sprintf("deploy-broker job %s runner: run feedback, assumes the job's deployment role", props.Name)),
+		InlinePolicies: &inline,
 	})
+	deployment := newDeploymentRole(this, props, role)
 	if props.SqsAbacUnavailable != nil {
 		// Where SQS has no ABAC the tag key is absent from the request and
 		// StringEquals never matches: only there, and only by this
@@ -208,12 +204,13 @@ func NewJob(scope constructs.Construct, id string, props *JobProps) Job {
 		cfn := taskDef.Node().DefaultChild().(awsecs.CfnTaskDefinition)
 		cfn.AddPropertyOverride(jsii.String("ContainerDefinitions.0.Secrets"), secrets)
 	}
-	return &job{Construct: this, name: props.Name, family: props.Family, role: role, taskDef: taskDef}
+	return &job{Construct: this, name: props.Name, family: props.Family, role: role, deployment: deployment, taskDef: taskDef}
 }
 
 func (j *job) Name() string                                 { return j.name }
 func (j *job) Family() string                               { return j.family }
 func (j *job) TaskRole() awsiam.IRole                       { return j.role }
+func (j *job) DeploymentRole() awsiam.IRole                 { return j.deployment }
 func (j *job) TaskDefinition() awsecs.FargateTaskDefinition { return j.taskDef }
 
 // SqsAbacUnavailableRegions are the regions where SQS has no

@@ -17,7 +17,10 @@ import (
 // and the IAM evaluation tests name them. The catalogue check
 // (config.Statement's broker guards) refuses job grants these would make
 // dead.
-func jobGuard(props *JobProps) awsiam.PolicyDocument {
+//
+// deployment is true for the deployment role, which is also denied sending
+// to any run queue: only the runner (the task role) writes a run's feedback.
+func jobGuard(props *JobProps, deployment bool) awsiam.PolicyDocument {
 	deny := func(sid string, actions []string, resources []*string, conditions map[string]interface{}) awsiam.PolicyStatement {
 		p := &awsiam.PolicyStatementProps{Sid: jsii.String(sid), Effect: awsiam.Effect_DENY, Actions: jsii.Strings(actions...), Resources: &resources}
 		if conditions != nil {
@@ -28,7 +31,7 @@ func jobGuard(props *JobProps) awsiam.PolicyDocument {
 	clusterArn := arn("ecs", "cluster/"+props.ClusterName)
 	dispatcher := arn("lambda", "function:"+DispatcherFunctionName(props.Broker))
 	runLog := props.LogGroup.LogGroupName()
-	return awsiam.NewPolicyDocument(&awsiam.PolicyDocumentProps{Statements: &[]awsiam.PolicyStatement{
+	statements := []awsiam.PolicyStatement{
 		deny("NeverRegisterBrokerTaskDefinitions", JobDeniedTaskDefinitionActions, []*string{props.BrokerFamilies}, nil),
 		// ECS accepts any task role whose trust policy admits ECS tasks of
 		// this account: with RunTask on a broker family (another job's
@@ -64,7 +67,11 @@ func jobGuard(props *JobProps) awsiam.PolicyDocument {
 		// to whoever routes them (events:source is evaluated per entry).
 		deny("NeverForgeLifecycleEvents", []string{"events:PutEvents"}, []*string{jsii.String("*")},
 			map[string]interface{}{"StringEquals": map[string]interface{}{"events:source": protocol.EventSource}}),
-	}})
+	}
+	if deployment {
+		statements = append(statements, deny("NeverWriteToRunQueues", []string{"sqs:SendMessage"}, []*string{props.RunQueueArn}, nil))
+	}
+	return awsiam.NewPolicyDocument(&awsiam.PolicyDocumentProps{Statements: &statements})
 }
 
 // JobDeniedTaskDefinitionActions are denied to every job role on the

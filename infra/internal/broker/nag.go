@@ -77,7 +77,7 @@ func (s *Stack) addNagSuppressions(cfg *config.Config) {
 			}
 		}
 		if len(wild) > 0 {
-			suppress(j.TaskRole(), iam5, fmt.Sprintf("The deployment permissions of job %q, verbatim from jobs.%s.policy in the broker configuration that the platform team reviews; the broker adds nothing but sqs:SendMessage on the run queues of this job", j.Name(), j.Name()),
+			suppress(j.DeploymentRole(), iam5, fmt.Sprintf("The deployment permissions of job %q, verbatim from jobs.%s.policy in the broker configuration that the platform team reviews; the broker adds nothing but its Denies", j.Name(), j.Name()),
 				unique(wild)...)
 		}
 		var awsManaged []string
@@ -87,7 +87,7 @@ func (s *Stack) addNagSuppressions(cfg *config.Config) {
 			}
 		}
 		if len(awsManaged) > 0 {
-			suppress(j.TaskRole(), "AwsSolutions-IAM4", fmt.Sprintf("AWS managed policies named by jobs.%s.managed_policies in the broker configuration: the job's declared deployment permissions", j.Name()),
+			suppress(j.DeploymentRole(), "AwsSolutions-IAM4", fmt.Sprintf("AWS managed policies named by jobs.%s.managed_policies in the broker configuration: the job's declared deployment permissions", j.Name()),
 				awsManaged...)
 		}
 		// Every task definition sets DEPLOY_BROKER_LOG_FORMAT (job.go).

@@ -279,11 +279,14 @@ func TestEachJobRoleHasOnlyItsOwnPermissions(t *testing.T) {
 			got := identityStatements(f, role)
 			// THEN outside the regions without SQS ABAC it is sending to run
 			// queues tagged with this job (StringEquals: an untagged queue
-			// matches no job), the broker's Denies, plus the job's
-			// configured statements, as written
+			// matches no job), assuming the job's deployment role (issue
+			// 22: the task role is the runner's), and the broker's Denies
 			sendOwn := grant{Sid: "SendFeedbackToOwnRunQueues", Actions: []string{"sqs:SendMessage"}, Resources: []string{runQueueArn("test-broker")},
 				Condition: map[string]interface{}{"StringEquals": map[string]interface{}{"aws:ResourceTag/deploy-broker:job": j.Name()}}}
-			want := []grant{sendOwn,
+			deployRole := logicalID(f, j.DeploymentRole())
+			assume := grant{Sid: "AssumeTheJobsDeploymentRole", Actions: []string{"sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"},
+				Resources: []string{getAtt(deployRole, "Arn")}}
+			guard := []grant{
 				{Sid: "NeverRegisterBrokerTaskDefinitions", Effect: "Deny", Actions: []string{"ecs:RegisterTaskDefinition"},
 					Resources: []string{stackArn("ecs", "task-definition/test-broker-*")}},
 				// review finding 9: no job runs another job's revision, nor
@@ -312,9 +315,16 @@ func TestEachJobRoleHasOnlyItsOwnPermissions(t *testing.T) {
 				{Sid: "NeverForgeLifecycleEvents", Effect: "Deny", Actions: []string{"events:PutEvents"}, Resources: []string{"*"},
 					Condition: map[string]interface{}{"StringEquals": map[string]interface{}{"events:source": protocol.EventSource}}},
 			}
+			want := append([]grant{sendOwn, assume}, guard...)
+			// AND the deployment role holds the job's configured statements,
+			// as written, the same Denies, and may not write to any run
+			// queue: only the runner writes a run's feedback
+			deployment := append(slices.Clone(guard), grant{Sid: "NeverWriteToRunQueues", Effect: "Deny", Actions: []string{"sqs:SendMessage"},
+				Resources: []string{runQueueArn("test-broker")}})
 			for _, st := range cfg.Jobs[j.Name()].Policy {
-				want = append(want, grant{Sid: st.Sid, Effect: st.Effect, Actions: st.Actions, Resources: st.Resources, Condition: conditionOf(st)})
+				deployment = append(deployment, grant{Sid: st.Sid, Effect: st.Effect, Actions: st.Actions, Resources: st.Resources, Condition: conditionOf(st)})
 			}
+			assertGrants(t, "job "+j.Name()+"'s deployment role", identityStatements(f, deployRole), deployment)
 			// AND, with ABAC, whatever else it holds, it never sends to a run
 			// queue not tagged with its job
 			withAbac := append(slices.Clone(want), grant{Sid: "NeverSendToOtherJobsRunQueues", Effect: "Deny", Actions: []string{"sqs:SendMessage"},
@@ -325,10 +335,32 @@ func TestEachJobRoleHasOnlyItsOwnPermissions(t *testing.T) {
 			// send by the run-queue name pattern, by the stack's condition
 			noAbac := append(slices.Clone(want), grant{Sid: "SendFeedbackToRunQueuesWithoutAbac", Actions: []string{"sqs:SendMessage"}, Resources: []string{runQueueArn("test-broker")}})
 			assertGrants(t, "job "+j.Name()+" in eu-central-2", inRegion(t, f, "eu-central-2", got), noAbac)
-			// AND exactly its managed policies
+			// AND the deployment role has exactly its managed policies, the
+			// task role none
 			props := f.resources()[role].(map[string]interface{})["Properties"].(map[string]interface{})
-			if got, want := strings.Join(list(props["ManagedPolicyArns"]), ","), strings.Join(cfg.Jobs[j.Name()].ManagedPolicies, ","); got != want {
+			dprops := f.resources()[deployRole].(map[string]interface{})["Properties"].(map[string]interface{})
+			if got, want := strings.Join(list(dprops["ManagedPolicyArns"]), ","), strings.Join(cfg.Jobs[j.Name()].ManagedPolicies, ","); got != want {
 				t.Errorf("managed policies %q, want %q", got, want)
+			}
+			if props["ManagedPolicyArns"] != nil {
+				t.Errorf("the task role has managed policies %v", props["ManagedPolicyArns"])
+			}
+			// AND only the job's runner may assume the deployment role,
+			// naming the run as source identity and tagging the session
+			taskArn := getAtt(role, "Arn")
+			assertGrants(t, "job "+j.Name()+"'s deployment role's trust", trustStatements(f, deployRole), []grant{
+				{Actions: []string{"sts:AssumeRole"}, Condition: map[string]interface{}{"Null": map[string]interface{}{"sts:SourceIdentity": "false"}}},
+				{Sid: "RunnerNamesTheRun", Actions: []string{"sts:SetSourceIdentity", "sts:TagSession"}},
+			})
+			for _, st := range trustStatements(f, deployRole) {
+				if strings.Join(st.Principals, ",") != "AWS:"+taskArn {
+					t.Errorf("deployment role trusts %v, want exactly the job's task role %s", st.Principals, taskArn)
+				}
+			}
+			// AND it is outside the broker's role path, so the run queues'
+			// own policies deny it sending too
+			if got := dprops["Path"]; got != "/deploy-broker-job/test-broker/" {
+				t.Errorf("deployment role path %v, want /deploy-broker-job/test-broker/", got)
 			}
 			// AND only ECS tasks of this account may assume it
 			assertGrants(t, "job "+j.Name()+"'s trust", trustStatements(f, role), []grant{{
@@ -480,6 +512,10 @@ func TestExecutionRoleReadsOnlyTheJobsImagesSecretsAndLogs(t *testing.T) {
 // name: every trust policy is one of the known ones.
 func TestOnlyKnownPrincipalsAssumeRoles(t *testing.T) {
 	f := mainStack(t)
+	runnerOf := map[string]string{} // deployment role → "AWS:" + its task role's ARN
+	for _, j := range f.app.Stack.Catalogue.Jobs() {
+		runnerOf[logicalID(f, j.DeploymentRole())] = "AWS:" + getAtt(logicalID(f, j.TaskRole()), "Arn")
+	}
 	reader := "" // the main stack has no viewers: no reader role
 	if f.app.Stack.ReaderRole != nil {
 		reader = logicalID(f, f.app.Stack.ReaderRole.Role())
@@ -491,6 +527,7 @@ func TestOnlyKnownPrincipalsAssumeRoles(t *testing.T) {
 		p := strings.Join(s.Principals, ",")
 		switch p {
 		case "Service:ecs-tasks.amazonaws.com", "Service:lambda.amazonaws.com", "Service:vpc-flow-logs.amazonaws.com":
+		case runnerOf[s.LogicalID]: // a job's deployment role: its runner
 		default:
 			if !strings.HasPrefix(p, "Federated:") {
 				t.Errorf("role %s is assumable by %s", s.LogicalID, p)

@@ -99,7 +99,7 @@ var allowedWildcardResources = []wildcardResource{
 	}},
 }
 
-// jobResources maps each job's task role to the resources its configured
+// jobResources maps each job's deployment role to the resources its configured
 // statements name: a wildcard there is the job's own, declared and reviewed
 // in the configuration, granted verbatim and to that job only.
 func jobResources(f *fixture) map[string]map[string]bool {
@@ -111,7 +111,7 @@ func jobResources(f *fixture) map[string]map[string]bool {
 				m[r] = true
 			}
 		}
-		out[logicalID(f, j.TaskRole())] = m
+		out[logicalID(f, j.DeploymentRole())] = m
 	}
 	return out
 }
