@@ -59,14 +59,14 @@ func TestSecondPrincipalCannotReadAnothersRunQueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	second := requestContext{principalARN: "arn:aws:iam::111111111111:role/github-deployer", userID: aws.ToString(out.AssumedRoleUser.AssumedRoleId)}
+	second := callerContext{principalARN: "arn:aws:iam::111111111111:role/github-deployer", userID: aws.ToString(out.AssumedRoleUser.AssumedRoleId)}
 	firstCfg := awsCfg.Copy()
 	firstCfg.Credentials = credentials.StaticCredentialsProvider{Value: first.Creds}
 	who, err := sts.NewFromConfig(firstCfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	requester := requestContext{principalARN: "arn:aws:iam::111111111111:role/jenkins-deployer", userID: aws.ToString(who.UserId)}
+	requester := callerContext{principalARN: "arn:aws:iam::111111111111:role/jenkins-deployer", userID: aws.ToString(who.UserId)}
 
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	req := &protocol.Request{V: protocol.RequestVersion, Kind: protocol.KindRun, RunID: protocol.NewRunID(now), Job: "website",
@@ -100,17 +100,17 @@ func TestSecondPrincipalCannotReadAnothersRunQueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var policy struct{ Statement []policyStatement }
+	var policy struct{ Statement []queuePolicyStatement }
 	if err := json.Unmarshal([]byte(attrs.Attributes["Policy"]), &policy); err != nil {
 		t.Fatalf("queue policy %q: %v", attrs.Attributes["Policy"], err)
 	}
 	for _, action := range []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"} {
-		if sid := deniedBy(t, policy.Statement, action, second); sid == "" {
+		if sid := queueDenyFor(t, policy.Statement, action, second); sid == "" {
 			t.Errorf("%s by the second principal (%s) on the first's run queue: no Deny applies", action, second.principalARN)
 		} else {
 			t.Logf("%s by %s: denied by %s", action, second.principalARN, sid)
 		}
-		if sid := deniedBy(t, policy.Statement, action, requester); sid != "" {
+		if sid := queueDenyFor(t, policy.Statement, action, requester); sid != "" {
 			t.Errorf("%s by the requester: denied by %s", action, sid)
 		}
 	}
@@ -123,7 +123,7 @@ func TestSecondPrincipalCannotReadAnothersRunQueue(t *testing.T) {
 	}
 }
 
-type policyStatement struct {
+type queuePolicyStatement struct {
 	Sid       string
 	Effect    string
 	Principal any
@@ -131,16 +131,16 @@ type policyStatement struct {
 	Condition map[string]map[string]any
 }
 
-// requestContext is what IAM knows of the caller that a run queue's policy
+// callerContext is what IAM knows of the caller that a run queue's policy
 // looks at.
-type requestContext struct{ principalARN, userID string }
+type callerContext struct{ principalARN, userID string }
 
-// deniedBy returns the Sid of a Deny statement for everyone that applies to
+// queueDenyFor returns the Sid of a Deny statement for everyone that applies to
 // action by c over TLS, "" when none does.
-func deniedBy(t *testing.T, statements []policyStatement, action string, c requestContext) string {
+func queueDenyFor(t *testing.T, statements []queuePolicyStatement, action string, c callerContext) string {
 	t.Helper()
 	for _, s := range statements {
-		if s.Effect != "Deny" || s.Principal != "*" || !matchesAny(strings.Join(strs(s.Action), "\n"), action) {
+		if s.Effect != "Deny" || s.Principal != "*" || !iamLikeAny(strings.Join(policyStrings(s.Action), "\n"), action) {
 			continue
 		}
 		applies := true // the conditions of one statement are ANDed
@@ -159,11 +159,11 @@ func deniedBy(t *testing.T, statements []policyStatement, action string, c reque
 				}
 				switch op {
 				case "ArnNotLike", "StringNotLike": // true when the value matches none
-					applies = applies && !matchesAny(strings.Join(strs(v), "\n"), value)
+					applies = applies && !iamLikeAny(strings.Join(policyStrings(v), "\n"), value)
 				case "Bool":
-					applies = applies && strs(v)[0] == value
+					applies = applies && policyStrings(v)[0] == value
 				case "Null": // "false": the key is present
-					applies = applies && (value != "") == (strs(v)[0] == "false")
+					applies = applies && (value != "") == (policyStrings(v)[0] == "false")
 				default:
 					t.Fatalf("statement %s: operator %s is not judged by this test", s.Sid, op)
 				}
@@ -176,9 +176,9 @@ func deniedBy(t *testing.T, statements []policyStatement, action string, c reque
 	return ""
 }
 
-// matchesAny reports whether value matches one of the newline-separated
+// iamLikeAny reports whether value matches one of the newline-separated
 // IAM patterns ('*' any run of characters, '?' any one).
-func matchesAny(patterns, value string) bool {
+func iamLikeAny(patterns, value string) bool {
 	for _, p := range strings.Split(patterns, "\n") {
 		re := "^" + strings.NewReplacer(`\*`, ".*", `\?`, ".").Replace(regexp.QuoteMeta(p)) + "$"
 		if regexp.MustCompile(re).MatchString(value) {
@@ -188,7 +188,7 @@ func matchesAny(patterns, value string) bool {
 	return false
 }
 
-func strs(v any) []string {
+func policyStrings(v any) []string {
 	switch x := v.(type) {
 	case string:
 		return []string{x}
