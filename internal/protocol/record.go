@@ -141,7 +141,7 @@ const (
 // Exit is the runner's last record.
 type Exit struct {
 	Code       int    `json:"code"`             // the job's exit code; -1 when killed by a signal or never started
-	Signal     string `json:"signal,omitempty"` // e.g. "killed", "terminated"
+	Signal     Signal `json:"signal,omitempty"` // the Linux signal number that ended the job (exitcode.go)
 	Reason     string `json:"reason"`
 	Message    string `json:"message,omitempty"`
 	DurationMS int64  `json:"duration_ms"`
@@ -271,7 +271,7 @@ func (r *Record) textFields() []textField {
 	case r.Started != nil:
 		return []textField{{"job", r.Started.Job}}
 	case r.Exit != nil:
-		return []textField{{"signal", r.Exit.Signal}, {"reason", r.Exit.Reason}, {"message", r.Exit.Message}}
+		return []textField{{"reason", r.Exit.Reason}, {"message", r.Exit.Message}}
 	}
 	return nil
 }

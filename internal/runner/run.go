@@ -30,39 +30,17 @@ type Result struct {
 	Retries      int
 }
 
-// ExitCode is the runner process's exit code for a result: the job's own
-// code when the exit record was delivered (128+N when a signal N it did not
-// get from the runner killed it); 244 after a timeout, 245 after a cancel,
-// 242 when the command could not start; 247 whenever the exit record could
-// not be delivered to the queue, whatever the job did.
+// ExitCode is the runner process's exit code for a result: the code every
+// reader of the exit record gives the run ([protocol.ExitCode]: the job's
+// own, 128+N after signal N, 244 timeout, 245 cancel, 242 could not start);
+// 247 whenever the exit record could not be delivered to the queue,
+// whatever the job did.
 func (r Result) ExitCode() int {
 	if !r.Delivered {
 		return exitcode.Broker
 	}
-	switch r.Exit.Reason {
-	case protocol.ReasonTimeout:
-		return exitcode.Timeout
-	case protocol.ReasonCancelled:
-		return exitcode.Cancelled
-	case protocol.ReasonRunnerError:
-		return exitcode.StartFailed
-	}
-	if r.Exit.Code >= 0 {
-		return r.Exit.Code
-	}
-	if sig, ok := signalNumbers[r.Exit.Signal]; ok {
-		return 128 + int(sig)
-	}
-	return exitcode.Broker
+	return protocol.ExitCode(r.Exit, false)
 }
-
-var signalNumbers = func() map[string]syscall.Signal {
-	m := map[string]syscall.Signal{}
-	for s := syscall.Signal(1); s < 32; s++ {
-		m[s.String()] = s
-	}
-	return m
-}()
 
 // Run runs the job described by cfg and streams its output to the queue
 // through client (nil: local-only from the start). ctx being cancelled is a
@@ -272,14 +250,14 @@ func startJob(ctx context.Context, cfg Config, red *Redactor, in chan<- item, lo
 		x := protocol.Exit{Reason: reason, Message: msg, Code: -1}
 		if st := cmd.ProcessState; st != nil {
 			if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-				x.Signal = ws.Signal().String()
+				x.Signal = protocol.Signal(ws.Signal())
 			} else {
 				x.Code = st.ExitCode()
 			}
 		}
 		if reason == protocol.ReasonCompleted {
-			if x.Signal != "" {
-				x.Message = "the job was killed by signal: " + x.Signal
+			if x.Signal != 0 {
+				x.Message = fmt.Sprintf("the job was killed by signal %d (%s, %s)", int(x.Signal), x.Signal, x.Signal.Description())
 			} else {
 				x.Message = fmt.Sprintf("the job exited with code %d", x.Code)
 			}

@@ -247,9 +247,9 @@ func testStop(t *testing.T, ignoreTerm bool, cancel bool) {
 	if x.Reason != wantReason || res.ExitCode() != wantCode {
 		t.Fatalf("exit %+v code %d", x, res.ExitCode())
 	}
-	wantSig := "terminated"
+	wantSig := protocol.Signal(syscall.SIGTERM)
 	if ignoreTerm {
-		wantSig = "killed"
+		wantSig = protocol.Signal(syscall.SIGKILL)
 	}
 	if x.Signal != wantSig || x.Code != -1 {
 		t.Fatalf("exit %+v: want signal %s", x, wantSig)
@@ -408,6 +408,17 @@ func TestWarnsWhenPID1(t *testing.T) {
 		}
 		if warned := strings.Contains(log.String(), "PID 1 without an init"); warned != (pid == 1) {
 			t.Errorf("pid %d: warned %v; log:\n%s", pid, warned, log.String())
+		}
+	}
+}
+
+// The protocol's table of signal names is Linux's, as Go names them: an old
+// runner wrote these names, and the trigger decodes them to numbers.
+func TestSignalNamesAreLinuxs(t *testing.T) {
+	for n := syscall.Signal(1); n < 32; n++ {
+		s, err := protocol.ParseSignal(n.String())
+		if err != nil || s != protocol.Signal(n) || protocol.Signal(n).Description() != n.String() {
+			t.Errorf("signal %d %q: parsed %d, %v; described %q", n, n.String(), s, err, protocol.Signal(n).Description())
 		}
 	}
 }

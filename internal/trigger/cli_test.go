@@ -216,14 +216,6 @@ func TestRequesterFromEnv(t *testing.T) {
 	}
 }
 
-func TestSignalNumber(t *testing.T) {
-	for in, want := range map[string]int{"killed": 9, "terminated": 15, "SIGINT": 2, "KILL": 9, "6": 6, "signal 10": 10, "segmentation fault": 11} {
-		if got := signalNumber(in); got != want {
-			t.Errorf("signalNumber(%q) = %d, want %d", in, got, want)
-		}
-	}
-}
-
 // help, version and completion are commands, not job names: nothing is
 // published, and no topic is needed.
 func TestCommandsAreNotJobs(t *testing.T) {

@@ -168,6 +168,14 @@ func (f *logFollower) run(ctx context.Context) error {
 		}
 		if exit != nil {
 			f.exit = exit
+			if exit.Signal != 0 && !f.cancelled && !run.cancelAsked() {
+				// A signalled end is a cancel's when one was asked
+				// (protocol.ExitCode): the ledger as it is now, as the
+				// cancel may have come after attach found the run.
+				if r, ok, err := f.h.get(ctx, runID); err == nil && ok {
+					run = r
+				}
+			}
 			return f.finish(run, exit)
 		}
 		if !f.follow {
@@ -270,10 +278,10 @@ func (f *logFollower) finish(run historyRun, x *protocol.Exit) error {
 			fmt.Fprintln(w)
 		}
 	}
-	err := exitError(run.Job, f.cli.RunID, x)
+	err := exitError(run.Job, f.cli.RunID, x, f.cancelled || run.cancelAsked())
 	if !f.attach {
 		if x.Reason == protocol.ReasonCompleted {
-			f.say("job %s exited with code %d in %s", run.Job, exitShown(x), roundDuration(time.Duration(x.DurationMS)*time.Millisecond))
+			f.say("job %s exited with code %d in %s", run.Job, protocol.ExitCode(*x, false), roundDuration(time.Duration(x.DurationMS)*time.Millisecond))
 		} else {
 			f.say("job %s ended: %s", run.Job, x.Message)
 		}
@@ -285,36 +293,6 @@ func (f *logFollower) finish(run historyRun, x *protocol.Exit) error {
 		f.say("job %s failed with exit code %d", run.Job, exitcode.Code(err))
 	}
 	return err
-}
-
-func exitShown(x *protocol.Exit) int {
-	if x.Signal != "" {
-		return 128 + signalNumber(x.Signal)
-	}
-	return x.Code
-}
-
-// exitError maps an exit record to deploy-trigger's exit, as a run's watch
-// does (watch_outcome.go).
-func exitError(job, runID string, x *protocol.Exit) error {
-	switch x.Reason {
-	case protocol.ReasonCompleted:
-		code := exitShown(x)
-		if code == 0 {
-			return nil
-		}
-		if code < 0 {
-			code = 1
-		}
-		return &exitcode.JobExit{Code: code}
-	case protocol.ReasonTimeout:
-		return exitcode.Errorf(exitcode.Timeout, "job %s ran past its timeout and was stopped", job)
-	case protocol.ReasonCancelled:
-		return exitcode.Errorf(exitcode.Cancelled, "run %s was cancelled", runID)
-	case protocol.ReasonRunnerError:
-		return exitcode.Errorf(exitcode.StartFailed, "the runner could not run job %s: %s", job, x.Message)
-	}
-	return exitcode.Errorf(exitcode.LostRunner, "the runner ended with an unknown reason %q", x.Reason)
 }
 
 // lastExit reads the exit record from the end of a run's log (nil while the

@@ -86,6 +86,9 @@ type historyRun struct {
 	Outputs map[string]string `json:"outputs,omitempty"`
 }
 
+// cancelAsked says a cancel was asked for the run.
+func (r historyRun) cancelAsked() bool { return r.CancelAsked != "" || r.CancelledAt != "" }
+
 // historyAPI is the slice of DynamoDB the history commands use: Query only.
 type historyAPI interface {
 	Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)

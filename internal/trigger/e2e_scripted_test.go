@@ -297,7 +297,7 @@ func TestScriptedCancelOnSignal(t *testing.T) {
 	}
 	b.send(ctx, url, req.RunID, output(3, out("got SIGTERM, cleaning up")))
 	e := exitRec(4, -1, protocol.ReasonCancelled)
-	e.Exit.Signal = "terminated"
+	e.Exit.Signal = 15 // SIGTERM
 	b.send(ctx, url, req.RunID, e)
 	err := tr.wait(t, 20*time.Second)
 	if code := codeOf(err); code != exitcode.Cancelled {

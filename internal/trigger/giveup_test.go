@@ -273,7 +273,7 @@ func releaseWaitsForCancelInFlight(ctx context.Context, t *testing.T, b *scripte
 	tr.signals <- os.Interrupt
 	waitFor(t, func() bool { return strings.Contains(p.String(), "cancel start") })
 	e := exitRec(2, -1, protocol.ReasonCancelled)
-	e.Exit.Signal = "terminated"
+	e.Exit.Signal = 15 // SIGTERM
 	b.send(ctx, url, req.RunID, e)
 	err := tr.wait(t, 20*time.Second)
 	if code := codeOf(err); code != exitcode.Cancelled {

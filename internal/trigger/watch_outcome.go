@@ -45,28 +45,33 @@ func (w *watch) exitOutcome(e *protocol.Exit) error {
 	if e.DurationMS > 0 {
 		w.startedAt = w.set.now().Add(-time.Duration(e.DurationMS) * time.Millisecond)
 	}
-	msg := strings.TrimPrefix(e.Message, e.Reason+": ")
-	switch e.Reason {
-	case protocol.ReasonCompleted:
-		if !w.cancelAt.IsZero() && e.Signal != "" {
-			return exitcode.Errorf(exitcode.Cancelled, "run %s was cancelled: the job stopped on %s", w.runID, e.Signal)
-		}
-		code := exitShown(e) // as attach shows it (cmd_logs.go)
-		if code == 0 {
-			return errJobSucceeded
-		}
-		if code < 0 {
-			code = 1
-		}
-		return &exitcode.JobExit{Code: code}
-	case protocol.ReasonTimeout:
-		return exitcode.Errorf(exitcode.Timeout, "job %s ran past its timeout and was stopped%s", w.cfg.Job, suffix(msg))
-	case protocol.ReasonCancelled:
-		return exitcode.Errorf(exitcode.Cancelled, "run %s was cancelled%s", w.runID, suffix(msg))
-	case protocol.ReasonRunnerError:
-		return exitcode.Errorf(exitcode.StartFailed, "the runner could not run job %s%s", w.cfg.Job, suffix(msg))
+	if err := exitError(w.cfg.Job, w.runID, e, w.cancelRequested()); err != nil {
+		return err
 	}
-	return exitcode.Errorf(exitcode.LostRunner, "the runner ended with an unknown reason %q%s", e.Reason, suffix(msg))
+	return errJobSucceeded
+}
+
+// exitError is deploy-trigger's end for an exit record, the live watch's and
+// attach's alike: the code is protocol.ExitCode's, the one mapping; nil when
+// the job succeeded. cancelAsked says a cancel was asked for the run.
+func exitError(job, runID string, x *protocol.Exit, cancelAsked bool) error {
+	code := protocol.ExitCode(*x, cancelAsked)
+	msg := suffix(strings.TrimPrefix(x.Message, x.Reason+": "))
+	switch {
+	case code == 0:
+		return nil
+	case x.Reason == protocol.ReasonCompleted && code == exitcode.Cancelled && x.Signal != 0:
+		return exitcode.Errorf(code, "run %s was cancelled: the job stopped on %s", runID, x.Signal)
+	case x.Reason == protocol.ReasonCompleted:
+		return &exitcode.JobExit{Code: code}
+	case x.Reason == protocol.ReasonTimeout:
+		return exitcode.Errorf(code, "job %s ran past its timeout and was stopped%s", job, msg)
+	case x.Reason == protocol.ReasonCancelled:
+		return exitcode.Errorf(code, "run %s was cancelled%s", runID, msg)
+	case x.Reason == protocol.ReasonRunnerError:
+		return exitcode.Errorf(code, "the runner could not run job %s%s", job, msg)
+	}
+	return exitcode.Errorf(code, "the runner ended with an unknown reason %q%s", x.Reason, msg)
 }
 
 func suffix(msg string) string {
@@ -123,29 +128,4 @@ func (w *watch) lastKnown() string {
 		return "looking up the run queue is denied (" + short(apiMessage(w.lastWaitErr), 200) + "); is this principal trusted by the broker?"
 	}
 	return "no run queue appeared, so the broker never picked up the request; check that the dispatcher is subscribed to " + w.cfg.Topic.ARN
-}
-
-// signalNumber maps a signal name ("killed", "SIGKILL", "KILL", "9") to its number.
-func signalNumber(s string) int {
-	names := map[string]int{"hangup": 1, "interrupt": 2, "quit": 3, "illegal instruction": 4, "trace/breakpoint trap": 5,
-		"aborted": 6, "bus error": 7, "floating point exception": 8, "killed": 9, "user defined signal 1": 10,
-		"segmentation fault": 11, "user defined signal 2": 12, "broken pipe": 13, "alarm clock": 14, "terminated": 15}
-	short := map[string]int{"HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "TRAP": 5, "ABRT": 6, "BUS": 7, "FPE": 8, "KILL": 9,
-		"USR1": 10, "SEGV": 11, "USR2": 12, "PIPE": 13, "ALRM": 14, "TERM": 15}
-	if n, ok := names[strings.ToLower(s)]; ok {
-		return n
-	}
-	if n, ok := short[strings.TrimPrefix(strings.ToUpper(s), "SIG")]; ok {
-		return n
-	}
-	var n int
-	if _, err := fmt.Sscanf(s, "%d", &n); err == nil && n > 0 && n < 128 {
-		return n
-	}
-	if strings.HasPrefix(s, "signal ") {
-		if _, err := fmt.Sscanf(s, "signal %d", &n); err == nil && n > 0 && n < 128 {
-			return n
-		}
-	}
-	return 9
 }
