@@ -47,7 +47,7 @@ func TestSignalledJobExitsWith128PlusNLiveAndAttached(t *testing.T) {
 		`{"code":-1,"signal":"bad system call","reason":"completed","duration_ms":1,"lines":0,"bytes":0}`:         159,
 		`{"code":-1,"signal":"CPU time limit exceeded","reason":"completed","duration_ms":1,"lines":0,"bytes":0}`: 152,
 		`{"code":-1,"signal":"killed","reason":"completed","duration_ms":1,"lines":0,"bytes":0}`:                  137,
-		`{"code":-1,"signal":"user defined signal 1","reason":"completed","duration_ms":1,"lines":0,"bytes":0}`:    138,
+		`{"code":-1,"signal":"user defined signal 1","reason":"completed","duration_ms":1,"lines":0,"bytes":0}`:   138,
 	} {
 		if got := liveCode(exitRecordJSON(t, rec), false); got != want {
 			t.Errorf("live %s: code %d, want %d", rec, got, want)
