@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 
+	"github.com/deploy-broker/deploy-broker/internal/ledger"
 	"github.com/deploy-broker/deploy-broker/internal/localbroker"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 	"github.com/deploy-broker/deploy-broker/internal/testkit/e2etest"
@@ -59,7 +60,7 @@ func TestFloodFromOnePrincipalDoesNotHoldUpAnother(t *testing.T) {
 	}
 	item := func(runID string) map[string]string {
 		out, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(b.Resources.LedgerTable),
-			Key: map[string]dbtypes.AttributeValue{protocol.LedgerRunID: &dbtypes.AttributeValueMemberS{Value: runID}}, ConsistentRead: aws.Bool(true)})
+			Key: map[string]dbtypes.AttributeValue{ledger.AttrRunID: &dbtypes.AttributeValueMemberS{Value: runID}}, ConsistentRead: aws.Bool(true)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,10 +92,10 @@ func TestFloodFromOnePrincipalDoesNotHoldUpAnother(t *testing.T) {
 		for _, id := range ids {
 			it := item(id)
 			switch {
-			case it[protocol.LedgerNotifiedAt] == "":
-			case it[protocol.LedgerRejectCode] == protocol.RejectThrottled:
+			case it[ledger.AttrNotifiedAt] == "":
+			case it[ledger.AttrRejectCode] == protocol.RejectThrottled:
 				throttled = append(throttled, id)
-			case it[protocol.LedgerTaskARN] != "":
+			case it[ledger.AttrTaskARN] != "":
 				accepted = append(accepted, id)
 			default:
 				t.Fatalf("flood run %s: %v", id, it)
@@ -113,24 +114,24 @@ func TestFloodFromOnePrincipalDoesNotHoldUpAnother(t *testing.T) {
 
 	// The flooder's runs end (stopped): their slots come back.
 	for _, id := range accepted {
-		if _, err := ecsc.StopTask(ctx, &ecs.StopTaskInput{Cluster: aws.String(b.Resources.ClusterARN), Task: aws.String(item(id)[protocol.LedgerTaskARN])}); err != nil {
+		if _, err := ecsc.StopTask(ctx, &ecs.StopTaskInput{Cluster: aws.String(b.Resources.ClusterARN), Task: aws.String(item(id)[ledger.AttrTaskARN])}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for _, id := range accepted {
-		for end := time.Now().Add(30 * time.Second); item(id)[protocol.LedgerEndedAt] == ""; time.Sleep(200 * time.Millisecond) {
+		for end := time.Now().Add(30 * time.Second); item(id)[ledger.AttrEndedAt] == ""; time.Sleep(200 * time.Millisecond) {
 			if time.Now().After(end) {
 				t.Fatalf("flood run %s never ended after StopTask: %v", id, item(id))
 			}
 		}
 	}
 	again := publish(0, "website", map[string]string{"version": "1.0.1"})
-	for end := time.Now().Add(30 * time.Second); item(again)[protocol.LedgerNotifiedAt] == ""; time.Sleep(200 * time.Millisecond) {
+	for end := time.Now().Add(30 * time.Second); item(again)[ledger.AttrNotifiedAt] == ""; time.Sleep(200 * time.Millisecond) {
 		if time.Now().After(end) {
 			t.Fatalf("the flooder's run after its runs ended was never answered: %v", item(again))
 		}
 	}
-	if it := item(again); it[protocol.LedgerTaskARN] == "" {
+	if it := item(again); it[ledger.AttrTaskARN] == "" {
 		t.Fatalf("the flooder's run after its runs ended: %v, want a task (no slot leaked)", it)
 	}
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/deploy-broker/deploy-broker/internal/config"
 	"github.com/deploy-broker/deploy-broker/internal/dispatcher"
+	"github.com/deploy-broker/deploy-broker/internal/ledger"
 	"github.com/deploy-broker/deploy-broker/internal/localbroker"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 	"github.com/deploy-broker/deploy-broker/internal/testkit/mototest"
@@ -372,7 +373,7 @@ func TestHostileRequestsAreRefusedAndLaunchNothing(t *testing.T) {
 						t.Errorf("a request refused for its proof has a run queue")
 					}
 					it, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(res.LedgerTable),
-						Key: map[string]dbtypes.AttributeValue{protocol.LedgerRunID: &dbtypes.AttributeValueMemberS{Value: req.RunID}}, ConsistentRead: aws.Bool(true)})
+						Key: map[string]dbtypes.AttributeValue{ledger.AttrRunID: &dbtypes.AttributeValueMemberS{Value: req.RunID}}, ConsistentRead: aws.Bool(true)})
 					if err != nil || it.Item != nil {
 						t.Errorf("a request refused for its proof has a ledger item (%v)", err)
 					}

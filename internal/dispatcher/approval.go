@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/deploy-broker/deploy-broker/internal/identity"
+	"github.com/deploy-broker/deploy-broker/internal/ledger"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
@@ -23,9 +24,6 @@ import (
 // run waits at most until its request expires (+ skew); the sweep then
 // refuses it (expired); a cancel takes it out (245).
 
-// StatusAwaitingApproval: the run waits for an approver's decision.
-const StatusAwaitingApproval = "awaiting-approval"
-
 // Audit decisions of approvals.
 const (
 	DecisionAwaitingApproval = "awaiting-approval"
@@ -40,14 +38,14 @@ func (d *Dispatcher) awaitApproval(ctx context.Context, req *protocol.Request, q
 	if !known || len(job.Approvers) == 0 {
 		return true, nil
 	}
-	it, found, err := d.ledger.get(ctx, req.RunID)
+	it, found, err := d.ledger.Get(ctx, req.RunID)
 	if err != nil {
 		return false, err
 	}
-	if found && it.Approval == "approved" {
+	if found && it.Approval == ledger.ApprovalApproved {
 		return true, nil
 	}
-	if err := d.hold(ctx, req, queueURL, StatusAwaitingApproval); err != nil {
+	if err := d.hold(ctx, req, queueURL, ledger.AwaitingApproval); err != nil {
 		return false, err
 	}
 	rec := d.record(protocol.TypeQueued, protocol.SourceDispatcher, uint64(max(d.now().UnixMilli(), 2)))
@@ -73,11 +71,11 @@ func (d *Dispatcher) handleApproval(ctx context.Context, req *protocol.Request, 
 		d.write(ctx, a)
 		return nil
 	}
-	it, ok, err := d.ledger.get(ctx, req.RunID)
+	it, ok, err := d.ledger.Get(ctx, req.RunID)
 	if err != nil {
 		return d.failed(ctx, a, err)
 	}
-	if ok && it.Status == StatusRejected && it.RejectCode == protocol.RejectDisapproved && it.NotifiedAt.IsZero() && req.Kind == protocol.KindReject && d.mayApprove(p, it) == "" {
+	if ok && it.Status == ledger.Rejected && it.RejectCode == protocol.RejectDisapproved && it.NotifiedAt.IsZero() && req.Kind == protocol.KindReject && d.mayApprove(p, it) == "" {
 		// A rejection whose answer to the requester failed after the
 		// ledger recorded it (Lambda retries the reject): finish it.
 		a.Job = it.Job
@@ -88,10 +86,10 @@ func (d *Dispatcher) handleApproval(ctx context.Context, req *protocol.Request, 
 		d.write(ctx, a)
 		return nil
 	}
-	if !ok || it.Status != StatusAwaitingApproval {
+	if !ok || it.Status != ledger.AwaitingApproval {
 		status := "no such run"
 		if ok {
-			status = "the run does not await approval (status " + it.Status + ")"
+			status = "the run does not await approval (status " + string(it.Status) + ")"
 		}
 		a.Decision, a.Reason = DecisionIgnored, status
 		d.write(ctx, a)
@@ -103,7 +101,7 @@ func (d *Dispatcher) handleApproval(ctx context.Context, req *protocol.Request, 
 		d.write(ctx, a)
 		return nil
 	}
-	now := stamp(d.now())
+	decided := &ledger.Decision{By: p.ARN, At: d.now()}
 	if req.Kind == protocol.KindReject {
 		// The decision and the end of the run are one conditional update:
 		// an approval arriving meanwhile finds the run no longer awaiting
@@ -112,8 +110,7 @@ func (d *Dispatcher) handleApproval(ctx context.Context, req *protocol.Request, 
 		// answering the requester fails after it, Lambda's retry of this
 		// reject finishes the answer (above).
 		rej := rejection{protocol.RejectDisapproved, "rejected by " + p.ARN + " (approver)"}
-		it, decided, err := d.endWaiting(ctx, req.RunID, StatusAwaitingApproval, rej,
-			map[string]string{protocol.LedgerApproval: "rejected", protocol.LedgerApprovalBy: p.ARN, protocol.LedgerApprovalAt: now})
+		it, decided, err := d.endWaiting(ctx, req.RunID, ledger.AwaitingApproval, rej, decided)
 		if err != nil {
 			return d.failed(ctx, a, err)
 		}
@@ -130,10 +127,9 @@ func (d *Dispatcher) handleApproval(ctx context.Context, req *protocol.Request, 
 		return nil
 	}
 	lease := d.leaseEnd(ctx)
-	it, err = d.ledger.update(ctx, req.RunID, map[string]string{protocol.LedgerStatus: StatusLaunching, protocol.LedgerLeaseUntil: stamp(lease),
-		protocol.LedgerApproval: "approved", protocol.LedgerApprovalBy: p.ARN, protocol.LedgerApprovalAt: now},
-		cond{protocol.LedgerStatus, StatusAwaitingApproval})
-	if errors.Is(err, errConditionFailed) {
+	decided.Approved = true
+	it, err = d.ledger.StartWaiting(ctx, req.RunID, ledger.AwaitingApproval, lease, decided)
+	if errors.Is(err, ledger.ErrConditionFailed) {
 		a.Decision, a.Reason = DecisionIgnored, "the run was decided or ended meanwhile"
 		d.write(ctx, a)
 		return nil
@@ -147,7 +143,7 @@ func (d *Dispatcher) handleApproval(ctx context.Context, req *protocol.Request, 
 }
 
 // mayApprove says why p may not decide the run ("" when it may).
-func (d *Dispatcher) mayApprove(p identity.Principal, it ledgerItem) string {
+func (d *Dispatcher) mayApprove(p identity.Principal, it ledger.Item) string {
 	job, ok := d.cfg.Jobs[it.Job]
 	if !ok {
 		return "job " + it.Job + " is no longer in the catalogue"

@@ -11,6 +11,7 @@ import (
 	dbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/deploy-broker/deploy-broker/internal/dispatcher"
+	"github.com/deploy-broker/deploy-broker/internal/ledger"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
@@ -28,7 +29,7 @@ func TestApprovalBySecondPerson(t *testing.T) {
 	e := newEnv(t, withEvents(rec))
 	e.approvers(jenkinsRole)
 	runID := e.submit()
-	e.wantStatus(runID, dispatcher.StatusAwaitingApproval)
+	e.wantStatus(runID, ledger.AwaitingApproval)
 	if n := len(e.tasks(runID)); n != 0 {
 		t.Fatalf("%d tasks before approval", n)
 	}
@@ -57,20 +58,20 @@ func TestApprovalBySecondPerson(t *testing.T) {
 	if a := lastDecision(e, runID); a["decision"] != dispatcher.DecisionDenied || !strings.Contains(a["reason"].(string), "is not among the approvers") {
 		t.Errorf("non-approver audit %v", a)
 	}
-	e.wantStatus(runID, dispatcher.StatusAwaitingApproval)
+	e.wantStatus(runID, ledger.AwaitingApproval)
 
 	// An approver approves: the run starts, and the ledger says who and when.
 	e.approvers(jenkinsRole)
 	if err := e.shortAs(jenkins, protocol.KindApprove, runID); err != nil {
 		t.Fatal(err)
 	}
-	e.wantStatus(runID, dispatcher.StatusAccepted)
+	e.wantStatus(runID, ledger.Accepted)
 	if n := len(e.tasks(runID)); n != 1 {
 		t.Errorf("%d tasks after approval, want 1", n)
 	}
 	raw := e.rawItem(runID)
-	if str(t, raw, protocol.LedgerApproval) != "approved" || str(t, raw, protocol.LedgerApprovalBy) != jenkins.ARN || str(t, raw, protocol.LedgerApprovalAt) == "" {
-		t.Errorf("ledger approval %q by %q at %q", str(t, raw, protocol.LedgerApproval), str(t, raw, protocol.LedgerApprovalBy), str(t, raw, protocol.LedgerApprovalAt))
+	if str(t, raw, ledger.AttrApproval) != "approved" || str(t, raw, ledger.AttrApprovalBy) != jenkins.ARN || str(t, raw, ledger.AttrApprovalAt) == "" {
+		t.Errorf("ledger approval %q by %q at %q", str(t, raw, ledger.AttrApproval), str(t, raw, ledger.AttrApprovalBy), str(t, raw, ledger.AttrApprovalAt))
 	}
 	if got := e.types(runID); got != "queued,accepted" {
 		t.Errorf("records %s, want queued,accepted", got)
@@ -102,7 +103,7 @@ func TestApprovalBySecondPerson(t *testing.T) {
 	if len(recs) != 2 || recs[1].Rejected == nil || recs[1].Rejected.Code != protocol.RejectDisapproved || !strings.Contains(recs[1].Rejected.Reason, jenkins.ARN) {
 		t.Errorf("records of the rejected run %+v", recs)
 	}
-	e.wantStatus(other, dispatcher.StatusRejected)
+	e.wantStatus(other, ledger.Rejected)
 	if n := len(e.tasks(other)); n != 0 {
 		t.Errorf("the rejected run got %d tasks", n)
 	}
@@ -114,24 +115,24 @@ func TestApprovalThenConcurrencyAndExpiry(t *testing.T) {
 	e := newEnv(t)
 	e.limit(1, "queue")
 	first := e.submit()
-	e.wantStatus(first, dispatcher.StatusAccepted)
+	e.wantStatus(first, ledger.Accepted)
 	e.approvers(jenkinsRole)
 	second := e.submit()
-	e.wantStatus(second, dispatcher.StatusAwaitingApproval)
+	e.wantStatus(second, ledger.AwaitingApproval)
 	if err := e.shortAs(e.assume(jenkinsRole, "jenkins-8"), protocol.KindApprove, second); err != nil {
 		t.Fatal(err)
 	}
-	e.wantStatus(second, dispatcher.StatusQueued)
+	e.wantStatus(second, ledger.Queued)
 	e.stop(first)
-	e.wantStatus(second, dispatcher.StatusAccepted)
+	e.wantStatus(second, ledger.Accepted)
 
 	third := e.submit()
-	e.wantStatus(third, dispatcher.StatusAwaitingApproval)
+	e.wantStatus(third, ledger.AwaitingApproval)
 	e.clock.Add(8 * time.Minute)
 	if err := e.invoke(e.event("scheduled-sweep.json", nil)); err != nil {
 		t.Fatal(err)
 	}
-	if it := e.item(third); it.Status != dispatcher.StatusRejected || it.RejectCode != protocol.RejectExpired {
+	if it := e.item(third); it.Status != ledger.Rejected || it.RejectCode != protocol.RejectExpired {
 		t.Errorf("unapproved run after its expiry: %s %s", it.Status, it.RejectCode)
 	}
 }
@@ -169,7 +170,7 @@ func TestApprovalDuringARejectionDoesNotStartTheRun(t *testing.T) {
 	e := newEnv(t, func(_ *dispatcher.Settings, c *dispatcher.Clients) { hook.DynamoAPI = c.Dynamo; c.Dynamo = hook })
 	e.approvers(jenkinsRole)
 	runID := e.submit()
-	e.wantStatus(runID, dispatcher.StatusAwaitingApproval)
+	e.wantStatus(runID, ledger.AwaitingApproval)
 	approver := e.assume(jenkinsRole, "jenkins-7")
 	var approveErr error
 	hook.after = func() { approveErr = e.shortAs(approver, protocol.KindApprove, runID) }
@@ -185,7 +186,7 @@ func TestApprovalDuringARejectionDoesNotStartTheRun(t *testing.T) {
 	if n := len(e.tasks(runID)); n != 0 {
 		t.Fatalf("the disapproved run got %d tasks", n)
 	}
-	e.wantStatus(runID, dispatcher.StatusRejected)
+	e.wantStatus(runID, ledger.Rejected)
 	if it := e.item(runID); it.RejectCode != protocol.RejectDisapproved {
 		t.Errorf("reject code %q, want %s", it.RejectCode, protocol.RejectDisapproved)
 	}
@@ -199,7 +200,7 @@ func TestRejectionWhoseAnswerFailsIsFinishedByTheRetry(t *testing.T) {
 	e := newEnv(t, func(_ *dispatcher.Settings, c *dispatcher.Clients) { f.SQSAPI = c.SQS; c.SQS = f })
 	e.approvers(jenkinsRole)
 	runID := e.submit()
-	e.wantStatus(runID, dispatcher.StatusAwaitingApproval)
+	e.wantStatus(runID, ledger.AwaitingApproval)
 	approver := e.assume(jenkinsRole, "jenkins-7")
 	now := e.clock.Now()
 	reject := e.sns(e.bodyAs(approver, &protocol.Request{V: protocol.RequestVersion, Kind: protocol.KindReject, RunID: runID, RequestedAt: now, ExpiresAt: now.Add(time.Minute)}))

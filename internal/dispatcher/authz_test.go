@@ -16,6 +16,7 @@ import (
 
 	"github.com/deploy-broker/deploy-broker/internal/dispatcher"
 	"github.com/deploy-broker/deploy-broker/internal/identity"
+	"github.com/deploy-broker/deploy-broker/internal/ledger"
 	"github.com/deploy-broker/deploy-broker/internal/localbroker"
 	"github.com/deploy-broker/deploy-broker/internal/moto"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
@@ -210,7 +211,7 @@ func TestAllowedPrincipals(t *testing.T) {
 		if recs[0].Type != protocol.TypeRejected || recs[0].Rejected.Code != protocol.RejectUnauthorized || recs[0].Rejected.Reason != want {
 			t.Errorf("%s: %+v, want unauthorized %q", id.ARN, recs[0], want)
 		}
-		if it := e.item(r.RunID); it.RequestedBy != id.ARN || it.Status != dispatcher.StatusRejected {
+		if it := e.item(r.RunID); it.RequestedBy != id.ARN || it.Status != ledger.Rejected {
 			t.Errorf("ledger %+v", it)
 		}
 	}

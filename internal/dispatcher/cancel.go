@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 
 	"github.com/deploy-broker/deploy-broker/internal/identity"
+	"github.com/deploy-broker/deploy-broker/internal/ledger"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
@@ -25,7 +26,7 @@ func (d *Dispatcher) handleCancel(ctx context.Context, req *protocol.Request, p 
 		d.write(ctx, a)
 		return nil
 	}
-	item, ok, err := d.ledger.get(ctx, req.RunID)
+	item, ok, err := d.ledger.Get(ctx, req.RunID)
 	if err != nil {
 		return d.failed(ctx, a, err)
 	}
@@ -38,7 +39,7 @@ func (d *Dispatcher) handleCancel(ctx context.Context, req *protocol.Request, p 
 		d.write(ctx, a)
 		return nil
 	}
-	if item.Status == StatusQueued || item.Status == StatusAwaitingApproval {
+	if item.Status == ledger.Queued || item.Status == ledger.AwaitingApproval {
 		return d.cancelQueued(ctx, item, a)
 	}
 	taskARN := item.TaskARN
@@ -48,17 +49,17 @@ func (d *Dispatcher) handleCancel(ctx context.Context, req *protocol.Request, p 
 		}
 	}
 	if taskARN == "" {
-		if item.Status == StatusLaunching {
+		if item.Status == ledger.Launching {
 			// The task is being started: the launch stops it as soon as it
 			// has its ARN (see accept).
-			if _, err := d.ledger.update(ctx, req.RunID, map[string]string{protocol.LedgerCancelAsked: stamp(d.now()), protocol.LedgerCancelledBy: p.ARN}); err != nil {
+			if err := d.ledger.AskCancel(ctx, req.RunID, p.ARN, d.now()); err != nil {
 				return d.failed(ctx, a, err)
 			}
 			a.Decision, a.Reason = DecisionCancelled, "cancel noted; the task is stopped as soon as it is started"
 			d.write(ctx, a)
 			return nil
 		}
-		a.Decision, a.Reason = DecisionIgnored, "run has no running task (status "+item.Status+")"
+		a.Decision, a.Reason = DecisionIgnored, "run has no running task (status "+string(item.Status)+")"
 		d.write(ctx, a)
 		return nil
 	}
@@ -99,9 +100,9 @@ func (d *Dispatcher) closeRunID(ctx context.Context, req *protocol.Request, p id
 		d.write(ctx, a)
 		return nil
 	}
-	err = d.ledger.claim(ctx, ledgerItem{RunID: req.RunID, Status: StatusCancelled, CreatedAt: now, LeaseUntil: now,
-		RequestedAt: req.RequestedAt, Reason: why, ClaimToken: newToken(), CancelledBy: p.ARN})
-	if errors.Is(err, errAlreadyClaimed) {
+	err = d.ledger.Claim(ctx, ledger.Item{RunID: req.RunID, Status: ledger.Cancelled, CreatedAt: now, LeaseUntil: now,
+		RequestedAt: req.RequestedAt, Reason: why, ClaimToken: ledger.NewToken(), CancelledBy: p.ARN})
+	if errors.Is(err, ledger.ErrAlreadyClaimed) {
 		// The run request won the race: handle req the ordinary way.
 		return again(ctx, req, p)
 	}
@@ -122,7 +123,7 @@ func (d *Dispatcher) closeRunID(ctx context.Context, req *protocol.Request, p id
 // control the run (as for a cancel) releases it.
 func (d *Dispatcher) handleRelease(ctx context.Context, req *protocol.Request, p identity.Principal) error {
 	a := audit{RunID: req.RunID, Kind: req.Kind, Principal: p.ARN}
-	item, ok, err := d.ledger.get(ctx, req.RunID)
+	item, ok, err := d.ledger.Get(ctx, req.RunID)
 	if err != nil {
 		return d.failed(ctx, a, err)
 	}
@@ -138,9 +139,9 @@ func (d *Dispatcher) handleRelease(ctx context.Context, req *protocol.Request, p
 		d.write(ctx, a)
 		return nil
 	}
-	if item.Status == StatusQueued || item.Status == StatusAwaitingApproval {
+	if item.Status == ledger.Queued || item.Status == ledger.AwaitingApproval {
 		// Nobody watches it any more: it must never start (waiting.go).
-		if err := d.rejectWaiting(ctx, item.RunID, item.Status, rejection{protocol.RejectCancelled, "released by " + p.ARN + " while waiting (" + item.Status + "); nothing was launched"}); err != nil {
+		if err := d.rejectWaiting(ctx, item.RunID, item.Status, rejection{protocol.RejectCancelled, "released by " + p.ARN + " while waiting (" + string(item.Status) + "); nothing was launched"}); err != nil {
 			return d.failed(ctx, a, err)
 		}
 	}
@@ -167,7 +168,7 @@ func (d *Dispatcher) handleRelease(ctx context.Context, req *protocol.Request, p
 	if err := d.deleteQueue(ctx, url); err != nil {
 		return d.failed(ctx, a, err)
 	}
-	if _, err := d.ledger.update(ctx, req.RunID, map[string]string{protocol.LedgerReleasedAt: stamp(d.now())}); err != nil {
+	if err := d.ledger.Release(ctx, req.RunID, d.now()); err != nil {
 		return d.failed(ctx, a, err)
 	}
 	a.Decision = DecisionReleased
@@ -181,8 +182,8 @@ func (d *Dispatcher) handleRelease(ctx context.Context, req *protocol.Request, p
 // kept (keepQueue) for the launch to write to, and the sweep deletes it. A
 // task whose job already exited is stopping anyway, and StopTask on it
 // changes nothing.
-func (d *Dispatcher) stopUnwatched(ctx context.Context, req *protocol.Request, item ledgerItem, p identity.Principal, a *audit) (keepQueue bool, err error) {
-	if item.Status != StatusLaunching && item.Status != StatusAccepted {
+func (d *Dispatcher) stopUnwatched(ctx context.Context, req *protocol.Request, item ledger.Item, p identity.Principal, a *audit) (keepQueue bool, err error) {
+	if item.Status != ledger.Launching && item.Status != ledger.Accepted {
 		return false, nil
 	}
 	taskARN := item.TaskARN
@@ -192,10 +193,10 @@ func (d *Dispatcher) stopUnwatched(ctx context.Context, req *protocol.Request, i
 		}
 	}
 	if taskARN == "" {
-		if item.Status != StatusLaunching {
+		if item.Status != ledger.Launching {
 			return false, nil
 		}
-		if _, err := d.ledger.update(ctx, req.RunID, map[string]string{protocol.LedgerCancelAsked: stamp(d.now()), protocol.LedgerCancelledBy: p.ARN}); err != nil {
+		if err := d.ledger.AskCancel(ctx, req.RunID, p.ARN, d.now()); err != nil {
 			return false, err
 		}
 		a.Reason = "released while launching: the task is stopped as soon as it is started; the sweep deletes the queue"
@@ -210,7 +211,7 @@ func (d *Dispatcher) stopUnwatched(ctx context.Context, req *protocol.Request, i
 }
 
 // denyReason says why p may not act on a run.
-func denyReason(p identity.Principal, what string, it ledgerItem) string {
+func denyReason(p identity.Principal, what string, it ledger.Item) string {
 	by := it.RequestedBy
 	if by == "" {
 		by = "an unrecorded principal (a run from before proofs of identity)"

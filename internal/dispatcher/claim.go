@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/deploy-broker/deploy-broker/internal/identity"
+	"github.com/deploy-broker/deploy-broker/internal/ledger"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
@@ -16,8 +17,8 @@ import (
 func (d *Dispatcher) releaseClaim(ctx context.Context, runID string, lease time.Time) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
-	_, err := d.ledger.update(ctx, runID, map[string]string{protocol.LedgerLeaseUntil: stamp(d.now())}, cond{protocol.LedgerLeaseUntil, stamp(lease)})
-	if err != nil && !errors.Is(err, errConditionFailed) {
+	err := d.ledger.ReleaseLease(ctx, runID, lease, d.now())
+	if err != nil && !errors.Is(err, ledger.ErrConditionFailed) {
 		d.log.Warn("could not release the launch claim", "run_id", runID, "error", err.Error())
 	}
 }
@@ -30,7 +31,7 @@ func (d *Dispatcher) releaseClaim(ctx context.Context, runID string, lease time.
 // the first one.
 func (d *Dispatcher) redelivered(ctx context.Context, req *protocol.Request, p identity.Principal, hash string, a audit) error {
 	for {
-		prev, ok, err := d.ledger.get(ctx, req.RunID)
+		prev, ok, err := d.ledger.Get(ctx, req.RunID)
 		if err != nil {
 			return err
 		}
@@ -38,12 +39,12 @@ func (d *Dispatcher) redelivered(ctx context.Context, req *protocol.Request, p i
 			return fmt.Errorf("run %s was claimed but its ledger item is gone", req.RunID)
 		}
 		switch {
-		case prev.Status == StatusCancelled && prev.RequestHash == "" && !d.cancelledByController(prev.CancelledBy, p, req.Job):
+		case prev.Status == ledger.Cancelled && prev.RequestHash == "" && !d.cancelledByController(prev.CancelledBy, p, req.Job):
 			// A principal that may not control this run closed its run id
 			// early: the run's own claim replaces that tombstone.
 			d.log.Warn("overriding an early cancel by a principal that may not control the run", "run_id", req.RunID, "cancelled_by", prev.CancelledBy, "requested_by", p.ARN)
 			return &reclaimError{token: prev.ClaimToken}
-		case prev.Status == StatusCancelled && prev.RequestHash == "":
+		case prev.Status == ledger.Cancelled && prev.RequestHash == "":
 			if !prev.NotifiedAt.IsZero() {
 				a.Decision, a.Reason = DecisionDuplicate, "the run was cancelled before its request arrived; already answered"
 				d.write(ctx, a)
@@ -57,7 +58,7 @@ func (d *Dispatcher) redelivered(ctx context.Context, req *protocol.Request, p i
 			d.write(ctx, a)
 			return nil
 		case !prev.NotifiedAt.IsZero():
-			a.Decision, a.Reason, a.TaskARN = DecisionDuplicate, "request already handled (status "+prev.Status+")", prev.TaskARN
+			a.Decision, a.Reason, a.TaskARN = DecisionDuplicate, "request already handled (status "+string(prev.Status)+")", prev.TaskARN
 			d.write(ctx, a)
 			return nil
 		case d.now().Before(prev.LeaseUntil):
@@ -75,15 +76,15 @@ func (d *Dispatcher) redelivered(ctx context.Context, req *protocol.Request, p i
 			}
 			a.Reason = "finished an interrupted launch"
 			return d.accept(ctx, req.RunID, req.Job, prev.TaskARN, url, a)
-		case prev.Status == StatusRejected:
+		case prev.Status == ledger.Rejected:
 			return d.reject(ctx, req, p, rejection{prev.RejectCode, prev.Reason}, a)
-		case prev.Status == StatusLaunching:
+		case prev.Status == ledger.Launching:
 			done, err := d.resumeLaunch(ctx, req, p, prev, a)
 			if done || err != nil {
 				return err
 			}
 		default:
-			a.Decision, a.Reason = DecisionDuplicate, "request already handled (status "+prev.Status+")"
+			a.Decision, a.Reason = DecisionDuplicate, "request already handled (status "+string(prev.Status)+")"
 			d.write(ctx, a)
 			return nil
 		}
@@ -110,12 +111,12 @@ func (d *Dispatcher) cancelledByController(cancelledBy string, p identity.Princi
 // launched, and the claim's lease over: the delivery that claimed it died
 // between the claim and recording the task. done is false when the ledger
 // should be read again.
-func (d *Dispatcher) resumeLaunch(ctx context.Context, req *protocol.Request, p identity.Principal, prev ledgerItem, a audit) (done bool, err error) {
+func (d *Dispatcher) resumeLaunch(ctx context.Context, req *protocol.Request, p identity.Principal, prev ledger.Item, a audit) (done bool, err error) {
 	// Take the claim over first: of several deliveries that saw the same
 	// expired lease, exactly one goes on.
 	lease := d.leaseEnd(ctx)
-	if err := d.ledger.takeOver(ctx, req.RunID, prev.LeaseUntil, lease); err != nil {
-		if errors.Is(err, errConditionFailed) {
+	if err := d.ledger.TakeOver(ctx, req.RunID, prev.LeaseUntil, lease); err != nil {
+		if errors.Is(err, ledger.ErrConditionFailed) {
 			return false, nil // another delivery took it: look again
 		}
 		return true, err
@@ -128,7 +129,7 @@ func (d *Dispatcher) resumeLaunch(ctx context.Context, req *protocol.Request, p 
 }
 
 // finishLaunch does what an interrupted launch left undone.
-func (d *Dispatcher) finishLaunch(ctx context.Context, req *protocol.Request, p identity.Principal, prev ledgerItem, lease time.Time, a audit) error {
+func (d *Dispatcher) finishLaunch(ctx context.Context, req *protocol.Request, p identity.Principal, prev ledger.Item, lease time.Time, a audit) error {
 	// Did the interrupted invocation start the task after all?
 	arn, err := d.findTask(ctx, req.RunID, true)
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/deploy-broker/deploy-broker/internal/config"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
+
+	"github.com/deploy-broker/deploy-broker/internal/ledger"
 )
 
 // Concurrency (issue 16). A job with `concurrency: N` takes one of N slots
@@ -32,10 +34,6 @@ import (
 // the free slots and started. A crashed invocation, a lost ECS event or a
 // killed trigger therefore holds a slot at most until that bound, and any
 // later admission, end of run or sweep frees it.
-
-// StatusQueued: the run waits for a concurrency slot; its request is kept
-// in queued_request until it starts.
-const StatusQueued = "queued"
 
 // DecisionQueued is the audit decision of a run that waits for a slot.
 const DecisionQueued = "queued"
@@ -64,28 +62,28 @@ const (
 
 // settled is the outcome of one change of a group's slots.
 type settled struct {
-	st         slotState
-	items      map[string]ledgerItem // the holders and waiters as read
-	start      []string              // holders to start: promoted waiters
-	expired    []string              // waiters whose request expired
-	superseded []string              // waiters replaced by a newer run
-	resume     []string              // started from the queue, their start interrupted
+	st         ledger.Slots
+	items      map[string]ledger.Item // the holders and waiters as read
+	start      []string               // holders to start: promoted waiters
+	expired    []string               // waiters whose request expired
+	superseded []string               // waiters replaced by a newer run
+	resume     []string               // started from the queue, their start interrupted
 }
 
 // settle applies change to the group's cleaned slots, promotes waiters into
 // free slots and writes the result conditionally, retrying on a concurrent
 // change.
-func (d *Dispatcher) settle(ctx context.Context, group string, limit int, change func(st *slotState, out *settled)) (settled, error) {
+func (d *Dispatcher) settle(ctx context.Context, group string, limit int, change func(st *ledger.Slots, out *settled)) (settled, error) {
 	for attempt := 0; ; attempt++ {
-		read, err := d.ledger.getSlot(ctx, group)
+		read, err := d.ledger.GetSlots(ctx, group)
 		if err != nil {
 			return settled{}, err
 		}
-		out := settled{items: map[string]ledgerItem{}}
-		st := slotState{exists: read.exists, version: read.version, holders: map[string]string{}, waiting: nil}
+		out := settled{items: map[string]ledger.Item{}}
+		st := ledger.Slots{Exists: read.Exists, Version: read.Version, Holders: map[string]string{}, Waiting: nil}
 		now := d.now()
-		for id, since := range read.holders {
-			it, ok, err := d.ledger.get(ctx, id)
+		for id, since := range read.Holders {
+			it, ok, err := d.ledger.Get(ctx, id)
 			if err != nil {
 				return settled{}, err
 			}
@@ -93,39 +91,39 @@ func (d *Dispatcher) settle(ctx context.Context, group string, limit int, change
 				continue
 			}
 			out.items[id] = it
-			st.holders[id] = since
+			st.Holders[id] = since
 		}
-		for _, id := range read.waiting {
-			it, ok, err := d.ledger.get(ctx, id)
+		for _, id := range read.Waiting {
+			it, ok, err := d.ledger.Get(ctx, id)
 			if err != nil {
 				return settled{}, err
 			}
-			if !ok || (it.Status != StatusQueued && it.Status != StatusLaunching) || !it.EndedAt.IsZero() || slices.Contains(st.waiting, id) {
+			if !ok || (it.Status != ledger.Queued && it.Status != ledger.Launching) || !it.EndedAt.IsZero() || slices.Contains(st.Waiting, id) {
 				continue
 			}
 			out.items[id] = it
-			if it.Status == StatusQueued && d.queuedExpired(it, now) {
+			if it.Status == ledger.Queued && d.queuedExpired(it, now) {
 				out.expired = append(out.expired, id)
 				continue
 			}
-			st.waiting = append(st.waiting, id)
+			st.Waiting = append(st.Waiting, id)
 		}
 		if change != nil {
 			change(&st, &out)
 		}
-		for len(st.holders) < limit && len(st.waiting) > 0 {
-			id := st.waiting[0]
-			st.waiting = st.waiting[1:]
-			st.holders[id] = stamp(now)
+		for len(st.Holders) < limit && len(st.Waiting) > 0 {
+			id := st.Waiting[0]
+			st.Waiting = st.Waiting[1:]
+			st.Holders[id] = ledger.Stamp(now)
 			out.start = append(out.start, id)
 		}
-		for id := range st.holders {
+		for id := range st.Holders {
 			it, ok := out.items[id]
 			switch {
 			case !ok:
-			case it.Status == StatusQueued && !slices.Contains(out.start, id):
+			case it.Status == ledger.Queued && !slices.Contains(out.start, id):
 				out.start = append(out.start, id) // promoted earlier, its start interrupted
-			case it.Status == StatusLaunching && it.QueuedRequest != "" && now.After(it.LeaseUntil):
+			case it.Status == ledger.Launching && it.QueuedRequest != "" && now.After(it.LeaseUntil):
 				// Started from the queue by an invocation that failed or
 				// died: no request redelivery will come for it.
 				out.resume = append(out.resume, id)
@@ -135,14 +133,14 @@ func (d *Dispatcher) settle(ctx context.Context, group string, limit int, change
 			out.st = read
 			return out, nil
 		}
-		err = d.ledger.putSlot(ctx, group, read, st)
+		err = d.ledger.PutSlots(ctx, group, read, st)
 		if err == nil {
-			st.version = read.version + 1
-			st.exists = true
+			st.Version = read.Version + 1
+			st.Exists = true
 			out.st = st
 			return out, nil
 		}
-		if !errors.Is(err, errConditionFailed) {
+		if !errors.Is(err, ledger.ErrConditionFailed) {
 			return settled{}, err
 		}
 		// Another invocation changed the slots: read them again.
@@ -152,28 +150,28 @@ func (d *Dispatcher) settle(ctx context.Context, group string, limit int, change
 	}
 }
 
-func sameSlots(a, b slotState) bool {
-	if len(a.holders) != len(b.holders) || !slices.Equal(a.waiting, b.waiting) {
+func sameSlots(a, b ledger.Slots) bool {
+	if len(a.Holders) != len(b.Holders) || !slices.Equal(a.Waiting, b.Waiting) {
 		return false
 	}
-	for k := range a.holders {
-		if _, ok := b.holders[k]; !ok {
+	for k := range a.Holders {
+		if _, ok := b.Holders[k]; !ok {
 			return false
 		}
 	}
-	return a.exists || len(b.holders)+len(b.waiting) == 0
+	return a.Exists || len(b.Holders)+len(b.Waiting) == 0
 }
 
 // holderGone reports whether a slot holder's run can no longer be running.
-func (d *Dispatcher) holderGone(it ledgerItem, now time.Time) bool {
+func (d *Dispatcher) holderGone(it ledger.Item, now time.Time) bool {
 	switch it.Status {
-	case StatusRejected, StatusStopped, StatusAbandoned, StatusCancelled:
+	case ledger.Rejected, ledger.Stopped, ledger.Abandoned, ledger.Cancelled:
 		return true
 	}
 	if !it.EndedAt.IsZero() {
 		return true
 	}
-	if it.Status == StatusQueued {
+	if it.Status == ledger.Queued {
 		return false // promoted, about to start
 	}
 	timeout := 0 * time.Second
@@ -192,7 +190,7 @@ func (d *Dispatcher) holderGone(it ledgerItem, now time.Time) bool {
 
 // queuedExpired reports whether a waiting run's request has expired: it may
 // wait in the queue at most until its request's expires_at (+ skew).
-func (d *Dispatcher) queuedExpired(it ledgerItem, now time.Time) bool {
+func (d *Dispatcher) queuedExpired(it ledger.Item, now time.Time) bool {
 	req, err := protocol.DecodeRequest([]byte(it.QueuedRequest))
 	return err != nil || now.After(req.ExpiresAt.Add(d.cfg.Broker.ClockSkew.D()))
 }
@@ -206,23 +204,23 @@ func (d *Dispatcher) admit(ctx context.Context, req *protocol.Request, queueURL 
 		return true, nil
 	}
 	var v verdict
-	res, err := d.settle(ctx, group, limit, func(st *slotState, out *settled) {
+	res, err := d.settle(ctx, group, limit, func(st *ledger.Slots, out *settled) {
 		switch {
-		case st.holders[req.RunID] != "":
+		case st.Holders[req.RunID] != "":
 			v = admitted
-		case len(st.holders) < limit && len(st.waiting) == 0:
-			st.holders[req.RunID] = stamp(d.now())
+		case len(st.Holders) < limit && len(st.Waiting) == 0:
+			st.Holders[req.RunID] = ledger.Stamp(d.now())
 			v = admitted
-		case slices.Contains(st.waiting, req.RunID):
+		case slices.Contains(st.Waiting, req.RunID):
 			v = waiting
 		case policy == config.OnFullReject:
 			v = full
 		case policy == config.OnFullSupersede:
-			out.superseded = append(out.superseded, st.waiting...)
-			st.waiting = []string{req.RunID}
+			out.superseded = append(out.superseded, st.Waiting...)
+			st.Waiting = []string{req.RunID}
 			v = waiting
 		default:
-			st.waiting = append(st.waiting, req.RunID)
+			st.Waiting = append(st.Waiting, req.RunID)
 			v = waiting
 		}
 	})
@@ -258,23 +256,23 @@ func (d *Dispatcher) busyReason(job, group string, limit int, res settled) strin
 	return s + "; try again when it has ended"
 }
 
-func oldestHolder(st slotState) (string, string) {
-	ids := make([]string, 0, len(st.holders))
-	for id := range st.holders {
+func oldestHolder(st ledger.Slots) (string, string) {
+	ids := make([]string, 0, len(st.Holders))
+	for id := range st.Holders {
 		ids = append(ids, id)
 	}
-	sort.Slice(ids, func(i, j int) bool { return st.holders[ids[i]] < st.holders[ids[j]] })
+	sort.Slice(ids, func(i, j int) bool { return st.Holders[ids[i]] < st.Holders[ids[j]] })
 	if len(ids) == 0 {
 		return "", ""
 	}
-	return ids[0], st.holders[ids[0]]
+	return ids[0], st.Holders[ids[0]]
 }
 
 // enqueue records a waiting run: its status and request in the ledger, then
 // a look at the slots (it may have been promoted or superseded meanwhile),
 // then the queued record, audit line and event.
 func (d *Dispatcher) enqueue(ctx context.Context, req *protocol.Request, queueURL, group string, limit int, a audit) error {
-	if err := d.hold(ctx, req, queueURL, StatusQueued); err != nil {
+	if err := d.hold(ctx, req, queueURL, ledger.Queued); err != nil {
 		return err
 	}
 	now := d.now()
@@ -285,9 +283,9 @@ func (d *Dispatcher) enqueue(ctx context.Context, req *protocol.Request, queueUR
 	if err := d.afterSettle(ctx, "", res); err != nil {
 		return err
 	}
-	pos := slices.Index(res.st.waiting, req.RunID) + 1
+	pos := slices.Index(res.st.Waiting, req.RunID) + 1
 	if pos == 0 {
-		if _, holder := res.st.holders[req.RunID]; !holder {
+		if _, holder := res.st.Holders[req.RunID]; !holder {
 			// Neither waiting nor holding: a newer run superseded it
 			// before it was marked queued.
 			return d.rejectQueued(ctx, req.RunID, rejection{protocol.RejectSuperseded, "superseded by a newer run of " + group + " while it was being queued"})
@@ -354,9 +352,9 @@ func (d *Dispatcher) releaseSlot(ctx context.Context, job, runID string) error {
 	if !limited {
 		return nil
 	}
-	res, err := d.settle(ctx, group, limit, func(st *slotState, _ *settled) {
-		delete(st.holders, runID)
-		st.waiting = slices.DeleteFunc(st.waiting, func(id string) bool { return id == runID })
+	res, err := d.settle(ctx, group, limit, func(st *ledger.Slots, _ *settled) {
+		delete(st.Holders, runID)
+		st.Waiting = slices.DeleteFunc(st.Waiting, func(id string) bool { return id == runID })
 	})
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	dbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/deploy-broker/deploy-broker/internal/dispatcher"
+	"github.com/deploy-broker/deploy-broker/internal/ledger"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
@@ -40,7 +41,7 @@ func (e *env) types(runID string) string {
 	return strings.Join(s, ",")
 }
 
-func (e *env) wantStatus(runID, status string) {
+func (e *env) wantStatus(runID string, status ledger.Status) {
 	e.t.Helper()
 	if it := e.item(runID); it.Status != status {
 		e.t.Errorf("run %s is %s, want %s", runID, it.Status, status)
@@ -52,9 +53,9 @@ func TestConcurrencyQueue(t *testing.T) {
 	e := newEnv(t, withEvents(rec))
 	e.limit(1, "queue")
 	first, second, third := e.submit(), e.submit(), e.submit()
-	e.wantStatus(first, dispatcher.StatusAccepted)
-	e.wantStatus(second, dispatcher.StatusQueued)
-	e.wantStatus(third, dispatcher.StatusQueued)
+	e.wantStatus(first, ledger.Accepted)
+	e.wantStatus(second, ledger.Queued)
+	e.wantStatus(third, ledger.Queued)
 	if n := len(e.tasks(second)) + len(e.tasks(third)); n != 0 {
 		t.Fatalf("%d tasks for waiting runs", n)
 	}
@@ -67,11 +68,11 @@ func TestConcurrencyQueue(t *testing.T) {
 	}
 	// The first run ends: the second starts, the third still waits.
 	e.stop(first)
-	e.wantStatus(second, dispatcher.StatusAccepted)
+	e.wantStatus(second, ledger.Accepted)
 	if got := e.types(second); got != "queued,accepted" {
 		t.Errorf("records of the second run: %s, want queued,accepted", got)
 	}
-	e.wantStatus(third, dispatcher.StatusQueued)
+	e.wantStatus(third, ledger.Queued)
 	// A cancelled waiting run is answered at once and never starts.
 	if err := e.short(protocol.KindCancel, third); err != nil {
 		t.Fatal(err)
@@ -79,39 +80,39 @@ func TestConcurrencyQueue(t *testing.T) {
 	if got := e.types(third); got != "queued,rejected" {
 		t.Errorf("records of the cancelled waiting run: %s", got)
 	}
-	e.wantStatus(third, dispatcher.StatusRejected)
+	e.wantStatus(third, ledger.Rejected)
 	e.stop(second)
 	if n := len(e.tasks(third)); n != 0 {
 		t.Errorf("the cancelled run got %d tasks", n)
 	}
 	// The slot is free again: the next run starts at once.
-	e.wantStatus(e.submit(), dispatcher.StatusAccepted)
+	e.wantStatus(e.submit(), ledger.Accepted)
 }
 
 func TestConcurrencyReject(t *testing.T) {
 	e := newEnv(t)
 	e.limit(1, "reject")
 	first, second := e.submit(), e.submit()
-	e.wantStatus(first, dispatcher.StatusAccepted)
+	e.wantStatus(first, ledger.Accepted)
 	rej := e.only(second, protocol.TypeRejected).Rejected
 	if rej.Code != protocol.RejectBusy || !strings.Contains(rej.Reason, first) || !strings.Contains(rej.Reason, "requested by arn:aws:sts::") || !strings.Contains(rej.Reason, "since") {
 		t.Errorf("rejection %+v, want %s naming run %s, its requester and start", rej, protocol.RejectBusy, first)
 	}
 	e.stop(first)
-	e.wantStatus(e.submit(), dispatcher.StatusAccepted)
+	e.wantStatus(e.submit(), ledger.Accepted)
 }
 
 func TestConcurrencySupersede(t *testing.T) {
 	e := newEnv(t)
 	e.limit(1, "supersede")
 	first, second, third := e.submit(), e.submit(), e.submit()
-	e.wantStatus(first, dispatcher.StatusAccepted) // never touched
+	e.wantStatus(first, ledger.Accepted) // never touched
 	if rej := e.records(second); len(rej) != 2 || rej[1].Rejected == nil || rej[1].Rejected.Code != protocol.RejectSuperseded {
 		t.Errorf("records of the superseded run: %+v", rej)
 	}
-	e.wantStatus(third, dispatcher.StatusQueued)
+	e.wantStatus(third, ledger.Queued)
 	e.stop(first)
-	e.wantStatus(third, dispatcher.StatusAccepted)
+	e.wantStatus(third, ledger.Accepted)
 	if n := len(e.tasks(second)); n != 0 {
 		t.Errorf("the superseded run got %d tasks", n)
 	}
@@ -124,7 +125,7 @@ func TestConcurrencySlotsNeverLeak(t *testing.T) {
 	e := newEnv(t)
 	e.limit(1, "queue")
 	first, second := e.submit(), e.submit()
-	e.wantStatus(second, dispatcher.StatusQueued)
+	e.wantStatus(second, ledger.Queued)
 	e.clock.Add(8 * time.Minute) // past the second request's expiry (5 min) + skew (2 min)
 	if err := e.invoke(e.event("scheduled-sweep.json", nil)); err != nil {
 		t.Fatal(err)
@@ -135,11 +136,11 @@ func TestConcurrencySlotsNeverLeak(t *testing.T) {
 	if it := e.item(second); it.RejectCode != protocol.RejectExpired {
 		t.Errorf("reject code %q, want expired", it.RejectCode)
 	}
-	e.wantStatus(first, dispatcher.StatusAccepted)
+	e.wantStatus(first, ledger.Accepted)
 	// No STOPPED event ever comes for the first run. Past its deadline
 	// (timeout 10m + grace + max request age + skew + margin) its slot is free.
 	e.clock.Add(30 * time.Minute)
-	e.wantStatus(e.submit(), dispatcher.StatusAccepted)
+	e.wantStatus(e.submit(), ledger.Accepted)
 }
 
 // A waiting run whose trigger released its queue (it stopped watching)
@@ -148,16 +149,16 @@ func TestReleasedWaitingRunNeverStarts(t *testing.T) {
 	e := newEnv(t)
 	e.limit(1, "queue")
 	first, second := e.submit(), e.submit()
-	e.wantStatus(second, dispatcher.StatusQueued)
+	e.wantStatus(second, ledger.Queued)
 	if err := e.short(protocol.KindRelease, second); err != nil {
 		t.Fatal(err)
 	}
-	e.wantStatus(second, dispatcher.StatusRejected)
+	e.wantStatus(second, ledger.Rejected)
 	e.stop(first)
 	if n := len(e.tasks(second)); n != 0 {
 		t.Errorf("the released waiting run got %d tasks", n)
 	}
-	e.wantStatus(e.submit(), dispatcher.StatusAccepted)
+	e.wantStatus(e.submit(), ledger.Accepted)
 }
 
 // lostAnswerDynamo passes calls on to moto, except that the first
@@ -197,12 +198,12 @@ func withLostUpdate(lose func(*dynamodb.UpdateItemInput) bool) (envOption, *lost
 
 // conditionedOn reports whether an UpdateItem is conditioned on one of the
 // given values (the ledger's status conditions name the status they expect).
-func conditionedOn(in *dynamodb.UpdateItemInput, status string) bool {
+func conditionedOn(in *dynamodb.UpdateItemInput, status ledger.Status) bool {
 	if in.ConditionExpression == nil || !strings.Contains(*in.ConditionExpression, " = :") {
 		return false
 	}
 	for k, v := range in.ExpressionAttributeValues {
-		if s, ok := v.(*dbtypes.AttributeValueMemberS); ok && s.Value == status && strings.HasPrefix(k, ":c") {
+		if s, ok := v.(*dbtypes.AttributeValueMemberS); ok && s.Value == string(status) && strings.HasPrefix(k, ":c") {
 			return true
 		}
 	}
@@ -215,16 +216,16 @@ func conditionedOn(in *dynamodb.UpdateItemInput, status string) bool {
 // lease nobody worked on until the lease ran out and a sweep came (65 s and
 // more; TestConcurrencyOneUnderFaults timed out on it once in CI).
 func TestPromotionWhoseAnswerIsLostStillStarts(t *testing.T) {
-	opt, f := withLostUpdate(func(in *dynamodb.UpdateItemInput) bool { return conditionedOn(in, dispatcher.StatusQueued) })
+	opt, f := withLostUpdate(func(in *dynamodb.UpdateItemInput) bool { return conditionedOn(in, ledger.Queued) })
 	e := newEnv(t, opt)
 	e.limit(1, "queue")
 	first, second := e.submit(), e.submit()
-	e.wantStatus(second, dispatcher.StatusQueued)
+	e.wantStatus(second, ledger.Queued)
 	e.stop(first)
 	if f.lost.Load() == 0 {
 		t.Fatal("no update conditioned on status queued was made: the test no longer exercises the promotion")
 	}
-	e.wantStatus(second, dispatcher.StatusAccepted)
+	e.wantStatus(second, ledger.Accepted)
 	if n := len(e.tasks(second)); n != 1 {
 		t.Errorf("the promoted run has %d tasks, want 1", n)
 	}
@@ -254,11 +255,11 @@ func TestTakeOverWhoseAnswerIsLostGoesOn(t *testing.T) {
 // And for the end of a waiting run: a cancelled run whose rejection's
 // answer was lost is still answered on its queue, so its trigger ends.
 func TestCancelOfAWaitingRunWhoseAnswerIsLostIsAnswered(t *testing.T) {
-	opt, f := withLostUpdate(func(in *dynamodb.UpdateItemInput) bool { return conditionedOn(in, dispatcher.StatusQueued) })
+	opt, f := withLostUpdate(func(in *dynamodb.UpdateItemInput) bool { return conditionedOn(in, ledger.Queued) })
 	e := newEnv(t, opt)
 	e.limit(1, "queue")
 	_, second := e.submit(), e.submit()
-	e.wantStatus(second, dispatcher.StatusQueued)
+	e.wantStatus(second, ledger.Queued)
 	if err := e.short(protocol.KindCancel, second); err != nil {
 		t.Fatal(err)
 	}
@@ -279,13 +280,13 @@ func TestSupersedeWhoseAnswerIsLostStillAnswersTheOlderRun(t *testing.T) {
 	var armed atomic.Bool
 	opt, f := withLostUpdate(nil)
 	f.losePut = func(in *dynamodb.PutItemInput) bool {
-		key, _ := in.Item[protocol.LedgerRunID].(*dbtypes.AttributeValueMemberS)
-		return armed.Load() && key != nil && strings.HasPrefix(key.Value, protocol.SlotKeyPrefix)
+		key, _ := in.Item[ledger.AttrRunID].(*dbtypes.AttributeValueMemberS)
+		return armed.Load() && key != nil && strings.HasPrefix(key.Value, ledger.SlotKeyPrefix)
 	}
 	e := newEnv(t, opt)
 	e.limit(1, "supersede")
 	first, second := e.submit(), e.submit()
-	e.wantStatus(second, dispatcher.StatusQueued)
+	e.wantStatus(second, ledger.Queued)
 	armed.Store(true)
 	third := e.submit()
 	if f.lost.Load() == 0 {
@@ -294,8 +295,8 @@ func TestSupersedeWhoseAnswerIsLostStillAnswersTheOlderRun(t *testing.T) {
 	if got := e.types(second); got != "queued,rejected" {
 		t.Errorf("records of the superseded run: %s, want queued,rejected", got)
 	}
-	e.wantStatus(third, dispatcher.StatusQueued)
-	e.wantStatus(first, dispatcher.StatusAccepted)
+	e.wantStatus(third, ledger.Queued)
+	e.wantStatus(first, ledger.Accepted)
 }
 
 // A waiting run whose cancel was recorded in the ledger but whose answer
@@ -306,13 +307,13 @@ func TestSweepAnswersAWaitingRunWhoseRejectionWasNotSent(t *testing.T) {
 	e := newEnv(t, func(_ *dispatcher.Settings, c *dispatcher.Clients) { f.SQSAPI = c.SQS; c.SQS = f })
 	e.limit(1, "queue")
 	_, second := e.submit(), e.submit()
-	e.wantStatus(second, dispatcher.StatusQueued)
+	e.wantStatus(second, ledger.Queued)
 	f.left.Store(100)
 	if err := e.short(protocol.KindCancel, second); err == nil {
 		t.Fatal("the cancel succeeded although its answer could not be sent")
 	}
 	f.left.Store(0)
-	e.wantStatus(second, dispatcher.StatusRejected)
+	e.wantStatus(second, ledger.Rejected)
 	if got := e.types(second); got != "queued" {
 		t.Fatalf("records before the sweep: %s", got)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/deploy-broker/deploy-broker/internal/config"
 	"github.com/deploy-broker/deploy-broker/internal/identity"
+	"github.com/deploy-broker/deploy-broker/internal/ledger"
 )
 
 // Dispatcher handles every event the broker's Lambda receives.
@@ -21,7 +22,7 @@ type Dispatcher struct {
 	sqs    SQSAPI
 	ecs    ECSAPI
 	events EventsAPI // nil: lifecycle events are only logged
-	ledger *ledger
+	ledger *ledger.Store
 	// verifier checks proofs of identity; verifierErr says why there is
 	// none (a partition or endpoint it cannot serve): every request is then
 	// left to Lambda's retries and the error logged.
@@ -51,7 +52,7 @@ func New(cfg *config.Config, set Settings, c Clients, log *slog.Logger, opts ...
 	d := &Dispatcher{
 		cfg: cfg, set: set, sqs: c.SQS, ecs: c.ECS, events: c.Events, logs: c.Logs, log: log, now: time.Now,
 		poll: 500 * time.Millisecond, reserve: 5 * time.Second, backoff: 500 * time.Millisecond, maxBackoff: 5 * time.Second,
-		ledger: &ledger{db: c.Dynamo, table: set.LedgerTable, retention: cfg.Broker.LedgerRetention.D()},
+		ledger: ledger.New(c.Dynamo, set.LedgerTable, cfg.Broker.LedgerRetention.D()),
 	}
 	d.taskDefs = map[string]string{}
 	for job, td := range set.TaskDefinitions {

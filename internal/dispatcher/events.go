@@ -12,6 +12,8 @@ import (
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
+
+	"github.com/deploy-broker/deploy-broker/internal/ledger"
 )
 
 // EventsAPI is the part of the EventBridge client the dispatcher uses.
@@ -43,7 +45,7 @@ const MetricNamespace = "deploy-broker"
 func (d *Dispatcher) emit(ctx context.Context, ev protocol.RunEvent) {
 	ev.Account, ev.AccountAlias, ev.Region = d.set.AccountID, d.cfg.Broker.AccountAlias, d.set.Region
 	if ev.Time == "" {
-		ev.Time = stamp(d.now())
+		ev.Time = ledger.Stamp(d.now())
 	}
 	ev.Reason = oneLine(ev.Reason)
 	detail, err := json.Marshal(ev)
@@ -99,13 +101,13 @@ func (d *Dispatcher) emit(ctx context.Context, ev protocol.RunEvent) {
 }
 
 // runEvent starts a lifecycle event from a ledger item.
-func runEvent(state string, it ledgerItem) protocol.RunEvent {
+func runEvent(state string, it ledger.Item) protocol.RunEvent {
 	return protocol.RunEvent{RunID: it.RunID, Job: it.Job, State: state, Requester: it.RequestedBy, ClaimedRequester: it.Requester, TaskARN: it.TaskARN}
 }
 
 // requesterOf is who asked for a run: the verified principal, or what the
 // client claimed for items written before requests carried proofs.
-func requesterOf(it ledgerItem) string {
+func requesterOf(it ledger.Item) string {
 	if it.RequestedBy != "" {
 		return it.RequestedBy
 	}
@@ -114,7 +116,7 @@ func requesterOf(it ledgerItem) string {
 
 // endedEvent is the event of a run's end: finished (with its outcome and
 // exit code) or cancelled, with its duration from the claim.
-func (d *Dispatcher) endedEvent(it ledgerItem, exitCode *int, stopCode string, end time.Time) protocol.RunEvent {
+func (d *Dispatcher) endedEvent(it ledger.Item, exitCode *int, stopCode string, end time.Time) protocol.RunEvent {
 	ev := runEvent(protocol.EventFinished, it)
 	ev.ExitCode, ev.StopCode = exitCode, stopCode
 	switch {

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 
 	"github.com/deploy-broker/deploy-broker/internal/dispatcher"
+	"github.com/deploy-broker/deploy-broker/internal/ledger"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
@@ -144,7 +145,7 @@ func TestLifecycleEventFailuresNeverFailARun(t *testing.T) {
 	rec := &eventRecorder{err: errors.New("eventbridge is down")}
 	e := newEnv(t, withEvents(rec))
 	runID, _ := e.started()
-	if it := e.item(runID); it.Status != dispatcher.StatusAccepted {
+	if it := e.item(runID); it.Status != ledger.Accepted {
 		t.Errorf("status %s, want accepted although no event could be published", it.Status)
 	}
 	logs := e.logs.String()

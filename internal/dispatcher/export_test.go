@@ -5,13 +5,14 @@ import (
 	"time"
 
 	"github.com/deploy-broker/deploy-broker/internal/identity"
+	"github.com/deploy-broker/deploy-broker/internal/ledger"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
 // What the external tests (package dispatcher_test, which may import the
 // local broker) need from inside.
 
-type LedgerItem = ledgerItem
+type LedgerItem = ledger.Item
 
 // SetWaits shortens the dispatcher's waits for tests.
 func (d *Dispatcher) SetWaits(poll, reserve, backoff, maxBackoff time.Duration) {
@@ -19,15 +20,21 @@ func (d *Dispatcher) SetWaits(poll, reserve, backoff, maxBackoff time.Duration) 
 }
 
 func (d *Dispatcher) LedgerGet(ctx context.Context, runID string) (LedgerItem, bool, error) {
-	return d.ledger.get(ctx, runID)
+	return d.ledger.Get(ctx, runID)
 }
 
 func (d *Dispatcher) LedgerClaim(ctx context.Context, it LedgerItem) error {
-	return d.ledger.claim(ctx, it)
+	return d.ledger.Claim(ctx, it)
 }
 
-func (d *Dispatcher) LedgerSet(ctx context.Context, runID string, set map[string]string) error {
-	_, err := d.ledger.update(ctx, runID, set)
+// LedgerReject ends a launching run with a rejection in the ledger only.
+func (d *Dispatcher) LedgerReject(ctx context.Context, runID, code, reason string) error {
+	return d.ledger.Reject(ctx, runID, code, reason, time.Time{})
+}
+
+// LedgerFinish records a run's end in the ledger only.
+func (d *Dispatcher) LedgerFinish(ctx context.Context, runID string, at time.Time) error {
+	_, err := d.ledger.Finish(ctx, runID, ledger.End{At: at})
 	return err
 }
 

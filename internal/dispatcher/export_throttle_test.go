@@ -13,6 +13,6 @@ func (d *Dispatcher) OpenRuns(ctx context.Context, principalARN string) (map[str
 	if err != nil {
 		return nil, err
 	}
-	ps, err := d.ledger.getSlots(ctx, principalKey(p))
-	return ps.open, err
+	ps, err := d.ledger.GetOpenRuns(ctx, principalKey(p))
+	return ps.Open, err
 }

@@ -64,7 +64,7 @@ func (d *Dispatcher) verifiedBefore(ctx context.Context, req *protocol.Request, 
 	if req.Kind != protocol.KindRun || !errors.As(verr, &ie) || ie.Kind != identity.KindStale {
 		return identity.Principal{}, false
 	}
-	it, ok, err := d.ledger.get(ctx, req.RunID)
+	it, ok, err := d.ledger.Get(ctx, req.RunID)
 	if err != nil || !ok || it.RequestedBy == "" || it.RequestHash != requestHash(body) {
 		return identity.Principal{}, false
 	}

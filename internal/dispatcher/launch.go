@@ -14,6 +14,7 @@ import (
 
 	"github.com/deploy-broker/deploy-broker/internal/config"
 	"github.com/deploy-broker/deploy-broker/internal/identity"
+	"github.com/deploy-broker/deploy-broker/internal/ledger"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
@@ -100,20 +101,16 @@ func SecretParamEnvName(param string) string { return protocol.EnvParamPrefix + 
 // lease, only while this invocation holds the claim. If the ledger learned
 // of a task meanwhile, the run is accepted instead.
 func (d *Dispatcher) rejectLaunch(ctx context.Context, runID, job, queueURL string, rej rejection, lease time.Time, a audit) error {
-	conds := []cond{{protocol.LedgerStatus, StatusLaunching}, {protocol.LedgerTaskARN, ""}}
-	if !lease.IsZero() {
-		conds = append(conds, cond{protocol.LedgerLeaseUntil, stamp(lease)})
-	}
-	_, err := d.ledger.update(ctx, runID, map[string]string{protocol.LedgerStatus: StatusRejected, protocol.LedgerRejectCode: rej.code, protocol.LedgerReason: rej.reason}, conds...)
-	if errors.Is(err, errConditionFailed) {
-		it, ok, gerr := d.ledger.get(ctx, runID)
+	err := d.ledger.Reject(ctx, runID, rej.code, rej.reason, lease)
+	if errors.Is(err, ledger.ErrConditionFailed) {
+		it, ok, gerr := d.ledger.Get(ctx, runID)
 		switch {
 		case gerr != nil:
 			return gerr
 		case ok && it.TaskARN != "":
 			a.Reason = "a task exists for the run, so it is accepted rather than rejected (" + rej.code + ")"
 			return d.accept(ctx, runID, job, it.TaskARN, queueURL, a)
-		case ok && it.Status == StatusRejected:
+		case ok && it.Status == ledger.Rejected:
 			return d.rejectTo(ctx, runID, queueURL, rejection{it.RejectCode, it.Reason}, a)
 		default:
 			return fmt.Errorf("run %s changed in the ledger while its launch was being refused (status %q); will look again", runID, it.Status)
@@ -141,8 +138,7 @@ func (d *Dispatcher) rejectTo(ctx context.Context, runID, queueURL string, rej r
 	if err := d.send(ctx, queueURL, runID, rec); err != nil {
 		return err
 	}
-	now := stamp(d.now())
-	it, err := d.ledger.update(ctx, runID, map[string]string{protocol.LedgerQueueURL: queueURL, protocol.LedgerEndedAt: now, protocol.LedgerNotifiedAt: now})
+	it, err := d.ledger.RejectionSent(ctx, runID, queueURL, d.now())
 	if err != nil {
 		return err
 	}
@@ -200,12 +196,7 @@ func (d *Dispatcher) launch(ctx context.Context, req *protocol.Request, p identi
 // accept records the task in the ledger, then writes accepted. The ledger
 // comes first so that a retry after a crash knows the task exists.
 func (d *Dispatcher) accept(ctx context.Context, runID, job, taskARN, queueURL string, a audit) error {
-	it, err := d.ledger.update(ctx, runID, map[string]string{protocol.LedgerStatus: StatusAccepted, protocol.LedgerTaskARN: taskARN, protocol.LedgerQueueURL: queueURL},
-		cond{protocol.LedgerStatus, StatusLaunching})
-	if errors.Is(err, errConditionFailed) {
-		// An ECS event already recorded the task's end: keep that status.
-		it, err = d.ledger.update(ctx, runID, map[string]string{protocol.LedgerTaskARN: taskARN, protocol.LedgerQueueURL: queueURL})
-	}
+	it, err := d.ledger.Start(ctx, runID, taskARN, queueURL) // after an ECS event recorded the task's end, that status stays
 	if err != nil {
 		return err
 	}
@@ -215,7 +206,7 @@ func (d *Dispatcher) accept(ctx context.Context, runID, job, taskARN, queueURL s
 	if err := d.send(ctx, queueURL, runID, rec); err != nil {
 		return err
 	}
-	if _, err := d.ledger.update(ctx, runID, map[string]string{protocol.LedgerNotifiedAt: stamp(d.now())}); err != nil {
+	if err := d.ledger.AcceptanceSent(ctx, runID, d.now()); err != nil {
 		return err
 	}
 	a.Decision, a.TaskARN = DecisionAccepted, taskARN

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/deploy-broker/deploy-broker/internal/dispatcher"
+	"github.com/deploy-broker/deploy-broker/internal/ledger"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
@@ -44,7 +45,7 @@ func TestCancelStopsTheTask(t *testing.T) {
 	if aws.ToString(task.LastStatus) != "STOPPED" || !strings.Contains(reason, "cancelled by "+e.id.ARN) || !strings.Contains(reason, runID) {
 		t.Errorf("task is %s with reason %q, want STOPPED naming the requester", aws.ToString(task.LastStatus), reason)
 	}
-	if it := e.item(runID); it.Status != dispatcher.StatusAccepted {
+	if it := e.item(runID); it.Status != ledger.Accepted {
 		t.Errorf("ledger status %s after cancel; the STOPPED event ends the run", it.Status)
 	}
 	if a := e.auditsOf(runID); a[len(a)-1]["decision"] != "cancelled" || a[len(a)-1]["task_arn"] != arn || a[len(a)-1]["reason"] != reason {
@@ -134,7 +135,7 @@ func TestTaskEventsBecomeTaskRecords(t *testing.T) {
 	}
 	it := e.item(runID)
 	raw := e.rawItem(runID)
-	if it.Status != dispatcher.StatusStopped || it.EndedAt.IsZero() || str(t, raw, "stop_code") != "TaskFailedToStart" ||
+	if it.Status != ledger.Stopped || it.EndedAt.IsZero() || str(t, raw, "stop_code") != "TaskFailedToStart" ||
 		!strings.HasPrefix(str(t, raw, "stopped_reason"), "CannotPullContainerError") {
 		t.Errorf("ledger after STOPPED: %+v", raw)
 	}
@@ -176,7 +177,7 @@ func TestForeignTaskEventsAreIgnored(t *testing.T) {
 	if recs := e.records(runID); len(recs) != 1 {
 		t.Errorf("foreign events reached the run queue: %+v", recs)
 	}
-	if it := e.item(runID); it.Status != dispatcher.StatusAccepted {
+	if it := e.item(runID); it.Status != ledger.Accepted {
 		t.Errorf("foreign events changed the ledger: %+v", it)
 	}
 }
@@ -214,7 +215,7 @@ func TestReleaseDeletesTheQueue(t *testing.T) {
 	if task := e.describe(arn); aws.ToString(task.LastStatus) != "STOPPED" || !strings.Contains(aws.ToString(task.StoppedReason), "before its task ended") {
 		t.Errorf("task %s %q after release, want STOPPED", aws.ToString(task.LastStatus), aws.ToString(task.StoppedReason))
 	}
-	if e.item(runID).Status != dispatcher.StatusAccepted {
+	if e.item(runID).Status != ledger.Accepted {
 		t.Error("release changed the run's status")
 	}
 	// Releasing again, or an unknown run, is harmless.
@@ -287,10 +288,10 @@ func TestSweep(t *testing.T) {
 	if _, ok := e.queueURL(live); !ok {
 		t.Error("queue of the live run was swept")
 	}
-	if it := e.item(abandoned); it.Status != dispatcher.StatusAbandoned || it.EndedAt.IsZero() {
+	if it := e.item(abandoned); it.Status != ledger.Abandoned || it.EndedAt.IsZero() {
 		t.Errorf("abandoned run in the ledger: %+v", it)
 	}
-	if it := e.item(ended); it.Status != dispatcher.StatusStopped {
+	if it := e.item(ended); it.Status != ledger.Stopped {
 		t.Errorf("ended run's status changed by the sweep: %+v", it)
 	}
 	var swept []string
@@ -413,7 +414,7 @@ func TestReleaseBeforeTheRunRequestClosesTheRun(t *testing.T) {
 	if n := len(e.tasks(r.RunID)); n != 0 {
 		t.Fatalf("a run released before its request arrived started %d tasks", n)
 	}
-	if it := e.item(r.RunID); it.Status != dispatcher.StatusCancelled {
+	if it := e.item(r.RunID); it.Status != ledger.Cancelled {
 		t.Errorf("ledger status %s, want cancelled", it.Status)
 	}
 }

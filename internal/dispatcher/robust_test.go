@@ -17,6 +17,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/deploy-broker/deploy-broker/internal/dispatcher"
+	"github.com/deploy-broker/deploy-broker/internal/ledger"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
@@ -101,7 +102,7 @@ func throttled() error {
 func (e *env) claim(r *protocol.Request, lease time.Time) []byte {
 	e.t.Helper()
 	b := e.body(r)
-	err := e.d.LedgerClaim(context.Background(), dispatcher.LedgerItem{RunID: r.RunID, Status: dispatcher.StatusLaunching,
+	err := e.d.LedgerClaim(context.Background(), dispatcher.LedgerItem{RunID: r.RunID, Status: ledger.Launching,
 		Job: r.Job, Params: r.Params, Requester: r.Requester.String(), RequestedBy: e.id.ARN, RequestHash: dispatcher.RequestHash(b),
 		RequestedAt: r.RequestedAt, CreatedAt: e.clock.Now(), LeaseUntil: lease})
 	if err != nil {
@@ -132,7 +133,7 @@ func TestRetryFinishesLaunchWhoseTaskStarted(t *testing.T) {
 	if rec := e.only(r.RunID, protocol.TypeAccepted); rec.Accepted.TaskARN != arn {
 		t.Errorf("accepted names %s, want %s", rec.Accepted.TaskARN, arn)
 	}
-	if it := e.item(r.RunID); it.Status != dispatcher.StatusAccepted || it.TaskARN != arn || it.NotifiedAt.IsZero() {
+	if it := e.item(r.RunID); it.Status != ledger.Accepted || it.TaskARN != arn || it.NotifiedAt.IsZero() {
 		t.Errorf("ledger = %+v", it)
 	}
 	if a := e.auditsOf(r.RunID); len(a) != 1 || a[0]["decision"] != "accepted" || a[0]["reason"] != "finished an interrupted launch" {
@@ -208,7 +209,7 @@ func TestErrorAfterTheClaimIsRetriedToTheEnd(t *testing.T) {
 	if err := e.invoke(payload); err == nil {
 		t.Fatal("a failed CreateQueue was not reported to Lambda")
 	}
-	if it := e.item(r.RunID); it.Status != dispatcher.StatusLaunching {
+	if it := e.item(r.RunID); it.Status != ledger.Launching {
 		t.Fatalf("ledger = %+v", it)
 	}
 	e.clock.Add(70 * time.Second) // Lambda retries after about a minute
@@ -231,7 +232,7 @@ func TestAcceptedIsWrittenByTheRetry(t *testing.T) {
 	if err := e.invoke(payload); err == nil {
 		t.Fatal("a failed SendMessage was not reported to Lambda")
 	}
-	if it := e.item(r.RunID); it.Status != dispatcher.StatusAccepted || it.TaskARN == "" || !it.NotifiedAt.IsZero() {
+	if it := e.item(r.RunID); it.Status != ledger.Accepted || it.TaskARN == "" || !it.NotifiedAt.IsZero() {
 		t.Fatalf("ledger = %+v", it)
 	}
 	if err := e.invoke(payload); err != nil {
@@ -333,7 +334,7 @@ func TestAmbiguousRunTaskFailurePastTheInvocationIsRetriedNotRejected(t *testing
 			if recs := e.records(r.RunID); len(recs) != 0 {
 				t.Fatalf("the run was answered before anybody knew whether its task exists: %+v", recs)
 			}
-			if it := e.item(r.RunID); it.Status != dispatcher.StatusLaunching || it.RejectCode != "" || !it.LeaseUntil.Equal(e.clock.Now()) {
+			if it := e.item(r.RunID); it.Status != ledger.Launching || it.RejectCode != "" || !it.LeaseUntil.Equal(e.clock.Now()) {
 				t.Fatalf("ledger = %+v, want a launching claim whose lease was released", it)
 			}
 			want := 0
@@ -391,7 +392,7 @@ func TestTakeOverAfterTheRequestExpired(t *testing.T) {
 				if arns := e.tasks(r.RunID); len(arns) != 0 {
 					t.Errorf("a take-over after the expiry launched %v", arns)
 				}
-				if it := e.item(r.RunID); it.Status != dispatcher.StatusRejected || it.RejectCode != protocol.RejectExpired || it.NotifiedAt.IsZero() {
+				if it := e.item(r.RunID); it.Status != ledger.Rejected || it.RejectCode != protocol.RejectExpired || it.NotifiedAt.IsZero() {
 					t.Errorf("ledger = %+v", it)
 				}
 				return
@@ -434,7 +435,7 @@ func TestRejectionYieldsToATaskAnECSEventNamed(t *testing.T) {
 	if rec := e.only(r.RunID, protocol.TypeAccepted); rec.Accepted.TaskARN != arn {
 		t.Errorf("accepted %s, want %s", rec.Accepted.TaskARN, arn)
 	}
-	if it := e.item(r.RunID); it.Status != dispatcher.StatusAccepted || it.TaskARN != arn || it.RejectCode != "" {
+	if it := e.item(r.RunID); it.Status != ledger.Accepted || it.TaskARN != arn || it.RejectCode != "" {
 		t.Errorf("ledger = %+v", it)
 	}
 	if a := e.auditsOf(r.RunID); len(a) != 1 || a[0]["decision"] != "accepted" || !strings.Contains(a[0]["reason"].(string), "accepted rather than rejected") {
@@ -457,7 +458,7 @@ func TestTaskEventNamesTheTaskOfALaunchInProgress(t *testing.T) {
 	if err := e.invoke(e.event("ecs-task-running.json", map[string]any{"TaskArn": arn, "StartedBy": r.RunID})); err != nil {
 		t.Fatal(err)
 	}
-	if it := e.item(r.RunID); it.Status != dispatcher.StatusLaunching || it.TaskARN != arn {
+	if it := e.item(r.RunID); it.Status != ledger.Launching || it.TaskARN != arn {
 		t.Fatalf("ledger = %+v, want the task named while launching", it)
 	}
 	e.clock.Add(time.Minute)
@@ -478,8 +479,7 @@ func TestTaskOfARejectedRunIsStopped(t *testing.T) {
 	e := newEnv(t)
 	r := e.request()
 	e.claim(r, e.clock.Now().Add(-time.Second))
-	if err := e.d.LedgerSet(context.Background(), r.RunID, map[string]string{"status": dispatcher.StatusRejected,
-		"reject_code": protocol.RejectLaunch, "reason": "could not start the task"}); err != nil {
+	if err := e.d.LedgerReject(context.Background(), r.RunID, protocol.RejectLaunch, "could not start the task"); err != nil {
 		t.Fatal(err)
 	}
 	arn := e.runTaskDirect(r.RunID)
@@ -490,7 +490,7 @@ func TestTaskOfARejectedRunIsStopped(t *testing.T) {
 	if aws.ToString(task.LastStatus) != "STOPPED" || !strings.Contains(aws.ToString(task.StoppedReason), "was rejected (launch-failed); stopping a task that started anyway") {
 		t.Errorf("task %s %q, want it stopped", aws.ToString(task.LastStatus), aws.ToString(task.StoppedReason))
 	}
-	if it := e.item(r.RunID); it.TaskARN != arn || it.Status != dispatcher.StatusRejected {
+	if it := e.item(r.RunID); it.TaskARN != arn || it.Status != ledger.Rejected {
 		t.Errorf("ledger = %+v", it)
 	}
 	if a := e.auditsOf(r.RunID); len(a) != 1 || a[0]["decision"] != "cancelled" || a[0]["task_arn"] != arn {
@@ -540,7 +540,7 @@ func TestRunTaskFailuresReject(t *testing.T) {
 			if arns := e.tasks(r.RunID); len(arns) != 0 {
 				t.Errorf("tasks %v", arns)
 			}
-			if it := e.item(r.RunID); it.Status != dispatcher.StatusRejected || it.Reason != rec.Rejected.Reason {
+			if it := e.item(r.RunID); it.Status != ledger.Rejected || it.Reason != rec.Rejected.Reason {
 				t.Errorf("ledger = %+v", it)
 			}
 			if got := e.decisions(r.RunID); got != "rejected" {
@@ -604,7 +604,7 @@ func TestSweepAnswersALaunchNobodyFinished(t *testing.T) {
 	if rec.Rejected.Code != protocol.RejectLaunch || !strings.Contains(rec.Rejected.Reason, "interrupted") {
 		t.Errorf("rejected = %+v", rec.Rejected)
 	}
-	if it := e.item(r.RunID); it.Status != dispatcher.StatusRejected || it.EndedAt.IsZero() {
+	if it := e.item(r.RunID); it.Status != ledger.Rejected || it.EndedAt.IsZero() {
 		t.Errorf("ledger = %+v", it)
 	}
 	// A late retry now repeats nothing.

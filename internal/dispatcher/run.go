@@ -11,6 +11,8 @@ import (
 
 	"github.com/deploy-broker/deploy-broker/internal/identity"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
+
+	"github.com/deploy-broker/deploy-broker/internal/ledger"
 )
 
 // HandleRequest handles one protocol request (an SNS message body).
@@ -82,9 +84,9 @@ func (d *Dispatcher) handleRun(ctx context.Context, req *protocol.Request, body 
 	a := audit{RunID: req.RunID, Kind: req.Kind, Job: req.Job, Requester: req.Requester, Principal: p.ARN,
 		Params: redactParams(req.Params, catJob, known)}
 
-	item := ledgerItem{RunID: req.RunID, Status: StatusLaunching, Job: req.Job, Params: a.Params,
+	item := ledger.Item{RunID: req.RunID, Status: ledger.Launching, Job: req.Job, Params: a.Params,
 		Requester: req.Requester.String(), RequestedBy: p.ARN, RequestHash: requestHash(body), RequestedAt: req.RequestedAt,
-		CreatedAt: now, LeaseUntil: d.leaseEnd(ctx), ClaimToken: newToken(), IdempotencyKey: req.IdempotencyKey}
+		CreatedAt: now, LeaseUntil: d.leaseEnd(ctx), ClaimToken: ledger.NewToken(), IdempotencyKey: req.IdempotencyKey}
 	if known {
 		item.ControlPattern = controlPattern(p, catJob.AllowedPrincipals)
 	}
@@ -101,11 +103,11 @@ func (d *Dispatcher) handleRun(ctx context.Context, req *protocol.Request, body 
 		}
 	}
 	if rej != nil {
-		item.Status, item.RejectCode, item.Reason = StatusRejected, rej.code, rej.reason
+		item.Status, item.RejectCode, item.Reason = ledger.Rejected, rej.code, rej.reason
 	}
 	// Claim the run id before anything else: a second delivery stops here.
-	if err := d.ledger.claim(ctx, item); err != nil {
-		if errors.Is(err, errAlreadyClaimed) {
+	if err := d.ledger.Claim(ctx, item); err != nil {
+		if errors.Is(err, ledger.ErrAlreadyClaimed) {
 			if freshSlot {
 				defer d.dropSpuriousSlot(ctx, req.RunID, item.Slot)
 			}
@@ -114,7 +116,7 @@ func (d *Dispatcher) handleRun(ctx context.Context, req *protocol.Request, body 
 			if !errors.As(err, &re) {
 				return d.failed(ctx, a, err)
 			}
-			if err = d.ledger.replaceTombstone(ctx, item, re.token); err != nil {
+			if err = d.ledger.ReplaceTombstone(ctx, item, re.token); err != nil {
 				return d.failed(ctx, a, err)
 			}
 		} else {

@@ -17,6 +17,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/deploy-broker/deploy-broker/internal/dispatcher"
+	"github.com/deploy-broker/deploy-broker/internal/ledger"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
@@ -420,7 +421,7 @@ func TestRunRejections(t *testing.T) {
 				t.Errorf("a rejected run started tasks %v", arns)
 			}
 			it := e.item(r.RunID)
-			if it.Status != dispatcher.StatusRejected || it.RejectCode != c.code || it.Reason != rec.Rejected.Reason || it.EndedAt.IsZero() {
+			if it.Status != ledger.Rejected || it.RejectCode != c.code || it.Reason != rec.Rejected.Reason || it.EndedAt.IsZero() {
 				t.Errorf("ledger = %+v", it)
 			}
 			lines := e.auditsOf(r.RunID)

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/deploy-broker/deploy-broker/internal/ledger"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
@@ -101,24 +102,24 @@ func (d *Dispatcher) sweepOne(ctx context.Context, url, runID string, now time.T
 	if err != nil {
 		return false, nil
 	}
-	item, ok, err := d.ledger.get(ctx, runID)
+	item, ok, err := d.ledger.Get(ctx, runID)
 	if err != nil {
 		return false, err
 	}
 	a := audit{RunID: runID, Job: item.Job}
 	retention := d.cfg.Broker.QueueRetention.D()
-	if ok && (item.Status == StatusQueued || item.Status == StatusAwaitingApproval) && d.queuedExpired(item, now) {
+	if ok && (item.Status == ledger.Queued || item.Status == ledger.AwaitingApproval) && d.queuedExpired(item, now) {
 		// A waiting run whose request expired (also one a lost answer left
 		// outside the slot item): refuse it rather than leave it waiting.
-		return false, d.rejectWaiting(ctx, runID, item.Status, rejection{protocol.RejectExpired, "the request expired while the run waited (" + item.Status + "); send it again"})
+		return false, d.rejectWaiting(ctx, runID, item.Status, rejection{protocol.RejectExpired, "the request expired while the run waited (" + string(item.Status) + "); send it again"})
 	}
-	if ok && item.Status == StatusRejected && item.QueuedRequest != "" && item.NotifiedAt.IsZero() && item.EndedAt.IsZero() {
+	if ok && item.Status == ledger.Rejected && item.QueuedRequest != "" && item.NotifiedAt.IsZero() && item.EndedAt.IsZero() {
 		// A waiting run the ledger ended (cancel, release, expiry,
 		// approver) whose answer to its trigger failed afterwards: answer
 		// it now rather than when it is abandoned.
 		return false, d.answerRejection(ctx, item, rejection{item.RejectCode, item.Reason})
 	}
-	if ok && item.Status == StatusLaunching && now.After(item.LeaseUntil) &&
+	if ok && item.Status == ledger.Launching && now.After(item.LeaseUntil) &&
 		now.Sub(item.CreatedAt) > d.cfg.Broker.MaxRequestAge.D()+d.cfg.Broker.ClockSkew.D() {
 		return false, d.finishStale(ctx, url, item, a)
 	}
@@ -143,8 +144,8 @@ func (d *Dispatcher) sweepOne(ctx context.Context, url, runID string, now time.T
 		return false, err
 	}
 	if abandoned {
-		it, err := d.ledger.update(ctx, runID, map[string]string{protocol.LedgerStatus: StatusAbandoned, protocol.LedgerEndedAt: stamp(now)}, cond{protocol.LedgerEndedAt, ""})
-		if err != nil && !errors.Is(err, errConditionFailed) {
+		it, err := d.ledger.Abandon(ctx, runID, now)
+		if err != nil && !errors.Is(err, ledger.ErrConditionFailed) {
 			d.log.Warn("could not mark run abandoned", "run_id", runID, "error", err.Error())
 		}
 		if err == nil {
@@ -160,10 +161,10 @@ func (d *Dispatcher) sweepOne(ctx context.Context, url, runID string, now time.T
 
 // finishStale ends a launch claim that no delivery finished in time: if the
 // task exists after all it is reported accepted, else the run is rejected.
-func (d *Dispatcher) finishStale(ctx context.Context, url string, item ledgerItem, a audit) error {
+func (d *Dispatcher) finishStale(ctx context.Context, url string, item ledger.Item, a audit) error {
 	lease := d.leaseEnd(ctx)
-	if err := d.ledger.takeOver(ctx, item.RunID, item.LeaseUntil, lease); err != nil {
-		if errors.Is(err, errConditionFailed) {
+	if err := d.ledger.TakeOver(ctx, item.RunID, item.LeaseUntil, lease); err != nil {
+		if errors.Is(err, ledger.ErrConditionFailed) {
 			return nil // a delivery is at it again
 		}
 		return err
@@ -184,6 +185,6 @@ func (d *Dispatcher) finishStale(ctx context.Context, url string, item ledgerIte
 
 // rejectedQueue reports whether a run ended in a rejection answered on its
 // queue, with no task (a task's records need the full queue retention).
-func rejectedQueue(it ledgerItem) bool {
-	return (it.Status == StatusRejected || it.Status == StatusCancelled) && it.TaskARN == "" && !it.NotifiedAt.IsZero()
+func rejectedQueue(it ledger.Item) bool {
+	return (it.Status == ledger.Rejected || it.Status == ledger.Cancelled) && it.TaskARN == "" && !it.NotifiedAt.IsZero()
 }

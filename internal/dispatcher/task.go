@@ -12,7 +12,7 @@ import (
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/deploy-broker/deploy-broker/internal/protocol"
+	"github.com/deploy-broker/deploy-broker/internal/ledger"
 )
 
 // launchError is a definite refusal of RunTask: ECS answered and started
@@ -166,11 +166,7 @@ func (d *Dispatcher) stopTask(ctx context.Context, runID, taskARN, reason, by st
 	if _, err := d.ecs.StopTask(ctx, &ecs.StopTaskInput{Cluster: aws.String(d.set.Cluster), Task: aws.String(taskARN), Reason: aws.String(reason)}); err != nil {
 		return fmt.Errorf("stopping task %s of run %s: %w", taskARN, runID, err)
 	}
-	set := map[string]string{protocol.LedgerCancelledAt: stamp(d.now())}
-	if by != "" {
-		set[protocol.LedgerCancelledBy] = by
-	}
-	if _, err := d.ledger.update(ctx, runID, set); err != nil {
+	if err := d.ledger.TaskStopped(ctx, runID, by, d.now()); err != nil {
 		return err
 	}
 	return nil
@@ -179,7 +175,7 @@ func (d *Dispatcher) stopTask(ctx context.Context, runID, taskARN, reason, by st
 // cancelReason says who cancelled, within StopTask's 255 characters: the
 // verified principal of the cancel, recorded in the ledger when the cancel
 // came while the task was being started.
-func cancelReason(it ledgerItem) string {
+func cancelReason(it ledger.Item) string {
 	by := it.CancelledBy
 	if by == "" {
 		by = "an unrecorded principal"

@@ -4,12 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"strconv"
 	"strings"
 
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/deploy-broker/deploy-broker/internal/config"
+	"github.com/deploy-broker/deploy-broker/internal/ledger"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
@@ -44,7 +44,7 @@ func (d *Dispatcher) handleTaskEvent(ctx context.Context, ev events.CloudWatchEv
 		d.log.Debug("ignoring ECS event of another cluster or not started by the broker", "cluster", t.ClusterArn, "started_by", t.StartedBy)
 		return nil
 	}
-	item, ok, err := d.ledger.get(ctx, t.StartedBy)
+	item, ok, err := d.ledger.Get(ctx, t.StartedBy)
 	if err != nil {
 		return err
 	}
@@ -54,12 +54,12 @@ func (d *Dispatcher) handleTaskEvent(ctx context.Context, ev events.CloudWatchEv
 		// yet). Record it at once: from now on no rejection can be written
 		// for the run (rejectLaunch requires a ledger without a task), and a
 		// retry accepts the run with this task.
-		it, err := d.ledger.update(ctx, t.StartedBy, map[string]string{protocol.LedgerTaskARN: t.TaskArn}, cond{protocol.LedgerTaskARN, ""})
+		it, err := d.ledger.RecordTask(ctx, t.StartedBy, t.TaskArn)
 		switch {
 		case err == nil:
 			item = it
-		case errors.Is(err, errConditionFailed):
-			if item, ok, err = d.ledger.get(ctx, t.StartedBy); err != nil {
+		case errors.Is(err, ledger.ErrConditionFailed):
+			if item, ok, err = d.ledger.Get(ctx, t.StartedBy); err != nil {
 				return err
 			}
 		default:
@@ -70,7 +70,7 @@ func (d *Dispatcher) handleTaskEvent(ctx context.Context, ev events.CloudWatchEv
 		d.log.Warn("ignoring ECS event for a task the ledger does not know", "run_id", t.StartedBy, "task_arn", t.TaskArn)
 		return nil
 	}
-	if item.Status == StatusRejected && t.LastStatus != "STOPPED" && t.DesiredStatus != "STOPPED" {
+	if item.Status == ledger.Rejected && t.LastStatus != "STOPPED" && t.DesiredStatus != "STOPPED" {
 		// The trigger was told the run was refused, yet a task runs for it.
 		// The dispatcher writes a rejection only when it knows of no task,
 		// so this can only be a task whose start neither RunTask's answer
@@ -103,22 +103,16 @@ func (d *Dispatcher) handleTaskEvent(ctx context.Context, ev events.CloudWatchEv
 		}
 	}
 	if t.LastStatus == "STOPPED" {
-		set := map[string]string{protocol.LedgerStatus: StatusStopped, protocol.LedgerEndedAt: stamp(d.now()),
-			protocol.LedgerStopCode: t.StopCode, protocol.LedgerStopReason: rec.Task.StoppedReason}
+		end := ledger.End{At: d.now(), StopCode: t.StopCode, StopReason: rec.Task.StoppedReason, ExitCode: rec.Task.ExitCode,
+			Outputs: d.runOutputs(ctx, item.RunID, item.Job, t.TaskArn)} // outputs.go
 		if item.TaskARN == "" {
-			set[protocol.LedgerTaskARN] = t.TaskArn
+			end.TaskARN = t.TaskArn
 		}
-		if rec.Task.ExitCode != nil {
-			set[protocol.LedgerExitCode] = strconv.Itoa(*rec.Task.ExitCode)
-		}
-		if o := d.runOutputs(ctx, item.RunID, item.Job, t.TaskArn); o != "" {
-			set[protocol.LedgerOutputs] = o // outputs.go
-		}
-		it, err := d.ledger.update(ctx, t.StartedBy, set)
+		it, err := d.ledger.Finish(ctx, t.StartedBy, end)
 		if err != nil {
 			return err
 		}
-		if item.Status != StatusStopped {
+		if item.Status != ledger.Stopped {
 			d.emit(ctx, d.endedEvent(it, rec.Task.ExitCode, t.StopCode, it.EndedAt))
 		}
 		if err := d.releaseSlot(ctx, item.Job, t.StartedBy); err != nil {

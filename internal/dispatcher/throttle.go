@@ -5,20 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/deploy-broker/deploy-broker/internal/config"
 	"github.com/deploy-broker/deploy-broker/internal/identity"
+	"github.com/deploy-broker/deploy-broker/internal/ledger"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
 // Per-principal throttle (issue 13, floods). Every verified principal has
-// one item in the run ledger, keyed protocol.LedgerPrincipalPrefix + its
+// one item in the run ledger, keyed ledger.PrincipalPrefix + its
 // key (principalKey), that holds its open runs: a map run id → the epoch
 // second at which the slot lapses by itself (slotExpiry). A run request
 // that passed its checks takes a slot before its claim; when the principal
@@ -65,74 +61,6 @@ func (d *Dispatcher) slotExpiry(job config.Job, now time.Time) time.Time {
 	return now.Add(b.MaxRequestAge.D() + b.ClockSkew.D() + job.Timeout.D() + d.cfg.Runner.Grace.D() + config.MaxStopTimeout)
 }
 
-// principalSlots is the principal's item as read.
-type principalSlots struct {
-	exists  bool
-	version int64
-	open    map[string]int64 // run id → slot expiry (epoch seconds)
-}
-
-func (l *ledger) getSlots(ctx context.Context, key string) (principalSlots, error) {
-	item, version, err := l.getVersioned(ctx, protocol.LedgerPrincipalPrefix+key, protocol.LedgerVersion)
-	if err != nil {
-		return principalSlots{}, fmt.Errorf("reading the open runs of %s from the ledger: %w", key, err)
-	}
-	ps := principalSlots{exists: item != nil, version: version, open: map[string]int64{}}
-	if m, ok := item[protocol.LedgerOpenRuns].(*types.AttributeValueMemberM); ok {
-		for id, v := range m.Value {
-			if n, ok := v.(*types.AttributeValueMemberN); ok {
-				exp, _ := strconv.ParseInt(n.Value, 10, 64)
-				ps.open[id] = exp
-			}
-		}
-	}
-	return ps, nil
-}
-
-// putSlots writes the principal's open runs if the item is still at the
-// version read (errConditionFailed otherwise).
-func (l *ledger) putSlots(ctx context.Context, key string, seen principalSlots, open map[string]int64) error {
-	m := make(map[string]types.AttributeValue, len(open))
-	var last int64
-	for id, exp := range open {
-		m[id] = &types.AttributeValueMemberN{Value: strconv.FormatInt(exp, 10)}
-		last = max(last, exp)
-	}
-	item := map[string]types.AttributeValue{
-		protocol.LedgerRunID:    s(protocol.LedgerPrincipalPrefix + key),
-		protocol.LedgerOpenRuns: &types.AttributeValueMemberM{Value: m},
-		// The item goes with its last slot (DynamoDB TTL), or a day after it
-		// was last written empty.
-		protocol.LedgerExpiresAt: &types.AttributeValueMemberN{Value: strconv.FormatInt(max(last, time.Now().Add(24*time.Hour).Unix()), 10)},
-	}
-	if err := l.putVersioned(ctx, item, protocol.LedgerVersion, seen.exists, seen.version); err != nil {
-		if errors.Is(err, errConditionFailed) {
-			return err
-		}
-		return fmt.Errorf("writing the open runs of %s to the ledger: %w", key, err)
-	}
-	return nil
-}
-
-// freeSlot gives back a run's slot; a slot that is not there is no error.
-func (l *ledger) freeSlot(ctx context.Context, key, runID string) error {
-	_, err := l.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                aws.String(l.table),
-		Key:                      map[string]types.AttributeValue{protocol.LedgerRunID: s(protocol.LedgerPrincipalPrefix + key)},
-		UpdateExpression:         aws.String("REMOVE #open.#run ADD #v :one"),
-		ConditionExpression:      aws.String("attribute_exists(#open.#run)"),
-		ExpressionAttributeNames: map[string]string{"#open": protocol.LedgerOpenRuns, "#run": runID, "#v": protocol.LedgerVersion},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":one": &types.AttributeValueMemberN{Value: "1"},
-		},
-	})
-	var ccf *types.ConditionalCheckFailedException
-	if err != nil && !errors.As(err, &ccf) {
-		return fmt.Errorf("freeing the slot of run %s of %s in the ledger: %w", runID, key, err)
-	}
-	return nil
-}
-
 // takeSlot takes a slot for the run request among its principal's open
 // runs, or returns the throttled rejection when the principal has none
 // left. A run that already holds its slot (a redelivery) keeps it.
@@ -142,15 +70,15 @@ func (d *Dispatcher) takeSlot(ctx context.Context, req *protocol.Request, p iden
 	key, limit := principalKey(p), d.cfg.Broker.MaxOpenRunsPerPrincipal
 	for range slotAttempts {
 		now := d.now()
-		seen, err := d.ledger.getSlots(ctx, key)
+		seen, err := d.ledger.GetOpenRuns(ctx, key)
 		if err != nil {
 			return nil, false, err
 		}
-		if _, ok := seen.open[req.RunID]; ok {
+		if _, ok := seen.Open[req.RunID]; ok {
 			return nil, false, nil
 		}
-		open := make(map[string]int64, len(seen.open)+1)
-		for id, exp := range seen.open {
+		open := make(map[string]int64, len(seen.Open)+1)
+		for id, exp := range seen.Open {
 			if exp > now.Unix() {
 				open[id] = exp
 			}
@@ -165,9 +93,9 @@ func (d *Dispatcher) takeSlot(ctx context.Context, req *protocol.Request, p iden
 		if !full {
 			open[req.RunID] = d.slotExpiry(job, now).Unix()
 		}
-		if len(open) != len(seen.open) || !full {
-			err := d.ledger.putSlots(ctx, key, seen, open)
-			if errors.Is(err, errConditionFailed) {
+		if len(open) != len(seen.Open) || !full {
+			err := d.ledger.PutOpenRuns(ctx, key, seen, open)
+			if errors.Is(err, ledger.ErrConditionFailed) {
 				if !d.pause(ctx, 20*time.Millisecond) {
 					return nil, false, fmt.Errorf("the open runs of %s changed while taking a slot; will look again", key)
 				}
@@ -191,7 +119,7 @@ func (d *Dispatcher) takeSlot(ctx context.Context, req *protocol.Request, p iden
 // for any claim to be made with it.
 func (d *Dispatcher) dropEnded(ctx context.Context, open map[string]int64, now time.Time) error {
 	for id := range open {
-		it, ok, err := d.ledger.get(ctx, id)
+		it, ok, err := d.ledger.Get(ctx, id)
 		if err != nil {
 			return err
 		}
@@ -210,8 +138,8 @@ func (d *Dispatcher) dropEnded(ctx context.Context, open map[string]int64, now t
 }
 
 // runOpen reports whether a run still holds its principal's slot.
-func runOpen(it ledgerItem) bool {
-	return it.EndedAt.IsZero() && (it.Status == StatusLaunching || it.Status == StatusAccepted)
+func runOpen(it ledger.Item) bool {
+	return it.EndedAt.IsZero() && (it.Status == ledger.Launching || it.Status == ledger.Accepted)
 }
 
 // openList names a few open runs for the throttled reason.
@@ -231,11 +159,11 @@ func openList(open map[string]int64) string {
 // ledger item's slot attribute names the principal key). Best effort: a
 // slot not given back is dropped when its principal is next found full, or
 // lapses at its expiry.
-func (d *Dispatcher) freeRunSlot(ctx context.Context, it ledgerItem) {
+func (d *Dispatcher) freeRunSlot(ctx context.Context, it ledger.Item) {
 	if it.Slot == "" {
 		return
 	}
-	if err := d.ledger.freeSlot(ctx, it.Slot, it.RunID); err != nil {
+	if err := d.ledger.FreeOpenRun(ctx, it.Slot, it.RunID); err != nil {
 		d.log.Warn("could not give back the run's slot; it is dropped when its principal is next found full", "run_id", it.RunID, "error", err.Error())
 	}
 }
@@ -244,11 +172,11 @@ func (d *Dispatcher) freeRunSlot(ctx context.Context, it ledgerItem) {
 // id the ledger already had, unless that run holds it: a redelivery of a
 // refused or ended run must not take a slot again.
 func (d *Dispatcher) dropSpuriousSlot(ctx context.Context, runID, key string) {
-	it, ok, err := d.ledger.get(ctx, runID)
+	it, ok, err := d.ledger.Get(ctx, runID)
 	if err == nil && ok && it.Slot == key && runOpen(it) {
 		return
 	}
-	if err := d.ledger.freeSlot(ctx, key, runID); err != nil {
+	if err := d.ledger.FreeOpenRun(ctx, key, runID); err != nil {
 		d.log.Warn("could not give back a redelivery's slot; it is dropped when its principal is next found full", "run_id", runID, "error", err.Error())
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/deploy-broker/deploy-broker/internal/dispatcher"
+	"github.com/deploy-broker/deploy-broker/internal/ledger"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 	"github.com/deploy-broker/deploy-broker/internal/testkit/prooftest"
 )
@@ -96,12 +97,12 @@ func TestFloodFromOnePrincipalDoesNotHoldUpAnother(t *testing.T) {
 	for _, id := range aRuns {
 		it := e.item(id)
 		switch {
-		case it.Status == dispatcher.StatusAccepted:
+		case it.Status == ledger.Accepted:
 			accepted = append(accepted, id)
 			if n := len(e.tasks(id)); n != 1 {
 				t.Errorf("accepted run %s has %d tasks", id, n)
 			}
-		case it.Status == dispatcher.StatusRejected && it.RejectCode == protocol.RejectThrottled:
+		case it.Status == ledger.Rejected && it.RejectCode == protocol.RejectThrottled:
 			throttled = append(throttled, id)
 			if !strings.Contains(it.Reason, "has 5 open runs (limit 5)") || !strings.Contains(it.Reason, deployerRole) {
 				t.Errorf("throttled reason: %q", it.Reason)
@@ -127,7 +128,7 @@ func TestFloodFromOnePrincipalDoesNotHoldUpAnother(t *testing.T) {
 
 	// B's run completes; A's runs end and give their slots back.
 	e.stop(bReq.RunID)
-	if it := e.item(bReq.RunID); it.Status != dispatcher.StatusStopped {
+	if it := e.item(bReq.RunID); it.Status != ledger.Stopped {
 		t.Errorf("B's run after STOPPED: %+v", it)
 	}
 	if open := e.openRuns(b.ARN); len(open) != 0 {
@@ -175,7 +176,7 @@ func TestSlotOfARunThatNeverEndsLapses(t *testing.T) {
 	if err := e.run(after); err != nil {
 		t.Fatal(err)
 	}
-	if it := e.item(after.RunID); it.Status != dispatcher.StatusAccepted {
+	if it := e.item(after.RunID); it.Status != ledger.Accepted {
 		t.Fatalf("a run after the silent run's slot lapsed: %+v", it)
 	}
 	if open := e.openRuns(e.id.ARN); len(open) != 1 || open[after.RunID] == 0 || open[first] != 0 {
@@ -190,8 +191,7 @@ func TestEndedRunsSlotIsDroppedWhenFull(t *testing.T) {
 	e := newEnv(t)
 	e.cfg.Broker.MaxOpenRunsPerPrincipal = 1
 	first, _ := e.started()
-	if err := e.d.LedgerSet(context.Background(), first, map[string]string{protocol.LedgerStatus: dispatcher.StatusStopped,
-		protocol.LedgerEndedAt: e.clock.Now().Format(time.RFC3339Nano)}); err != nil {
+	if err := e.d.LedgerFinish(context.Background(), first, e.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if open := e.openRuns(e.id.ARN); len(open) != 1 {
@@ -201,7 +201,7 @@ func TestEndedRunsSlotIsDroppedWhenFull(t *testing.T) {
 	if err := e.run(next); err != nil {
 		t.Fatal(err)
 	}
-	if it := e.item(next.RunID); it.Status != dispatcher.StatusAccepted {
+	if it := e.item(next.RunID); it.Status != ledger.Accepted {
 		t.Fatalf("run after an ended run that kept its slot: %+v", it)
 	}
 	if open := e.openRuns(e.id.ARN); len(open) != 1 || open[next.RunID] == 0 {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/deploy-broker/deploy-broker/internal/identity"
+	"github.com/deploy-broker/deploy-broker/internal/ledger"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
@@ -17,16 +18,13 @@ import (
 
 // hold keeps a run that may not launch yet (queued, awaiting approval) in
 // the ledger with its request, and gives up this invocation's lease.
-func (d *Dispatcher) hold(ctx context.Context, req *protocol.Request, queueURL, status string) error {
+func (d *Dispatcher) hold(ctx context.Context, req *protocol.Request, queueURL string, status ledger.Status) error {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return err
 	}
-	now := stamp(d.now())
-	_, err = d.ledger.update(ctx, req.RunID, map[string]string{protocol.LedgerStatus: status, protocol.LedgerQueuedRequest: string(body),
-		protocol.LedgerQueuedAt: now, protocol.LedgerQueueURL: queueURL, protocol.LedgerLeaseUntil: now},
-		cond{protocol.LedgerStatus, StatusLaunching})
-	if err != nil && !errors.Is(err, errConditionFailed) {
+	err = d.ledger.Hold(ctx, req.RunID, status, string(body), queueURL, d.now())
+	if err != nil && !errors.Is(err, ledger.ErrConditionFailed) {
 		return err
 	}
 	return nil
@@ -35,48 +33,44 @@ func (d *Dispatcher) hold(ctx context.Context, req *protocol.Request, queueURL, 
 // rejectQueued ends a waiting run with a rejection (superseded, expired,
 // cancelled). A run that is no longer waiting is left alone.
 func (d *Dispatcher) rejectQueued(ctx context.Context, runID string, rej rejection) error {
-	return d.rejectWaiting(ctx, runID, StatusQueued, rej)
+	return d.rejectWaiting(ctx, runID, ledger.Queued, rej)
 }
 
 // rejectWaiting ends a run held in status (queued, awaiting approval) with
 // a rejection; a run no longer in that status is left alone.
-func (d *Dispatcher) rejectWaiting(ctx context.Context, runID, status string, rej rejection) error {
+func (d *Dispatcher) rejectWaiting(ctx context.Context, runID string, status ledger.Status, rej rejection) error {
 	_, err := d.rejectWaitingWith(ctx, runID, status, rej, nil)
 	return err
 }
 
-// rejectWaitingWith is rejectWaiting that also sets extra in the same
-// conditional update (an approver's decision), and says whether this call
-// ended the run.
-func (d *Dispatcher) rejectWaitingWith(ctx context.Context, runID, status string, rej rejection, extra map[string]string) (bool, error) {
-	it, ended, err := d.endWaiting(ctx, runID, status, rej, extra)
+// rejectWaitingWith is rejectWaiting that also records an approver's
+// decision in the same conditional update, and says whether this call ended
+// the run.
+func (d *Dispatcher) rejectWaitingWith(ctx context.Context, runID string, status ledger.Status, rej rejection, decided *ledger.Decision) (bool, error) {
+	it, ended, err := d.endWaiting(ctx, runID, status, rej, decided)
 	if !ended || err != nil {
 		return ended, err
 	}
 	return true, d.answerRejection(ctx, it, rej)
 }
 
-// endWaiting moves a run held in status to rejected in the ledger (with
-// extra set in the same conditional update); ended is false when the run
-// was no longer in that status.
-func (d *Dispatcher) endWaiting(ctx context.Context, runID, status string, rej rejection, extra map[string]string) (it ledgerItem, ended bool, err error) {
-	set := map[string]string{protocol.LedgerStatus: StatusRejected, protocol.LedgerRejectCode: rej.code, protocol.LedgerReason: rej.reason}
-	for k, v := range extra {
-		set[k] = v
-	}
-	it, err = d.ledger.update(ctx, runID, set, cond{protocol.LedgerStatus, status})
-	if errors.Is(err, errConditionFailed) {
-		return ledgerItem{}, false, nil
+// endWaiting moves a run held in status to rejected in the ledger (with an
+// approver's decision, if any, in the same conditional update); ended is
+// false when the run was no longer in that status.
+func (d *Dispatcher) endWaiting(ctx context.Context, runID string, status ledger.Status, rej rejection, decided *ledger.Decision) (it ledger.Item, ended bool, err error) {
+	it, err = d.ledger.EndWaiting(ctx, runID, status, rej.code, rej.reason, decided)
+	if errors.Is(err, ledger.ErrConditionFailed) {
+		return ledger.Item{}, false, nil
 	}
 	if err != nil {
-		return ledgerItem{}, false, err
+		return ledger.Item{}, false, err
 	}
 	return it, true, nil
 }
 
 // answerRejection tells the trigger of a waiting run that the ledger has
 // ended with rej: the rejected record on its queue, then the run's end.
-func (d *Dispatcher) answerRejection(ctx context.Context, it ledgerItem, rej rejection) error {
+func (d *Dispatcher) answerRejection(ctx context.Context, it ledger.Item, rej rejection) error {
 	url := it.QueueURL
 	if url == "" {
 		var found bool
@@ -84,8 +78,7 @@ func (d *Dispatcher) answerRejection(ctx context.Context, it ledgerItem, rej rej
 		if url, found, err = d.queueURL(ctx, it.RunID); err != nil {
 			return err
 		} else if !found {
-			_, err := d.ledger.update(ctx, it.RunID, map[string]string{protocol.LedgerEndedAt: stamp(d.now())})
-			return err
+			return d.ledger.MarkEnded(ctx, it.RunID, d.now())
 		}
 	}
 	var req protocol.Request
@@ -98,9 +91,8 @@ func (d *Dispatcher) answerRejection(ctx context.Context, it ledgerItem, rej rej
 // from queued to launching does it.
 func (d *Dispatcher) startQueued(ctx context.Context, runID string) error {
 	lease := d.leaseEnd(ctx)
-	it, err := d.ledger.update(ctx, runID, map[string]string{protocol.LedgerStatus: StatusLaunching, protocol.LedgerLeaseUntil: stamp(lease)},
-		cond{protocol.LedgerStatus, StatusQueued})
-	if errors.Is(err, errConditionFailed) {
+	it, err := d.ledger.StartWaiting(ctx, runID, ledger.Queued, lease, nil)
+	if errors.Is(err, ledger.ErrConditionFailed) {
 		return nil
 	}
 	if err != nil {
@@ -113,10 +105,10 @@ func (d *Dispatcher) startQueued(ctx context.Context, runID string) error {
 // invocation failed or died (its lease is over): exactly one caller wins the
 // take-over, looks for a task the other may have started, and otherwise
 // launches.
-func (d *Dispatcher) resumeQueued(ctx context.Context, it ledgerItem) error {
+func (d *Dispatcher) resumeQueued(ctx context.Context, it ledger.Item) error {
 	lease := d.leaseEnd(ctx)
-	if err := d.ledger.takeOver(ctx, it.RunID, it.LeaseUntil, lease); err != nil {
-		if errors.Is(err, errConditionFailed) {
+	if err := d.ledger.TakeOver(ctx, it.RunID, it.LeaseUntil, lease); err != nil {
+		if errors.Is(err, ledger.ErrConditionFailed) {
 			return nil
 		}
 		return err
@@ -126,7 +118,7 @@ func (d *Dispatcher) resumeQueued(ctx context.Context, it ledgerItem) error {
 
 // launchQueued launches a run from its kept request, under this
 // invocation's lease.
-func (d *Dispatcher) launchQueued(ctx context.Context, it ledgerItem, lease time.Time, lookFirst bool) error {
+func (d *Dispatcher) launchQueued(ctx context.Context, it ledger.Item, lease time.Time, lookFirst bool) error {
 	runID := it.RunID
 	req, derr := protocol.DecodeRequest([]byte(it.QueuedRequest))
 	a := audit{RunID: runID, Kind: protocol.KindRun, Job: it.Job, Params: it.Params, Reason: "started from the ledger: a concurrency slot freed, or the run was approved"}
@@ -173,9 +165,9 @@ func (d *Dispatcher) launchQueued(ctx context.Context, it ledgerItem, lease time
 }
 
 // cancelQueued ends a waiting run that its trigger cancelled.
-func (d *Dispatcher) cancelQueued(ctx context.Context, item ledgerItem, a audit) error {
+func (d *Dispatcher) cancelQueued(ctx context.Context, item ledger.Item, a audit) error {
 	what := "a concurrency slot"
-	if item.Status == StatusAwaitingApproval {
+	if item.Status == ledger.AwaitingApproval {
 		what = "approval"
 	}
 	if err := d.rejectWaiting(ctx, item.RunID, item.Status, rejection{protocol.RejectCancelled, "cancelled by " + requesterOf(item) + " while waiting for " + what + "; nothing was launched"}); err != nil {

@@ -18,7 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/deploy-broker/deploy-broker/internal/config"
-	"github.com/deploy-broker/deploy-broker/internal/protocol"
+	"github.com/deploy-broker/deploy-broker/internal/ledger"
 )
 
 // Resources are what Provision created in the emulator.
@@ -90,24 +90,7 @@ func Provision(ctx context.Context, awsCfg aws.Config, cfg *config.Config) (*Res
 	}
 
 	db := dynamodb.NewFromConfig(awsCfg)
-	_, err = db.CreateTable(ctx, &dynamodb.CreateTableInput{
-		TableName:   aws.String(r.LedgerTable),
-		BillingMode: dbtypes.BillingModePayPerRequest,
-		AttributeDefinitions: []dbtypes.AttributeDefinition{
-			{AttributeName: aws.String(protocol.LedgerRunID), AttributeType: dbtypes.ScalarAttributeTypeS},
-			{AttributeName: aws.String(protocol.LedgerHistory), AttributeType: dbtypes.ScalarAttributeTypeS},
-		},
-		KeySchema: []dbtypes.KeySchemaElement{{AttributeName: aws.String(protocol.LedgerRunID), KeyType: dbtypes.KeyTypeHash}},
-		// The history index, as the stack creates it (protocol/names.go).
-		GlobalSecondaryIndexes: []dbtypes.GlobalSecondaryIndex{{
-			IndexName: aws.String(protocol.LedgerHistoryIndex),
-			KeySchema: []dbtypes.KeySchemaElement{
-				{AttributeName: aws.String(protocol.LedgerHistory), KeyType: dbtypes.KeyTypeHash},
-				{AttributeName: aws.String(protocol.LedgerRunID), KeyType: dbtypes.KeyTypeRange},
-			},
-			Projection: &dbtypes.Projection{ProjectionType: dbtypes.ProjectionTypeAll},
-		}},
-	})
+	_, err = db.CreateTable(ctx, ledger.TableInput(r.LedgerTable)) // as the stack creates it
 	var inUse *dbtypes.ResourceInUseException
 	if err != nil && !errors.As(err, &inUse) {
 		return nil, fmt.Errorf("creating the run ledger table: %w", err)

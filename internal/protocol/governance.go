@@ -36,13 +36,6 @@ const (
 // RejectDisapproved: an approver rejected the run.
 const RejectDisapproved = "disapproved"
 
-// Ledger attributes of approvals.
-const (
-	LedgerApproval   = "approval"    // approved | rejected
-	LedgerApprovalBy = "approval_by" // the approver's verified principal
-	LedgerApprovalAt = "approval_at"
-)
-
 // Rejection codes of concurrency policies.
 const (
 	// RejectBusy: on_full reject, and every slot is held.
@@ -50,15 +43,4 @@ const (
 	// RejectSuperseded: on_full supersede, and a newer run of the group
 	// replaced this waiting one.
 	RejectSuperseded = "superseded"
-)
-
-// Ledger attributes of concurrency (docs/DISPATCHER.md, "Concurrency").
-// Slot items share the run ledger: their key is SlotKeyPrefix + group.
-const (
-	SlotKeyPrefix       = "slot#"
-	LedgerSlotHolders   = "holders"      // M: run id → since (RFC 3339)
-	LedgerSlotWaiting   = "waiting"      // L of S: waiting run ids, oldest first
-	LedgerSlotVersion   = "slot_version" // N: compare-and-set counter
-	LedgerQueuedRequest = "queued_request"
-	LedgerQueuedAt      = "queued_at"
 )

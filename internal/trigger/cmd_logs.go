@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/deploy-broker/deploy-broker/internal/exitcode"
+	"github.com/deploy-broker/deploy-broker/internal/ledger"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
@@ -134,6 +135,7 @@ func (f *logFollower) run(ctx context.Context) error {
 	runID := f.cli.RunID
 	var run historyRun
 	var stoppedAt time.Time
+	waitingSaid := "" // the waiting status last said
 	for {
 		r, ok, err := f.h.get(ctx, runID)
 		if err != nil {
@@ -143,16 +145,26 @@ func (f *logFollower) run(ctx context.Context) error {
 			return exitcode.Errorf(exitcode.Rejected, "run %s is not in the run ledger of table %s", runID, f.h.table)
 		}
 		run = r
-		if run.TaskARN != "" || !f.follow || run.Outcome != "running" {
+		if run.TaskARN != "" || !f.follow || !ledger.Pending(run.Outcome) {
 			break
 		}
-		if err := f.wait(ctx); err != nil { // launching: no task yet
+		// No task yet: launching, or waiting for a concurrency slot or an
+		// approver. Wait for it to start (or to be refused).
+		if run.item.Status.Waiting() && run.Status != waitingSaid {
+			waitingSaid = run.Status
+			f.say("run %s is %s: waiting for it to start", runID, run.Status)
+		}
+		if err := f.wait(ctx); err != nil {
 			return err
 		}
 	}
 	if run.TaskARN == "" {
-		if run.Status == "rejected" {
+		switch {
+		case run.item.Status == ledger.Rejected:
 			return exitcode.Errorf(exitcode.Rejected, "run %s was rejected: %s", runID, run.Reason)
+		case ledger.Pending(run.Outcome): // logs without --follow
+			f.say("run %s is %s and has logged nothing yet: deploy-trigger logs --follow or attach wait for it", runID, run.Status)
+			return nil
 		}
 		return exitcode.Errorf(exitcode.StartFailed, "run %s has no task (status %s)", runID, run.Status)
 	}
@@ -168,7 +180,7 @@ func (f *logFollower) run(ctx context.Context) error {
 		}
 		if exit != nil {
 			f.exit = exit
-			if exit.Signal != 0 && !f.cancelled && !run.cancelAsked() {
+			if exit.Signal != 0 && !f.cancelled && !run.item.CancelRequested() {
 				// A signalled end is a cancel's when one was asked
 				// (protocol.ExitCode): the ledger as it is now, as the
 				// cancel may have come after attach found the run.
@@ -179,14 +191,14 @@ func (f *logFollower) run(ctx context.Context) error {
 			return f.finish(run, exit)
 		}
 		if !f.follow {
-			if run.Outcome == "running" {
+			if ledger.Pending(run.Outcome) {
 				f.say("run %s is still running: deploy-trigger logs --follow or attach to follow it", runID)
 			}
 			return nil
 		}
 		// Still running? A task that stopped without an exit record in its
 		// log for LostAfter is a lost runner, as for the live view.
-		if r, ok, err := f.h.get(ctx, runID); err == nil && ok && r.Outcome != "running" {
+		if r, ok, err := f.h.get(ctx, runID); err == nil && ok && !ledger.Pending(r.Outcome) {
 			if stoppedAt.IsZero() {
 				stoppedAt = f.app.now()
 			} else if f.app.now().Sub(stoppedAt) > f.cli.LostAfter {
@@ -278,7 +290,7 @@ func (f *logFollower) finish(run historyRun, x *protocol.Exit) error {
 			fmt.Fprintln(w)
 		}
 	}
-	err := exitError(run.Job, f.cli.RunID, x, f.cancelled || run.cancelAsked())
+	err := exitError(run.Job, f.cli.RunID, x, f.cancelled || run.item.CancelRequested())
 	if !f.attach {
 		if x.Reason == protocol.ReasonCompleted {
 			f.say("job %s exited with code %d in %s", run.Job, protocol.ExitCode(*x, false), roundDuration(time.Duration(x.DurationMS)*time.Millisecond))

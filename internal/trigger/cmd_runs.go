@@ -14,11 +14,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/deploy-broker/deploy-broker/internal/exitcode"
+	"github.com/deploy-broker/deploy-broker/internal/ledger"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
 // Run history (issue 17): `deploy-trigger runs` and `deploy-trigger show
-// RUN_ID` read the run ledger's history index (protocol.LedgerHistoryIndex)
+// RUN_ID` read the run ledger's history index (ledger.HistoryIndex)
 // with dynamodb:Query, never Scan, so a reader needs Query on that index
 // only. They are subcommands in the first argument: a catalogue job named
 // like one is run with `deploy-trigger -- runs` or with a flag first.
@@ -44,7 +45,7 @@ type runsCLI struct {
 	targetFlags
 	Job       string        `name:"job" placeholder:"JOB" help:"Only runs of this job."`
 	Requester string        `name:"requester" placeholder:"TEXT" help:"Only runs whose verified principal (or claimed requester) contains TEXT."`
-	Outcome   string        `name:"outcome" placeholder:"OUTCOME" help:"Only runs with this outcome: succeeded, failed, running, rejected, cancelled, abandoned, stopped."`
+	Outcome   string        `name:"outcome" placeholder:"OUTCOME" help:"Only runs with this outcome: queued, awaiting-approval, running, succeeded, failed, stopped, rejected, cancelled, abandoned."`
 	Since     time.Duration `name:"since" default:"168h" help:"Runs from this long ago on (by run id time)."`
 	Until     time.Duration `name:"until" default:"0" help:"Runs up to this long ago."`
 	Limit     int           `name:"limit" default:"20" help:"At most this many runs, newest first."`
@@ -84,10 +85,9 @@ type historyRun struct {
 	// From the run log's exit record (show with --log-group).
 	Exit    *protocol.Exit    `json:"exit,omitempty"`
 	Outputs map[string]string `json:"outputs,omitempty"`
-}
 
-// cancelAsked says a cancel was asked for the run.
-func (r historyRun) cancelAsked() bool { return r.CancelAsked != "" || r.CancelledAt != "" }
+	item ledger.Item // as decoded, for the ledger's own rules
+}
 
 // historyAPI is the slice of DynamoDB the history commands use: Query only.
 type historyAPI interface {

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/deploy-broker/deploy-broker/internal/exitcode"
+	"github.com/deploy-broker/deploy-broker/internal/ledger"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
@@ -32,20 +33,8 @@ func TestHistoryAccessDeniedNamesThePermission(t *testing.T) {
 	if exitcode.Code(err) != exitcode.Broker || !strings.Contains(err.Error(), "needs dynamodb:Query on index history of table ledger") {
 		t.Errorf("err = %v (code %d)", err, exitcode.Code(err))
 	}
-	if db.in == nil || *db.in.IndexName != protocol.LedgerHistoryIndex || *db.in.TableName != "ledger" {
+	if db.in == nil || *db.in.IndexName != ledger.HistoryIndex || *db.in.TableName != "ledger" {
 		t.Errorf("query %+v", db.in)
-	}
-}
-
-func TestRunIDBounds(t *testing.T) {
-	at := time.Date(2026, 11, 30, 18, 0, 0, 0, time.UTC)
-	lo, hi := runIDBound(at, false), runIDBound(at, true)
-	id := protocol.NewRunID(at)
-	if !(lo <= id && id <= hi) || protocol.ValidateRunID(lo) != nil || protocol.ValidateRunID(hi) != nil {
-		t.Errorf("%s not within [%s, %s]", id, lo, hi)
-	}
-	if next := protocol.NewRunID(at.Add(time.Millisecond)); next <= hi {
-		t.Errorf("a run id of the next millisecond %s is within the bound %s", next, hi)
 	}
 }
 

@@ -6,7 +6,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/deploy-broker/deploy-broker/internal/protocol"
+	"github.com/deploy-broker/deploy-broker/internal/ledger"
 )
 
 // LedgerProps configures the run ledger.
@@ -22,7 +22,7 @@ type Ledger interface {
 	Table() awsdynamodb.ITable
 }
 
-type ledger struct {
+type ledgerTable struct {
 	constructs.Construct
 	table awsdynamodb.Table
 }
@@ -36,24 +36,24 @@ func NewLedger(scope constructs.Construct, id string, props *LedgerProps) Ledger
 		removal = awscdk.RemovalPolicy_RETAIN
 	}
 	table := awsdynamodb.NewTable(this, jsii.String("Table"), &awsdynamodb.TableProps{
-		PartitionKey: &awsdynamodb.Attribute{Name: jsii.String(protocol.LedgerRunID), Type: awsdynamodb.AttributeType_STRING},
+		PartitionKey: &awsdynamodb.Attribute{Name: jsii.String(ledger.AttrRunID), Type: awsdynamodb.AttributeType_STRING},
 		BillingMode:  awsdynamodb.BillingMode_PAY_PER_REQUEST,
 		PointInTimeRecoverySpecification: &awsdynamodb.PointInTimeRecoverySpecification{
 			PointInTimeRecoveryEnabled: jsii.Bool(true),
 		},
 		Encryption:          awsdynamodb.TableEncryption_AWS_MANAGED,
-		TimeToLiveAttribute: jsii.String(protocol.LedgerExpiresAt),
+		TimeToLiveAttribute: jsii.String(ledger.AttrExpiresAt),
 		RemovalPolicy:       removal,
 	})
-	// The history index (protocol/names.go): deploy-trigger runs and show
+	// The history index (internal/ledger/names.go): deploy-trigger runs and show
 	// Query it, newest run id first; readers get dynamodb:Query on it only.
 	table.AddGlobalSecondaryIndex(&awsdynamodb.GlobalSecondaryIndexProps{
-		IndexName:      jsii.String(protocol.LedgerHistoryIndex),
-		PartitionKey:   &awsdynamodb.Attribute{Name: jsii.String(protocol.LedgerHistory), Type: awsdynamodb.AttributeType_STRING},
-		SortKey:        &awsdynamodb.Attribute{Name: jsii.String(protocol.LedgerRunID), Type: awsdynamodb.AttributeType_STRING},
+		IndexName:      jsii.String(ledger.HistoryIndex),
+		PartitionKey:   &awsdynamodb.Attribute{Name: jsii.String(ledger.AttrHistory), Type: awsdynamodb.AttributeType_STRING},
+		SortKey:        &awsdynamodb.Attribute{Name: jsii.String(ledger.AttrRunID), Type: awsdynamodb.AttributeType_STRING},
 		ProjectionType: awsdynamodb.ProjectionType_ALL,
 	})
-	return &ledger{Construct: this, table: table}
+	return &ledgerTable{Construct: this, table: table}
 }
 
-func (l *ledger) Table() awsdynamodb.ITable { return l.table }
+func (l *ledgerTable) Table() awsdynamodb.ITable { return l.table }

@@ -8,7 +8,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/deploy-broker/deploy-broker/internal/protocol"
+	"github.com/deploy-broker/deploy-broker/internal/ledger"
 )
 
 // ReaderRoleProps configures the run reader role.
@@ -39,7 +39,7 @@ type readerRole struct {
 
 // historyIndexArn is the ARN of the ledger's history index.
 func historyIndexArn(table awsdynamodb.ITable) *string {
-	return jsii.String(*table.TableArn() + "/index/" + protocol.LedgerHistoryIndex)
+	return jsii.String(*table.TableArn() + "/index/" + ledger.HistoryIndex)
 }
 
 // NewReaderRole creates the role.
