@@ -70,7 +70,7 @@ func TestApprovalBySecondPerson(t *testing.T) {
 		t.Errorf("%d tasks after approval, want 1", n)
 	}
 	raw := e.rawItem(runID)
-	if str(t, raw, ledger.AttrApproval) != "approved" || str(t, raw, ledger.AttrApprovalBy) != jenkins.ARN || str(t, raw, ledger.AttrApprovalAt) == "" {
+	if str(t, raw, ledger.AttrApproval) != ledger.ApprovalApproved || str(t, raw, ledger.AttrApprovalBy) != jenkins.ARN || str(t, raw, ledger.AttrApprovalAt) == "" {
 		t.Errorf("ledger approval %q by %q at %q", str(t, raw, ledger.AttrApproval), str(t, raw, ledger.AttrApprovalBy), str(t, raw, ledger.AttrApprovalAt))
 	}
 	if got := e.types(runID); got != "queued,accepted" {

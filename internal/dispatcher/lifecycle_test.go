@@ -135,8 +135,8 @@ func TestTaskEventsBecomeTaskRecords(t *testing.T) {
 	}
 	it := e.item(runID)
 	raw := e.rawItem(runID)
-	if it.Status != ledger.Stopped || it.EndedAt.IsZero() || str(t, raw, "stop_code") != "TaskFailedToStart" ||
-		!strings.HasPrefix(str(t, raw, "stopped_reason"), "CannotPullContainerError") {
+	if it.Status != ledger.Stopped || it.EndedAt.IsZero() || str(t, raw, ledger.AttrStopCode) != "TaskFailedToStart" ||
+		!strings.HasPrefix(str(t, raw, ledger.AttrStopReason), "CannotPullContainerError") {
 		t.Errorf("ledger after STOPPED: %+v", raw)
 	}
 	_ = url
@@ -153,7 +153,7 @@ func TestTaskExitCodeIsKept(t *testing.T) {
 	if last.Type != protocol.TypeTask || last.Task.StopCode != "EssentialContainerExited" || last.Task.ExitCode == nil || *last.Task.ExitCode != 3 {
 		t.Fatalf("last record = %+v %+v", last, last.Task)
 	}
-	if got := str(t, e.rawItem(runID), "exit_code"); got != "3" {
+	if got := str(t, e.rawItem(runID), ledger.AttrExitCode); got != "3" {
 		t.Errorf("ledger exit_code = %q", got)
 	}
 }
@@ -458,7 +458,7 @@ func TestStopReasonIsCleanedAndBounded(t *testing.T) {
 	if !strings.HasPrefix(got, "Essential container exited [2J ]0;owned evil FAKE: deploy succeeded é") {
 		t.Errorf("stop reason %.80q…", got)
 	}
-	if ledger := str(t, e.rawItem(runID), "stopped_reason"); ledger != got {
-		t.Errorf("ledger keeps %.60q…, the record %.60q…", ledger, got)
+	if kept := str(t, e.rawItem(runID), ledger.AttrStopReason); kept != got {
+		t.Errorf("ledger keeps %.60q…, the record %.60q…", kept, got)
 	}
 }

@@ -158,22 +158,22 @@ func TestRunHappyPath(t *testing.T) {
 
 	// The ledger: who asked for what, when, with what result.
 	item := e.rawItem(r.RunID)
-	for k, want := range map[string]string{"run_id": r.RunID, "status": "accepted", "job": "website",
-		"requester": "github-actions org/app@refs/heads/main by alice", "requested_by": e.id.ARN, "request_hash": dispatcher.RequestHash(b),
-		"requested_at": r.RequestedAt.UTC().Format(time.RFC3339Nano), "created_at": e.clock.Now().Format(time.RFC3339Nano),
-		"task_arn": arns[0], "queue_url": queueURL, "notified_at": e.clock.Now().Format(time.RFC3339Nano)} {
+	for k, want := range map[string]string{ledger.AttrRunID: r.RunID, ledger.AttrStatus: string(ledger.Accepted), ledger.AttrJob: "website",
+		ledger.AttrRequester: "github-actions org/app@refs/heads/main by alice", ledger.AttrRequestedBy: e.id.ARN, ledger.AttrRequestHash: dispatcher.RequestHash(b),
+		ledger.AttrRequestedAt: r.RequestedAt.UTC().Format(time.RFC3339Nano), ledger.AttrCreatedAt: e.clock.Now().Format(time.RFC3339Nano),
+		ledger.AttrTaskARN: arns[0], ledger.AttrQueueURL: queueURL, ledger.AttrNotifiedAt: e.clock.Now().Format(time.RFC3339Nano)} {
 		if got := str(t, item, k); got != want {
 			t.Errorf("ledger %s = %q, want %q", k, got, want)
 		}
 	}
-	if p, ok := item["params"].(*dbtypes.AttributeValueMemberM); !ok || len(p.Value) != 1 || p.Value["version"].(*dbtypes.AttributeValueMemberS).Value != "1.4.2" {
-		t.Errorf("ledger params = %#v", item["params"])
+	if p, ok := item[ledger.AttrParams].(*dbtypes.AttributeValueMemberM); !ok || len(p.Value) != 1 || p.Value["version"].(*dbtypes.AttributeValueMemberS).Value != "1.4.2" {
+		t.Errorf("ledger params = %#v", item[ledger.AttrParams])
 	}
-	ttl, _ := item["expires_at"].(*dbtypes.AttributeValueMemberN)
+	ttl, _ := item[ledger.AttrExpiresAt].(*dbtypes.AttributeValueMemberN)
 	if ttl == nil || ttl.Value != strconv.FormatInt(e.clock.Now().Add(90*24*time.Hour).Unix(), 10) {
-		t.Errorf("ledger TTL = %#v, want created + 90 days", item["expires_at"])
+		t.Errorf("ledger TTL = %#v, want created + 90 days", item[ledger.AttrExpiresAt])
 	}
-	if lease, err := time.Parse(time.RFC3339Nano, str(t, item, "lease_until")); err != nil || !lease.After(e.clock.Now()) {
+	if lease, err := time.Parse(time.RFC3339Nano, str(t, item, ledger.AttrLeaseUntil)); err != nil || !lease.After(e.clock.Now()) {
 		t.Errorf("ledger lease_until = %v (%v), want after the claim", lease, err)
 	}
 

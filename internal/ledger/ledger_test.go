@@ -167,3 +167,23 @@ func TestRangeQueryBounds(t *testing.T) {
 		t.Fatalf("%v: %d runs in the hour, want 2 (the bounds are by run id time, to the millisecond)", err, len(out.Items))
 	}
 }
+
+// The attribute names are the stored format: ledgers written by earlier
+// dispatchers are read with them, and the stack's TTL and index name them.
+// Renaming one is a migration, not a refactoring; this pins them.
+func TestStoredNamesDoNotChange(t *testing.T) {
+	for _, c := range [][2]string{
+		{ledger.AttrRunID, "run_id"}, {ledger.AttrStatus, "status"}, {ledger.AttrExpiresAt, "expires_at"}, {ledger.AttrHistory, "history"},
+		{ledger.HistoryIndex, "history"}, {ledger.HistoryValue, "run"}, {ledger.AttrWriteToken, "write_token"}, {ledger.AttrClaimToken, "claim_token"},
+		{ledger.AttrLeaseUntil, "lease_until"}, {ledger.AttrTaskARN, "task_arn"}, {ledger.AttrEndedAt, "ended_at"}, {ledger.AttrExitCode, "exit_code"},
+		{ledger.AttrCancelAsked, "cancel_requested_at"}, {ledger.AttrQueuedRequest, "queued_request"}, {ledger.AttrOpenRuns, "open_runs"},
+		{ledger.AttrSlotVersion, "slot_version"}, {ledger.PrincipalPrefix, "principal#"}, {ledger.SlotKeyPrefix, "slot#"},
+		{string(ledger.Launching), "launching"}, {string(ledger.Queued), "queued"}, {string(ledger.AwaitingApproval), "awaiting-approval"},
+		{string(ledger.Accepted), "accepted"}, {string(ledger.Stopped), "stopped"}, {string(ledger.Rejected), "rejected"},
+		{string(ledger.Abandoned), "abandoned"}, {string(ledger.Cancelled), "cancelled"},
+	} {
+		if got, want := c[0], c[1]; got != want {
+			t.Errorf("stored name %q is now %q", want, got)
+		}
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/deploy-broker/deploy-broker/internal/ledger"
 )
 
 // printRuns prints the runs as a table, or as JSON.
@@ -24,7 +26,7 @@ func printRuns(w io.Writer, mode string, runs []historyRun) {
 	fmt.Fprintln(tw, "RUN ID\tJOB\tREQUESTED BY\tSTARTED\tDURATION\tOUTCOME")
 	for _, r := range runs {
 		outcome := r.Outcome
-		if r.ExitCode != nil && outcome == "failed" {
+		if r.ExitCode != nil && outcome == ledger.OutcomeFailed {
 			outcome += fmt.Sprintf(" (%d)", *r.ExitCode)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.RunID, r.Job, cell(firstNonEmpty(r.RequestedBy, r.Requester), 60), shortTime(r.CreatedAt),
