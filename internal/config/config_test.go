@@ -263,10 +263,10 @@ func TestPolicyValidation(t *testing.T) {
 	mustJob(t, cmd+`managed_policies: ["arn:aws:iam::aws:policy/ReadOnlyAccess", "arn:aws:iam::aws:policy/service-role/AWSLambdaRole", "arn:aws-us-gov:iam::123456789012:policy/path/deploy-x"]`)
 }
 
-// deploy-trigger reads help, version, completion and jobs as its own
-// commands: no job may be called so.
+// deploy-trigger reads its commands (help, version, …, approve, reject)
+// where a job name would stand: no job may be called so.
 func TestReservedJobNames(t *testing.T) {
-	for _, name := range []string{"help", "version", "completion", "jobs"} {
+	for _, name := range []string{"help", "version", "completion", "jobs", "runs", "attach", "approve", "reject"} {
 		_, err := Parse([]byte("broker: {name: b}\ntrusted_principals: [\"123456789012\"]\nrunner: {image: i}\njobs:\n  " + name + ": {command: [/bin/x]}\n"))
 		if err == nil || !strings.Contains(err.Error(), "is a deploy-trigger command") {
 			t.Errorf("job %q: %v", name, err)

@@ -30,9 +30,39 @@ const (
 var jobNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
 var paramNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,63}$`)
 
-// ReservedJobNames are deploy-trigger's own commands, read where a job name
-// would stand ("deploy-trigger help"): no catalogue job may take one.
-var ReservedJobNames = []string{"help", "version", "completion", "jobs", "runs", "show", "logs", "attach"}
+// TriggerCommand is one of deploy-trigger's own commands: its name, what
+// follows it, and one line on what it does.
+type TriggerCommand struct{ Name, Args, Summary string }
+
+// TriggerCommands are deploy-trigger's commands, declared once. deploy-trigger's
+// --help, each command's --help, its shell completion and ReservedJobNames
+// come from this list; internal/trigger/commands.go adds each command's
+// flags and handler (a test checks that every command has them, and shows in
+// all four). It lives here, beside the request, because the catalogue
+// (internal/config) refuses a job named like a command.
+var TriggerCommands = []TriggerCommand{
+	{"help", "", "this text"},
+	{"version", "", "the version, as --version"},
+	{"completion", "bash|zsh|fish", "a shell completion script, e.g. source <(deploy-trigger completion bash)"},
+	{"jobs", "--catalogue FILE", "the catalogue's jobs and their parameters"},
+	{"runs", "[flags]", "recent runs of the broker, from the run ledger (--help for filters)"},
+	{"show", "RUN_ID", "one run: parameters, task, timings, outputs"},
+	{"logs", "[--follow] RUN_ID", "a run's output, from its run log"},
+	{"attach", "RUN_ID|--key KEY", "get back onto a running run; exits with the job's code"},
+	{"approve", "RUN_ID", "approve a run that awaits approval (as one of its job's approvers)"},
+	{"reject", "RUN_ID", "refuse a run that awaits approval (as one of its job's approvers)"},
+}
+
+// ReservedJobNames are deploy-trigger's own commands (TriggerCommands), read
+// where a job name would stand ("deploy-trigger help"): no catalogue job may
+// take one.
+var ReservedJobNames = func() []string {
+	names := make([]string, len(TriggerCommands))
+	for i, c := range TriggerCommands {
+		names[i] = c.Name
+	}
+	return names
+}()
 
 // ValidJobName reports whether name is a well-formed job name:
 // lower-case letters, digits and '-', at most 64 characters.

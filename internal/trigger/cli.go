@@ -14,7 +14,7 @@ import (
 // declaration: kong reads the flags, the env tags and the defaults from it,
 // and --help prints it.
 type CLI struct {
-	Job    string   `arg:"" optional:"" help:"Catalogue job to run, e.g. website; or a command: help, version, completion bash|zsh|fish, jobs."`
+	Job    string   `arg:"" optional:"" help:"Catalogue job to run, e.g. website; or a command: ${commands} (see Commands above)."`
 	Params []string `arg:"" optional:"" name:"key=value" help:"Job parameters, each as name=value (the value may contain '=' or be empty), or name@env=VAR to take a secret value from the environment variable VAR."`
 
 	Env          string `short:"e" name:"env" env:"DEPLOY_TRIGGER_ENV" placeholder:"NAME" group:"Target" help:"Named environment from the environments file (topic, account, credentials, confirmation)."`
@@ -49,7 +49,11 @@ type CLI struct {
 	Version kong.VersionFlag `name:"version" help:"Print the version and exit."`
 }
 
-const helpDescription = `Run a deploy-broker catalogue job in its target account and stream its output.
+// helpDescription is --help's text: the commands come from their one
+// declaration (protocol.TriggerCommands, commands.go).
+var helpDescription = helpIntro + commandsHelp() + helpExamples
+
+const helpIntro = `Run a deploy-broker catalogue job in its target account and stream its output.
 
 deploy-trigger publishes a run request to the broker topic, prints the job's
 output as it runs, and exits with the job's exit code, or with one of the
@@ -57,14 +61,9 @@ reserved codes 240-248 when the broker could not run it (see docs/TRIGGER.md).
 
 Commands (where a job name would stand; no job may be called so):
 
-  help                      this text
-  version                   the version, as --version
-  completion bash|zsh|fish  a shell completion script, e.g. source <(deploy-trigger completion bash)
-  runs [flags]              recent runs of the broker, from the run ledger (--help for filters)
-  show RUN_ID               one run: parameters, task, timings, outputs
-  logs [--follow] RUN_ID    a run's output, from its run log
-  attach RUN_ID|--key KEY   get back onto a running run; exits with the job's code
+`
 
+const helpExamples = `
 Examples:
 
   # Deploy to the "production" environment of .deploy-trigger.yaml
@@ -105,7 +104,7 @@ func parseCLI(args []string, getenv func(string) string, stdout, stderr io.Write
 		kong.Name("deploy-trigger"),
 		kong.Description(helpDescription),
 		kong.Writers(stdout, stderr),
-		kong.Vars{"version": versionLine()},
+		cliVars(),
 		kong.Exit(func(code int) { panic(exitPanic(code)) }),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true, WrapUpperBound: 100}),
 		kong.Resolvers(envResolver(getenv)),
@@ -126,6 +125,11 @@ func parseCLI(args []string, getenv func(string) string, stdout, stderr io.Write
 		return nil, err
 	}
 	return cli, nil
+}
+
+// cliVars are the variables CLI's help tags use.
+func cliVars() kong.Vars {
+	return kong.Vars{"version": versionLine(), "commands": strings.Join(ReservedCommands, ", ")}
 }
 
 // colorFlagAlone reads a bare --color (once a switch) as --color=always.

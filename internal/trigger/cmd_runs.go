@@ -24,9 +24,6 @@ import (
 // only. They are subcommands in the first argument: a catalogue job named
 // like one is run with `deploy-trigger -- runs` or with a flag first.
 
-// historyCommands are the subcommands handled here, before the run CLI.
-var historyCommands = map[string]bool{"runs": true, "show": true, "logs": true, "attach": true}
-
 // targetFlags are the flags of the read commands that say where the broker
 // is and how to reach it: the same names and variables as a run's.
 type targetFlags struct {

@@ -3,6 +3,7 @@ package trigger
 import (
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 
@@ -19,22 +20,158 @@ import (
 var ReservedCommands = protocol.ReservedJobNames
 
 // isCommand reports whether a job name is one of deploy-trigger's commands.
-func isCommand(job string) bool {
-	for _, c := range ReservedCommands {
-		if job == c {
+func isCommand(job string) bool { return slices.Contains(ReservedCommands, job) }
+
+// commandSpec is one command: its declaration (protocol.TriggerCommands)
+// and the flags it takes.
+type commandSpec struct {
+	protocol.TriggerCommand
+	// own returns the command's own flags (a kong struct): the command comes
+	// first and is parsed on its own (runs, show: cmd_runs.go; logs,
+	// attach: cmd_logs.go). Without it the command is read where a job name
+	// would stand, with the run's flags named in runFlags.
+	own      func() any
+	runFlags []string
+}
+
+// decisionFlags are the run's flags approve and reject use: where the
+// broker is and who is asking.
+var decisionFlags = []string{"env", "environments", "topic-arn", "expect-account", "profile", "role-arn", "external-id", "session-name", "output", "request-ttl"}
+
+// commandFlags adds each declared command's flags; a test checks that it
+// names exactly the commands of protocol.TriggerCommands.
+var commandFlags = map[string]commandSpec{
+	"help":       {},
+	"version":    {},
+	"completion": {},
+	"jobs":       {runFlags: []string{"catalogue"}},
+	"runs":       {own: func() any { return &runsCLI{} }},
+	"show":       {own: func() any { return &showCLI{} }},
+	"logs":       {own: func() any { return &logsCLI{} }},
+	"attach":     {own: func() any { return &logsCLI{} }},
+	"approve":    {runFlags: decisionFlags},
+	"reject":     {runFlags: decisionFlags},
+}
+
+// commands are deploy-trigger's commands in their declared order.
+func commands() []commandSpec {
+	out := make([]commandSpec, 0, len(protocol.TriggerCommands))
+	for _, c := range protocol.TriggerCommands {
+		spec := commandFlags[c.Name]
+		spec.TriggerCommand = c
+		out = append(out, spec)
+	}
+	return out
+}
+
+// commandNamed returns the command called name.
+func commandNamed(name string) (commandSpec, bool) {
+	for _, c := range commands() {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return commandSpec{}, false
+}
+
+// commandsHelp is the Commands part of --help.
+func commandsHelp() string {
+	var b strings.Builder
+	for _, c := range commands() {
+		fmt.Fprintf(&b, "  %-24s  %s\n", strings.TrimSpace(c.Name+" "+c.Args), c.Summary)
+	}
+	return b.String()
+}
+
+// commandFlagsFirst finds a command that is read before the run's flags:
+// one with its own flags (runs, show, logs, attach), or any command asked
+// for its own help ("deploy-trigger approve --help").
+func commandFlagsFirst(args []string) (commandSpec, bool) {
+	if len(args) == 0 {
+		return commandSpec{}, false
+	}
+	c, ok := commandNamed(args[0])
+	if !ok || (c.own == nil && !wantsHelp(args[1:])) {
+		return commandSpec{}, false
+	}
+	return c, true
+}
+
+// wantsHelp says args ask for help (--help or -h before a "--").
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		if a == "--help" || a == "-h" {
 			return true
 		}
 	}
 	return false
 }
 
+// commandHelp prints the help of a command read where a job name would
+// stand (the others' help is kong's, of their own flags).
+func commandHelp(w io.Writer, c commandSpec) {
+	usage := strings.TrimSpace(c.Name + " " + c.Args)
+	if len(c.runFlags) > 0 {
+		usage += " [flags]"
+	}
+	fmt.Fprintf(w, "Usage: deploy-trigger %s\n\n%s.\n", usage, strings.ToUpper(c.Summary[:1])+c.Summary[1:])
+	if len(c.runFlags) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nFlags (as for a run, see deploy-trigger --help):")
+	for _, f := range runFlagModel() {
+		if !slices.Contains(c.runFlags, f.Name) {
+			continue
+		}
+		env := ""
+		if len(f.Envs) > 0 {
+			env = " ($" + f.Envs[0] + ")"
+		}
+		fmt.Fprintf(w, "  --%-18s %s%s\n", f.Name, f.Help, env)
+	}
+}
+
+// runFlagModel is the run's flags as kong reads them from CLI.
+func runFlagModel() []*kong.Flag {
+	p, err := kong.New(&CLI{}, kong.Name("deploy-trigger"), cliVars(), kong.Exit(func(int) {}))
+	if err != nil {
+		return nil
+	}
+	return p.Model.Flags
+}
+
+// commandFlagNames are the long flags a command takes (without "--").
+func commandFlagNames(c commandSpec) []string {
+	if c.own == nil {
+		return c.runFlags
+	}
+	p, err := kong.New(c.own(), kong.Name("deploy-trigger "+c.Name), kong.Exit(func(int) {}))
+	if err != nil {
+		return nil
+	}
+	var names []string
+	for _, f := range p.Model.Flags {
+		if !f.Hidden {
+			names = append(names, f.Name)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
 // command runs deploy-trigger's own commands: help, version, completion,
 // jobs. It reports handled=false for a job name.
 func (a *app) command(cli *CLI) (handled bool, err error) {
-	switch cli.Job {
-	case "runs", "show", "logs", "attach":
-		// Read before the run's flags (cmd_runs.go), so they come first.
+	if c, ok := commandNamed(cli.Job); ok && c.own != nil {
+		// Read before the run's flags (run.go), so they come first.
 		return true, fmt.Errorf("%s takes its own flags: put it first, e.g. deploy-trigger %s --env production … (see deploy-trigger %s --help)", cli.Job, cli.Job, cli.Job)
+	}
+	switch cli.Job {
+	case "approve", "reject": // with one run id, decide (approve.go) took it
+		return true, fmt.Errorf("%s takes one run id (a ULID): deploy-trigger %s RUN_ID (see deploy-trigger %s --help)", cli.Job, cli.Job, cli.Job)
 	case "jobs":
 		if len(cli.Params) > 0 {
 			return true, fmt.Errorf("jobs takes no arguments")
@@ -79,7 +216,7 @@ func ignoreShown(err error) error {
 // flagNames lists deploy-trigger's long flags (without "--"), sorted, and
 // the values of those that take a fixed set.
 func flagNames() (names []string, enums map[string][]string, valued map[string]bool) {
-	p, err := kong.New(&CLI{}, kong.Name("deploy-trigger"), kong.Exit(func(int) {}))
+	p, err := kong.New(&CLI{}, kong.Name("deploy-trigger"), cliVars(), kong.Exit(func(int) {}))
 	if err != nil {
 		return nil, nil, nil
 	}
@@ -104,9 +241,19 @@ func flagNames() (names []string, enums map[string][]string, valued map[string]b
 func writeCompletion(w io.Writer, shell string) error {
 	names, enums, valued := flagNames()
 	cmds := strings.Join(ReservedCommands, " ")
+	cmdFlags := map[string][]string{} // each command's flags
+	for _, c := range commands() {
+		cmdFlags[c.Name] = commandFlagNames(c)
+		if !slices.Contains(cmdFlags[c.Name], "help") {
+			cmdFlags[c.Name] = append(cmdFlags[c.Name], "help")
+		}
+	}
 	switch shell {
 	case "bash":
-		var cases strings.Builder
+		var cases, subs strings.Builder
+		for _, c := range ReservedCommands {
+			fmt.Fprintf(&subs, "      %s) COMPREPLY=($(compgen -W %q -- \"$cur\")); return;;\n", c, "--"+strings.Join(cmdFlags[c], " --"))
+		}
 		for _, n := range sortedKeys(enums) {
 			fmt.Fprintf(&cases, "    --%s) COMPREPLY=($(compgen -W %q -- \"$cur\")); return;;\n", n, strings.Join(enums[n], " "))
 		}
@@ -119,6 +266,8 @@ _deploy_trigger() {
 %s    --environments|--result-file) COMPREPLY=($(compgen -f -- "$cur")); return;;
   esac
   if [[ "$cur" == -* ]]; then
+    case "${COMP_WORDS[1]}" in
+%s    esac
     COMPREPLY=($(compgen -W %q -- "$cur"))
   elif [[ $COMP_CWORD -eq 1 ]]; then
     COMPREPLY=($(compgen -W %q -- "$cur"))
@@ -127,10 +276,18 @@ _deploy_trigger() {
   fi
 }
 complete -F _deploy_trigger deploy-trigger
-`, cases.String(), "--"+strings.Join(names, " --"), cmds)
+`, cases.String(), subs.String(), "--"+strings.Join(names, " --"), cmds)
 	case "zsh":
 		fmt.Fprintln(w, "#compdef deploy-trigger\n# zsh completion for deploy-trigger: deploy-trigger completion zsh > \"${fpath[1]}/_deploy-trigger\"")
-		fmt.Fprintln(w, "_deploy_trigger() {\n  _arguments -s \\")
+		fmt.Fprintln(w, "_deploy_trigger() {\n  case $words[2] in")
+		for _, c := range ReservedCommands {
+			fmt.Fprintf(w, "    %s) _arguments -s", c)
+			for _, n := range cmdFlags[c] {
+				fmt.Fprintf(w, " '--%s[%s]'", n, n)
+			}
+			fmt.Fprintln(w, " '*:argument:'; return;;")
+		}
+		fmt.Fprintln(w, "  esac\n  _arguments -s \\")
 		for _, n := range names {
 			spec := ""
 			switch {
@@ -148,6 +305,11 @@ complete -F _deploy_trigger deploy-trigger
 		fmt.Fprintln(w, "# fish completion for deploy-trigger: deploy-trigger completion fish > ~/.config/fish/completions/deploy-trigger.fish")
 		fmt.Fprintf(w, "complete -c deploy-trigger -n __fish_use_subcommand -f -a %q\n", cmds)
 		fmt.Fprintln(w, "complete -c deploy-trigger -n '__fish_seen_subcommand_from completion' -f -a 'bash zsh fish'")
+		for _, c := range ReservedCommands {
+			for _, n := range cmdFlags[c] {
+				fmt.Fprintf(w, "complete -c deploy-trigger -n '__fish_seen_subcommand_from %s' -l %s\n", c, n)
+			}
+		}
 		for _, n := range names {
 			switch {
 			case enums[n] != nil:

@@ -160,7 +160,7 @@ func checkInvocation(t *testing.T, cat *config.Config, where string, args []stri
 		env[k] = v
 	}
 	getenv := func(k string) string { return env[k] }
-	if len(args) > 0 && historyCommands[args[0]] {
+	if c, ok := commandFlagsFirst(args); ok && c.own != nil {
 		checkHistoryInvocation(t, where, args, getenv) // cmd_runs_test.go
 		return
 	}

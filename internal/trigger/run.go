@@ -89,8 +89,12 @@ func (a *app) flush() { _ = a.out.Flush() }
 
 func (a *app) main(ctx context.Context, args []string) error {
 	defer a.flush()
-	if len(args) > 0 && historyCommands[args[0]] {
-		return a.history(ctx, args[0], args[1:]) // cmd_runs.go
+	if c, ok := commandFlagsFirst(args); ok {
+		if c.own != nil {
+			return a.history(ctx, c.Name, args[1:]) // cmd_runs.go, cmd_logs.go
+		}
+		commandHelp(a.stdout, c) // `deploy-trigger approve --help`
+		return nil
 	}
 	cli, err := parseCLI(args, a.getenv, a.stdout, a.stderr)
 	if errors.Is(err, errHelpShown) {
