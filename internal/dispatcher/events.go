@@ -119,15 +119,17 @@ func requesterOf(it ledger.Item) string {
 func (d *Dispatcher) endedEvent(it ledger.Item, exitCode *int, stopCode string, end time.Time) protocol.RunEvent {
 	ev := runEvent(protocol.EventFinished, it)
 	ev.ExitCode, ev.StopCode = exitCode, stopCode
-	switch {
-	case !it.CancelAsked.IsZero() || !it.CancelledAt.IsZero():
+	// The ledger's outcome (ledger.Outcome), the one the history commands
+	// show; a cancel asked makes even an abandoned run cancelled here.
+	switch outcome := ledger.Outcome(it); {
+	case it.CancelRequested():
 		ev.State = protocol.EventCancelled
-	case exitCode == nil:
-		ev.Outcome = protocol.OutcomeLost
-	case *exitCode == 0:
+	case outcome == ledger.OutcomeSucceeded:
 		ev.Outcome = protocol.OutcomeSucceeded
-	default:
+	case outcome == ledger.OutcomeFailed:
 		ev.Outcome = protocol.OutcomeFailed
+	default: // stopped without the job's exit code, abandoned
+		ev.Outcome = protocol.OutcomeLost
 	}
 	ev.DurationSeconds = durationSince(it.CreatedAt, end)
 	return ev
