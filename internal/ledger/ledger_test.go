@@ -10,85 +10,33 @@ import (
 
 	"github.com/deploy-broker/deploy-broker/internal/ledger"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
-	"github.com/deploy-broker/deploy-broker/internal/testkit/mototest"
+	"github.com/deploy-broker/deploy-broker/internal/testkit/ledgertest"
 )
 
-// newStore is a ledger in a fresh table of moto on loopback, created as the
-// stack creates it.
 func newStore(t *testing.T) (*ledger.Store, *dynamodb.Client) {
-	t.Helper()
-	_, cfg := mototest.Start(t)
-	db := dynamodb.NewFromConfig(cfg)
-	if _, err := db.CreateTable(context.Background(), ledger.TableInput("ledger")); err != nil {
-		t.Fatal(err)
-	}
-	return ledger.New(db, "ledger", 24*time.Hour), db
+	l, db, _ := ledgertest.New(t)
+	return l, db
 }
 
-// reach takes a fresh run to each status through the dispatcher's writes.
-// A status added to ledger.Statuses needs a way here: the test fails until
-// it has one, and then the readers below see it.
-var reach = map[ledger.Status]func(ctx context.Context, l *ledger.Store, runID string, now time.Time) error{
-	ledger.Launching: func(context.Context, *ledger.Store, string, time.Time) error { return nil },
-	ledger.Queued: func(ctx context.Context, l *ledger.Store, id string, now time.Time) error {
-		return l.Hold(ctx, id, ledger.Queued, "{}", "https://sqs/q", now)
-	},
-	ledger.AwaitingApproval: func(ctx context.Context, l *ledger.Store, id string, now time.Time) error {
-		return l.Hold(ctx, id, ledger.AwaitingApproval, "{}", "https://sqs/q", now)
-	},
-	ledger.Accepted: func(ctx context.Context, l *ledger.Store, id string, now time.Time) error {
-		_, err := l.Start(ctx, id, "arn:aws:ecs:eu-west-1:111111111111:task/c/abc", "https://sqs/q")
-		return err
-	},
-	ledger.Stopped: func(ctx context.Context, l *ledger.Store, id string, now time.Time) error {
-		if _, err := l.Start(ctx, id, "arn:aws:ecs:eu-west-1:111111111111:task/c/abc", "https://sqs/q"); err != nil {
-			return err
-		}
-		code := 0
-		_, err := l.Finish(ctx, id, ledger.End{At: now, StopCode: "EssentialContainerExited", ExitCode: &code})
-		return err
-	},
-	ledger.Rejected: func(ctx context.Context, l *ledger.Store, id string, now time.Time) error {
-		return l.Reject(ctx, id, protocol.RejectLaunch, "could not start", time.Time{})
-	},
-	ledger.Abandoned: func(ctx context.Context, l *ledger.Store, id string, now time.Time) error {
-		_, err := l.Abandon(ctx, id, now)
-		return err
-	},
-	ledger.Cancelled: nil, // claimed as such: an early cancel's tombstone
-}
-
-// Every status, written by the dispatcher's methods, reads back the same
-// through the dispatcher's Get and the history index's Query, and has an
-// outcome the history commands know.
+// Every status, written by the dispatcher's methods (ledgertest.Reach),
+// reads back the same through the dispatcher's Get and the history index's
+// Query, and has an outcome the history commands know. The trigger's
+// readers (runs, show, logs, attach) take every status in
+// internal/trigger/status_readers_test.go.
 func TestEveryStatusThroughTheReaders(t *testing.T) {
 	l, db := newStore(t)
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	for i, st := range ledger.Statuses() {
-		way, ok := reach[st]
-		if !ok {
-			t.Fatalf("status %s: no way to reach it in this test; add one", st)
-		}
 		id := protocol.NewRunID(now.Add(time.Duration(i) * time.Millisecond))
-		claim := ledger.Item{RunID: id, Status: ledger.Launching, Job: "web", RequestedAt: now, CreatedAt: now,
-			LeaseUntil: now.Add(time.Minute), ClaimToken: ledger.NewToken(), RequestHash: "h", RequestedBy: "arn:aws:iam::111111111111:user/u"}
-		if way == nil {
-			claim.Status, claim.RequestHash, claim.Reason, claim.RejectCode = st, "", "cancelled before the run request", protocol.RejectCancelled
-		}
-		if err := l.Claim(ctx, claim); err != nil {
-			t.Fatal(err)
-		}
-		if way != nil {
-			if err := way(ctx, l, id, now); err != nil {
-				t.Fatalf("status %s: %v", st, err)
-			}
+		if err := ledgertest.Reach(ctx, l, id, "web", st, now); err != nil {
+			t.Fatalf("status %s: %v", st, err)
 		}
 		got, found, err := l.Get(ctx, id)
 		if err != nil || !found || got.Status != st {
 			t.Fatalf("status %s: Get gives %q (found %v, %v)", st, got.Status, found, err)
 		}
-		out, err := db.Query(ctx, ledger.RunQuery("ledger", id))
+		out, err := db.Query(ctx, ledger.RunQuery(ledgertest.Table, id))
 		if err != nil || len(out.Items) != 1 {
 			t.Fatalf("status %s: history Query: %v, %d items", st, err, len(out.Items))
 		}
@@ -162,7 +110,7 @@ func TestRangeQueryBounds(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	out, err := db.Query(ctx, ledger.RangeQuery("ledger", at, at.Add(time.Hour-time.Millisecond), ledger.Filter{Job: "web"}))
+	out, err := db.Query(ctx, ledger.RangeQuery(ledgertest.Table, at, at.Add(time.Hour-time.Millisecond), ledger.Filter{Job: "web"}))
 	if err != nil || len(out.Items) != 2 {
 		t.Fatalf("%v: %d runs in the hour, want 2 (the bounds are by run id time, to the millisecond)", err, len(out.Items))
 	}

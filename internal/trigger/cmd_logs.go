@@ -162,6 +162,8 @@ func (f *logFollower) run(ctx context.Context) error {
 		switch {
 		case run.item.Status == ledger.Rejected:
 			return exitcode.Errorf(exitcode.Rejected, "run %s was rejected: %s", runID, run.Reason)
+		case run.item.Status == ledger.Cancelled: // the cancel came before the run request
+			return exitcode.Errorf(exitcode.Cancelled, "run %s was cancelled before it started; nothing was launched", runID)
 		case ledger.Pending(run.Outcome): // logs without --follow
 			f.say("run %s is %s and has logged nothing yet: deploy-trigger logs --follow or attach wait for it", runID, run.Status)
 			return nil
