@@ -46,6 +46,9 @@ func (b *Broker) EnvAs(ctx context.Context, roleARN, session string) ([]string, 
 	if err != nil {
 		return nil, "", fmt.Errorf("assuming %s in the emulator: %w", roleARN, err)
 	}
+	if b.rec != nil {
+		b.rec.Name(aws.ToString(out.Credentials.AccessKeyId), aws.ToString(out.AssumedRoleUser.Arn))
+	}
 	env := b.Env()
 	for i, kv := range env {
 		switch k, _, _ := strings.Cut(kv, "="); k {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -52,6 +54,9 @@ type Options struct {
 	// endpoint the broker's own clients and the runners use instead, e.g.
 	// a fault-injecting proxy in front of it (reliability tests).
 	Endpoint func(motoURL string) (string, error)
+	// Recorder, when set, records every AWS call the components make after
+	// provisioning, with who made it (record.go; the IAM evaluation test).
+	Recorder *Recorder
 	// Environ is the environment runner processes take PATH, HOME, TMPDIR
 	// and the locale from, as a container image would provide them; nil
 	// means the process's own (os.Environ()).
@@ -69,7 +74,9 @@ type Broker struct {
 	// broker does not trust).
 	Identity *Identity
 
-	shim *accountShim // deploy-trigger's endpoint (see accountShim)
+	shim     *accountShim // deploy-trigger's endpoint (see accountShim)
+	recorder *http.Server // the recording proxy (Options.Recorder)
+	rec      *Recorder
 
 	cancel context.CancelFunc
 	agent  *agent
@@ -124,8 +131,21 @@ func (b *Broker) start(ctx context.Context, o Options, cfg *config.Config, log *
 	}
 	b.Resources = res
 	runnerEnv := b.Server.Env(res.Region)
+	motoURL := b.Server.URL
+	if b.rec = o.Recorder; o.Recorder != nil {
+		if b.recorder, motoURL, err = o.Recorder.serve(motoURL); err != nil {
+			return err
+		}
+		awsCfg.BaseEndpoint = &motoURL
+		runnerEnv = append(runnerEnv, "AWS_ENDPOINT_URL="+motoURL)
+		o.Recorder.Name(dispatcherKey, "dispatcher")
+		o.Recorder.Name(moto.AccessKeyID, "aws-service")
+		for i, name := range cfg.JobNames() {
+			o.Recorder.Name(taskKey(i), "task:"+name)
+		}
+	}
 	if o.Endpoint != nil {
-		url, err := o.Endpoint(b.Server.URL)
+		url, err := o.Endpoint(motoURL)
 		if err != nil {
 			return err
 		}
@@ -139,6 +159,9 @@ func (b *Broker) start(ctx context.Context, o Options, cfg *config.Config, log *
 	if b.Identity, err = chooseIdentity(ctx, awsCfg, cfg); err != nil {
 		return err
 	}
+	if b.Identity != nil && o.Recorder != nil {
+		o.Recorder.Name(b.Identity.Creds.AccessKeyID, b.Identity.ARN)
+	}
 	if b.Identity != nil {
 		log.Info("deploy-trigger signs as a trusted principal made in the emulator", "component", "local", "principal", b.Identity.ARN, "stands_for", b.Identity.From)
 	} else {
@@ -150,7 +173,11 @@ func (b *Broker) start(ctx context.Context, o Options, cfg *config.Config, log *
 	}
 	// Proofs of identity are verified against the emulator's STS, through
 	// the URL deploy-trigger signs for.
-	d, err := dispatcher.Build(ctx, awsCfg, dispatcher.Settings{
+	// The dispatcher signs with a key of its own, so that its calls are
+	// told apart from the agent's and the SNS loop's (record.go).
+	dispCfg := awsCfg.Copy()
+	dispCfg.Credentials = credentials.NewStaticCredentialsProvider(dispatcherKey, "test", "")
+	d, err := dispatcher.Build(ctx, dispCfg, dispatcher.Settings{
 		ConfigPath: o.ConfigPath, Cluster: res.ClusterARN, LedgerTable: res.LedgerTable, RunLogGroup: res.RunLogGroup,
 		Subnets: res.Subnets, SecurityGroups: res.SecurityGroups, AccountID: res.AccountID, Region: res.Region,
 		TaskDefinitions: res.TaskDefinitions,
@@ -221,7 +248,10 @@ func (b *Broker) start(ctx context.Context, o Options, cfg *config.Config, log *
 // definitions Provision registers carry it.
 func taskEnvironments(cfg *config.Config) map[string][]string {
 	m := map[string][]string{}
-	for _, name := range cfg.JobNames() {
+	for i, name := range cfg.JobNames() {
+		// Each job's tasks sign with a key of their own (record.go): the
+		// task role's credentials, as ECS gives each task its role's.
+		m[cfg.TaskFamily(name)] = append(m[cfg.TaskFamily(name)], "AWS_ACCESS_KEY_ID="+taskKey(i), "AWS_SECRET_ACCESS_KEY=test", "AWS_SESSION_TOKEN=")
 		// As the stack's task definitions: the runner writes the run log.
 		m[cfg.TaskFamily(name)] = append(m[cfg.TaskFamily(name)], protocol.EnvLogFormat+"="+protocol.LogFormatRecords)
 		for _, k := range slices.Sorted(maps.Keys(cfg.Jobs[name].Environment)) {
@@ -297,6 +327,9 @@ func (b *Broker) Close() {
 		b.wg.Wait()
 		if b.shim != nil {
 			b.shim.Close()
+		}
+		if b.recorder != nil {
+			_ = b.recorder.Close()
 		}
 		b.Server.Close()
 	})
