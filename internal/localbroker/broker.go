@@ -77,6 +77,7 @@ type Broker struct {
 	shim     *accountShim // deploy-trigger's endpoint (see accountShim)
 	recorder *http.Server // the recording proxy (Options.Recorder)
 	rec      *Recorder
+	invoke   invoker // the dispatcher, as Lambda calls it (Sweep)
 
 	cancel context.CancelFunc
 	agent  *agent
@@ -191,6 +192,7 @@ func (b *Broker) start(ctx context.Context, o Options, cfg *config.Config, log *
 		_, err := h.Invoke(ctx, payload)
 		return err
 	}
+	b.invoke = invoke
 
 	queueURL, subARN, err := subscribe(ctx, awsCfg, res.TopicARN, cfg.Broker.Name+"-local-sns")
 	if err != nil {
@@ -232,9 +234,7 @@ func (b *Broker) start(ctx context.Context, o Options, cfg *config.Config, log *
 				case <-runCtx.Done():
 					return
 				case <-t.C:
-					ev := fmt.Sprintf(`{"version":"0","id":"local-sweep","detail-type":"Scheduled Event","source":"aws.events","account":%q,"time":%q,"region":%q,"resources":[],"detail":{}}`,
-						res.AccountID, time.Now().UTC().Format(time.RFC3339), res.Region)
-					if err := invoke(runCtx, []byte(ev)); err != nil && runCtx.Err() == nil {
+					if err := b.Sweep(runCtx); err != nil && runCtx.Err() == nil {
 						log.Warn("sweep failed", "error", err.Error())
 					}
 				}

@@ -2,6 +2,7 @@ package localbroker
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
@@ -196,4 +197,12 @@ func (r *Recorder) serve(target string) (*http.Server, string, error) {
 	srv := &http.Server{Handler: r.wrap(rp), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return srv, "http://" + ln.Addr().String(), nil
+}
+
+// Sweep runs the dispatcher's sweep once, as its schedule does: for tests
+// that want its calls without waiting for SweepInterval.
+func (b *Broker) Sweep(ctx context.Context) error {
+	ev := fmt.Sprintf(`{"version":"0","id":"local-sweep","detail-type":"Scheduled Event","source":"aws.events","account":%q,"time":%q,"region":%q,"resources":[],"detail":{}}`,
+		b.Resources.AccountID, time.Now().UTC().Format(time.RFC3339), b.Resources.Region)
+	return b.invoke(ctx, []byte(ev))
 }
