@@ -30,7 +30,8 @@ import (
 // that address, so that a web page cannot reach it through DNS rebinding
 // (its host name would be the Host), and it never passes on an
 // x-moto-account-id of the client's: STS answers for the caller's own
-// account, and nobody else picks the account of a request.
+// account, and nobody else picks the account of a request. It refuses web
+// pages' requests and sends no CORS headers (refuseBrowsers).
 type accountShim struct {
 	URL string
 	srv *http.Server
@@ -58,13 +59,14 @@ func startAccountShim(target, account string) (*accountShim, error) {
 	rp.ErrorLog = log.New(io.Discard, "", 0)
 	rp.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, _ error) { w.WriteHeader(http.StatusBadGateway) }
 	host := ln.Addr().String() // 127.0.0.1:port
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Host != host {
 			http.Error(w, "this endpoint answers http://"+host+" only", http.StatusMisdirectedRequest)
 			return
 		}
 		rp.ServeHTTP(w, r)
 	})
+	h = refuseBrowsers(h)
 	s := &accountShim{URL: "http://" + host, ln: ln,
 		srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}}
 	go func() { _ = s.srv.Serve(ln) }()

@@ -194,7 +194,7 @@ func (r *Recorder) serve(target string) (*http.Server, string, error) {
 	}
 	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.ErrorLog = log.New(io.Discard, "", 0)
-	srv := &http.Server{Handler: r.wrap(rp), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: refuseBrowsers(r.wrap(rp)), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return srv, "http://" + ln.Addr().String(), nil
 }
