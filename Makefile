@@ -11,7 +11,7 @@ GORELEASER_VERSION := v2.15.1
 NO_REMOTE_ENV := GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=remote.origin.url GIT_CONFIG_VALUE_0=https://github.com/deploy-broker/deploy-broker.git
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: demo test race build bench fuzz synth clean release-snapshot goreleaser
+.PHONY: demo test race build bench fuzz synth clean release-snapshot goreleaser iam-report
 
 # The demo: a real run through deploy-trigger, the dispatcher and the runner
 # against the local emulator. Exits with the job's exit code.
@@ -25,6 +25,13 @@ demo:
 test:
 	@scripts/check-deps.sh test
 	@scripts/test.sh 10s
+
+# docs/IAM.md: every AWS call local mode makes, evaluated against the
+# synthesized stack's IAM policies; the forbidden calls; every grant's use
+# (infra/internal/iamcheck, the test TestIAMEvaluation of `make test`).
+iam-report:
+	@scripts/check-deps.sh test
+	$(GO) test -count=1 -run '^TestIAMEvaluation$$' ./infra/internal/iamcheck/ -args -report $(CURDIR)/docs/IAM.md
 
 # The whole suite under the race detector.
 race:

@@ -61,6 +61,9 @@ func check(t *testing.T, root, name string, p *Replay, list *List, cfg *config.C
 	for _, fc := range fcases {
 		res := ForbiddenResult{Entry: fc.entry}
 		if fc.req == nil {
+			if strings.HasPrefix(fc.skip, "error: ") {
+				t.Errorf("%s: forbidden %s cannot be evaluated: %s", name, fc.entry.ID, fc.skip)
+			}
 			res.Caller, res.Result, res.Status = fc.entry.As, "not applicable", "not applicable: "+fc.skip
 			sec.Forbidden = append(sec.Forbidden, res)
 			continue
@@ -118,11 +121,14 @@ func check(t *testing.T, root, name string, p *Replay, list *List, cfg *config.C
 func reasons(rs []Reason, req Request) string {
 	var out []string
 	for _, r := range rs {
-		kind := "implicit"
-		if r.Explicit {
-			kind = "explicit Deny"
+		switch {
+		case r.Explicit:
+			out = append(out, "explicit Deny "+r.Key(req))
+		case r.Type == "resource" && req.ResourcePolicy != nil:
+			out = append(out, "no Allow in "+req.ResourcePolicy.Name)
+		default:
+			out = append(out, "no Allow in the "+r.Type+" policies")
 		}
-		out = append(out, kind+" "+r.Key(req))
 	}
 	return strings.Join(out, ", ")
 }

@@ -124,7 +124,7 @@ func (p *Replay) ForbiddenRequests(f Forbidden, cfg *config.Config, requester st
 		c.Params["TopicArn"] = s.Resources["topic"]
 	case "dispatcher-function", "task-definition", "broker-role":
 	default:
-		return nil, fmt.Sprintf("unknown resource %q", f.Resource)
+		return nil, fmt.Sprintf("error: unknown resource %q", f.Resource)
 	}
 	var callers []string
 	switch {
@@ -141,7 +141,7 @@ func (p *Replay) ForbiddenRequests(f Forbidden, cfg *config.Config, requester st
 		}
 		callers = []string{other}
 	case f.As == "untrusted":
-		callers = []string{"arn:aws:sts::999999999999:assumed-role/stranger/s"}
+		callers = []string{"arn:aws:sts::999999999999:assumed-role/stranger/attacker-session"}
 	default:
 		if s.Roles[f.As] == nil {
 			return nil, fmt.Sprintf("the stack has no %s role in this configuration", f.As)
@@ -158,7 +158,7 @@ func (p *Replay) ForbiddenRequests(f Forbidden, cfg *config.Config, requester st
 			name, session, roleARN, pols, ok = p.caller(who)
 		}
 		if !ok {
-			return nil, "cannot make caller " + who
+			return nil, "error: cannot make caller " + who
 		}
 		if f.Broad {
 			pols = append(append([]Policy(nil), pols...), Policy{Name: "hypothetical/broad-job-policy", Doc: map[string]any{"Version": "2012-10-17",
@@ -183,7 +183,7 @@ func (p *Replay) ForbiddenRequests(f Forbidden, cfg *config.Config, requester st
 			rs, err = p.requests(base, c)
 		}
 		if err != nil {
-			return nil, err.Error()
+			return nil, "error: " + err.Error()
 		}
 		for _, r := range rs {
 			if r.Origin != "implicit" {

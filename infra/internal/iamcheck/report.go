@@ -9,10 +9,9 @@ import (
 
 // Section is one configuration's results, as docs/IAM.md shows them.
 type Section struct {
-	Name     string
-	RawCalls int            // calls recorded
-	Skipped  map[string]int // recorded calls not evaluated, by reason
-	Calls    []Evaluated    // distinct requests evaluated
+	Name    string
+	Skipped map[string]int // recorded calls not evaluated, by reason
+	Calls   []Evaluated    // distinct requests evaluated
 	// Forbidden are the forbidden list's results.
 	Forbidden []ForbiddenResult
 	// Statements are every Allow statement with its uses or reason.
@@ -59,7 +58,7 @@ type StatementUse struct {
 
 var (
 	runIDs  = regexp.MustCompile(`[0-9A-HJKMNP-TV-Z]{26}`)
-	taskIDs = regexp.MustCompile(`/[0-9a-f]{32}\b`)
+	taskIDs = regexp.MustCompile(`/([0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b`)
 )
 
 // normalize replaces run and task ids, so that a request made for every
@@ -103,12 +102,12 @@ func Render(sections []Section) string {
 			}
 		}
 		fmt.Fprintf(&b, "## %s\n\n", s.Name)
-		fmt.Fprintf(&b, "%d calls recorded; %d distinct requests evaluated, %d allowed; %d forbidden calls denied as listed, %d awaiting the isolation branches; %d of %d Allow statements used by a call (the others have a reason).\n\n",
-			s.RawCalls, len(s.Calls), allowed, denied, awaiting, used, len(s.Statements))
+		fmt.Fprintf(&b, "%d distinct requests evaluated (calls that differ only by run or task id count once), %d allowed; %d forbidden calls denied as listed, %d awaiting the isolation branches; %d of %d Allow statements used by a call (the others have a reason).\n\n",
+			len(s.Calls), allowed, denied, awaiting, used, len(s.Statements))
 		if len(s.Skipped) > 0 {
-			b.WriteString("Recorded but not evaluated:\n\n")
+			b.WriteString("Recorded but not evaluated (how often depends on timing):\n\n")
 			for _, k := range sortedKeys(s.Skipped) {
-				fmt.Fprintf(&b, "- %d × %s\n", s.Skipped[k], k)
+				fmt.Fprintf(&b, "- %s\n", k)
 			}
 			b.WriteString("\n")
 		}

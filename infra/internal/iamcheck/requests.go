@@ -102,7 +102,7 @@ func (p *Replay) Add(c localbroker.Call) {
 		return
 	}
 	if c.Status >= 300 {
-		p.Skipped[fmt.Sprintf("refused by the emulator (HTTP %d): no effect to authorize", c.Status)]++
+		p.Skipped[fmt.Sprintf("%s:%s answered HTTP %d by the emulator (a queue not there yet or any more, a long poll cut short): AWS answers those with an error too; not judged", c.Service, c.Operation, c.Status)]++
 		return
 	}
 	name, session, roleARN, pols, ok := p.caller(c.Principal)

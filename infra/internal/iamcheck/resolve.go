@@ -194,7 +194,7 @@ func (r *resolver) ref(id string) (any, error) {
 	}
 	res, ok := r.t.Resources[id]
 	if !ok {
-		return nil, fmt.Errorf("Ref to unknown %s", id)
+		return nil, fmt.Errorf("a Ref to unknown resource %s", id)
 	}
 	switch res.Type {
 	case "AWS::SNS::Topic", "AWS::ECS::TaskDefinition", "AWS::IAM::OIDCProvider", "AWS::Lambda::Function":
