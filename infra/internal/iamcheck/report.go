@@ -96,14 +96,18 @@ func Render(sections []Section) string {
 				awaiting++
 			}
 		}
+		unexplained := 0
 		for _, st := range s.Statements {
-			if len(st.UsedBy) > 0 {
+			switch {
+			case len(st.UsedBy) > 0:
 				used++
+			case st.Reason == "":
+				unexplained++
 			}
 		}
 		fmt.Fprintf(&b, "## %s\n\n", s.Name)
-		fmt.Fprintf(&b, "%d distinct requests evaluated (calls that differ only by run or task id count once), %d allowed; %d forbidden calls denied as listed, %d awaiting the isolation branches; %d of %d Allow statements used by a call (the others have a reason).\n\n",
-			len(s.Calls), allowed, denied, awaiting, used, len(s.Statements))
+		fmt.Fprintf(&b, "%d distinct requests evaluated (calls that differ only by run or task id count once), %d allowed; %d forbidden calls denied as listed, %d awaiting the isolation branches; %d of %d Allow statements used by a call, %d unused without a reason.\n\n",
+			len(s.Calls), allowed, denied, awaiting, used, len(s.Statements), unexplained)
 		if len(s.Skipped) > 0 {
 			b.WriteString("Recorded but not evaluated (how often depends on timing):\n\n")
 			for _, k := range sortedKeys(s.Skipped) {
@@ -146,7 +150,11 @@ func Render(sections []Section) string {
 				b.WriteString("| Allow statement | used by |\n|---|---|\n")
 				for _, st := range sts {
 					use := strings.Join(st.UsedBy, "<br>")
-					if use == "" {
+					switch {
+					case use != "":
+					case st.Reason == "":
+						use = "**unused, and no reason in iam.yaml: the test fails**"
+					default:
 						use = "unused: " + st.Reason
 					}
 					fmt.Fprintf(&b, "| `%s` | %s |\n", strings.TrimPrefix(st.Key, o+"/"), cell(use))
@@ -156,6 +164,9 @@ func Render(sections []Section) string {
 			if cs := callers[o]; len(cs) > 0 {
 				b.WriteString("| call | decision | allowed by |\n|---|---|---|\n")
 				for _, c := range cs {
+					if c.Dec.Result != "Allowed" {
+						c.Dec.Result = "**" + c.Dec.Result + "** (the test fails)"
+					}
 					var by []string
 					for _, g := range c.Dec.Grants {
 						by = append(by, "`"+g.Key(c.Req)+"`")
