@@ -91,6 +91,9 @@ func check(t *testing.T, root, name string, p *Replay, list *List, cfg *config.C
 			today += " (" + res.DeniedBy + ")"
 		}
 		switch {
+		case ok && fc.entry.Awaits != "":
+			res.Status = "denied"
+			t.Errorf("%s: forbidden %s is now denied by %s as listed: remove its `awaits: %s` from iam.yaml", name, fc.entry.ID, fc.entry.DeniedBy, fc.entry.Awaits)
 		case ok:
 			res.Status = "denied"
 		case fc.entry.Awaits != "":
