@@ -191,7 +191,7 @@ func (p *Replay) passedRoles(td string) []string {
 		if strings.HasPrefix(k, "task-definition:") && v == td {
 			job := strings.TrimPrefix(k, "task-definition:")
 			var out []string
-			for _, n := range []string{"job:" + job, "execution"} {
+			for _, n := range []string{"runner:" + job, "execution"} {
 				if r := p.Stack.Roles[n]; r != nil {
 					out = append(out, r.ARN)
 				}

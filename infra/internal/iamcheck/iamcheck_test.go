@@ -169,6 +169,7 @@ func runScenario(t *testing.T, root string, sc scenario, list *List) Section {
 	}
 
 	replay := NewReplay(stack)
+	replay.BrokerRoles = "arn:aws:iam::" + Account + ":role" + config.RolePath(cfg.Broker.Name) + "*"
 	for _, c := range rec.Calls() {
 		replay.Add(c)
 	}

@@ -45,6 +45,9 @@ type Replay struct {
 	sessions map[string]map[string]any
 	// Errors are calls that could not be attributed or understood.
 	Errors []string
+	// BrokerRoles is the ARN pattern of the broker's own roles, as the
+	// dispatcher names them in a run queue's policy.
+	BrokerRoles string
 }
 
 // RunQueue is a run queue as created.
@@ -244,7 +247,7 @@ func (p *Replay) queuePolicyFor(q *RunQueue, session string) (*Policy, error) {
 	if err != nil {
 		return nil, err
 	}
-	doc, err := dispatcher.QueuePolicy(q.ARN, pr)
+	doc, err := dispatcher.QueuePolicy(dispatcher.RunQueueAccess{QueueARN: q.ARN, Requester: pr, BrokerRoles: p.BrokerRoles})
 	if err != nil {
 		return nil, err
 	}
@@ -255,8 +258,8 @@ func (p *Replay) queuePolicyFor(q *RunQueue, session string) (*Policy, error) {
 	return &Policy{Name: "run-queue-policy", Doc: m}, nil
 }
 
-// jobRole is the report name of a job's role: the job name as the stack's
-// logical ids spell it (letters and digits only).
+// jobRole is the report name of a job's task role (the runner's): the job
+// name as the stack's logical ids spell it (letters and digits only).
 func jobRole(job string) string {
 	var b strings.Builder
 	for _, r := range job {
@@ -264,7 +267,7 @@ func jobRole(job string) string {
 			b.WriteRune(r)
 		}
 	}
-	return "job:" + b.String()
+	return "runner:" + b.String()
 }
 
 // noteSession keeps the context keys a session assumed in the recording

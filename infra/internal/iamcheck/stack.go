@@ -22,7 +22,7 @@ type Stack struct {
 
 // Role is one IAM role of the template.
 type Role struct {
-	Name      string // report name: dispatcher, job:<name>, execution, reader, github-trigger, flow-logs
+	Name      string // report name: dispatcher, runner:<job> (task role), job:<job> (deployment role), execution, reader, github-trigger, flow-logs
 	LogicalID string
 	ARN       string
 	Policies  []Policy
@@ -42,8 +42,10 @@ func roleName(id string) string {
 		return "github-trigger"
 	case strings.HasPrefix(id, "NetworkVpc") && strings.Contains(id, "IAMRole"):
 		return "flow-logs"
+	case strings.HasPrefix(id, "CatalogueJob") && strings.Contains(id, "DeploymentRole"):
+		return "job:" + strings.TrimPrefix(id[:strings.Index(id, "DeploymentRole")], "CatalogueJob")
 	case strings.HasPrefix(id, "CatalogueJob") && strings.Contains(id, "TaskRole"):
-		return "job:" + strings.TrimPrefix(id[:strings.Index(id, "TaskRole")], "CatalogueJob")
+		return "runner:" + strings.TrimPrefix(id[:strings.Index(id, "TaskRole")], "CatalogueJob")
 	}
 	return id
 }
