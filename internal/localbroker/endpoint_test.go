@@ -47,12 +47,17 @@ func TestLocalEndpointRefusesBrowsers(t *testing.T) {
 		}
 		return out
 	}
+	refused, cors := 0, 0
 	for _, c := range []struct{ method, origin string }{
 		{http.MethodPost, "https://attacker.example"},
 		{http.MethodOptions, "https://attacker.example"},
 		{http.MethodPost, "null"},
 	} {
 		resp := send(c.method, c.origin)
+		if resp.StatusCode == http.StatusForbidden {
+			refused++
+		}
+		cors += len(corsHeaders(resp))
 		if resp.StatusCode != http.StatusForbidden {
 			t.Errorf("%s with Origin %s: HTTP %d, want 403", c.method, c.origin, resp.StatusCode)
 		}
@@ -68,4 +73,6 @@ func TestLocalEndpointRefusesBrowsers(t *testing.T) {
 	if h := corsHeaders(resp); len(h) > 0 {
 		t.Errorf("local client: answer carries %v", h)
 	}
+	cors += len(corsHeaders(resp))
+	t.Logf("RESULT scenario=local_endpoint_browsers refused=%d/3 access_control_headers=%d local_client_status=%d", refused, cors, resp.StatusCode)
 }
