@@ -16,6 +16,12 @@ import (
 func check(t *testing.T, root, name string, p *Replay, list *List, cfg *config.Config, requester string) Section {
 	t.Helper()
 	sec := Section{Name: name, Skipped: p.Skipped, Roles: p.Stack.Roles, External: p.Stack.External}
+	fail := func(format string, args ...any) {
+		t.Helper()
+		msg := fmt.Sprintf(format, args...)
+		sec.Failures = append(sec.Failures, strings.TrimPrefix(msg, name+": "))
+		t.Error(msg)
+	}
 	sec.Calls = distinct(p.Requests)
 	all := make([]Request, 0, len(sec.Calls))
 	for _, c := range sec.Calls {
@@ -50,7 +56,7 @@ func check(t *testing.T, root, name string, p *Replay, list *List, cfg *config.C
 		d := decs[c.Req.ID]
 		sec.Calls[i].Dec = d
 		if d.Result != "Allowed" {
-			t.Errorf("%s: %s by %s (%s) is %s, want Allowed: %s%s", name, c.Req.Action, c.Req.Caller, c.Describe(), d.Result, reasons(d.Denials, c.Req), d.Error)
+			fail("%s: %s by %s (%s) is %s, want Allowed: %s%s", name, c.Req.Action, c.Req.Caller, c.Describe(), d.Result, reasons(d.Denials, c.Req), d.Error)
 			continue
 		}
 		for _, g := range d.Grants {
@@ -62,7 +68,7 @@ func check(t *testing.T, root, name string, p *Replay, list *List, cfg *config.C
 		res := ForbiddenResult{Entry: fc.entry}
 		if fc.req == nil {
 			if strings.HasPrefix(fc.skip, "error: ") {
-				t.Errorf("%s: forbidden %s cannot be evaluated: %s", name, fc.entry.ID, fc.skip)
+				fail("%s: forbidden %s cannot be evaluated: %s", name, fc.entry.ID, fc.skip)
 			}
 			res.Caller, res.Result, res.Status = fc.entry.As, "not applicable", "not applicable: "+fc.skip
 			sec.Forbidden = append(sec.Forbidden, res)
@@ -93,7 +99,7 @@ func check(t *testing.T, root, name string, p *Replay, list *List, cfg *config.C
 		switch {
 		case ok && fc.entry.Awaits != "":
 			res.Status = "denied"
-			t.Errorf("%s: forbidden %s is now denied by %s as listed: remove its `awaits: %s` from iam.yaml", name, fc.entry.ID, fc.entry.DeniedBy, fc.entry.Awaits)
+			fail("%s: forbidden %s is now denied by %s as listed: remove its `awaits: %s` from iam.yaml", name, fc.entry.ID, fc.entry.DeniedBy, fc.entry.Awaits)
 		case ok:
 			res.Status = "denied"
 		case fc.entry.Awaits != "":
@@ -103,7 +109,7 @@ func check(t *testing.T, root, name string, p *Replay, list *List, cfg *config.C
 			})
 		default:
 			res.Status = "FAILS: " + today
-			t.Errorf("%s: forbidden %s (%s): %s, want denied by %s%s", name, fc.entry.ID, fc.entry.Reason, today, fc.entry.DeniedBy, d.Error)
+			fail("%s: forbidden %s (%s): %s, want denied by %s%s", name, fc.entry.ID, fc.entry.Reason, today, fc.entry.DeniedBy, d.Error)
 		}
 		sec.Forbidden = append(sec.Forbidden, res)
 	}
@@ -113,7 +119,7 @@ func check(t *testing.T, root, name string, p *Replay, list *List, cfg *config.C
 		su := StatementUse{Statement: allow[k], UsedBy: uses[k]}
 		if len(su.UsedBy) == 0 {
 			if su.Reason = list.ReasonFor(k, name); su.Reason == "" {
-				t.Errorf("%s: unused grant %s %s: no recorded call uses it and iam.yaml gives no reason (remove it, or list why it stays)", name, k, allow[k].Summary())
+				fail("%s: unused grant %s %s: no recorded call uses it and iam.yaml gives no reason (remove it, or list why it stays)", name, k, allow[k].Summary())
 			}
 		}
 		sec.Statements = append(sec.Statements, su)

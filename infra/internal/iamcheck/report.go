@@ -18,6 +18,8 @@ type Section struct {
 	Statements []StatementUse
 	Roles      map[string]*Role
 	External   []string
+	// Failures are what fails the test, in its words.
+	Failures []string
 }
 
 // Evaluated is a distinct request, its decision and how often it was made.
@@ -108,6 +110,13 @@ func Render(sections []Section) string {
 		fmt.Fprintf(&b, "## %s\n\n", s.Name)
 		fmt.Fprintf(&b, "%d distinct requests evaluated (calls that differ only by run or task id count once), %d allowed; %d forbidden calls denied as listed, %d awaiting the isolation branches; %d of %d Allow statements used by a call, %d unused without a reason.\n\n",
 			len(s.Calls), allowed, denied, awaiting, used, len(s.Statements), unexplained)
+		if len(s.Failures) > 0 {
+			b.WriteString("**What fails the test:**\n\n")
+			for _, f := range s.Failures {
+				fmt.Fprintf(&b, "- %s\n", f)
+			}
+			b.WriteString("\n")
+		}
 		if len(s.Skipped) > 0 {
 			b.WriteString("Recorded but not evaluated (how often depends on timing):\n\n")
 			for _, k := range sortedKeys(s.Skipped) {

@@ -142,6 +142,8 @@ func (p *Replay) Add(c localbroker.Call) {
 				r.Note = "a viewer's read through the reader role (local mode reads with the CI session)"
 				p.push(r)
 			}
+		} else {
+			p.Skipped["a CI session's ledger and run log reads (runs, show, logs): without viewers the stack has no reader role and AWS refuses them"]++
 		}
 		return
 	}
