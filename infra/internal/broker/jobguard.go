@@ -64,9 +64,12 @@ func jobGuard(props *JobProps, deployment bool) awsiam.PolicyDocument {
 		deny("NeverControlTasksOnTheBrokerCluster", []string{"ecs:*"}, []*string{jsii.String("*")},
 			map[string]interface{}{"ArnEquals": map[string]interface{}{"ecs:cluster": clusterArn}}),
 		// Lifecycle events with the broker's source are the broker's word
-		// to whoever routes them (events:source is evaluated per entry).
+		// to whoever routes them. events:source is multivalued (one value
+		// per entry of PutEvents), so the Deny matches when ANY entry has
+		// the broker's source; a plain StringEquals never matches a
+		// multivalued key and would deny nothing.
 		deny("NeverForgeLifecycleEvents", []string{"events:PutEvents"}, []*string{jsii.String("*")},
-			map[string]interface{}{"StringEquals": map[string]interface{}{"events:source": protocol.EventSource}}),
+			map[string]interface{}{"ForAnyValue:StringEquals": map[string]interface{}{"events:source": protocol.EventSource}}),
 	}
 	if deployment {
 		statements = append(statements, deny("NeverWriteToRunQueues", []string{"sqs:SendMessage"}, []*string{props.RunQueueArn}, nil))

@@ -18,8 +18,14 @@ func lifecycleEventsStatement() awsiam.PolicyStatement {
 		Sid:       jsii.String("PublishLifecycleEvents"),
 		Actions:   jsii.Strings("events:PutEvents"),
 		Resources: &[]*string{arn("events", "event-bus/default")},
+		// events:source is multivalued (one value per entry): every entry
+		// must carry the broker's source (ForAllValues), and the key must
+		// be there at all (Null false), since ForAllValues holds vacuously
+		// for a missing key. A plain StringEquals never matches a
+		// multivalued key: IAM would deny the dispatcher's own events.
 		Conditions: &map[string]interface{}{
-			"StringEquals": map[string]interface{}{"events:source": protocol.EventSource},
+			"ForAllValues:StringEquals": map[string]interface{}{"events:source": protocol.EventSource},
+			"Null":                      map[string]interface{}{"events:source": "false"},
 		},
 	})
 }

@@ -226,7 +226,9 @@ func TestDispatcherRunsOnlyCatalogueTasksAndPassesOnlyJobRoles(t *testing.T) {
 		{Sid: "ListTasksOnThisCluster", Actions: []string{"ecs:ListTasks"}, Resources: []string{"*"}, Condition: onCluster},
 		// Lifecycle events: only the default bus, only the broker's source.
 		{Sid: "PublishLifecycleEvents", Actions: []string{"events:PutEvents"}, Resources: []string{stackArn("events", "event-bus/default")},
-			Condition: map[string]interface{}{"StringEquals": map[string]interface{}{"events:source": protocol.EventSource}}},
+			Condition: map[string]interface{}{
+				"ForAllValues:StringEquals": map[string]interface{}{"events:source": protocol.EventSource},
+				"Null":                      map[string]interface{}{"events:source": "false"}}},
 		{Sid: "PassRolesOfJobMigrate", Actions: []string{"iam:PassRole"}, Resources: passRoles["migrate"], Condition: toEcsTasks},
 		{Sid: "PassRolesOfJobWebsite", Actions: []string{"iam:PassRole"}, Resources: passRoles["website"], Condition: toEcsTasks},
 		// CDK's grant for the function's dead-letter queue.
@@ -313,7 +315,7 @@ func TestEachJobRoleHasOnlyItsOwnPermissions(t *testing.T) {
 				{Sid: "NeverControlTasksOnTheBrokerCluster", Effect: "Deny", Actions: []string{"ecs:*"}, Resources: []string{"*"},
 					Condition: map[string]interface{}{"ArnEquals": map[string]interface{}{"ecs:cluster": stackArn("ecs", "cluster/test-broker")}}},
 				{Sid: "NeverForgeLifecycleEvents", Effect: "Deny", Actions: []string{"events:PutEvents"}, Resources: []string{"*"},
-					Condition: map[string]interface{}{"StringEquals": map[string]interface{}{"events:source": protocol.EventSource}}},
+					Condition: map[string]interface{}{"ForAnyValue:StringEquals": map[string]interface{}{"events:source": protocol.EventSource}}},
 			}
 			want := append([]grant{sendOwn, assume}, guard...)
 			// AND the deployment role holds the job's configured statements,
