@@ -28,11 +28,18 @@ var lineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 
 // Describe rewrites err, the error of decoding src (the file name) strictly
 // into a value whose types include each of types (pointers or values of the
-// structs the document decodes into), one line per problem:
+// structs the document decodes into), each problem as FILE:LINE and what to
+// do:
 //
 //	envs.yaml:5: unknown key "acount_id" in environments.prod; valid keys: account_alias, account_id, …; did you mean "account_id"?
+//	broker.yaml:50: jobs.website.cpu must be a whole number, not the string "lots"
+//	broker.yaml:43: did not find expected key (at "max_length": indented unlike the keys above it?)
 //
-// Errors it does not recognise keep their text, with the file name before it.
+// The result is one line (deploy-trigger prints an error as one line,
+// escaping line breaks): several problems are joined by "; also ". A syntax
+// error names the line of the problem itself, not the start of the mapping
+// holding it as yaml.v3 does. Errors it does not recognise keep their text,
+// with the file name before it.
 func Describe(name string, src []byte, err error, types ...any) error {
 	if err == nil {
 		return nil
@@ -42,7 +49,7 @@ func Describe(name string, src []byte, err error, types ...any) error {
 		collect(reflect.TypeOf(t), known)
 	}
 	var root yaml.Node
-	_ = yaml.Unmarshal(src, &root)
+	parsed := yaml.Unmarshal(src, &root) == nil
 	var msgs []string
 	var te *yaml.TypeError
 	if errors.As(err, &te) {
@@ -56,12 +63,14 @@ func Describe(name string, src []byte, err error, types ...any) error {
 		// breaks, other control characters or format characters (a
 		// right-to-left override reorders the line on a terminal); show
 		// them escaped, as deploy-trigger escapes what it prints.
-		out = append(out, escape.Runes(describeOne(name, m, &root, known), protocol.IsControl))
+		out = append(out, escape.Runes(describeOne(name, m, src, parsed, &root, known), protocol.IsControl))
 	}
-	return errors.New(strings.Join(out, "\n"))
+	return errors.New(strings.Join(out, "; also "))
 }
 
-func describeOne(name, msg string, root *yaml.Node, known map[string][]string) string {
+// describeOne describes one problem; parsed says whether src parsed as
+// YAML (root is its tree), that is whether msg is not a syntax error.
+func describeOne(name, msg string, src []byte, parsed bool, root *yaml.Node, known map[string][]string) string {
 	where := func(line string) string {
 		if name == "" {
 			return "line " + line + ": "
@@ -83,7 +92,25 @@ func describeOne(name, msg string, root *yaml.Node, known map[string][]string) s
 		}
 		return s
 	}
+	if s, ok := describeType(where, msg, root, known); ok {
+		return s
+	}
 	if m := lineRE.FindStringSubmatch(msg); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		if !parsed {
+			n = syntaxLine(src, n, m[2])
+			s := where(strconv.Itoa(n)) + m[2]
+			switch key := keyAt(src, n); {
+			case key != "" && indentationProblems[m[2]]:
+				s += fmt.Sprintf(" (at %q: indented unlike the keys above it?)", key)
+			case key != "":
+				s += fmt.Sprintf(" (at %q)", key)
+			}
+			return s
+		}
+		if key := keyOnLine(root, n); key != "" {
+			return where(m[1]) + key + ": " + m[2]
+		}
 		return where(m[1]) + m[2]
 	}
 	if name == "" {

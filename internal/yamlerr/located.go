@@ -1,0 +1,213 @@
+package yamlerr
+
+import (
+	"bytes"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// typeErrorRE is yaml.v3's message for a value of the wrong kind: the tag
+// of the value, the value itself (cut to 7 bytes and "..." when longer;
+// absent for lists and mappings) and the Go type it should have fitted.
+var typeErrorRE = regexp.MustCompile("^line (\\d+): cannot unmarshal !!(\\w+)(?: `(.*)`)? into (.+)$")
+
+// describeType rewrites a wrong-type message to name the key and say what
+// the value must be: `jobs.website.cpu must be a whole number, not the
+// string "lots" (cannot unmarshal !!str into int)`. ok is false when the value is not found in root.
+func describeType(where func(string) string, msg string, root *yaml.Node, known map[string][]string) (string, bool) {
+	m := typeErrorRE.FindStringSubmatch(msg)
+	if m == nil {
+		return "", false
+	}
+	line, tag, value, goType := m[1], m[2], m[3], m[4]
+	n, _ := strconv.Atoi(line)
+	path := valuePathAt(root, n, "!!"+tag)
+	if path == "" {
+		return "", false
+	}
+	got := map[string]string{"str": "the string", "int": "the number", "float": "the number", "bool": "the boolean", "seq": "a list", "map": "a mapping", "null": "an empty value", "timestamp": "the timestamp"}[tag]
+	if got == "" {
+		got = "a !!" + tag
+	}
+	if tag != "seq" && tag != "map" {
+		got += " " + strconv.Quote(value)
+	}
+	// yaml.v3's own words stay, after the plain ones, for those who know
+	// them (and for whoever matches on them).
+	s := where(line) + path + " must be " + kindOf(goType, known) + ", not " + got + " (cannot unmarshal !!" + tag + " into " + goType + ")"
+	if strings.HasPrefix(goType, "[]") && tag != "seq" {
+		s += `; write one item per line, each starting with "- ", or [a, b]`
+	}
+	return s, true
+}
+
+// kindOf says in words what a Go type takes in YAML.
+func kindOf(goType string, known map[string][]string) string {
+	switch {
+	case goType == "string":
+		return "a string"
+	case goType == "bool":
+		return "true or false"
+	case strings.HasPrefix(goType, "int"), strings.HasPrefix(goType, "uint"):
+		return "a whole number"
+	case strings.HasPrefix(goType, "float"):
+		return "a number"
+	case goType == "[]string":
+		return "a list of strings"
+	case strings.HasPrefix(goType, "[]"):
+		return "a list"
+	case strings.HasPrefix(goType, "map["):
+		return "a mapping"
+	}
+	if keys, ok := known[strings.TrimPrefix(goType, "*")]; ok && len(keys) > 0 {
+		return "a mapping (keys: " + strings.Join(keys, ", ") + ")"
+	}
+	return "a " + goType
+}
+
+// valuePathAt is the dotted path of the innermost value on line whose tag
+// is tag ("jobs.website.cpu", "trusted_principals[0]"), or "".
+func valuePathAt(root *yaml.Node, line int, tag string) string {
+	var walk func(n *yaml.Node, path string) string
+	walk = func(n *yaml.Node, path string) string {
+		if p := walkChildren(n, path, walk); p != "" {
+			return p
+		}
+		if n.Line == line && n.ShortTag() == tag && path != "" {
+			return path
+		}
+		return ""
+	}
+	return walk(root, "")
+}
+
+// walkChildren calls walk on each child of n with its path, and returns
+// the first path walk returns that is not "".
+func walkChildren(n *yaml.Node, path string, walk func(*yaml.Node, string) string) string {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			if p := walk(c, path); p != "" {
+				return p
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i].Value
+			if path != "" {
+				k = path + "." + k
+			}
+			if p := walk(n.Content[i+1], k); p != "" {
+				return p
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			if p := walk(c, fmt.Sprintf("%s[%d]", path, i)); p != "" {
+				return p
+			}
+		}
+	}
+	return ""
+}
+
+// keyOnLine is the dotted path of the mapping key on line whose value is
+// there too ("runner.heartbeat"), or "": for messages of the document's
+// own unmarshalers, which name the line only.
+func keyOnLine(root *yaml.Node, line int) string {
+	var walk func(n *yaml.Node, path string) string
+	walk = func(n *yaml.Node, path string) string {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				if p := walk(c, path); p != "" {
+					return p
+				}
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				p := k.Value
+				if path != "" {
+					p = path + "." + p
+				}
+				if k.Line == line && v.Line == line {
+					return p
+				}
+				if q := walk(v, p); q != "" {
+					return q
+				}
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				if p := walk(c, fmt.Sprintf("%s[%d]", path, i)); p != "" {
+					return p
+				}
+			}
+		}
+		return ""
+	}
+	return walk(root, "")
+}
+
+// maxScan and maxScanBytes bound how many prefixes (and bytes in all)
+// syntaxLine re-parses: a syntax error in a large file costs little more.
+const (
+	maxScan      = 400
+	maxScanBytes = 8 << 20
+)
+
+// syntaxLine finds the line of a syntax error. yaml.v3 reports the line
+// before the start of the mapping or list the problem is in (its parser's
+// context mark, 0-based), not the problem's own line: a key indented one
+// space too far is reported at the line above its mapping's first key. The
+// problem's line is the first one whose prefix of the document fails with
+// the same message; it is at or after the reported line. reported when not
+// found within maxScan lines.
+func syntaxLine(src []byte, reported int, problem string) int {
+	lines := bytes.SplitAfter(src, []byte("\n"))
+	parsed := 0
+	for n := max(reported, 1); n <= len(lines) && n < reported+maxScan; n++ {
+		prefix := bytes.Join(lines[:n], nil)
+		if parsed += len(prefix); parsed > maxScanBytes {
+			break
+		}
+		var v yaml.Node
+		err := yaml.Unmarshal(prefix, &v)
+		if err == nil {
+			continue
+		}
+		if m := lineRE.FindStringSubmatch(err.Error()); m != nil && m[2] == problem {
+			return n
+		}
+	}
+	return reported
+}
+
+// indentationProblems are yaml.v3's messages for a line indented unlike
+// its neighbours.
+var indentationProblems = map[string]bool{
+	"did not find expected key":                              true,
+	"mapping values are not allowed in this context":         true,
+	"did not find expected '-' indicator":                    true,
+	"block sequence entries are not allowed in this context": true,
+}
+
+// keyRE is a mapping key at the start of a line ("  max_length: 32").
+var keyRE = regexp.MustCompile(`^\s*(?:-\s+)?([^\s:#"'{}\[\],&*!|>%@` + "`" + `][^:#]*?|"[^"]*"|'[^']*'):(?:\s|$)`)
+
+// keyAt is the key written at the start of line n of src, or "".
+func keyAt(src []byte, n int) string {
+	lines := bytes.Split(src, []byte("\n"))
+	if n < 1 || n > len(lines) {
+		return ""
+	}
+	if m := keyRE.FindSubmatch(lines[n-1]); m != nil {
+		return strings.Trim(string(m[1]), `"'`)
+	}
+	return ""
+}
