@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -65,6 +66,8 @@ func (b *Broker) EnvAs(ctx context.Context, roleARN, session string) ([]string, 
 
 // writeApproverEnv writes approver.env beside the env file when a job has
 // approvers; it returns the file and the approver's ARN ("" when none).
+// Like the env file it sets no empty variable (an empty AWS_PROFILE breaks
+// the AWS CLI for whoever sources it).
 func (b *Broker) writeApproverEnv(ctx context.Context, envFile string) (string, string, error) {
 	role := b.ApproverRole()
 	if role == "" {
@@ -74,6 +77,10 @@ func (b *Broker) writeApproverEnv(ctx context.Context, envFile string) (string, 
 	if err != nil {
 		return "", "", err
 	}
+	sort.Strings(env)
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "# deploy-broker local mode: a second person for approvals (deploy-trigger approve RUN_ID).\n# The credentials are those of %s, a session made in the emulator.\n", arn)
+	writeEnvLines(&sb, env)
 	path := filepath.Join(filepath.Dir(envFile), "approver.env")
-	return path, arn, os.WriteFile(path, []byte(strings.Join(env, "\n")+"\n"), 0o600)
+	return path, arn, os.WriteFile(path, []byte(sb.String()), 0o600)
 }

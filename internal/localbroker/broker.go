@@ -288,7 +288,7 @@ func (b *Broker) Env() []string {
 
 // WriteEnvFile writes Env as KEY=value lines that a shell can source
 // (`set -a; . file; set +a`) or a tool can read. Empty values are left
-// out: an empty AWS_PROFILE breaks the AWS CLI ("the config profile ()
+// out (writeEnvLines): an empty AWS_PROFILE breaks the AWS CLI ("the config profile ()
 // could not be found"), and the access keys in the file win over an
 // exported AWS_PROFILE for deploy-trigger, as for the AWS CLI.
 func (b *Broker) WriteEnvFile(path string) error {
@@ -302,17 +302,23 @@ func (b *Broker) WriteEnvFile(path string) error {
 		sb.WriteString("# No configured principal could be made in the emulator: these are its default\n# credentials, which the broker does not trust (requests are refused).\n")
 	}
 	sb.WriteString("# Its access keys win over an exported AWS_PROFILE (as for the AWS CLI).\n")
+	writeEnvLines(&sb, env)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(sb.String()), 0o644)
+}
+
+// writeEnvLines writes env as KEY=value lines, leaving out empty values:
+// the env file and approver.env alike.
+func writeEnvLines(sb *strings.Builder, env []string) {
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
 		if v == "" {
 			continue
 		}
-		fmt.Fprintf(&sb, "%s=%s\n", k, v)
+		fmt.Fprintf(sb, "%s=%s\n", k, v)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	return os.WriteFile(path, []byte(sb.String()), 0o644)
 }
 
 // Close stops the runners (SIGTERM, then SIGKILL), the loops and moto.
