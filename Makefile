@@ -4,7 +4,11 @@ BIN := bin
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
-DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+# The commit's date, not the time of the build: the same commit links to the
+# same binary, so a second `make build` relinks nothing (as .goreleaser.yaml's
+# CommitDate). Without git, empty: deploy-trigger --version then shows the VCS
+# time Go embedded, or "unknown".
+DATE ?= $(shell TZ=UTC0 git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null)
 VERSION_PKG := github.com/deploy-broker/deploy-broker/internal/trigger
 LDFLAGS := -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Commit=$(COMMIT) -X $(VERSION_PKG).Date=$(DATE)
 GORELEASER_VERSION := v2.15.1
@@ -38,11 +42,18 @@ race:
 	@scripts/check-deps.sh test
 	$(GO) test -race -count=1 -timeout 40m ./...
 
+# The first build compiles the AWS SDK and every dependency: a few minutes on
+# 2 cores, silent but for these lines (GOFLAGS=-v names each package as it
+# compiles); later builds take seconds.
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/deploy-trigger ./cmd/trigger
-	$(GO) build -o $(BIN)/deploy-runner ./cmd/runner
-	$(GO) build -o $(BIN)/deploy-broker-local ./cmd/broker-local
+	@echo "building deploy-trigger, the runner and the local broker into $(BIN)/ (the first time: a few minutes; GOFLAGS=-v shows each package)…"
+	@echo "  $(BIN)/deploy-trigger"
+	@$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/deploy-trigger ./cmd/trigger
+	@echo "  $(BIN)/deploy-runner"
+	@$(GO) build -o $(BIN)/deploy-runner ./cmd/runner
+	@echo "  $(BIN)/deploy-broker-local"
+	@$(GO) build -o $(BIN)/deploy-broker-local ./cmd/broker-local
 
 bench: build
 	@scripts/check-deps.sh demo
