@@ -25,7 +25,7 @@ func describeType(where func(string) string, msg string, root *yaml.Node, known 
 	}
 	line, tag, value, goType := m[1], m[2], m[3], m[4]
 	n, _ := strconv.Atoi(line)
-	path := valuePathAt(root, n, "!!"+tag)
+	path := pathAt(root, n, func(v *yaml.Node, _ string) bool { return v.ShortTag() == "!!"+tag })
 	if path == "" {
 		return "", false
 	}
@@ -69,15 +69,15 @@ func kindOf(goType string, known map[string][]string) string {
 	return "a " + goType
 }
 
-// valuePathAt is the dotted path of the innermost value on line whose tag
-// is tag ("jobs.website.cpu", "trusted_principals[0]"), or "".
-func valuePathAt(root *yaml.Node, line int, tag string) string {
+// pathAt is the dotted path ("jobs.website.cpu", "trusted_principals[0]")
+// of the innermost node on line for which match is true, or "".
+func pathAt(root *yaml.Node, line int, match func(n *yaml.Node, path string) bool) string {
 	var walk func(n *yaml.Node, path string) string
 	walk = func(n *yaml.Node, path string) string {
 		if p := walkChildren(n, path, walk); p != "" {
 			return p
 		}
-		if n.Line == line && n.ShortTag() == tag && path != "" {
+		if n.Line == line && path != "" && match(n, path) {
 			return path
 		}
 		return ""
@@ -113,45 +113,6 @@ func walkChildren(n *yaml.Node, path string, walk func(*yaml.Node, string) strin
 		}
 	}
 	return ""
-}
-
-// keyOnLine is the dotted path of the mapping key on line whose value is
-// there too ("runner.heartbeat"), or "": for messages of the document's
-// own unmarshalers, which name the line only.
-func keyOnLine(root *yaml.Node, line int) string {
-	var walk func(n *yaml.Node, path string) string
-	walk = func(n *yaml.Node, path string) string {
-		switch n.Kind {
-		case yaml.DocumentNode:
-			for _, c := range n.Content {
-				if p := walk(c, path); p != "" {
-					return p
-				}
-			}
-		case yaml.MappingNode:
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				k, v := n.Content[i], n.Content[i+1]
-				p := k.Value
-				if path != "" {
-					p = path + "." + p
-				}
-				if k.Line == line && v.Line == line {
-					return p
-				}
-				if q := walk(v, p); q != "" {
-					return q
-				}
-			}
-		case yaml.SequenceNode:
-			for i, c := range n.Content {
-				if p := walk(c, fmt.Sprintf("%s[%d]", path, i)); p != "" {
-					return p
-				}
-			}
-		}
-		return ""
-	}
-	return walk(root, "")
 }
 
 // maxScan and maxScanBytes bound how many prefixes (and bytes in all)

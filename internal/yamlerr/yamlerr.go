@@ -108,7 +108,9 @@ func describeOne(name, msg string, src []byte, parsed bool, root *yaml.Node, kno
 			}
 			return s
 		}
-		if key := keyOnLine(root, n); key != "" {
+		// A message of the document's own unmarshalers names the line
+		// only: name the key whose value is there ("runner.heartbeat").
+		if key := pathAt(root, n, func(_ *yaml.Node, p string) bool { return !strings.HasSuffix(p, "]") }); key != "" {
 			return where(m[1]) + key + ": " + m[2]
 		}
 		return where(m[1]) + m[2]
