@@ -58,3 +58,34 @@ func TestMakeDemoChecksToolsFirst(t *testing.T) {
 		t.Errorf("make demo does not check its tools first:\n%s", out)
 	}
 }
+
+// Issue 25: deploy-trigger's link flags do not depend on the time of the
+// build (they held `date`, so every make build relinked it): with a `date`
+// that answers differently each time, two `make -n build` agree.
+func TestMakeBuildFlagsAreTheCommits(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("no make")
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "date"), []byte("#!/bin/sh\necho \"$$\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := func() string {
+		cmd := exec.Command("make", "-n", "-C", "../..", "build")
+		cmd.Env = append(os.Environ(), "PATH="+dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("make -n build: %v\n%s", err, out)
+		}
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.Contains(l, "-o bin/deploy-trigger") {
+				return l
+			}
+		}
+		t.Fatalf("make -n build does not build deploy-trigger:\n%s", out)
+		return ""
+	}
+	if a, b := link(), link(); a != b {
+		t.Errorf("two builds of one commit link deploy-trigger differently:\n%s\n%s", a, b)
+	}
+}
