@@ -89,3 +89,39 @@ func TestMakeBuildFlagsAreTheCommits(t *testing.T) {
 		t.Errorf("two builds of one commit link deploy-trigger differently:\n%s\n%s", a, b)
 	}
 }
+
+// Issue 25: check-deps.sh checks Node's version against the jsii runtime's
+// floor: 18 is refused, 20 works with a note, 22 passes in silence.
+func TestCheckDepsChecksNodesVersion(t *testing.T) {
+	dir := t.TempDir()
+	for _, tool := range []string{"moto_server", "cfn-lint"} {
+		if err := os.WriteFile(filepath.Join(dir, tool), []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		version string
+		fails   bool
+		want    string // in the output; "" for no word of Node
+	}{
+		{"v18.19.0", true, "missing: Node.js 22+ (found v18.19.0"},
+		{"v20.20.2", false, "note: Node v20.20.2 works for CDK synthesis but is past the jsii runtime's support"},
+		{"v22.3.0", false, ""},
+		{"v24.0.1", false, ""},
+	} {
+		if err := os.WriteFile(filepath.Join(dir, "node"), []byte("#!/bin/sh\necho "+c.version+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("../../scripts/check-deps.sh", "test")
+		cmd.Env = append(os.Environ(), "PATH="+dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+		out, err := cmd.CombinedOutput()
+		switch {
+		case c.fails && err == nil:
+			t.Errorf("node %s: check-deps.sh passed:\n%s", c.version, out)
+		case c.want == "" && strings.Contains(string(out), "Node"):
+			t.Errorf("node %s: check-deps.sh says:\n%s", c.version, out)
+		case c.want != "" && !strings.Contains(string(out), c.want):
+			t.Errorf("node %s: check-deps.sh says\n%s\nwant %q", c.version, out, c.want)
+		}
+	}
+}
