@@ -115,38 +115,39 @@ func walkChildren(n *yaml.Node, path string, walk func(*yaml.Node, string) strin
 	return ""
 }
 
-// maxScan and maxScanBytes bound how many prefixes (and bytes in all)
-// syntaxLine re-parses: a syntax error in a large file costs little more.
-const (
-	maxScan      = 400
-	maxScanBytes = 8 << 20
-)
-
 // syntaxLine finds the line of a syntax error. yaml.v3 reports the line
 // before the start of the mapping or list the problem is in (its parser's
 // context mark, 0-based), not the problem's own line: a key indented one
-// space too far is reported at the line above its mapping's first key. The
-// problem's line is the first one whose prefix of the document fails with
-// the same message; it is at or after the reported line. reported when not
-// found within maxScan lines.
+// space too far is reported at the line above its mapping's first key, and
+// one indented too little at the line above the document's first key. The
+// problem's line is the first whose prefix of the document fails with the
+// same message: a prefix that ends before it parses (or fails otherwise,
+// cut inside a [list]), one that holds it fails alike. A binary search
+// from the reported line finds it in a few parses; reported when the whole
+// document does not fail with that message.
 func syntaxLine(src []byte, reported int, problem string) int {
 	lines := bytes.SplitAfter(src, []byte("\n"))
-	parsed := 0
-	for n := max(reported, 1); n <= len(lines) && n < reported+maxScan; n++ {
-		prefix := bytes.Join(lines[:n], nil)
-		if parsed += len(prefix); parsed > maxScanBytes {
-			break
-		}
+	fails := func(n int) bool {
 		var v yaml.Node
-		err := yaml.Unmarshal(prefix, &v)
+		err := yaml.Unmarshal(bytes.Join(lines[:n], nil), &v)
 		if err == nil {
-			continue
+			return false
 		}
-		if m := lineRE.FindStringSubmatch(err.Error()); m != nil && m[2] == problem {
-			return n
+		m := lineRE.FindStringSubmatch(err.Error())
+		return m != nil && m[2] == problem
+	}
+	lo, hi := max(reported, 1), len(lines)
+	if lo > hi || !fails(hi) {
+		return reported
+	}
+	for lo < hi {
+		if mid := (lo + hi) / 2; fails(mid) {
+			hi = mid
+		} else {
+			lo = mid + 1
 		}
 	}
-	return reported
+	return hi
 }
 
 // indentationProblems are yaml.v3's messages for a line indented unlike

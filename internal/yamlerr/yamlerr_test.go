@@ -2,6 +2,7 @@ package yamlerr
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -89,9 +90,13 @@ func TestSyntaxErrorNamesTheProblemLine(t *testing.T) {
 		{"n: 1\njobs:\n  web:\n    grace: 1s\n    heartbeat: 2s\n   other: 1\n", `conf.yaml:6: did not find expected key (at "other": indented unlike the keys above it?)`},
 		{"n: 1\nrunner:\n  grace: 1s\n  heartbeat: 2s\n n: 2\n", `conf.yaml:5: did not find expected key (at "n": indented unlike the keys above it?)`},
 		{"list:\n  - grace: 1s\n    heartbeat: 2s\n - grace: 3s\n", `conf.yaml:4: did not find expected key (at "grace": indented unlike the keys above it?)`},
+		// Far from the start of its mapping, in a long file.
+		{"n: 1\njobs:\n" + manyJobs(1000) + "   n: 2\n", `conf.yaml:2003: did not find expected key (at "n": indented unlike the keys above it?)`},
+		// A list cut by a prefix fails otherwise: not taken for the problem.
+		{"n: [1,\n  2,\n  3]\nrunner:\n  grace: 1s\n   bad: x\n", `conf.yaml:6: mapping values are not allowed in this context (at "bad": indented unlike the keys above it?)`},
 	} {
 		if err := decode(t, tc.src); err == nil || err.Error() != tc.want {
-			t.Errorf("%q:\n got  %v\n want %s", tc.src, err, tc.want)
+			t.Errorf("%.80q…:\n got  %v\n want %s", tc.src, err, tc.want)
 		}
 	}
 }
@@ -103,4 +108,13 @@ func TestClosest(t *testing.T) {
 			t.Errorf("Closest(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// manyJobs is n jobs of two lines each.
+func manyJobs(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "  web%d:\n    grace: 1s\n", i)
+	}
+	return b.String()
 }
