@@ -288,9 +288,9 @@ func (b *Broker) Env() []string {
 
 // WriteEnvFile writes Env as KEY=value lines that a shell can source
 // (`set -a; . file; set +a`) or a tool can read. Empty values are left
-// out (writeEnvLines): an empty AWS_PROFILE breaks the AWS CLI ("the config profile ()
-// could not be found"), and the access keys in the file win over an
-// exported AWS_PROFILE for deploy-trigger, as for the AWS CLI.
+// out (writeEnvLines): an empty AWS_PROFILE breaks the AWS CLI ("the
+// config profile () could not be found"), and the access keys in the file
+// win over an exported AWS_PROFILE for deploy-trigger, as for the AWS CLI.
 func (b *Broker) WriteEnvFile(path string) error {
 	env := b.Env()
 	sort.Strings(env)

@@ -32,7 +32,7 @@ var lineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 // do:
 //
 //	envs.yaml:5: unknown key "acount_id" in environments.prod; valid keys: account_alias, account_id, …; did you mean "account_id"?
-//	broker.yaml:50: jobs.website.cpu must be a whole number, not the string "lots"
+//	broker.yaml:50: jobs.website.cpu must be a whole number, not the string "lots" (cannot unmarshal !!str into int)
 //	broker.yaml:43: did not find expected key (at "max_length": indented unlike the keys above it?)
 //
 // The result is one line (deploy-trigger prints an error as one line,
