@@ -68,14 +68,14 @@ func (d *Dispatcher) handleApproval(ctx context.Context, req *protocol.Request, 
 	a := audit{RunID: req.RunID, Kind: req.Kind, Principal: p.ARN}
 	if d.now().After(req.ExpiresAt.Add(d.cfg.Broker.ClockSkew.D())) {
 		a.Decision, a.Reason = DecisionIgnored, string(req.Kind)+" request expired"
-		d.write(ctx, a)
+		d.answer(ctx, req, a)
 		return nil
 	}
 	it, ok, err := d.ledger.Get(ctx, req.RunID)
 	if err != nil {
 		return d.failed(ctx, a, err)
 	}
-	if ok && it.Status == ledger.Rejected && it.RejectCode == protocol.RejectDisapproved && it.NotifiedAt.IsZero() && req.Kind == protocol.KindReject && d.mayApprove(p, it) == "" {
+	if ok && it.Status == ledger.Rejected && it.RejectCode == protocol.RejectDisapproved && it.NotifiedAt.IsZero() && req.Kind == protocol.KindReject && d.mayApprove(p, it) == "" && req.RequestDigest == it.RequestHash {
 		// A rejection whose answer to the requester failed after the
 		// ledger recorded it (Lambda retries the reject): finish it.
 		a.Job = it.Job
@@ -83,7 +83,7 @@ func (d *Dispatcher) handleApproval(ctx context.Context, req *protocol.Request, 
 			return d.failed(ctx, a, err)
 		}
 		a.Decision, a.Reason = DecisionDuplicate, "finished answering the rejection recorded earlier: "+it.Reason
-		d.write(ctx, a)
+		d.answer(ctx, req, a)
 		return nil
 	}
 	if !ok || it.Status != ledger.AwaitingApproval {
@@ -92,13 +92,20 @@ func (d *Dispatcher) handleApproval(ctx context.Context, req *protocol.Request, 
 			status = "the run does not await approval (status " + string(it.Status) + ")"
 		}
 		a.Decision, a.Reason = DecisionIgnored, status
-		d.write(ctx, a)
+		d.answer(ctx, req, a)
 		return nil
 	}
 	a.Job = it.Job
 	if why := d.mayApprove(p, it); why != "" {
 		a.Decision, a.Reason = DecisionDenied, why
-		d.write(ctx, a)
+		d.answer(ctx, req, a)
+		return nil
+	}
+	if req.RequestDigest != it.RequestHash {
+		// The approver was shown another request than the run's (the
+		// digest binds the decision to what deploy-trigger showed).
+		a.Decision, a.Reason = DecisionDenied, "the "+string(req.Kind)+" names request digest "+req.RequestDigest+" but run "+it.RunID+" was asked with request "+it.RequestHash+": nothing was decided; look at the run again (deploy-trigger show "+it.RunID+")"
+		d.answer(ctx, req, a)
 		return nil
 	}
 	decided := &ledger.Decision{By: p.ARN, At: d.now()}
@@ -116,11 +123,11 @@ func (d *Dispatcher) handleApproval(ctx context.Context, req *protocol.Request, 
 		}
 		if !decided {
 			a.Decision, a.Reason = DecisionIgnored, "the run was decided or ended meanwhile"
-			d.write(ctx, a)
+			d.answer(ctx, req, a)
 			return nil
 		}
 		a.Decision, a.Reason = DecisionDisapproved, rej.reason
-		d.write(ctx, a)
+		d.answer(ctx, req, a)
 		if err := d.answerRejection(ctx, it, rej); err != nil {
 			return d.failed(ctx, a, err)
 		}
@@ -131,15 +138,32 @@ func (d *Dispatcher) handleApproval(ctx context.Context, req *protocol.Request, 
 	it, err = d.ledger.StartWaiting(ctx, req.RunID, ledger.AwaitingApproval, lease, decided)
 	if errors.Is(err, ledger.ErrConditionFailed) {
 		a.Decision, a.Reason = DecisionIgnored, "the run was decided or ended meanwhile"
-		d.write(ctx, a)
+		d.answer(ctx, req, a)
 		return nil
 	}
 	if err != nil {
 		return d.failed(ctx, a, err)
 	}
 	a.Decision, a.Reason = DecisionApproved, "approved by "+p.ARN
-	d.write(ctx, a)
+	d.answer(ctx, req, a)
 	return d.launchQueued(ctx, it, lease, false)
+}
+
+// answer writes the audit line of a decision request and, when the
+// request carries a decision id (approve, reject, the cancel command), the
+// dispatcher's answer to the run ledger, where the deciding deploy-trigger
+// reads it (ledger.Answer). An answer that cannot be written is logged: the
+// decision itself is in the run's item, which the trigger reads too.
+func (d *Dispatcher) answer(ctx context.Context, req *protocol.Request, a audit) {
+	d.write(ctx, a)
+	if req.DecisionID == "" {
+		return
+	}
+	err := d.ledger.RecordAnswer(ctx, ledger.Answer{DecisionID: req.DecisionID, Kind: string(req.Kind), RunID: req.RunID,
+		By: a.Principal, Outcome: a.Decision, Reason: a.Reason, At: d.now()})
+	if err != nil {
+		d.log.WarnContext(ctx, "could not record the answer to a decision request", "run_id", req.RunID, "decision_id", req.DecisionID, "error", err)
+	}
 }
 
 // mayApprove says why p may not decide the run ("" when it may).

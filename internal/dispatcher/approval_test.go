@@ -13,6 +13,7 @@ import (
 	"github.com/deploy-broker/deploy-broker/internal/dispatcher"
 	"github.com/deploy-broker/deploy-broker/internal/ledger"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
+	"github.com/deploy-broker/deploy-broker/internal/testkit/prooftest"
 )
 
 // approvers makes job website require approval by one of patterns.
@@ -227,5 +228,92 @@ func TestRejectionWhoseAnswerFailsIsFinishedByTheRetry(t *testing.T) {
 	}
 	if it := e.item(runID); it.NotifiedAt.IsZero() || it.RejectCode != protocol.RejectDisapproved {
 		t.Errorf("ledger %+v, want the rejection answered", it)
+	}
+}
+
+// requestDigest is the run's request_hash as the ledger has it (what
+// deploy-trigger approve reads and binds), or a digest no run has when the
+// ledger does not know the run.
+func (e *env) requestDigest(runID string) string {
+	e.t.Helper()
+	out, err := e.db.GetItem(context.Background(), &dynamodb.GetItemInput{TableName: &e.res.LedgerTable,
+		Key: map[string]dbtypes.AttributeValue{ledger.AttrRunID: &dbtypes.AttributeValueMemberS{Value: runID}}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if v, ok := out.Item[ledger.AttrRequestHash].(*dbtypes.AttributeValueMemberS); ok && v.Value != "" {
+		return v.Value
+	}
+	return strings.Repeat("0", 64)
+}
+
+// decideAs sends an approve, reject or cancel from id with this digest
+// (approve, reject) and a fresh decision id, and returns the broker's
+// answer as the deciding deploy-trigger reads it: a Query of the history
+// index (ledger.AnswerQuery).
+func (e *env) decideAs(id prooftest.Identity, kind protocol.Kind, runID, digest string) ledger.Answer {
+	e.t.Helper()
+	now := e.clock.Now()
+	decision := protocol.NewRunID(now)
+	req := &protocol.Request{V: protocol.RequestVersion, Kind: kind, RunID: runID, RequestedAt: now, ExpiresAt: now.Add(time.Minute),
+		RequestDigest: digest, DecisionID: decision}
+	if err := e.invoke(e.sns(e.bodyAs(id, req))); err != nil {
+		e.t.Fatal(err)
+	}
+	out, err := e.db.Query(context.Background(), ledger.AnswerQuery(e.res.LedgerTable, decision))
+	if err != nil || len(out.Items) != 1 {
+		e.t.Fatalf("answer to %s %s: %d items, %v", kind, decision, len(out.Items), err)
+	}
+	return ledger.DecodeAnswer(out.Items[0])
+}
+
+// Issue 24: an approval names the request it approves (its digest, the
+// run's request_hash, which deploy-trigger approve read and showed); an
+// approval of another request under the run id decides nothing.
+func TestApprovalOfAnotherRequestDecidesNothing(t *testing.T) {
+	e := newEnv(t)
+	e.approvers(jenkinsRole)
+	runID := e.submit()
+	e.wantStatus(runID, ledger.AwaitingApproval)
+	jenkins := e.assume(jenkinsRole, "jenkins-7")
+	other := strings.Repeat("ab", 32)
+	for _, kind := range []protocol.Kind{protocol.KindApprove, protocol.KindReject} {
+		ans := e.decideAs(jenkins, kind, runID, other)
+		if ans.Outcome != dispatcher.DecisionDenied || !strings.Contains(ans.Reason, "names request digest "+other) || ans.By != jenkins.ARN || ans.RunID != runID {
+			t.Errorf("%s of another request: answer %+v, want denied naming the digest", kind, ans)
+		}
+		e.wantStatus(runID, ledger.AwaitingApproval)
+	}
+	if n := len(e.tasks(runID)); n != 0 {
+		t.Fatalf("%d tasks after approvals of another request", n)
+	}
+	if ans := e.decideAs(jenkins, protocol.KindApprove, runID, e.requestDigest(runID)); ans.Outcome != dispatcher.DecisionApproved {
+		t.Errorf("approval of the run's request: answer %+v", ans)
+	}
+	e.wantStatus(runID, ledger.Accepted)
+}
+
+// Issue 25: the broker's answer to approve, reject and the cancel command
+// reaches the decider through the ledger, whatever it is: denied (with the
+// reason) for the requester approving its own run or a stranger
+// cancelling, approved, disapproved, ignored for a decided run.
+func TestApprovalAndCancelAnswerTheDecider(t *testing.T) {
+	e := newEnv(t)
+	e.approvers(jenkinsRole)
+	runID := e.submit()
+	self := e.assume(deployerRole, "same-person-other-session")
+	if ans := e.decideAs(self, protocol.KindApprove, runID, e.requestDigest(runID)); ans.Outcome != dispatcher.DecisionDenied || !strings.Contains(ans.Reason, "requested the run and may not approve") {
+		t.Errorf("self-approval answer %+v", ans)
+	}
+	jenkins := e.assume(jenkinsRole, "jenkins-7")
+	if ans := e.decideAs(jenkins, protocol.KindCancel, runID, ""); ans.Outcome != dispatcher.DecisionDenied || !strings.Contains(ans.Reason, "may not cancel run "+runID) {
+		t.Errorf("a stranger's cancel: answer %+v", ans)
+	}
+	e.wantStatus(runID, ledger.AwaitingApproval)
+	if ans := e.decideAs(jenkins, protocol.KindReject, runID, e.requestDigest(runID)); ans.Outcome != dispatcher.DecisionDisapproved || ans.Kind != string(protocol.KindReject) {
+		t.Errorf("rejection answer %+v", ans)
+	}
+	if ans := e.decideAs(jenkins, protocol.KindApprove, runID, e.requestDigest(runID)); ans.Outcome != dispatcher.DecisionIgnored || !strings.Contains(ans.Reason, "does not await approval") {
+		t.Errorf("approval of a rejected run: answer %+v", ans)
 	}
 }

@@ -18,12 +18,14 @@ import (
 const DecisionDenied = "denied"
 
 // handleCancel stops the run's task, if p may: the run's requester (any
-// session of its role) or an operator. Unknown run ids are harmless.
+// session of its role) or an operator. Unknown run ids are harmless. A
+// cancel from `deploy-trigger cancel` carries a decision id: its answer
+// (cancelled, denied, ignored) goes to the run ledger too (answer).
 func (d *Dispatcher) handleCancel(ctx context.Context, req *protocol.Request, p identity.Principal) error {
 	a := audit{RunID: req.RunID, Kind: req.Kind, Principal: p.ARN}
 	if d.now().After(req.ExpiresAt.Add(d.cfg.Broker.ClockSkew.D())) {
 		a.Decision, a.Reason = DecisionIgnored, "cancel request expired"
-		d.write(ctx, a)
+		d.answer(ctx, req, a)
 		return nil
 	}
 	item, ok, err := d.ledger.Get(ctx, req.RunID)
@@ -36,7 +38,7 @@ func (d *Dispatcher) handleCancel(ctx context.Context, req *protocol.Request, p 
 	a.Job = item.Job
 	if !d.mayControl(p, item.RequestedBy, item.ControlPattern) {
 		a.Decision, a.Reason = DecisionDenied, denyReason(p, "cancel", item)
-		d.write(ctx, a)
+		d.answer(ctx, req, a)
 		return nil
 	}
 	if item.Status == ledger.Queued || item.Status == ledger.AwaitingApproval {
@@ -56,11 +58,11 @@ func (d *Dispatcher) handleCancel(ctx context.Context, req *protocol.Request, p 
 				return d.failed(ctx, a, err)
 			}
 			a.Decision, a.Reason = DecisionCancelled, "cancel noted; the task is stopped as soon as it is started"
-			d.write(ctx, a)
+			d.answer(ctx, req, a)
 			return nil
 		}
 		a.Decision, a.Reason = DecisionIgnored, "run has no running task (status "+string(item.Status)+")"
-		d.write(ctx, a)
+		d.answer(ctx, req, a)
 		return nil
 	}
 	item.CancelledBy = p.ARN
@@ -69,7 +71,7 @@ func (d *Dispatcher) handleCancel(ctx context.Context, req *protocol.Request, p 
 		return d.failed(ctx, a, err)
 	}
 	a.Decision, a.Reason, a.TaskARN = DecisionCancelled, reason, taskARN
-	d.write(ctx, a)
+	d.answer(ctx, req, a)
 	return nil
 }
 

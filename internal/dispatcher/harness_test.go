@@ -253,7 +253,13 @@ func (e *env) runAs(id prooftest.Identity, r *protocol.Request) error {
 // shortAs sends a cancel or release signed by id.
 func (e *env) shortAs(id prooftest.Identity, kind protocol.Kind, runID string) error {
 	now := e.clock.Now()
-	return e.invoke(e.sns(e.bodyAs(id, &protocol.Request{V: protocol.RequestVersion, Kind: kind, RunID: runID, RequestedAt: now, ExpiresAt: now.Add(time.Minute)})))
+	req := &protocol.Request{V: protocol.RequestVersion, Kind: kind, RunID: runID, RequestedAt: now, ExpiresAt: now.Add(time.Minute)}
+	if kind == protocol.KindApprove || kind == protocol.KindReject {
+		// As deploy-trigger sends them: bound to the run's request as the
+		// ledger has it, with a decision id for the answer (approval_test.go).
+		req.RequestDigest, req.DecisionID = e.requestDigest(runID), protocol.NewRunID(now)
+	}
+	return e.invoke(e.sns(e.bodyAs(id, req)))
 }
 
 // cancel and release send the short requests.

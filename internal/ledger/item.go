@@ -55,6 +55,9 @@ type Item struct {
 	// Approval is ApprovalApproved or ApprovalRejected, ApprovalBy who decided.
 	Approval   string
 	ApprovalBy string
+	ApprovalAt time.Time
+	// QueuedAt is since when a waiting run waits.
+	QueuedAt time.Time
 	// Slot is the principal key whose open-run slot the run took, empty
 	// when it took none.
 	Slot string
@@ -90,7 +93,7 @@ func Decode(a map[string]types.AttributeValue) Item {
 		TaskARN: str(AttrTaskARN), QueueURL: str(AttrQueueURL), RejectCode: str(AttrRejectCode), Reason: str(AttrReason),
 		StopCode: str(AttrStopCode), StopReason: str(AttrStopReason), ClaimToken: str(AttrClaimToken),
 		WriteToken: str(AttrWriteToken), QueuedRequest: str(AttrQueuedRequest), Approval: str(AttrApproval),
-		ApprovalBy: str(AttrApprovalBy), Slot: str(AttrSlot), IdempotencyKey: str(AttrIdempotencyKey),
+		ApprovalBy: str(AttrApprovalBy), ApprovalAt: tm(AttrApprovalAt), QueuedAt: tm(AttrQueuedAt), Slot: str(AttrSlot), IdempotencyKey: str(AttrIdempotencyKey),
 	}
 	if m, ok := a[AttrParams].(*types.AttributeValueMemberM); ok {
 		it.Params = map[string]string{}

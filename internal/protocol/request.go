@@ -51,6 +51,7 @@ var TriggerCommands = []TriggerCommand{
 	{"attach", "RUN_ID|--key KEY", "get back onto a running run; exits with the job's code"},
 	{"approve", "RUN_ID", "approve a run that awaits approval (as one of its job's approvers)"},
 	{"reject", "RUN_ID", "refuse a run that awaits approval (as one of its job's approvers)"},
+	{"cancel", "RUN_ID", "stop a run (as its requester or an operator); exits 0 once it is stopped"},
 }
 
 // ReservedJobNames are deploy-trigger's own commands (TriggerCommands), read
@@ -89,6 +90,15 @@ type Request struct {
 	// opaque here, bounded by MaxProofBytes, and bound to every other field
 	// through BindingFields.
 	Proof json.RawMessage `json:"proof,omitempty"`
+	// RequestDigest, on approve and reject (required there), is the digest
+	// of the request the approver was shown: the run's request_hash in the
+	// ledger. The dispatcher decides nothing when it differs from the run's.
+	RequestDigest string `json:"request_digest,omitempty"`
+	// DecisionID, on approve, reject (required there) and cancel (optional:
+	// the trigger's own cancel on Ctrl-C sends none), is a fresh ULID under
+	// which the dispatcher writes its answer to the run ledger
+	// (ledger.Answer), where the deciding deploy-trigger reads it.
+	DecisionID string `json:"decision_id,omitempty"`
 }
 
 // BindingFields lists every field of the request except the proof, in a
@@ -130,6 +140,13 @@ func (r *Request) BindingFields(audience string) [][2]string {
 		// Only when present: a request without a key binds exactly as
 		// before keys existed.
 		f = append(f, [2]string{"idempotency_key", r.IdempotencyKey})
+	}
+	// Likewise only when present (approve, reject, cancel).
+	if r.RequestDigest != "" {
+		f = append(f, [2]string{"request_digest", r.RequestDigest})
+	}
+	if r.DecisionID != "" {
+		f = append(f, [2]string{"decision_id", r.DecisionID})
 	}
 	return append(f, [2]string{"audience", audience})
 }
@@ -239,12 +256,39 @@ func (r *Request) Validate() error {
 		}
 	case KindCancel, KindRelease, KindApprove, KindReject:
 		if r.Job != "" || r.Params != nil || r.Requester != nil || r.IdempotencyKey != "" {
-			return fmt.Errorf("%s request %s may carry only v, kind, run_id, timestamps and proof", r.Kind, r.RunID)
+			return fmt.Errorf("%s request %s may carry only v, kind, run_id, timestamps and proof (approve, reject and cancel: their decision fields)", r.Kind, r.RunID)
 		}
+		return r.validateDecision()
 	case "":
 		return fmt.Errorf("request %s has no kind; expected run, cancel, release, approve or reject", r.RunID)
 	default:
 		return fmt.Errorf("request kind %q is unknown; expected run, cancel, release, approve or reject", truncate(string(r.Kind), 40))
+	}
+	return nil
+}
+
+// requestDigestRE is a SHA-256 in lower-case hex (the ledger's request_hash).
+var requestDigestRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// validateDecision checks the decision fields of approve, reject and cancel
+// requests: approve and reject carry both, cancel may carry a decision id,
+// release neither.
+func (r *Request) validateDecision() error {
+	decides := r.Kind == KindApprove || r.Kind == KindReject
+	switch {
+	case r.Kind == KindRelease && r.DecisionID != "":
+		return fmt.Errorf("release request %s may not carry a decision_id", r.RunID)
+	case !decides && r.RequestDigest != "":
+		return fmt.Errorf("%s request %s may not carry a request_digest", r.Kind, r.RunID)
+	case decides && !requestDigestRE.MatchString(r.RequestDigest):
+		return fmt.Errorf("%s request %s must carry the request_digest of the run it decides (64 lower-case hex digits): upgrade deploy-trigger, whose approve and reject show the run first", r.Kind, r.RunID)
+	case decides && r.DecisionID == "":
+		return fmt.Errorf("%s request %s must carry a decision_id (a ULID) under which the broker answers: upgrade deploy-trigger", r.Kind, r.RunID)
+	}
+	if r.DecisionID != "" {
+		if err := ValidateRunID(r.DecisionID); err != nil {
+			return fmt.Errorf("%s request %s: decision_id: %w", r.Kind, r.RunID, err)
+		}
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package protocol_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -119,6 +120,14 @@ func TestDecodeRequestRefuses(t *testing.T) {
 		{"requester line separator", edit(t, func(m map[string]any) { m["requester"].(map[string]any)["run_url"] = "https://x/\u2028y" }), "requester field run_url contains a control character (U+2028, a line break)"},
 		{"requester paragraph separator", edit(t, func(m map[string]any) { m["requester"].(map[string]any)["sha"] = "abc\u2029" }), "(U+2029, a line break)"},
 		{"cancel with params", `{"v":2,"kind":"cancel","run_id":"01JD5Q3ZC8W2V9T6R4N1M7K0HX","params":{},"requested_at":"2026-11-22T10:00:00Z","expires_at":"2026-11-22T10:01:00Z"}`, "may carry only v, kind, run_id, timestamps and proof"},
+		// decisions (issues 24, 25)
+		{"approve without digest", fmt.Sprintf(`{"v":2,"kind":"%s","run_id":"01JD5Q3ZC8W2V9T6R4N1M7K0HX",%s"requested_at":"2026-11-22T10:00:00Z","expires_at":"2026-11-22T10:01:00Z"}`, "approve", `"decision_id":"01JD5Q3ZC8W2V9T6R4N1M7K0HY",`), "must carry the request_digest of the run it decides"},
+		{"reject with a short digest", fmt.Sprintf(`{"v":2,"kind":"%s","run_id":"01JD5Q3ZC8W2V9T6R4N1M7K0HX",%s"requested_at":"2026-11-22T10:00:00Z","expires_at":"2026-11-22T10:01:00Z"}`, "reject", `"decision_id":"01JD5Q3ZC8W2V9T6R4N1M7K0HY","request_digest":"abc",`), "must carry the request_digest"},
+		{"approve with an upper-case digest", fmt.Sprintf(`{"v":2,"kind":"%s","run_id":"01JD5Q3ZC8W2V9T6R4N1M7K0HX",%s"requested_at":"2026-11-22T10:00:00Z","expires_at":"2026-11-22T10:01:00Z"}`, "approve", `"decision_id":"01JD5Q3ZC8W2V9T6R4N1M7K0HY","request_digest":"ABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABAB",`), "must carry the request_digest"},
+		{"approve without decision id", fmt.Sprintf(`{"v":2,"kind":"%s","run_id":"01JD5Q3ZC8W2V9T6R4N1M7K0HX",%s"requested_at":"2026-11-22T10:00:00Z","expires_at":"2026-11-22T10:01:00Z"}`, "approve", `"request_digest":"abababababababababababababababababababababababababababababababab",`), "must carry a decision_id"},
+		{"approve with a bad decision id", fmt.Sprintf(`{"v":2,"kind":"%s","run_id":"01JD5Q3ZC8W2V9T6R4N1M7K0HX",%s"requested_at":"2026-11-22T10:00:00Z","expires_at":"2026-11-22T10:01:00Z"}`, "approve", `"request_digest":"abababababababababababababababababababababababababababababababab","decision_id":"nope",`), "decision_id: run id"},
+		{"cancel with a digest", fmt.Sprintf(`{"v":2,"kind":"%s","run_id":"01JD5Q3ZC8W2V9T6R4N1M7K0HX",%s"requested_at":"2026-11-22T10:00:00Z","expires_at":"2026-11-22T10:01:00Z"}`, "cancel", `"request_digest":"abababababababababababababababababababababababababababababababab",`), "cancel request 01JD5Q3ZC8W2V9T6R4N1M7K0HX may not carry a request_digest"},
+		{"release with a decision id", fmt.Sprintf(`{"v":2,"kind":"%s","run_id":"01JD5Q3ZC8W2V9T6R4N1M7K0HX",%s"requested_at":"2026-11-22T10:00:00Z","expires_at":"2026-11-22T10:01:00Z"}`, "release", `"decision_id":"01JD5Q3ZC8W2V9T6R4N1M7K0HY",`), "release request 01JD5Q3ZC8W2V9T6R4N1M7K0HX may not carry a decision_id"},
 		{"release with requester", `{"v":2,"kind":"release","run_id":"01JD5Q3ZC8W2V9T6R4N1M7K0HX","requester":{"ci":"x"},"requested_at":"2026-11-22T10:00:00Z","expires_at":"2026-11-22T10:01:00Z"}`, "may carry only"},
 	}
 	for _, c := range cases {
@@ -247,5 +256,31 @@ func TestBindingFieldsCoverEveryFieldButTheProof(t *testing.T) {
 	withProof.Proof = json.RawMessage(`{}`)
 	if key(withProof, "arn:aws:sns:eu-west-1:123456789012:broker") != ref {
 		t.Errorf("the proof changes the binding")
+	}
+}
+
+// Decisions carry their digest and decision id, and both are bound by the
+// proof (BindingFields) only when present, so a cancel or release without
+// them binds as before.
+func TestDecodeRequestDecisionFields(t *testing.T) {
+	digest := strings.Repeat("ab", 32)
+	body := fmt.Sprintf(`{"v":2,"kind":"approve","run_id":"01JD5Q3ZC8W2V9T6R4N1M7K0HX","request_digest":%q,"decision_id":"01JD5Q3ZC8W2V9T6R4N1M7K0HY","requested_at":"2026-11-22T10:00:00Z","expires_at":"2026-11-22T10:01:00Z"}`, digest)
+	r, err := protocol.DecodeRequest([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.RequestDigest != digest || r.DecisionID != "01JD5Q3ZC8W2V9T6R4N1M7K0HY" {
+		t.Fatalf("decoded %+v", r)
+	}
+	bound := map[string]string{}
+	for _, f := range r.BindingFields("arn:aws:sns:us-east-1:123456789012:b") {
+		bound[f[0]] = f[1]
+	}
+	if bound["request_digest"] != digest || bound["decision_id"] != r.DecisionID {
+		t.Errorf("binding fields %v lack the decision fields", bound)
+	}
+	cancel := `{"v":2,"kind":"cancel","run_id":"01JD5Q3ZC8W2V9T6R4N1M7K0HX","decision_id":"01JD5Q3ZC8W2V9T6R4N1M7K0HY","requested_at":"2026-11-22T10:00:00Z","expires_at":"2026-11-22T10:01:00Z"}`
+	if _, err := protocol.DecodeRequest([]byte(cancel)); err != nil {
+		t.Errorf("cancel with a decision id: %v", err)
 	}
 }
