@@ -49,7 +49,7 @@ func (d *Dispatcher) awaitApproval(ctx context.Context, req *protocol.Request, q
 		return false, err
 	}
 	rec := d.record(protocol.TypeQueued, protocol.SourceDispatcher, uint64(max(d.now().UnixMilli(), 2)))
-	rec.Queued = &protocol.Queued{Group: "job:" + req.Job, Approvers: job.Approvers}
+	rec.Queued = &protocol.Queued{Group: "job:" + req.Job, Approvers: job.Approvers, RunID: req.RunID}
 	if err := d.send(ctx, queueURL, req.RunID, rec); err != nil {
 		return false, err
 	}

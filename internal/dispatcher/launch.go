@@ -203,6 +203,9 @@ func (d *Dispatcher) accept(ctx context.Context, runID, job, taskARN, queueURL s
 	rec := d.record(protocol.TypeAccepted, protocol.SourceDispatcher, 1)
 	rec.Accepted = &protocol.Accepted{Job: job, TaskARN: taskARN, Account: d.set.AccountID,
 		AccountAlias: d.cfg.Broker.AccountAlias, Region: d.set.Region, RequestedBy: it.RequestedBy}
+	if it.Approval == ledger.ApprovalApproved {
+		rec.Accepted.ApprovedBy = it.ApprovalBy // approval.go
+	}
 	if err := d.send(ctx, queueURL, runID, rec); err != nil {
 		return err
 	}

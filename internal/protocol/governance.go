@@ -23,6 +23,9 @@ type Queued struct {
 	// Approvers, when set, say the run waits for approval by one of these
 	// principal patterns (not for a slot; Position is then 0).
 	Approvers []string `json:"approvers,omitempty"`
+	// RunID, with Approvers, is the waiting run's id, for the approver's
+	// command the trigger prints (deploy-trigger approve RUN_ID).
+	RunID string `json:"run_id,omitempty"`
 }
 
 // Request kinds of approvals: an approver's decision about a run that

@@ -81,6 +81,9 @@ type Accepted struct {
 	// RequestedBy is the verified principal that requested the run: the ARN
 	// STS returned for the request's proof of identity.
 	RequestedBy string `json:"requested_by,omitempty"`
+	// ApprovedBy is the verified principal of the approver, for a run of a
+	// job with approvers (docs/DISPATCHER.md, Approvals).
+	ApprovedBy string `json:"approved_by,omitempty"`
 }
 
 // Rejection codes: a machine-readable category for Rejected.Code.

@@ -45,6 +45,11 @@ type CLI struct {
 
 	IdempotencyKey string `name:"idempotency-key" env:"DEPLOY_TRIGGER_IDEMPOTENCY_KEY" placeholder:"KEY" help:"Name the run (e.g. from the CI run's id) so that deploy-trigger attach --key KEY finds it again."`
 
+	Detach bool `name:"detach" env:"DEPLOY_TRIGGER_DETACH" help:"Publish, wait until the broker has taken the run (accepted, queued or awaiting approval), print its run id on stdout and exit 0; the run goes on (deploy-trigger attach RUN_ID follows it)."`
+
+	LedgerTable   string `name:"ledger-table" env:"DEPLOY_TRIGGER_LEDGER_TABLE" placeholder:"NAME" group:"Decisions" help:"approve, reject, cancel: the run ledger table (the stack's LedgerTable output), where they read the run and the broker's answer."`
+	ReaderRoleARN string `name:"reader-role-arn" env:"DEPLOY_TRIGGER_READER_ROLE_ARN" placeholder:"ARN" group:"Decisions" help:"approve, reject, cancel: the role to read the ledger with (the stack's ReaderRole output, for the catalogue's viewers), assumed from your own credentials."`
+
 	DryRun  bool             `name:"dry-run" env:"DEPLOY_TRIGGER_DRY_RUN" help:"Validate, show the request, the caller identity and the target; publish nothing."`
 	Version kong.VersionFlag `name:"version" help:"Print the version and exit."`
 }

@@ -36,7 +36,12 @@ type commandSpec struct {
 
 // decisionFlags are the run's flags approve and reject use: where the
 // broker is and who is asking.
-var decisionFlags = []string{"env", "environments", "topic-arn", "expect-account", "profile", "role-arn", "external-id", "session-name", "output", "request-ttl"}
+var decisionFlags = []string{"env", "environments", "topic-arn", "expect-account", "profile", "role-arn", "external-id", "session-name", "output", "request-ttl",
+	"ledger-table", "reader-role-arn", "yes", "queue-timeout"}
+
+// cancelFlags are the run's flags cancel uses: a decision's, and how long
+// to wait for the run to stop.
+var cancelFlags = append(slices.DeleteFunc(slices.Clone(decisionFlags), func(f string) bool { return f == "yes" }), "cancel-grace")
 
 // commandFlags adds each declared command's flags; a test checks that it
 // names exactly the commands of protocol.TriggerCommands.
@@ -51,6 +56,7 @@ var commandFlags = map[string]commandSpec{
 	"attach":     {own: func() any { return &logsCLI{} }},
 	"approve":    {runFlags: decisionFlags},
 	"reject":     {runFlags: decisionFlags},
+	"cancel":     {runFlags: cancelFlags},
 }
 
 // commands are deploy-trigger's commands in their declared order.
@@ -170,7 +176,7 @@ func (a *app) command(cli *CLI) (handled bool, err error) {
 		return true, fmt.Errorf("%s takes its own flags: put it first, e.g. deploy-trigger %s --env production … (see deploy-trigger %s --help)", cli.Job, cli.Job, cli.Job)
 	}
 	switch cli.Job {
-	case "approve", "reject": // with one run id, decide (approve.go) took it
+	case "approve", "reject", "cancel": // with one run id, decide (approve.go) took it
 		return true, fmt.Errorf("%s takes one run id (a ULID): deploy-trigger %s RUN_ID (see deploy-trigger %s --help)", cli.Job, cli.Job, cli.Job)
 	case "jobs":
 		if len(cli.Params) > 0 {

@@ -231,6 +231,9 @@ func describeRecord(r protocol.Record) string {
 		if a.RequestedBy != "" {
 			s += "; requested by " + a.RequestedBy + " (verified)"
 		}
+		if a.ApprovedBy != "" {
+			s += "; approved by " + a.ApprovedBy + " (verified)"
+		}
 		return s
 	case protocol.TypeTask:
 		t := r.Task

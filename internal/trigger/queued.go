@@ -12,7 +12,11 @@ import (
 // concurrency slot; its start timeout keeps running.
 func describeQueued(q *protocol.Queued) string {
 	if len(q.Approvers) > 0 {
-		return "awaiting approval by one of " + strings.Join(q.Approvers, ", ") + " (deploy-trigger approve RUN_ID, or reject RUN_ID; never the requester)"
+		id := q.RunID
+		if protocol.ValidateRunID(id) != nil {
+			id = "RUN_ID" // a broker from before run ids in queued records
+		}
+		return "awaiting approval by one of " + strings.Join(q.Approvers, ", ") + " (deploy-trigger approve " + id + ", or reject " + id + "; never the requester)"
 	}
 	group := strings.TrimPrefix(strings.TrimPrefix(q.Group, "job:"), "group:")
 	s := fmt.Sprintf("queued: position %d for %s (concurrency %d)", q.Position, group, q.Concurrency)

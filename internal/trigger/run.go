@@ -157,6 +157,9 @@ func (a *app) main(ctx context.Context, args []string) error {
 	// tail has sent a cancel when it gave up on a run that may still be
 	// going, and waited for it: the release comes after it.
 	res := w.tail(ctx)
+	if w.detached {
+		return a.detach(out, w, cfg.Output) // watch_detach.go
+	}
 	if !w.leftAtOnce {
 		rctx, done := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 		if err := publish(rctx, c, cfg.Topic, newRequest(protocol.KindRelease, runID, a.now(), cfg.RequestTTL)); err != nil {

@@ -2,6 +2,7 @@ package trigger
 
 import (
 	"context"
+	"errors"
 	"os"
 	"time"
 
@@ -44,6 +45,8 @@ type watch struct {
 	exited      bool // the runner's exit record arrived
 	rejected    bool // the broker refused the run
 	leftAtOnce  bool // a second signal: leave without waiting, cancelling or releasing
+	// --detach (watch_detach.go): the broker took the run; leave it going.
+	waiting, awaitingApproval, detached bool
 	openLine    map[protocol.Stream]bool
 	cancelCh    chan cancelResult // the cancel request being published, if any
 	cancelAgain bool              // publish another cancel once the one in flight is done
@@ -92,6 +95,11 @@ func (w *watch) tail(ctx context.Context) *Result {
 		select {
 		case ev := <-events:
 			err = w.onEvent(ctx, ev)
+			if errors.Is(err, errDetached) { // --detach: watch_detach.go
+				w.detached = true
+				_ = w.set.flush()
+				return w.res
+			}
 		case sig := <-w.set.signals:
 			err = w.onSignal(ctx, sig)
 		case r := <-w.cancelCh:

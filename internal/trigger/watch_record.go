@@ -24,6 +24,9 @@ func (w *watch) onRecord(ctx context.Context, r protocol.Record) error {
 			return exitcode.Errorf(exitcode.Cancelled, "run %s was cancelled before the broker started it: %s", w.runID, r.Rejected.Reason)
 		}
 		return exitcode.Errorf(exitcode.Rejected, "the broker rejected the run (%s): %s", r.Rejected.Code, r.Rejected.Reason)
+	case protocol.TypeQueued:
+		w.waiting, w.awaitingApproval = true, len(r.Queued.Approvers) > 0
+		return w.detachHere() // --detach: watch_detach.go
 	case protocol.TypeAccepted:
 		w.accepted = r.Accepted
 		if r.Accepted.Account != w.expect {
@@ -37,6 +40,7 @@ func (w *watch) onRecord(ctx context.Context, r protocol.Record) error {
 			w.recancel = false
 			w.cancel(ctx, "")
 		}
+		return w.detachHere() // --detach: watch_detach.go
 	case protocol.TypeTask:
 		w.lastTask = r.Task
 		if r.Task.Status == "RUNNING" {
