@@ -42,17 +42,18 @@ type watch struct {
 	lines, bytes int64
 	res          *Result
 
-	exited     bool // the runner's exit record arrived
-	rejected   bool // the broker refused the run
-	leftAtOnce bool // a second signal: leave without waiting, cancelling or releasing
+	exited      bool // the runner's exit record arrived
+	rejected    bool // the broker refused the run
+	leftAtOnce  bool // a second signal: leave without waiting, cancelling or releasing
+	openLine    map[protocol.Stream]bool
+	cancelCh    chan cancelResult // the cancel request being published, if any
+	cancelAgain bool              // publish another cancel once the one in flight is done
+	cancelOK    bool              // a cancel published after the run was accepted went out
+	cancelErr   error             // why the last cancel request could not be published
+	outputErr   error             // writing the output failed: the run is cancelled, its output discarded
+
 	// --detach (watch_detach.go): the broker took the run; leave it going.
 	waiting, awaitingApproval, detached bool
-	openLine                            map[protocol.Stream]bool
-	cancelCh                            chan cancelResult // the cancel request being published, if any
-	cancelAgain                         bool              // publish another cancel once the one in flight is done
-	cancelOK                            bool              // a cancel published after the run was accepted went out
-	cancelErr                           error             // why the last cancel request could not be published
-	outputErr                           error             // writing the output failed: the run is cancelled, its output discarded
 }
 
 // watchSettings are what a watch takes from the trigger around it: its
