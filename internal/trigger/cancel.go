@@ -64,11 +64,12 @@ func (a *app) cancelRun(ctx context.Context, cli *CLI, runID string) error {
 	if err != nil {
 		return a.fail(out, err)
 	}
-	by := r.CancelledBy
-	if by == "" {
-		by = orUnknown(ans.By)
+	by := firstNonEmpty(r.CancelledBy, ans.By, signer, "unknown")
+	how := r.Outcome
+	if r.RejectCode == protocol.RejectCancelled {
+		how = "cancelled before it started"
 	}
-	out.notice(fmt.Sprintf("run %s stopped (%s), cancelled by %s", runID, r.Outcome, by))
+	out.notice(fmt.Sprintf("run %s stopped (%s), cancelled by %s", runID, how, by))
 	return nil
 }
 
