@@ -113,7 +113,11 @@ func describeRun(r historyRun, now time.Time) string {
 		params = strings.Join(kv, " ")
 	}
 	fmt.Fprintf(&b, "  parameters    %s\n", params)
-	fmt.Fprintf(&b, "  requested by  %s (verified)\n", orUnknown(r.RequestedBy))
+	if r.RequestedBy != "" {
+		fmt.Fprintf(&b, "  requested by  %s (verified)\n", r.RequestedBy)
+	} else {
+		fmt.Fprintf(&b, "  requested by  unknown\n")
+	}
 	fmt.Fprintf(&b, "  claimed       %s\n", orUnknown(r.Requester))
 	since := it.QueuedAt
 	if since.IsZero() {

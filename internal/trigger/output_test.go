@@ -69,6 +69,16 @@ func goldenScenarios() []scenario {
 			result: Result{RunID: "01JD0000000000000000000000", Job: "website", Region: "eu-west-1", Account: "123456789012", Code: exitcode.StartFailed,
 				TaskARN: "arn:aws:ecs:us-east-1:123456789012:task/broker/abc", Outcome: "start-failed",
 				Message: "the task of run 01JD0000000000000000000000 failed to start: TaskFailedToStart: CannotPullContainerError: pull image manifest has been retried 5 time(s)"}},
+		// Issues 24 and 25: a run of a job with approvers waits, naming its
+		// own run id in the approver's command; the accepted line says who
+		// approved it, the rejection who rejected it.
+		{name: "approved", records: approvedRecords(), notices: map[int]string{0: "run 01JD0000000000000000000000 requested (claimed: github-actions acme/app@refs/heads/main by alice)"},
+			result: Result{RunID: "01JD0000000000000000000000", Job: "website", TaskARN: "arn:aws:ecs:us-east-1:123456789012:task/broker/abc",
+				Account: "123456789012", AccountAlias: "acme-prod", Region: "eu-west-1", Code: 0, Outcome: "succeeded",
+				Duration: 1500 * time.Millisecond, Lines: 1, Bytes: 9}},
+		{name: "disapproved", records: []protocol.Record{awaitingApproval(), rejected(protocol.RejectDisapproved, "rejected by "+approverARN+" (approver)")},
+			result: Result{RunID: "01JD0000000000000000000000", Job: "website", Region: "eu-west-1", Account: "123456789012", Code: exitcode.Rejected,
+				Outcome: "rejected", Message: "the broker rejected the run (disapproved): rejected by " + approverARN + " (approver)"}},
 		// Review finding 2: a job can send records to its own queue. The
 		// protocol refuses control characters in them; the printers still
 		// keep record text on one line (no workflow command, no escape),
@@ -211,4 +221,22 @@ func checkGolden(t *testing.T, path, got string) {
 	if got != string(want) {
 		t.Errorf("%s differs (run with -update to accept):\n--- got ---\n%s\n--- want ---\n%s", path, got, want)
 	}
+}
+
+// approverARN is the approver of the golden approval scenarios.
+const approverARN = "arn:aws:sts::111122223333:assumed-role/release-manager/carol"
+
+// awaitingApproval is the queued record of a run that waits for approval.
+func awaitingApproval() protocol.Record {
+	r := rec(protocol.SourceDispatcher, 1764525600000)
+	r.Type, r.Queued = protocol.TypeQueued, &protocol.Queued{Group: "job:website", Approvers: []string{"arn:aws:iam::111122223333:role/release-manager"}, RunID: "01JD0000000000000000000000"}
+	return r
+}
+
+// approvedRecords are an approved run's records: waiting, then accepted
+// with its approver, then the job.
+func approvedRecords() []protocol.Record {
+	acc := accepted("123456789012")
+	acc.Accepted.ApprovedBy = approverARN
+	return []protocol.Record{awaitingApproval(), acc, started(1, 10), output(2, out("deployed!")), exitRec(3, 0, protocol.ReasonCompleted)}
 }
