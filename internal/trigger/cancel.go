@@ -15,8 +15,8 @@ import (
 // started it and wherever its trigger is. It reads the run from the ledger,
 // publishes a cancel with a decision id, reads the broker's answer (denied:
 // 241 with the reason) and then the run until it has ended: exit 0 once it
-// is stopped (or had already ended), 247 when it has not stopped within
-// --cancel-grace.
+// is stopped (or had already ended: nothing is sent), 247 when it has not
+// stopped within --cancel-grace; a run the ledger does not know is 241.
 func (a *app) cancelRun(ctx context.Context, cli *CLI, runID string) error {
 	cli.Params = nil
 	out := a.printer(cli, cli.Output)
@@ -33,12 +33,15 @@ func (a *app) cancelRun(ctx context.Context, cli *CLI, runID string) error {
 	if err != nil {
 		return a.fail(out, err)
 	}
-	if found {
-		fmt.Fprint(a.stderr, describeRun(run, a.now()))
-		if !ledger.Pending(run.Outcome) {
-			out.notice(fmt.Sprintf("run %s has already ended (%s): nothing to cancel, nothing was sent", runID, run.Outcome))
-			return nil
-		}
+	if !found {
+		// (A run whose request the broker has not handled yet is closed by
+		// the cancel its own trigger sends when it gives up: watch_cancel.go.)
+		return a.fail(out, exitcode.Errorf(exitcode.Rejected, "run %s is not in the run ledger %s: check the run id and the environment; nothing was sent", runID, cfg.LedgerTable))
+	}
+	fmt.Fprint(a.stderr, describeRun(run, a.now()))
+	if !ledger.Pending(run.Outcome) {
+		out.notice(fmt.Sprintf("run %s has already ended (%s): nothing to cancel, nothing was sent", runID, run.Outcome))
+		return nil
 	}
 	c, err := a.awsClients(ctx, cfg, requester)
 	if err != nil {

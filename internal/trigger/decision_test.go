@@ -1,11 +1,14 @@
 package trigger
 
 import (
+	"bytes"
+	"context"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/deploy-broker/deploy-broker/internal/exitcode"
 	"github.com/deploy-broker/deploy-broker/internal/ledger"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
@@ -36,5 +39,24 @@ func TestDecisionRequestCarriesADecisionID(t *testing.T) {
 	}
 	if err := req.Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// approve, reject and cancel read the run before they send anything:
+// without a ledger to read they stop with a usage error naming the flags,
+// and send nothing (no AWS call is made: no credentials exist here).
+func TestDecisionsNeedTheLedger(t *testing.T) {
+	for _, cmd := range []string{"approve", "reject", "cancel"} {
+		env := map[string]string{"DEPLOY_TRIGGER_TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:deploy-broker"}
+		var stdout, stderr bytes.Buffer
+		err := Run(context.Background(), []string{cmd, "01M8PTK38HAY06XJQ608BEMSKP"}, func(k string) string { return env[k] }, strings.NewReader(""), &stdout, &stderr, nil)
+		if code := exitcode.Code(err); code != exitcode.Usage {
+			t.Errorf("%s without --ledger-table: exit %d, want %d\n%s", cmd, code, exitcode.Usage, stderr.String())
+		}
+		for _, want := range []string{cmd + " reads the run from the run ledger", "--ledger-table NAME", "--reader-role-arn ARN", "nothing was sent"} {
+			if !strings.Contains(stderr.String(), want) {
+				t.Errorf("%s: stderr lacks %q:\n%s", cmd, want, stderr.String())
+			}
+		}
 	}
 }
