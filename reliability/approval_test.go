@@ -2,11 +2,14 @@ package reliability
 
 import (
 	"context"
+	"io"
 	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/creack/pty"
 
 	"github.com/deploy-broker/deploy-broker/internal/localbroker"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
@@ -76,9 +79,10 @@ func TestApprovalByASecondIdentityInLocalMode(t *testing.T) {
 	if unconfirmed.Code != 248 || !strings.Contains(unconfirmed.Stderr, "stdin is not a terminal") {
 		t.Fatalf("approve without a terminal nor --yes: exit %d, want 248\n%s", unconfirmed.Code, unconfirmed.Stderr)
 	}
-	r := e2etest.Trigger{Bins: bins, Env: env}.Run(t, b, "approve", "--yes", runID)
-	if r.Code != 0 || !strings.Contains(r.Stderr, "run "+runID+" approved by "+arn) {
-		t.Fatalf("approve as %s: exit %d\n%s", arn, r.Code, r.Stderr)
+	// On a terminal the approver reads the run and types yes.
+	code, screen := approveOnTerminal(t, b, env, runID)
+	if code != 0 || !strings.Contains(screen, "Approve run "+runID+" of job gated? Type yes to continue") || !strings.Contains(screen, "run "+runID+" approved by "+arn) {
+		t.Fatalf("approve as %s on a terminal: exit %d\n%s", arn, code, screen)
 	}
 	done := make(chan error, 1)
 	go func() { done <- requester.Wait() }()
@@ -93,7 +97,49 @@ func TestApprovalByASecondIdentityInLocalMode(t *testing.T) {
 	if !strings.Contains(reqOut.String(), "approved by "+arn+" (verified)") || !strings.Contains(reqOut.String(), "gated job ran") {
 		t.Errorf("the requester's trigger does not say who approved, or the job did not run:\n%s", reqOut.String())
 	}
-	t.Logf("RESULT scenario=approval_two_identities self_approval_exit=%d approve_exit=%d approver=%s", self.Code, r.Code, arn)
+	t.Logf("RESULT scenario=approval_two_identities self_approval_exit=%d approve_exit=%d approver=%s", self.Code, code, arn)
+}
+
+// approveOnTerminal runs `deploy-trigger approve runID` with env on a
+// pseudo-terminal, answers yes to its question and returns its exit code
+// and everything it wrote.
+func approveOnTerminal(t *testing.T, b *localbroker.Broker, env []string, runID string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(bins.Trigger, "approve", runID)
+	cmd.Env = append(append(e2etest.CleanEnv(), b.Env()...), env...)
+	ptmx, err := pty.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ptmx.Close()
+	screen := &testutil.SyncBuffer{}
+	go func() { _, _ = io.Copy(screen, ptmx) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(screen.String(), "Type yes to continue") {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("approve never asked:\n%s", screen.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := ptmx.Write([]byte("yes\n")); err != nil {
+		t.Fatal(err)
+	}
+	ended, err := testutil.WaitOrKill(cmd, 90*time.Second)
+	if !ended {
+		t.Fatalf("approve did not end after yes:\n%s", screen.String())
+	}
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	// The copy may still hold the last lines: wait for the answer's.
+	for i := 0; i < 200 && !strings.Contains(screen.String(), "approved by") && !strings.Contains(screen.String(), "error:"); i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return code, screen.String()
 }
 
 // TestApprovalRejectAndCancelAnswerInLocalMode (issue 25): a rejection

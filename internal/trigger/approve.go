@@ -136,17 +136,5 @@ func (a *app) confirmDecision(ctx context.Context, cfg *Config, question string)
 	case !a.stdinTTY:
 		return exitcode.Errorf(exitcode.Safety, "%s stdin is not a terminal, so nobody can confirm: pass --yes (or DEPLOY_TRIGGER_YES=true) once you have read the run above; nothing was sent", question)
 	}
-	fmt.Fprintf(a.stderr, "%s Type yes to continue: ", question)
-	line, stopped, err := a.readAnswer(ctx)
-	if stopped != "" {
-		return exitcode.Errorf(exitcode.Safety, "not confirmed: %s; nothing was sent", stopped)
-	}
-	if err != nil && line == "" {
-		return exitcode.Errorf(exitcode.Safety, "no confirmation: stdin closed before an answer; nothing was sent")
-	}
-	switch strings.ToLower(strings.TrimSpace(line)) {
-	case "y", "yes":
-		return nil
-	}
-	return exitcode.Errorf(exitcode.Safety, "not confirmed: nothing was sent (pass --yes to skip the question)")
+	return a.askYes(ctx, question, "nothing was sent") // confirm.go
 }

@@ -25,19 +25,25 @@ func (a *app) confirmation(ctx context.Context, out printer, cfg *Config, t *Tar
 
 // confirm asks on the terminal whether to go ahead.
 func (a *app) confirm(ctx context.Context, t *Target) error {
-	fmt.Fprintf(a.stderr, "Run job %s in %s? Type yes to continue: ", t.Job, t.where())
+	return a.askYes(ctx, fmt.Sprintf("Run job %s in %s?", t.Job, t.where()), "nothing was published")
+}
+
+// askYes asks question on the terminal; anything but yes (or y) refuses
+// with 248, saying nothing (e.g. "nothing was published") happened.
+func (a *app) askYes(ctx context.Context, question, nothing string) error {
+	fmt.Fprintf(a.stderr, "%s Type yes to continue: ", question)
 	line, stopped, err := a.readAnswer(ctx)
 	if stopped != "" {
-		return exitcode.Errorf(exitcode.Safety, "not confirmed: %s; nothing was published", stopped)
+		return exitcode.Errorf(exitcode.Safety, "not confirmed: %s; %s", stopped, nothing)
 	}
 	if err != nil && line == "" {
-		return exitcode.Errorf(exitcode.Safety, "no confirmation: stdin closed before an answer; nothing was published")
+		return exitcode.Errorf(exitcode.Safety, "no confirmation: stdin closed before an answer; %s", nothing)
 	}
 	switch strings.ToLower(strings.TrimSpace(line)) {
 	case "y", "yes":
 		return nil
 	}
-	return exitcode.Errorf(exitcode.Safety, "not confirmed: nothing was published (pass --yes to skip the question)")
+	return exitcode.Errorf(exitcode.Safety, "not confirmed: %s (pass --yes to skip the question)", nothing)
 }
 
 // readAnswer reads the line that answers a prompt just written to stderr.
