@@ -220,7 +220,7 @@ func approvedRun(t *testing.T, b *localbroker.Broker, args []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := (e2etest.Trigger{Bins: bins, Env: env}).Run(t, b, "approve", m[1]); r.Code != 0 {
+	if r := (e2etest.Trigger{Bins: bins, Env: env}).Run(t, b, "approve", "--yes", m[1]); r.Code != 0 {
 		_ = cmd.Process.Kill()
 		t.Fatalf("approve %s: exit %d\n%s", m[1], r.Code, r.Stderr)
 	}
