@@ -17,7 +17,7 @@ type item struct {
 }
 
 // message is one SQS message body with the sequence number of its first
-// record (its deduplication id is "runner-<first>").
+// record (its deduplication id is DedupID(<run prefix>, first)).
 type message struct {
 	body  string
 	first uint64

@@ -123,7 +123,7 @@ func checkRequests(t testing.TB, l batcherLimits, reqs []*request, want map[prot
 			if err != nil {
 				t.Fatalf("request %d: %v", ri, err)
 			}
-			if recs[0].Seq != m.first || recs[len(recs)-1].Seq != m.last || DedupID(m.first) != fmt.Sprintf("runner-%d", recs[0].Seq) {
+			if recs[0].Seq != m.first || recs[len(recs)-1].Seq != m.last || DedupID("p", m.first) != fmt.Sprintf("p-%d", recs[0].Seq) {
 				t.Fatalf("message first %d last %d, records %d…%d", m.first, m.last, recs[0].Seq, recs[len(recs)-1].Seq)
 			}
 			for _, rec := range recs {

@@ -6,7 +6,10 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
@@ -47,7 +50,7 @@ const (
 // Config is everything the runner needs, from its arguments and environment.
 type Config struct {
 	Args     []string // the job's argv
-	Env      []string // the job's environment (the runner's own)
+	Env      []string // the runner's environment; the job gets jobEnvironment's part of it
 	RunID    string
 	QueueURL string
 	Job      string
@@ -66,6 +69,20 @@ type Config struct {
 	MaxRequestBytes int
 	// Compress is CompressAuto ("" too) or CompressOff.
 	Compress string
+	// JobRoleARN is the deployment role assumed for the job
+	// (protocol.EnvJobRoleARN); Requester the verified requester
+	// (protocol.EnvRequester), for the session's tag.
+	JobRoleARN, Requester string
+	// JobUID is the uid the job runs under when the runner is root
+	// (EnvJobUID; 0: DefaultJobUID).
+	JobUID int
+	// JobCred, when not nil, is the uid and gid the job runs under (Main
+	// sets it when the runner is root).
+	JobCred *syscall.Credential
+	// JobCreds, when not nil, gives the job's AWS credentials: the runner
+	// serves them on the job's credentials endpoint (creds.go). Nil: the
+	// job gets no AWS credentials from the runner.
+	JobCreds aws.CredentialsProvider
 	// LogFormat is protocol.LogFormatRaw ("" too: Stdout and Stderr get the
 	// job's bytes) or protocol.LogFormatRecords (Stdout gets the run log,
 	// runlog.go).
@@ -104,6 +121,8 @@ func ParseConfig(args, environ []string) (Config, error) {
 		RunID:           env[protocol.EnvRunID],
 		QueueURL:        env[protocol.EnvQueueURL],
 		Job:             env[protocol.EnvJob],
+		JobRoleARN:      env[protocol.EnvJobRoleARN],
+		Requester:       env[protocol.EnvRequester],
 		Heartbeat:       DefaultHeartbeat,
 		Grace:           DefaultGrace,
 		SendTimeout:     DefaultSendTimeout,
@@ -148,6 +167,16 @@ func ParseConfig(args, environ []string) (Config, error) {
 			bad("%s=%q is not true or false", EnvRedactLocal, v)
 		}
 		c.RedactLocal = b
+	}
+	if v := env[EnvJobUID]; v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1<<31-2 {
+			bad("%s=%q must be a uid other than 0", EnvJobUID, v)
+		}
+		c.JobUID = n
+	}
+	if v := c.JobRoleARN; v != "" && !strings.HasPrefix(v, "arn:") {
+		bad("%s=%q is not a role ARN", protocol.EnvJobRoleARN, v)
 	}
 	if v := env[EnvMaxRequestBytes]; v != "" {
 		n, err := strconv.Atoi(v)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -152,35 +153,47 @@ func redactOutputs(outs []protocol.JobOutput, red *Redactor) ([]protocol.JobOutp
 	return kept, problems
 }
 
-// outputsFile is the job's outputs file.
-type outputsFile struct{ path string }
+// outputsFile is the job's outputs file. The runner keeps the file it
+// created open and reads that, never the path again: a job that replaces
+// the path (a symlink to a file only the runner may read) changes nothing
+// the runner reads.
+type outputsFile struct {
+	path string
+	f    *os.File
+}
 
 // newOutputsFile creates the empty outputs file (mode 0600, in the temporary
-// directory) and returns the job's environment with EnvOutput naming it.
-func newOutputsFile(env []string) (*outputsFile, []string, error) {
+// directory; owned by the job's uid when cred is not nil) and returns the
+// job's environment with EnvOutput naming it.
+func newOutputsFile(env []string, cred *syscall.Credential) (*outputsFile, []string, error) {
 	f, err := os.CreateTemp("", "deploy-broker-outputs-*")
 	if err != nil {
 		return nil, env, err
 	}
-	_ = f.Close()
+	if cred != nil {
+		if err := f.Chown(int(cred.Uid), int(cred.Gid)); err != nil {
+			f.Close()
+			os.Remove(f.Name())
+			return nil, env, fmt.Errorf("giving the outputs file to the job's uid %d: %w", cred.Uid, err)
+		}
+	}
 	out := make([]string, 0, len(env)+1)
 	for _, kv := range env {
 		if !strings.HasPrefix(kv, protocol.EnvOutput+"=") {
 			out = append(out, kv)
 		}
 	}
-	return &outputsFile{path: f.Name()}, append(out, protocol.EnvOutput+"="+f.Name()), nil
+	return &outputsFile{path: f.Name(), f: f}, append(out, protocol.EnvOutput+"="+f.Name()), nil
 }
 
 // collect reads, validates and redacts the outputs and removes the file.
 func (o *outputsFile) collect(red *Redactor) ([]protocol.JobOutput, []string) {
 	defer os.Remove(o.path)
-	f, err := os.Open(o.path)
-	if err != nil {
+	defer o.f.Close()
+	if _, err := o.f.Seek(0, io.SeekStart); err != nil {
 		return nil, []string{fmt.Sprintf("cannot read the outputs file: %v", err)}
 	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxOutputsFileBytes+1))
+	data, err := io.ReadAll(io.LimitReader(o.f, MaxOutputsFileBytes+1))
 	if err != nil {
 		return nil, []string{fmt.Sprintf("cannot read the outputs file: %v", err)}
 	}

@@ -56,7 +56,7 @@ func Run(ctx context.Context, cfg Config, client BatchSender) Result {
 	ready := make(chan struct{}, 1)
 	work := make(chan *request, 1)
 	snd := &sender{
-		client: client, queueURL: cfg.QueueURL, groupID: cfg.RunID,
+		client: client, queueURL: cfg.QueueURL, groupID: cfg.RunID, dedupPrefix: newDedupPrefix(),
 		giveUp: cfg.SendTimeout, callTimeout: 30 * time.Second,
 		backoffMin: 100 * time.Millisecond, backoffMax: 5 * time.Second,
 		log: log, work: work, ready: ready,
@@ -90,11 +90,23 @@ func Run(ctx context.Context, cfg Config, client BatchSender) Result {
 	if env == nil {
 		env = os.Environ()
 	}
-	outFile, env, err := newOutputsFile(env)
+	outFile, env, err := newOutputsFile(env, cfg.JobCred)
 	if err != nil {
 		log.Warn("cannot create the job's outputs file: the job runs without "+protocol.EnvOutput, "err", err.Error())
 	}
-	cfg.Env = env
+	// The job's credentials endpoint (creds.go), and nothing of the
+	// runner's own identity or settings in the job's environment.
+	var extra []string
+	if cfg.JobCreds != nil {
+		cs, err := startCredsServer(cfg.JobCreds, log)
+		if err != nil {
+			log.Error("the job runs without AWS credentials", "err", err.Error())
+		} else {
+			defer cs.close()
+			extra = cs.env()
+		}
+	}
+	cfg.Env = jobEnvironment(env, extra...)
 
 	exit, started := startJob(ctx, cfg, red, in, log)
 	batDone := make(chan struct{})
@@ -150,7 +162,7 @@ func startJob(ctx context.Context, cfg Config, red *Redactor, in chan<- item, lo
 	cmd := exec.Command(cfg.Args[0], cfg.Args[1:]...)
 	cmd.Env = cfg.Env
 	cmd.Stdout, cmd.Stderr = outW, errW
-	cmd.SysProcAttr = childProcAttr()
+	cmd.SysProcAttr = childProcAttr(cfg.JobCred)
 	if cmd.Err != nil {
 		outR.Close()
 		outW.Close()
@@ -167,7 +179,11 @@ func startJob(ctx context.Context, cfg Config, red *Redactor, in chan<- item, lo
 		return fail(fmt.Sprintf("cannot start %q: %v", cfg.Args[0], startErr))
 	}
 	pgid := cmd.Process.Pid
-	log.Info("job started", "argv0", cfg.Args[0], "pid", pgid, "run_id", cfg.RunID)
+	uid := os.Getuid()
+	if cfg.JobCred != nil {
+		uid = int(cfg.JobCred.Uid)
+	}
+	log.Info("job started", "argv0", cfg.Args[0], "pid", pgid, "uid", uid, "run_id", cfg.RunID)
 	started := &protocol.Started{Job: cfg.Job, HeartbeatSeconds: int(cfg.Heartbeat / time.Second)}
 	if !cfg.Deadline.IsZero() {
 		started.DeadlineUnixMilli = cfg.Deadline.UnixMilli()

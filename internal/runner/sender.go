@@ -2,6 +2,8 @@ package runner
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,8 +22,18 @@ type BatchSender interface {
 }
 
 // DedupID is the FIFO deduplication id of a runner message whose first
-// record has sequence number first.
-func DedupID(first uint64) string { return "runner-" + strconv.FormatUint(first, 10) }
+// record has sequence number first: the run's secret prefix (newDedupPrefix)
+// and the number. A job that sends to the run queue with ids of its own
+// choosing cannot make SQS drop a record of the runner's as a duplicate.
+func DedupID(prefix string, first uint64) string { return prefix + "-" + strconv.FormatUint(first, 10) }
+
+// newDedupPrefix is a run's deduplication id prefix: 128 random bits, kept
+// by the runner to itself (never logged, never in the job's environment).
+func newDedupPrefix() string {
+	b := make([]byte, 16)
+	_, _ = crand.Read(b) // never fails on Linux and macOS (crypto/rand)
+	return "r" + hex.EncodeToString(b)
+}
 
 // sender delivers requests in order, one at a time. On errors (after the
 // SDK's own retries) and on partial batch failures it retries from the first
@@ -34,6 +46,7 @@ type sender struct {
 	client      BatchSender
 	queueURL    string
 	groupID     string
+	dedupPrefix string
 	giveUp      time.Duration
 	callTimeout time.Duration
 	backoffMin  time.Duration
@@ -89,7 +102,7 @@ func (s *sender) deliver(ctx context.Context, req *request) error {
 			Id:                     aws.String(strconv.Itoa(i)),
 			MessageBody:            aws.String(m.body),
 			MessageGroupId:         aws.String(s.groupID),
-			MessageDeduplicationId: aws.String(DedupID(m.first)),
+			MessageDeduplicationId: aws.String(DedupID(s.dedupPrefix, m.first)),
 		}
 	}
 	var failingSince time.Time

@@ -288,7 +288,7 @@ func TestSendTimeoutGoesLocalOnly(t *testing.T) {
 	// the first request, it never called the queue again (not one give-up
 	// period per request).
 	for i, id := range q.firstIDs {
-		if id != DedupID(1) {
+		if id != q.firstIDs[0] || !strings.HasSuffix(id, "-1") {
 			t.Fatalf("call %d of %d sent %s: the sender kept trying after it gave up", i+1, len(q.firstIDs), id)
 		}
 	}
