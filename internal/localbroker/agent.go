@@ -46,9 +46,10 @@ type agent struct {
 	logs       *cloudwatchlogs.Client // run logs (runlogs.go); nil: none
 	logGroup   string
 
-	mu    sync.Mutex
-	tasks map[string]*localTask
-	wg    sync.WaitGroup
+	mu      sync.Mutex
+	tasks   map[string]*localTask
+	wg      sync.WaitGroup
+	nextUID int // isolation.go
 }
 
 type localTask struct {
@@ -60,6 +61,7 @@ type localTask struct {
 }
 
 func (a *agent) run(ctx context.Context) {
+	a.sayIsolation()
 	t := time.NewTicker(a.poll)
 	defer t.Stop()
 	for {
@@ -99,7 +101,7 @@ func (a *agent) reconcile(ctx context.Context) error {
 	a.mu.Unlock()
 
 	if len(fresh) > 0 {
-		desc, err := a.ecs.DescribeTasks(ctx, &ecs.DescribeTasksInput{Cluster: aws.String(a.cluster), Tasks: fresh})
+		desc, err := a.ecs.DescribeTasks(ctx, &ecs.DescribeTasksInput{Cluster: aws.String(a.cluster), Tasks: fresh, Include: []ecstypes.TaskField{ecstypes.TaskFieldTags}})
 		if err != nil {
 			return fmt.Errorf("describing new tasks: %w", err)
 		}
@@ -161,6 +163,7 @@ func (a *agent) start(ctx context.Context, task ecstypes.Task) {
 			}
 		}
 	}
+	env = append(env, a.isolation(task)...)
 	if reason, ok := a.failStart[t.job]; ok {
 		a.fail(ctx, t, reason)
 		return

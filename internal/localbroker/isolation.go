@@ -1,0 +1,66 @@
+package localbroker
+
+import (
+	"os"
+	"strconv"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
+	"github.com/deploy-broker/deploy-broker/internal/runner"
+)
+
+// Run isolation in local mode (issue 22), as in the container: each runner
+// gets a deployment role to assume for its job (the emulator's STS issues
+// the session; the job reads it from the runner's credentials endpoint)
+// and, when local mode runs as root (CI), a job uid of its own, so that a
+// job can read neither its runner nor a sibling run's job.
+
+// localJobUIDBase is the first job uid local mode hands out; runs take
+// localJobUIDs uids in turn.
+const (
+	localJobUIDBase = 61000
+	localJobUIDs    = 1000
+)
+
+// localJobRoleARN is the deployment role a local run's runner assumes. The
+// emulator has no such role and needs none (its STS assumes any ARN); the
+// name says whose it is in GetCallerIdentity.
+func (a *agent) localJobRoleARN(family string) string {
+	return "arn:aws:iam::" + a.account + ":role/deploy-broker-local/" + family
+}
+
+// isolation is the runner environment a task adds to the task definition's
+// and the overrides': the deployment role, the requester from the task's
+// tag, and a job uid when root.
+func (a *agent) isolation(task ecstypes.Task) []string {
+	env := []string{protocol.EnvJobRoleARN + "=" + a.localJobRoleARN(taskFamily(aws.ToString(task.TaskDefinitionArn)))}
+	for _, tg := range task.Tags {
+		if aws.ToString(tg.Key) == protocol.TagRequester {
+			env = append(env, protocol.EnvRequester+"="+aws.ToString(tg.Value))
+		}
+	}
+	if a.root() {
+		a.mu.Lock()
+		uid := localJobUIDBase + a.nextUID%localJobUIDs
+		a.nextUID++
+		a.mu.Unlock()
+		env = append(env, runner.EnvJobUID+"="+strconv.Itoa(uid))
+	}
+	return env
+}
+
+func (a *agent) root() bool { return os.Geteuid() == 0 }
+
+// sayIsolation tells once, when local mode is not root, what that means
+// for jobs.
+func (a *agent) sayIsolation() {
+	if a.root() {
+		a.log.Info("agent: each job runs under a uid of its own", "first_uid", localJobUIDBase)
+		return
+	}
+	a.log.Warn("agent: local mode is not running as root, so jobs run under your own uid: a job cannot read its runner " +
+		"(the runner is non-dumpable) but could signal it or read a sibling job's environment; run local mode as root (as CI does) " +
+		"for a uid per job")
+}
