@@ -169,6 +169,18 @@ func NewJob(scope constructs.Construct, id string, props *JobProps) Job {
 	// The runner's stdout is the run log that deploy-trigger logs and
 	// attach read (protocol/runlog.go).
 	env[protocol.EnvLogFormat] = jsii.String(protocol.LogFormatRecords)
+	// The role the runner assumes for the job and serves it on the job's
+	// credentials endpoint (docs/RUNNER.md, "The job's identity").
+	env[protocol.EnvJobRoleARN] = role.RoleArn()
+	linux := awsecs.NewLinuxParameters(this, jsii.String("LinuxParameters"), &awsecs.LinuxParametersProps{
+		InitProcessEnabled: jsii.Bool(true),
+	})
+	// The runner runs as root only to start the job under another uid
+	// (runner.DefaultJobUID): of Docker's default capabilities it keeps
+	// SETUID and SETGID (to switch), KILL (to stop the job's process
+	// group) and CHOWN (to give the job its outputs file); Fargate drops
+	// the rest here. The job's uid has no capabilities at all.
+	linux.DropCapabilities(RunnerDroppedCapabilities...)
 	container := taskDef.AddContainer(jsii.String("Runner"), &awsecs.ContainerDefinitionOptions{
 		ContainerName:          jsii.String(config.ContainerName),
 		Image:                  awsecs.ContainerImage_FromRegistry(jsii.String(j.Image), nil),
@@ -176,12 +188,12 @@ func NewJob(scope constructs.Construct, id string, props *JobProps) Job {
 		ReadonlyRootFilesystem: jsii.Bool(true),
 		Environment:            &env,
 		StopTimeout:            props.StopTimeout,
+		// Root, whatever the image's USER: see linux above.
+		User: jsii.String("0:0"),
 		// The runner is not an init: with ECS's init process (tini) as
 		// PID 1, orphaned descendants of the job are reaped, and signals
 		// still reach the runner.
-		LinuxParameters: awsecs.NewLinuxParameters(this, jsii.String("LinuxParameters"), &awsecs.LinuxParametersProps{
-			InitProcessEnabled: jsii.Bool(true),
-		}),
+		LinuxParameters: linux,
 		Logging: awsecs.LogDriver_AwsLogs(&awsecs.AwsLogDriverProps{
 			LogGroup:     props.LogGroup,
 			StreamPrefix: jsii.String(props.Name),
@@ -205,6 +217,14 @@ func NewJob(scope constructs.Construct, id string, props *JobProps) Job {
 		cfn.AddPropertyOverride(jsii.String("ContainerDefinitions.0.Secrets"), secrets)
 	}
 	return &job{Construct: this, name: props.Name, family: props.Family, role: role, deployment: deployment, taskDef: taskDef}
+}
+
+// RunnerDroppedCapabilities are Docker's default capabilities the runner
+// container does without (it keeps CHOWN, KILL, SETGID and SETUID).
+var RunnerDroppedCapabilities = []awsecs.Capability{
+	awsecs.Capability_AUDIT_WRITE, awsecs.Capability_DAC_OVERRIDE, awsecs.Capability_FOWNER, awsecs.Capability_FSETID,
+	awsecs.Capability_MKNOD, awsecs.Capability_NET_BIND_SERVICE, awsecs.Capability_NET_RAW, awsecs.Capability_SETFCAP,
+	awsecs.Capability_SETPCAP, awsecs.Capability_SYS_CHROOT,
 }
 
 func (j *job) Name() string                                 { return j.name }

@@ -42,6 +42,12 @@ func TestRunnerContainer(t *testing.T) {
 	// GIVEN a job with environment and secrets
 	f := mainStack(t)
 	logs := logicalID(f, f.app.Stack.Catalogue.LogGroup())
+	var role string
+	for _, j := range f.app.Stack.Catalogue.Jobs() {
+		if j.Name() == "migrate" {
+			role = logicalID(f, j.TaskRole())
+		}
+	}
 	// THEN its task definition has one "runner" container: the job's image,
 	// read-only root, /tmp scratch, awslogs, stop timeout grace+10s, the
 	// static environment and the secrets exactly as configured
@@ -56,14 +62,20 @@ func TestRunnerContainer(t *testing.T) {
 			"Essential":              true,
 			"ReadonlyRootFilesystem": true,
 			"StopTimeout":            40,
-			// ECS's init process is PID 1 and reaps the job's orphans
-			"LinuxParameters": like(obj{"InitProcessEnabled": true}),
+			// ECS's init process is PID 1 and reaps the job's orphans; the
+			// runner is root with only CHOWN, KILL, SETGID and SETUID of
+			// Docker's defaults, to run the job under another uid
+			"User": "0:0",
+			"LinuxParameters": like(obj{"InitProcessEnabled": true, "Capabilities": obj{"Drop": arr{
+				"AUDIT_WRITE", "DAC_OVERRIDE", "FOWNER", "FSETID", "MKNOD", "NET_BIND_SERVICE", "NET_RAW", "SETFCAP", "SETPCAP", "SYS_CHROOT"}}}),
 			"MountPoints":     arr{obj{"ContainerPath": "/tmp", "SourceVolume": "tmp", "ReadOnly": false}},
 			"LogConfiguration": like(obj{"LogDriver": "awslogs", "Options": like(obj{
 				"awslogs-group": obj{"Ref": logs}, "awslogs-stream-prefix": "migrate",
 			})}),
 			"Environment": assertions.Match_ArrayEquals(&[]interface{}{
 				obj{"Name": "DB_HOST", "Value": "db.internal.example"},
+				// the role the runner assumes for the job
+				obj{"Name": "DEPLOY_BROKER_JOB_ROLE_ARN", "Value": obj{"Fn::GetAtt": arr{role, "Arn"}}},
 				// the runner's stdout is the run log (logs, attach)
 				obj{"Name": "DEPLOY_BROKER_LOG_FORMAT", "Value": "records"},
 				obj{"Name": "HOME", "Value": "/tmp"},
