@@ -11,11 +11,22 @@
 #   2. as a stage to copy the runner from into a job's own tool image
 #      (terraform, kubectl, cdk…):
 #        COPY --from=<registry>/deploy-runner:<version> /usr/local/bin/deploy-runner /usr/local/bin/deploy-runner
-#        USER 10001:10001
 #        ENTRYPOINT ["/usr/local/bin/deploy-runner"]
 #
+# The image's USER is the non-root `runner` (10001): as such the runner
+# works, but the job shares its uid (the runner is non-dumpable, so the job
+# still cannot read its environment or memory; it says so in its log). The
+# stack's task definitions run it as root instead (User 0:0, every default
+# capability dropped but CHOWN, KILL, SETGID and SETUID), and the runner
+# starts the job under uid/gid 10002 (the `job` user below;
+# DEPLOY_BROKER_JOB_UID changes it; the uid needs no passwd entry), so that
+# the job can read nothing of the runner's (the task role's credentials URI
+# in its environment, its memory, its descriptors) nor signal it. With
+# `docker run`: `--user 0:0 --cap-drop=ALL --cap-add=CHOWN --cap-add=KILL
+# --cap-add=SETGID --cap-add=SETUID`.
+#
 # Only the runner is built: the build compiles ./cmd/runner and Go fetches
-# just the modules its packages import (the AWS SDK's SQS client and
+# just the modules its packages import (the AWS SDK's SQS and STS clients and
 # credential chain, smithy, ulid). There is deliberately no `go mod
 # download`: that fetches every module in go.mod, the CDK's among them
 # (aws-cdk-go alone is ~78 MB zipped), for the infra app the runner never
@@ -52,14 +63,18 @@ FROM scratch AS binary
 COPY --from=build /out/deploy-runner /deploy-runner
 
 # The runner image: static binary, CA certificates, BusyBox sh for
-# shell-script jobs, a non-root user. Tasks run with a read-only root
-# filesystem and a writable /tmp, hence HOME=/tmp.
+# shell-script jobs, a non-root user for the runner and one for the job.
+# Tasks run with a read-only root filesystem and a writable /tmp, hence
+# HOME=/tmp.
 FROM alpine:3.24@sha256:28bd5fe8b56d1bd048e5babf5b10710ebe0bae67db86916198a6eec434943f8b AS runner
 RUN apk add --no-cache ca-certificates \
  && addgroup -S -g 10001 runner \
- && adduser -S -D -H -u 10001 -G runner -s /sbin/nologin runner
+ && adduser -S -D -H -u 10001 -G runner -s /sbin/nologin runner \
+ && addgroup -S -g 10002 job \
+ && adduser -S -D -H -u 10002 -G job -s /sbin/nologin job
 COPY --from=build /out/deploy-runner /usr/local/bin/deploy-runner
 ENV HOME=/tmp TMPDIR=/tmp
 WORKDIR /work
+# The task definition overrides this with 0:0 (see the top of this file).
 USER 10001:10001
 ENTRYPOINT ["/usr/local/bin/deploy-runner"]
