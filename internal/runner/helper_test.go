@@ -67,6 +67,15 @@ func testJob(mode string, args []string) int {
 		os.Stdout.Write(fixtureOut())
 		os.Stderr.Write(fixtureErr())
 		return 0
+	case "hardened": // hardened SCRIPT: as the runner does, make this process non-dumpable, then run SCRIPT under sh as a child
+		if err := hardenRunner(false); err != nil {
+			fmt.Println("harden:", err)
+			return 1
+		}
+		c := exec.Command("/bin/sh", "-c", args[0])
+		c.Stdout, c.Stderr = os.Stdout, os.Stderr
+		_ = c.Run()
+		return 0
 	case "exit":
 		n, _ := strconv.Atoi(args[0])
 		fmt.Println("exiting with", n)

@@ -3,8 +3,10 @@ package runner
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -241,5 +243,58 @@ func TestJobRunsUnderAnotherUID(t *testing.T) {
 	out, _, _ := r.streams(t)
 	if res.Exit.Code != 3 || string(out) != "10002\n0\n" {
 		t.Fatalf("exit %d, job stdout %q", res.Exit.Code, out)
+	}
+}
+
+// Not root (the image's default USER, local mode as a user), the job runs
+// under the runner's uid, and the runner's being non-dumpable is what keeps
+// the job out of its environment and its stdout. Run here as root by
+// starting the "runner" (the test binary in job mode "hardened") as nobody.
+func TestNonDumpableRunnerRefusesAJobOfTheSameUID(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to start the runner as another user")
+	}
+	dir, err := os.MkdirTemp("", "hardened-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "runner.test")
+	data, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	script := `cat /proc/$PPID/environ >/dev/null 2>&1 && echo READ-ENV; echo x >/proc/$PPID/fd/1 2>/dev/null && echo WROTE-FD; ` +
+		`cat /proc/$PPID/maps >/dev/null 2>&1 && echo READ-MAPS; id -u`
+	cmd := exec.Command(bin, script)
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=/usr/bin:/bin", jobEnv + "=hardened", "SECRET=1"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if string(out) != "65534\n" {
+		t.Fatalf("a job of the runner's own uid got through: %q", out)
+	}
+}
+
+func TestNotRootSaysTheJobSharesItsUID(t *testing.T) {
+	var b strings.Builder
+	log := slog.New(slog.NewTextHandler(&b, nil))
+	if c := jobCredential(0, 1000, log); c != nil || !strings.Contains(b.String(), "the runner is not root") {
+		t.Fatalf("not root: credential %+v, log %q", c, b.String())
+	}
+	if c := jobCredential(0, 0, log); c == nil || c.Uid != DefaultJobUID || c.Gid != DefaultJobUID || len(c.Groups) != 0 {
+		t.Fatalf("root: credential %+v", c)
+	}
+	if c := jobCredential(61007, 0, log); c == nil || c.Uid != 61007 {
+		t.Fatalf("root with a job uid: credential %+v", c)
 	}
 }
