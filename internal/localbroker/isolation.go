@@ -2,6 +2,7 @@ package localbroker
 
 import (
 	"os"
+	"path/filepath"
 	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -41,14 +42,31 @@ func (a *agent) isolation(task ecstypes.Task) []string {
 			env = append(env, protocol.EnvRequester+"="+aws.ToString(tg.Value))
 		}
 	}
-	if a.root() {
+	if a.root() && !a.jobUIDsUnreachable() {
 		a.mu.Lock()
 		uid := localJobUIDBase + a.nextUID%localJobUIDs
 		a.nextUID++
 		a.mu.Unlock()
 		env = append(env, runner.EnvJobUID+"="+strconv.Itoa(uid))
+	} else if a.root() {
+		env = append(env, runner.EnvJobUID+"="+runner.JobUIDSame)
 	}
 	return env
+}
+
+// jobUIDsUnreachable says whether a job uid could not reach the runners'
+// working directory (the configuration's): some directory on its path is
+// closed to other users (a checkout under /root). Jobs then run as root, as
+// before run isolation, and sayIsolation says so.
+func (a *agent) jobUIDsUnreachable() bool {
+	for d := a.dir; ; d = filepath.Dir(d) {
+		if fi, err := os.Stat(d); err != nil || fi.Mode().Perm()&0o001 == 0 {
+			return true
+		}
+		if d == filepath.Dir(d) {
+			return false
+		}
+	}
 }
 
 func (a *agent) root() bool { return os.Geteuid() == 0 }
@@ -56,6 +74,12 @@ func (a *agent) root() bool { return os.Geteuid() == 0 }
 // sayIsolation tells once, when local mode is not root, what that means
 // for jobs.
 func (a *agent) sayIsolation() {
+	if a.root() && a.jobUIDsUnreachable() {
+		a.log.Warn("agent: local mode runs as root, but "+a.dir+" (or a directory above it) is closed to other users, "+
+			"so jobs run as root, as the runners do: they could read their runner and each other. "+
+			"Put the configuration where other users may enter (chmod o+x on its directories) for a uid per job", "dir", a.dir)
+		return
+	}
 	if a.root() {
 		a.log.Info("agent: each job runs under a uid of its own", "first_uid", localJobUIDBase)
 		return

@@ -74,7 +74,7 @@ type Config struct {
 	// (protocol.EnvRequester), for the session's tag.
 	JobRoleARN, Requester string
 	// JobUID is the uid the job runs under when the runner is root
-	// (EnvJobUID; 0: DefaultJobUID).
+	// (EnvJobUID; 0: DefaultJobUID; -1: the runner's own, JobUIDSame).
 	JobUID int
 	// JobCred, when not nil, is the uid and gid the job runs under (Main
 	// sets it when the runner is root).
@@ -168,12 +168,15 @@ func ParseConfig(args, environ []string) (Config, error) {
 		}
 		c.RedactLocal = b
 	}
-	if v := env[EnvJobUID]; v != "" {
+	if v := env[EnvJobUID]; v == JobUIDSame {
+		c.JobUID = -1
+	} else if v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 1<<31-2 {
-			bad("%s=%q must be a uid other than 0", EnvJobUID, v)
+			bad("%s=%q must be a uid other than 0, or %s", EnvJobUID, v, JobUIDSame)
+		} else {
+			c.JobUID = n
 		}
-		c.JobUID = n
 	}
 	if v := c.JobRoleARN; v != "" && !strings.HasPrefix(v, "arn:") {
 		bad("%s=%q is not a role ARN", protocol.EnvJobRoleARN, v)

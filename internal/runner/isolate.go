@@ -14,6 +14,11 @@ const EnvJobUID = "DEPLOY_BROKER_JOB_UID"
 // DefaultJobUID is the image's job user (Dockerfile).
 const DefaultJobUID = 10002
 
+// JobUIDSame as EnvJobUID runs the job under the runner's own uid even when
+// that is root: local mode's choice when the job's uid could not reach the
+// configuration's directory (it says so).
+const JobUIDSame = "same"
+
 // runnerOnlyEnv are variables of the runner's environment that never reach
 // the job: the task role's credentials (the container credentials URI ECS
 // sets, static keys, web identity), whatever else names an AWS identity,

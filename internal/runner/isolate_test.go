@@ -297,4 +297,15 @@ func TestNotRootSaysTheJobSharesItsUID(t *testing.T) {
 	if c := jobCredential(61007, 0, log); c == nil || c.Uid != 61007 {
 		t.Fatalf("root with a job uid: credential %+v", c)
 	}
+	if c := jobCredential(-1, 0, log); c != nil || !strings.Contains(b.String(), EnvJobUID+"="+JobUIDSame) {
+		t.Fatalf("root, %s: credential %+v", JobUIDSame, c)
+	}
+	base := []string{protocol.EnvRunID + "=01JDTESTRUN0000000000000000", protocol.EnvQueueURL + "=https://q"}
+	for v, want := range map[string]int{"": 0, "61007": 61007, JobUIDSame: -1, "0": 0, "-5": 0, "x": 0} {
+		c, err := ParseConfig([]string{"true"}, append(base, EnvJobUID+"="+v))
+		bad := v == "0" || v == "-5" || v == "x"
+		if (err != nil) != bad || c.JobUID != want {
+			t.Errorf("%s=%q: uid %d, err %v", EnvJobUID, v, c.JobUID, err)
+		}
+	}
 }

@@ -22,9 +22,13 @@ var (
 )
 
 // jobCredential is the uid and gid the job runs under: uid (0:
-// DefaultJobUID) when the runner is root, nil (the runner's own) otherwise,
-// which the log says.
+// DefaultJobUID) when the runner is root, nil (the runner's own) otherwise
+// or when uid is -1 (JobUIDSame), which the log says.
 func jobCredential(uid, euid int, log *slog.Logger) *syscall.Credential {
+	if uid < 0 {
+		log.Warn(EnvJobUID + "=" + JobUIDSame + ": the job runs under the runner's own uid")
+		return nil
+	}
 	if euid != 0 {
 		log.Warn("the runner is not root: the job runs under the runner's own uid, so it could signal the runner or read its files " +
 			"(not its environment or memory: the runner is non-dumpable); run the runner as root for a job uid of its own (docs/RUNNER.md)")
