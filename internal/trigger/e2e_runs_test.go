@@ -197,7 +197,18 @@ func wantSteps(n int) []string {
 func TestLocalAttachAfterTheTriggerWasKilled(t *testing.T) {
 	t.Parallel()
 	b, bin := startLocal(t)
-	goFile := filepath.Join(t.TempDir(), "go")
+	// Run as root, local mode runs the job under a uid of its own: the file
+	// it waits for is in a directory other users may enter (t.TempDir's are
+	// not).
+	goDir, derr := os.MkdirTemp("", "attach-go-")
+	if derr != nil {
+		t.Fatal(derr)
+	}
+	t.Cleanup(func() { os.RemoveAll(goDir) })
+	if err := os.Chmod(goDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	goFile := filepath.Join(goDir, "go")
 	first := triggerCmd(bin, b, "--idempotency-key", "gha-4242-1-deploy", "steps", "lines=20", "wait="+goFile)
 	var firstOut testutil.SyncBuffer
 	first.Stdout, first.Stderr = &firstOut, &firstOut
