@@ -130,6 +130,22 @@ func startCredsServer(provider aws.CredentialsProvider, log *slog.Logger) (*cred
 	return s, nil
 }
 
+// credsNoticePrefix starts the runner's line in the job's stderr when the
+// job's deployment role cannot be assumed.
+const credsNoticePrefix = "deploy-broker: credentials: "
+
+// prefetch assumes the deployment role once before the job starts: the job's
+// first call is not held up, and a role that cannot be assumed (a trust
+// policy without the runner's role) is said in the job's own log.
+func (s *credsServer) prefetch(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := s.provider.Retrieve(ctx); err != nil {
+		return fmt.Errorf("cannot assume the deployment role: %w", err)
+	}
+	return nil
+}
+
 // env is what the job's environment gets to use the endpoint.
 func (s *credsServer) env() []string {
 	return []string{envCredsFullURI + "=" + s.url, envCredsToken + "=" + s.token}

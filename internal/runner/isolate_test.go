@@ -309,3 +309,19 @@ func TestNotRootSaysTheJobSharesItsUID(t *testing.T) {
 		}
 	}
 }
+
+// A deployment role the runner cannot assume (a trust policy without the
+// runner's role) is said in the job's own log, and the job still runs.
+func TestUnassumableRoleIsSaidInTheJobsLog(t *testing.T) {
+	res, r := runJob(t, func(c *Config) {
+		c.JobRoleARN = "arn:aws:iam::123456789012:role/deploy"
+		c.JobCreds = aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{}, fmt.Errorf("AccessDenied: not authorized to perform sts:AssumeRole")
+		})
+	}, "exit", "3")
+	_, errOut, _ := r.streams(t)
+	want := credsNoticePrefix + "the job has no AWS credentials: cannot assume the deployment role: AccessDenied: not authorized to perform sts:AssumeRole\n"
+	if res.Exit.Code != 3 || string(errOut) != want {
+		t.Fatalf("exit %d, stderr %q", res.Exit.Code, errOut)
+	}
+}

@@ -206,10 +206,16 @@ func (o *outputsFile) collect(red *Redactor) ([]protocol.JobOutput, []string) {
 // output of the job (counted in neither lines nor bytes: the job did not
 // write them).
 func problemsChunk(problems []string, red *Redactor) *chunk {
+	return noticeChunk(outputsProblemPrefix, problems, red)
+}
+
+// noticeChunk is lines of the runner's own, each starting with prefix, as
+// stderr output of the job (counted in neither lines nor bytes).
+func noticeChunk(prefix string, lines []string, red *Redactor) *chunk {
 	c := &chunk{stream: protocol.Stderr, at: time.Now()}
 	var spans []span
-	for _, p := range problems {
-		c.add([]byte(outputsProblemPrefix+p), false, red, &spans)
+	for _, p := range lines {
+		c.add([]byte(prefix+p), false, red, &spans)
 	}
 	return c
 }

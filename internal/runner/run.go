@@ -99,11 +99,18 @@ func Run(ctx context.Context, cfg Config, client BatchSender) Result {
 	var extra []string
 	if cfg.JobCreds != nil {
 		cs, err := startCredsServer(cfg.JobCreds, log)
-		if err != nil {
-			log.Error("the job runs without AWS credentials", "err", err.Error())
-		} else {
+		if err == nil {
 			defer cs.close()
 			extra = cs.env()
+			err = cs.prefetch(ctx)
+		}
+		if err != nil {
+			// The job still runs (not every job calls AWS), and its log says
+			// why its AWS calls fail.
+			log.Error("the job's AWS credentials", "role", cfg.JobRoleARN, "err", err.Error())
+			c := noticeChunk(credsNoticePrefix, []string{"the job has no AWS credentials: " + err.Error()}, red)
+			teeProblems(cfg.Stderr, c)
+			in <- item{chunk: c}
 		}
 	}
 	cfg.Env = jobEnvironment(env, extra...)
