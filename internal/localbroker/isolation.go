@@ -36,7 +36,12 @@ func (a *agent) localJobRoleARN(family string) string {
 // and the overrides': the deployment role, the requester from the task's
 // tag, and a job uid when root.
 func (a *agent) isolation(task ecstypes.Task) []string {
-	env := []string{protocol.EnvJobRoleARN + "=" + a.localJobRoleARN(taskFamily(aws.ToString(task.TaskDefinitionArn)))}
+	env := []string{protocol.EnvJobRoleARN + "=" + a.localJobRoleARN(taskFamily(aws.ToString(task.TaskDefinitionArn))),
+		// As in a container, no AWS configuration files: the SDKs would
+		// take the user's own default profile before the job's
+		// credentials endpoint. (The runner's own keys are in its
+		// environment, which wins over files.)
+		"AWS_CONFIG_FILE=" + os.DevNull, "AWS_SHARED_CREDENTIALS_FILE=" + os.DevNull}
 	for _, tg := range task.Tags {
 		if aws.ToString(tg.Key) == protocol.TagRequester {
 			env = append(env, protocol.EnvRequester+"="+aws.ToString(tg.Value))

@@ -34,7 +34,7 @@ func TestIsolationEnvironmentOfALocalTask(t *testing.T) {
 	a := &agent{account: "123456789012", dir: open, log: slog.New(slog.NewTextHandler(&logs, nil))}
 	first, second := a.isolation(task), a.isolation(task)
 	base := []string{protocol.EnvJobRoleARN + "=arn:aws:iam::123456789012:role/deploy-broker-local/b-deploy",
-		protocol.EnvRequester + "=arn:aws:sts::1:assumed-role/ci/x"}
+		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", protocol.EnvRequester + "=arn:aws:sts::1:assumed-role/ci/x"}
 	if os.Geteuid() != 0 {
 		if !slices.Equal(first, base) || !slices.Equal(second, base) {
 			t.Fatalf("not root: %q, %q", first, second)

@@ -21,9 +21,11 @@ const JobUIDSame = "same"
 
 // runnerOnlyEnv are variables of the runner's environment that never reach
 // the job: the task role's credentials (the container credentials URI ECS
-// sets, static keys, web identity), whatever else names an AWS identity,
-// and the runner's own settings. Every DEPLOY_BROKER_* variable not in
-// protocol.JobVisibleEnv (nor a secret parameter) is dropped too.
+// sets, static keys, web identity) and the endpoint's own variables, which
+// the runner sets anew. Every DEPLOY_BROKER_* variable not in
+// protocol.JobVisibleEnv (nor a secret parameter) is dropped too. A job's
+// own AWS_PROFILE or AWS_CONFIG_FILE (from the catalogue's environment: a
+// profile with credential_source = EcsContainer, say) stays.
 var runnerOnlyEnv = map[string]bool{
 	"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": true,
 	envCredsFullURI:                          true,
@@ -36,10 +38,6 @@ var runnerOnlyEnv = map[string]bool{
 	"AWS_WEB_IDENTITY_TOKEN_FILE":            true,
 	"AWS_ROLE_ARN":                           true,
 	"AWS_ROLE_SESSION_NAME":                  true,
-	"AWS_PROFILE":                            true,
-	"AWS_DEFAULT_PROFILE":                    true,
-	"AWS_SHARED_CREDENTIALS_FILE":            true,
-	"AWS_CONFIG_FILE":                        true,
 }
 
 // jobEnvironment is the job's environment: environ without what is the

@@ -47,7 +47,7 @@ func TestJobEnvironmentKeepsOnlyWhatIsTheJobs(t *testing.T) {
 	}
 	got := jobEnvironment(runner, "AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:1/credentials", "AWS_CONTAINER_AUTHORIZATION_TOKEN=tok")
 	want := []string{
-		"PATH=/usr/bin", "HOME=/tmp", "AWS_REGION=eu-west-1", "AWS_ENDPOINT_URL=http://127.0.0.1:5000", "DB_PASSWORD=hunter22",
+		"PATH=/usr/bin", "HOME=/tmp", "AWS_REGION=eu-west-1", "AWS_ENDPOINT_URL=http://127.0.0.1:5000", "DB_PASSWORD=hunter22", "AWS_PROFILE=ops",
 		protocol.EnvRunID + "=R", protocol.EnvJob + "=deploy", protocol.EnvDeadline + "=2030-01-01T00:00:00Z", protocol.EnvOutput + "=/tmp/o",
 		protocol.EnvParamPrefix + "TOKEN=p",
 		"AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:1/credentials", "AWS_CONTAINER_AUTHORIZATION_TOKEN=tok",
