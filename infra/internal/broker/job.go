@@ -171,7 +171,7 @@ func NewJob(scope constructs.Construct, id string, props *JobProps) Job {
 	env[protocol.EnvLogFormat] = jsii.String(protocol.LogFormatRecords)
 	// The role the runner assumes for the job and serves it on the job's
 	// credentials endpoint (docs/RUNNER.md, "The job's identity").
-	env[protocol.EnvJobRoleARN] = role.RoleArn()
+	env[protocol.EnvJobRoleARN] = deployment.RoleArn()
 	linux := awsecs.NewLinuxParameters(this, jsii.String("LinuxParameters"), &awsecs.LinuxParametersProps{
 		InitProcessEnabled: jsii.Bool(true),
 	})

@@ -45,7 +45,7 @@ func TestRunnerContainer(t *testing.T) {
 	var role string
 	for _, j := range f.app.Stack.Catalogue.Jobs() {
 		if j.Name() == "migrate" {
-			role = logicalID(f, j.TaskRole())
+			role = logicalID(f, j.DeploymentRole())
 		}
 	}
 	// THEN its task definition has one "runner" container: the job's image,
@@ -74,7 +74,7 @@ func TestRunnerContainer(t *testing.T) {
 			})}),
 			"Environment": assertions.Match_ArrayEquals(&[]interface{}{
 				obj{"Name": "DB_HOST", "Value": "db.internal.example"},
-				// the role the runner assumes for the job
+				// the deployment role the runner assumes for the job
 				obj{"Name": "DEPLOY_BROKER_JOB_ROLE_ARN", "Value": obj{"Fn::GetAtt": arr{role, "Arn"}}},
 				// the runner's stdout is the run log (logs, attach)
 				obj{"Name": "DEPLOY_BROKER_LOG_FORMAT", "Value": "records"},
