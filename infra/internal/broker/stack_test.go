@@ -68,7 +68,7 @@ func TestRunnerContainer(t *testing.T) {
 			"User": "0:0",
 			"LinuxParameters": like(obj{"InitProcessEnabled": true, "Capabilities": obj{"Drop": arr{
 				"AUDIT_WRITE", "DAC_OVERRIDE", "FOWNER", "FSETID", "MKNOD", "NET_BIND_SERVICE", "NET_RAW", "SETFCAP", "SETPCAP", "SYS_CHROOT"}}}),
-			"MountPoints":     arr{obj{"ContainerPath": "/tmp", "SourceVolume": "tmp", "ReadOnly": false}},
+			"MountPoints": arr{obj{"ContainerPath": "/tmp", "SourceVolume": "tmp", "ReadOnly": false}},
 			"LogConfiguration": like(obj{"LogDriver": "awslogs", "Options": like(obj{
 				"awslogs-group": obj{"Ref": logs}, "awslogs-stream-prefix": "migrate",
 			})}),
