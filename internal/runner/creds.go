@@ -36,9 +36,10 @@ const (
 	// STS allows when a role session assumes a role (role chaining).
 	jobSessionDuration = time.Hour
 	// DefaultCredsRefresh is how long before a session ends the endpoint
-	// hands out a new one: more than the earliest any SDK asks (botocore
-	// asks 15 minutes before, the Go SDK at the end), so whoever asks near
-	// the end gets a fresh session, and a job runs past the hour.
+	// says it ends (Expiration) and hands out a new one from then on: an
+	// SDK that asks early (botocore, 15 minutes before the Expiration it
+	// was given) gets a session that is still live, one that asks at the
+	// Expiration (the Go SDK) a new one, and a job runs past the hour.
 	DefaultCredsRefresh = 20 * time.Minute
 )
 
@@ -190,6 +191,8 @@ func (s *credsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fail(status, "AssumeRoleFailed", "the runner could not assume the job's deployment role (see the runner's log)")
 		return
 	}
+	// The cache has moved Expires refresh earlier than the session's end:
+	// the job's SDK asks again by then, and gets a new session.
 	body := containerCredentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, Token: c.SessionToken}
 	if c.CanExpire {
 		body.Expiration = c.Expires.UTC().Format(time.RFC3339)
