@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -323,5 +324,34 @@ func TestUnassumableRoleIsSaidInTheJobsLog(t *testing.T) {
 	want := credsNoticePrefix + "the job has no AWS credentials: cannot assume the deployment role: AccessDenied: not authorized to perform sts:AssumeRole\n"
 	if res.Exit.Code != 3 || string(errOut) != want {
 		t.Fatalf("exit %d, stderr %q", res.Exit.Code, errOut)
+	}
+}
+
+// The endpoint's answer: the container-credentials fields, and an
+// Expiration the refresh window before the session's real end.
+func TestCredentialsEndpointAnswer(t *testing.T) {
+	end := time.Date(2030, 1, 1, 1, 0, 0, 0, time.UTC)
+	p := aws.NewCredentialsCache(aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		return aws.Credentials{AccessKeyID: "ASIAEXAMPLE", SecretAccessKey: "secret", SessionToken: "token", CanExpire: true, Expires: end}, nil
+	}), func(o *aws.CredentialsCacheOptions) { o.ExpiryWindow = DefaultCredsRefresh })
+	cs, err := startCredsServer(p, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.close()
+	req, _ := http.NewRequest(http.MethodGet, cs.url, nil)
+	req.Header.Set("Authorization", cs.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got map[string]string
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"AccessKeyId": "ASIAEXAMPLE", "SecretAccessKey": "secret", "Token": "token", "Expiration": "2030-01-01T00:40:00Z"}
+	if resp.StatusCode != http.StatusOK || fmt.Sprint(got) != fmt.Sprint(want) || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("status %d, answer %v, want %v", resp.StatusCode, got, want)
 	}
 }
