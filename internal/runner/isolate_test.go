@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -230,6 +231,9 @@ func TestForgedDeduplicationIdsDropNothing(t *testing.T) {
 // As root (the container, CI), the job runs under another uid and cannot
 // read the runner's environment nor write to its stdout.
 func TestJobRunsUnderAnotherUID(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("Linux's /proc")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (the container and CI run the runner as root)")
 	}
@@ -252,6 +256,9 @@ func TestJobRunsUnderAnotherUID(t *testing.T) {
 // the job out of its environment and its stdout. Run here as root by
 // starting the "runner" (the test binary in job mode "hardened") as nobody.
 func TestNonDumpableRunnerRefusesAJobOfTheSameUID(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("Linux's /proc")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to start the runner as another user")
 	}
