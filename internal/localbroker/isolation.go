@@ -25,11 +25,17 @@ const (
 	localJobUIDs    = 1000
 )
 
-// localJobRoleARN is the deployment role a local run's runner assumes. The
-// emulator has no such role and needs none (its STS assumes any ARN); the
-// name says whose it is in GetCallerIdentity.
+// DeploymentRolePath is the IAM path of the deployment roles local mode's
+// runners assume: "arn:aws:iam::<account>:role" + DeploymentRolePath + the
+// job's task definition family. The emulator has no such role and needs
+// none (its STS assumes any ARN); the name says whose it is in
+// GetCallerIdentity, and the IAM evaluation (infra/internal/iamcheck) maps it
+// to the stack's deployment role of that family's job.
+const DeploymentRolePath = "/deploy-broker-local/"
+
+// localJobRoleARN is the deployment role a local run's runner assumes.
 func (a *agent) localJobRoleARN(family string) string {
-	return "arn:aws:iam::" + a.account + ":role/deploy-broker-local/" + family
+	return "arn:aws:iam::" + a.account + ":role" + DeploymentRolePath + family
 }
 
 // isolation is the runner environment a task adds to the task definition's

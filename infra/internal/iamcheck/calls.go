@@ -163,7 +163,7 @@ func (p *Replay) requests(base Request, c localbroker.Call) ([]Request, error) {
 		if c.Operation != "AssumeRole" {
 			return nil, fmt.Errorf("no rule for %s", action)
 		}
-		role := c.Params["RoleArn"]
+		role, _ := s.localDeploymentRoleARN(c.Params["RoleArn"])
 		var rp *Policy
 		for _, r := range s.Roles {
 			if r.ARN == role || strings.HasSuffix(role, "/"+r.ARN[strings.LastIndex(r.ARN, "/")+1:]) {

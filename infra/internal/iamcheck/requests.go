@@ -91,6 +91,10 @@ func (p *Replay) caller(principal string) (name, session, roleARN string, pols [
 					return r.Name, principal, r.ARN, r.Policies, true
 				}
 			}
+			// A job's session in local mode (localroles.go).
+			if r := p.Stack.localDeploymentRole(pr.RoleName); r != nil {
+				return r.Name, principal, r.ARN, r.Policies, true
+			}
 			// A session of the broker's account that is no role of the
 			// stack: never guessed at (the test reports it).
 			return "", "", "", nil, false
