@@ -30,6 +30,9 @@ func (d *Dispatcher) taskInput(req *protocol.Request, p identity.Principal, cj c
 		{Name: aws.String(protocol.EnvDeadline), Value: aws.String(from.Add(job.Timeout.D()).UTC().Format(time.RFC3339))},
 		{Name: aws.String(protocol.EnvHeartbeat), Value: aws.String(d.cfg.Runner.Heartbeat.D().String())},
 		{Name: aws.String(protocol.EnvGrace), Value: aws.String(d.cfg.Runner.Grace.D().String())},
+		// The verified requester, for the deployment session's
+		// deploy-broker:requester tag (CloudTrail names who asked).
+		{Name: aws.String(protocol.EnvRequester), Value: aws.String(principalTag(p))},
 	}
 	names := job.RedactNames()
 	for _, p := range secretParamEnv(cj) {

@@ -71,6 +71,7 @@ func TestRunHappyPath(t *testing.T) {
 		protocol.EnvRunID: r.RunID, protocol.EnvQueueURL: queueURL, protocol.EnvJob: "website",
 		protocol.EnvDeadline:  e.clock.Now().Add(10 * time.Minute).UTC().Format(time.RFC3339),
 		protocol.EnvHeartbeat: "10s", protocol.EnvGrace: "30s",
+		protocol.EnvRequester: e.id.ARN,
 	}
 	if fmt.Sprint(env) != fmt.Sprint(wantEnv) {
 		t.Errorf("environment = %v\nwant %v", env, wantEnv)
