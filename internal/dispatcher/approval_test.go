@@ -204,7 +204,8 @@ func TestRejectionWhoseAnswerFailsIsFinishedByTheRetry(t *testing.T) {
 	e.wantStatus(runID, ledger.AwaitingApproval)
 	approver := e.assume(jenkinsRole, "jenkins-7")
 	now := e.clock.Now()
-	reject := e.sns(e.bodyAs(approver, &protocol.Request{V: protocol.RequestVersion, Kind: protocol.KindReject, RunID: runID, RequestedAt: now, ExpiresAt: now.Add(time.Minute)}))
+	reject := e.sns(e.bodyAs(approver, &protocol.Request{V: protocol.RequestVersion, Kind: protocol.KindReject, RunID: runID, RequestedAt: now, ExpiresAt: now.Add(time.Minute),
+		RequestDigest: e.requestDigest(runID), DecisionID: protocol.NewRunID(now)}))
 	f.left.Store(100) // every SendMessage fails, past the SDK's retries
 	if err := e.invoke(reject); err == nil {
 		t.Fatal("the reject succeeded although its answer could not be sent")
