@@ -17,8 +17,9 @@ const (
 	// OnFullReject: the run is refused (241) naming the run that holds the slot.
 	OnFullReject = "reject"
 	// OnFullSupersede: the run waits like queue and replaces every older
-	// waiting run of the group (they are refused as superseded); a running
-	// run is never touched.
+	// waiting run of its own job in the group (they are refused as
+	// superseded); another job's waiting run and a running run are never
+	// touched.
 	OnFullSupersede = "supersede"
 )
 
@@ -95,18 +96,25 @@ func (j *Job) validateGovernance() []string {
 }
 
 // validateGroups checks that the jobs of one concurrency group agree on its
-// size.
+// size and on its on_full policy: a group has one queue, so one rule for it
+// (with two, which job's rule a newcomer applies would decide whether the
+// other job's waiting runs are superseded).
 func (c *Config) validateGroups() []string {
-	sizes := map[string]map[int][]string{}
+	sizes := map[string]map[string][]string{}
+	policies := map[string]map[string][]string{}
+	add := func(m map[string]map[string][]string, group, value, job string) {
+		if m[group] == nil {
+			m[group] = map[string][]string{}
+		}
+		m[group][value] = append(m[group][value], job)
+	}
 	for _, name := range c.JobNames() {
 		g := c.Jobs[name].Governance
 		if g.ConcurrencyGroup == "" || g.Concurrency <= 0 {
 			continue
 		}
-		if sizes[g.ConcurrencyGroup] == nil {
-			sizes[g.ConcurrencyGroup] = map[int][]string{}
-		}
-		sizes[g.ConcurrencyGroup][g.Concurrency] = append(sizes[g.ConcurrencyGroup][g.Concurrency], name)
+		add(sizes, g.ConcurrencyGroup, fmt.Sprint(g.Concurrency), name)
+		add(policies, g.ConcurrencyGroup, g.WhenFull(), name)
 	}
 	var errs []string
 	groups := make([]string, 0, len(sizes))
@@ -116,8 +124,25 @@ func (c *Config) validateGroups() []string {
 	sort.Strings(groups)
 	for _, g := range groups {
 		if len(sizes[g]) > 1 {
-			errs = append(errs, fmt.Sprintf("concurrency_group %q: its jobs declare different concurrency (%v); give them all the same", g, sizes[g]))
+			errs = append(errs, fmt.Sprintf("concurrency_group %q: its jobs declare different concurrency (%s); give them all the same", g, byValue(sizes[g])))
+		}
+		if len(policies[g]) > 1 {
+			errs = append(errs, fmt.Sprintf("concurrency_group %q: its jobs declare different on_full (%s); a group has one queue and one on_full: give them all the same", g, byValue(policies[g])))
 		}
 	}
 	return errs
+}
+
+// byValue lists which jobs declare which value: "1: a, c; 2: b".
+func byValue(m map[string][]string) string {
+	vals := make([]string, 0, len(m))
+	for v := range m {
+		vals = append(vals, v)
+	}
+	sort.Strings(vals)
+	parts := make([]string, 0, len(vals))
+	for _, v := range vals {
+		parts = append(parts, v+": "+strings.Join(m[v], ", "))
+	}
+	return strings.Join(parts, "; ")
 }

@@ -38,6 +38,21 @@ func TestConcurrencyGroupSizesMustAgree(t *testing.T) {
 	}
 }
 
+// Issue 24: a group has one on_full. With two, a job whose on_full is
+// supersede replaced the waiting runs of another job of the group.
+func TestConcurrencyGroupOnFullMustAgree(t *testing.T) {
+	_, err := Parse([]byte("broker: {name: b}\ntrusted_principals: [\"123456789012\"]\nrunner: {image: i}\njobs:\n" +
+		"  deploy-prod: {" + govBase + ", concurrency: 1, concurrency_group: prod}\n  website: {" + govBase + ", concurrency: 1, concurrency_group: prod, on_full: supersede}\n"))
+	if err == nil || !strings.Contains(err.Error(), `concurrency_group "prod": its jobs declare different on_full (queue: deploy-prod; supersede: website)`) {
+		t.Errorf("err = %v", err)
+	}
+	// The default (queue) and an explicit queue agree.
+	if _, err := Parse([]byte("broker: {name: b}\ntrusted_principals: [\"123456789012\"]\nrunner: {image: i}\njobs:\n" +
+		"  a: {" + govBase + ", concurrency: 1, concurrency_group: db}\n  b: {" + govBase + ", concurrency: 1, concurrency_group: db, on_full: queue}\n")); err != nil {
+		t.Errorf("queue and the default queue: %v", err)
+	}
+}
+
 func TestGovernanceExampleLoads(t *testing.T) {
 	c, err := Load("../../examples/governance/broker.yaml")
 	if err != nil {

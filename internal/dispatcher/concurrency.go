@@ -20,7 +20,8 @@ import (
 // The slots are one item of the run ledger, key "slot#<group>":
 //
 //	holders  M  run id → since: the runs that hold a slot
-//	waiting  L  run ids waiting for a slot, oldest first (queue, supersede)
+//	waiting  L  run ids waiting for a slot, oldest first (queue, supersede:
+//	            a newcomer replaces the waiters of its own job only)
 //	slot_version N  compare-and-set counter: every change is a PutItem
 //	                conditioned on the version read
 //
@@ -216,8 +217,18 @@ func (d *Dispatcher) admit(ctx context.Context, req *protocol.Request, queueURL 
 		case policy == config.OnFullReject:
 			v = full
 		case policy == config.OnFullSupersede:
-			out.superseded = append(out.superseded, st.Waiting...)
-			st.Waiting = []string{req.RunID}
+			// A run replaces only waiters of its own job: another job's
+			// waiting run belongs to principals this one may not steer
+			// (issue 24). The catalogue gives a group one on_full.
+			kept := st.Waiting[:0:0]
+			for _, id := range st.Waiting {
+				if out.items[id].Job == req.Job {
+					out.superseded = append(out.superseded, id)
+				} else {
+					kept = append(kept, id)
+				}
+			}
+			st.Waiting = append(kept, req.RunID)
 			v = waiting
 		default:
 			st.Waiting = append(st.Waiting, req.RunID)
