@@ -1,8 +1,14 @@
 package dispatcher_test
 
 import (
+	"context"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/deploy-broker/deploy-broker/internal/config"
 	"github.com/deploy-broker/deploy-broker/internal/ledger"
@@ -50,4 +56,88 @@ func TestSupersedeTouchesOnlyItsOwnJob(t *testing.T) {
 	e.stop(holder)
 	e.wantStatus(mig.RunID, ledger.Accepted)
 	e.wantStatus(web2, ledger.Queued)
+}
+
+// runForeignTask starts, in the broker's cluster, a task of a family that
+// is no job's, with startedBy set to runID: what anyone who may run tasks
+// in the cluster can do. It returns the task's ARN and its family.
+func (e *env) runForeignTask(runID string) (arn, family string) {
+	e.t.Helper()
+	ctx := context.Background()
+	td, err := e.ecs.DescribeTaskDefinition(ctx, &ecs.DescribeTaskDefinitionInput{TaskDefinition: aws.String(e.res.TaskDefinitions["website"])})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	def := td.TaskDefinition
+	family = e.name + "-foreign"
+	reg, err := e.ecs.RegisterTaskDefinition(ctx, &ecs.RegisterTaskDefinitionInput{
+		Family: aws.String(family), NetworkMode: def.NetworkMode, RequiresCompatibilities: def.RequiresCompatibilities,
+		Cpu: def.Cpu, Memory: def.Memory, ContainerDefinitions: def.ContainerDefinitions,
+		ExecutionRoleArn: def.ExecutionRoleArn, TaskRoleArn: def.TaskRoleArn})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	out, err := e.ecs.RunTask(ctx, &ecs.RunTaskInput{Cluster: aws.String(e.res.ClusterARN), TaskDefinition: reg.TaskDefinition.TaskDefinitionArn,
+		LaunchType: ecstypes.LaunchTypeFargate, StartedBy: aws.String(runID),
+		NetworkConfiguration: &ecstypes.NetworkConfiguration{AwsvpcConfiguration: &ecstypes.AwsVpcConfiguration{Subnets: e.res.Subnets[:1], SecurityGroups: e.res.SecurityGroups}}})
+	if err != nil || len(out.Tasks) != 1 {
+		e.t.Fatalf("running a foreign task: %v %+v", err, out)
+	}
+	return aws.ToString(out.Tasks[0].TaskArn), family
+}
+
+// TestTaskOfAnotherFamilyCannotEndARun: a task of another family started
+// in the broker cluster with startedBy=<run id> stopped; its ECS event
+// named a waiting run. Before the fix the run ended (stopped, exit 3)
+// without ever starting; now the event is ignored and the run waits on.
+func TestTaskOfAnotherFamilyCannotEndARun(t *testing.T) {
+	e := newEnv(t)
+	e.limit(1, "queue")
+	holder, waiting := e.submit(), e.submit()
+	e.wantStatus(waiting, ledger.Queued)
+	arn, family := e.runForeignTask(waiting)
+	if err := e.invoke(e.event("ecs-task-stopped-exited.json", map[string]any{"TaskArn": arn, "StartedBy": waiting, "Family": family, "Version": 3})); err != nil {
+		t.Fatal(err)
+	}
+	e.wantStatus(waiting, ledger.Queued)
+	if it := e.item(waiting); it.TaskARN != "" || it.ExitCode != nil {
+		t.Errorf("waiting run took the foreign task: task %q exit %v", it.TaskARN, it.ExitCode)
+	}
+	// The job's own task still ends its run, and the waiting one starts.
+	e.stop(holder)
+	e.wantStatus(holder, ledger.Stopped)
+	e.wantStatus(waiting, ledger.Accepted)
+}
+
+// TestForgedTaskEventStopsNoOtherRunsTask: an event handed to the
+// dispatcher directly, naming a rejected run and another run's running
+// task (of the job's own, pinned, revision). Before the fix the dispatcher
+// stopped the other run's task; now it stops only tasks ListTasks finds
+// started by the rejected run in its cluster: none.
+func TestForgedTaskEventStopsNoOtherRunsTask(t *testing.T) {
+	e := newEnv(t)
+	victim := e.submit()
+	arns := e.tasks(victim)
+	if len(arns) != 1 {
+		t.Fatalf("victim has %d tasks", len(arns))
+	}
+	refused := e.request(func(r *protocol.Request) { r.Params = map[string]string{"version": "not-a-version"} })
+	if err := e.run(refused); err != nil {
+		t.Fatal(err)
+	}
+	e.wantStatus(refused.RunID, ledger.Rejected)
+	err := e.invoke(e.event("ecs-task-running.json", map[string]any{"TaskArn": arns[0], "StartedBy": refused.RunID, "Version": 2}))
+	if err == nil || !strings.Contains(err.Error(), "no task started by run "+refused.RunID) {
+		t.Errorf("forged event: %v, want an error naming no task of the rejected run", err)
+	}
+	if st := aws.ToString(e.describe(arns[0]).DesiredStatus); st != "RUNNING" {
+		t.Errorf("the victim's task is now %s, want RUNNING: a forged event stopped it", st)
+	}
+	// A cancel of the victim by its requester still stops its own task.
+	if err := e.short(protocol.KindCancel, victim); err != nil {
+		t.Fatal(err)
+	}
+	if st := aws.ToString(e.describe(arns[0]).DesiredStatus); st != "STOPPED" {
+		t.Errorf("the victim's task is %s after its cancel, want STOPPED", st)
+	}
 }

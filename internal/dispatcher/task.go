@@ -150,26 +150,69 @@ func (d *Dispatcher) findTask(ctx context.Context, runID string, stopped bool) (
 		statuses = append(statuses, ecstypes.DesiredStatusStopped)
 	}
 	for _, st := range statuses {
-		out, err := d.ecs.ListTasks(ctx, &ecs.ListTasksInput{Cluster: aws.String(d.set.Cluster), StartedBy: aws.String(runID), DesiredStatus: st})
+		arns, err := d.listTasks(ctx, runID, st)
 		if err != nil {
-			return "", fmt.Errorf("listing the tasks of run %s: %w", runID, err)
+			return "", err
 		}
-		if len(out.TaskArns) > 0 {
-			return out.TaskArns[0], nil
+		if len(arns) > 0 {
+			return arns[0], nil
 		}
 	}
 	return "", nil
 }
 
-// stopTask stops a run's task with a reason ECS shows and keeps.
+// stopTask stops a run's task with a reason ECS shows and keeps. It stops
+// only what ListTasks finds started by the run in the broker's cluster
+// (issue 24): taskARN, what the caller believes the run's task is (from the
+// ledger, where an ECS event may have put it, or from an event), is never
+// the target, so an event or ledger entry naming another run's task cannot
+// make the dispatcher stop it. A run whose task is not listed yet (ListTasks
+// is eventually consistent) is an error: the invocation is retried.
 func (d *Dispatcher) stopTask(ctx context.Context, runID, taskARN, reason, by string) error {
-	if _, err := d.ecs.StopTask(ctx, &ecs.StopTaskInput{Cluster: aws.String(d.set.Cluster), Task: aws.String(taskARN), Reason: aws.String(reason)}); err != nil {
-		return fmt.Errorf("stopping task %s of run %s: %w", taskARN, runID, err)
+	running, err := d.listTasks(ctx, runID, ecstypes.DesiredStatusRunning)
+	if err != nil {
+		return err
+	}
+	if len(running) == 0 {
+		// Stopping or stopped already (the job exited): nothing to stop.
+		stopped, err := d.listTasks(ctx, runID, ecstypes.DesiredStatusStopped)
+		if err != nil {
+			return err
+		}
+		if len(stopped) == 0 {
+			return fmt.Errorf("no task started by run %s is listed in cluster %s (the run's task is believed to be %s): nothing stopped; will look again", runID, d.set.Cluster, taskARN)
+		}
+	}
+	for _, arn := range running {
+		if arn != taskARN {
+			d.log.Warn("stopping the run's task as listed by ECS, not the one believed", "run_id", runID, "listed", arn, "believed", taskARN)
+		}
+		if _, err := d.ecs.StopTask(ctx, &ecs.StopTaskInput{Cluster: aws.String(d.set.Cluster), Task: aws.String(arn), Reason: aws.String(reason)}); err != nil {
+			return fmt.Errorf("stopping task %s of run %s: %w", arn, runID, err)
+		}
 	}
 	if err := d.ledger.TaskStopped(ctx, runID, by, d.now()); err != nil {
 		return err
 	}
 	return nil
+}
+
+// listTasks lists the tasks of the broker's cluster started by the run,
+// with the given desired status.
+func (d *Dispatcher) listTasks(ctx context.Context, runID string, st ecstypes.DesiredStatus) ([]string, error) {
+	var arns []string
+	in := &ecs.ListTasksInput{Cluster: aws.String(d.set.Cluster), StartedBy: aws.String(runID), DesiredStatus: st}
+	for {
+		out, err := d.ecs.ListTasks(ctx, in)
+		if err != nil {
+			return nil, fmt.Errorf("listing the tasks of run %s: %w", runID, err)
+		}
+		arns = append(arns, out.TaskArns...)
+		if aws.ToString(out.NextToken) == "" {
+			return arns, nil
+		}
+		in.NextToken = out.NextToken
+	}
 }
 
 // cancelReason says who cancelled, within StopTask's 255 characters: the

@@ -19,6 +19,7 @@ import (
 type taskDetail struct {
 	ClusterArn    string `json:"clusterArn"`
 	TaskArn       string `json:"taskArn"`
+	TaskDefArn    string `json:"taskDefinitionArn"`
 	StartedBy     string `json:"startedBy"`
 	LastStatus    string `json:"lastStatus"`
 	DesiredStatus string `json:"desiredStatus"`
@@ -47,6 +48,14 @@ func (d *Dispatcher) handleTaskEvent(ctx context.Context, ev events.CloudWatchEv
 	item, ok, err := d.ledger.Get(ctx, t.StartedBy)
 	if err != nil {
 		return err
+	}
+	if ok && item.TaskARN == "" && !d.pinnedTaskDef(item.Job, t.TaskDefArn) {
+		// startedBy is only a string anyone who may run a task in the
+		// cluster can set: a task the ledger does not know yet counts as
+		// the run's only if it runs the job's pinned revision (issue 24).
+		d.log.Warn("ignoring ECS event of a task that does not run the job's pinned task definition", "run_id", t.StartedBy,
+			"task_arn", t.TaskArn, "task_definition", t.TaskDefArn, "pinned", d.taskDefs[item.Job])
+		return nil
 	}
 	if ok && item.TaskARN == "" && t.TaskArn != "" {
 		// The first word of the run's task may come before RunTask's answer,
@@ -136,4 +145,20 @@ func sameCluster(arn, configured string) bool {
 		return true
 	}
 	return !strings.HasPrefix(configured, "arn:") && strings.HasSuffix(arn, ":cluster/"+configured)
+}
+
+// pinnedTaskDef reports whether arn (an event's taskDefinitionArn) is the
+// task definition revision the dispatcher runs job with: the pinned ARN, or
+// the pinned "<family>:<revision>" of this account and region.
+func (d *Dispatcher) pinnedTaskDef(job, arn string) bool {
+	td := d.taskDefs[job]
+	switch {
+	case td == "" || arn == "":
+		return false
+	case strings.HasPrefix(td, "arn:"):
+		return arn == td
+	}
+	parts := strings.SplitN(arn, ":", 6)
+	return len(parts) == 6 && parts[0] == "arn" && parts[2] == "ecs" && parts[5] == "task-definition/"+td &&
+		(d.set.Region == "" || parts[3] == d.set.Region)
 }
