@@ -35,6 +35,7 @@ type Dispatcher struct {
 	taskDefs map[string]string
 
 	// Waits, tuned down by tests.
+	callLimit  time.Duration // one AWS call at most (bounded.go)
 	poll       time.Duration // between looks at a launch another invocation holds
 	reserve    time.Duration // invocation time kept for bookkeeping after retries
 	backoff    time.Duration // first wait after a transient RunTask failure
@@ -50,10 +51,15 @@ func WithClock(now func() time.Time) Option { return func(d *Dispatcher) { d.now
 // New returns a dispatcher for a validated configuration.
 func New(cfg *config.Config, set Settings, c Clients, log *slog.Logger, opts ...Option) *Dispatcher {
 	d := &Dispatcher{
-		cfg: cfg, set: set, sqs: c.SQS, ecs: c.ECS, events: c.Events, logs: c.Logs, log: log, now: time.Now,
+		cfg: cfg, set: set, events: c.Events, log: log, now: time.Now, callLimit: defaultCallLimit,
 		poll: 500 * time.Millisecond, reserve: 5 * time.Second, backoff: 500 * time.Millisecond, maxBackoff: 5 * time.Second,
-		ledger: ledger.New(c.Dynamo, set.LedgerTable, cfg.Broker.LedgerRetention.D()),
 	}
+	// Every AWS call bounded below the invocation's remaining time (bounded.go).
+	d.sqs, d.ecs = boundedSQS{d, c.SQS}, boundedECS{d, c.ECS}
+	if c.Logs != nil {
+		d.logs = boundedLogs{d, c.Logs}
+	}
+	d.ledger = ledger.New(boundedDynamo{d, c.Dynamo}, set.LedgerTable, cfg.Broker.LedgerRetention.D())
 	d.taskDefs = map[string]string{}
 	for job, td := range set.TaskDefinitions {
 		if strings.Trim(td, "0123456789") == "" {

@@ -50,7 +50,9 @@ func (d *Dispatcher) verify(ctx context.Context, req *protocol.Request) (identit
 	// The request's own expiry bounds the proof, with the clock skew the
 	// broker tolerates for the request itself.
 	exp.NotAfter = exp.NotAfter.Add(d.cfg.Broker.ClockSkew.D())
-	return d.verifier.Verify(ctx, proof, exp)
+	return bounded(d, ctx, "STS GetCallerIdentity (the request's proof of identity)", func(c context.Context) (identity.Principal, error) {
+		return d.verifier.Verify(c, proof, exp)
+	})
 }
 
 // verifiedBefore recognises a run request delivered again after its proof

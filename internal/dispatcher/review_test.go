@@ -7,12 +7,15 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/deploy-broker/deploy-broker/internal/config"
+	"github.com/deploy-broker/deploy-broker/internal/dispatcher"
 	"github.com/deploy-broker/deploy-broker/internal/ledger"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
+	"github.com/deploy-broker/deploy-broker/internal/testkit/faultproxy"
 )
 
 // Findings of the review in issue 24, dispatcher side. Each test failed
@@ -139,5 +142,50 @@ func TestForgedTaskEventStopsNoOtherRunsTask(t *testing.T) {
 	}
 	if st := aws.ToString(e.describe(arns[0]).DesiredStatus); st != "STOPPED" {
 		t.Errorf("the victim's task is %s after its cancel, want STOPPED", st)
+	}
+}
+
+// TestStalledLedgerReadEndsBeforeTheInvocation: a DynamoDB read that does
+// not answer (the fault proxy holds it for a minute) during a run request.
+// Before the fix the read ran until the invocation's own deadline, which in
+// Lambda is a timeout with nothing said; now the call's own bound ends it
+// with an error naming the call, while the invocation still has time to
+// report it (and Lambda retries the event).
+func TestStalledLedgerReadEndsBeforeTheInvocation(t *testing.T) {
+	awsCfg := sharedMoto(t)
+	proxy, err := faultproxy.Start(motoServer.URL, faultproxy.Options{LatencySpike: time.Minute,
+		Plan: func(service, action string, nth int) faultproxy.Fault {
+			if service == "dynamodb" && action == "GetItem" {
+				return faultproxy.Latency
+			}
+			return faultproxy.None
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proxy.Close)
+	e := newEnv(t, func(_ *dispatcher.Settings, c *dispatcher.Clients) {
+		c.Dynamo = dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(proxy.URL) })
+	})
+	// Lambda's deadline 4 s away; the dispatcher keeps 1 s of it to report.
+	e.d.SetWaits(50*time.Millisecond, time.Second, 20*time.Millisecond, 100*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	err = e.invokeCtx(ctx, e.sns(e.body(e.request())))
+	if ctx.Err() != nil {
+		t.Fatalf("the invocation ran into its deadline (a Lambda timeout): %v", err)
+	}
+	if err == nil || !strings.Contains(err.Error(), "DynamoDB GetItem gave no answer within") || !strings.Contains(err.Error(), "will be retried") {
+		t.Fatalf("err = %v, want the stalled read named", err)
+	}
+	// The failure is in the audit log too, as an error Lambda retries.
+	found := false
+	for _, a := range e.audits() {
+		if a["decision"] == dispatcher.DecisionError && strings.Contains(a["reason"].(string), "DynamoDB GetItem gave no answer") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no audit line names the stalled read: %v", e.audits())
 	}
 }
