@@ -189,3 +189,41 @@ func TestStalledLedgerReadEndsBeforeTheInvocation(t *testing.T) {
 		t.Errorf("no audit line names the stalled read: %v", e.audits())
 	}
 }
+
+// TestIdempotencyKeyBelongsToItsOwner: the reported case. Jenkins starts
+// website with --idempotency-key jenkins-release-42; another principal
+// starts migrate with the same key. Before the fix both ran, and Jenkins'
+// attach --key took the stranger's (newer) run; now the stranger's run is
+// refused key-in-use and launches nothing. The key stays its owner's,
+// whatever the session (a later Jenkins build, another job).
+func TestIdempotencyKeyBelongsToItsOwner(t *testing.T) {
+	e := newEnv(t)
+	const key = "jenkins-release-42"
+	jenkins := e.assume(jenkinsRole, "release-42")
+	mine := e.request(func(r *protocol.Request) { r.IdempotencyKey = key })
+	if err := e.runAs(jenkins, mine); err != nil {
+		t.Fatal(err)
+	}
+	e.wantStatus(mine.RunID, ledger.Accepted)
+	e.clock.Add(time.Millisecond)
+	theirs := e.request(func(r *protocol.Request) {
+		r.Job, r.Params, r.IdempotencyKey = "migrate", map[string]string{"steps": "1"}, key
+	})
+	if err := e.run(theirs); err != nil { // github-deployer, allowed to run migrate
+		t.Fatal(err)
+	}
+	rej := e.only(theirs.RunID, protocol.TypeRejected).Rejected
+	if rej.Code != protocol.RejectKeyInUse || !strings.Contains(rej.Reason, key) || strings.Contains(rej.Reason, "jenkins-deployer") {
+		t.Errorf("stranger's run under the key: %+v, want %s naming the key (not its owner)", rej, protocol.RejectKeyInUse)
+	}
+	if n := len(e.tasks(theirs.RunID)); n != 0 {
+		t.Errorf("the stranger's run got %d tasks", n)
+	}
+	// Another session of the owner's role may use the key again.
+	e.clock.Add(time.Millisecond)
+	again := e.request(func(r *protocol.Request) { r.IdempotencyKey = key })
+	if err := e.runAs(e.assume(jenkinsRole, "release-43"), again); err != nil {
+		t.Fatal(err)
+	}
+	e.wantStatus(again.RunID, ledger.Accepted)
+}

@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/deploy-broker/deploy-broker/internal/identity"
@@ -90,6 +92,13 @@ func (d *Dispatcher) handleRun(ctx context.Context, req *protocol.Request, body 
 	if known {
 		item.ControlPattern = controlPattern(p, catJob.AllowedPrincipals)
 	}
+	if rej == nil && req.IdempotencyKey != "" {
+		// Keys are predictable by design: each belongs to its first owner.
+		var err error
+		if rej, err = d.claimKey(ctx, req, p, now); err != nil {
+			return d.failed(ctx, a, err)
+		}
+	}
 	freshSlot := false
 	if rej == nil {
 		// Per-principal throttle (throttle.go): one principal's flood of
@@ -134,6 +143,19 @@ func (d *Dispatcher) handleRun(ctx context.Context, req *protocol.Request, body 
 		d.releaseClaim(ctx, req.RunID, item.LeaseUntil)
 	}
 	return d.failed(ctx, a, err)
+}
+
+// claimKey makes the request's idempotency key its verified owner's, or
+// refuses the run when another owner used the key first (issue 24: with
+// keys like jenkins-<job>-<build>, a stranger's run under Jenkins' key made
+// Jenkins' attach --key follow the stranger's run).
+func (d *Dispatcher) claimKey(ctx context.Context, req *protocol.Request, p identity.Principal, now time.Time) (*rejection, error) {
+	err := d.ledger.ClaimKey(ctx, req.IdempotencyKey, p.Owner(), now)
+	if errors.Is(err, ledger.ErrKeyInUse) {
+		return &rejection{protocol.RejectKeyInUse, fmt.Sprintf("idempotency key %q is already used by another principal's runs: a key belongs to the principal (role or user) that used it first; "+
+			"choose a key of your own (e.g. with your CI system, repository or pipeline in it)", req.IdempotencyKey)}, nil
+	}
+	return nil, err
 }
 
 // failed writes an audit line for a request whose handling failed and will

@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -133,5 +134,26 @@ func TestStoredNamesDoNotChange(t *testing.T) {
 		if got, want := c[0], c[1]; got != want {
 			t.Errorf("stored name %q is now %q", want, got)
 		}
+	}
+}
+
+// An idempotency key is its first owner's: the owner may use it again,
+// another owner may not (issue 24).
+func TestClaimKey(t *testing.T) {
+	l, _ := newStore(t)
+	ctx := context.Background()
+	now := time.Now()
+	const jenkins, stranger = "arn:aws:iam::111111111111:role/jenkins", "arn:aws:iam::111111111111:role/other"
+	if err := l.ClaimKey(ctx, "jenkins-release-42", jenkins, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.ClaimKey(ctx, "jenkins-release-42", jenkins, now); err != nil {
+		t.Errorf("the owner again: %v", err)
+	}
+	if err := l.ClaimKey(ctx, "jenkins-release-42", stranger, now); !errors.Is(err, ledger.ErrKeyInUse) {
+		t.Errorf("another owner: %v, want ErrKeyInUse", err)
+	}
+	if err := l.ClaimKey(ctx, "other-key", stranger, now); err != nil {
+		t.Errorf("another key: %v", err)
 	}
 }

@@ -85,6 +85,18 @@ const (
 	slotsItemStatus = "slots"        // the status attribute of a slots item (not a run status)
 )
 
+// An idempotency key's owner (issue 24): an item of the run ledger whose
+// key is KeyPrefix + the idempotency key. The first run that uses a key
+// makes its verified owner (identity.Principal.Owner: the role of an
+// assumed role, whatever the session; an IAM user) the key's; a run of
+// another owner with that key is refused (protocol.RejectKeyInUse), so
+// that attach --key, which looks among its caller's own runs, and every
+// reader of the key name one owner's runs. The item expires with the runs.
+const (
+	KeyPrefix    = "key#"
+	AttrKeyOwner = "key_owner"
+)
+
 // The run ledger's history index (issue 17): a global secondary index with
 // AttrHistory as partition key and AttrRunID as sort key. The dispatcher
 // sets AttrHistory to HistoryValue on every run it claims, so the index

@@ -12,6 +12,34 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
+// ErrKeyInUse: the idempotency key belongs to another owner (ClaimKey).
+var ErrKeyInUse = errors.New("idempotency key in use by another owner")
+
+// ClaimKey makes owner the idempotency key's owner if the key has none, and
+// succeeds if it is owner's already; ErrKeyInUse when another owner has it.
+// The key's item lasts as long as a run claimed at now.
+func (l *Store) ClaimKey(ctx context.Context, key, owner string, now time.Time) error {
+	_, err := l.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: aws.String(l.table),
+		Item: map[string]types.AttributeValue{
+			AttrRunID:     s(KeyPrefix + key),
+			AttrKeyOwner:  s(owner),
+			AttrExpiresAt: &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(l.retention).Unix(), 10)},
+		},
+		ConditionExpression:       aws.String("attribute_not_exists(#id) OR #owner = :owner"),
+		ExpressionAttributeNames:  map[string]string{"#id": AttrRunID, "#owner": AttrKeyOwner},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":owner": s(owner)},
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return ErrKeyInUse
+	}
+	if err != nil {
+		return fmt.Errorf("claiming idempotency key %q in the ledger: %w", key, err)
+	}
+	return nil
+}
+
 // The ledger's versioned items, which are not runs: a group's concurrency
 // slots (SlotKeyPrefix + group) and a principal's open runs
 // (PrincipalPrefix + key). Each change reads the item with its version and

@@ -102,6 +102,10 @@ const (
 	// RejectThrottled: the verified principal already has as many open runs
 	// as broker.max_open_runs_per_principal allows; nothing was launched.
 	RejectThrottled = "throttled"
+	// RejectKeyInUse: the request's idempotency key belongs to another
+	// verified owner (a role, whatever the session; a user), the first to
+	// use it; nothing was launched.
+	RejectKeyInUse = "key-in-use"
 )
 
 // Rejected says the dispatcher refused the run; Reason is one line for humans.
