@@ -38,7 +38,8 @@ type logsCLI struct {
 	Color             bool          `name:"color" help:"Keep the job's ANSI colours."`
 	Poll              time.Duration `name:"poll" default:"500ms" hidden:"" help:"How often to read the log while following."`
 	LostAfter         time.Duration `name:"lost-after" default:"3m" help:"While following: give up (exit 243) when the task has stopped and the log has had no exit record for this long."`
-	Key               string        `name:"key" placeholder:"KEY" help:"Find the run by the idempotency key it was started with (--idempotency-key), instead of its run id: the newest run with that key."`
+	Key               string        `name:"key" placeholder:"KEY" help:"Find the run by the idempotency key it was started with (--idempotency-key), instead of its run id: the newest of your own runs of --job with that key."`
+	Job               string        `name:"job" placeholder:"JOB" help:"With --key (required): the job the run is of."`
 	KeySince          time.Duration `name:"key-since" default:"24h" help:"With --key: look at runs from this long ago on."`
 	ResultFile        string        `name:"result-file" env:"DEPLOY_TRIGGER_RESULT_FILE" placeholder:"FILE" help:"attach: write the run's result (exit code, outcome, outputs…) as JSON to FILE, as a run does."`
 	RunID             string        `arg:"" optional:"" name:"run-id" help:"The run id (a ULID)."`
@@ -66,6 +67,8 @@ func (a *app) runLogs(ctx context.Context, cmd string, args []string) error {
 		}
 	} else if err := protocol.ValidateIdempotencyKey(c.Key); err != nil {
 		return a.historyFail(exitcode.New(exitcode.Usage, err))
+	} else if c.Job == "" {
+		return a.historyFail(exitcode.Errorf(exitcode.Usage, "--key needs --job JOB: a key finds the newest of your own runs of that job"))
 	}
 	if c.Output == "json" {
 		return a.historyFail(exitcode.Errorf(exitcode.Usage, "%s prints the job's output as it ran: --output json is not supported", cmd))
@@ -82,15 +85,15 @@ func (a *app) runLogs(ctx context.Context, cmd string, args []string) error {
 		logs: cloudwatchlogs.NewFromConfig(awsCfg), c: newClients(awsCfg),
 		atStart: map[protocol.Stream]bool{protocol.Stdout: true, protocol.Stderr: true}}
 	if c.Key != "" {
-		now := a.now()
-		runs, err := f.h.list(ctx, &runsCLI{Key: c.Key, Limit: 1}, now.Add(-c.KeySince), now)
+		// Only the caller's own runs of the named job (attach_key.go).
+		owner, arn, err := callerOwner(ctx, f.c.sts)
 		if err != nil {
 			return a.historyFail(err)
 		}
-		if len(runs) == 0 {
-			return a.historyFail(exitcode.Errorf(exitcode.Rejected, "no run with idempotency key %q in the last %s of the run ledger", c.Key, c.KeySince))
+		now := a.now()
+		if c.RunID, err = runByKey(ctx, f.h, c.Job, c.Key, owner, arn, now.Add(-c.KeySince), now); err != nil {
+			return a.historyFail(err)
 		}
-		c.RunID = runs[0].RunID
 	}
 	a.watching.Store(f.follow)
 	err = f.run(ctx)

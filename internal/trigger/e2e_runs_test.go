@@ -219,7 +219,7 @@ func TestLocalAttachAfterTheTriggerWasKilled(t *testing.T) {
 	// As in a GitHub job: the result goes to $GITHUB_OUTPUT and the result
 	// file as if attach had started the run.
 	ghOut, result := filepath.Join(t.TempDir(), "github_output"), filepath.Join(t.TempDir(), "result.json")
-	attach := triggerCmd(bin, b, "attach", "--result-file", result, "--key", "gha-4242-1-deploy")
+	attach := triggerCmd(bin, b, "attach", "--result-file", result, "--key", "gha-4242-1-deploy", "--job", "steps")
 	attach.Env = append(attach.Env, "GITHUB_ACTIONS=true", "GITHUB_OUTPUT="+ghOut)
 	var out testutil.SyncBuffer
 	attach.Stdout, attach.Stderr = &out, &out
