@@ -20,6 +20,10 @@ const (
 	DecisionIgnored   = "ignored"
 	DecisionSwept     = "swept"
 	DecisionError     = "error" // handling failed and Lambda retries the event
+	// DecisionExitDisagrees: the run's task stopped and the run log's exit
+	// record gives another exit code than ECS's container exit code; the
+	// ledger keeps ECS's (issue 22).
+	DecisionExitDisagrees = "exit-code-disagrees"
 )
 
 // audit is one decision about one request.

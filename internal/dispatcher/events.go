@@ -118,7 +118,7 @@ func requesterOf(it ledger.Item) string {
 // exit code) or cancelled, with its duration from the claim.
 func (d *Dispatcher) endedEvent(it ledger.Item, exitCode *int, stopCode string, end time.Time) protocol.RunEvent {
 	ev := runEvent(protocol.EventFinished, it)
-	ev.ExitCode, ev.StopCode = exitCode, stopCode
+	ev.ExitCode, ev.StopCode, ev.LogExitCode = exitCode, stopCode, it.LogExitCode
 	// The ledger's outcome (ledger.Outcome), the one the history commands
 	// show; a cancel asked makes even an abandoned run cancelled here.
 	switch outcome := ledger.Outcome(it); {

@@ -2,11 +2,14 @@ package dispatcher_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
+	cwltypes "github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs/types"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
@@ -226,4 +229,75 @@ func TestIdempotencyKeyBelongsToItsOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.wantStatus(again.RunID, ledger.Accepted)
+}
+
+// TestExitCodeDisagreementECSWins (issue 22): a job that exits 3 has
+// forged an exit record saying 0 into the run log (as a job sharing the
+// runner's stdout could). ECS reports the runner container exited 3. The
+// ledger keeps ECS's 3 (outcome failed) and flags the disagreement in the
+// ledger, the audit log and the finished event; a run whose log agrees is
+// not flagged.
+func TestExitCodeDisagreementECSWins(t *testing.T) {
+	rec := &eventRecorder{}
+	awsCfg := sharedMoto(t)
+	logs := cloudwatchlogs.NewFromConfig(awsCfg)
+	e := newEnv(t, withEvents(rec), func(s *dispatcher.Settings, c *dispatcher.Clients) {
+		s.RunLogGroup, c.Logs = "/deploy-broker/runs-"+fmt.Sprint(time.Now().UnixNano()), logs
+	})
+	ctx := context.Background()
+	if _, err := logs.CreateLogGroup(ctx, &cloudwatchlogs.CreateLogGroupInput{LogGroupName: aws.String(e.set.RunLogGroup)}); err != nil {
+		t.Fatal(err)
+	}
+	finish := func(logCode int) string {
+		runID := e.submit()
+		arns := e.tasks(runID)
+		if len(arns) != 1 {
+			t.Fatalf("run has %d tasks", len(arns))
+		}
+		stream := protocol.RunLogStream("website", "runner", arns[0])
+		if _, err := logs.CreateLogStream(ctx, &cloudwatchlogs.CreateLogStreamInput{LogGroupName: aws.String(e.set.RunLogGroup), LogStreamName: aws.String(stream)}); err != nil {
+			t.Fatal(err)
+		}
+		line := protocol.EncodeRunLogLine(nil, &protocol.RunLogLine{Run: runID, N: 1, Exit: &protocol.Exit{Code: logCode, Reason: protocol.ReasonCompleted,
+			Outputs: []protocol.JobOutput{{Name: "image", Value: "app:4"}}}})
+		if _, err := logs.PutLogEvents(ctx, &cloudwatchlogs.PutLogEventsInput{LogGroupName: aws.String(e.set.RunLogGroup), LogStreamName: aws.String(stream),
+			LogEvents: []cwltypes.InputLogEvent{{Message: aws.String(strings.TrimSpace(string(line))), Timestamp: aws.Int64(time.Now().UnixMilli())}}}); err != nil {
+			t.Fatal(err)
+		}
+		e.stop(runID) // the STOPPED event: the runner container exited 3
+		return runID
+	}
+	forged := finish(0)
+	it := e.item(forged)
+	if it.ExitCode == nil || *it.ExitCode != 3 || it.LogExitCode == nil || *it.LogExitCode != 0 || ledger.Outcome(it) != ledger.OutcomeFailed {
+		t.Errorf("ledger: exit %v, log exit %v, outcome %s; want ECS's 3 (failed) and the log's 0 flagged", it.ExitCode, it.LogExitCode, ledger.Outcome(it))
+	}
+	var flagged bool
+	for _, a := range e.auditsOf(forged) {
+		if a["decision"] == dispatcher.DecisionExitDisagrees && strings.Contains(a["reason"].(string), "exit code 0") && strings.Contains(a["reason"].(string), "exited 3") {
+			flagged = true
+		}
+	}
+	if !flagged {
+		t.Errorf("no %s audit line for run %s: %v", dispatcher.DecisionExitDisagrees, forged, e.auditsOf(forged))
+	}
+	var ended *protocol.RunEvent
+	for _, ev := range rec.of(forged) {
+		if ev.State == protocol.EventFinished {
+			ended = &ev
+		}
+	}
+	if ended == nil || ended.Outcome != protocol.OutcomeFailed || ended.ExitCode == nil || *ended.ExitCode != 3 || ended.LogExitCode == nil || *ended.LogExitCode != 0 {
+		t.Errorf("finished event %+v, want outcome failed, exit 3, log exit 0", ended)
+	}
+	// A run whose log agrees with ECS carries no flag.
+	honest := finish(3)
+	if it := e.item(honest); it.LogExitCode != nil || it.Outputs["image"] != "app:4" {
+		t.Errorf("agreeing run: log exit %v, outputs %v", it.LogExitCode, it.Outputs)
+	}
+	for _, a := range e.auditsOf(honest) {
+		if a["decision"] == dispatcher.DecisionExitDisagrees {
+			t.Errorf("agreeing run flagged: %v", a)
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -112,14 +113,19 @@ func (d *Dispatcher) handleTaskEvent(ctx context.Context, ev events.CloudWatchEv
 		}
 	}
 	if t.LastStatus == "STOPPED" {
+		x := d.runExit(ctx, item.RunID, item.Job, t.TaskArn) // outputs.go
 		end := ledger.End{At: d.now(), StopCode: t.StopCode, StopReason: rec.Task.StoppedReason, ExitCode: rec.Task.ExitCode,
-			Outputs: d.runOutputs(ctx, item.RunID, item.Job, t.TaskArn)} // outputs.go
+			Outputs: outputsJSON(x), LogExitCode: logExitDisagrees(x, rec.Task.ExitCode)}
 		if item.TaskARN == "" {
 			end.TaskARN = t.TaskArn
 		}
 		it, err := d.ledger.Finish(ctx, t.StartedBy, end)
 		if err != nil {
 			return err
+		}
+		if end.LogExitCode != nil {
+			d.write(ctx, audit{RunID: it.RunID, Job: it.Job, Principal: it.RequestedBy, TaskARN: t.TaskArn, Decision: DecisionExitDisagrees,
+				Reason: fmt.Sprintf("the run log's exit record gives exit code %d, but ECS reports the runner container exited %d: the ledger, show and attach report ECS's", *end.LogExitCode, *rec.Task.ExitCode)})
 		}
 		if item.Status != ledger.Stopped {
 			d.emit(ctx, d.endedEvent(it, rec.Task.ExitCode, t.StopCode, it.EndedAt))

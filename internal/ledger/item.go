@@ -41,7 +41,10 @@ type Item struct {
 	Reason      string
 	StopCode    string
 	StopReason  string
-	ExitCode    *int              // the runner container's, from the STOPPED event
+	ExitCode    *int // the runner container's, from the STOPPED event
+	// LogExitCode is the run log's exit code when it disagreed with
+	// ExitCode (ECS's, which wins); nil when they agree.
+	LogExitCode *int
 	Outputs     map[string]string // the job's outputs, copied from the run log
 	// ClaimToken is unique to one claim attempt: when the answer to a
 	// successful claim is lost and the SDK retries the put, the retry finds
@@ -103,9 +106,9 @@ func Decode(a map[string]types.AttributeValue) Item {
 			}
 		}
 	}
-	if v := str(AttrExitCode); v != "" {
-		if n, err := strconv.Atoi(v); err == nil {
-			it.ExitCode = &n
+	for k, p := range map[string]**int{AttrExitCode: &it.ExitCode, AttrLogExitCode: &it.LogExitCode} {
+		if n, err := strconv.Atoi(str(k)); err == nil {
+			*p = &n
 		}
 	}
 	if v := str(AttrOutputs); v != "" {

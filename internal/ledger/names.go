@@ -34,11 +34,15 @@ const (
 	AttrEndedAt      = "ended_at"
 	AttrStopCode     = "stop_code"
 	AttrStopReason   = "stopped_reason"
-	AttrExitCode     = "exit_code"
-	AttrCancelledAt  = "cancelled_at"
-	AttrCancelAsked  = "cancel_requested_at"
-	AttrReleasedAt   = "released_at"
-	AttrClaimToken   = "claim_token"
+	AttrExitCode     = "exit_code" // the runner container's, as ECS reports it
+	// AttrLogExitCode is the exit code the run log's exit record gave when
+	// it disagreed with ECS's (AttrExitCode, which wins): the disagreement,
+	// flagged. Absent when they agree (issue 22).
+	AttrLogExitCode = "log_exit_code"
+	AttrCancelledAt = "cancelled_at"
+	AttrCancelAsked = "cancel_requested_at"
+	AttrReleasedAt  = "released_at"
+	AttrClaimToken  = "claim_token"
 	// AttrWriteToken is unique to one conditional update: when its answer
 	// is lost and the SDK's retry fails the condition on that very write,
 	// the writer finds its token and knows the change is its own.

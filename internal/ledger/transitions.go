@@ -68,8 +68,11 @@ type End struct {
 	TaskARN    string // recorded when the ledger knew none
 	StopCode   string
 	StopReason string
-	ExitCode   *int   // the runner container's
+	ExitCode   *int   // the runner container's, as ECS reports it
 	Outputs    string // the job's outputs as JSON, from the run log ("" none)
+	// LogExitCode is the exit code the run log's exit record gives, set only
+	// when it differs from ExitCode (which the ledger keeps: ECS wins).
+	LogExitCode *int
 }
 
 // Finish records the end of the run's task: stopped.
@@ -83,6 +86,9 @@ func (l *Store) Finish(ctx context.Context, runID string, e End) (Item, error) {
 	}
 	if e.Outputs != "" {
 		set[AttrOutputs] = e.Outputs
+	}
+	if e.LogExitCode != nil {
+		set[AttrLogExitCode] = strconv.Itoa(*e.LogExitCode)
 	}
 	return l.update(ctx, runID, set)
 }

@@ -48,6 +48,10 @@ type RunEvent struct {
 	Outcome    string `json:"outcome,omitempty"`
 	ExitCode   *int   `json:"exit_code,omitempty"`
 	StopCode   string `json:"stop_code,omitempty"`
+	// LogExitCode is the exit code the run log's exit record gave, present
+	// only when it disagrees with ExitCode (the container's, as ECS reports
+	// it, which counts).
+	LogExitCode *int `json:"log_exit_code,omitempty"`
 	// DurationSeconds is from the claim of the run to its end (finished,
 	// cancelled, rejected).
 	DurationSeconds *float64 `json:"duration_seconds,omitempty"`

@@ -86,6 +86,12 @@ func TestAttachWaitsForAWaitingRunToStart(t *testing.T) {
 			if _, err := store.Start(ctx, runID, task, "https://sqs/q"); err != nil {
 				t.Fatal(err)
 			}
+			// The task stops: ECS's exit code, which attach waits for and
+			// reports (attach_exit.go).
+			code := 3
+			if _, err := store.Finish(ctx, runID, ledger.End{At: time.Now(), StopCode: "EssentialContainerExited", ExitCode: &code}); err != nil {
+				t.Fatal(err)
+			}
 			err := <-done
 			a.flush()
 			if exitcode.Code(err) != 3 || out.String() != "deploying\n" {

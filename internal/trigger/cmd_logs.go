@@ -193,6 +193,12 @@ func (f *logFollower) run(ctx context.Context) error {
 					run = r
 				}
 			}
+			if f.attach { // ECS's exit code counts (attach_exit.go)
+				if run, exit, err = f.ecsExit(ctx, run, exit); err != nil {
+					return err
+				}
+				f.exit = exit
+			}
 			return f.finish(run, exit)
 		}
 		if !f.follow {

@@ -57,14 +57,17 @@ type showCLI struct {
 
 // historyRun is one run as the history commands show it.
 type historyRun struct {
-	RunID       string            `json:"run_id"`
-	Job         string            `json:"job"`
-	Requester   string            `json:"requester,omitempty"`    // claimed by the client
-	RequestedBy string            `json:"requested_by,omitempty"` // verified principal
-	CancelledBy string            `json:"cancelled_by,omitempty"` // verified principal of the cancel
-	Outcome     string            `json:"outcome"`
-	Status      string            `json:"status"`
-	ExitCode    *int              `json:"exit_code,omitempty"`
+	RunID       string `json:"run_id"`
+	Job         string `json:"job"`
+	Requester   string `json:"requester,omitempty"`    // claimed by the client
+	RequestedBy string `json:"requested_by,omitempty"` // verified principal
+	CancelledBy string `json:"cancelled_by,omitempty"` // verified principal of the cancel
+	Outcome     string `json:"outcome"`
+	Status      string `json:"status"`
+	ExitCode    *int   `json:"exit_code,omitempty"`
+	// LogExitCode: the run log's exit code, when it disagreed with ECS's
+	// container exit code (ExitCode, which counts).
+	LogExitCode *int              `json:"log_exit_code,omitempty"`
 	RequestedAt string            `json:"requested_at,omitempty"`
 	CreatedAt   string            `json:"created_at,omitempty"`
 	EndedAt     string            `json:"ended_at,omitempty"`

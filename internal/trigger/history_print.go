@@ -56,6 +56,9 @@ func printRun(w io.Writer, mode string, r historyRun) {
 	if r.ExitCode != nil {
 		outcome += fmt.Sprintf(" (exit code %d)", *r.ExitCode)
 	}
+	if r.LogExitCode != nil { // ECS's container exit code counts (issue 22)
+		outcome += fmt.Sprintf("; DISAGREES with the run log's exit record (%d): ECS's container exit code counts", *r.LogExitCode)
+	}
 	row("outcome", outcome)
 	namedValues(w, "parameters", r.Params)
 	row("requested", r.RequestedAt)
