@@ -5,9 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ecs"
-
 	"github.com/deploy-broker/deploy-broker/internal/identity"
 	"github.com/deploy-broker/deploy-broker/internal/ledger"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
@@ -205,8 +202,8 @@ func (d *Dispatcher) stopUnwatched(ctx context.Context, req *protocol.Request, i
 		return true, nil
 	}
 	reason := truncateRunes(oneLine("deploy-broker run "+item.RunID+" released by "+p.ARN+" before its task ended: nobody is watching it"), 250)
-	if _, err := d.ecs.StopTask(ctx, &ecs.StopTaskInput{Cluster: aws.String(d.set.Cluster), Task: aws.String(taskARN), Reason: aws.String(reason)}); err != nil {
-		return false, fmt.Errorf("stopping task %s of released run %s: %w", taskARN, req.RunID, err)
+	if _, err := d.stopRunTasks(ctx, req.RunID, taskARN, reason); err != nil { // only tasks listed by startedBy (task.go)
+		return false, fmt.Errorf("released run %s: %w", req.RunID, err)
 	}
 	a.Reason, a.TaskARN = "released while the ledger had no end for the run: StopTask sent (nobody watches it; a no-op if the job had already exited)", taskARN
 	return false, nil

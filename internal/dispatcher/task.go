@@ -169,32 +169,38 @@ func (d *Dispatcher) findTask(ctx context.Context, runID string, stopped bool) (
 // make the dispatcher stop it. A run whose task is not listed yet (ListTasks
 // is eventually consistent) is an error: the invocation is retried.
 func (d *Dispatcher) stopTask(ctx context.Context, runID, taskARN, reason, by string) error {
-	running, err := d.listTasks(ctx, runID, ecstypes.DesiredStatusRunning)
+	found, err := d.stopRunTasks(ctx, runID, taskARN, reason)
 	if err != nil {
 		return err
+	}
+	if !found {
+		return fmt.Errorf("no task started by run %s is listed in cluster %s (the run's task is believed to be %s): nothing stopped; will look again", runID, d.set.Cluster, taskARN)
+	}
+	return d.ledger.TaskStopped(ctx, runID, by, d.now())
+}
+
+// stopRunTasks stops the tasks ListTasks finds running in the broker's
+// cluster started by the run; found says it found any, running or already
+// stopped. believed is the task the caller thinks is the run's, for the log.
+func (d *Dispatcher) stopRunTasks(ctx context.Context, runID, believed, reason string) (found bool, err error) {
+	running, err := d.listTasks(ctx, runID, ecstypes.DesiredStatusRunning)
+	if err != nil {
+		return false, err
 	}
 	if len(running) == 0 {
 		// Stopping or stopped already (the job exited): nothing to stop.
 		stopped, err := d.listTasks(ctx, runID, ecstypes.DesiredStatusStopped)
-		if err != nil {
-			return err
-		}
-		if len(stopped) == 0 {
-			return fmt.Errorf("no task started by run %s is listed in cluster %s (the run's task is believed to be %s): nothing stopped; will look again", runID, d.set.Cluster, taskARN)
-		}
+		return len(stopped) > 0, err
 	}
 	for _, arn := range running {
-		if arn != taskARN {
-			d.log.Warn("stopping the run's task as listed by ECS, not the one believed", "run_id", runID, "listed", arn, "believed", taskARN)
+		if arn != believed {
+			d.log.Warn("stopping the run's task as listed by ECS, not the one believed", "run_id", runID, "listed", arn, "believed", believed)
 		}
 		if _, err := d.ecs.StopTask(ctx, &ecs.StopTaskInput{Cluster: aws.String(d.set.Cluster), Task: aws.String(arn), Reason: aws.String(reason)}); err != nil {
-			return fmt.Errorf("stopping task %s of run %s: %w", arn, runID, err)
+			return true, fmt.Errorf("stopping task %s of run %s: %w", arn, runID, err)
 		}
 	}
-	if err := d.ledger.TaskStopped(ctx, runID, by, d.now()); err != nil {
-		return err
-	}
-	return nil
+	return true, nil
 }
 
 // listTasks lists the tasks of the broker's cluster started by the run,
