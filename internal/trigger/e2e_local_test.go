@@ -250,13 +250,18 @@ func TestLocalConfirmationPromptRefusesOnN(t *testing.T) {
 	wantNothingRun(t, b, err, screen, "not confirmed: nothing was published")
 }
 
-// A reader that closes the pipe (deploy-trigger ticker | head -3) does not
-// kill deploy-trigger with SIGPIPE: the failed write cancels the run, the
-// task stops, and deploy-trigger exits 245 saying why.
-func TestLocalBrokenPipeCancelsTheRun(t *testing.T) {
+// A reader that goes away (deploy-trigger steps | head -0, a tee that
+// died) neither kills deploy-trigger with SIGPIPE nor cuts the deploy in
+// half: the job's lines stop, stderr says once that the run goes on and how
+// to follow it, and deploy-trigger waits for the job and exits with its
+// code (3). The job waits halfway until the test lets it go on, which it
+// does only once deploy-trigger has said the output closed: so the run was
+// surely still going when the write failed.
+func TestLocalClosedOutputLetsTheRunFinish(t *testing.T) {
 	t.Parallel()
 	b, bin := startLocal(t)
-	cmd := triggerCmd(bin, b, "--output", "plain", "ticker")
+	goFile := filepath.Join(t.TempDir(), "go")
+	cmd := triggerCmd(bin, b, "--output", "plain", "steps", "lines=40", "wait="+goFile)
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -267,33 +272,34 @@ func TestLocalBrokenPipeCancelsTheRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Close()
-	// head -3: read three lines, then close the pipe.
-	buf := make([]byte, 0, 256)
-	one := make([]byte, 1)
-	for n := 0; n < 3; {
-		if _, err := r.Read(one); err != nil {
-			t.Fatalf("reading the job's output: %v\nstderr:\n%s", err, stderr.String())
-		}
-		buf = append(buf, one[0])
-		if one[0] == '\n' {
-			n++
+	r.Close() // the reader is gone before the job's first line
+	for deadline := time.Now().Add(90 * time.Second); !strings.Contains(stderr.String(), "the output closed"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) || strings.Contains(stderr.String(), "deploy-trigger: error:") {
+			cmd.Process.Kill()
+			t.Fatalf("deploy-trigger did not say the output closed:\n%s", stderr.String())
 		}
 	}
-	r.Close()
-	if !strings.HasPrefix(string(buf), "tick 1\n") {
-		t.Errorf("first lines = %q", buf)
+	if err := os.WriteFile(goFile, nil, 0o644); err != nil {
+		t.Fatal(err)
 	}
 	err = waitExit(t, cmd, 90*time.Second, "after its output closed", &stderr)
 	if ee, ok := err.(*exec.ExitError); ok && !ee.Exited() {
 		t.Fatalf("deploy-trigger was killed by a signal (%v)\nstderr:\n%s", ee, stderr.String())
 	}
-	if code := exitCodeOf(t, err); code != exitcode.Cancelled {
-		t.Fatalf("exit code %d, want %d\nstderr:\n%s", code, exitcode.Cancelled, stderr.String())
+	if code := exitCodeOf(t, err); code != 3 {
+		t.Fatalf("exit code %d, want the job's 3\nstderr:\n%s", code, stderr.String())
 	}
-	if !strings.Contains(stderr.String(), "writing the job's output failed") || !strings.Contains(stderr.String(), "cancelling run") {
-		t.Errorf("stderr does not say the output failed and the run is cancelled:\n%s", stderr.String())
+	m := runIDRE.FindStringSubmatch(stderr.String())
+	if m == nil {
+		t.Fatalf("no run id in stderr:\n%s", stderr.String())
 	}
-	wantTaskStopped(t, b, stderr.String())
+	if n := strings.Count(stderr.String(), "the output closed"); n != 1 || !strings.Contains(stderr.String(), "goes on") ||
+		!strings.Contains(stderr.String(), "deploy-trigger logs --follow "+m[1]) {
+		t.Errorf("stderr does not say once that the run goes on and how to follow it:\n%s", stderr.String())
+	}
+	if strings.Contains(stderr.String(), "cancelling run") || strings.Contains(stderr.String(), "step 40 err") {
+		t.Errorf("the run was cancelled, or job lines were printed after the output closed:\n%s", stderr.String())
+	}
 }
 
 // Ctrl-C at the confirmation prompt aborts at once (248), without waiting

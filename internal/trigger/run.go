@@ -26,8 +26,8 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdin 
 	defer signal.Stop(sigs)
 	// A closed stdout or stderr (| head, a dead CI log stream) must not kill
 	// the process with SIGPIPE and leave the run unwatched: with SIGPIPE
-	// caught, the write fails with EPIPE, which the watch treats as an
-	// output error (cancel, wait briefly, exit 245).
+	// caught, the write fails with EPIPE, and the watch stops printing the
+	// job's lines but follows the run to its end (watch_output.go).
 	pipes := make(chan os.Signal, 1)
 	signal.Notify(pipes, syscall.SIGPIPE)
 	defer signal.Stop(pipes)
@@ -76,12 +76,12 @@ func newApp(getenv func(string) string, stdin io.Reader, stdout, stderr io.Write
 	return &app{getenv: getenv, stdin: stdin, in: bufio.NewReader(flushingReader{stdin, out}), stdout: out.stdout(), stderr: out.stderr(),
 		out: out, signals: signals, now: time.Now, hostname: host, stdinTTY: isTerminal(stdin), stdoutTTY: isTerminal(stdout),
 		watchTimings: watchTimings{tick: 200 * time.Millisecond, stopGrace: 2 * time.Second, exitWait: receiveVisibility + 5*time.Second,
-			gapWait: receiveVisibility + 5*time.Second, leaveWait: 2 * time.Second, longPoll: 20, retry: time.Second, outputStopWait: defaultOutputStopWait}, token: randomToken}
+			gapWait: receiveVisibility + 5*time.Second, leaveWait: 2 * time.Second, longPoll: 20, retry: time.Second}, token: randomToken}
 }
 
 // watchSettings are the settings a watch takes from the app.
 func (a *app) watchSettings() watchSettings {
-	return watchSettings{watchTimings: a.watchTimings, now: a.now, signals: a.signals, flush: a.out.Flush}
+	return watchSettings{watchTimings: a.watchTimings, now: a.now, signals: a.signals, flush: a.out.Flush, stderr: a.stderr}
 }
 
 // flush writes out buffered output.

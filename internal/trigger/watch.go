@@ -3,6 +3,7 @@ package trigger
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"time"
 
@@ -50,7 +51,7 @@ type watch struct {
 	cancelAgain bool              // publish another cancel once the one in flight is done
 	cancelOK    bool              // a cancel published after the run was accepted went out
 	cancelErr   error             // why the last cancel request could not be published
-	outputErr   error             // writing the output failed: the run is cancelled, its output discarded
+	outputErr   error             // writing the output failed: the job's lines are no longer printed, the run goes on
 
 	// --detach (watch_detach.go): the broker took the run; leave it going.
 	waiting, awaitingApproval, detached bool
@@ -64,18 +65,18 @@ type watchSettings struct {
 	now     func() time.Time
 	signals <-chan os.Signal
 	flush   func() error // writes out the buffered output
+	stderr  io.Writer    // the trigger's own stderr (says that the output closed)
 }
 
 // watchTimings are the watch's clocks and pauses; tests shorten them.
 type watchTimings struct {
-	tick           time.Duration // how often clocks are checked
-	stopGrace      time.Duration // wait for records already on their way after ECS says STOPPED
-	exitWait       time.Duration // wait for the exit record of a runner that ended with a code (see stopDeadline)
-	gapWait        time.Duration // give up on missing runner records once the record after them has waited this long
-	leaveWait      time.Duration // on a second signal, how long a cancel request still being sent may take
-	longPoll       int32         // SQS long-poll seconds
-	retry          time.Duration // pause between retries while the queue or its policy is not there yet
-	outputStopWait time.Duration // after an output error, how long to wait for the cancelled job to stop
+	tick      time.Duration // how often clocks are checked
+	stopGrace time.Duration // wait for records already on their way after ECS says STOPPED
+	exitWait  time.Duration // wait for the exit record of a runner that ended with a code (see stopDeadline)
+	gapWait   time.Duration // give up on missing runner records once the record after them has waited this long
+	leaveWait time.Duration // on a second signal, how long a cancel request still being sent may take
+	longPoll  int32         // SQS long-poll seconds
+	retry     time.Duration // pause between retries while the queue or its policy is not there yet
 }
 
 // tail follows the run until it ends and returns its result.
@@ -115,7 +116,7 @@ func (w *watch) tail(ctx context.Context) *Result {
 		}
 		if err != nil {
 			stop()
-			return w.finish(w.settle(ctx, w.outputOutcome(err)))
+			return w.finish(w.settle(ctx, err))
 		}
 	}
 }

@@ -55,7 +55,7 @@ func (w *watch) cancel(ctx context.Context, why string) {
 		w.recancel = true
 	}
 	if why != "" {
-		w.out.notice(fmt.Sprintf("%s: cancelling run %s (waiting up to %s for the job to stop; interrupt again to leave at once)", why, w.runID, w.cancelGrace()))
+		w.out.notice(fmt.Sprintf("%s: cancelling run %s (waiting up to %s for the job to stop; interrupt again to leave at once)", why, w.runID, w.cfg.CancelGrace))
 	}
 	w.sendCancel(ctx)
 }

@@ -26,8 +26,8 @@ func (w *watch) onTick(ctx context.Context) error {
 			return exitcode.Errorf(exitcode.Cancelled, "run %s was cancelled; the runner went silent without reporting its exit", w.runID)
 		}
 		return exitcode.Errorf(exitcode.LostRunner, "lost the runner of run %s: no heartbeat for %s%s", w.runID, hb.Round(time.Second), w.taskNote())
-	case w.cancelRequested() && now.Sub(w.cancelAt) >= w.cancelGrace():
-		return exitcode.Errorf(exitcode.Cancelled, "run %s: cancel requested, but the job did not report stopping within %s; the task may still be stopping", w.runID, w.cancelGrace())
+	case w.cancelRequested() && now.Sub(w.cancelAt) >= w.cfg.CancelGrace:
+		return exitcode.Errorf(exitcode.Cancelled, "run %s: cancel requested, but the job did not report stopping within %s; the task may still be stopping", w.runID, w.cfg.CancelGrace)
 	case w.queueURL == "" && !w.heardAny && w.cfg.QueueTimeout > 0 && now.Sub(w.published) >= min(w.cfg.QueueTimeout, w.cfg.StartTimeout):
 		// Nothing answered at all: the dispatcher makes the run's queue
 		// first thing after verifying the request, so none means it

@@ -3,56 +3,39 @@ package trigger
 import (
 	"context"
 	"fmt"
-	"time"
 
-	"github.com/deploy-broker/deploy-broker/internal/exitcode"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
-// defaultOutputStopWait is how long the trigger waits for a job it
-// cancelled because its output could not be written (a broken pipe) to
-// report stopping: briefly, since nobody reads what it says any more.
-const defaultOutputStopWait = 30 * time.Second
-
-// outputFailed handles a failed write of the run's output (stdout or stderr
-// closed: "| head", a dead "| tee", a closed CI log stream). Nobody can see
-// the job any more, so it must not run on unwatched: the rest of its output
-// is discarded, a cancel is sent, and the watch waits briefly
-// (outputStopWait, at most --cancel-grace) for the job to stop. The run then
-// ends with exitcode.Cancelled whatever the job did (outputOutcome).
-func (w *watch) outputFailed(ctx context.Context, err error) {
+// outputFailed handles a failed write of the run's output (stdout closed:
+// "| head", a dead "| tee", a closed CI log stream). A deploy cut in half is
+// worse than an unwatched one, so the run goes on: the job's lines are no
+// longer printed, stderr says once (when it still works) how to follow the
+// run, and the watch goes on to the run's end and its exit code. Ctrl-C
+// still cancels.
+func (w *watch) outputFailed(_ context.Context, err error) {
 	if w.outputErr != nil {
 		return
 	}
 	w.outputErr = err
 	w.out = mutedPrinter{w.out}
-	if w.exited || w.rejected || !w.mayBeRunning() {
+	if w.set.stderr == nil {
 		return
 	}
-	w.cancel(ctx, fmt.Sprintf("writing the job's output failed (%v)", err))
+	// Straight to stderr: the printer's notices go to stdout in the json
+	// and github modes.
+	_, _ = fmt.Fprintf(w.set.stderr, "deploy-trigger: %s\n", outputClosedNotice(w.runID, err, w.exited || w.rejected))
+	_ = w.set.flush()
 }
 
-// cancelGrace is how long a cancelled job may take to report stopping.
-func (w *watch) cancelGrace() time.Duration {
-	if w.outputErr != nil && w.set.outputStopWait > 0 && w.set.outputStopWait < w.cfg.CancelGrace {
-		return w.set.outputStopWait
+// outputClosedNotice is what the trigger says once its output closed
+// (ended: the run's end had already arrived).
+func outputClosedNotice(runID string, err error, ended bool) string {
+	if ended {
+		return fmt.Sprintf("the output closed (%v): the job's last lines were not printed (deploy-trigger logs %s shows them)", err, runID)
 	}
-	return w.cfg.CancelGrace
-}
-
-// outputOutcome is the run's end once its output failed: exit code 245
-// (cancelled), saying how the job itself ended.
-func (w *watch) outputOutcome(err error) error {
-	if w.outputErr == nil {
-		return err
-	}
-	what := "the job had ended"
-	if err != errJobSucceeded {
-		what = err.Error()
-	} else if w.cancelRequested() {
-		what = "the job succeeded before the cancel reached it"
-	}
-	return exitcode.Errorf(exitcode.Cancelled, "writing the output failed (%v), so run %s was cancelled: %s", w.outputErr, w.runID, what)
+	return fmt.Sprintf("the output closed (%v): no more job lines are printed here; run %s goes on and deploy-trigger waits for its end and exit code "+
+		"(follow it with: deploy-trigger logs --follow %s, or deploy-trigger attach %s; Ctrl-C cancels it)", err, runID, runID, runID)
 }
 
 // mutedPrinter drops the job's output lines once the output has failed;
