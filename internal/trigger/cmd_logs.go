@@ -37,7 +37,7 @@ type logsCLI struct {
 	CancelOnInterrupt bool          `name:"cancel-on-interrupt" help:"attach: Ctrl-C cancels the run (publishes a cancel; needs publish rights) instead of detaching."`
 	Color             bool          `name:"color" help:"Keep the job's ANSI colours."`
 	Poll              time.Duration `name:"poll" default:"500ms" hidden:"" help:"How often to read the log while following."`
-	LostAfter         time.Duration `name:"lost-after" default:"3m" help:"While following: give up (exit 243) when the task has stopped and the log has had no exit record for this long."`
+	LostAfter         time.Duration `name:"lost-after" default:"30s" help:"While following a run the ledger says has ended: wait this long after its end (the log may lag) for the exit record, then end with the ledger's outcome (243 when it knows no exit code)."`
 	Key               string        `name:"key" placeholder:"KEY" help:"Find the run by the idempotency key it was started with (--idempotency-key), instead of its run id: the newest of your own runs of --job with that key."`
 	Job               string        `name:"job" placeholder:"JOB" help:"With --key (required): the job the run is of."`
 	KeySince          time.Duration `name:"key-since" default:"24h" help:"With --key: look at runs from this long ago on."`
@@ -104,7 +104,18 @@ func (a *app) runLogs(ctx context.Context, cmd string, args []string) error {
 	if err != nil && !isJobExit(err) {
 		fmt.Fprintf(a.stderr, "deploy-trigger: %v\n", err)
 	}
+	if !attach && errors.As(err, new(*detachedError)) {
+		return nil // logs --follow only stops reading: nothing went wrong
+	}
 	return err
+}
+
+// detachedError is Ctrl-C on a follower that does not cancel: the follower
+// stops, the run goes on. attach exits 245 with it, logs --follow 0.
+type detachedError struct{ runID string }
+
+func (d *detachedError) Error() string {
+	return fmt.Sprintf("detached from run %s: it goes on (deploy-trigger attach %s to get back onto it)", d.runID, d.runID)
 }
 
 func isJobExit(err error) bool {
@@ -124,6 +135,7 @@ type logFollower struct {
 
 	found     historyRun     // the run, once found
 	exit      *protocol.Exit // its exit record, once read
+	ledgerEnd bool           // the run ended by the ledger, its log having no exit record
 	atStart   map[protocol.Stream]bool
 	n         uint64 // last run log line printed
 	token     *string
@@ -207,13 +219,20 @@ func (f *logFollower) run(ctx context.Context) error {
 			}
 			return nil
 		}
-		// Still running? A task that stopped without an exit record in its
-		// log for LostAfter is a lost runner, as for the live view.
+		// Still running? The ledger knows when the run ended: once its log,
+		// read to the end, has had no exit record for LostAfter after that
+		// (the log's last lines may lag the task's end), the ledger's
+		// outcome is the run's. A run that ended long ago ends at once.
 		if r, ok, err := f.h.get(ctx, runID); err == nil && ok && !ledger.Pending(r.Outcome) {
-			if stoppedAt.IsZero() {
-				stoppedAt = f.app.now()
-			} else if f.app.now().Sub(stoppedAt) > f.cli.LostAfter {
-				return exitcode.Errorf(exitcode.LostRunner, "run %s ended (%s) without an exit record in its log", runID, r.Outcome)
+			ended := r.item.EndedAt
+			if ended.IsZero() {
+				if stoppedAt.IsZero() {
+					stoppedAt = f.app.now()
+				}
+				ended = stoppedAt
+			}
+			if f.app.now().Sub(ended) >= f.cli.LostAfter {
+				return f.endedWithoutExit(r)
 			}
 		}
 		if err := f.wait(ctx); err != nil {
@@ -234,8 +253,7 @@ func (f *logFollower) wait(ctx context.Context) error {
 		return nil
 	case <-f.app.signals:
 		if !f.attach || !f.cli.CancelOnInterrupt || f.cancelled {
-			f.say("detached from run %s: it goes on (deploy-trigger attach %s to get back onto it)", f.cli.RunID, f.cli.RunID)
-			return exitcode.Errorf(exitcode.Cancelled, "detached from run %s, which goes on", f.cli.RunID)
+			return exitcode.New(exitcode.Cancelled, &detachedError{runID: f.cli.RunID}) // said once, by runLogs
 		}
 		f.cancelled = true
 		f.say("cancelling run %s (Ctrl-C again to detach)", f.cli.RunID)
@@ -318,6 +336,40 @@ func (f *logFollower) finish(run historyRun, x *protocol.Exit) error {
 	return err
 }
 
+// endedWithoutExit ends a follower on a run the ledger says has ended
+// while its log has no exit record: with the code the ledger's outcome
+// gives (the runner container's exit code, which is protocol.ExitCode of
+// its exit record; 245 for a cancelled run; 242 for a task that never
+// started; 243 otherwise). logs exits 0, saying how the run ended.
+func (f *logFollower) endedWithoutExit(r historyRun) error {
+	f.found, f.ledgerEnd = r, true
+	it := r.item
+	var err error
+	switch {
+	case r.Outcome == ledger.OutcomeCancelled:
+		err = exitcode.Errorf(exitcode.Cancelled, "run %s was cancelled (run ledger: %s)", r.RunID, r.Status)
+	case it.ExitCode != nil && *it.ExitCode == 0:
+	case it.ExitCode != nil && exitcode.Name(*it.ExitCode) == "":
+		err = &exitcode.JobExit{Code: *it.ExitCode}
+	case it.ExitCode != nil:
+		err = exitcode.Errorf(*it.ExitCode, "run %s ended with the runner's exit code %d (%s)", r.RunID, *it.ExitCode, exitcode.Name(*it.ExitCode))
+	case it.StopCode == "TaskFailedToStart":
+		err = exitcode.Errorf(exitcode.StartFailed, "the task of run %s failed to start: %s", r.RunID, it.StopReason)
+	default:
+		err = exitcode.Errorf(exitcode.LostRunner, "run %s ended (%s) without an exit record", r.RunID, r.Outcome)
+	}
+	f.say("run %s ended (%s in the run ledger) and its log has no exit record: its outcome is the ledger's", r.RunID, r.Outcome)
+	if !f.attach {
+		return nil
+	}
+	if isJobExit(err) {
+		f.say("job %s failed with exit code %d", r.Job, exitcode.Code(err))
+	} else if err == nil {
+		f.say("job %s succeeded", r.Job)
+	}
+	return err
+}
+
 // lastExit reads the exit record from the end of a run's log (nil while the
 // run is going, or when its log has none).
 func lastExit(ctx context.Context, logs logsAPI, group string, r historyRun) (*protocol.Exit, error) {
@@ -348,7 +400,7 @@ func lastExit(ctx context.Context, logs logsAPI, group string, r historyRun) (*p
 func (f *logFollower) report(err error) {
 	code := exitcode.Code(err)
 	r := &Result{RunID: f.cli.RunID, Job: f.found.Job, TaskARN: f.found.TaskARN, Code: code, RequestedBy: f.found.RequestedBy,
-		Outcome: outcomeName(code, isJobExit(err) || err == nil && f.exit != nil), Err: err}
+		Outcome: outcomeName(code, isJobExit(err) || err == nil && (f.exit != nil || f.ledgerEnd)), Err: err}
 	if err != nil && !isJobExit(err) {
 		r.Message = err.Error()
 	}

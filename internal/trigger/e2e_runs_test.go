@@ -299,8 +299,10 @@ func TestLocalAttachAfterTheTriggerWasKilled(t *testing.T) {
 	}
 }
 
-// Ctrl-C on attach detaches and the run goes on; with --cancel-on-interrupt
-// it cancels the run (a signed cancel, as a run's) and follows it to its end.
+// Ctrl-C on attach detaches (245) and the run goes on; on logs --follow it
+// only stops reading (0); each says so once. With --cancel-on-interrupt
+// attach cancels the run (a signed cancel, as a run's) and follows it to its
+// end.
 func TestLocalAttachInterrupt(t *testing.T) {
 	t.Parallel()
 	b, bin := startLocal(t)
@@ -320,7 +322,7 @@ func TestLocalAttachInterrupt(t *testing.T) {
 	runID := m[1]
 
 	interrupt := func(args ...string) (int, string) {
-		cmd := triggerCmd(bin, b, append([]string{"attach"}, args...)...)
+		cmd := triggerCmd(bin, b, args...)
 		var out testutil.SyncBuffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Start(); err != nil {
@@ -339,14 +341,18 @@ func TestLocalAttachInterrupt(t *testing.T) {
 		}
 		return 0, ""
 	}
-	code, out := interrupt(runID)
-	if code != 245 || !strings.Contains(out, "detached from run "+runID) {
+	code, out := interrupt("attach", runID)
+	if code != 245 || strings.Count(out, "detached from run "+runID) != 1 {
 		t.Fatalf("detach: exit %d\n%s", code, out)
+	}
+	code, out = interrupt("logs", "--follow", runID)
+	if code != 0 || strings.Count(out, "detached from run "+runID) != 1 {
+		t.Fatalf("logs --follow interrupted: exit %d, want 0 and one message\n%s", code, out)
 	}
 	if ts := tasks(t, b, runID); len(ts) != 1 || aws.ToString(ts[0].DesiredStatus) != "RUNNING" {
 		t.Fatalf("after a detach the task should still run: %d tasks", len(ts))
 	}
-	code, out = interrupt("--cancel-on-interrupt", runID)
+	code, out = interrupt("attach", "--cancel-on-interrupt", runID)
 	if code != 245 || !strings.Contains(out, "cancelling run "+runID) || !strings.Contains(out, "sleeper got SIGTERM") {
 		t.Fatalf("cancel: exit %d\n%s", code, out)
 	}
