@@ -5,11 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
+	"syscall"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/deploy-broker/deploy-broker/internal/exitcode"
 )
 
 // apiCode is the AWS error code of err, or "".
@@ -159,4 +163,68 @@ func apiMessage(err error) string {
 		return ae.ErrorMessage()
 	}
 	return err.Error()
+}
+
+// credentialsError is err said in one line with its exit code when it is
+// about the credentials themselves (an MFA code that cannot be had, none
+// found, expired, not recognised), else nil.
+func credentialsError(ctx context.Context, c clients, err error, doing string) error {
+	var mfa *mfaError
+	if errors.As(err, &mfa) || isExpiredCredentials(err) || isInvalidCredentials(err) || isNoCredentials(err) {
+		return describeAWSError(ctx, c, err, doing, "working AWS credentials")
+	}
+	return nil
+}
+
+// firstCallError classifies the error of the invocation's first AWS call
+// (preflight's sts:GetCallerIdentity), when it shows that nothing can be
+// published: credentials (credentialsError), or an endpoint that cannot be
+// reached at all (unreachableError). Otherwise nil: publishing is still
+// tried, and reports what it meets.
+func firstCallError(ctx context.Context, c clients, err error) error {
+	if cerr := credentialsError(ctx, c, err, "checking who these credentials are (sts:GetCallerIdentity)"); cerr != nil {
+		return cerr
+	}
+	return unreachableError(err, c.stsEndpoint)
+}
+
+// unreachableError says in one line why AWS could not be reached, when the
+// cause is certain and lasting: nothing listens at the endpoint
+// (connection refused), or its host name does not resolve. With a single
+// endpoint for every service (AWS_ENDPOINT_URL: local mode) any failure to
+// connect other than a timeout counts, since publishing goes there too.
+// nil for anything else.
+func unreachableError(err error, endpoint string) error {
+	var dns *net.DNSError
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED) && endpoint != "":
+		return exitcode.Errorf(exitcode.Broker, "nothing answers at %s, the AWS endpoint AWS_ENDPOINT_URL names (connection refused): is the local broker running? "+
+			"Start it (make demo, or deploy-broker-local -env-file FILE) and use the environment it writes, or unset AWS_ENDPOINT_URL to reach AWS itself", endpoint)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return exitcode.Errorf(exitcode.Broker, "nothing answers at %s (connection refused): check the network, a proxy (HTTPS_PROXY) or a firewall", requestHost(err))
+	case errors.As(err, &dns) && dns.IsNotFound:
+		return exitcode.Errorf(exitcode.Broker, "the host name %s does not resolve: check the region in the topic ARN (or AWS_ENDPOINT_URL), and the network's DNS", dns.Name)
+	}
+	return nil
+}
+
+// requestHost is the scheme and host a failed request went to, or "AWS".
+func requestHost(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if u, perr := url.Parse(ue.URL); perr == nil && u.Host != "" {
+			return u.Scheme + "://" + u.Host
+		}
+	}
+	return "AWS"
+}
+
+// isTopicMissing says SNS does not know the topic (in that account and
+// region).
+func isTopicMissing(err error) bool {
+	switch apiCode(err) {
+	case "NotFound", "NotFoundException":
+		return true
+	}
+	return false
 }

@@ -97,6 +97,23 @@ func TestMFAProfileWithoutTerminal(t *testing.T) {
 	}
 }
 
+// A run, not only a dry run, whose profile needs an MFA code without a
+// terminal is a usage error (240), as documented; it used to fail later,
+// signing the proof, as a broker error (247). Nothing is published.
+func TestMFAProfileWithoutTerminalRun(t *testing.T) {
+	t.Parallel()
+	b := startScripted(t, "deploy-broker")
+	_, _, err := runDry(t, b, "", false, "--profile", "deployer", "website")
+	if codeOf(err) != exitcode.Usage || !strings.Contains(err.Error(), `profile "deployer" needs an MFA code (mfa_serial), but stdin is not a terminal`) {
+		t.Fatalf("code %d: %v", codeOf(err), err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	if r := b.tryRequest(ctx); r != nil {
+		t.Errorf("published %+v", r)
+	}
+}
+
 func TestRoleARNSessionNamesTheRun(t *testing.T) {
 	t.Parallel()
 	b := startScripted(t, "deploy-broker")

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
@@ -38,6 +39,9 @@ func signRequest(ctx context.Context, c clients, topic Topic, r *protocol.Reques
 		if mfa := mfaInterrupted(err); mfa != nil {
 			return exitcode.Errorf(exitcode.Safety, "%w; nothing was published", mfa)
 		}
+		if cerr := credentialsError(ctx, c, err, fmt.Sprintf("signing the %s request's proof of identity", r.Kind)); cerr != nil {
+			return cerr
+		}
 		return exitcode.Errorf(exitcode.Broker, "signing the %s request's proof of identity: %v", r.Kind, err)
 	}
 	v, err := identity.NewVerifier(identity.VerifierConfig{Partition: topic.Partition, Region: topic.Region, Endpoint: c.stsEndpoint})
@@ -57,18 +61,25 @@ func signRequest(ctx context.Context, c clients, topic Topic, r *protocol.Reques
 // preflight asks STS who these credentials are (GetCallerIdentity needs no
 // permission) and compares this machine's clock with the Date of STS's
 // answer: a proof signed by a clock far off is refused by the dispatcher
-// without an answer. It returns the caller's ARN; a failure to ask is not
-// an error here (publishing reports credential problems more precisely),
-// except an MFA prompt stopped by Ctrl-C: that stops the run (248).
+// without an answer. It returns the caller's ARN. Being the first call, it
+// fails fast (two attempts) where publishing cannot work either, in one
+// line naming the cause and the fix (firstCallError): no, expired or
+// unrecognised credentials, an MFA code that cannot be had, an endpoint
+// nothing answers at or a host that does not resolve; an MFA prompt stopped
+// by Ctrl-C stops the run (248). Other failures (a slow STS) are left to
+// publishing.
 func preflight(ctx context.Context, c clients, now func() time.Time) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	sent := now()
-	out, err := c.sts.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	out, err := c.sts.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}, func(o *sts.Options) { o.Retryer = retry.AddWithMaxAttempts(o.Retryer, 2) })
 	if mfa := mfaInterrupted(err); mfa != nil {
 		return "", exitcode.Errorf(exitcode.Safety, "%w; nothing was published", mfa)
 	}
-	if err != nil || out == nil {
+	if err != nil {
+		return "", firstCallError(ctx, c, err)
+	}
+	if out == nil {
 		return "", nil
 	}
 	arn := ""

@@ -48,6 +48,13 @@ func publish(ctx context.Context, c clients, topic Topic, r *protocol.Request) e
 	}
 	_, err = c.sns.Publish(ctx, &sns.PublishInput{TopicArn: aws.String(topic.ARN), Message: aws.String(string(body))})
 	if err != nil {
+		if isTopicMissing(err) {
+			return exitcode.Errorf(exitcode.Usage, "topic %s does not exist in account %s, region %s (SNS: %s): check the topic ARN (its name, account and region) in --topic-arn, DEPLOY_TRIGGER_TOPIC_ARN or the environment (the stack's TopicArn output)",
+				topic.Name, topic.Account, topic.Region, short(apiMessage(err), 120))
+		}
+		if uerr := unreachableError(err, c.stsEndpoint); uerr != nil {
+			return uerr
+		}
 		return describeAWSError(ctx, c, err, fmt.Sprintf("publishing the %s request to %s", r.Kind, topic.ARN), "sns:Publish on the topic (and kms:GenerateDataKey on its key)")
 	}
 	return nil

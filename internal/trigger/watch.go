@@ -31,6 +31,7 @@ type watch struct {
 	queueURL     string
 	lastWaitErr  error
 	heardAny     bool
+	waitSaid     bool // said what it waits for when the broker was silent (sayWhatItWaitsFor)
 	accepted     *protocol.Accepted
 	lastTask     *protocol.Task
 	everRunning  bool

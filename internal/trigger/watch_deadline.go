@@ -2,6 +2,7 @@ package trigger
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/deploy-broker/deploy-broker/internal/exitcode"
@@ -36,6 +37,7 @@ func (w *watch) onTick(ctx context.Context) error {
 	case w.lastRunner.IsZero() && now.Sub(w.published) >= w.cfg.StartTimeout:
 		return exitcode.Errorf(exitcode.StartTimeout, "run %s did not start within %s: %s", w.runID, w.cfg.StartTimeout, w.lastKnown())
 	}
+	w.sayWhatItWaitsFor(now)
 	if d := w.overallDeadline(); !d.IsZero() && now.After(d) {
 		// settle sends the cancel.
 		return exitcode.Errorf(exitcode.Timeout, "run %s was still going after %s, the trigger's time limit: gave up", w.runID, now.Sub(w.published).Round(time.Second))
@@ -116,4 +118,34 @@ func (w *watch) overallDeadline() time.Time {
 		return time.UnixMilli(w.started.DeadlineUnixMilli).Add(5 * time.Minute)
 	}
 	return time.Time{}
+}
+
+// noAnswerNotice is how long the trigger waits in silence for the broker's
+// first answer (the run queue) before it says what it waits for: the
+// broker answers within seconds, and one that refused the request's proof
+// of identity never does (it cannot answer an unverified sender).
+const noAnswerNotice = 10 * time.Second
+
+// sayWhatItWaitsFor says once, when the broker has not answered for
+// noAnswerNotice, what the trigger waits for and what silence means.
+func (w *watch) sayWhatItWaitsFor(now time.Time) {
+	if w.waitSaid || w.queueURL != "" || w.heardAny || now.Sub(w.published) < noAnswerNotice {
+		return
+	}
+	w.waitSaid = true
+	limit := w.cfg.StartTimeout
+	if w.cfg.QueueTimeout > 0 {
+		limit = min(w.cfg.QueueTimeout, w.cfg.StartTimeout)
+	}
+	w.out.notice(fmt.Sprintf("no answer yet after %s: waiting for the broker to create the queue of run %s (it answers within seconds once it has verified the request), until %s; "+
+		"a broker that refused the request's proof of identity never answers: then %s is not among its trusted principals, or the topic is not its own, or it is older than this deploy-trigger",
+		noAnswerNotice, w.runID, limit, w.who()))
+}
+
+// who is the principal the request was signed as, when STS said.
+func (w *watch) who() string {
+	if w.signer != "" {
+		return w.signer
+	}
+	return "this principal"
 }
