@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/alecthomas/kong"
+
+	"github.com/deploy-broker/deploy-broker/internal/ledger"
 )
 
 // CLI is every flag and environment variable of deploy-trigger, in one
@@ -134,7 +136,9 @@ func parseCLI(args []string, getenv func(string) string, stdout, stderr io.Write
 
 // cliVars are the variables CLI's help tags use.
 func cliVars() kong.Vars {
-	return kong.Vars{"version": versionLine(), "commands": strings.Join(ReservedCommands, ", ")}
+	return kong.Vars{"version": versionLine(), "commands": strings.Join(ReservedCommands, ", "),
+		"outcomes": strings.Join(ledger.Outcomes(), ", ")} // runs --outcome
+
 }
 
 // colorFlagAlone reads a bare --color (once a switch) as --color=always.

@@ -157,7 +157,7 @@ func (f *logFollower) run(ctx context.Context) error {
 			return err
 		}
 		if !ok {
-			return exitcode.Errorf(exitcode.Rejected, "run %s is not in the run ledger of table %s", runID, f.h.table)
+			return notInLedger(runID, f.h.table)
 		}
 		run = r
 		if run.TaskARN != "" || !f.follow || !ledger.Pending(run.Outcome) {

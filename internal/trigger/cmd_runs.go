@@ -42,7 +42,7 @@ type runsCLI struct {
 	targetFlags
 	Job       string        `name:"job" placeholder:"JOB" help:"Only runs of this job."`
 	Requester string        `name:"requester" placeholder:"TEXT" help:"Only runs whose verified principal (or claimed requester) contains TEXT."`
-	Outcome   string        `name:"outcome" placeholder:"OUTCOME" help:"Only runs with this outcome: queued, awaiting-approval, running, succeeded, failed, stopped, rejected, cancelled, abandoned."`
+	Outcome   string        `name:"outcome" placeholder:"OUTCOME" help:"Only runs with this outcome: ${outcomes}."`
 	Since     time.Duration `name:"since" default:"168h" help:"Runs from this long ago on (by run id time)."`
 	Until     time.Duration `name:"until" default:"0" help:"Runs up to this long ago."`
 	Limit     int           `name:"limit" default:"20" help:"At most this many runs, newest first."`
@@ -143,7 +143,7 @@ func (a *app) history(ctx context.Context, cmd string, args []string) error {
 		return a.historyFail(err)
 	}
 	if !ok {
-		return a.historyFail(exitcode.Errorf(exitcode.Rejected, "run %s is not in the run ledger of table %s (a wrong broker, a run older than the ledger's retention, or a run id never published)", show.RunID, table))
+		return a.historyFail(notInLedger(show.RunID, table))
 	}
 	if show.LogGroup != "" && r.TaskARN != "" {
 		x, err := lastExit(ctx, cloudwatchlogs.NewFromConfig(awsCfg), show.LogGroup, r)
@@ -166,7 +166,7 @@ func (a *app) historyFail(err error) error {
 
 // parseSub parses a subcommand's flags with kong.
 func parseSub(target any, name string, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
-	parser, err := kong.New(target, kong.Name(name), kong.Writers(stdout, stderr),
+	parser, err := kong.New(target, kong.Name(name), kong.Writers(stdout, stderr), cliVars(),
 		kong.Exit(func(code int) { panic(exitPanic(code)) }),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true, WrapUpperBound: 100}),
 		kong.Resolvers(envResolver(getenv)))

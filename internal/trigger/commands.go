@@ -154,7 +154,7 @@ func commandFlagNames(c commandSpec) []string {
 	if c.own == nil {
 		return c.runFlags
 	}
-	p, err := kong.New(c.own(), kong.Name("deploy-trigger "+c.Name), kong.Exit(func(int) {}))
+	p, err := kong.New(c.own(), kong.Name("deploy-trigger "+c.Name), cliVars(), kong.Exit(func(int) {}))
 	if err != nil {
 		return nil
 	}

@@ -159,8 +159,10 @@ func TestLocalRunsAndShow(t *testing.T) {
 			t.Errorf("runs %v: exit %d, want no runs:\n%s", filter, code, out)
 		}
 	}
-	if code, _, errOut := runTrigger(t, bin, b, "show", "01JD0000000000000000000000"); code != 241 || !strings.Contains(errOut, "is not in the run ledger") {
-		t.Errorf("show of an unknown run: exit %d\n%s", code, errOut)
+	for _, cmd := range []string{"show", "logs", "attach"} { // 240: not 241, the broker's refusal
+		if code, _, errOut := runTrigger(t, bin, b, cmd, "01JD0000000000000000000000"); code != 240 || !strings.Contains(errOut, "is not in the run ledger") {
+			t.Errorf("%s of an unknown run: exit %d, want 240\n%s", cmd, code, errOut)
+		}
 	}
 	if code, _, errOut := runTrigger(t, bin, b, "show", "--ledger-table", "", "not-a-run-id"); code != 240 {
 		t.Errorf("show of a bad run id: exit %d\n%s", code, errOut)

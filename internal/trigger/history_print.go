@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/deploy-broker/deploy-broker/internal/exitcode"
 	"github.com/deploy-broker/deploy-broker/internal/ledger"
 )
 
@@ -123,4 +124,11 @@ func cell(s string, n int) string {
 		s = s[:n] + "…"
 	}
 	return s
+}
+
+// notInLedger is the error of show, logs and attach for a run id the ledger
+// does not hold: a usage error (240), as an unknown environment is. 241
+// stays the broker's refusal of a request.
+func notInLedger(runID, table string) error {
+	return exitcode.Errorf(exitcode.Usage, "run %s is not in the run ledger of table %s (a wrong broker, a run older than the ledger's retention, or a run id never published)", runID, table)
 }

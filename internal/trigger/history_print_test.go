@@ -1,8 +1,11 @@
 package trigger
 
 import (
+	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/deploy-broker/deploy-broker/internal/ledger"
 )
 
 // show lists parameters and outputs sorted by name, the label on the first
@@ -28,5 +31,20 @@ outputs:        image=sha256:abc
 	printRun(&b, "text", historyRun{RunID: "01J0000000000000000000000A", Job: "website", Outcome: "running"})
 	if got := b.String(); strings.Contains(got, "parameters") || strings.Contains(got, "outputs") {
 		t.Errorf("a run without parameters or outputs shows their labels:\n%s", got)
+	}
+}
+
+// runs --outcome's help names every outcome the ledger gives, from
+// ledger.Outcomes (it used to lack awaiting-approval).
+func TestRunsOutcomeHelpListsEveryOutcome(t *testing.T) {
+	var out bytes.Buffer
+	if err := parseSub(&runsCLI{}, "deploy-trigger runs", []string{"--help"}, func(string) string { return "" }, &out, &out); err != errHelpShown {
+		t.Fatal(err)
+	}
+	help := strings.Join(strings.Fields(out.String()), " ")
+	for _, o := range ledger.Outcomes() {
+		if !strings.Contains(help, " "+o+",") && !strings.Contains(help, " "+o+".") {
+			t.Errorf("runs --help does not list outcome %s:\n%s", o, out.String())
+		}
 	}
 }
