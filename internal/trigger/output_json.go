@@ -13,7 +13,8 @@ import (
 // object has "event": target, dry-run, notice, record (a feedback record as
 // it came, except output), line (one piece of job output), result.
 type jsonPrinter struct {
-	enc *json.Encoder
+	enc   *json.Encoder
+	lines uint64 // line events so far: the last one's n
 }
 
 func newJSONPrinter(stdout io.Writer) *jsonPrinter {
@@ -36,8 +37,14 @@ type jsonTarget struct {
 	Requester    *protocol.Requester `json:"requester,omitempty"`
 }
 
+// jsonLine is one piece of the job's output. n is its identity: 1, 2, 3…
+// in the order printed (one stream's pieces in the order the job wrote
+// them; across the two, the order the runner read them in). seq is the
+// runner record the piece came in, which holds pieces of both streams, so
+// it repeats.
 type jsonLine struct {
 	Event  string    `json:"event"`
+	N      uint64    `json:"n"`
 	Seq    uint64    `json:"seq"`
 	Stream string    `json:"stream"`
 	Time   time.Time `json:"t"`
@@ -113,7 +120,8 @@ func (p *jsonPrinter) record(r protocol.Record) error {
 		if err != nil {
 			return err
 		}
-		jl := jsonLine{Event: "line", Seq: r.Seq, Stream: string(l.Stream), Time: lineTime(r, l).UTC(), Cont: l.Cont}
+		p.lines++
+		jl := jsonLine{Event: "line", N: p.lines, Seq: r.Seq, Stream: string(l.Stream), Time: lineTime(r, l).UTC(), Cont: l.Cont}
 		if utf8.Valid(b) {
 			jl.Text = string(b)
 		} else {

@@ -2,9 +2,11 @@ package trigger
 
 import (
 	"bytes"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -94,6 +96,19 @@ func goldenScenarios() []scenario {
 			result: Result{RunID: "01JD0000000000000000000000", Job: "website", TaskARN: "arn:aws:ecs:us-east-1:123456789012:task/broker/abc",
 				Account: "123456789012", AccountAlias: "acme-prod", Region: "eu-west-1", Code: 1, Outcome: "failed",
 				Duration: 1500 * time.Millisecond, Lines: 2, Bytes: 30}},
+		// Issue 25: a broker slow to answer is said to be waited for; a
+		// closed output lets the run go on to the job's own code; an
+		// endpoint nothing answers at is one line, at once.
+		{name: "slow-broker", records: []protocol.Record{accepted("123456789012"), started(1, 10), exitRec(2, 0, protocol.ReasonCompleted)},
+			notices: map[int]string{0: noAnswerMessage("01JD0000000000000000000000", 2*time.Minute, "arn:aws:sts::111122223333:assumed-role/ci/gha-1")},
+			result: Result{RunID: "01JD0000000000000000000000", Job: "website", TaskARN: "arn:aws:ecs:us-east-1:123456789012:task/broker/abc",
+				Account: "123456789012", AccountAlias: "acme-prod", Region: "eu-west-1", Code: 0, Outcome: "succeeded", Duration: 1500 * time.Millisecond}},
+		{name: "output-closed", records: []protocol.Record{accepted("123456789012"), started(1, 10), output(2, out("migrating")), exitRec(3, 3, protocol.ReasonCompleted)},
+			notices: map[int]string{3: outputClosedNotice("01JD0000000000000000000000", syscall.EPIPE, false)},
+			result: Result{RunID: "01JD0000000000000000000000", Job: "website", TaskARN: "arn:aws:ecs:us-east-1:123456789012:task/broker/abc",
+				Account: "123456789012", AccountAlias: "acme-prod", Region: "eu-west-1", Code: 3, Outcome: "failed", Duration: 1500 * time.Millisecond, Lines: 2, Bytes: 20}},
+		{name: "broker-not-running", result: Result{Code: exitcode.Broker, Outcome: "broker-error", Message: unreachableError(
+			&net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, "http://127.0.0.1:4566").Error()}},
 	}
 }
 

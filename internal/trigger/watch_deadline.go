@@ -137,9 +137,15 @@ func (w *watch) sayWhatItWaitsFor(now time.Time) {
 	if w.cfg.QueueTimeout > 0 {
 		limit = min(w.cfg.QueueTimeout, w.cfg.StartTimeout)
 	}
-	w.out.notice(fmt.Sprintf("no answer yet after %s: waiting for the broker to create the queue of run %s (it answers within seconds once it has verified the request), until %s; "+
+	w.out.notice(noAnswerMessage(w.runID, limit, w.who()))
+}
+
+// noAnswerMessage says what the trigger waits for while the broker is
+// silent, until limit, and what silence means.
+func noAnswerMessage(runID string, limit time.Duration, who string) string {
+	return fmt.Sprintf("no answer yet after %s: waiting for the broker to create the queue of run %s (it answers within seconds once it has verified the request), until %s; "+
 		"a broker that refused the request's proof of identity never answers: then %s is not among its trusted principals, or the topic is not its own, or it is older than this deploy-trigger",
-		noAnswerNotice, w.runID, limit, w.who()))
+		noAnswerNotice, runID, limit, who)
 }
 
 // who is the principal the request was signed as, when STS said.
