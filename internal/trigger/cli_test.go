@@ -226,8 +226,8 @@ func TestCommandsAreNotJobs(t *testing.T) {
 		{[]string{"help"}, []string{"Usage: deploy-trigger", "Commands"}},
 		{[]string{"version"}, []string{"deploy-trigger "}},
 		{[]string{"completion", "bash"}, []string{"complete -F _deploy_trigger deploy-trigger", "--env", "--output)", "json"}},
-		{[]string{"completion", "zsh"}, []string{"#compdef deploy-trigger", "'--env[env]:env:'", "'--dry-run[dry-run]' ", "(auto plain terminal github json)"}},
-		{[]string{"completion", "fish"}, []string{"complete -c deploy-trigger -l env", "complete -c deploy-trigger -l output -x -a"}},
+		{[]string{"completion", "zsh"}, []string{"#compdef deploy-trigger", "'--env[env]:environment:_deploy_trigger_names __envs'", "'--dry-run[dry-run]' ", "(auto plain terminal github json)"}},
+		{[]string{"completion", "fish"}, []string{"complete -c deploy-trigger -s e -l env -x", "complete -c deploy-trigger -l output -x -a"}},
 	} {
 		var out, errb bytes.Buffer
 		// A topic is set: were the command read as a job, it would be published.

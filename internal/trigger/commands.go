@@ -204,6 +204,10 @@ func (a *app) command(cli *CLI) (handled bool, err error) {
 		_, err := parseCLI([]string{"--version"}, a.getenv, a.stdout, a.stderr)
 		return true, ignoreShown(err)
 	case "completion":
+		if len(cli.Params) == 1 && (cli.Params[0] == completeJobs || cli.Params[0] == completeEnvs) {
+			completionNames(a.stdout, cli, a.getenv, cli.Params[0])
+			return true, nil
+		}
 		if len(cli.Params) != 1 {
 			return true, fmt.Errorf("completion needs one shell: deploy-trigger completion bash|zsh|fish")
 		}

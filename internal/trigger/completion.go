@@ -3,11 +3,14 @@ package trigger
 import (
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"sort"
 	"strings"
 
 	"github.com/alecthomas/kong"
+
+	"github.com/deploy-broker/deploy-broker/internal/config"
 )
 
 // flagNames lists deploy-trigger's long flags (without "--"), sorted, and
@@ -28,9 +31,62 @@ func flagNames() (names []string, enums map[string][]string, valued map[string]b
 			enums[f.Name] = strings.Split(f.Enum, ",")
 		}
 	}
-	names = append(names, "help")
+	if !slices.Contains(names, "help") {
+		names = append(names, "help")
+	}
 	sort.Strings(names)
 	return names, enums, valued
+}
+
+// Completion asks deploy-trigger itself for the names it cannot know when
+// the script is written: "deploy-trigger [--catalogue F] [--environments F]
+// completion __jobs" prints the catalogue's job names, "… completion __envs"
+// the environments file's, one a line, and nothing (exit 0) when there is
+// no such file or it does not load: completion never prints errors.
+const (
+	completeJobs = "__jobs"
+	completeEnvs = "__envs"
+)
+
+// completionNames prints the names asked for by what (completeJobs or
+// completeEnvs), for the run's catalogue and environments file.
+func completionNames(w io.Writer, cli *CLI, getenv func(string) string, what string) {
+	var names []string
+	switch what {
+	case completeJobs:
+		if path := firstNonEmpty(cli.Catalogue, getenv("DEPLOY_TRIGGER_CATALOGUE")); path != "" {
+			if cat, err := config.Load(path); err == nil {
+				names = cat.JobNames()
+			}
+		}
+	case completeEnvs:
+		names = environmentNames(firstNonEmpty(cli.Environments, getenv("DEPLOY_TRIGGER_ENVIRONMENTS")), getenv)
+	}
+	for _, n := range names {
+		fmt.Fprintln(w, n)
+	}
+}
+
+// environmentNames are the environments of the first environments file
+// found where a run looks for it (nil when none loads).
+func environmentNames(explicit string, getenv func(string) string) []string {
+	for _, p := range environmentsPaths(explicit, getenv) {
+		fh, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		b, err := io.ReadAll(io.LimitReader(fh, MaxEnvironmentsBytes+1))
+		fh.Close()
+		if err != nil {
+			return nil
+		}
+		f, err := decodeEnvironments(b, p)
+		if err != nil {
+			return nil
+		}
+		return f.names()
+	}
+	return nil
 }
 
 // writeCompletion prints a completion script for shell: commands and flags,
@@ -59,21 +115,26 @@ _deploy_trigger() {
   local cur prev
   cur="${COMP_WORDS[COMP_CWORD]}"
   prev="${COMP_WORDS[COMP_CWORD-1]}"
+  local i files=()
+  for ((i = 1; i < COMP_CWORD; i++)); do # the files the names come from
+    case "${COMP_WORDS[i]}" in --catalogue|--environments) files+=("${COMP_WORDS[i]}" "${COMP_WORDS[i+1]}");; esac
+  done
   case "$prev" in
-%s    --environments|--result-file) COMPREPLY=($(compgen -f -- "$cur")); return;;
+%s    --environments|--result-file|--catalogue) COMPREPLY=($(compgen -f -- "$cur")); return;;
+    --env|-e) COMPREPLY=($(compgen -W "$(deploy-trigger "${files[@]}" completion %s 2>/dev/null)" -- "$cur")); return;;
   esac
   if [[ "$cur" == -* ]]; then
     case "${COMP_WORDS[1]}" in
 %s    esac
     COMPREPLY=($(compgen -W %q -- "$cur"))
   elif [[ $COMP_CWORD -eq 1 ]]; then
-    COMPREPLY=($(compgen -W %q -- "$cur"))
+    COMPREPLY=($(compgen -W "%s $(deploy-trigger "${files[@]}" completion %s 2>/dev/null)" -- "$cur"))
   elif [[ "${COMP_WORDS[1]}" == completion ]]; then
     COMPREPLY=($(compgen -W "bash zsh fish" -- "$cur"))
   fi
 }
 complete -F _deploy_trigger deploy-trigger
-`, cases.String(), subs.String(), "--"+strings.Join(names, " --"), cmds)
+`, cases.String(), completeEnvs, subs.String(), "--"+strings.Join(names, " --"), cmds, completeJobs)
 	case "zsh":
 		fmt.Fprintln(w, "#compdef deploy-trigger\n# zsh completion for deploy-trigger: deploy-trigger completion zsh > \"${fpath[1]}/_deploy-trigger\"")
 		fmt.Fprintln(w, "_deploy_trigger() {\n  case $words[2] in")
@@ -90,17 +151,22 @@ complete -F _deploy_trigger deploy-trigger
 			switch {
 			case enums[n] != nil:
 				spec = fmt.Sprintf(":%s:(%s)", n, strings.Join(enums[n], " "))
-			case n == "environments" || n == "result-file":
+			case n == "environments" || n == "result-file" || n == "catalogue":
 				spec = ":file:_files"
+			case n == "env":
+				spec = ":environment:_deploy_trigger_names " + completeEnvs
 			case valued[n]:
 				spec = ":" + n + ":"
 			}
 			fmt.Fprintf(w, "    '--%s[%s]%s' \\\n", n, n, spec)
 		}
-		fmt.Fprintf(w, "    '1:command or job:(%s)' \\\n    '*:key=value:'\n}\n_deploy_trigger \"$@\"\n", cmds)
+		fmt.Fprintf(w, "    '1:command or job:_deploy_trigger_first' \\\n    '*:key=value:'\n}\n")
+		fmt.Fprintf(w, "_deploy_trigger_first() { compadd -- %s $(deploy-trigger completion %s 2>/dev/null) }\n", cmds, completeJobs)
+		fmt.Fprintf(w, "_deploy_trigger_names() { compadd -- $(deploy-trigger completion $1 2>/dev/null) }\n_deploy_trigger \"$@\"\n")
 	case "fish":
 		fmt.Fprintln(w, "# fish completion for deploy-trigger: deploy-trigger completion fish > ~/.config/fish/completions/deploy-trigger.fish")
 		fmt.Fprintf(w, "complete -c deploy-trigger -n __fish_use_subcommand -f -a %q\n", cmds)
+		fmt.Fprintf(w, "complete -c deploy-trigger -n __fish_use_subcommand -f -a '(deploy-trigger completion %s 2>/dev/null)'\n", completeJobs)
 		fmt.Fprintln(w, "complete -c deploy-trigger -n '__fish_seen_subcommand_from completion' -f -a 'bash zsh fish'")
 		for _, c := range ReservedCommands {
 			for _, n := range cmdFlags[c] {
@@ -111,8 +177,10 @@ complete -F _deploy_trigger deploy-trigger
 			switch {
 			case enums[n] != nil:
 				fmt.Fprintf(w, "complete -c deploy-trigger -l %s -x -a %q\n", n, strings.Join(enums[n], " "))
-			case n == "environments" || n == "result-file":
+			case n == "environments" || n == "result-file" || n == "catalogue":
 				fmt.Fprintf(w, "complete -c deploy-trigger -l %s -r -F\n", n)
+			case n == "env":
+				fmt.Fprintf(w, "complete -c deploy-trigger -s e -l env -x -a '(deploy-trigger completion %s 2>/dev/null)'\n", completeEnvs)
 			case valued[n]:
 				fmt.Fprintf(w, "complete -c deploy-trigger -l %s -x\n", n)
 			default:
