@@ -1,9 +1,14 @@
 package trigger
 
 import (
+	"context"
+	"fmt"
 	"net"
+	"net/url"
+	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -71,5 +76,34 @@ func TestFastHumanErrors(t *testing.T) {
 				t.Errorf("killed: %v", ee)
 			}
 		})
+	}
+}
+
+// The classification behind the fast errors, on errors as the SDK wraps
+// them: refused is certain (with a single endpoint it names the local
+// broker), a name that does not resolve points at the region, and a
+// timeout is left to the retries of publishing.
+func TestUnreachableErrorClassification(t *testing.T) {
+	refused := &url.Error{Op: "Post", URL: "https://sts.eu-west-1.amazonaws.com/", Err: &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}}
+	noHost := &url.Error{Op: "Post", URL: "https://sts.eu-wset-1.amazonaws.com/", Err: &net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "no such host", Name: "sts.eu-wset-1.amazonaws.com", IsNotFound: true}}}
+	timeout := &url.Error{Op: "Post", URL: "https://sts.eu-west-1.amazonaws.com/", Err: context.DeadlineExceeded}
+	for _, c := range []struct {
+		err      error
+		endpoint string
+		want     string // "" for nil
+	}{
+		{refused, "http://127.0.0.1:4566", "is the local broker running"},
+		{refused, "", "nothing answers at https://sts.eu-west-1.amazonaws.com (connection refused)"},
+		{noHost, "", "the host name sts.eu-wset-1.amazonaws.com does not resolve: check the region in the topic ARN"},
+		{timeout, "", ""},
+		{timeout, "http://127.0.0.1:4566", ""},
+	} {
+		err := unreachableError(fmt.Errorf("operation error STS: GetCallerIdentity: %w", c.err), c.endpoint)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%v (endpoint %q): %v, want nil", c.err, c.endpoint, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want) || exitcode.Code(err) != exitcode.Broker):
+			t.Errorf("%v (endpoint %q): %v, want %q (247)", c.err, c.endpoint, err, c.want)
+		}
 	}
 }
