@@ -110,14 +110,6 @@ func (a *app) runLogs(ctx context.Context, cmd string, args []string) error {
 	return err
 }
 
-// detachedError is Ctrl-C on a follower that does not cancel: the follower
-// stops, the run goes on. attach exits 245 with it, logs --follow 0.
-type detachedError struct{ runID string }
-
-func (d *detachedError) Error() string {
-	return fmt.Sprintf("detached from run %s: it goes on (deploy-trigger attach %s to get back onto it)", d.runID, d.runID)
-}
-
 func isJobExit(err error) bool {
 	var je *exitcode.JobExit
 	return errors.As(err, &je)
@@ -332,40 +324,6 @@ func (f *logFollower) finish(run historyRun, x *protocol.Exit) error {
 		f.say("job %s succeeded in %s", run.Job, roundDuration(time.Duration(x.DurationMS)*time.Millisecond))
 	} else if isJobExit(err) {
 		f.say("job %s failed with exit code %d", run.Job, exitcode.Code(err))
-	}
-	return err
-}
-
-// endedWithoutExit ends a follower on a run the ledger says has ended
-// while its log has no exit record: with the code the ledger's outcome
-// gives (the runner container's exit code, which is protocol.ExitCode of
-// its exit record; 245 for a cancelled run; 242 for a task that never
-// started; 243 otherwise). logs exits 0, saying how the run ended.
-func (f *logFollower) endedWithoutExit(r historyRun) error {
-	f.found, f.ledgerEnd = r, true
-	it := r.item
-	var err error
-	switch {
-	case r.Outcome == ledger.OutcomeCancelled:
-		err = exitcode.Errorf(exitcode.Cancelled, "run %s was cancelled (run ledger: %s)", r.RunID, r.Status)
-	case it.ExitCode != nil && *it.ExitCode == 0:
-	case it.ExitCode != nil && exitcode.Name(*it.ExitCode) == "":
-		err = &exitcode.JobExit{Code: *it.ExitCode}
-	case it.ExitCode != nil:
-		err = exitcode.Errorf(*it.ExitCode, "run %s ended with the runner's exit code %d (%s)", r.RunID, *it.ExitCode, exitcode.Name(*it.ExitCode))
-	case it.StopCode == "TaskFailedToStart":
-		err = exitcode.Errorf(exitcode.StartFailed, "the task of run %s failed to start: %s", r.RunID, it.StopReason)
-	default:
-		err = exitcode.Errorf(exitcode.LostRunner, "run %s ended (%s) without an exit record", r.RunID, r.Outcome)
-	}
-	f.say("run %s ended (%s in the run ledger) and its log has no exit record: its outcome is the ledger's", r.RunID, r.Outcome)
-	if !f.attach {
-		return nil
-	}
-	if isJobExit(err) {
-		f.say("job %s failed with exit code %d", r.Job, exitcode.Code(err))
-	} else if err == nil {
-		f.say("job %s succeeded", r.Job)
 	}
 	return err
 }
