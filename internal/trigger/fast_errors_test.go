@@ -33,6 +33,10 @@ func TestFastHumanErrors(t *testing.T) {
 	}
 	closed := "http://" + l.Addr().String()
 	l.Close() // nothing listens there any more
+	stranger, _, err := b.EnvAs(context.Background(), "arn:aws:iam::111111111111:role/stranger", "gha-1")
+	if err != nil {
+		t.Fatal(err)
+	}
 	topic := b.TopicARN()
 	name := topic[strings.LastIndex(topic, ":")+1:]
 	for _, c := range []struct {
@@ -49,7 +53,14 @@ func TestFastHumanErrors(t *testing.T) {
 			[]string{"topic no-such-topic does not exist in account", "check the topic ARN"}},
 		{"wrong-region", []string{"DEPLOY_TRIGGER_TOPIC_ARN=" + strings.Replace(topic, ":us-east-1:", ":eu-west-3:", 1)}, exitcode.Usage,
 			[]string{"topic " + name + " does not exist in account", "region eu-west-3", "check the topic ARN"}},
-		{"untrusted-identity", []string{"AWS_ACCESS_KEY_ID=" + moto.AccessKeyID, "AWS_SECRET_ACCESS_KEY=test", "AWS_SESSION_TOKEN=", "DEPLOY_TRIGGER_QUEUE_TIMEOUT=20s"}, exitcode.StartTimeout,
+		// A principal the broker verifies but does not trust is told so on
+		// its run queue at once.
+		{"verified-but-untrusted", stranger, exitcode.Rejected,
+			[]string{"role/stranger", "is not one of this broker's trusted principals"}},
+		// One it cannot verify (here the emulator's default user, whose
+		// proof the broker refuses) cannot be answered at all: after 10 s
+		// deploy-trigger says what it waits for.
+		{"unverifiable-identity", []string{"AWS_ACCESS_KEY_ID=" + moto.AccessKeyID, "AWS_SECRET_ACCESS_KEY=test", "AWS_SESSION_TOKEN=", "DEPLOY_TRIGGER_QUEUE_TIMEOUT=20s"}, exitcode.StartTimeout,
 			[]string{"waiting for the broker", "not among its trusted principals"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
