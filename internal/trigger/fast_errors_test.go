@@ -47,6 +47,8 @@ func TestFastHumanErrors(t *testing.T) {
 	}{
 		{"broker-not-running", []string{"AWS_ENDPOINT_URL=" + closed}, exitcode.Broker,
 			[]string{"nothing answers at " + closed, "connection refused", "is the local broker running"}},
+		{"broker-not-running-dry-run", []string{"AWS_ENDPOINT_URL=" + closed, "DEPLOY_TRIGGER_DRY_RUN=true"}, exitcode.Broker,
+			[]string{"nothing answers at " + closed, "is the local broker running"}},
 		{"no-credentials", []string{"AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "AWS_SESSION_TOKEN=", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_EC2_METADATA_DISABLED=true"}, exitcode.Broker,
 			[]string{"no AWS credentials were found", "AWS_PROFILE"}},
 		{"no-such-topic", []string{"DEPLOY_TRIGGER_TOPIC_ARN=" + strings.TrimSuffix(topic, name) + "no-such-topic"}, exitcode.Usage,

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
@@ -72,7 +71,7 @@ func preflight(ctx context.Context, c clients, now func() time.Time) (string, er
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	sent := now()
-	out, err := c.sts.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}, func(o *sts.Options) { o.Retryer = retry.AddWithMaxAttempts(o.Retryer, 2) })
+	out, err := c.sts.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}, twoAttempts)
 	if mfa := mfaInterrupted(err); mfa != nil {
 		return "", exitcode.Errorf(exitcode.Safety, "%w; nothing was published", mfa)
 	}

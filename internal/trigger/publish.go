@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
@@ -52,9 +53,6 @@ func publish(ctx context.Context, c clients, topic Topic, r *protocol.Request) e
 			return exitcode.Errorf(exitcode.Usage, "topic %s does not exist in account %s, region %s (SNS: %s): check the topic ARN (its name, account and region) in --topic-arn, DEPLOY_TRIGGER_TOPIC_ARN or the environment (the stack's TopicArn output)",
 				topic.Name, topic.Account, topic.Region, short(apiMessage(err), 120))
 		}
-		if uerr := unreachableError(err, c.stsEndpoint); uerr != nil {
-			return uerr
-		}
 		return describeAWSError(ctx, c, err, fmt.Sprintf("publishing the %s request to %s", r.Kind, topic.ARN), "sns:Publish on the topic (and kms:GenerateDataKey on its key)")
 	}
 	return nil
@@ -82,14 +80,22 @@ func describeAWSError(ctx context.Context, c clients, err error, doing, needs st
 	case ctx.Err() != nil:
 		return exitcode.Errorf(exitcode.Broker, "%s was interrupted: %w", doing, ctx.Err())
 	}
+	if uerr := unreachableError(err, c.stsEndpoint); uerr != nil {
+		return exitcode.Errorf(exitcode.Broker, "%s failed: %w", doing, uerr)
+	}
 	return exitcode.Errorf(exitcode.Broker, "%s failed: %w", doing, err)
 }
+
+// twoAttempts bounds an sts:GetCallerIdentity to two attempts: it needs no
+// permission and is rarely throttled, so a failure is worth saying at once
+// rather than after the SDK's retries (seconds of silence).
+func twoAttempts(o *sts.Options) { o.Retryer = retry.AddWithMaxAttempts(o.Retryer, 2) }
 
 // callerIdentity is the ARN of the principal the credentials belong to.
 func callerIdentity(ctx context.Context, c clients) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	out, err := c.sts.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	out, err := c.sts.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}, twoAttempts)
 	if err != nil {
 		return "", err
 	}
