@@ -21,7 +21,7 @@ import (
 func TestLocalDetachThenAttach(t *testing.T) {
 	t.Parallel()
 	b, bin := startLocal(t)
-	goFile := filepath.Join(jobReadableDir(t), "go")
+	goFile := gateFile(t)
 	detach := triggerCmd(bin, b, "--detach", "steps", "lines=4", "wait="+goFile)
 	var stdout, stderr testutil.SyncBuffer
 	detach.Stdout, detach.Stderr = &stdout, &stderr

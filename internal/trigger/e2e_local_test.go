@@ -76,6 +76,22 @@ func startLocal(t *testing.T) (*localbroker.Broker, string) {
 	return b, bin
 }
 
+// gateFile is a file for the steps job to wait for (wait=FILE), not yet
+// created. Run as root, local mode runs the job under a uid of its own, so
+// the file is in a directory other users may enter (t.TempDir's are not).
+func gateFile(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "steps-gate-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, "go")
+}
+
 func lastLines(s string, n int) string {
 	l := strings.Split(s, "\n")
 	if len(l) > n {
@@ -260,7 +276,7 @@ func TestLocalConfirmationPromptRefusesOnN(t *testing.T) {
 func TestLocalClosedOutputLetsTheRunFinish(t *testing.T) {
 	t.Parallel()
 	b, bin := startLocal(t)
-	goFile := filepath.Join(t.TempDir(), "go")
+	goFile := gateFile(t)
 	cmd := triggerCmd(bin, b, "--output", "plain", "steps", "lines=40", "wait="+goFile)
 	r, w, err := os.Pipe()
 	if err != nil {

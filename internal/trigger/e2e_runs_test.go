@@ -199,7 +199,7 @@ func wantSteps(n int) []string {
 func TestLocalAttachAfterTheTriggerWasKilled(t *testing.T) {
 	t.Parallel()
 	b, bin := startLocal(t)
-	goFile := filepath.Join(jobReadableDir(t), "go")
+	goFile := gateFile(t)
 	first := triggerCmd(bin, b, "--idempotency-key", "gha-4242-1-deploy", "steps", "lines=20", "wait="+goFile)
 	var firstOut testutil.SyncBuffer
 	first.Stdout, first.Stderr = &firstOut, &firstOut
@@ -361,20 +361,4 @@ func TestLocalAttachInterrupt(t *testing.T) {
 	if ts := tasks(t, b, runID); len(ts) != 1 || aws.ToString(ts[0].DesiredStatus) != "STOPPED" {
 		t.Fatalf("after a cancel the task should be stopped: %d tasks", len(ts))
 	}
-}
-
-// jobReadableDir is a temporary directory the job may enter: run as root,
-// local mode runs each job under a uid of its own, and t.TempDir's
-// directories are closed to other users.
-func jobReadableDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "job-readable-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
 }
