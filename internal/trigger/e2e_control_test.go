@@ -2,7 +2,6 @@ package trigger
 
 import (
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
