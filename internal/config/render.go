@@ -98,6 +98,20 @@ func (j Job) leadingDash(arg string, vals map[string]string) (string, bool) {
 	return "", false
 }
 
+// LeadingParams lists, for each element of the command that a parameter's
+// value may begin, those parameters (leadingParams): all Resolve's
+// leading-dash rule needs to know of the command. The broker's published
+// view (internal/brokerview) carries it instead of the command.
+func (j Job) LeadingParams() [][]string {
+	var out [][]string
+	for _, arg := range j.Command {
+		if names := leadingParams(arg); len(names) > 0 {
+			out = append(out, names)
+		}
+	}
+	return out
+}
+
 // leadingParams lists the parameters whose value may begin argv element arg:
 // the placeholder at its start, and the ones right after it if the earlier
 // values are empty.
