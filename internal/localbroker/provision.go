@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
+	"github.com/deploy-broker/deploy-broker/internal/brokerview"
 	"github.com/deploy-broker/deploy-broker/internal/config"
 	"github.com/deploy-broker/deploy-broker/internal/ledger"
 )
@@ -29,6 +30,7 @@ type Resources struct {
 	ClusterARN     string
 	LedgerTable    string
 	RunLogGroup    string // runlogs.go
+	ViewTable      string // the broker's published view (internal/brokerview)
 	Subnets        []string
 	SecurityGroups []string
 	// TaskDefinitions is the revision ARN registered for each job: the one
@@ -41,7 +43,7 @@ type Resources struct {
 // task definition family "<broker>-<job>" per job, ledger table.
 func Provision(ctx context.Context, awsCfg aws.Config, cfg *config.Config) (*Resources, error) {
 	r := &Resources{Region: awsCfg.Region, LedgerTable: cfg.Broker.Name + "-runs", TaskDefinitions: map[string]string{},
-		RunLogGroup: RunLogGroupName(cfg.Broker.Name)}
+		RunLogGroup: RunLogGroupName(cfg.Broker.Name), ViewTable: brokerview.TableName(cfg.Broker.Name)}
 	id, err := sts.NewFromConfig(awsCfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil {
 		return nil, fmt.Errorf("asking the emulator who we are: %w", err)
@@ -96,6 +98,10 @@ func Provision(ctx context.Context, awsCfg aws.Config, cfg *config.Config) (*Res
 		return nil, fmt.Errorf("creating the run ledger table: %w", err)
 	}
 
+	if err := publishView(ctx, db, r, cfg); err != nil {
+		return nil, err
+	}
+
 	if err := createRunLogGroup(ctx, cloudwatchlogs.NewFromConfig(awsCfg), r.RunLogGroup); err != nil {
 		return nil, fmt.Errorf("creating the run log group: %w", err)
 	}
@@ -120,4 +126,22 @@ func Provision(ctx context.Context, awsCfg aws.Config, cfg *config.Config) (*Res
 		return nil, fmt.Errorf("the emulator has no default VPC subnets or security group in %s", r.Region)
 	}
 	return r, nil
+}
+
+// publishView creates the view table and writes the broker's published view
+// into it, as the stack does (infra/internal/broker/view.go): deploy-trigger
+// finds the ledger table, the run log group and the catalogue from the topic
+// alone. Local mode has no IAM and so no reader role: readers use their own
+// session (moto evaluates no policy).
+func publishView(ctx context.Context, db *dynamodb.Client, r *Resources, cfg *config.Config) error {
+	_, err := db.CreateTable(ctx, brokerview.TableInput(r.ViewTable))
+	var inUse *dbtypes.ResourceInUseException
+	if err != nil && !errors.As(err, &inUse) {
+		return fmt.Errorf("creating the published view's table: %w", err)
+	}
+	v := brokerview.Build(cfg, brokerview.Locations{LedgerTable: r.LedgerTable, RunLogGroup: r.RunLogGroup})
+	if err := brokerview.Put(ctx, db, r.ViewTable, v); err != nil {
+		return fmt.Errorf("publishing the broker's view: %w", err)
+	}
+	return nil
 }

@@ -2,12 +2,15 @@ package localbroker
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
+	"github.com/deploy-broker/deploy-broker/internal/brokerview"
 	"github.com/deploy-broker/deploy-broker/internal/config"
 	"github.com/deploy-broker/deploy-broker/internal/testkit/mototest"
 )
@@ -57,4 +60,37 @@ func TestProvisionGivesRunnableTaskDefinitions(t *testing.T) {
 		t.Fatalf("ListTasks by startedBy = %v, %v", lt, err)
 	}
 	t.Logf("task %s status %s/%s", aws.ToString(desc.Tasks[0].TaskArn), aws.ToString(desc.Tasks[0].LastStatus), aws.ToString(desc.Tasks[0].DesiredStatus))
+}
+
+// Provision publishes the broker's view as the stack does, and
+// deploy-trigger's one call (GetItem by the table's ARN, named from the
+// topic ARN alone) reads it: the ledger table, the run log group and the
+// catalogue. moto evaluates no policy: what this proves is the table's
+// name and shape and the item; the stack's tests prove its grant.
+func TestProvisionPublishesTheView(t *testing.T) {
+	_, awsCfg := mototest.Start(t)
+	ctx := context.Background()
+	cfg, err := config.Load("../../examples/broker.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Provision(ctx, awsCfg, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.Split(res.TopicARN, ":")
+	v, err := brokerview.Get(ctx, dynamodb.NewFromConfig(awsCfg), brokerview.TableARN(parts[1], parts[3], parts[4], parts[5]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.LedgerTable != res.LedgerTable || v.RunLogGroup != res.RunLogGroup || v.Broker != cfg.Broker.Name {
+		t.Errorf("view locations %q %q %q, want %q %q %q", v.Broker, v.LedgerTable, v.RunLogGroup, cfg.Broker.Name, res.LedgerTable, res.RunLogGroup)
+	}
+	if got, want := strings.Join(v.JobNames(), ","), strings.Join(cfg.JobNames(), ","); got != want {
+		t.Errorf("view jobs %s, want %s", got, want)
+	}
+	// Provisioning again (a restarted local broker) rewrites it.
+	if _, err := Provision(ctx, awsCfg, cfg); err != nil {
+		t.Fatal(err)
+	}
 }
