@@ -4,9 +4,12 @@ import (
 	"context"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/deploy-broker/deploy-broker/internal/brokerview"
 )
 
 // The narrow slices of the AWS clients the trigger uses.
@@ -33,6 +36,8 @@ type clients struct {
 	sns snsAPI
 	sqs sqsAPI
 	sts stsAPI
+	// view reads the broker's published view (discovery.go): GetItem only.
+	view brokerview.GetAPI
 
 	creds       aws.CredentialsProvider
 	stsEndpoint string
@@ -40,5 +45,5 @@ type clients struct {
 
 func newClients(cfg aws.Config) clients {
 	return clients{sns: sns.NewFromConfig(cfg), sqs: sqs.NewFromConfig(cfg), sts: sts.NewFromConfig(cfg),
-		creds: cfg.Credentials, stsEndpoint: aws.ToString(cfg.BaseEndpoint)}
+		view: dynamodb.NewFromConfig(cfg), creds: cfg.Credentials, stsEndpoint: aws.ToString(cfg.BaseEndpoint)}
 }

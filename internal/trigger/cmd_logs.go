@@ -73,10 +73,7 @@ func (a *app) runLogs(ctx context.Context, cmd string, args []string) error {
 	if c.Output == "json" {
 		return a.historyFail(exitcode.Errorf(exitcode.Usage, "%s prints the job's output as it ran: --output json is not supported", cmd))
 	}
-	if c.LogGroup == "" {
-		return a.historyFail(exitcode.Errorf(exitcode.Usage, "no run log group: pass --log-group NAME (the stack's RunLogGroup output) or set DEPLOY_TRIGGER_RUN_LOG_GROUP"))
-	}
-	awsCfg, cfg, err := a.historyAWS(ctx, &c.targetFlags)
+	awsCfg, cfg, err := a.historyAWS(ctx, &c.targetFlags, &c.LogGroup, true) // the log group from the broker's view unless given
 	if err != nil {
 		return a.historyFail(err)
 	}

@@ -117,7 +117,11 @@ func (a *app) history(ctx context.Context, cmd string, args []string) error {
 		}
 		return a.historyFail(exitcode.Errorf(exitcode.Usage, "%s (see deploy-trigger %s --help)", strings.TrimRight(err.Error(), "."), cmd))
 	}
-	awsCfg, _, err := a.historyAWS(ctx, flags)
+	var logGroup *string
+	if show != nil {
+		logGroup = &show.LogGroup
+	}
+	awsCfg, _, err := a.historyAWS(ctx, flags, logGroup, false)
 	if err != nil {
 		return a.historyFail(err)
 	}
@@ -188,7 +192,10 @@ func parseSub(target any, name string, args []string, getenv func(string) string
 
 // historyAWS resolves the target like a run does (environment, topic,
 // credentials) and returns the AWS configuration in the topic's region.
-func (a *app) historyAWS(ctx context.Context, f *targetFlags) (aws.Config, *Config, error) {
+// What the flags leave out (the ledger table, the run log group when
+// logGroup is not nil, the reader role) comes from the broker's published
+// view (discovery.go); needLog: the command cannot do without the log group.
+func (a *app) historyAWS(ctx context.Context, f *targetFlags, logGroup *string, needLog bool) (aws.Config, *Config, error) {
 	cli := &CLI{Job: "-", Env: f.Env, Environments: f.Environments, TopicARN: f.TopicARN, Profile: f.Profile,
 		RoleARN: f.RoleARN, ExternalID: f.ExternalID, SessionName: f.SessionName,
 		StartTimeout: time.Minute, CancelGrace: time.Minute, RequestTTL: 5 * time.Minute}
@@ -196,12 +203,12 @@ func (a *app) historyAWS(ctx context.Context, f *targetFlags) (aws.Config, *Conf
 	if err != nil {
 		return aws.Config{}, nil, exitcode.New(exitcode.Usage, err)
 	}
-	if f.LedgerTable == "" {
-		return aws.Config{}, nil, exitcode.Errorf(exitcode.Usage, "no run ledger table: pass --ledger-table NAME (the stack's LedgerTable output) or set DEPLOY_TRIGGER_LEDGER_TABLE")
-	}
 	requester := requesterFromEnv(a.getenv, a.hostname)
 	awsCfg, err := a.awsConfig(ctx, cfg, requester)
 	if err != nil {
+		return aws.Config{}, nil, err
+	}
+	if err := a.historyTargets(ctx, &awsCfg, cfg, f, logGroup, needLog); err != nil {
 		return aws.Config{}, nil, err
 	}
 	return awsCfg, cfg, nil

@@ -1,6 +1,7 @@
 package trigger
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"slices"
@@ -49,7 +50,7 @@ var commandFlags = map[string]commandSpec{
 	"help":       {},
 	"version":    {},
 	"completion": {},
-	"jobs":       {runFlags: []string{"catalogue"}},
+	"jobs":       {runFlags: []string{"env", "environments", "topic-arn", "expect-account", "profile", "role-arn", "external-id", "catalogue"}},
 	"runs":       {own: func() any { return &runsCLI{} }},
 	"show":       {own: func() any { return &showCLI{} }},
 	"logs":       {own: func() any { return &logsCLI{} }},
@@ -170,7 +171,7 @@ func commandFlagNames(c commandSpec) []string {
 
 // command runs deploy-trigger's own commands: help, version, completion,
 // jobs. It reports handled=false for a job name.
-func (a *app) command(cli *CLI) (handled bool, err error) {
+func (a *app) command(ctx context.Context, cli *CLI) (handled bool, err error) {
 	if c, ok := commandNamed(cli.Job); ok && c.own != nil {
 		// Read before the run's flags (run.go), so they come first.
 		return true, fmt.Errorf("%s takes its own flags: put it first, e.g. deploy-trigger %s --env production … (see deploy-trigger %s --help)", cli.Job, cli.Job, cli.Job)
@@ -182,8 +183,11 @@ func (a *app) command(cli *CLI) (handled bool, err error) {
 		if len(cli.Params) > 0 {
 			return true, fmt.Errorf("jobs takes no arguments")
 		}
+		if cli.Catalogue == "" && cli.Env == "" && cli.TopicARN == "" {
+			return true, fmt.Errorf("jobs lists the jobs of the broker given with --env NAME or --topic-arn ARN (its published catalogue), or of a configuration file with --catalogue FILE, e.g. deploy-trigger jobs --env production")
+		}
 		if cli.Catalogue == "" {
-			return true, fmt.Errorf("jobs lists the catalogue given with --catalogue FILE (or DEPLOY_TRIGGER_CATALOGUE): the broker configuration the broker was deployed with, e.g. deploy-trigger jobs --catalogue examples/broker.yaml")
+			return true, a.deployedJobs(ctx, cli) // discovery.go
 		}
 		cat, err := config.Load(cli.Catalogue)
 		if err != nil {

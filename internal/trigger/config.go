@@ -159,5 +159,5 @@ func dryRunChecks(c *Config) string {
 	if c.Catalogue != nil {
 		return s + ", and job " + c.Job + " and its parameters against the catalogue " + c.CLI.Catalogue + " as the broker checks them (if the broker runs that catalogue)"
 	}
-	return s + "; not checked: whether job " + c.Job + " exists and its parameter values are valid, which only the broker knows (give --catalogue FILE to check them as the broker will; deploy-trigger jobs --catalogue FILE lists them)"
+	return s // checkDeployed (discovery.go) adds the check against the broker's published catalogue
 }

@@ -2,6 +2,7 @@ package trigger
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -180,9 +181,17 @@ func checkInvocation(t *testing.T, cat *config.Config, where string, args []stri
 		}
 		return
 	}
+	if cli.Job == "jobs" && cli.Catalogue == "" && len(cli.Params) == 0 {
+		// The broker's published catalogue: the target must resolve (the
+		// listing itself is the local end-to-end tests').
+		if _, err := resolve(cli, getenv); err != nil {
+			t.Errorf("%s: deploy-trigger %s: %v", where, strings.Join(args, " "), err)
+		}
+		return
+	}
 	if isCommand(cli.Job) {
 		a := newApp(getenv, strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{}, nil)
-		if _, err := a.command(cli); err != nil {
+		if _, err := a.command(context.Background(), cli); err != nil {
 			t.Errorf("%s: deploy-trigger %s: %v", where, strings.Join(args, " "), err)
 		}
 		return

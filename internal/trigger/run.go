@@ -106,9 +106,12 @@ func (a *app) main(ctx context.Context, args []string) error {
 	if kind, runID, ok := decisionKind(cli); ok {
 		return a.decide(ctx, cli, kind, runID) // approve.go
 	}
-	if handled, err := a.command(cli); handled {
+	if handled, err := a.command(ctx, cli); handled {
 		if err != nil {
-			return a.fail(nil, exitcode.New(exitcode.Usage, err))
+			if !errors.As(err, new(*exitcode.Error)) {
+				err = exitcode.New(exitcode.Usage, err) // a plain error: the command was misused
+			}
+			return a.fail(nil, err)
 		}
 		return nil
 	}
@@ -137,7 +140,7 @@ func (a *app) main(ctx context.Context, args []string) error {
 	out.target(t)
 
 	if cfg.DryRun {
-		return a.dryRun(ctx, out, c, req, dryRunChecks(cfg))
+		return a.dryRun(ctx, out, c, cfg, req, dryRunChecks(cfg))
 	}
 	if cfg.Confirm {
 		if err := a.confirmation(ctx, out, cfg, t); err != nil {
@@ -221,7 +224,7 @@ func (a *app) modePrinter(cli *CLI, mode string) printer {
 	}
 }
 
-func (a *app) dryRun(ctx context.Context, out printer, c clients, req *protocol.Request, checked string) error {
+func (a *app) dryRun(ctx context.Context, out printer, c clients, cfg *Config, req *protocol.Request, checked string) error {
 	body, err := json.MarshalIndent(req, "", "  ")
 	if err != nil {
 		return a.fail(out, err)
@@ -229,6 +232,13 @@ func (a *app) dryRun(ctx context.Context, out printer, c clients, req *protocol.
 	id, err := callerIdentity(ctx, c)
 	if err != nil {
 		return a.fail(out, describeAWSError(ctx, c, err, "checking the caller identity (sts:GetCallerIdentity)", "working AWS credentials"))
+	}
+	if cfg.Catalogue == nil {
+		deployed, err := a.checkDeployed(ctx, out, c, cfg) // discovery.go
+		if err != nil {
+			return a.fail(out, err)
+		}
+		checked += deployed
 	}
 	out.dryRun(body, id)
 	out.notice("dry run: nothing was published; " + checked)
