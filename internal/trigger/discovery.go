@@ -184,15 +184,13 @@ func (a *app) checkDeployed(ctx context.Context, out printer, c clients, cfg *Co
 // caller's credentials. A flag or variable given wins over the view.
 // needLog says the command cannot do without the run log (logs, attach).
 func (a *app) historyTargets(ctx context.Context, awsCfg *aws.Config, cfg *Config, f *targetFlags, logGroup *string, needLog bool) error {
-	if f.LedgerTable != "" && (logGroup == nil || *logGroup != "") {
+	if f.LedgerTable != "" && (logGroup == nil || *logGroup != "" || !needLog) {
+		// Given by hand: show without --log-group reads no run log, as before.
 		return nil
 	}
 	c := newClients(*awsCfg)
 	v, err := discover(ctx, c, cfg.Topic)
 	if err != nil {
-		if f.LedgerTable != "" && !needLog {
-			return nil // show without the run log, as with --ledger-table alone
-		}
 		return err
 	}
 	if f.LedgerTable == "" {
