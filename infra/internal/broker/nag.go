@@ -50,6 +50,9 @@ func (s *Stack) addNagSuppressions(cfg *config.Config) {
 			"Action::kms:GenerateDataKey*")
 	}
 
+	suppress(s.View.WriterRole(), iam5, "CloudWatch Logs names a log stream by the Lambda instance: the view writer writes streams of its own log group only",
+		"Resource::"+nagArn("logs", "log-group:"+ViewWriterLogGroupName(name)+":*"))
+
 	ecr := false
 	for _, jobName := range cfg.JobNames() {
 		if _, ok := naming.ParseECRImage(cfg.Jobs[jobName].Image); ok {

@@ -152,7 +152,7 @@ func statementsOf(logicalID, resourceType, doc string, policy interface{}) []sta
 
 // allStatements is every policy statement of the template: identity
 // policies (inline, AWS::IAM::Policy, managed), trust policies, key
-// policies, topic and queue policies, and Lambda permissions.
+// policies, topic, queue and table policies, and Lambda permissions.
 func allStatements(f *fixture) []statement {
 	var out []statement
 	res := f.resources()
@@ -175,6 +175,10 @@ func allStatements(f *fixture) []statement {
 			out = append(out, statementsOf(id, typ, "key", props["KeyPolicy"])...)
 		case "AWS::SNS::TopicPolicy", "AWS::SQS::QueuePolicy":
 			out = append(out, statementsOf(id, typ, "resource", props["PolicyDocument"])...)
+		case "AWS::DynamoDB::Table":
+			if rp, ok := props["ResourcePolicy"].(map[string]interface{}); ok {
+				out = append(out, statementsOf(id, typ, "resource", rp["PolicyDocument"])...)
+			}
 		case "AWS::Lambda::Permission":
 			out = append(out, statement{
 				LogicalID: id, ResourceType: typ, Doc: "resource", Effect: "Allow",

@@ -35,8 +35,9 @@ type Stack struct {
 	Network     Network
 	Cluster     RunCluster
 	Catalogue   JobCatalogue
-	TriggerRole TriggerRole // nil without github_oidc
-	ReaderRole  ReaderRole  // viewers read run history and logs (readerrole.go); nil without viewers
+	TriggerRole TriggerRole   // nil without github_oidc
+	ReaderRole  ReaderRole    // viewers read run history and logs (readerrole.go); nil without viewers
+	View        PublishedView // what deploy-trigger reads to need only the topic (view.go)
 	Dispatcher  Dispatcher
 	Events      DispatcherEvents
 	Alarms      Alarms
@@ -118,6 +119,17 @@ func NewStack(scope constructs.Construct, id string, props *StackProps) (_ *Stac
 		s.ReaderRole = NewReaderRole(s.Stack, "RunReader", &ReaderRoleProps{
 			Viewers: viewers, Ledger: s.Ledger.Table(), RunLogs: s.Catalogue.LogGroup(),
 		})
+	}
+
+	viewProps := &PublishedViewProps{Config: cfg, Ledger: s.Ledger.Table(), RunLogs: s.Catalogue.LogGroup(), LogRetention: retention}
+	if s.ReaderRole != nil {
+		viewProps.ReaderRole = s.ReaderRole.Role()
+	}
+	if s.TriggerRole != nil {
+		viewProps.TriggerRole = s.TriggerRole.Role()
+	}
+	if s.View, err = NewPublishedView(s.Stack, "PublishedView", viewProps); err != nil {
+		return nil, err
 	}
 
 	code, err := dispatcherCode(bundling)
@@ -223,6 +235,7 @@ func (s *Stack) addOutputs(cfg *config.Config, runQueues *string) {
 	if s.ReaderRole != nil {
 		out("ReaderRoleArn", "deploy-trigger runs/show: --role-arn for the catalogue's viewers (Query on the ledger's history index, read run logs)", s.ReaderRole.Role().RoleArn())
 	}
+	out("ViewTable", "deploy-trigger reads the broker's published view here (dynamodb:GetItem, named from the topic; trusted principals of another account need it in their IAM policy)", s.View.Table().TableArn())
 	out("ExecutionRoleArn", "Task execution role: grant it kms:Decrypt on customer-managed keys of job secrets and cross-account ECR pull", s.Catalogue.ExecutionRole().RoleArn())
 	out("DeadLetterQueueUrl", "Dispatcher dead-letter queue", s.Dispatcher.DeadLetterQueue().QueueUrl())
 }

@@ -101,7 +101,7 @@ func TestDispatcherFunction(t *testing.T) {
 	dlq := logicalID(f, s.Dispatcher.DeadLetterQueue())
 	// THEN the dispatcher is the Go binary on provided.al2023/arm64 with the
 	// contract's environment
-	count(t, f.template, "AWS::Lambda::Function", 1)
+	count(t, f.template, "AWS::Lambda::Function", 2) // and the published view's writer (view.go)
 	has(t, f.template, "AWS::Lambda::Function", like(obj{
 		"Runtime": "provided.al2023", "Architectures": arr{"arm64"}, "Handler": "bootstrap",
 		"ReservedConcurrentExecutions": DispatcherReservedConcurrency,

@@ -48,10 +48,12 @@ func TestCIPrincipalsMayOnlyPublishAndUseTheKeyThroughSNS(t *testing.T) {
 		}
 	}
 
-	// THEN there are exactly these: publish on the topic, the key via SNS;
-	// they are not viewers by default (issue 22), so no reader role trusts
-	// them
+	// THEN there are exactly these: publish on the topic, the key via SNS,
+	// and read the broker's published view (its one item: issue 25); they
+	// are not viewers by default (issue 22), so no reader role trusts them
 	assertGrants(t, "the CI principals", got, []grant{
+		{Sid: viewReadersSid, Actions: []string{"dynamodb:GetItem"}, Resources: []string{stackArn("dynamodb", "table/test-broker-view")},
+			Condition: map[string]interface{}{"ForAllValues:StringEquals": map[string]interface{}{"dynamodb:LeadingKeys": []interface{}{"public/v1"}}}},
 		{Sid: "TrustedPrincipalsPublish", Actions: []string{"sns:Publish"}, Resources: []string{ref(topicID)}},
 		{Sid: "PublishersUseKeyThroughSnsForTopicOnly", Actions: []string{"kms:GenerateDataKey*", "kms:Decrypt"}, Resources: []string{"*"},
 			Condition: map[string]interface{}{"StringEquals": map[string]interface{}{

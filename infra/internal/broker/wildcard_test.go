@@ -97,6 +97,16 @@ var allowedWildcardResources = []wildcardResource{
 	{"task ids are made by ECS: any task of the broker cluster, with the cluster condition (or at RunTask only, for tagging)", func(s statement, r string) bool {
 		return strings.HasSuffix(r, ":task/"+clusterOf(r)+"/*") && (clusterConditioned(s) || s.Condition["StringEquals"] != nil && actionsAre(s, "ecs:TagResource"))
 	}},
+	{"log streams are named by Lambda: the published view's writer writes the streams of its own log group only", func(s statement, r string) bool {
+		return s.Sid == "WriteOwnLog" && strings.HasSuffix(r, ":log-group:/deploy-broker/"+brokerOfLogGroup(r)+"/view-writer:*") && actionsAre(s, "logs:CreateLogStream", "logs:PutLogEvents")
+	}},
+}
+
+// brokerOfLogGroup is the broker of a "/deploy-broker/<broker>/…" log group ARN.
+func brokerOfLogGroup(r string) string {
+	_, rest, _ := strings.Cut(r, ":log-group:/deploy-broker/")
+	b, _, _ := strings.Cut(rest, "/")
+	return b
 }
 
 // jobResources maps each job's deployment role to the resources its configured
