@@ -43,7 +43,7 @@ type CLI struct {
 	RequestTTL       time.Duration `name:"request-ttl" default:"5m" env:"DEPLOY_TRIGGER_REQUEST_TTL" group:"Timing" help:"The run request expires this long after it is sent (the broker refuses more than 15m by default)."`
 
 	Secret    []string `name:"secret" env:"DEPLOY_TRIGGER_SECRET_PARAMS" sep:"," placeholder:"NAME" group:"Parameters" help:"Treat this parameter as secret (repeatable): its value is never printed or written, and masked in GitHub Actions. Also secret: name@env=VAR parameters, those the --catalogue marks secret, and names containing token, secret, password, credential, api_key…"`
-	Catalogue string   `name:"catalogue" env:"DEPLOY_TRIGGER_CATALOGUE" placeholder:"FILE" group:"Parameters" help:"The broker configuration file (job catalogue) the broker was deployed with: deploy-trigger jobs lists its jobs; a run or --dry-run is checked against it before publishing, exactly as the broker checks it; its secret parameters are never printed."`
+	Catalogue string   `name:"catalogue" env:"DEPLOY_TRIGGER_CATALOGUE" placeholder:"FILE" group:"Parameters" help:"A broker configuration file (job catalogue), instead of the catalogue the deployed broker publishes: deploy-trigger jobs lists its jobs; a run or --dry-run is checked against it before publishing, exactly as the broker checks it; its secret parameters are never printed."`
 
 	IdempotencyKey string `name:"idempotency-key" env:"DEPLOY_TRIGGER_IDEMPOTENCY_KEY" placeholder:"KEY" help:"Name the run (e.g. from the CI run's id) so that deploy-trigger attach --key KEY finds it again."`
 
@@ -83,14 +83,17 @@ Examples:
   # A secret from an environment variable: never on the command line, never printed
   deploy-trigger --env production rotate-key token@env=NEW_TOKEN
 
-  # The catalogue's jobs and parameters, from the broker configuration file
+  # The deployed jobs you may run and their parameters (the broker publishes them)
+  deploy-trigger jobs --env production
+
+  # A configuration file's jobs and parameters, before it is deployed
   deploy-trigger jobs --catalogue examples/broker.yaml
 
   # Assume a trigger role first, naming the CI run in the session
   deploy-trigger --role-arn arn:aws:iam::111122223333:role/ci-trigger \
     --external-id acme --env staging migrate-db
 
-  # Check everything without publishing
+  # Check everything (against the deployed catalogue) without publishing
   deploy-trigger --dry-run --env production website version=1.4.2
 
   # One JSON record a line, for scripts
