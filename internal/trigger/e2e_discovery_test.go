@@ -7,6 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
 	"github.com/deploy-broker/deploy-broker/internal/localbroker"
 	"github.com/deploy-broker/deploy-broker/internal/testkit/testutil"
 )
@@ -53,6 +57,33 @@ func TestLocalEnvIsEnough(t *testing.T) {
 		t.Errorf("--dry-run of a good request: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 
+	// An identity the broker does not trust (the emulator's default
+	// credentials, not a session of a trusted role) learns it before
+	// publishing: the dry run and jobs exit 241 naming the trusted
+	// principals.
+	as := strangerSession(t, b)
+	stranger := func(args ...string) (int, string) {
+		t.Helper()
+		cmd := envOnlyCmd(bin, b, envFile, args...)
+		cmd.Env = append(cmd.Env, "AWS_ACCESS_KEY_ID="+as.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+as.SecretAccessKey, "AWS_SESSION_TOKEN="+as.SessionToken)
+		var stdout, stderr testutil.SyncBuffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		return exitCodeOf(t, cmd.Run()), stdout.String() + stderr.String()
+	}
+	if code, out := stranger("--dry-run", "--env", "local", "steps", "lines=1"); code != 241 || !strings.Contains(out, "the broker would refuse it: you (") || !strings.Contains(out, "not one of this broker's trusted principals (arn:aws:iam::111111111111:role/ci)") {
+		t.Errorf("--dry-run as an untrusted identity: exit %d, want 241 naming the trusted principals\n%s", code, out)
+	}
+	if code, out := stranger("jobs", "--env", "local"); code != 241 || !strings.Contains(out, "may run none of the 3 jobs of broker trigger-e2e") {
+		t.Errorf("jobs as an untrusted identity: exit %d, want 241\n%s", code, out)
+	}
+	// A topic without a published view (a broker deployed before it): said
+	// so, with the by-hand flags.
+	parts := strings.Split(b.TopicARN(), ":")
+	code, out, errOut = run("jobs", "--topic-arn", strings.Join(append(parts[:5], "no-such-broker"), ":"))
+	if code != 240 || !strings.Contains(errOut, "publishes no view (table arn:aws:dynamodb:"+parts[3]+":"+parts[4]+":table/no-such-broker-view)") {
+		t.Errorf("jobs of a broker without a view: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+
 	// A run, then the history commands with --env alone.
 	code, out, errOut = run("--env", "local", "--output", "plain", "steps", "lines=1")
 	if code != 3 {
@@ -71,6 +102,21 @@ func TestLocalEnvIsEnough(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `"exit_code":3`) || !strings.Contains(out, `"exit":{`) {
 		t.Errorf("show --env local %s (the exit record from the run log the view names): exit %d\nstdout:\n%s\nstderr:\n%s", runID, code, out, errOut)
 	}
+}
+
+// strangerSession is a session, made in the emulator, of a role in an
+// account the broker does not trust.
+func strangerSession(t *testing.T, b *localbroker.Broker) aws.Credentials {
+	t.Helper()
+	cfg := aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(b.Server.URL),
+		Credentials: credentials.NewStaticCredentialsProvider("AKIAEXAMPLEDEFAULT01", "default", "")}
+	out, err := sts.NewFromConfig(cfg).AssumeRole(t.Context(), &sts.AssumeRoleInput{
+		RoleArn: aws.String("arn:aws:iam::999999999999:role/stranger"), RoleSessionName: aws.String("stranger-1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := out.Credentials
+	return aws.Credentials{AccessKeyID: aws.ToString(c.AccessKeyId), SecretAccessKey: aws.ToString(c.SecretAccessKey), SessionToken: aws.ToString(c.SessionToken)}
 }
 
 // envOnlyCmd is deploy-trigger with the local broker's endpoint and
