@@ -109,17 +109,17 @@ func (j Job) notes(job string) []string {
 	}
 	if j.Concurrency > 0 {
 		g := config.Governance{Concurrency: j.Concurrency, OnFull: j.OnFull, ConcurrencyGroup: j.ConcurrencyGroup}
-		who := "runs of job " + job
+		slots := fmt.Sprintf("takes one of the %d slot(s) of job %s", j.Concurrency, job)
 		if j.ConcurrencyGroup != "" {
-			who = "runs of concurrency group " + j.ConcurrencyGroup
+			slots = fmt.Sprintf("takes one of the %d slot(s) of concurrency group %s", j.Concurrency, j.ConcurrencyGroup)
 		}
 		switch g.WhenFull() {
 		case config.OnFullReject:
-			notes = append(notes, fmt.Sprintf("at most %d %s at once: refused if the slots are full", j.Concurrency, who))
+			notes = append(notes, slots+": when all are held it is refused")
 		case config.OnFullSupersede:
-			notes = append(notes, fmt.Sprintf("at most %d %s at once: waits if the slots are full, and replaces older waiting runs", j.Concurrency, who))
+			notes = append(notes, slots+": when all are held it waits, and replaces older waiting runs")
 		default:
-			notes = append(notes, fmt.Sprintf("at most %d %s at once: waits behind the running ones if the slots are full", j.Concurrency, who))
+			notes = append(notes, slots+": when all are held it waits behind the runs that hold them")
 		}
 	}
 	return notes

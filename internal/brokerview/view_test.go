@@ -131,7 +131,7 @@ func TestCheckSaysWhatWouldHappen(t *testing.T) {
 		t.Fatal(err)
 	}
 	notes := strings.Join(verdict.Notes, "\n")
-	if !strings.Contains(notes, "needs approval by one of arn:aws:iam::555555555555:role/release-manager") || !strings.Contains(notes, "at most 1 runs of concurrency group production-db") {
+	if !strings.Contains(notes, "needs approval by one of arn:aws:iam::555555555555:role/release-manager") || !strings.Contains(notes, "takes one of the 1 slot(s) of concurrency group production-db: when all are held it waits") {
 		t.Errorf("notes:\n%s", notes)
 	}
 	if got := v.RunnableJobs(jenkins); strings.Join(got, ",") != "rotate,website" {

@@ -39,11 +39,12 @@ type clients struct {
 	// view reads the broker's published view (discovery.go): GetItem only.
 	view brokerview.GetAPI
 
+	cfg         aws.Config // what they were made from (discovery_slots.go reads the history with it)
 	creds       aws.CredentialsProvider
 	stsEndpoint string
 }
 
 func newClients(cfg aws.Config) clients {
 	return clients{sns: sns.NewFromConfig(cfg), sqs: sqs.NewFromConfig(cfg), sts: sts.NewFromConfig(cfg),
-		view: dynamodb.NewFromConfig(cfg), creds: cfg.Credentials, stsEndpoint: aws.ToString(cfg.BaseEndpoint)}
+		view: dynamodb.NewFromConfig(cfg), cfg: cfg, creds: cfg.Credentials, stsEndpoint: aws.ToString(cfg.BaseEndpoint)}
 }

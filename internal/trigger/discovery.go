@@ -175,6 +175,9 @@ func (a *app) checkDeployed(ctx context.Context, out printer, c clients, cfg *Co
 	for _, n := range verdict.Notes {
 		s += "; it " + n
 	}
+	if n := a.slotNote(ctx, c, v, cfg.Job, p); n != "" {
+		s += "; it " + n
+	}
 	return s, nil
 }
 

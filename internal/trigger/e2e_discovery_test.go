@@ -141,3 +141,51 @@ func between(s, from, to string) string {
 	v, _, _ := strings.Cut(rest, to)
 	return v
 }
+
+// The dry run of a governed job (examples/governance: concurrency 1 in a
+// group, one approver) says it needs approval, and who holds its slots:
+// free at first, then, with a run awaiting approval, that it would wait
+// behind that run. Local mode has no IAM: the caller reads the history
+// with its own session here; in AWS only a viewer (through the reader
+// role) can, and anyone else is told it was not read.
+func TestLocalDryRunOfAGovernedJob(t *testing.T) {
+	t.Parallel()
+	bin := buildBinaries(t)
+	var log testutil.SyncBuffer
+	b, err := localbroker.Start(t.Context(), localbroker.Options{ConfigPath: "../../examples/governance/broker.yaml",
+		RunnerPath: filepath.Join(bin, "deploy-runner"), Log: &log, SweepInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	envFile := filepath.Join(t.TempDir(), "environments.yaml")
+	if err := os.WriteFile(envFile, []byte("environments:\n  local:\n    topic_arn: "+b.TopicARN()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dryRun := func() (int, string) {
+		cmd := envOnlyCmd(bin, b, envFile, "--dry-run", "--env", "local", "migrate-production", "steps=2")
+		var out testutil.SyncBuffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		return exitCodeOf(t, cmd.Run()), out.String()
+	}
+	code, out := dryRun()
+	if code != 0 || !strings.Contains(out, "it needs approval by one of arn:aws:iam::111111111111:role/release-manager") ||
+		!strings.Contains(out, "it takes one of the 1 slot(s) of concurrency group production-db: when all are held it waits behind the runs that hold them") || !strings.Contains(out, "it would find a slot free now (0 of 1 held)") {
+		t.Fatalf("dry run: exit %d\n%s", code, out)
+	}
+
+	// A run that awaits approval (its trigger waits; interrupted at the end).
+	first := envOnlyCmd(bin, b, envFile, "--env", "local", "--output", "plain", "migrate-production", "steps=1")
+	var firstOut testutil.SyncBuffer
+	first.Stdout, first.Stderr = &firstOut, &firstOut
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = first.Process.Signal(os.Interrupt); _ = first.Wait() })
+	waitFor(t, func() bool { return strings.Contains(firstOut.String(), "awaiting approval") })
+	runID := between(firstOut.String(), "run ", " requested")
+	code, out = dryRun()
+	if code != 0 || !strings.Contains(out, "would wait behind run "+runID+" (migrate-production, awaiting-approval)") {
+		t.Errorf("dry run with run %s awaiting approval: exit %d\n%s", runID, code, out)
+	}
+}
