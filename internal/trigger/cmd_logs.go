@@ -73,7 +73,7 @@ func (a *app) runLogs(ctx context.Context, cmd string, args []string) error {
 	if c.Output == "json" {
 		return a.historyFail(exitcode.Errorf(exitcode.Usage, "%s prints the job's output as it ran: --output json is not supported", cmd))
 	}
-	awsCfg, cfg, err := a.historyAWS(ctx, &c.targetFlags, &c.LogGroup, true) // the log group from the broker's view unless given
+	awsCfg, cfg, err := a.historyAWSLogs(ctx, &c.targetFlags, &c.LogGroup, true) // the log group from the broker's view unless given
 	if err != nil {
 		return a.historyFail(err)
 	}

@@ -121,7 +121,7 @@ func (a *app) history(ctx context.Context, cmd string, args []string) error {
 	if show != nil {
 		logGroup = &show.LogGroup
 	}
-	awsCfg, _, err := a.historyAWS(ctx, flags, logGroup, false)
+	awsCfg, _, err := a.historyAWSLogs(ctx, flags, logGroup, false)
 	if err != nil {
 		return a.historyFail(err)
 	}
@@ -195,7 +195,13 @@ func parseSub(target any, name string, args []string, getenv func(string) string
 // What the flags leave out (the ledger table, the run log group when
 // logGroup is not nil, the reader role) comes from the broker's published
 // view (discovery.go); needLog: the command cannot do without the log group.
-func (a *app) historyAWS(ctx context.Context, f *targetFlags, logGroup *string, needLog bool) (aws.Config, *Config, error) {
+func (a *app) historyAWS(ctx context.Context, f *targetFlags) (aws.Config, *Config, error) {
+	return a.historyAWSLogs(ctx, f, nil, false)
+}
+
+// historyAWSLogs is historyAWS that also fills *logGroup from the view when
+// it is empty (needLog: the command cannot do without it).
+func (a *app) historyAWSLogs(ctx context.Context, f *targetFlags, logGroup *string, needLog bool) (aws.Config, *Config, error) {
 	cli := &CLI{Job: "-", Env: f.Env, Environments: f.Environments, TopicARN: f.TopicARN, Profile: f.Profile,
 		RoleARN: f.RoleARN, ExternalID: f.ExternalID, SessionName: f.SessionName,
 		StartTimeout: time.Minute, CancelGrace: time.Minute, RequestTTL: 5 * time.Minute}
