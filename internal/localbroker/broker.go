@@ -292,7 +292,14 @@ func (b *Broker) Env() []string {
 // config profile () could not be found"), and the access keys in the file
 // win over an exported AWS_PROFILE for deploy-trigger, as for the AWS CLI.
 func (b *Broker) WriteEnvFile(path string) error {
-	env := b.Env()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	envs, err := b.writeEnvironmentsFile(filepath.Dir(path)) // environments.go
+	if err != nil {
+		return err
+	}
+	env := append(b.Env(), "DEPLOY_TRIGGER_ENVIRONMENTS="+envs)
 	sort.Strings(env)
 	var sb strings.Builder
 	sb.WriteString("# deploy-broker local mode: the environment deploy-trigger needs.\n")
@@ -303,9 +310,6 @@ func (b *Broker) WriteEnvFile(path string) error {
 	}
 	sb.WriteString("# Its access keys win over an exported AWS_PROFILE (as for the AWS CLI).\n")
 	writeEnvLines(&sb, env)
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
 	return os.WriteFile(path, []byte(sb.String()), 0o644)
 }
 

@@ -39,6 +39,29 @@ func TestEnvFileHasNoEmptyValues(t *testing.T) {
 	}
 }
 
+// Issue 25: the env file names an environments file whose environment
+// "local" is the broker's topic, so that `deploy-trigger runs --env local`
+// works in local mode as `--env production` does against a stack.
+func TestEnvFileNamesTheLocalEnvironment(t *testing.T) {
+	b := &Broker{Server: &moto.Server{URL: "http://127.0.0.1:4566"}, Resources: &Resources{Region: "us-east-1", TopicARN: "arn:aws:sns:us-east-1:123456789012:deploy-broker"}}
+	dir := t.TempDir()
+	if err := b.WriteEnvFile(filepath.Join(dir, "broker.env")); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "broker.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	envs := filepath.Join(dir, "environments.yaml")
+	if !strings.Contains(string(data), "\nDEPLOY_TRIGGER_ENVIRONMENTS="+envs+"\n") {
+		t.Errorf("env file does not name %s:\n%s", envs, data)
+	}
+	yml, err := os.ReadFile(envs)
+	if err != nil || !strings.Contains(string(yml), "\n  local:\n    topic_arn: arn:aws:sns:us-east-1:123456789012:deploy-broker\n") {
+		t.Errorf("environments file (%v):\n%s", err, yml)
+	}
+}
+
 // Issue 14.12: make demo checks its tools before it builds anything.
 func TestMakeDemoChecksToolsFirst(t *testing.T) {
 	if _, err := exec.LookPath("make"); err != nil {

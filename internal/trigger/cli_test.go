@@ -83,7 +83,7 @@ func TestParseCLI(t *testing.T) {
 		{name: "unknown flag", args: []string{"--topic", topic, "website"}, wantErr: "unknown flag --topic"},
 		{name: "bad duration", args: []string{"--topic-arn", topic, "--start-timeout", "ten", "website"}, wantErr: "--start-timeout"},
 		{name: "ttl too long", args: []string{"--topic-arn", topic, "--request-ttl", "2h", "website"}, wantErr: "--request-ttl must be between"},
-		{name: "unknown environment", args: []string{"--environments", "testdata/environments.yaml", "--env", "prod", "website"}, wantErr: `unknown environment "prod": testdata/environments.yaml defines production, staging`},
+		{name: "unknown environment", args: []string{"--environments", "testdata/environments.yaml", "--env", "prod", "website"}, wantErr: `unknown environment "prod": testdata/environments.yaml defines local, production, staging`},
 		{name: "environment", args: []string{"--environments", "testdata/environments.yaml", "--env", "production", "website"},
 			check: func(t *testing.T, c *Config) {
 				if c.Topic.ARN != "arn:aws:sns:eu-west-1:210987654321:deploy-broker" || c.Account != "210987654321" || c.AccountAlias != "acme-prod" ||
