@@ -250,6 +250,16 @@ func writeJobs(w io.Writer, cat *config.Config) {
 			fmt.Fprintf(w, " — %s", j.Description)
 		}
 		fmt.Fprintf(w, " (timeout %s)\n", j.Timeout.D())
+		if len(j.Approvers) > 0 {
+			fmt.Fprintf(w, "  needs approval by one of %s\n", strings.Join(j.Approvers, ", "))
+		}
+		if j.Limited() {
+			slots := "job " + name
+			if j.ConcurrencyGroup != "" {
+				slots = "concurrency group " + j.ConcurrencyGroup
+			}
+			fmt.Fprintf(w, "  %d slot(s) of %s; when all are held: %s\n", j.Concurrency, slots, j.WhenFull())
+		}
 		if len(j.Params) == 0 {
 			fmt.Fprintln(w, "  no parameters")
 		}

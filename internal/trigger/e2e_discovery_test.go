@@ -168,6 +168,12 @@ func TestLocalDryRunOfAGovernedJob(t *testing.T) {
 		cmd.Stdout, cmd.Stderr = &out, &out
 		return exitCodeOf(t, cmd.Run()), out.String()
 	}
+	cmd := envOnlyCmd(bin, b, envFile, "jobs", "--env", "local")
+	var jobs testutil.SyncBuffer
+	cmd.Stdout, cmd.Stderr = &jobs, &jobs
+	if code := exitCodeOf(t, cmd.Run()); code != 0 || !strings.Contains(jobs.String(), "migrate-production — Apply database migrations to production. (timeout 30m0s)\n  needs approval by one of arn:aws:iam::111111111111:role/release-manager\n  1 slot(s) of concurrency group production-db; when all are held: queue\n") {
+		t.Errorf("jobs --env local: exit %d\n%s", code, jobs.String())
+	}
 	code, out := dryRun()
 	if code != 0 || !strings.Contains(out, "it needs approval by one of arn:aws:iam::111111111111:role/release-manager") ||
 		!strings.Contains(out, "it takes one of the 1 slot(s) of concurrency group production-db: when all are held it waits behind the runs that hold them") || !strings.Contains(out, "it would find a slot free now (0 of 1 held)") {
