@@ -29,8 +29,9 @@ type PublishedViewProps struct {
 // (issue 25, internal/brokerview): a table named after the broker, holding
 // one item, the view, written at deploy time from the configuration.
 //
-// Its resource policy lets the broker's trusted principals, its viewers and
-// the GitHub trigger role dynamodb:GetItem that one key, nothing else: no
+// Its resource policy lets the broker's trusted principals, its viewers, the
+// reader role and the GitHub trigger role dynamodb:GetItem that one key,
+// nothing else: no
 // other action, no other item (dynamodb:LeadingKeys), no other table. A
 // principal of another account needs GetItem on the table in its own IAM
 // policy too (docs/INFRA.md). The writer is a CloudFormation custom resource
@@ -77,6 +78,9 @@ func NewPublishedView(scope constructs.Construct, id string, props *PublishedVie
 		loc.ExtraTrusted = []string{*props.TriggerRole.RoleArn()}
 	}
 	if props.ReaderRole != nil {
+		// A viewer that assumed the reader role first (--role-arn) reads
+		// the view with it.
+		principals = append(principals, awsiam.NewArnPrincipal(props.ReaderRole.RoleArn()))
 		loc.ReaderRoleARN = *props.ReaderRole.RoleArn()
 	}
 	policy := awsiam.NewPolicyDocument(&awsiam.PolicyDocumentProps{Statements: &[]awsiam.PolicyStatement{

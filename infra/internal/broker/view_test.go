@@ -12,8 +12,8 @@ import (
 
 // Issue 25: the broker publishes its view (internal/brokerview) in a table
 // named after the broker, which deploy-trigger finds from the topic. The
-// view's readers — the trusted principals, the viewers and the GitHub
-// trigger role — may dynamodb:GetItem its one key, nothing else; the writer
+// view's readers — the trusted principals, the viewers, the GitHub trigger
+// role and the reader role — may dynamodb:GetItem its one key, nothing else; the writer
 // (a custom resource) may PutItem that key only; nobody else is granted the
 // table. The item the writer puts is the view Build makes, with the stack's
 // ledger table, run log group and reader role.
@@ -50,11 +50,12 @@ func TestPublishedViewAndItsGrant(t *testing.T) {
 		}
 	}
 	trigger := logicalID(f, f.app.Stack.TriggerRole.Role())
-	want := []string{"AWS:arn:aws:iam::111111111111:role/ci", "AWS:arn:aws:iam::333333333333:role/auditor", "AWS:${" + trigger + ".Arn}"}
+	readerRole := logicalID(f, f.app.Stack.ReaderRole.Role())
+	want := []string{"AWS:arn:aws:iam::111111111111:role/ci", "AWS:arn:aws:iam::333333333333:role/auditor", "AWS:${" + trigger + ".Arn}", "AWS:${" + readerRole + ".Arn}"}
 	slices.Sort(readers)
 	slices.Sort(want)
 	if !slices.Equal(readers, want) {
-		t.Errorf("the view's readers are %v, want %v (trusted principals, viewers, the GitHub trigger role)", readers, want)
+		t.Errorf("the view's readers are %v, want %v (trusted principals, viewers, the GitHub trigger role, the reader role)", readers, want)
 	}
 
 	// The item: the writer's PutItem, rendered, holds a view that decodes.
