@@ -117,11 +117,13 @@ func (a *app) history(ctx context.Context, cmd string, args []string) error {
 		}
 		return a.historyFail(exitcode.Errorf(exitcode.Usage, "%s (see deploy-trigger %s --help)", strings.TrimRight(err.Error(), "."), cmd))
 	}
-	var logGroup *string
+	var awsCfg aws.Config
+	var err error
 	if show != nil {
-		logGroup = &show.LogGroup
+		awsCfg, _, err = a.historyAWSLogs(ctx, flags, &show.LogGroup, false)
+	} else {
+		awsCfg, _, err = a.historyAWS(ctx, flags)
 	}
-	awsCfg, _, err := a.historyAWSLogs(ctx, flags, logGroup, false)
 	if err != nil {
 		return a.historyFail(err)
 	}
