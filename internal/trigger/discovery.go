@@ -68,7 +68,8 @@ func whoAmI(ctx context.Context, c clients) (identity.Principal, error) {
 	}
 	p, err := identity.PrincipalFromARN(arn)
 	if err != nil {
-		return identity.Principal{}, exitcode.Errorf(exitcode.Broker, "the caller identity %s is no principal the broker can verify: %v", arn, err)
+		// The broker would refuse a request signed with it (241).
+		return identity.Principal{}, exitcode.Errorf(exitcode.Rejected, "the caller identity %s is no principal the broker can verify (use a role or an IAM user): %v", arn, err)
 	}
 	return p, nil
 }
