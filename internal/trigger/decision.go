@@ -30,6 +30,13 @@ var answerPoll = 500 * time.Millisecond
 // credentials, as `show --role-arn` does), else with the caller's own.
 func (a *app) decisionReader(ctx context.Context, cfg *Config, requester *protocol.Requester, what string) (historyReader, error) {
 	if cfg.LedgerTable == "" {
+		// The broker's published view names the ledger and the reader role
+		// (discovery.go): --env is enough.
+		if err := a.decisionTargets(ctx, cfg, requester); err != nil {
+			return historyReader{}, err
+		}
+	}
+	if cfg.LedgerTable == "" {
 		return historyReader{}, exitcode.Errorf(exitcode.Usage, "%s reads the run from the run ledger before it sends anything, and the broker's answer after: pass --ledger-table NAME (the stack's LedgerTable output; DEPLOY_TRIGGER_LEDGER_TABLE) and, from another account, --reader-role-arn ARN (the stack's ReaderRole, which the catalogue's viewers may assume); nothing was sent", what)
 	}
 	rc := *cfg

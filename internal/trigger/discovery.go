@@ -219,6 +219,30 @@ func (a *app) historyTargets(ctx context.Context, awsCfg *aws.Config, cfg *Confi
 	return nil
 }
 
+// decisionTargets fills, for approve, reject and cancel, the ledger table
+// from the broker's view, and the reader role when the caller is one of its
+// viewers and gave none (decision.go assumes it from the caller's own
+// credentials).
+func (a *app) decisionTargets(ctx context.Context, cfg *Config, requester *protocol.Requester) error {
+	awsCfg, err := a.awsConfig(ctx, cfg, requester)
+	if err != nil {
+		return err
+	}
+	c := newClients(awsCfg)
+	v, err := discover(ctx, c, cfg.Topic)
+	if err != nil {
+		return err
+	}
+	cfg.LedgerTable = v.LedgerTable
+	if cfg.ReaderRoleARN != "" || v.ReaderRoleARN == "" {
+		return nil
+	}
+	if p, err := whoAmI(ctx, c); err == nil && v.Viewer(p) {
+		cfg.ReaderRoleARN = v.ReaderRoleARN
+	}
+	return nil
+}
+
 // assumeReader is cfg with the reader role's credentials, assumed from cfg's.
 func assumeReader(cfg aws.Config, role, session string, req *protocol.Requester) aws.Config {
 	if session == "" {

@@ -194,4 +194,11 @@ func TestLocalDryRunOfAGovernedJob(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "would wait behind run "+runID+" (migrate-production, awaiting-approval)") {
 		t.Errorf("dry run with run %s awaiting approval: exit %d\n%s", runID, code, out)
 	}
+	// A decision needs only --env too: the requester cancels its run.
+	cancel := envOnlyCmd(bin, b, envFile, "cancel", "--env", "local", "--yes", runID)
+	var cancelOut testutil.SyncBuffer
+	cancel.Stdout, cancel.Stderr = &cancelOut, &cancelOut
+	if code := exitCodeOf(t, cancel.Run()); code != 0 {
+		t.Errorf("cancel --env local %s: exit %d\n%s", runID, code, cancelOut.String())
+	}
 }
