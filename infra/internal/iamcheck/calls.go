@@ -81,13 +81,19 @@ func (p *Replay) requests(base Request, c localbroker.Call) ([]Request, error) {
 		return []Request{one(action, arn, ctx, rp)}, nil
 	case "dynamodb":
 		arn := s.Resources["ledger"]
-		if t := c.Params["TableName"]; t != "" {
+		if t := c.Params["TableName"]; strings.HasPrefix(t, "arn:") {
+			arn = t // deploy-trigger names the view's table by its ARN
+		} else if t != "" {
 			arn = fmt.Sprintf("arn:aws:dynamodb:%s:%s:table/%s", Region, Account, t)
 		}
 		if ix := c.Params["IndexName"]; ix != "" {
 			arn += "/index/" + ix
 		}
-		return []Request{one(action, arn, nil, nil)}, nil
+		var rp *Policy
+		if pol, ok := s.ResourcePolicies["view"]; ok && arn == s.Resources["view-table"] {
+			rp = &pol
+		}
+		return []Request{one(action, arn, nil, rp)}, nil
 	case "logs":
 		g := c.Params["logGroupName"]
 		if g == "" {

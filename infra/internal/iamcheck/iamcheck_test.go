@@ -150,8 +150,9 @@ func runScenario(t *testing.T, root string, sc scenario, list *List) Section {
 		if err := json.Unmarshal(raw, &res); err != nil || res.RunID == "" {
 			t.Fatalf("no run id in %s: %v", raw, err)
 		}
-		// A viewer's reads: the history, one run, its log.
-		for _, cmd := range [][]string{{"runs"}, {"show", res.RunID}, {"logs", res.RunID}} {
+		// A viewer's reads: the history, one run, its log; and the broker's
+		// published view (jobs), which every trusted principal reads.
+		for _, cmd := range [][]string{{"runs"}, {"show", res.RunID}, {"logs", res.RunID}, {"jobs"}} {
 			if r := tr.Run(t, b, cmd...); r.Code != 0 {
 				t.Fatalf("deploy-trigger %v: exit %d\n%s", cmd, r.Code, e2etest.Tail(r.Stderr, 20))
 			}

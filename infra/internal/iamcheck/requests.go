@@ -138,7 +138,10 @@ func (p *Replay) Add(c localbroker.Call) {
 	// A CI principal's ledger and run log reads go through the reader
 	// role in AWS (deploy-trigger runs/show/logs --role-arn): local mode
 	// reads with the CI session itself.
-	if strings.HasPrefix(name, "arn:") && (c.Service == "dynamodb" || c.Service == "logs") {
+	// The published view is read with the caller's own credentials (its
+	// table's policy names the trusted principals).
+	viewRead := c.Service == "dynamodb" && len(reqs) == 1 && reqs[0].Resource == p.Stack.Resources["view-table"]
+	if strings.HasPrefix(name, "arn:") && (c.Service == "dynamodb" || c.Service == "logs") && !viewRead {
 		if rd := p.Stack.Roles["reader"]; rd != nil {
 			_, s, ra, rp, _ := p.caller("arn:aws:sts::" + Account + ":assumed-role/" + rd.ARN[strings.LastIndex(rd.ARN, "/")+1:] + "/viewer")
 			for _, r := range reqs {

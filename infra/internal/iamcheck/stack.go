@@ -40,6 +40,8 @@ func roleName(id string) string {
 		return "reader"
 	case strings.HasPrefix(id, "GitHubTriggerRole"):
 		return "github-trigger"
+	case strings.HasPrefix(id, "PublishedViewWriterRole"):
+		return "view-writer"
 	case strings.HasPrefix(id, "NetworkVpc") && strings.Contains(id, "IAMRole"):
 		return "flow-logs"
 	case strings.HasPrefix(id, "CatalogueJob") && strings.Contains(id, "DeploymentRole"):
@@ -147,7 +149,19 @@ func LoadStack(t *Template, names Names) (*Stack, error) {
 			s.Resources["topic"] = a.(string)
 		case "AWS::DynamoDB::Table":
 			a, _ := r.getAtt(id, "Arn")
-			s.Resources["ledger"] = a.(string)
+			if !strings.HasPrefix(id, "PublishedViewTable") {
+				s.Resources["ledger"] = a.(string)
+				break
+			}
+			// The broker's published view (issue 25): its own table and
+			// resource policy.
+			s.Resources["view-table"] = a.(string)
+			rp, _ := res.Properties["ResourcePolicy"].(map[string]any)
+			d, err := doc(rp["PolicyDocument"])
+			if err != nil {
+				return nil, err
+			}
+			s.ResourcePolicies["view"] = Policy{Name: "view-table-policy", Doc: d}
 		case "AWS::Logs::LogGroup":
 			if strings.HasPrefix(id, "CatalogueRunLogs") {
 				s.Resources["run-log-group"] = r.arn("logs", "log-group:"+r.name(id))
@@ -156,6 +170,9 @@ func LoadStack(t *Template, names Names) (*Stack, error) {
 			a, _ := r.getAtt(id, "Arn")
 			s.Resources["cluster"] = a.(string)
 		case "AWS::Lambda::Function":
+			if !strings.HasPrefix(id, "Dispatcher") {
+				break // the published view's writer (a custom resource's Lambda)
+			}
 			a, _ := r.getAtt(id, "Arn")
 			s.Resources["dispatcher-function"] = a.(string)
 		case "AWS::ECS::TaskDefinition":
