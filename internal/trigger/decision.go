@@ -33,7 +33,7 @@ func (a *app) decisionReader(ctx context.Context, cfg *Config, requester *protoc
 		// The broker's published view names the ledger and the reader role
 		// (discovery.go): --env is enough.
 		if err := a.decisionTargets(ctx, cfg, requester); err != nil {
-			return historyReader{}, err
+			return historyReader{}, exitcode.New(exitcode.Code(err), fmt.Errorf("%s reads the run from the run ledger before it sends anything, and the broker's answer after; the broker's published view names it, but %w; or pass --ledger-table NAME (the stack's LedgerTable output; DEPLOY_TRIGGER_LEDGER_TABLE) and, from another account, --reader-role-arn ARN (the stack's ReaderRole, which the catalogue's viewers may assume); nothing was sent", what, err))
 		}
 	}
 	if cfg.LedgerTable == "" {

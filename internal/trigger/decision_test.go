@@ -43,17 +43,30 @@ func TestDecisionRequestCarriesADecisionID(t *testing.T) {
 }
 
 // approve, reject and cancel read the run before they send anything:
-// without a ledger to read they stop with a usage error naming the flags,
-// and send nothing (no AWS call is made: no credentials exist here).
+// without a ledger table they look for it in the broker's published view
+// (issue 25); when that cannot be read either (no credentials exist here:
+// the only AWS call, the view's GetItem, fails) they stop, naming the
+// cause and the flags, and send nothing.
 func TestDecisionsNeedTheLedger(t *testing.T) {
+	// No credentials anywhere the SDK looks (it reads the process's
+	// environment too), and an endpoint on a closed loopback port: no AWS
+	// endpoint is ever contacted.
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
+		"AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"} {
+		t.Setenv(k, "")
+	}
+	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	for _, cmd := range []string{"approve", "reject", "cancel"} {
-		env := map[string]string{"DEPLOY_TRIGGER_TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:deploy-broker"}
+		env := map[string]string{"DEPLOY_TRIGGER_TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:deploy-broker",
+			"AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null", "AWS_ENDPOINT_URL": "http://127.0.0.1:1"}
 		var stdout, stderr bytes.Buffer
 		err := Run(context.Background(), []string{cmd, "01M8PTK38HAY06XJQ608BEMSKP"}, func(k string) string { return env[k] }, strings.NewReader(""), &stdout, &stderr, nil)
-		if code := exitcode.Code(err); code != exitcode.Usage {
-			t.Errorf("%s without --ledger-table: exit %d, want %d\n%s", cmd, code, exitcode.Usage, stderr.String())
+		if code := exitcode.Code(err); code != exitcode.Broker {
+			t.Errorf("%s without --ledger-table or credentials: exit %d, want %d\n%s", cmd, code, exitcode.Broker, stderr.String())
 		}
-		for _, want := range []string{cmd + " reads the run from the run ledger", "--ledger-table NAME", "--reader-role-arn ARN", "nothing was sent"} {
+		for _, want := range []string{cmd + " reads the run from the run ledger", "published view", "no AWS credentials were found", "--ledger-table NAME", "--reader-role-arn ARN", "nothing was sent"} {
 			if !strings.Contains(stderr.String(), want) {
 				t.Errorf("%s: stderr lacks %q:\n%s", cmd, want, stderr.String())
 			}
