@@ -78,7 +78,7 @@ func scenarios() []scenario {
 		{name: "examples/broker.yaml", config: "../../../examples/broker.yaml",
 			runs: [][]string{{"website", "version=1.4.2"}}},
 		{name: "examples/governance/broker.yaml", config: "../../../examples/governance/broker.yaml",
-			runs:   [][]string{{"flush-cache"}, {"refresh-reporting"}},
+			runs:   [][]string{{"flush-cache"}, {"refresh-reporting"}, {"rebuild-preview"}},
 			cancel: []string{"flush-cache"}, cancelAfter: "applying migration 1 of 1",
 			approved: []string{"migrate-production", "steps=1"}},
 		{name: "CI roles, cross-account principals and the run log CMK (testdata/ci-roles.yaml)", config: "testdata/ci-roles.yaml",
