@@ -45,25 +45,11 @@ func (a *app) decide(ctx context.Context, cli *CLI, kind protocol.Kind, runID st
 	if kind == protocol.KindCancel {
 		return a.cancelRun(ctx, cli, runID) // cancel.go
 	}
-	cli.Params = nil
-	out := a.printer(cli, cli.Output)
-	cfg, err := resolve(cli, a.getenv)
+	out, cfg, h, run, err := a.decisionRun(ctx, cli, runID, string(kind)) // decision.go
 	if err != nil {
-		return a.fail(out, exitcode.New(exitcode.Usage, err))
+		return a.fail(out, err)
 	}
 	requester := requesterFromEnv(a.getenv, a.hostname)
-	h, err := a.decisionReader(ctx, cfg, requester, string(kind))
-	if err != nil {
-		return a.fail(out, err)
-	}
-	run, found, err := h.get(ctx, runID)
-	if err != nil {
-		return a.fail(out, err)
-	}
-	if !found {
-		return a.fail(out, exitcode.Errorf(exitcode.Rejected, "run %s is not in the run ledger %s: check the run id and the environment; nothing was sent", runID, cfg.LedgerTable))
-	}
-	fmt.Fprint(a.stderr, describeRun(run, a.now()))
 	if run.item.Status != ledger.AwaitingApproval {
 		return a.fail(out, exitcode.Errorf(exitcode.Rejected, "run %s does not await approval (its status is %s): nothing was sent", runID, run.Status))
 	}

@@ -18,27 +18,14 @@ import (
 // is stopped (or had already ended: nothing is sent), 247 when it has not
 // stopped within --cancel-grace; a run the ledger does not know is 241.
 func (a *app) cancelRun(ctx context.Context, cli *CLI, runID string) error {
-	cli.Params = nil
-	out := a.printer(cli, cli.Output)
-	cfg, err := resolve(cli, a.getenv)
+	// (A run whose request the broker has not handled yet is not in the
+	// ledger: the cancel its own trigger sends when it gives up closes it,
+	// watch_cancel.go.)
+	out, cfg, h, run, err := a.decisionRun(ctx, cli, runID, "cancel") // decision.go
 	if err != nil {
-		return a.fail(out, exitcode.New(exitcode.Usage, err))
+		return a.fail(out, err)
 	}
 	requester := requesterFromEnv(a.getenv, a.hostname)
-	h, err := a.decisionReader(ctx, cfg, requester, "cancel")
-	if err != nil {
-		return a.fail(out, err)
-	}
-	run, found, err := h.get(ctx, runID)
-	if err != nil {
-		return a.fail(out, err)
-	}
-	if !found {
-		// (A run whose request the broker has not handled yet is closed by
-		// the cancel its own trigger sends when it gives up: watch_cancel.go.)
-		return a.fail(out, exitcode.Errorf(exitcode.Rejected, "run %s is not in the run ledger %s: check the run id and the environment; nothing was sent", runID, cfg.LedgerTable))
-	}
-	fmt.Fprint(a.stderr, describeRun(run, a.now()))
 	if !ledger.Pending(run.Outcome) {
 		out.notice(fmt.Sprintf("run %s has already ended (%s): nothing to cancel, nothing was sent", runID, run.Outcome))
 		return nil

@@ -50,6 +50,32 @@ func (a *app) decisionReader(ctx context.Context, cfg *Config, requester *protoc
 	return historyReader{db: dynamodb.NewFromConfig(awsCfg), table: cfg.LedgerTable}, nil
 }
 
+// decisionRun reads the run a decision (approve, reject, cancel) is about
+// and shows it on stderr before anything is sent: the printer, the
+// resolved configuration, the ledger reader and the run. A run id the
+// ledger does not hold is a usage error (240), as for show, logs and attach.
+func (a *app) decisionRun(ctx context.Context, cli *CLI, runID, what string) (printer, *Config, historyReader, historyRun, error) {
+	cli.Params = nil
+	out := a.printer(cli, cli.Output)
+	cfg, err := resolve(cli, a.getenv)
+	if err != nil {
+		return out, nil, historyReader{}, historyRun{}, exitcode.New(exitcode.Usage, err)
+	}
+	h, err := a.decisionReader(ctx, cfg, requesterFromEnv(a.getenv, a.hostname), what)
+	if err != nil {
+		return out, cfg, h, historyRun{}, err
+	}
+	run, found, err := h.get(ctx, runID)
+	if err != nil {
+		return out, cfg, h, run, err
+	}
+	if !found {
+		return out, cfg, h, run, fmt.Errorf("%w; nothing was sent", notInLedger(runID, cfg.LedgerTable))
+	}
+	fmt.Fprint(a.stderr, describeRun(run, a.now()))
+	return out, cfg, h, run, nil
+}
+
 // answer returns the broker's answer to decision id, if it has come.
 func (h historyReader) answer(ctx context.Context, id string) (ledger.Answer, bool, error) {
 	out, err := h.query(ctx, ledger.AnswerQuery(h.table, id))
