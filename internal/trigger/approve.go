@@ -80,7 +80,14 @@ func (a *app) decide(ctx context.Context, cli *CLI, kind protocol.Kind, runID st
 		out.notice(fmt.Sprintf("run %s %s by %s: %s", runID, map[string]string{"approved": "approved", "disapproved": "rejected"}[ans.Outcome], ans.By, decisionNext(kind)))
 		return nil
 	}
-	return a.fail(out, exitcode.Errorf(exitcode.Rejected, "the broker did not record the %s of run %s (%s): %s", strings.ToLower(verb)+"al", runID, ans.Outcome, ans.Reason))
+	return a.fail(out, notRecorded(kind, runID, ans.Outcome, ans.Reason))
+}
+
+// notRecorded is the error when the broker answered a decision without
+// recording it (the run was no longer waiting, say).
+func notRecorded(kind protocol.Kind, runID, outcome, reason string) error {
+	noun := map[protocol.Kind]string{protocol.KindApprove: "approval", protocol.KindReject: "rejection"}[kind]
+	return exitcode.Errorf(exitcode.Rejected, "the broker did not record the %s of run %s (%s): %s", noun, runID, outcome, reason)
 }
 
 // decisionNext says what follows a recorded decision.
