@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	ststypes "github.com/aws/aws-sdk-go-v2/service/sts/types"
 
+	"github.com/deploy-broker/deploy-broker/internal/loopback"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
@@ -126,7 +127,9 @@ func startCredsServer(provider aws.CredentialsProvider, log *slog.Logger) (*cred
 	}
 	s := &credsServer{provider: provider, token: hex.EncodeToString(tok), log: log,
 		url: "http://" + ln.Addr().String() + "/credentials"}
-	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 8 << 10}
+	// Only the job's SDK: no web page (an Origin header), nor one that
+	// reaches the port through DNS rebinding (its own name as the Host).
+	s.srv = &http.Server{Handler: loopback.Guard(ln.Addr().String(), s), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 8 << 10}
 	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil
 }
