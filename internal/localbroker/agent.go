@@ -180,7 +180,7 @@ func (a *agent) start(ctx context.Context, task ecstypes.Task) {
 	var fileOut, fileErr *lineWriter
 	var outSinks, errSinks []io.Writer
 	if a.logDir != "" {
-		f, err := os.Create(filepath.Join(a.logDir, t.runID+".log"))
+		f, err := a.createTaskLog(t.runID)
 		if err == nil {
 			logFile = f
 			mu := &sync.Mutex{}
@@ -410,4 +410,9 @@ func (l *lineWriter) Close() error {
 	_, err := l.w.Write(l.pending)
 	l.pending = nil
 	return err
+}
+
+// createTaskLog creates a run's task log, the user's alone (private.go).
+func (a *agent) createTaskLog(runID string) (*os.File, error) {
+	return createPrivate(filepath.Join(a.logDir, runID+".log"))
 }

@@ -3,7 +3,6 @@ package localbroker
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -77,10 +76,17 @@ func (b *Broker) writeApproverEnv(ctx context.Context, envFile string) (string, 
 	if err != nil {
 		return "", "", err
 	}
+	path, err := writeApproverFile(envFile, arn, env)
+	return path, arn, err
+}
+
+// writeApproverFile writes approver.env for arn's env beside envFile,
+// private (private.go).
+func writeApproverFile(envFile, arn string, env []string) (string, error) {
 	sort.Strings(env)
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "# deploy-broker local mode: a second person for approvals (deploy-trigger approve RUN_ID).\n# The credentials are those of %s, a session made in the emulator.\n", arn)
 	writeEnvLines(&sb, env)
 	path := filepath.Join(filepath.Dir(envFile), "approver.env")
-	return path, arn, os.WriteFile(path, []byte(sb.String()), 0o600)
+	return path, writePrivate(path, []byte(sb.String()))
 }

@@ -292,7 +292,7 @@ func (b *Broker) Env() []string {
 // config profile () could not be found"), and the access keys in the file
 // win over an exported AWS_PROFILE for deploy-trigger, as for the AWS CLI.
 func (b *Broker) WriteEnvFile(path string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil { // private.go
 		return err
 	}
 	envs, err := b.writeEnvironmentsFile(filepath.Dir(path)) // environments.go
@@ -310,7 +310,8 @@ func (b *Broker) WriteEnvFile(path string) error {
 	}
 	sb.WriteString("# Its access keys win over an exported AWS_PROFILE (as for the AWS CLI).\n")
 	writeEnvLines(&sb, env)
-	return os.WriteFile(path, []byte(sb.String()), 0o644)
+	// The CI principal's credentials: the user's alone (private.go).
+	return writePrivate(path, []byte(sb.String()))
 }
 
 // writeEnvLines writes env as KEY=value lines, leaving out empty values:

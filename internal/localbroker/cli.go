@@ -55,15 +55,7 @@ func Main(ctx context.Context, args []string, environ []string, stdin io.Reader,
 		}
 		return 2
 	}
-	if err := os.MkdirAll(*taskLogs, 0o755); err != nil {
-		fmt.Fprintf(stderr, "deploy-broker-local: %v\n", err)
-		return 1
-	}
-	if err := os.MkdirAll(filepath.Dir(*logFile), 0o755); err != nil {
-		fmt.Fprintf(stderr, "deploy-broker-local: %v\n", err)
-		return 1
-	}
-	logw, err := os.Create(*logFile)
+	logw, err := prepareFiles(*configPath, *envFile, *logFile, *taskLogs)
 	if err != nil {
 		fmt.Fprintf(stderr, "deploy-broker-local: %v\n", err)
 		return 1
@@ -128,4 +120,20 @@ func firstJob(b *Broker) string {
 		return names[0]
 	}
 	return "JOB"
+}
+
+// prepareFiles makes the directories of the env file, the broker's log and
+// the task logs, and creates the broker's log: the user's alone
+// (private.go), since jobs run under uids of their own when root.
+func prepareFiles(configPath, envFile, logFile, taskLogs string) (*os.File, error) {
+	jobDir, err := filepath.Abs(filepath.Dir(configPath))
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range []string{taskLogs, filepath.Dir(envFile), filepath.Dir(logFile)} {
+		if err := privateDir(d, jobDir); err != nil {
+			return nil, err
+		}
+	}
+	return createPrivate(logFile)
 }

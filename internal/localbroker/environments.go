@@ -2,7 +2,6 @@ package localbroker
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 )
 
@@ -21,7 +20,7 @@ func (b *Broker) writeEnvironmentsFile(dir string) (string, error) {
 	}
 	content := fmt.Sprintf("# deploy-broker local mode: deploy-trigger --env %s names this broker;\n# the rest comes from its published view.\nenvironments:\n  %s:\n    topic_arn: %s\n",
 		LocalEnvironment, LocalEnvironment, b.TopicARN())
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+	if err := writePrivate(path, []byte(content)); err != nil { // .local is the user's alone (private.go)
 		return "", err
 	}
 	return path, nil
