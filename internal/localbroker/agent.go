@@ -46,10 +46,11 @@ type agent struct {
 	logs       *cloudwatchlogs.Client // run logs (runlogs.go); nil: none
 	logGroup   string
 
-	mu      sync.Mutex
-	tasks   map[string]*localTask
-	wg      sync.WaitGroup
-	nextUID int // isolation.go
+	mu       sync.Mutex
+	tasks    map[string]*localTask
+	wg       sync.WaitGroup
+	nextUID  int    // isolation.go
+	uidLocks string // uids.go; "": uidLockDir()
 }
 
 type localTask struct {
@@ -57,6 +58,7 @@ type localTask struct {
 	cmd             *exec.Cmd
 	version         uint64
 	stopReason      string // set when the task was stopped through ECS
+	uid             *uidLease
 	exited          chan struct{}
 }
 
@@ -163,7 +165,13 @@ func (a *agent) start(ctx context.Context, task ecstypes.Task) {
 			}
 		}
 	}
-	env = append(env, a.isolation(task)...)
+	iso, lease, err := a.isolation(task)
+	if err != nil {
+		a.fail(ctx, t, "CannotStartContainerError: "+err.Error())
+		return
+	}
+	t.uid = lease // let go by fail or when the runner has exited
+	env = append(env, iso...)
 	if reason, ok := a.failStart[t.job]; ok {
 		a.fail(ctx, t, reason)
 		return
@@ -218,6 +226,9 @@ func (a *agent) start(ctx context.Context, task ecstypes.Task) {
 	go func() {
 		defer a.wg.Done()
 		err := cmd.Wait()
+		// What the job left behind (a setsid child) dies with the run,
+		// before its uid can be another run's and before STOPPED.
+		a.releaseUID(t)
 		close(t.exited) // the process is gone; its log may still be shipping
 		if shipper != nil {
 			shipOut.Close()
@@ -249,6 +260,7 @@ func (a *agent) start(ctx context.Context, task ecstypes.Task) {
 // fail reports a task that cannot start, as ECS does for an image that
 // cannot be pulled.
 func (a *agent) fail(ctx context.Context, t *localTask, reason string) {
+	a.releaseUID(t)
 	close(t.exited)
 	a.mu.Lock()
 	t.stopReason = reason

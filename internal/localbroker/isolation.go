@@ -1,6 +1,7 @@
 package localbroker
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -40,8 +41,8 @@ func (a *agent) localJobRoleARN(family string) string {
 
 // isolation is the runner environment a task adds to the task definition's
 // and the overrides': the deployment role, the requester from the task's
-// tag, and a job uid when root.
-func (a *agent) isolation(task ecstypes.Task) []string {
+// tag, and a job uid when root, leased until the run ends (uids.go).
+func (a *agent) isolation(task ecstypes.Task) ([]string, *uidLease, error) {
 	env := []string{protocol.EnvJobRoleARN + "=" + a.localJobRoleARN(taskFamily(aws.ToString(task.TaskDefinitionArn))),
 		// As in a container, no AWS configuration files: the SDKs would
 		// take the user's own default profile before the job's
@@ -55,14 +56,32 @@ func (a *agent) isolation(task ecstypes.Task) []string {
 	}
 	if a.root() && !a.jobUIDsUnreachable() {
 		a.mu.Lock()
-		uid := localJobUIDBase + a.nextUID%localJobUIDs
+		start := a.nextUID
 		a.nextUID++
 		a.mu.Unlock()
-		env = append(env, runner.EnvJobUID+"="+strconv.Itoa(uid))
+		dir := a.uidLocks
+		if dir == "" {
+			dir = uidLockDir()
+		}
+		lease, err := leaseUID(dir, start)
+		if err != nil {
+			return nil, nil, fmt.Errorf("no uid for the job: %w", err)
+		}
+		a.mu.Lock()
+		a.nextUID = lease.uid - localJobUIDBase + 1
+		a.mu.Unlock()
+		return append(env, runner.EnvJobUID+"="+strconv.Itoa(lease.uid)), lease, nil
 	} else if a.root() {
 		env = append(env, runner.EnvJobUID+"="+runner.JobUIDSame)
 	}
-	return env
+	return env, nil, nil
+}
+
+// releaseUID kills what is left of a run's job uid and lets the uid go.
+func (a *agent) releaseUID(t *localTask) {
+	if err := t.uid.release(); err != nil {
+		a.log.Error("agent: the job uid of a finished run keeps processes; it stays taken", "run_id", t.runID, "uid", t.uid.uid, "error", err.Error())
+	}
 }
 
 // jobUIDsUnreachable says whether a job uid could not reach the runners'

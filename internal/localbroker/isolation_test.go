@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -31,8 +32,17 @@ func TestIsolationEnvironmentOfALocalTask(t *testing.T) {
 	task := ecstypes.Task{TaskDefinitionArn: aws.String("arn:aws:ecs:us-east-1:123456789012:task-definition/b-deploy:3"),
 		Tags: []ecstypes.Tag{{Key: aws.String(protocol.TagRequester), Value: aws.String("arn:aws:sts::1:assumed-role/ci/x")}}}
 	var logs strings.Builder
-	a := &agent{account: "123456789012", dir: open, log: slog.New(slog.NewTextHandler(&logs, nil))}
-	first, second := a.isolation(task), a.isolation(task)
+	a := &agent{account: "123456789012", dir: open, log: slog.New(slog.NewTextHandler(&logs, nil)), uidLocks: filepath.Join(t.TempDir(), "uids")}
+	isolation := func() []string {
+		t.Helper()
+		env, lease, err := a.isolation(task)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = lease.release() })
+		return env
+	}
+	first, second := isolation(), isolation()
 	base := []string{protocol.EnvJobRoleARN + "=arn:aws:iam::123456789012:role/deploy-broker-local/b-deploy",
 		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", protocol.EnvRequester + "=arn:aws:sts::1:assumed-role/ci/x"}
 	if os.Geteuid() != 0 {
@@ -45,12 +55,20 @@ func TestIsolationEnvironmentOfALocalTask(t *testing.T) {
 		}
 		return
 	}
-	// Root: a uid per run, while the configuration's directory is open.
-	if !slices.Equal(first, append(base, runner.EnvJobUID+"=61000")) || !slices.Equal(second, append(base, runner.EnvJobUID+"=61001")) {
-		t.Fatalf("root: %q, %q", first, second)
+	// Root: a uid per run, while the configuration's directory is open
+	// (61000 on, unless a uid has processes: uids_test.go).
+	uidOf := func(env []string) int {
+		if !slices.Equal(env[:len(base)], base) || len(env) != len(base)+1 || !strings.HasPrefix(env[len(base)], runner.EnvJobUID+"=") {
+			t.Fatalf("root: %q", env)
+		}
+		uid, _ := strconv.Atoi(strings.TrimPrefix(env[len(base)], runner.EnvJobUID+"="))
+		return uid
+	}
+	if u1, u2 := uidOf(first), uidOf(second); u1 < localJobUIDBase || u2 <= u1 || u2 >= localJobUIDBase+localJobUIDs {
+		t.Fatalf("root: uids %d, %d", u1, u2)
 	}
 	a.dir = closed
-	if got := a.isolation(task); !slices.Equal(got, append(base, runner.EnvJobUID+"="+runner.JobUIDSame)) {
+	if got := isolation(); !slices.Equal(got, append(base, runner.EnvJobUID+"="+runner.JobUIDSame)) {
 		t.Fatalf("root, closed directory: %q", got)
 	}
 	a.sayIsolation()
