@@ -73,7 +73,7 @@ func TestAJobReadsNoneOfLocalModesFiles(t *testing.T) {
 	if out, err := asJob(cfgDir, uid, "cat", "broker.yaml"); err != nil {
 		t.Fatalf("the job cannot read its configuration's directory: %v %s", err, out)
 	}
-	for _, p := range []string{envFile, filepath.Join(local, "approver.env"), filepath.Join(local, "broker.log"), filepath.Join(local, "tasks", "01JDRUN.log")} {
+	for _, p := range []string{envFile, filepath.Join(local, "approver.env"), filepath.Join(local, "environments.yaml"), filepath.Join(local, "broker.log"), filepath.Join(local, "tasks", "01JDRUN.log")} {
 		if out, err := asJob(cfgDir, uid, "cat", p); err == nil {
 			t.Errorf("a job under uid %d read %s", uid, p)
 		} else if fi, _ := os.Stat(p); fi == nil || fi.Mode().Perm() != 0o600 {
