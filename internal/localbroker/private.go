@@ -68,3 +68,8 @@ func within(path, dir string) bool {
 	rel, err := filepath.Rel(dir, path)
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
+
+// createTaskLog creates a run's task log, the user's alone (private.go).
+func (a *agent) createTaskLog(runID string) (*os.File, error) {
+	return createPrivate(filepath.Join(a.logDir, runID+".log"))
+}
