@@ -65,7 +65,8 @@ func (b *Broker) EnvAs(ctx context.Context, roleARN, session string) ([]string, 
 
 // writeApproverEnv writes approver.env beside the env file when a job has
 // approvers; it returns the file and the approver's ARN ("" when none).
-// Like the env file it sets no empty variable (an empty AWS_PROFILE breaks
+// Like the env file it names the environments file (--env local) and sets
+// no empty variable (an empty AWS_PROFILE breaks
 // the AWS CLI for whoever sources it).
 func (b *Broker) writeApproverEnv(ctx context.Context, envFile string) (string, string, error) {
 	role := b.ApproverRole()
@@ -76,7 +77,13 @@ func (b *Broker) writeApproverEnv(ctx context.Context, envFile string) (string, 
 	if err != nil {
 		return "", "", err
 	}
-	path, err := writeApproverFile(envFile, arn, env)
+	// --env local works for the approver as for the requester (the
+	// environments file beside it, environments.go).
+	envs, err := b.writeEnvironmentsFile(filepath.Dir(envFile))
+	if err != nil {
+		return "", "", err
+	}
+	path, err := writeApproverFile(envFile, arn, append(env, "DEPLOY_TRIGGER_ENVIRONMENTS="+envs))
 	return path, arn, err
 }
 

@@ -43,7 +43,13 @@ func TestApproverEnvHasNoEmptyValues(t *testing.T) {
 			t.Errorf("%s is set to an empty value", k)
 		}
 	}
-	for _, want := range []string{"\nAWS_SESSION_TOKEN=", "\nAWS_ENDPOINT_URL=" + server.URL + "\n", "\nDEPLOY_TRIGGER_TOPIC_ARN=arn:aws:sns:us-east-1:123456789012:deploy-broker\n"} {
+	// --env local works for the approver too (it did not: approver.env
+	// named no environments file).
+	envs, err := filepath.Abs(filepath.Join(filepath.Dir(path), "environments.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"\nAWS_SESSION_TOKEN=", "\nAWS_ENDPOINT_URL=" + server.URL + "\n", "\nDEPLOY_TRIGGER_TOPIC_ARN=arn:aws:sns:us-east-1:123456789012:deploy-broker\n", "\nDEPLOY_TRIGGER_ENVIRONMENTS=" + envs + "\n"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("approver.env lacks %q:\n%s", want, s)
 		}
