@@ -6,6 +6,7 @@ import (
 
 	"github.com/deploy-broker/deploy-broker/internal/config"
 	"github.com/deploy-broker/deploy-broker/internal/identity"
+	"github.com/deploy-broker/deploy-broker/internal/yamlerr"
 )
 
 // Trusted reports whether p is one of the broker's trusted principals
@@ -89,7 +90,7 @@ func (e *NotAllowedError) Error() string { return e.Msg }
 func (v *View) Check(job string, params map[string]string, p identity.Principal) (*Verdict, error) {
 	j, ok := v.Jobs[job]
 	if !ok {
-		return nil, &UnknownJobError{fmt.Sprintf("job %q is not in the catalogue the broker %s runs (jobs: %s)", job, v.Broker, strings.Join(v.JobNames(), ", "))}
+		return nil, &UnknownJobError{fmt.Sprintf("job %q is not in the catalogue the broker %s runs (jobs: %s)%s", job, v.Broker, strings.Join(v.JobNames(), ", "), yamlerr.DidYouMean(job, v.JobNames()))}
 	}
 	if err := v.MayRun(p, job); err != nil {
 		return nil, &NotAllowedError{err.Error()}

@@ -44,7 +44,7 @@ var TriggerCommands = []TriggerCommand{
 	{"help", "", "this text"},
 	{"version", "", "the version, as --version"},
 	{"completion", "bash|zsh|fish", "a shell completion script, e.g. source <(deploy-trigger completion bash)"},
-	{"jobs", "--catalogue FILE", "the catalogue's jobs and their parameters"},
+	{"jobs", "[--catalogue FILE]", "the deployed jobs you may run and their parameters (--env NAME), or a configuration file's (--catalogue FILE)"},
 	{"runs", "[flags]", "recent runs of the broker, from the run ledger (--help for filters)"},
 	{"show", "RUN_ID", "one run: parameters, task, timings, outputs"},
 	{"logs", "[--follow] RUN_ID", "a run's output, from its run log"},

@@ -216,6 +216,9 @@ func (a *app) historyAWSLogs(ctx context.Context, f *targetFlags, logGroup *stri
 	if err != nil {
 		return aws.Config{}, nil, err
 	}
+	if err := reachFirst(ctx, newClients(awsCfg)); err != nil { // discovery.go
+		return aws.Config{}, nil, err
+	}
 	if err := a.historyTargets(ctx, &awsCfg, cfg, f, logGroup, needLog); err != nil {
 		return aws.Config{}, nil, err
 	}

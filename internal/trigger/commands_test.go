@@ -78,3 +78,19 @@ func TestEachCommandAppearsEverywhere(t *testing.T) {
 		}
 	}
 }
+
+// `jobs` needs no --catalogue since the broker publishes its catalogue
+// (jobs --env NAME): its help said "Usage: deploy-trigger jobs --catalogue
+// FILE" and "The catalogue's jobs", as if the file were required.
+func TestJobsHelpSaysTheCatalogueIsOptional(t *testing.T) {
+	var out, errOut bytes.Buffer
+	a := newApp(envOf(), strings.NewReader(""), &out, &errOut, nil)
+	if err := a.main(t.Context(), []string{"jobs", "--help"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Usage: deploy-trigger jobs [--catalogue FILE] [flags]", "The deployed jobs you may run", "(--env NAME)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("jobs --help does not say %q:\n%s", want, out.String())
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/deploy-broker/deploy-broker/internal/config"
+	"github.com/deploy-broker/deploy-broker/internal/yamlerr"
 )
 
 // Config is one invocation's settings: the command line, environment
@@ -145,7 +146,7 @@ func checkAgainstCatalogue(c *Config) error {
 	}
 	job, ok := c.Catalogue.Jobs[c.Job]
 	if !ok {
-		return fmt.Errorf("job %q is not in the catalogue %s (jobs: %s)", c.Job, c.CLI.Catalogue, strings.Join(c.Catalogue.JobNames(), ", "))
+		return fmt.Errorf("job %q is not in the catalogue %s (jobs: %s)%s", c.Job, c.CLI.Catalogue, strings.Join(c.Catalogue.JobNames(), ", "), yamlerr.DidYouMean(c.Job, c.Catalogue.JobNames()))
 	}
 	if _, err := job.Resolve(c.JobParams); err != nil {
 		return fmt.Errorf("job %q, as the catalogue %s declares it: %w", c.Job, c.CLI.Catalogue, err)

@@ -47,6 +47,9 @@ func (a *app) decisionReader(ctx context.Context, cfg *Config, requester *protoc
 	if err != nil {
 		return historyReader{}, err
 	}
+	if err := reachFirst(ctx, newClients(awsCfg)); err != nil { // discovery.go
+		return historyReader{}, err
+	}
 	return historyReader{db: dynamodb.NewFromConfig(awsCfg), table: cfg.LedgerTable}, nil
 }
 

@@ -58,6 +58,26 @@ func discover(ctx context.Context, c clients, t Topic) (*brokerview.View, error)
 	return v, nil
 }
 
+// reachFirst is the readers' first call (jobs, the history commands, the
+// decisions' discovery), as preflight (proof.go) is a run's: one
+// sts:GetCallerIdentity of two attempts, so that an endpoint nothing
+// answers at, a host that does not resolve or credentials that cannot work
+// are said at once in one line (firstCallError), not after the SDK's eight
+// attempts at the read itself, in its raw words. Anything else is left to
+// the read.
+func reachFirst(ctx context.Context, c clients) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	_, err := c.sts.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}, twoAttempts)
+	if mfa := mfaInterrupted(err); mfa != nil {
+		return mfa.exit()
+	}
+	if err != nil {
+		return firstCallError(ctx, c, err)
+	}
+	return nil
+}
+
 // whoAmI is the caller's principal, from sts:GetCallerIdentity: the
 // identity the broker will verify for a request signed with the same
 // credentials.
@@ -99,6 +119,9 @@ func (a *app) deployedJobs(ctx context.Context, cli *CLI) error {
 	if err != nil {
 		return err
 	}
+	if err := reachFirst(ctx, c); err != nil {
+		return err
+	}
 	v, err := discover(ctx, c, cfg.Topic)
 	if err != nil {
 		return err
@@ -116,6 +139,19 @@ func (a *app) deployedJobs(ctx context.Context, cli *CLI) error {
 		fmt.Fprintf(a.stderr, "deploy-trigger: %d more job(s) of broker %s are not for you (%s)\n", others, v.Broker, p.ARN)
 	}
 	return nil
+}
+
+// jobsCommand is the jobs command for the target cfg names, as the user
+// would type it: with the --env they gave, else with no flag (the topic
+// came from --topic-arn or DEPLOY_TRIGGER_TOPIC_ARN).
+func jobsCommand(cfg *Config) string {
+	if cfg.Env != "" {
+		return "deploy-trigger jobs --env " + cfg.Env
+	}
+	if cfg.Source == "topic from --topic-arn" {
+		return "deploy-trigger jobs --topic-arn " + cfg.TopicARN
+	}
+	return "deploy-trigger jobs"
 }
 
 // notAllowedWhy says why p may run nothing.
@@ -158,7 +194,11 @@ func (a *app) checkDeployed(ctx context.Context, out printer, c clients, cfg *Co
 		return "", exitcode.New(exitcode.Rejected, fmt.Errorf("the broker would refuse it: %s", denied.Msg))
 	case errors.As(err, &bad), errors.As(err, &unknown):
 		msg := redactString(err.Error(), secretValues(cfg.JobParams, cfg.SecretParams))
-		return "", exitcode.New(exitcode.Usage, fmt.Errorf("the broker would refuse it: %s (see deploy-trigger jobs --env … for the job's parameters)", msg))
+		what := "the job's parameters"
+		if unknown != nil {
+			what = "the jobs you may run"
+		}
+		return "", exitcode.New(exitcode.Usage, fmt.Errorf("the broker would refuse it: %s (see %s for %s)", msg, jobsCommand(cfg), what))
 	case err != nil:
 		return "", exitcode.New(exitcode.Usage, err)
 	}
@@ -229,6 +269,9 @@ func (a *app) decisionTargets(ctx context.Context, cfg *Config, requester *proto
 		return err
 	}
 	c := newClients(awsCfg)
+	if err := reachFirst(ctx, c); err != nil {
+		return err
+	}
 	v, err := discover(ctx, c, cfg.Topic)
 	if err != nil {
 		return err

@@ -45,11 +45,13 @@ func TestLocalEnvIsEnough(t *testing.T) {
 	// The README's `--dry-run website version=bad`: refused as the broker
 	// would refuse it, before anything is published.
 	code, out, errOut = run("--dry-run", "--env", "local", "steps", "lines=bad")
-	if code != 240 || !strings.Contains(errOut+out, `the broker would refuse it: job "steps", as the broker trigger-e2e declares it: parameter "lines" does not match the pattern [0-9]+`) {
+	// The hint names the environment given (it said a literal "--env …").
+	if code != 240 || !strings.Contains(errOut+out, `the broker would refuse it: job "steps", as the broker trigger-e2e declares it: parameter "lines" does not match the pattern [0-9]+ (see deploy-trigger jobs --env local for the job's parameters)`) {
 		t.Errorf("--dry-run with a bad parameter: exit %d, want 240 and the broker's reason\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 	code, out, errOut = run("--dry-run", "--env", "local", "stepz", "lines=1")
-	if code != 240 || !strings.Contains(errOut+out, `job "stepz" is not in the catalogue the broker trigger-e2e runs (jobs: sleeper, steps, ticker)`) {
+	// A typo gets the closest job's name.
+	if code != 240 || !strings.Contains(errOut+out, `job "stepz" is not in the catalogue the broker trigger-e2e runs (jobs: sleeper, steps, ticker); did you mean "steps"? (see deploy-trigger jobs --env local for the jobs you may run)`) {
 		t.Errorf("--dry-run of an unknown job: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 	code, out, errOut = run("--dry-run", "--env", "local", "steps", "lines=1")

@@ -92,6 +92,49 @@ func TestFastHumanErrors(t *testing.T) {
 	}
 }
 
+// The readers (jobs, runs, approve) say the same one line when the broker's
+// endpoint does not answer: before, jobs said it after the SDK's eight
+// attempts at reading the broker's view (about 12 s) and runs printed the
+// raw SDK chain ("exceeded maximum number of attempts"). That the line
+// comes from the first call (sts:GetCallerIdentity, two attempts) and not
+// from the read is what the test asserts: no "reading the broker's
+// published view" or "querying the run history" in it.
+func TestFastHumanErrorsOfTheReaders(t *testing.T) {
+	t.Parallel()
+	b, bin := startLocal(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + l.Addr().String()
+	l.Close() // nothing listens there any more
+	for _, args := range [][]string{
+		{"jobs"},
+		{"runs", "--ledger-table", "deploy-broker-runs"}, // the table given: no view read
+		{"runs"},
+		{"approve", "--yes", "01M94NA5GDQC1CTTY615PRXS8A"},
+	} {
+		t.Run(strings.Join(args[:min(2, len(args))], " "), func(t *testing.T) {
+			cmd := triggerCmd(bin, b, args...)
+			cmd.Env = append(cmd.Env, "AWS_ENDPOINT_URL="+closed)
+			var out testutil.SyncBuffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			code := exitCodeOf(t, waitExit(t, cmd, 30*time.Second, "on "+strings.Join(args, " "), &out))
+			if code != exitcode.Broker || !strings.Contains(out.String(), "nothing answers at "+closed) || !strings.Contains(out.String(), "is the local broker running") {
+				t.Errorf("%v: exit %d, want 247 and the one line:\n%s", args, code, out.String())
+			}
+			for _, late := range []string{"reading the broker's published view", "querying the run history", "exceeded maximum number of attempts"} {
+				if strings.Contains(out.String(), late) {
+					t.Errorf("%v: said after the read's retries (%q), not at the first call:\n%s", args, late, out.String())
+				}
+			}
+		})
+	}
+}
+
 // The classification behind the fast errors, on errors as the SDK wraps
 // them: refused is certain (with a single endpoint it names the local
 // broker), a name that does not resolve points at the region, and a

@@ -85,10 +85,7 @@ func describeOne(name, msg string, src []byte, parsed bool, root *yaml.Node, kno
 			s += " in " + path
 		}
 		if valid := known[typ]; len(valid) > 0 {
-			s += "; valid keys: " + strings.Join(valid, ", ")
-			if c := Closest(key, valid); c != "" {
-				s += fmt.Sprintf("; did you mean %q?", c)
-			}
+			s += "; valid keys: " + strings.Join(valid, ", ") + DidYouMean(key, valid)
 		}
 		return s
 	}
@@ -223,6 +220,15 @@ func Closest(s string, candidates []string) string {
 		return ""
 	}
 	return best
+}
+
+// DidYouMean is `; did you mean "x"?` for the candidate Closest finds, or
+// "" when none is near: the tail of an "unknown name" message.
+func DidYouMean(s string, candidates []string) string {
+	if c := Closest(s, candidates); c != "" {
+		return fmt.Sprintf("; did you mean %q?", c)
+	}
+	return ""
 }
 
 // distance is the Levenshtein distance between a and b.
