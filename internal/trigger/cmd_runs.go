@@ -82,6 +82,11 @@ type historyRun struct {
 	CancelledAt string            `json:"cancelled_at,omitempty"`
 	ReleasedAt  string            `json:"released_at,omitempty"`
 	Key         string            `json:"idempotency_key,omitempty"`
+	// An approver's decision (a job with approvers): approved or rejected,
+	// by whom (verified) and when.
+	Approval   string `json:"approval,omitempty"`
+	ApprovalBy string `json:"approval_by,omitempty"`
+	ApprovalAt string `json:"approval_at,omitempty"`
 	// From the run log's exit record (show with --log-group).
 	Exit    *protocol.Exit    `json:"exit,omitempty"`
 	Outputs map[string]string `json:"outputs,omitempty"`

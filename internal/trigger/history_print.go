@@ -62,6 +62,13 @@ func printRun(w io.Writer, mode string, r historyRun) {
 	}
 	row("outcome", outcome)
 	namedValues(w, "parameters", r.Params)
+	if r.Approval != "" { // "approved by:", "rejected by:"
+		who := orUnknown(r.ApprovalBy)
+		if r.ApprovalAt != "" {
+			who += " at " + r.ApprovalAt
+		}
+		row(r.Approval+" by", who)
+	}
 	row("requested", r.RequestedAt)
 	row("started", r.CreatedAt)
 	row("ended", r.EndedAt)

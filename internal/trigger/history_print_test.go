@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
+
+	dbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/deploy-broker/deploy-broker/internal/ledger"
 )
@@ -31,6 +34,25 @@ outputs:        image=sha256:abc
 	printRun(&b, "text", historyRun{RunID: "01J0000000000000000000000A", Job: "website", Outcome: "running"})
 	if got := b.String(); strings.Contains(got, "parameters") || strings.Contains(got, "outputs") {
 		t.Errorf("a run without parameters or outputs shows their labels:\n%s", got)
+	}
+}
+
+// show says who approved (or rejected) a run and when: it did not, though
+// the ledger holds it (approval, approval_by, approval_at).
+func TestPrintRunApproval(t *testing.T) {
+	str := func(v string) dbtypes.AttributeValue { return &dbtypes.AttributeValueMemberS{Value: v} }
+	item := map[string]dbtypes.AttributeValue{ledger.AttrRunID: str("01J0000000000000000000000A"), ledger.AttrJob: str("migrate"),
+		ledger.AttrApproval: str(ledger.ApprovalApproved), ledger.AttrApprovalBy: str("arn:aws:sts::111111111111:assumed-role/release-manager/ann"),
+		ledger.AttrApprovalAt: str(ledger.Stamp(time.Date(2026, 12, 6, 3, 10, 52, 0, time.UTC)))}
+	var b strings.Builder
+	printRun(&b, "text", runFromItem(item))
+	if want := "approved by:    arn:aws:sts::111111111111:assumed-role/release-manager/ann at 2026-12-06T03:10:52Z\n"; !strings.Contains(b.String(), want) {
+		t.Errorf("show does not say %q:\n%s", want, b.String())
+	}
+	b.Reset()
+	printRun(&b, "json", runFromItem(item))
+	if want := `"approval":"approved","approval_by":"arn:aws:sts::111111111111:assumed-role/release-manager/ann","approval_at":"2026-12-06T03:10:52Z"`; !strings.Contains(b.String(), want) {
+		t.Errorf("show -o json lacks %s:\n%s", want, b.String())
 	}
 }
 
