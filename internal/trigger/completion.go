@@ -89,6 +89,22 @@ func environmentNames(explicit string, getenv func(string) string) []string {
 	return nil
 }
 
+// valuedFlags is a bash case pattern of the run's flags that take a value
+// (--env NAME, -e NAME…), whose next word is no job name. A bare --color
+// takes none (colorFlagAlone, cli.go).
+func valuedFlags(valued map[string]bool) string {
+	var pats []string
+	for _, n := range sortedKeys(valued) {
+		if valued[n] && n != "color" {
+			pats = append(pats, "--"+n)
+		}
+	}
+	for _, short := range []string{"-e", "-o"} { // --env, --output
+		pats = append(pats, short)
+	}
+	return strings.Join(pats, "|")
+}
+
 // writeCompletion prints a completion script for shell: commands and flags,
 // the values of --output and --color, and files for the file flags.
 func writeCompletion(w io.Writer, shell string) error {
@@ -115,26 +131,35 @@ _deploy_trigger() {
   local cur prev
   cur="${COMP_WORDS[COMP_CWORD]}"
   prev="${COMP_WORDS[COMP_CWORD-1]}"
-  local i files=()
+  local i w cmd="" skip="" files=()
   for ((i = 1; i < COMP_CWORD; i++)); do # the files the names come from
     case "${COMP_WORDS[i]}" in --catalogue|--environments) files+=("${COMP_WORDS[i]}" "${COMP_WORDS[i+1]}");; esac
+  done
+  for ((i = 1; i < COMP_CWORD; i++)); do # the command or job: the first word that is no flag or flag value
+    w="${COMP_WORDS[i]}"
+    if [[ -n $skip ]]; then [[ $w == = ]] || skip=""; continue; fi
+    case "$w" in
+      %s) skip=1;;
+      -*|=) ;;
+      *) cmd="$w"; break;;
+    esac
   done
   case "$prev" in
 %s    --environments|--result-file|--catalogue) COMPREPLY=($(compgen -f -- "$cur")); return;;
     --env|-e) COMPREPLY=($(compgen -W "$(deploy-trigger "${files[@]}" completion %s 2>/dev/null)" -- "$cur")); return;;
   esac
   if [[ "$cur" == -* ]]; then
-    case "${COMP_WORDS[1]}" in
+    case "$cmd" in
 %s    esac
     COMPREPLY=($(compgen -W %q -- "$cur"))
-  elif [[ $COMP_CWORD -eq 1 ]]; then
+  elif [[ -z $cmd ]]; then
     COMPREPLY=($(compgen -W "%s $(deploy-trigger "${files[@]}" completion %s 2>/dev/null)" -- "$cur"))
-  elif [[ "${COMP_WORDS[1]}" == completion ]]; then
+  elif [[ "$cmd" == completion ]]; then
     COMPREPLY=($(compgen -W "bash zsh fish" -- "$cur"))
   fi
 }
 complete -F _deploy_trigger deploy-trigger
-`, cases.String(), completeEnvs, subs.String(), "--"+strings.Join(names, " --"), cmds, completeJobs)
+`, valuedFlags(valued), cases.String(), completeEnvs, subs.String(), "--"+strings.Join(names, " --"), cmds, completeJobs)
 	case "zsh":
 		fmt.Fprintln(w, "#compdef deploy-trigger\n# zsh completion for deploy-trigger: deploy-trigger completion zsh > \"${fpath[1]}/_deploy-trigger\"")
 		fmt.Fprintln(w, "_deploy_trigger() {\n  case $words[2] in")

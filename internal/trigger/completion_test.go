@@ -61,6 +61,18 @@ func TestBashCompletionOffersJobsEnvironmentsAndFlagsOnce(t *testing.T) {
 	has(complete("deploy-trigger", "runs", "--env", "prod"), "production")
 	has(complete("deploy-trigger", "--"), "--help", "--env", "--dry-run")
 	has(complete("deploy-trigger", "runs", "--"), "--help", "--ledger-table", "--outcome")
+	// After the flags that usually come first (the README's `deploy-trigger
+	// --env production website …`, `… --env production approve RUN_ID`):
+	// the job names, and the command's own flags. Before, only the first
+	// word was completed as a command or job, and the flags of the command
+	// were looked up in the first word (--env).
+	has(complete("deploy-trigger", "--env", "production", ""), "sleeper", "steps", "approve")
+	has(complete("deploy-trigger", "-e", "production", "--dry-run", "--color", "st"), "steps")
+	has(complete("deploy-trigger", "--env", "=", "production", "st"), "steps")
+	has(complete("deploy-trigger", "--env", "production", "approve", "--"), "--reader-role-arn", "--yes")
+	if got := complete("deploy-trigger", "--env", "production", "steps", ""); count(got, "sleeper") != 0 || count(got, "approve") != 0 {
+		t.Errorf("a job name was offered after the job: %v", got)
+	}
 }
 
 func quoteAll(words []string) []string {
