@@ -242,7 +242,7 @@ func (f *logFollower) wait(ctx context.Context) error {
 		return nil
 	case <-f.app.signals:
 		if !f.attach || !f.cli.CancelOnInterrupt || f.cancelled {
-			return exitcode.New(exitcode.Cancelled, &detachedError{runID: f.cli.RunID}) // said once, by runLogs
+			return exitcode.New(exitcode.Cancelled, &detachedError{runID: f.cli.RunID, env: f.cli.Env}) // said once, by runLogs
 		}
 		f.cancelled = true
 		f.say("cancelling run %s (Ctrl-C again to detach)", f.cli.RunID)

@@ -12,10 +12,10 @@ import (
 
 // detachedError is Ctrl-C on a follower that does not cancel: the follower
 // stops, the run goes on. attach exits 245 with it, logs --follow 0.
-type detachedError struct{ runID string }
+type detachedError struct{ runID, env string }
 
 func (d *detachedError) Error() string {
-	return fmt.Sprintf("detached from run %s: it goes on (deploy-trigger attach %s to get back onto it)", d.runID, d.runID)
+	return fmt.Sprintf("detached from run %s: it goes on (%s to get back onto it)", d.runID, runCommand("attach", d.env, d.runID))
 }
 
 // endedWithoutExit ends a follower on a run the ledger says has ended

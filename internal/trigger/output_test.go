@@ -104,7 +104,7 @@ func goldenScenarios() []scenario {
 			result: Result{RunID: "01JD0000000000000000000000", Job: "website", TaskARN: "arn:aws:ecs:us-east-1:123456789012:task/broker/abc",
 				Account: "123456789012", AccountAlias: "acme-prod", Region: "eu-west-1", Code: 0, Outcome: "succeeded", Duration: 1500 * time.Millisecond}},
 		{name: "output-closed", records: []protocol.Record{accepted("123456789012"), started(1, 10), output(2, out("migrating")), exitRec(3, 3, protocol.ReasonCompleted)},
-			notices: map[int]string{3: outputClosedNotice("01JD0000000000000000000000", syscall.EPIPE, false)},
+			notices: map[int]string{3: outputClosedNotice("01JD0000000000000000000000", "", syscall.EPIPE, false)},
 			result: Result{RunID: "01JD0000000000000000000000", Job: "website", TaskARN: "arn:aws:ecs:us-east-1:123456789012:task/broker/abc",
 				Account: "123456789012", AccountAlias: "acme-prod", Region: "eu-west-1", Code: 3, Outcome: "failed", Duration: 1500 * time.Millisecond, Lines: 2, Bytes: 20}},
 		{name: "broker-not-running", result: Result{Code: exitcode.Broker, Outcome: "broker-error", Message: unreachableError(
@@ -254,4 +254,20 @@ func approvedRecords() []protocol.Record {
 	acc := accepted("123456789012")
 	acc.Accepted.ApprovedBy = approverARN
 	return []protocol.Record{awaitingApproval(), acc, started(1, 10), output(2, out("deployed!")), exitRec(3, 0, protocol.ReasonCompleted)}
+}
+
+// The commands the trigger tells the user to paste (a closed output) carry
+// the --env they gave: "deploy-trigger attach RUN_ID" alone finds no broker
+// in a shell without DEPLOY_TRIGGER_TOPIC_ARN.
+func TestOutputClosedNoticeNamesTheEnvironment(t *testing.T) {
+	for _, ended := range []bool{false, true} {
+		got := outputClosedNotice("01JD0000000000000000000000", "production", syscall.EPIPE, ended)
+		want := "deploy-trigger logs --env production 01JD0000000000000000000000"
+		if !ended {
+			want = "deploy-trigger logs --follow --env production 01JD0000000000000000000000, or deploy-trigger attach --env production 01JD0000000000000000000000"
+		}
+		if !strings.Contains(got, want) {
+			t.Errorf("ended %v: %q lacks %q", ended, got, want)
+		}
+	}
 }

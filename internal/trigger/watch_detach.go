@@ -42,7 +42,7 @@ func (w *watch) detachedState() string {
 // stdout (a JSON object in json mode), exit 0.
 func (a *app) detach(out printer, w *watch, mode string) error {
 	state := w.detachedState()
-	out.notice(fmt.Sprintf("detached from run %s (%s); it goes on: deploy-trigger attach %s follows it and exits with the job's code", w.runID, state, w.runID))
+	out.notice(fmt.Sprintf("detached from run %s (%s); it goes on: %s follows it and exits with the job's code", w.runID, state, runCommand("attach", w.cfg.Env, w.runID)))
 	a.flush()
 	if mode == "json" {
 		b, _ := json.Marshal(struct {
