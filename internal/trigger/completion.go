@@ -99,9 +99,7 @@ func valuedFlags(valued map[string]bool) string {
 			pats = append(pats, "--"+n)
 		}
 	}
-	for _, short := range []string{"-e", "-o"} { // --env, --output
-		pats = append(pats, short)
-	}
+	pats = append(pats, "-e", "-o") // --env, --output
 	return strings.Join(pats, "|")
 }
 
