@@ -155,12 +155,18 @@ func describeRun(r historyRun, now time.Time) string {
 		fmt.Fprintf(&b, "  requested by  unknown\n")
 	}
 	fmt.Fprintf(&b, "  claimed       %s\n", orUnknown(r.Requester))
-	since := it.QueuedAt
+	// A run that waits (queued, awaiting approval) says since when; any
+	// other (a cancel of a running run) when it was requested: it said
+	// "waiting since" of a running or stopped run too.
+	label, since := "waiting since", it.QueuedAt
 	if since.IsZero() {
 		since = it.CreatedAt
 	}
+	if it.Status != ledger.Queued && it.Status != ledger.AwaitingApproval {
+		label, since = "requested    ", it.RequestedAt
+	}
 	if !since.IsZero() {
-		fmt.Fprintf(&b, "  waiting since %s (%s)\n", since.UTC().Format(time.RFC3339), now.Sub(since).Round(time.Second))
+		fmt.Fprintf(&b, "  %s %s (%s)\n", label, since.UTC().Format(time.RFC3339), now.Sub(since).Round(time.Second))
 	}
 	fmt.Fprintf(&b, "  request       sha256:%s\n", orUnknown(it.RequestHash))
 	return b.String()
