@@ -49,7 +49,7 @@ type CLI struct {
 
 	Detach bool `name:"detach" env:"DEPLOY_TRIGGER_DETACH" help:"Publish, wait until the broker has taken the run (accepted, queued or awaiting approval), print its run id on stdout and exit 0; the run goes on (deploy-trigger attach RUN_ID follows it)."`
 
-	LedgerTable   string `name:"ledger-table" env:"DEPLOY_TRIGGER_LEDGER_TABLE" placeholder:"NAME" group:"Decisions" help:"approve, reject, cancel: the run ledger table (the stack's LedgerTable output), where they read the run and the broker's answer."`
+	LedgerTable   string `name:"ledger-table" env:"DEPLOY_TRIGGER_LEDGER_TABLE" placeholder:"NAME" group:"Decisions" help:"approve, reject, cancel: the run ledger table (the stack's LedgerTable output), where they read the run and the broker's answer; by default the one the broker's published view names (--env is enough)."`
 	ReaderRoleARN string `name:"reader-role-arn" env:"DEPLOY_TRIGGER_READER_ROLE_ARN" placeholder:"ARN" group:"Decisions" help:"approve, reject, cancel: the role to read the ledger with (the stack's ReaderRole output, for the catalogue's viewers), assumed from your own credentials."`
 
 	DryRun  bool             `name:"dry-run" env:"DEPLOY_TRIGGER_DRY_RUN" help:"Validate, show the request, the caller identity and the target; publish nothing."`

@@ -32,7 +32,7 @@ import (
 
 type logsCLI struct {
 	targetFlags
-	LogGroup          string        `name:"log-group" env:"DEPLOY_TRIGGER_RUN_LOG_GROUP" placeholder:"NAME" help:"The broker's run log group (the stack's RunLogGroup output)."`
+	LogGroup          string        `name:"log-group" env:"DEPLOY_TRIGGER_RUN_LOG_GROUP" placeholder:"NAME" help:"The broker's run log group (the stack's RunLogGroup output); by default the one the broker's published view names (--env is enough)."`
 	Follow            bool          `short:"f" name:"follow" help:"Keep printing until the run ends (logs only; attach always follows)."`
 	CancelOnInterrupt bool          `name:"cancel-on-interrupt" help:"attach: Ctrl-C cancels the run (publishes a cancel; needs publish rights) instead of detaching."`
 	Color             bool          `name:"color" help:"Keep the job's ANSI colours."`

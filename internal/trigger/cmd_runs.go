@@ -30,9 +30,9 @@ type targetFlags struct {
 	Env          string `short:"e" name:"env" env:"DEPLOY_TRIGGER_ENV" placeholder:"NAME" help:"Named environment from the environments file."`
 	Environments string `name:"environments" env:"DEPLOY_TRIGGER_ENVIRONMENTS" placeholder:"FILE" help:"Environments file."`
 	TopicARN     string `name:"topic-arn" env:"DEPLOY_TRIGGER_TOPIC_ARN" placeholder:"ARN" help:"Broker topic ARN (decides the region and account)."`
-	LedgerTable  string `name:"ledger-table" env:"DEPLOY_TRIGGER_LEDGER_TABLE" placeholder:"NAME" help:"The broker's run ledger table (the stack's LedgerTable output)."`
+	LedgerTable  string `name:"ledger-table" env:"DEPLOY_TRIGGER_LEDGER_TABLE" placeholder:"NAME" help:"The broker's run ledger table (the stack's LedgerTable output); by default the one the broker's published view names (--env is enough)."`
 	Profile      string `name:"profile" env:"DEPLOY_TRIGGER_PROFILE" placeholder:"NAME" help:"AWS shared-config profile."`
-	RoleARN      string `name:"role-arn" env:"DEPLOY_TRIGGER_READER_ROLE_ARN" placeholder:"ARN" help:"Role to assume first: the stack's reader role (ReaderRole output) for a reader in another account."`
+	RoleARN      string `name:"role-arn" env:"DEPLOY_TRIGGER_READER_ROLE_ARN" placeholder:"ARN" help:"Role to assume first: the stack's reader role (ReaderRole output) for a reader in another account; by default, for a viewer, the one the broker's published view names."`
 	ExternalID   string `name:"external-id" env:"DEPLOY_TRIGGER_EXTERNAL_ID" placeholder:"ID" help:"External id for --role-arn."`
 	SessionName  string `name:"session-name" env:"DEPLOY_TRIGGER_SESSION_NAME" placeholder:"NAME" help:"Role session name."`
 	Output       string `name:"output" short:"o" enum:"plain,json" default:"plain" env:"DEPLOY_TRIGGER_HISTORY_OUTPUT" help:"plain (a table) or json (one object a line)."`
@@ -51,7 +51,7 @@ type runsCLI struct {
 
 type showCLI struct {
 	targetFlags
-	LogGroup string `name:"log-group" env:"DEPLOY_TRIGGER_RUN_LOG_GROUP" placeholder:"NAME" help:"The run log group (the stack's RunLogGroup output): show adds the exit record and the job's outputs from the run log."`
+	LogGroup string `name:"log-group" env:"DEPLOY_TRIGGER_RUN_LOG_GROUP" placeholder:"NAME" help:"The run log group (the stack's RunLogGroup output; by default the published view's): show adds the exit record and the job's outputs from the run log."`
 	RunID    string `arg:"" name:"run-id" help:"The run id (a ULID)."`
 }
 
