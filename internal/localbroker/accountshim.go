@@ -21,8 +21,9 @@ import (
 // queue by its ARN or URL, whoever calls; the shim does the same for moto by
 // naming the broker's account (moto's x-moto-account-id header) on every
 // request but STS's, whose answer must stay the caller's own. Signatures are
-// unaffected: the header is not signed, and moto does not check signatures
-// in local mode anyway.
+// unaffected: the header is not signed. moto checks no signatures, so the
+// shim verifies each request's itself (keys, sigcheck.go) before passing it
+// on, and refuses a job's deployment session the run queues.
 //
 // The shim listens on 127.0.0.1 only, and every local client (deploy-trigger,
 // the runner, dispatcher and agent, and AWS CLI users sourcing the env file)
@@ -38,7 +39,7 @@ type accountShim struct {
 	ln  net.Listener
 }
 
-func startAccountShim(target, account string) (*accountShim, error) {
+func startAccountShim(target, account string, keys *keyring) (*accountShim, error) {
 	u, err := url.Parse(target)
 	if err != nil {
 		return nil, err
@@ -59,12 +60,13 @@ func startAccountShim(target, account string) (*accountShim, error) {
 	rp.ErrorLog = log.New(io.Discard, "", 0)
 	rp.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, _ error) { w.WriteHeader(http.StatusBadGateway) }
 	host := ln.Addr().String() // 127.0.0.1:port
+	checked := keys.guard(rp)
 	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Host != host {
 			http.Error(w, "this endpoint answers http://"+host+" only", http.StatusMisdirectedRequest)
 			return
 		}
-		rp.ServeHTTP(w, r)
+		checked.ServeHTTP(w, r)
 	})
 	h = refuseBrowsers(h)
 	s := &accountShim{URL: "http://" + host, ln: ln,

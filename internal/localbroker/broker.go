@@ -169,15 +169,18 @@ func (b *Broker) start(ctx context.Context, o Options, cfg *config.Config, log *
 		log.Warn("no configured principal can be made in the emulator: requests signed with the default credentials will be refused", "component", "local")
 	}
 	// deploy-trigger's endpoint, which names the broker's account for it.
-	if b.shim, err = startAccountShim(aws.ToString(awsCfg.BaseEndpoint), res.AccountID); err != nil {
+	// It verifies every request's signature (sigcheck.go), and the runners
+	// (and so their jobs) call AWS through it too.
+	if b.shim, err = startAccountShim(aws.ToString(awsCfg.BaseEndpoint), res.AccountID, b.endpointKeys(cfg)); err != nil {
 		return err
 	}
+	runnerEnv = append(runnerEnv, "AWS_ENDPOINT_URL="+b.shim.URL)
 	// Proofs of identity are verified against the emulator's STS, through
 	// the URL deploy-trigger signs for.
 	// The dispatcher signs with a key of its own, so that its calls are
 	// told apart from the agent's and the SNS loop's (record.go).
 	dispCfg := awsCfg.Copy()
-	dispCfg.Credentials = credentials.NewStaticCredentialsProvider(dispatcherKey, "test", "")
+	dispCfg.Credentials = credentials.NewStaticCredentialsProvider(dispatcherKey, componentSecret, "")
 	d, err := dispatcher.Build(ctx, dispCfg, dispatcher.Settings{
 		ConfigPath: o.ConfigPath, Cluster: res.ClusterARN, LedgerTable: res.LedgerTable, RunLogGroup: res.RunLogGroup,
 		Subnets: res.Subnets, SecurityGroups: res.SecurityGroups, AccountID: res.AccountID, Region: res.Region,
@@ -251,7 +254,7 @@ func taskEnvironments(cfg *config.Config) map[string][]string {
 	for i, name := range cfg.JobNames() {
 		// Each job's tasks sign with a key of their own (record.go): the
 		// task role's credentials, as ECS gives each task its role's.
-		m[cfg.TaskFamily(name)] = append(m[cfg.TaskFamily(name)], "AWS_ACCESS_KEY_ID="+taskKey(i), "AWS_SECRET_ACCESS_KEY=test", "AWS_SESSION_TOKEN=")
+		m[cfg.TaskFamily(name)] = append(m[cfg.TaskFamily(name)], "AWS_ACCESS_KEY_ID="+taskKey(i), "AWS_SECRET_ACCESS_KEY="+componentSecret, "AWS_SESSION_TOKEN=")
 		// As the stack's task definitions: the runner writes the run log.
 		m[cfg.TaskFamily(name)] = append(m[cfg.TaskFamily(name)], protocol.EnvLogFormat+"="+protocol.LogFormatRecords)
 		for _, k := range slices.Sorted(maps.Keys(cfg.Jobs[name].Environment)) {

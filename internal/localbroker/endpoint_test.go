@@ -16,7 +16,7 @@ import (
 // reaches the emulator, and no answer carries Access-Control-* headers.
 func TestLocalEndpointRefusesBrowsers(t *testing.T) {
 	srv, _ := mototest.Start(t)
-	shim, err := startAccountShim(srv.URL, "123456789012")
+	shim, err := startAccountShim(srv.URL, "123456789012", testKeyring())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,11 +25,11 @@ func TestLocalEndpointRefusesBrowsers(t *testing.T) {
 		t.Helper()
 		req, _ := http.NewRequest(method, shim.URL+"/", strings.NewReader("Action=ListTopics&Version=2010-03-31"))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=AKIAMOTOLOCALTEST000/20261130/us-east-1/sns/aws4_request, SignedHeaders=host, Signature=0")
 		if origin != "" {
 			req.Header.Set("Origin", origin)
 			req.Header.Set("Access-Control-Request-Method", "POST")
 		}
+		signTest(t, req, "sns", "Action=ListTopics&Version=2010-03-31")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

@@ -70,6 +70,10 @@ func (r *Recorder) Calls() []Call {
 const (
 	dispatcherKey = "AKIALOCALDISPATCHER0"
 	taskKeyPrefix = "AKIALOCALTASK"
+	// componentSecret is the secret key of the component keys. It is no
+	// secret (it is in this source): a job that knows it can sign as a
+	// runner (see the README's local-mode limits).
+	componentSecret = "test"
 )
 
 // taskKey is the access key id of the tasks of the i-th job.
