@@ -34,9 +34,10 @@ import (
 // account, and nobody else picks the account of a request. It refuses web
 // pages' requests and sends no CORS headers (refuseBrowsers).
 type accountShim struct {
-	URL string
-	srv *http.Server
-	ln  net.Listener
+	URL  string
+	keys *keyring // the access keys it accepts (sigcheck.go)
+	srv  *http.Server
+	ln   net.Listener
 }
 
 func startAccountShim(target, account string, keys *keyring) (*accountShim, error) {
@@ -69,7 +70,7 @@ func startAccountShim(target, account string, keys *keyring) (*accountShim, erro
 		checked.ServeHTTP(w, r)
 	})
 	h = refuseBrowsers(h)
-	s := &accountShim{URL: "http://" + host, ln: ln,
+	s := &accountShim{URL: "http://" + host, keys: keys, ln: ln,
 		srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}}
 	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil

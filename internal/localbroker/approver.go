@@ -49,6 +49,8 @@ func (b *Broker) EnvAs(ctx context.Context, roleARN, session string) ([]string, 
 	if b.rec != nil {
 		b.rec.Name(aws.ToString(out.Credentials.AccessKeyId), aws.ToString(out.AssumedRoleUser.Arn))
 	}
+	b.Trust(aws.Credentials{AccessKeyID: aws.ToString(out.Credentials.AccessKeyId),
+		SecretAccessKey: aws.ToString(out.Credentials.SecretAccessKey), SessionToken: aws.ToString(out.Credentials.SessionToken)})
 	env := b.Env()
 	for i, kv := range env {
 		switch k, _, _ := strings.Cut(kv, "="); k {

@@ -59,11 +59,11 @@ func TestFastHumanErrors(t *testing.T) {
 		// its run queue at once.
 		{"verified-but-untrusted", stranger, exitcode.Rejected,
 			[]string{"role/stranger", "is not one of this broker's trusted principals"}},
-		// One it cannot verify (here the emulator's default user, whose
-		// proof the broker refuses) cannot be answered at all: after 10 s
-		// deploy-trigger says what it waits for.
-		{"unverifiable-identity", []string{"AWS_ACCESS_KEY_ID=" + moto.AccessKeyID, "AWS_SECRET_ACCESS_KEY=test", "AWS_SESSION_TOKEN=", "DEPLOY_TRIGGER_QUEUE_TIMEOUT=20s"}, exitcode.StartTimeout,
-			[]string{"waiting for the broker", "not among its trusted principals"}},
+		// One local mode's endpoint does not know (here the emulator's
+		// default user, whose secret is no secret) is refused at once, as
+		// AWS refuses an unknown key: the endpoint verifies signatures.
+		{"unverifiable-identity", []string{"AWS_ACCESS_KEY_ID=" + moto.AccessKeyID, "AWS_SECRET_ACCESS_KEY=test", "AWS_SESSION_TOKEN=", "DEPLOY_TRIGGER_QUEUE_TIMEOUT=20s"}, exitcode.Broker,
+			[]string{"AWS does not recognise these credentials (InvalidClientTokenId)"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cmd := triggerCmd(bin, b, "--output", "plain", "sleeper")
