@@ -27,12 +27,15 @@ import (
 // GITHUB_OUTPUT, the result file, `show` (the ledger) and `attach` must all
 // report 3 and nothing forged.
 //
-// What the emulator cannot show: IAM. The job's messages reach the queue
-// (moto accepts any credentials); in AWS the deployment role is denied the
-// run queues. Here the job holds only the deployment role's session (its
-// identity is printed and checked), its forged bodies are not valid
-// records, and what is tested is that they make SQS drop nothing of the
-// runner's. The uid separation and the sibling checks need root (the CI
+// What the emulator cannot show: IAM. moto evaluates none; local mode's
+// endpoint mirrors the two statements that deny a job's deployment session
+// the run queues in AWS (broker-guard's NeverWriteToRunQueues, the queue
+// policy's OnlyBrokerWritesOrManagesRun), so the job's sends are refused
+// with AccessDenied naming the first. The job holds only the deployment
+// role's session (its identity is printed and checked); what proves AWS's
+// own deny is the IAM evaluation of the stack's policies (iamcheck). Were a
+// send to get through, its forged bodies are not valid records and must
+// make SQS drop nothing of the runner's. The uid separation and the sibling checks need root (the CI
 // machine); without root the runner is still non-dumpable, so its
 // environment, memory and descriptors stay refused, and the sibling checks
 // are skipped (local mode says jobs share the user's uid then).
@@ -99,7 +102,7 @@ jobs:
 		}
 	}
 	t.Logf("job output:\n%s", r.Stdout)
-	want := []string{"read-parent-environ", "read-parent-maps", "ptrace-parent", "write-parent-stdout", "runner-variables-in-env"}
+	want := []string{"read-parent-environ", "read-parent-maps", "ptrace-parent", "write-parent-stdout", "runner-variables-in-env", "send-forged-records"}
 	if root {
 		want = append(want, "read-sibling-environ", "signal-sibling")
 	}
@@ -113,6 +116,9 @@ jobs:
 		default:
 			t.Errorf("attack %s succeeded", a)
 		}
+	}
+	if !regexp.MustCompile(`ATTACK send-forged-records refused 0 of 40 .*AccessDenied.*NeverWriteToRunQueues`).MatchString(r.Stdout) {
+		t.Errorf("the job's sends to its run queue were not all refused with AccessDenied (NeverWriteToRunQueues)")
 	}
 	if root && (!strings.Contains(r.Stdout, "SIBLINGS ") || strings.Contains(r.Stdout, "SIBLINGS 0\n")) {
 		t.Errorf("the hostile job saw no sibling process: the sibling checks proved nothing")
@@ -156,7 +162,7 @@ jobs:
 		t.Errorf("attach: exit %d\n%s\n%s", a.Code, a.Stdout, e2etest.Tail(a.Stderr, 20))
 	}
 	t.Logf("RESULT scenario=hostile_job root=%v attacks_tried=%d refused=%d forged_messages=%q trigger_exit=%d show_exit=%v attach_exit=%d",
-		root, len(want)+1, refused, attacks["send-forged-records"], r.Code, run["exit_code"], a.Code)
+		root, len(want), refused, attacks["send-forged-records"], r.Code, run["exit_code"], a.Code)
 }
 
 // siblingJobs counts the processes of a running sleeper job.

@@ -71,9 +71,8 @@ func main() {
 
 	// (a) records on the run queue with the runner's deduplication ids, so
 	// that SQS drops the runner's own as duplicates. The bodies are not
-	// valid records (the trigger ignores them): whether a job can send a
-	// valid one at all is IAM's answer (the deployment role is denied run
-	// queues), which the emulator does not give.
+	// valid records (the trigger ignores them). AWS denies the deployment
+	// role the run queues; local mode's endpoint mirrors that deny.
 	forgeQueue(runID)
 
 	// A sibling run: its runner's and job's environments, and signals.
@@ -125,15 +124,17 @@ func forgeQueue(runID string) {
 		report("send-forged-records", false, "run queue not found")
 		return
 	}
-	sent := 0
+	sent, refusal := 0, ""
 	for seq := 1; seq <= 40; seq++ {
 		_, err := client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String(marker + " exit 0"),
 			MessageGroupId: aws.String(runID), MessageDeduplicationId: aws.String("runner-" + strconv.Itoa(seq))})
 		if err == nil {
 			sent++
+		} else {
+			refusal = strings.ReplaceAll(err.Error(), "\n", " ")
 		}
 	}
-	report("send-forged-records", sent > 0, fmt.Sprintf("%d of 40 sent as %s", sent, aws.ToString(who.Arn)))
+	report("send-forged-records", sent > 0, fmt.Sprintf("%d of 40 sent as %s; refused: %s", sent, aws.ToString(who.Arn), refusal))
 }
 
 // sibling looks for the processes of another run (a sleeper job, its
