@@ -30,9 +30,9 @@ import (
 // relays. A request signed with any other key, with a wrong secret or with
 // another session token is refused as AWS refuses it.
 //
-// It also mirrors, narrowly, the two statements that keep a job's
-// deployment session off the run queues in AWS (jobRunQueueDenied). It is
-// no IAM evaluator: infra/internal/iamcheck is.
+// It also mirrors, narrowly, the statements that keep a job's deployment
+// session off the run queues in AWS (runQueueDenies). It is no IAM
+// evaluator: infra/internal/iamcheck is.
 type keyring struct {
 	mu   sync.RWMutex
 	keys map[string]endpointKey
@@ -83,7 +83,7 @@ func (k *keyring) guard(next http.Handler) http.Handler {
 		svc := signedService(r.Header.Get("Authorization"))
 		op, params := operation(r, body)
 		if sid := k.jobRunQueueDenied(key, svc, op, params); sid != "" {
-			awsError(w, r, http.StatusForbidden, "AccessDenied", fmt.Sprintf("a job's deployment session may not call sqs:%s on a run queue: explicit deny in %s (local mode mirrors it)", op, sid))
+			awsError(w, r, http.StatusForbidden, "AccessDenied", fmt.Sprintf("a job's deployment session may not call sqs:%s on a run queue: explicit deny in %s (local mode mirrors it; moto evaluates no IAM)", op, sid))
 			return
 		}
 		if svc != "sts" || op != "AssumeRole" {
@@ -186,23 +186,40 @@ func parseAuthorization(auth string) (scope, signed []string, sig string, ok boo
 	return scope, signed, sig, len(scope) == 5 && len(signed) > 0 && sig != ""
 }
 
-// runQueueActions are the SQS operations that name a queue by its URL: on
-// a run queue, every one is denied to a job's deployment session.
-var runQueueActions = map[string]bool{"SendMessage": true, "SendMessageBatch": true, "ReceiveMessage": true,
-	"DeleteMessage": true, "DeleteMessageBatch": true, "ChangeMessageVisibility": true,
-	"ChangeMessageVisibilityBatch": true, "PurgeQueue": true, "DeleteQueue": true, "SetQueueAttributes": true,
-	"GetQueueAttributes": true, "TagQueue": true, "UntagQueue": true, "ListQueueTags": true,
-	"AddPermission": true, "RemovePermission": true}
+// runQueueDenies mirrors, per SQS operation, the explicit Denies AWS
+// applies to a job's deployment session on a run queue: the role's
+// broker-guard policy (infra/internal/broker/jobguard.go:
+// NeverWriteToRunQueues, and NeverTamperWithRunQueues over
+// JobDeniedRunQueueActions) and the run queue's own policy
+// (dispatcher.QueuePolicy: OnlyBrokerWritesOrManagesRun for writes and
+// management, OnlyRequesterReadsRun for reads). A batch is authorised as
+// its single action. Operations AWS does not deny (GetQueueUrl,
+// ListQueueTags) are not denied here either.
+var runQueueDenies = map[string]string{
+	"SendMessage":                  "broker-guard's NeverWriteToRunQueues and the run queue policy's OnlyBrokerWritesOrManagesRun",
+	"SendMessageBatch":             "broker-guard's NeverWriteToRunQueues and the run queue policy's OnlyBrokerWritesOrManagesRun",
+	"ReceiveMessage":               "broker-guard's NeverTamperWithRunQueues and the run queue policy's OnlyRequesterReadsRun",
+	"DeleteMessage":                "broker-guard's NeverTamperWithRunQueues and the run queue policy's OnlyRequesterReadsRun",
+	"DeleteMessageBatch":           "broker-guard's NeverTamperWithRunQueues and the run queue policy's OnlyRequesterReadsRun",
+	"ChangeMessageVisibility":      "broker-guard's NeverTamperWithRunQueues and the run queue policy's OnlyRequesterReadsRun",
+	"ChangeMessageVisibilityBatch": "broker-guard's NeverTamperWithRunQueues and the run queue policy's OnlyRequesterReadsRun",
+	"PurgeQueue":                   "broker-guard's NeverTamperWithRunQueues and the run queue policy's OnlyRequesterReadsRun",
+	"DeleteQueue":                  "broker-guard's NeverTamperWithRunQueues and the run queue policy's OnlyBrokerWritesOrManagesRun",
+	"SetQueueAttributes":           "broker-guard's NeverTamperWithRunQueues and the run queue policy's OnlyBrokerWritesOrManagesRun",
+	"AddPermission":                "broker-guard's NeverTamperWithRunQueues and the run queue policy's OnlyBrokerWritesOrManagesRun",
+	"RemovePermission":             "broker-guard's NeverTamperWithRunQueues and the run queue policy's OnlyBrokerWritesOrManagesRun",
+	"TagQueue":                     "broker-guard's NeverTamperWithRunQueues and the run queue policy's OnlyBrokerWritesOrManagesRun",
+	"UntagQueue":                   "broker-guard's NeverTamperWithRunQueues and the run queue policy's OnlyBrokerWritesOrManagesRun",
+	"GetQueueAttributes":           "the run queue policy's OnlyRequesterReadsRun",
+}
 
-// jobRunQueueDenied mirrors the two statements AWS would refuse a job's
-// deployment session's call to a run queue with, and names the one that
-// applies ("" when none does): the deployment role's broker-guard policy
-// denies sqs:SendMessage on run queues (NeverWriteToRunQueues; a batch
-// send is authorised as sqs:SendMessage), and each run queue's policy
-// denies every other action to everyone but the broker's own principals
-// (OnlyBrokerWritesOrManagesRun).
+// jobRunQueueDenied names the statements that deny a job's deployment
+// session (or a session assumed from one) op on the run queue the request
+// names ("" when none does). It is the narrow mirror of runQueueDenies for
+// the one principal local mode's tests attack from, not an IAM evaluator.
 func (k *keyring) jobRunQueueDenied(key endpointKey, svc, op string, params map[string]string) string {
-	if !key.job || svc != "sqs" || !runQueueActions[op] {
+	sid := runQueueDenies[op]
+	if !key.job || svc != "sqs" || sid == "" {
 		return ""
 	}
 	u := params["QueueUrl"]
@@ -210,10 +227,7 @@ func (k *keyring) jobRunQueueDenied(key endpointKey, svc, op string, params map[
 	if !strings.HasPrefix(name, k.runQueue) || !strings.HasSuffix(name, ".fifo") {
 		return ""
 	}
-	if op == "SendMessage" || op == "SendMessageBatch" {
-		return "broker-guard's NeverWriteToRunQueues"
-	}
-	return "the run queue policy's OnlyBrokerWritesOrManagesRun"
+	return sid
 }
 
 // assumedCredentials reads the credentials of an AssumeRole answer.

@@ -123,10 +123,10 @@ func TestEndpointVerifiesSignatures(t *testing.T) {
 
 // Sessions assumed through the endpoint are learnt (their secret and token
 // verify), and a job's deployment session is refused the run queues
-// (AccessDenied naming the statement AWS denies with) but not other
+// (AccessDenied naming the statements AWS denies with) but not other
 // queues. moto evaluates no IAM: what is proven is local mode's mirror of
-// broker-guard's NeverWriteToRunQueues and the queue policy's
-// OnlyBrokerWritesOrManagesRun, not AWS's evaluation.
+// the deployment role's broker-guard Denies and the run queue policy's
+// (runQueueDenies), not AWS's evaluation (iamcheck judges the policies).
 func TestEndpointDeniesJobSessionsTheRunQueues(t *testing.T) {
 	srv, _ := mototest.Start(t)
 	shim, err := startAccountShim(srv.URL, "123456789012", testKeyring())
@@ -164,8 +164,8 @@ func TestEndpointDeniesJobSessionsTheRunQueues(t *testing.T) {
 		t.Errorf("job session sending to a run queue: %v, want AccessDenied (NeverWriteToRunQueues)", err)
 	}
 	_, err = sqs.NewFromConfig(shimClientConfig(shim.URL, job)).ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: runQ.QueueUrl})
-	if apiCode(err) != "AccessDenied" || !strings.Contains(err.Error(), "OnlyBrokerWritesOrManagesRun") {
-		t.Errorf("job session receiving from a run queue: %v, want AccessDenied (OnlyBrokerWritesOrManagesRun)", err)
+	if apiCode(err) != "AccessDenied" || !strings.Contains(err.Error(), "NeverTamperWithRunQueues") {
+		t.Errorf("job session receiving from a run queue: %v, want AccessDenied (NeverTamperWithRunQueues)", err)
 	}
 	// Role chaining does not launder the session: moto lets anyone assume
 	// any role, AWS would not let the deployment role assume the CI's.
