@@ -3,6 +3,8 @@ package localbroker
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
@@ -70,11 +72,17 @@ func (r *Recorder) Calls() []Call {
 const (
 	dispatcherKey = "AKIALOCALDISPATCHER0"
 	taskKeyPrefix = "AKIALOCALTASK"
-	// componentSecret is the secret key of the component keys. It is no
-	// secret (it is in this source): a job that knows it can sign as a
-	// runner (see the README's local-mode limits).
-	componentSecret = "test"
 )
+
+// componentSecret is the secret key of the component keys, random for
+// each process: their ids are in this source, so a fixed secret would let
+// a job sign as its runner at local mode's endpoint, which verifies
+// signatures (sigcheck.go).
+var componentSecret = func() string {
+	b := make([]byte, 20)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}()
 
 // taskKey is the access key id of the tasks of the i-th job.
 func taskKey(i int) string { return fmt.Sprintf("%s%07d", taskKeyPrefix, i) }
