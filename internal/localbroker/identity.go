@@ -18,9 +18,9 @@ import (
 // Identity is the principal local mode's deploy-trigger signs as: a session,
 // assumed in the emulator, of a role the configuration trusts. moto maps the
 // session's credentials to that role in that role's account, so the
-// dispatcher verifies it like any other proof (through moto's STS, which
-// does not check signatures: local mode proves the plumbing, the identity
-// tests prove the cryptography with moto's signature checks on).
+// dispatcher verifies it like any other proof, through local mode's
+// endpoint, which checks its signature (sigcheck.go) before moto's STS
+// answers (moto checks none).
 type Identity struct {
 	ARN   string // as STS reports it, e.g. arn:aws:sts::111111111111:assumed-role/github-deployer/local-demo
 	From  string // the configuration entry it stands for
