@@ -57,9 +57,19 @@ func startAccountShim(target, account string, keys *keyring) (*accountShim, erro
 			r.Out.Header.Set("x-moto-account-id", account)
 		}
 	}}
-	// A long poll the trigger gives up is no news: answer 502 quietly.
 	rp.ErrorLog = log.New(io.Discard, "", 0)
-	rp.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, _ error) { w.WriteHeader(http.StatusBadGateway) }
+	// A long poll the trigger gives up is no news: answer 502 quietly.
+	// Any other failure upstream (a connection the emulator, or a fault
+	// proxy, hung up) is passed on as it is: the client's connection is
+	// closed without an answer, so its SDK retries as it would without
+	// the shim.
+	rp.ErrorHandler = func(w http.ResponseWriter, r *http.Request, _ error) {
+		if r.Context().Err() != nil {
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		panic(http.ErrAbortHandler)
+	}
 	host := ln.Addr().String() // 127.0.0.1:port
 	checked := keys.guard(rp)
 	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
