@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -294,4 +295,17 @@ func (b *Broker) Trust(c aws.Credentials) {
 	if b.shim != nil {
 		b.shim.keys.add(c, false)
 	}
+}
+
+// JobDeniedRunQueueOps lists the SQS operations local mode refuses a job's
+// deployment session on a run queue (runQueueDenies): the stack's tests
+// check it covers every action the job guard denies, so the mirror cannot
+// drift from infra's JobDeniedRunQueueActions.
+func JobDeniedRunQueueOps() []string {
+	ops := make([]string, 0, len(runQueueDenies))
+	for op := range runQueueDenies {
+		ops = append(ops, op)
+	}
+	sort.Strings(ops)
+	return ops
 }
