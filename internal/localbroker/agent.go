@@ -52,6 +52,7 @@ type agent struct {
 
 type localTask struct {
 	arn, runID, job string
+	taskDef         string // the task definition revision it runs, as ECS's events name it
 	cmd             *exec.Cmd
 	version         uint64
 	stopReason      string // set when the task was stopped through ECS
@@ -140,7 +141,7 @@ func (a *agent) reconcile(ctx context.Context) error {
 // definition's image entrypoint (the runner) with the overridden command and
 // environment.
 func (a *agent) start(ctx context.Context, task ecstypes.Task) {
-	t := &localTask{arn: aws.ToString(task.TaskArn), runID: aws.ToString(task.StartedBy), exited: make(chan struct{})}
+	t := &localTask{arn: aws.ToString(task.TaskArn), runID: aws.ToString(task.StartedBy), taskDef: aws.ToString(task.TaskDefinitionArn), exited: make(chan struct{})}
 	a.mu.Lock()
 	a.tasks[t.arn] = t
 	a.mu.Unlock()
@@ -284,7 +285,7 @@ func (a *agent) emit(ctx context.Context, t *localTask, last, desired, stopCode,
 		container["exitCode"] = *exitCode
 	}
 	detail := map[string]any{
-		"clusterArn": a.cluster, "taskArn": t.arn, "startedBy": t.runID, "lastStatus": last,
+		"clusterArn": a.cluster, "taskArn": t.arn, "taskDefinitionArn": t.taskDef, "startedBy": t.runID, "lastStatus": last,
 		"desiredStatus": desired, "version": version, "launchType": "FARGATE", "containers": []any{container},
 	}
 	if stopCode != "" {
