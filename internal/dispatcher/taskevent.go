@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -27,6 +28,11 @@ type taskDetail struct {
 	StopCode      string `json:"stopCode"`
 	StoppedReason string `json:"stoppedReason"`
 	Version       uint64 `json:"version"`
+	// The task's start, ISO 8601 times (taskStart reads them).
+	CreatedAt     string `json:"createdAt"`
+	PullStartedAt string `json:"pullStartedAt"`
+	PullStoppedAt string `json:"pullStoppedAt"`
+	StartedAt     string `json:"startedAt"`
 	Containers    []struct {
 		Name     string `json:"name"`
 		ExitCode *int   `json:"exitCode"`
@@ -92,6 +98,7 @@ func (d *Dispatcher) handleTaskEvent(ctx context.Context, ev events.CloudWatchEv
 		}
 		d.write(ctx, audit{RunID: item.RunID, Job: item.Job, Decision: DecisionCancelled, Reason: reason, TaskARN: t.TaskArn})
 	}
+	d.recordTaskStart(ctx, item, t)
 	rec := d.record(protocol.TypeTask, protocol.SourceECS, max(t.Version, 1))
 	rec.Task = &protocol.Task{TaskARN: t.TaskArn, Status: t.LastStatus, DesiredStatus: t.DesiredStatus,
 		StopCode: t.StopCode, StoppedReason: protocol.StopReason(t.StoppedReason)}
@@ -142,6 +149,29 @@ func (d *Dispatcher) handleTaskEvent(ctx context.Context, ev events.CloudWatchEv
 		return err
 	}
 	return nil
+}
+
+// recordTaskStart writes the task's start times the event gives and the
+// run's item lacks (the breakdown `deploy-trigger show` prints). It is
+// informational: a failed write is logged and the event handled on.
+func (d *Dispatcher) recordTaskStart(ctx context.Context, item ledger.Item, t taskDetail) {
+	ts := t.taskStart()
+	if !ts.Adds(item.TaskStart) {
+		return
+	}
+	if _, err := d.ledger.RecordTaskStart(ctx, item.RunID, ts); err != nil {
+		d.log.Warn("could not record the task's start times in the ledger", "run_id", item.RunID, "task_arn", t.TaskArn, "error", err.Error())
+	}
+}
+
+// taskStart reads the event's start times; one that does not parse reads
+// as absent.
+func (t taskDetail) taskStart() ledger.TaskStart {
+	tm := func(s string) time.Time {
+		at, _ := time.Parse(time.RFC3339Nano, s)
+		return at
+	}
+	return ledger.TaskStart{Created: tm(t.CreatedAt), PullStarted: tm(t.PullStartedAt), PullStopped: tm(t.PullStoppedAt), Started: tm(t.StartedAt)}
 }
 
 // sameCluster compares a cluster ARN with the configured cluster, which may be

@@ -64,7 +64,51 @@ type Item struct {
 	// Slot is the principal key whose open-run slot the run took, empty
 	// when it took none.
 	Slot string
+	// TaskStart is the run's task start as ECS reported it.
+	TaskStart TaskStart
 }
+
+// TaskStart is a task's start as ECS's task state change events give it;
+// a zero time is one no event gave (yet).
+type TaskStart struct {
+	Created     time.Time // ECS accepted RunTask (createdAt)
+	PullStarted time.Time // the image pull began (pullStartedAt)
+	PullStopped time.Time // the image pull ended (pullStoppedAt)
+	Started     time.Time // the task is RUNNING (startedAt)
+}
+
+// IsZero says that no time is known.
+func (ts TaskStart) IsZero() bool { return ts == TaskStart{} }
+
+// Adds says whether ts has a time that have lacks: a write of ts would
+// record something new.
+func (ts TaskStart) Adds(have TaskStart) bool {
+	for _, p := range ts.pairs(have) {
+		if !p[0].IsZero() && p[1].IsZero() {
+			return true
+		}
+	}
+	return false
+}
+
+// pairs lines ts's times up with other's, in the order of a start.
+func (ts TaskStart) pairs(other TaskStart) [4][2]time.Time {
+	return [4][2]time.Time{{ts.Created, other.Created}, {ts.PullStarted, other.PullStarted}, {ts.PullStopped, other.PullStopped}, {ts.Started, other.Started}}
+}
+
+// attrs are the attributes of ts's known times.
+func (ts TaskStart) attrs() map[string]string {
+	set := map[string]string{}
+	for i, p := range ts.pairs(TaskStart{}) {
+		if !p[0].IsZero() {
+			set[taskStartNames[i]] = Stamp(p[0])
+		}
+	}
+	return set
+}
+
+// taskStartNames are TaskStart's attributes, in pairs' order.
+var taskStartNames = [4]string{AttrTaskCreatedAt, AttrPullStartedAt, AttrPullStoppedAt, AttrTaskStartedAt}
 
 // CancelRequested says a cancel was asked for the run (or its task stopped for one).
 func (it Item) CancelRequested() bool { return !it.CancelAsked.IsZero() || !it.CancelledAt.IsZero() }
@@ -97,6 +141,7 @@ func Decode(a map[string]types.AttributeValue) Item {
 		StopCode: str(AttrStopCode), StopReason: str(AttrStopReason), ClaimToken: str(AttrClaimToken),
 		WriteToken: str(AttrWriteToken), QueuedRequest: str(AttrQueuedRequest), Approval: str(AttrApproval),
 		ApprovalBy: str(AttrApprovalBy), ApprovalAt: tm(AttrApprovalAt), QueuedAt: tm(AttrQueuedAt), Slot: str(AttrSlot), IdempotencyKey: str(AttrIdempotencyKey),
+		TaskStart: TaskStart{Created: tm(AttrTaskCreatedAt), PullStarted: tm(AttrPullStartedAt), PullStopped: tm(AttrPullStoppedAt), Started: tm(AttrTaskStartedAt)},
 	}
 	if m, ok := a[AttrParams].(*types.AttributeValueMemberM); ok {
 		it.Params = map[string]string{}

@@ -130,6 +130,8 @@ func TestStoredNamesDoNotChange(t *testing.T) {
 		{string(ledger.Launching), "launching"}, {string(ledger.Queued), "queued"}, {string(ledger.AwaitingApproval), "awaiting-approval"},
 		{string(ledger.Accepted), "accepted"}, {string(ledger.Stopped), "stopped"}, {string(ledger.Rejected), "rejected"},
 		{string(ledger.Abandoned), "abandoned"}, {string(ledger.Cancelled), "cancelled"},
+		{ledger.AttrTaskCreatedAt, "task_created_at"}, {ledger.AttrPullStartedAt, "task_pull_started_at"},
+		{ledger.AttrPullStoppedAt, "task_pull_stopped_at"}, {ledger.AttrTaskStartedAt, "task_started_at"},
 	} {
 		if got, want := c[0], c[1]; got != want {
 			t.Errorf("stored name %q is now %q", want, got)
@@ -155,5 +157,37 @@ func TestClaimKey(t *testing.T) {
 	}
 	if err := l.ClaimKey(ctx, "other-key", stranger, now); err != nil {
 		t.Errorf("another key: %v", err)
+	}
+}
+
+// A task's start times are recorded as the events give them, each event
+// adding what the ones before did not have, and read back through Get and
+// the history index; a write without any time is refused and writes nothing.
+func TestRecordTaskStart(t *testing.T) {
+	l, db := newStore(t)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	id := protocol.NewRunID(now)
+	if err := ledgertest.Reach(ctx, l, id, "web", ledger.Accepted, now); err != nil {
+		t.Fatal(err)
+	}
+	created := ledger.TaskStart{Created: now.Add(100 * time.Millisecond)}
+	if _, err := l.RecordTaskStart(ctx, id, created); err != nil { // PROVISIONING
+		t.Fatal(err)
+	}
+	all := ledger.TaskStart{Created: created.Created, PullStarted: now.Add(time.Second), PullStopped: now.Add(2 * time.Second), Started: now.Add(3 * time.Second)}
+	it, err := l.RecordTaskStart(ctx, id, all) // RUNNING
+	if err != nil || it.TaskStart != all || it.Status != ledger.Accepted || it.TaskARN != ledgertest.TaskARN {
+		t.Fatalf("after RUNNING's times: %v, %+v", err, it)
+	}
+	if all.Adds(it.TaskStart) || !all.Adds(ledger.TaskStart{Created: all.Created}) {
+		t.Error("Adds: a repeat would add nothing; the times after the creation would")
+	}
+	out, err := db.Query(ctx, ledger.RunQuery(ledgertest.Table, id))
+	if err != nil || len(out.Items) != 1 || ledger.Decode(out.Items[0]).TaskStart != all {
+		t.Fatalf("the history index gives %v, %v", err, out.Items)
+	}
+	if _, err := l.RecordTaskStart(ctx, id, ledger.TaskStart{}); err == nil {
+		t.Error("a task start without any time was written")
 	}
 }

@@ -57,6 +57,13 @@ const (
 	AttrApproval   = "approval"    // ApprovalApproved | ApprovalRejected
 	AttrApprovalBy = "approval_by" // the approver's verified principal
 	AttrApprovalAt = "approval_at"
+	// The run's task start, as ECS's task state change events give it
+	// (dispatcher/taskevent.go; ECS's createdAt, pullStartedAt,
+	// pullStoppedAt, startedAt): where a cold start's time goes.
+	AttrTaskCreatedAt = "task_created_at"
+	AttrPullStartedAt = "task_pull_started_at"
+	AttrPullStoppedAt = "task_pull_stopped_at"
+	AttrTaskStartedAt = "task_started_at"
 	// A waiting run's request (queued, awaiting approval).
 	AttrQueuedRequest = "queued_request"
 	AttrQueuedAt      = "queued_at"

@@ -62,6 +62,17 @@ func (l *Store) RecordTask(ctx context.Context, runID, taskARN string) (Item, er
 	return l.update(ctx, runID, map[string]string{AttrTaskARN: taskARN}, cond{AttrTaskARN, ""})
 }
 
+// RecordTaskStart records the times of the run's task start that ts knows
+// (from an ECS task event), unconditionally: every event of the task gives
+// the same times, so a repeat or a late event rewrites the same values.
+func (l *Store) RecordTaskStart(ctx context.Context, runID string, ts TaskStart) (Item, error) {
+	set := ts.attrs()
+	if len(set) == 0 {
+		return Item{}, errors.New("recording a task start without any time")
+	}
+	return l.update(ctx, runID, set)
+}
+
 // End is how a run's task ended, from ECS's STOPPED event.
 type End struct {
 	At         time.Time

@@ -42,8 +42,12 @@ type agent struct {
 	log        *slog.Logger
 	logs       *cloudwatchlogs.Client // run logs (runlogs.go); nil: none
 	logGroup   string
+	// startDelay is the modelled Fargate cold start of every task
+	// (startdelay.go); 0 starts the runner at once.
+	startDelay time.Duration
 
 	mu       sync.Mutex
+	closing  bool // stopAll began: no task starts a runner any more
 	tasks    map[string]*localTask
 	wg       sync.WaitGroup
 	nextUID  int    // isolation.go
@@ -58,6 +62,10 @@ type localTask struct {
 	stopReason      string // set when the task was stopped through ECS
 	uid             *uidLease
 	exited          chan struct{}
+	// The task's ECS timestamps, as its events carry them (startdelay.go).
+	created, pullStarted, pullStopped, started time.Time
+	stop                                       chan struct{} // closed when the task is stopped (signalStop)
+	stopOnce                                   sync.Once
 }
 
 func (a *agent) run(ctx context.Context) {
@@ -127,8 +135,10 @@ func (a *agent) reconcile(ctx context.Context) error {
 			}
 			a.mu.Lock()
 			t.stopReason = reason
+			cmd := t.cmd
 			a.mu.Unlock()
-			if t.cmd != nil && t.cmd.Process != nil {
+			t.signalStop() // a task still starting (startdelay.go) ends there
+			if cmd != nil && cmd.Process != nil {
 				a.log.Info("agent: task stopped, sending SIGTERM to the runner", "run_id", t.runID, "reason", reason)
 				_ = t.cmd.Process.Signal(syscall.SIGTERM)
 			}
@@ -137,14 +147,38 @@ func (a *agent) reconcile(ctx context.Context) error {
 	return nil
 }
 
-// start launches the runner for one new task, as Fargate would: the task
-// definition's image entrypoint (the runner) with the overridden command and
-// environment.
+// start takes one new task: at once, or after the modelled cold start
+// (startdelay.go), it launches the task's runner.
 func (a *agent) start(ctx context.Context, task ecstypes.Task) {
-	t := &localTask{arn: aws.ToString(task.TaskArn), runID: aws.ToString(task.StartedBy), taskDef: aws.ToString(task.TaskDefinitionArn), exited: make(chan struct{})}
+	t := &localTask{arn: aws.ToString(task.TaskArn), runID: aws.ToString(task.StartedBy), taskDef: aws.ToString(task.TaskDefinitionArn),
+		exited: make(chan struct{}), stop: make(chan struct{}), created: createdAt(task, time.Now())}
 	a.mu.Lock()
 	a.tasks[t.arn] = t
 	a.mu.Unlock()
+	if a.startDelay <= 0 {
+		a.launch(ctx, task, t)
+		return
+	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if a.provision(ctx, t) {
+			a.launch(ctx, task, t)
+		}
+	}()
+}
+
+// launch starts the runner of a task, as Fargate would: the task
+// definition's image entrypoint (the runner) with the overridden command
+// and environment.
+func (a *agent) launch(ctx context.Context, task ecstypes.Task, t *localTask) {
+	a.mu.Lock()
+	closing := a.closing
+	a.mu.Unlock()
+	if closing {
+		a.abort(ctx, t)
+		return
+	}
 
 	// As in ECS: the task definition's environment, then the overrides.
 	var argv []string
@@ -217,6 +251,10 @@ func (a *agent) start(ctx context.Context, task ecstypes.Task) {
 	}
 	a.mu.Lock() // RunnerPID and stopAll read it from other goroutines
 	t.cmd = cmd
+	t.started = time.Now()
+	if t.pullStopped.IsZero() { // no modelled start: the "pull" took no time
+		t.pullStarted, t.pullStopped = t.started, t.started
+	}
 	a.mu.Unlock()
 	a.log.Info("agent: task started", "run_id", t.runID, "task_arn", t.arn, "pid", cmd.Process.Pid)
 	a.emit(ctx, t, "RUNNING", "RUNNING", "", "", nil)
@@ -288,6 +326,9 @@ func (a *agent) emit(ctx context.Context, t *localTask, last, desired, stopCode,
 		"clusterArn": a.cluster, "taskArn": t.arn, "taskDefinitionArn": t.taskDef, "startedBy": t.runID, "lastStatus": last,
 		"desiredStatus": desired, "version": version, "launchType": "FARGATE", "containers": []any{container},
 	}
+	a.mu.Lock()
+	t.addTimes(detail)
+	a.mu.Unlock()
 	if stopCode != "" {
 		detail["stopCode"] = stopCode
 		detail["stoppedReason"] = reason
@@ -312,13 +353,17 @@ func (a *agent) emit(ctx context.Context, t *localTask, last, desired, stopCode,
 	}
 }
 
-// stopAll sends SIGTERM to every runner, then SIGKILL after grace.
+// stopAll sends SIGTERM to every runner, then SIGKILL after grace; tasks
+// still starting start no runner.
 func (a *agent) stopAll(grace time.Duration) {
 	a.mu.Lock()
+	a.closing = true
 	var live []*localTask
 	for _, t := range a.tasks {
 		if t.cmd != nil {
 			live = append(live, t)
+		} else {
+			t.signalStop()
 		}
 	}
 	a.mu.Unlock()

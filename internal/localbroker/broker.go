@@ -44,6 +44,11 @@ type Options struct {
 	// FailToStart makes tasks of the named jobs fail to start with the given
 	// reason, as ECS reports an image that cannot be pulled (tests, demos).
 	FailToStart map[string]string
+	// TaskStartDelay is the modelled Fargate cold start of each task
+	// (startdelay.go): the agent reports the task PROVISIONING, then
+	// PENDING (the image pull), and starts the runner only after it. Zero,
+	// the default and what tests use, starts runners at once.
+	TaskStartDelay time.Duration
 	// PollInterval is how often the agent looks at the cluster (default 50ms).
 	PollInterval time.Duration
 	// SweepInterval is how often the sweep runs (default 1m; <0 disables it).
@@ -214,6 +219,7 @@ func (b *Broker) start(ctx context.Context, o Options, cfg *config.Config, log *
 		runnerPath: o.RunnerPath, dir: dir, hostEnv: o.Environ, env: runnerEnv, logDir: o.TaskLogDir,
 		failStart: o.FailToStart, taskEnv: taskEnvironments(cfg), poll: poll, invoke: invoke, log: log.With("component", "agent"),
 		tasks: map[string]*localTask{}, logs: cloudwatchlogs.NewFromConfig(awsCfg), logGroup: res.RunLogGroup,
+		startDelay: o.TaskStartDelay,
 	}
 	loop := &snsLoop{sqs: sqs.NewFromConfig(awsCfg), queueURL: queueURL, subARN: subARN, invoke: invoke, log: log.With("component", "sns-loop")}
 

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"syscall"
+	"time"
 )
 
 const usage = `deploy-broker-local runs the whole broker on this machine against the moto
@@ -34,6 +35,13 @@ Needs moto_server on PATH:  pip install "moto[server]"
 Flags:
 `
 
+// DefaultTaskStartDelay is broker-local's modelled task start: a Fargate
+// cold start is 20–60 s. MaxTaskStartDelay bounds the flag.
+const (
+	DefaultTaskStartDelay = 30 * time.Second
+	MaxTaskStartDelay     = 10 * time.Minute
+)
+
 // Main is the deploy-broker-local command. environ is its environment
 // (os.Environ()), which deploy-trigger with -- TRIGGER-ARGS inherits and the
 // runners take their PATH, HOME and locale from; stdin is deploy-trigger's.
@@ -49,10 +57,15 @@ func Main(ctx context.Context, args []string, environ []string, stdin io.Reader,
 	envFile := fs.String("env-file", ".local/broker.env", "write the environment deploy-trigger needs to this file")
 	logFile := fs.String("log", ".local/broker.log", "the broker's own JSON log (dispatcher audit lines, agent)")
 	taskLogs := fs.String("task-logs", ".local/tasks", "directory for each task's output, the local CloudWatch Logs")
+	startDelay := fs.Duration("task-start-delay", DefaultTaskStartDelay, "modelled Fargate cold start of each task (provisioning 40%, image pull 40%, container start 20%); 0 starts runners at once")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
+		return 2
+	}
+	if *startDelay < 0 || *startDelay > MaxTaskStartDelay {
+		fmt.Fprintf(stderr, "deploy-broker-local: -task-start-delay %s: give a duration from 0 to %s (e.g. 30s, like Fargate's; 0 starts runners at once)\n", *startDelay, MaxTaskStartDelay)
 		return 2
 	}
 	logw, err := prepareFiles(*configPath, *envFile, *logFile, *taskLogs)
@@ -62,7 +75,8 @@ func Main(ctx context.Context, args []string, environ []string, stdin io.Reader,
 	}
 	defer logw.Close()
 
-	b, err := Start(ctx, Options{ConfigPath: *configPath, RunnerPath: *runner, Log: logw, TaskLogDir: *taskLogs, Environ: environ})
+	b, err := Start(ctx, Options{ConfigPath: *configPath, RunnerPath: *runner, Log: logw, TaskLogDir: *taskLogs, Environ: environ,
+		TaskStartDelay: *startDelay})
 	if err != nil {
 		fmt.Fprintf(stderr, "deploy-broker-local: %v\n", err)
 		return 1
@@ -86,10 +100,14 @@ func Main(ctx context.Context, args []string, environ []string, stdin io.Reader,
 			fmt.Fprintf(stdout, "a second person for approvals, %s: set -a; . %s; set +a; deploy-trigger approve RUN_ID\n", arn, path)
 		}
 		fmt.Fprintf(stdout, "broker log: %s   task logs: %s   Ctrl-C stops it\n", *logFile, *taskLogs)
+		fmt.Fprintf(stdout, "each task starts after a modelled cold start of %s (-task-start-delay)\n", *startDelay)
 		<-ctx.Done()
 		return 0
 	}
 
+	if *startDelay > 0 {
+		fmt.Fprintf(stderr, "deploy-broker-local: each task starts after a modelled Fargate cold start of %s (-task-start-delay; 0 for none)\n", *startDelay)
+	}
 	// Run deploy-trigger as a child. Ctrl-C reaches it too (same terminal
 	// process group): it cancels the run and needs this broker alive to do
 	// so, so the broker ignores signals until the trigger has exited.

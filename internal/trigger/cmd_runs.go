@@ -90,6 +90,8 @@ type historyRun struct {
 	// From the run log's exit record (show with --log-group).
 	Exit    *protocol.Exit    `json:"exit,omitempty"`
 	Outputs map[string]string `json:"outputs,omitempty"`
+	// Start is where the run's start time went (history_start.go).
+	Start *startBreakdown `json:"start,omitempty"`
 
 	item ledger.Item // as decoded, for the ledger's own rules
 }

@@ -76,6 +76,7 @@ func printRun(w io.Writer, mode string, r historyRun) {
 		row("duration", durationCell(r))
 	}
 	row("task", r.TaskARN)
+	printStart(w, r.Start)
 	if r.StopCode != "" || r.StopReason != "" {
 		row("stopped", strings.TrimSpace(r.StopCode+" "+r.StopReason))
 	}

@@ -84,7 +84,7 @@ func runFromItem(a map[string]dbtypes.AttributeValue) historyRun {
 		CancelAsked: stampOf(it.CancelAsked), CancelledAt: stampOf(it.CancelledAt), ReleasedAt: stampOf(it.ReleasedAt),
 		Key: it.IdempotencyKey, RequestedBy: it.RequestedBy, CancelledBy: it.CancelledBy,
 		Approval: it.Approval, ApprovalBy: it.ApprovalBy, ApprovalAt: stampOf(it.ApprovalAt),
-		ExitCode: it.ExitCode, LogExitCode: it.LogExitCode, Params: it.Params, Outputs: it.Outputs, Outcome: ledger.Outcome(it), item: it}
+		ExitCode: it.ExitCode, LogExitCode: it.LogExitCode, Params: it.Params, Outputs: it.Outputs, Outcome: ledger.Outcome(it), Start: startOf(it), item: it}
 	if !it.CreatedAt.IsZero() && !it.EndedAt.IsZero() && it.EndedAt.After(it.CreatedAt) {
 		r.DurationMS = it.EndedAt.Sub(it.CreatedAt).Milliseconds()
 	}
