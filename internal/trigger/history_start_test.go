@@ -16,7 +16,9 @@ import (
 func TestPrintRunStartBreakdown(t *testing.T) {
 	str := func(v string) dbtypes.AttributeValue { return &dbtypes.AttributeValueMemberS{Value: v} }
 	at := time.Date(2026, 12, 6, 5, 0, 0, 0, time.UTC)
-	stamp := func(ms int) dbtypes.AttributeValue { return str(ledger.Stamp(at.Add(time.Duration(ms) * time.Millisecond))) }
+	stamp := func(ms int) dbtypes.AttributeValue {
+		return str(ledger.Stamp(at.Add(time.Duration(ms) * time.Millisecond)))
+	}
 	item := map[string]dbtypes.AttributeValue{ledger.AttrRunID: str("01J0000000000000000000000A"), ledger.AttrJob: str("website"),
 		ledger.AttrStatus: str(string(ledger.Accepted)), ledger.AttrRequestedAt: stamp(0), ledger.AttrCreatedAt: stamp(120),
 		ledger.AttrNotifiedAt: stamp(410), ledger.AttrTaskCreatedAt: stamp(520), ledger.AttrPullStartedAt: stamp(12_520),
