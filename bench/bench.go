@@ -36,6 +36,11 @@ type options struct {
 	triggerBin   string
 	countingBin  string // bench/counting-runner, built by the bench
 	skip         string
+	startDelay   time.Duration // the start section's modelled task start (start.go)
+	startRuns    int
+	// brokerStartDelay is the modelled task start of the broker
+	// startBroker starts: 0, but the start section's.
+	brokerStartDelay time.Duration
 }
 
 type result struct {
@@ -59,7 +64,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.compress, "compress", "auto", "the runner's "+runner.EnvCompress+": auto or off")
 	fs.StringVar(&o.runnerBin, "runner", "", "runner binary (default: go build ./cmd/runner into a temporary directory)")
 	fs.StringVar(&o.triggerBin, "trigger", "", "deploy-trigger binary (default: go build ./cmd/trigger into a temporary directory)")
-	fs.StringVar(&o.skip, "skip", "", "comma-separated parts to skip: e2e,raw,receiver,deploylog,latency,rss")
+	fs.StringVar(&o.skip, "skip", "", "comma-separated parts to skip: e2e,raw,receiver,deploylog,latency,rss,start")
+	fs.DurationVar(&o.startDelay, "start-delay", 30*time.Second, "modelled task start (a Fargate cold start) of the start section's broker")
+	fs.IntVar(&o.startRuns, "start-runs", 20, "runs per scenario of the start section, published at once")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -237,6 +244,14 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		add("latency_p99_ms", fmt.Sprintf("%.1f", pct(0.99)), "goal ≤ 50")
 		add("latency_max_ms", fmt.Sprintf("%.1f", pct(1)), fmt.Sprintf("%d requests for %d lines", st.runner.runnerRequests, o.latencyLines))
 		add("latency_backlog_lines", strconv.Itoa(backlog), "lines written before deploy-trigger printed its first: waited for the start, up to "+ms(backlogMax)+" ms")
+	}
+	if !skip["start"] {
+		if o.startRuns < 1 || o.startDelay < 0 {
+			return fmt.Errorf("-start-runs must be at least 1 and -start-delay not negative")
+		}
+		if err := b.start(ctx, add); err != nil {
+			return fmt.Errorf("start run: %w", err)
+		}
 	}
 	if !skip["rss"] {
 		fmt.Fprintf(stderr, "rss: job writes %d MiB (%s sink) …\n", o.rssBytes>>20, o.rssSink)

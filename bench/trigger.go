@@ -51,7 +51,7 @@ func startBroker(ctx context.Context, o options, self, dir string) (*localbroker
 		return nil, "", err
 	}
 	b, err := localbroker.Start(ctx, localbroker.Options{ConfigPath: cfgPath, RunnerPath: runnerPath,
-		Log: logf, TaskLogDir: taskLogs, SweepInterval: -1})
+		Log: logf, TaskLogDir: taskLogs, SweepInterval: -1, TaskStartDelay: o.brokerStartDelay})
 	if err != nil {
 		logf.Close()
 		return nil, "", err
@@ -84,8 +84,12 @@ func (st triggerStats) stream() float64 {
 // with code 0.
 func (b *bencher) trigger(ctx context.Context, color bool, job string, params []string, onLine func(line []byte, at time.Time) error) (triggerStats, error) {
 	var st triggerStats
-	resultFile := filepath.Join(b.tmp, "trigger-result.json")
-	os.Remove(resultFile)
+	resDir, err := os.MkdirTemp(b.tmp, "trigger-") // one per run: the start section runs several at once
+	if err != nil {
+		return st, err
+	}
+	defer os.RemoveAll(resDir)
+	resultFile := filepath.Join(resDir, "result.json")
 	args := []string{"--output", "plain", "--result-file", resultFile}
 	if color {
 		args = append(args, "--color")
