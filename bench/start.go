@@ -101,7 +101,8 @@ func startFigures(sc startScenario, sorted []time.Duration, delay time.Duration,
 	p50, p99 := percentile(sorted, 0.50), percentile(sorted, 0.99)
 	prefix := "start_" + sc.name + "_"
 	add(prefix+"p50_ms", ms(p50), "deploy-trigger start (publish) → first job line on its stdout; "+sc.what)
-	add(prefix+"p99_ms", ms(p99), fmt.Sprintf("min %s ms, max %s ms", ms(sorted[0]), ms(sorted[len(sorted)-1])))
+	add(prefix+"p99_ms", ms(p99), fmt.Sprintf("min %s, p25 %s, p75 %s, p90 %s, max %s ms", ms(sorted[0]), ms(percentile(sorted, 0.25)),
+		ms(percentile(sorted, 0.75)), ms(percentile(sorted, 0.90)), ms(sorted[len(sorted)-1])))
 	add(prefix+"overhead_p50_ms", ms(p50-delay), "p50 beyond the modelled task start: publish, dispatcher, RunTask, agent poll, runner, queue, trigger")
 }
 
