@@ -140,7 +140,7 @@ func (a *agent) reconcile(ctx context.Context) error {
 			t.signalStop() // a task still starting (startdelay.go) ends there
 			if cmd != nil && cmd.Process != nil {
 				a.log.Info("agent: task stopped, sending SIGTERM to the runner", "run_id", t.runID, "reason", reason)
-				_ = t.cmd.Process.Signal(syscall.SIGTERM)
+				_ = cmd.Process.Signal(syscall.SIGTERM)
 			}
 		}
 	}
@@ -154,8 +154,9 @@ func (a *agent) start(ctx context.Context, task ecstypes.Task) {
 		exited: make(chan struct{}), stop: make(chan struct{}), created: createdAt(task, time.Now())}
 	a.mu.Lock()
 	a.tasks[t.arn] = t
+	closing := a.closing
 	a.mu.Unlock()
-	if a.startDelay <= 0 {
+	if a.startDelay <= 0 || closing { // closing: launch ends it at once
 		a.launch(ctx, task, t)
 		return
 	}
