@@ -134,6 +134,18 @@ func TestLocalRunsAndShow(t *testing.T) {
 	if x, _ := run["exit"].(map[string]any); x["code"] != float64(3) || x["reason"] != "completed" {
 		t.Errorf("exit = %v", run["exit"])
 	}
+	// The start breakdown, from the ECS task events the agent sent (its
+	// RUNNING event carries every start time, before the STOPPED one).
+	var steps []string
+	if st, _ := run["start"].(map[string]any); st != nil {
+		for _, s := range st["steps"].([]any) {
+			steps = append(steps, fmt.Sprint(s.(map[string]any)["step"]))
+		}
+	}
+	slices.Sort(steps) // in time order; accepted and task_created race
+	if got := strings.Join(steps, " "); got != "accepted pull_started pull_stopped task_created task_started" {
+		t.Errorf("show's start steps: %q, want every step", got)
+	}
 
 	// Without the run log: the outputs the dispatcher kept in the ledger.
 	code, out, errOut := runTrigger(t, bin, b, "show", "-o", "json", "--log-group=", runID)

@@ -1,8 +1,10 @@
 package trigger
 
 import (
+	"cmp"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/deploy-broker/deploy-broker/internal/ledger"
@@ -18,7 +20,8 @@ type startBreakdown struct {
 	Steps []startStep `json:"steps"`
 }
 
-// startStep is one step of a start. Step is one of the startStep* names.
+// startStep is one step of a start, Step one of the startStep* names;
+// a breakdown's steps are in time order.
 type startStep struct {
 	Step     string `json:"step"`
 	At       string `json:"at"`
@@ -70,6 +73,9 @@ func startOf(it ledger.Item) *startBreakdown {
 	step(startStepPullStarted, ts.PullStarted)
 	step(startStepPullStopped, ts.PullStopped)
 	step(startStepStarted, ts.Started)
+	// In time order: the dispatcher writes accepted after RunTask, so
+	// usually after the task's creation.
+	slices.SortStableFunc(b.Steps, func(x, y startStep) int { return cmp.Compare(x.OffsetMS, y.OffsetMS) })
 	return b
 }
 

@@ -11,8 +11,8 @@ import (
 )
 
 // show prints where a run's start time went: each step the ledger knows,
-// as an offset from the request and the time since the step before; JSON
-// gives the same steps.
+// in time order, as an offset from the request and the time since the step
+// before; JSON gives the same steps.
 func TestPrintRunStartBreakdown(t *testing.T) {
 	str := func(v string) dbtypes.AttributeValue { return &dbtypes.AttributeValueMemberS{Value: v} }
 	at := time.Date(2026, 12, 6, 5, 0, 0, 0, time.UTC)
@@ -64,5 +64,26 @@ func TestPrintRunWithoutStartBreakdown(t *testing.T) {
 	item[ledger.AttrTaskCreatedAt] = str(at)
 	if s := startOf(ledger.Decode(item)); s == nil || len(s.Steps) != 1 || s.Steps[0].Step != startStepCreated {
 		t.Errorf("a rejected run's breakdown: %+v, want only the task's creation", s)
+	}
+}
+
+// The steps are in time order: accepted, written after RunTask, usually
+// comes after the task's creation, and each "after" names the step before.
+func TestStartStepsInTimeOrder(t *testing.T) {
+	at := time.Date(2026, 12, 6, 5, 0, 0, 0, time.UTC)
+	it := ledger.Item{Status: ledger.Accepted, RequestedAt: at, NotifiedAt: at.Add(900 * time.Millisecond),
+		TaskStart: ledger.TaskStart{Created: at.Add(500 * time.Millisecond), Started: at.Add(2 * time.Second)}}
+	b := startOf(it)
+	var got []string
+	for _, s := range b.Steps {
+		got = append(got, s.Step)
+	}
+	if strings.Join(got, " ") != "task_created accepted task_started" {
+		t.Errorf("steps %v, want task_created accepted task_started", got)
+	}
+	var out strings.Builder
+	printStart(&out, b)
+	if want := "+0.90s    accepted  (0.40s after task created)"; !strings.Contains(out.String(), want) {
+		t.Errorf("got:\n%s\nwant a line %q", out.String(), want)
 	}
 }
