@@ -3,6 +3,7 @@ package localbroker
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -125,5 +126,17 @@ func TestStopTaskDuringTheModelledStart(t *testing.T) {
 	}
 	if _, running := b.RunnerPID(id); running {
 		t.Error("a runner runs for the stopped task")
+	}
+}
+
+// A task start delay out of range is a usage error that says what to give,
+// before anything starts.
+func TestTaskStartDelayFlagRange(t *testing.T) {
+	for _, v := range []string{"-1s", "11m"} {
+		var stdout, stderr strings.Builder
+		code := Main(context.Background(), []string{"-task-start-delay", v, "-config", "/nonexistent/broker.yaml"}, nil, nil, &stdout, &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), "give a duration from 0 to 10m0s") {
+			t.Errorf("-task-start-delay %s: exit %d, stderr %q; want 2 and the range", v, code, stderr.String())
+		}
 	}
 }
