@@ -114,6 +114,10 @@ func TestTaskEventsBecomeTaskRecords(t *testing.T) {
 	if err := e.invoke(e.event("ecs-task-running.json", data)); err != nil {
 		t.Fatal(err)
 	}
+	// ECS's RUNNING event carries the task's start: kept in the ledger.
+	if ts := e.item(runID).TaskStart; ts.Created.IsZero() || ts.PullStarted.IsZero() || ts.PullStopped.IsZero() || ts.Started.IsZero() {
+		t.Errorf("the ledger's task start after RUNNING: %+v, want every time", ts)
+	}
 	data["Version"] = 3
 	ev := e.event("ecs-task-stopped-failed-to-start.json", data)
 	for i := 0; i < 2; i++ { // EventBridge delivers at least once
