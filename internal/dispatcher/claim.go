@@ -70,7 +70,7 @@ func (d *Dispatcher) redelivered(ctx context.Context, req *protocol.Request, p i
 			}
 		case prev.TaskARN != "":
 			// Launched, but the accepted record may never have been written.
-			url, err := d.createQueue(ctx, req, p)
+			url, err := d.runQueue(ctx, req, p)
 			if err != nil {
 				return err
 			}
@@ -136,7 +136,7 @@ func (d *Dispatcher) finishLaunch(ctx context.Context, req *protocol.Request, p 
 		return err
 	}
 	if arn != "" {
-		url, err := d.createQueue(ctx, req, p)
+		url, err := d.runQueue(ctx, req, p)
 		if err != nil {
 			return err
 		}
@@ -160,7 +160,7 @@ func (d *Dispatcher) finishLaunch(ctx context.Context, req *protocol.Request, p 
 		cj, rej = d.checkJob(req, p) // the catalogue may have changed since the claim
 	}
 	if rej != nil {
-		url, err := d.createQueue(ctx, req, p)
+		url, err := d.runQueue(ctx, req, p)
 		if err != nil {
 			return err
 		}

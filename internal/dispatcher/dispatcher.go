@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/deploy-broker/deploy-broker/internal/brokerview"
 	"github.com/deploy-broker/deploy-broker/internal/config"
 	"github.com/deploy-broker/deploy-broker/internal/identity"
 	"github.com/deploy-broker/deploy-broker/internal/ledger"
@@ -23,6 +24,7 @@ type Dispatcher struct {
 	ecs    ECSAPI
 	events EventsAPI // nil: lifecycle events are only logged
 	ledger *ledger.Store
+	view   brokerview.PutAPI // run pointers (spare.go)
 	// verifier checks proofs of identity; verifierErr says why there is
 	// none (a partition or endpoint it cannot serve): every request is then
 	// left to Lambda's retries and the error logged.
@@ -60,6 +62,7 @@ func New(cfg *config.Config, set Settings, c Clients, log *slog.Logger, opts ...
 		d.logs = boundedLogs{d, c.Logs}
 	}
 	d.ledger = ledger.New(boundedDynamo{d, c.Dynamo}, set.LedgerTable, cfg.Broker.LedgerRetention.D())
+	d.view = boundedDynamo{d, c.Dynamo}
 	d.taskDefs = map[string]string{}
 	for job, td := range set.TaskDefinitions {
 		if strings.Trim(td, "0123456789") == "" {

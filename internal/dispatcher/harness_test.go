@@ -24,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/deploy-broker/deploy-broker/internal/brokerview"
 	"github.com/deploy-broker/deploy-broker/internal/config"
 	"github.com/deploy-broker/deploy-broker/internal/dispatcher"
 	"github.com/deploy-broker/deploy-broker/internal/localbroker"
@@ -268,8 +269,16 @@ func (e *env) short(kind protocol.Kind, runID string) error {
 	return e.invoke(e.sns(e.body(&protocol.Request{V: protocol.RequestVersion, Kind: kind, RunID: runID, RequestedAt: now, ExpiresAt: now.Add(time.Minute)})))
 }
 
+// queueURL finds the run's queue as the trigger does: through the run
+// pointer the dispatcher writes in the view table (its queue may be a
+// spare, named otherwise), else by the run's name; ok is false when the
+// queue does not exist (any more).
 func (e *env) queueURL(runID string) (string, bool) {
-	out, err := e.sqs.GetQueueUrl(context.Background(), &sqs.GetQueueUrlInput{QueueName: aws.String(protocol.QueueName(e.name, runID))})
+	name := protocol.QueueName(e.name, runID)
+	if url, ok, err := brokerview.GetRunPointer(context.Background(), e.db, e.res.ViewTable, runID); err == nil && ok {
+		name = url[strings.LastIndex(url, "/")+1:]
+	}
+	out, err := e.sqs.GetQueueUrl(context.Background(), &sqs.GetQueueUrlInput{QueueName: aws.String(name)})
 	if err != nil {
 		return "", false
 	}

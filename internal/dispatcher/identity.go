@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/deploy-broker/deploy-broker/internal/config"
 	"github.com/deploy-broker/deploy-broker/internal/identity"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
@@ -329,13 +328,7 @@ func sessionUserID(p identity.Principal, pattern string) string {
 
 // runQueuePolicy is the policy of the run queue name, made for req by p.
 func (d *Dispatcher) runQueuePolicy(name string, req *protocol.Request, p identity.Principal) (string, error) {
-	return QueuePolicy(RunQueueAccess{
-		QueueARN:       d.queueARN(name),
-		Requester:      p,
-		SessionPattern: controlPattern(p, d.cfg.Jobs[req.Job].AllowedPrincipals),
-		BrokerRoles: "arn:" + partition(d.set.Cluster, d.set.Region) + ":iam::" + d.set.AccountID +
-			":role" + config.RolePath(d.cfg.Broker.Name) + "*",
-	})
+	return queueAccess{p: p, pattern: controlPattern(p, d.cfg.Jobs[req.Job].AllowedPrincipals)}.policy(d, d.queueARN(name))
 }
 
 // requesterTags are the run queue's tags naming its requester:

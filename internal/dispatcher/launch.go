@@ -128,7 +128,7 @@ func (d *Dispatcher) rejectLaunch(ctx context.Context, runID, job, queueURL stri
 // reject writes the rejected record to the run's queue (created for the
 // purpose) and ends the run in the ledger.
 func (d *Dispatcher) reject(ctx context.Context, req *protocol.Request, p identity.Principal, rej rejection, a audit) error {
-	queueURL, err := d.createQueue(ctx, req, p)
+	queueURL, err := d.runQueue(ctx, req, p)
 	if err != nil {
 		return err
 	}
@@ -162,7 +162,7 @@ func (d *Dispatcher) rejectTo(ctx context.Context, runID, queueURL string, rej r
 // launch starts the job's task and reports accepted; a launch that ECS
 // refuses becomes a launch-failed rejection.
 func (d *Dispatcher) launch(ctx context.Context, req *protocol.Request, p identity.Principal, cj checkedJob, a audit) error {
-	queueURL, err := d.createQueue(ctx, req, p)
+	queueURL, err := d.runQueue(ctx, req, p)
 	if err != nil {
 		return err
 	}
@@ -218,6 +218,7 @@ func (d *Dispatcher) accept(ctx context.Context, runID, job, taskARN, queueURL s
 	a.Decision, a.TaskARN = DecisionAccepted, taskARN
 	d.write(ctx, a)
 	d.emit(ctx, runEvent(protocol.EventStarted, it))
+	defer d.replenish(ctx, job, a.Principal) // the access's next spare queue (spare.go)
 	if !it.CancelAsked.IsZero() {
 		// A cancel arrived while the task was being started.
 		if err := d.stopTask(ctx, runID, taskARN, cancelReason(it), ""); err != nil {

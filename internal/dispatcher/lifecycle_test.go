@@ -265,8 +265,8 @@ func TestSweep(t *testing.T) {
 	if _, ok := e.queueURL(rejected.RunID); ok {
 		t.Error("the rejected run's queue is still there 50 min after its rejection")
 	}
-	if n := e.queueCount(); n != 3 {
-		t.Fatalf("sweep within the retention left %d queues, want the 3 of runs that were not rejected", n)
+	if n := e.queueCount(); n != 4 {
+		t.Fatalf("sweep within the retention left %d queues, want the 3 of runs that were not rejected and the requester's spare (spare.go)", n)
 	}
 
 	e.clock.Add(11 * time.Minute) // the first runs ended 61 min ago

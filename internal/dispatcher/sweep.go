@@ -67,7 +67,7 @@ func (d *Dispatcher) Sweep(ctx context.Context) error {
 				retry = append(retry, fmt.Errorf("the sweep ran out of time at run %s: %w", runID, ctx.Err()))
 				break
 			}
-			del, err := d.sweepOne(ctx, url, runID, now)
+			del, err := d.sweepQueue(ctx, url, runID, now) // spare.go
 			switch {
 			case err != nil:
 				failed++

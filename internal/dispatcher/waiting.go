@@ -142,7 +142,7 @@ func (d *Dispatcher) launchQueued(ctx context.Context, it ledger.Item, lease tim
 			return err
 		}
 		if arn != "" {
-			url, err := d.createQueue(ctx, req, p)
+			url, err := d.runQueue(ctx, req, p)
 			if err == nil {
 				a.Reason = "finished an interrupted start from the queue"
 				err = d.accept(ctx, runID, req.Job, arn, url, a)
