@@ -2,12 +2,15 @@ package trigger
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/deploy-broker/deploy-broker/internal/brokerview"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
@@ -26,13 +29,21 @@ type decoded struct {
 }
 
 // receiver finds the run queue and long-polls it, handing each batch to the
-// watch loop and then deleting it. It retries "queue does not exist" and
-// "access denied" (the dispatcher creates the queue on receiving the
-// request, and a new queue policy takes up to a minute to apply); the watch
-// loop's start timeout decides when to give up.
+// watch loop and then deleting it. The run's queue may be a spare made
+// ahead of time and named otherwise (issue 26): the dispatcher writes the
+// run pointer in the broker's view table, which the receiver reads first;
+// for a broker of the previous version, which writes no pointer, it also
+// looks the queue up by the run's name. It retries "no pointer yet",
+// "queue does not exist" and "access denied" (the dispatcher may not have
+// handled the request yet, and a queue created for the run has a policy
+// that takes up to a minute to apply); the watch loop's start timeout
+// decides when to give up.
 type receiver struct {
 	sqs       sqsAPI
-	queueName string
+	view      brokerview.GetAPI // nil: by name only
+	viewTable string            // the view table's ARN
+	runID     string
+	queueName string // the run-named queue of a broker of the previous version
 	owner     string
 	wait      int32         // long-poll seconds
 	retry     time.Duration // longest pause between retries while the queue or its policy is not there yet
@@ -48,10 +59,11 @@ func (r *receiver) run(ctx context.Context, out chan<- rxEvent) {
 			return false
 		}
 	}
-	// The queue usually appears within a second of the request (the
-	// dispatcher creates it first thing), while a new queue policy can take a
-	// minute: start looking again quickly, then back off to r.retry.
-	delay := min(100*time.Millisecond, r.retry)
+	// The pointer usually appears within a fraction of a second of the
+	// request (the dispatcher writes it before it starts the task), while a
+	// new queue policy can take a minute: look at once, again after 50 ms,
+	// then back off to r.retry.
+	delay := min(50*time.Millisecond, r.retry)
 	pause := func() bool {
 		select {
 		case <-time.After(delay):
@@ -63,6 +75,11 @@ func (r *receiver) run(ctx context.Context, out chan<- rxEvent) {
 	}
 	var url string
 	for url == "" {
+		u, perr := r.pointer(ctx)
+		if u != "" {
+			url = u
+			break
+		}
 		o, err := r.sqs.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(r.queueName), QueueOwnerAWSAccountId: aws.String(r.owner)})
 		switch {
 		case ctx.Err() != nil:
@@ -70,6 +87,9 @@ func (r *receiver) run(ctx context.Context, out chan<- rxEvent) {
 		case err == nil:
 			url = aws.ToString(o.QueueUrl)
 		case isQueueMissing(err) || isAccessDenied(err):
+			if perr != nil {
+				err = perr // what stands between the trigger and a spare queue
+			}
 			if !send(rxEvent{waitErr: err}) || !pause() {
 				return
 			}
@@ -130,3 +150,54 @@ func (r *receiver) run(ctx context.Context, out chan<- rxEvent) {
 // waits for such messages (see watch.stopDeadline); long enough to print and
 // delete a batch. A message that does come back twice is dropped by sequence.
 const receiveVisibility = 10 * time.Second
+
+// pointerError is a failed read of the run pointer: the view table says
+// where the run's queue is, and a principal that may not read it there
+// (another account's principal without dynamodb:GetItem on the table in
+// its own IAM policy) finds only queues named after the run.
+type pointerError struct {
+	table string
+	err   error
+}
+
+func (e *pointerError) Error() string {
+	return "reading the run pointer in the broker's view table " + e.table + ": " + e.err.Error()
+}
+func (e *pointerError) Unwrap() error { return e.err }
+
+// pointer reads the run pointer: the queue URL, or "" and why not (nil
+// when the dispatcher has not written it yet). A view table that does not
+// exist (a broker older than the published view) is no error: the name
+// lookup is the way then.
+func (r *receiver) pointer(ctx context.Context) (string, error) {
+	if r.view == nil {
+		return "", nil
+	}
+	u, ok, err := brokerview.GetRunPointer(ctx, r.view, r.viewTable, r.runID)
+	switch {
+	case err != nil && apiCode(err) == "ResourceNotFoundException":
+		r.view = nil
+		return "", nil
+	case err != nil:
+		return "", &pointerError{r.viewTable, err}
+	case !ok:
+		return "", nil
+	}
+	// Only the dispatcher may write a pointer (the stack's grants); even
+	// so, the trigger follows none out of the broker's run queues: the
+	// queue's name must be a run queue's, in the topic's account.
+	parts := strings.Split(u, "/")
+	if len(parts) < 2 || parts[len(parts)-2] != r.owner || !r.isRunQueueName(parts[len(parts)-1]) {
+		return "", &pointerError{r.viewTable, fmt.Errorf("it names %q, which is not a run queue of this broker in account %s", short(u, 200), r.owner)}
+	}
+	return u, nil
+}
+
+// isRunQueueName reports whether name is one of the broker's run queues:
+// protocol.QueueName of the broker and an id in the run id format.
+func (r *receiver) isRunQueueName(name string) bool {
+	prefix := strings.TrimSuffix(r.queueName, r.runID+".fifo")
+	id, ok := strings.CutPrefix(name, prefix)
+	id, fifo := strings.CutSuffix(id, ".fifo")
+	return ok && fifo && protocol.ValidateRunID(id) == nil
+}

@@ -88,7 +88,8 @@ func (w *watch) tail(ctx context.Context) *Result {
 	rctx, stop := context.WithCancel(ctx)
 	defer stop()
 	events := make(chan rxEvent)
-	rx := &receiver{sqs: w.c.sqs, queueName: protocol.QueueName(w.cfg.Topic.Name, w.runID), owner: w.cfg.Topic.Account,
+	rx := &receiver{sqs: w.c.sqs, view: w.c.view, viewTable: viewTableARN(w.cfg.Topic), runID: w.runID,
+		queueName: protocol.QueueName(w.cfg.Topic.Name, w.runID), owner: w.cfg.Topic.Account,
 		wait: w.set.longPoll, retry: w.set.retry, now: w.set.now}
 	go rx.run(rctx, events)
 	ticker := time.NewTicker(w.set.tick)

@@ -1,6 +1,7 @@
 package trigger
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -124,6 +125,9 @@ func (w *watch) lastKnown() string {
 		return "the run queue exists but reading it is still denied: " + short(apiMessage(w.lastWaitErr), 200)
 	case w.queueURL != "":
 		return "the run queue exists but nothing arrived on it"
+	case w.lastWaitErr != nil && isAccessDenied(w.lastWaitErr) && errors.As(w.lastWaitErr, new(*pointerError)):
+		return "reading the run's pointer in the broker's view table is denied (" + short(apiMessage(w.lastWaitErr), 200) + "): the broker tells where a run's queue is there; " +
+			"a principal of another account needs dynamodb:GetItem on " + viewTableARN(w.cfg.Topic) + " in its own IAM policy (docs/INFRA.md)"
 	case w.lastWaitErr != nil && isAccessDenied(w.lastWaitErr):
 		return "looking up the run queue is denied (" + short(apiMessage(w.lastWaitErr), 200) + "); is this principal trusted by the broker?"
 	}
