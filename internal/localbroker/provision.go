@@ -139,6 +139,13 @@ func publishView(ctx context.Context, db *dynamodb.Client, r *Resources, cfg *co
 	if err != nil && !errors.As(err, &inUse) {
 		return fmt.Errorf("creating the published view's table: %w", err)
 	}
+	if err == nil {
+		// Run pointers expire, as the stack's table says (issue 26).
+		if _, err := db.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{TableName: aws.String(r.ViewTable),
+			TimeToLiveSpecification: &dbtypes.TimeToLiveSpecification{AttributeName: aws.String(brokerview.TTLAttr), Enabled: aws.Bool(true)}}); err != nil {
+			return fmt.Errorf("setting the published view table's TTL: %w", err)
+		}
+	}
 	v := brokerview.Build(cfg, brokerview.Locations{LedgerTable: r.LedgerTable, RunLogGroup: r.RunLogGroup})
 	if err := brokerview.Put(ctx, db, r.ViewTable, v); err != nil {
 		return fmt.Errorf("publishing the broker's view: %w", err)

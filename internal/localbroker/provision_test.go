@@ -7,6 +7,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	dbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
@@ -88,6 +89,14 @@ func TestProvisionPublishesTheView(t *testing.T) {
 	}
 	if got, want := strings.Join(v.JobNames(), ","), strings.Join(cfg.JobNames(), ","); got != want {
 		t.Errorf("view jobs %s, want %s", got, want)
+	}
+	// Run pointers expire by the table's TTL, as in the stack (issue 26).
+	ttl, err := dynamodb.NewFromConfig(awsCfg).DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(res.ViewTable)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := ttl.TimeToLiveDescription; d == nil || aws.ToString(d.AttributeName) != brokerview.TTLAttr || d.TimeToLiveStatus != dbtypes.TimeToLiveStatusEnabled {
+		t.Errorf("view table TTL %+v, want %s enabled", d, brokerview.TTLAttr)
 	}
 	// Provisioning again (a restarted local broker) rewrites it.
 	if _, err := Provision(ctx, awsCfg, cfg); err != nil {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/deploy-broker/deploy-broker/internal/brokerview"
 	"github.com/deploy-broker/deploy-broker/internal/config"
 )
 
@@ -42,6 +43,9 @@ type keyring struct {
 	jobRole string
 	// runQueue is the name prefix of run queues ("<broker>-").
 	runQueue string
+	// viewTable is the broker's view table, whose run pointers say which
+	// queue a trigger reads (issue 26).
+	viewTable string
 }
 
 // endpointKey is one access key the endpoint accepts.
@@ -53,7 +57,7 @@ type endpointKey struct {
 
 func newKeyring(account, broker string) *keyring {
 	return &keyring{keys: map[string]endpointKey{},
-		jobRole: "arn:aws:iam::" + account + ":role" + DeploymentRolePath, runQueue: broker + "-"}
+		jobRole: "arn:aws:iam::" + account + ":role" + DeploymentRolePath, runQueue: broker + "-", viewTable: brokerview.TableName(broker)}
 }
 
 func (k *keyring) add(c aws.Credentials, job bool) {
@@ -85,6 +89,10 @@ func (k *keyring) guard(next http.Handler) http.Handler {
 		op, params := operation(r, body)
 		if sid := k.jobRunQueueDenied(key, svc, op, params); sid != "" {
 			awsError(w, r, http.StatusForbidden, "AccessDenied", fmt.Sprintf("a job's deployment session may not call sqs:%s on a run queue: explicit deny in %s (local mode mirrors it; moto evaluates no IAM)", op, sid))
+			return
+		}
+		if k.jobViewWriteDenied(key, svc, op, params) {
+			awsError(w, r, http.StatusForbidden, "AccessDeniedException", fmt.Sprintf("a job's deployment session may not call dynamodb:%s on the broker's view table: explicit deny in the view table policy's OnlyTheBrokerWritesTheView (local mode mirrors it; moto evaluates no IAM)", op))
 			return
 		}
 		if svc != "sts" || op != "AssumeRole" {
@@ -229,6 +237,24 @@ func (k *keyring) jobRunQueueDenied(key endpointKey, svc, op string, params map[
 		return ""
 	}
 	return sid
+}
+
+// viewWrites are the item writes of the view table that the stack's view
+// table policy denies everyone but the broker's roles and the view's
+// writer (infra/internal/broker/view.go, ViewItemWriteActions): a job
+// writing a run pointer would point a trigger at a queue of its making.
+var viewWrites = map[string]bool{"PutItem": true, "UpdateItem": true, "DeleteItem": true, "BatchWriteItem": true, "ExecuteStatement": true, "BatchExecuteStatement": true}
+
+// jobViewWriteDenied reports whether a job's deployment session (or one
+// assumed from it) writes to the view table: the narrow mirror of
+// OnlyTheBrokerWritesTheView for the principal local mode's tests attack
+// from. A batch or PartiQL call is refused whatever tables it names.
+func (k *keyring) jobViewWriteDenied(key endpointKey, svc, op string, params map[string]string) bool {
+	if !key.job || svc != "dynamodb" || !viewWrites[op] {
+		return false
+	}
+	t := params["TableName"]
+	return t == "" || t == k.viewTable || strings.HasSuffix(t, ":table/"+k.viewTable)
 }
 
 // assumedCredentials reads the credentials of an AssumeRole answer.

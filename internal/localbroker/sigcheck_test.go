@@ -13,10 +13,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 
+	"github.com/deploy-broker/deploy-broker/internal/brokerview"
 	"github.com/deploy-broker/deploy-broker/internal/identity"
 	"github.com/deploy-broker/deploy-broker/internal/moto"
 	"github.com/deploy-broker/deploy-broker/internal/testkit/mototest"
@@ -181,6 +183,27 @@ func TestEndpointDeniesJobSessionsTheRunQueues(t *testing.T) {
 	}
 	if err := send(aws.Credentials{AccessKeyID: job.AccessKeyID, SecretAccessKey: "wrong", SessionToken: job.SessionToken}, ownQ.QueueUrl); apiCode(err) != "SignatureDoesNotMatch" {
 		t.Errorf("a learnt session with a wrong secret: %v, want SignatureDoesNotMatch", err)
+	}
+
+	// A run pointer forged by a job (issue 26) would point the run's
+	// trigger at a queue of the job's making: the view table's policy
+	// denies every write but the broker's, which local mode mirrors.
+	db := dynamodb.NewFromConfig(base)
+	view := brokerview.TableName("sig-broker")
+	if _, err := db.CreateTable(ctx, brokerview.TableInput(view)); err != nil {
+		t.Fatal(err)
+	}
+	forge := func(c aws.Credentials) error {
+		return brokerview.PutRunPointer(ctx, dynamodb.NewFromConfig(shimClientConfig(shim.URL, c)), view, "01JAAAAAAAAAAAAAAAAAAAAAAA", *ownQ.QueueUrl, time.Now().Add(time.Hour))
+	}
+	if err := forge(job); apiCode(err) != "AccessDeniedException" || !strings.Contains(err.Error(), "OnlyTheBrokerWritesTheView") {
+		t.Errorf("job session writing a run pointer: %v, want AccessDeniedException (OnlyTheBrokerWritesTheView)", err)
+	}
+	if err := forge(chained); apiCode(err) != "AccessDeniedException" {
+		t.Errorf("a session assumed from a job's writing a run pointer: %v, want AccessDeniedException", err)
+	}
+	if err := forge(testCreds); err != nil {
+		t.Errorf("the broker's own key writing a run pointer: %v", err)
 	}
 }
 
