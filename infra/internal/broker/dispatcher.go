@@ -59,6 +59,9 @@ type DispatcherProps struct {
 	// RolePath is the IAM path of the dispatcher's role (config.RolePath):
 	// every job role is denied passing a role under it.
 	RolePath string
+	// ViewTableArn is the published view's table, where the dispatcher
+	// writes run pointers (view.go).
+	ViewTableArn *string
 }
 
 // Dispatcher is the broker's Lambda function, its role, log group and
@@ -103,6 +106,7 @@ func NewDispatcher(scope constructs.Construct, id string, props *DispatcherProps
 	for _, j := range props.Jobs {
 		taskDefs = append(taskDefs, j.TaskDefinition().TaskDefinitionArn())
 	}
+	runPointerKeys := RunPointerKeys()
 	statements := []awsiam.PolicyStatement{
 		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid:       jsii.String("WriteOwnLogs"),
@@ -118,6 +122,14 @@ func NewDispatcher(scope constructs.Construct, id string, props *DispatcherProps
 			Sid:       jsii.String("RunLedger"),
 			Actions:   jsii.Strings("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
 			Resources: &[]*string{props.Ledger.TableArn()},
+		}),
+		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			// Run pointers (issue 26): run#<run id> → the run's queue, for
+			// the trigger; no other item of the view table.
+			Sid:        jsii.String("WriteRunPointers"),
+			Actions:    jsii.Strings("dynamodb:PutItem"),
+			Resources:  &[]*string{props.ViewTableArn},
+			Conditions: &runPointerKeys,
 		}),
 		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid: jsii.String("ManageRunQueues"),

@@ -155,6 +155,7 @@ func NewStack(scope constructs.Construct, id string, props *StackProps) (_ *Stac
 		RunQueueArn:         runQueues,
 		ExtraPrincipals:     extra,
 		RolePath:            config.RolePath(name),
+		ViewTableArn:        s.View.Table().TableArn(),
 		LogRetention:        retention,
 		RunLogs:             s.Catalogue.LogGroup(),
 		MaxEventAge:         maxAge,

@@ -27,15 +27,21 @@ type PublishedViewProps struct {
 
 // PublishedView is what deploy-trigger reads to need nothing but the topic
 // (issue 25, internal/brokerview): a table named after the broker, holding
-// one item, the view, written at deploy time from the configuration.
+// the view, written at deploy time from the configuration, and the run
+// pointers the dispatcher writes (issue 26: run#<run id> → the run's queue
+// URL, expiring by the table's TTL attribute).
 //
 // Its resource policy lets the broker's trusted principals, its viewers, the
-// reader role and the GitHub trigger role dynamodb:GetItem that one key,
-// nothing else: no
-// other action, no other item (dynamodb:LeadingKeys), no other table. A
-// principal of another account needs GetItem on the table in its own IAM
-// policy too (docs/INFRA.md). The writer is a CloudFormation custom resource
-// whose role may PutItem that key in that table only.
+// reader role and the GitHub trigger role dynamodb:GetItem the view's key,
+// and the trusted principals and the GitHub trigger role (who request runs)
+// GetItem the run pointers' keys, nothing else: no other action, no other
+// item (dynamodb:LeadingKeys), no other table. A principal of another
+// account needs GetItem on the table in its own IAM policy too
+// (docs/INFRA.md). Nobody but the broker's own roles (the dispatcher) and
+// the view's writer may write an item (OnlyTheBrokerWritesTheView: a
+// job's role with dynamodb:* of its own would otherwise point a trigger
+// at a queue of its making). The writer is a CloudFormation custom
+// resource whose role may PutItem the view's key in that table only.
 type PublishedView interface {
 	constructs.Construct
 	Table() awsdynamodb.ITable
@@ -50,8 +56,26 @@ type publishedView struct {
 	role   awsiam.Role
 }
 
-// viewReadersSid is the resource policy statement of the view's readers.
-const viewReadersSid = "TrustedPrincipalsReadTheView"
+// The resource policy's statements: the view's readers, the run
+// pointers' readers, the Deny of writes by anyone else.
+const (
+	viewReadersSid    = "TrustedPrincipalsReadTheView"
+	pointerReadersSid = "TrustedPrincipalsReadRunPointers"
+	viewWritersSid    = "OnlyTheBrokerWritesTheView"
+)
+
+// ViewItemWriteActions are the item writes of the view table that only the
+// broker's roles and the view's writer may make.
+var ViewItemWriteActions = []string{"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem",
+	"dynamodb:PartiQLInsert", "dynamodb:PartiQLUpdate", "dynamodb:PartiQLDelete"}
+
+// RunPointerKeys is the condition of the run pointers' grants: every key
+// the request names is a run pointer's.
+func RunPointerKeys() map[string]interface{} {
+	return map[string]interface{}{
+		"ForAllValues:StringLike": map[string]interface{}{"dynamodb:LeadingKeys": []string{brokerview.RunKeyPattern}},
+	}
+}
 
 // NewPublishedView creates the view's table and writes the view.
 func NewPublishedView(scope constructs.Construct, id string, props *PublishedViewProps) (PublishedView, error) {
@@ -72,9 +96,11 @@ func NewPublishedView(scope constructs.Construct, id string, props *PublishedVie
 		}
 	}
 	principals := ciPrincipals(readers)
+	requesters := ciPrincipals(cfg.TrustedPrincipals) // who requests runs, and so follows run pointers
 	loc := brokerview.Locations{LedgerTable: *props.Ledger.TableName(), RunLogGroup: *props.RunLogs.LogGroupName()}
 	if props.TriggerRole != nil {
 		principals = append(principals, awsiam.NewArnPrincipal(props.TriggerRole.RoleArn()))
+		requesters = append(requesters, awsiam.NewArnPrincipal(props.TriggerRole.RoleArn()))
 		loc.ExtraTrusted = []string{*props.TriggerRole.RoleArn()}
 	}
 	if props.ReaderRole != nil {
@@ -83,6 +109,28 @@ func NewPublishedView(scope constructs.Construct, id string, props *PublishedVie
 		principals = append(principals, awsiam.NewArnPrincipal(props.ReaderRole.RoleArn()))
 		loc.ReaderRoleARN = *props.ReaderRole.RoleArn()
 	}
+	pointerKeys := RunPointerKeys()
+	// The writer's role, made before the table so that the table's Deny
+	// can name it.
+	writerRole := awsiam.NewRole(this, jsii.String("WriterRole"), &awsiam.RoleProps{
+		Description: jsii.String("deploy-broker published view writer: put the view item, write its own log"),
+		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
+		InlinePolicies: &map[string]awsiam.PolicyDocument{
+			"logs": awsiam.NewPolicyDocument(&awsiam.PolicyDocumentProps{Statements: &[]awsiam.PolicyStatement{
+				awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+					Sid:       jsii.String("WriteOwnLog"),
+					Actions:   jsii.Strings("logs:CreateLogStream", "logs:PutLogEvents"),
+					Resources: &[]*string{arn("logs", "log-group:"+ViewWriterLogGroupName(cfg.Broker.Name)+":*")},
+				}),
+			}}),
+		},
+	})
+	// The broker's own roles (the dispatcher's, under config.RolePath) and
+	// the view's writer: the only principals that may write an item.
+	brokerRoles := "arn:" + *awscdk.Aws_PARTITION() + ":iam::" + *awscdk.Aws_ACCOUNT_ID() + ":role" + config.RolePath(cfg.Broker.Name) + "*"
+	notTheBroker := map[string]interface{}{
+		"ArnNotLike": map[string]interface{}{"aws:PrincipalArn": []interface{}{brokerRoles, writerRole.RoleArn()}},
+	}
 	policy := awsiam.NewPolicyDocument(&awsiam.PolicyDocumentProps{Statements: &[]awsiam.PolicyStatement{
 		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid:        jsii.String(viewReadersSid),
@@ -90,6 +138,21 @@ func NewPublishedView(scope constructs.Construct, id string, props *PublishedVie
 			Actions:    jsii.Strings("dynamodb:GetItem"),
 			Resources:  &[]*string{tableArn},
 			Conditions: &onlyTheView,
+		}),
+		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:        jsii.String(pointerReadersSid),
+			Principals: &requesters,
+			Actions:    jsii.Strings("dynamodb:GetItem"),
+			Resources:  &[]*string{tableArn},
+			Conditions: &pointerKeys,
+		}),
+		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:        jsii.String(viewWritersSid),
+			Effect:     awsiam.Effect_DENY,
+			Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()},
+			Actions:    jsii.Strings(ViewItemWriteActions...),
+			Resources:  &[]*string{tableArn},
+			Conditions: &notTheBroker,
 		}),
 	}})
 	table := awsdynamodb.NewTable(this, jsii.String("Table"), &awsdynamodb.TableProps{
@@ -100,6 +163,8 @@ func NewPublishedView(scope constructs.Construct, id string, props *PublishedVie
 			PointInTimeRecoveryEnabled: jsii.Bool(true),
 		},
 		Encryption: awsdynamodb.TableEncryption_AWS_MANAGED,
+		// Run pointers expire (the view item has no such attribute).
+		TimeToLiveAttribute: jsii.String(brokerview.TTLAttr),
 		// Derived from the configuration, rewritten by every deployment.
 		RemovalPolicy:  awscdk.RemovalPolicy_DESTROY,
 		ResourcePolicy: policy,
@@ -128,19 +193,6 @@ func NewPublishedView(scope constructs.Construct, id string, props *PublishedVie
 	writerLogs := awslogs.NewLogGroup(this, jsii.String("WriterLogs"), &awslogs.LogGroupProps{
 		LogGroupName: jsii.String(ViewWriterLogGroupName(cfg.Broker.Name)),
 		Retention:    props.LogRetention, RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
-	})
-	writerRole := awsiam.NewRole(this, jsii.String("WriterRole"), &awsiam.RoleProps{
-		Description: jsii.String("deploy-broker published view writer: put the view item, write its own log"),
-		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
-		InlinePolicies: &map[string]awsiam.PolicyDocument{
-			"logs": awsiam.NewPolicyDocument(&awsiam.PolicyDocumentProps{Statements: &[]awsiam.PolicyStatement{
-				awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-					Sid:       jsii.String("WriteOwnLog"),
-					Actions:   jsii.Strings("logs:CreateLogStream", "logs:PutLogEvents"),
-					Resources: &[]*string{arn("logs", "log-group:"+ViewWriterLogGroupName(cfg.Broker.Name)+":*")},
-				}),
-			}}),
-		},
 	})
 	writer := customresources.NewAwsCustomResource(this, jsii.String("Writer"), &customresources.AwsCustomResourceProps{
 		OnCreate:            put,

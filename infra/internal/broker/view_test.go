@@ -22,13 +22,20 @@ func TestPublishedViewAndItsGrant(t *testing.T) {
 	cfg := f.app.Config
 	table := logicalID(f, f.app.Stack.View.Table())
 	name := brokerview.TableName(cfg.Broker.Name)
-	has(t, f.template, "AWS::DynamoDB::Table", like(obj{"TableName": name, "KeySchema": arr{obj{"AttributeName": brokerview.KeyAttr, "KeyType": "HASH"}}}))
+	has(t, f.template, "AWS::DynamoDB::Table", like(obj{"TableName": name, "KeySchema": arr{obj{"AttributeName": brokerview.KeyAttr, "KeyType": "HASH"}},
+		"TimeToLiveSpecification": obj{"AttributeName": brokerview.TTLAttr, "Enabled": true}}))
 	tableArn := "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/" + name
 	onlyTheView := map[string]interface{}{"ForAllValues:StringEquals": map[string]interface{}{"dynamodb:LeadingKeys": []interface{}{brokerview.KeyValue}}}
+	onlyPointers := map[string]interface{}{"ForAllValues:StringLike": map[string]interface{}{"dynamodb:LeadingKeys": []interface{}{brokerview.RunKeyPattern}}}
+	dispatcher := logicalID(f, f.app.Stack.Dispatcher.Role())
+	writerRole := logicalID(f, f.app.Stack.View.WriterRole())
 
-	// The resource policy: one statement, GetItem of the view's key, for the
-	// readers exactly.
-	var readers []string
+	// The resource policy: GetItem of the view's key for the readers
+	// exactly, GetItem of run pointers (issue 26) for who requests runs,
+	// and every item write denied to all but the broker's roles and the
+	// view's writer; the dispatcher's own policy: PutItem of run pointers.
+	var readers, pointerReaders []string
+	denied := false
 	for _, s := range allStatements(f) {
 		for _, r := range append(s.Resources, s.NotResources...) {
 			if !strings.Contains(r, name) && !strings.Contains(r, "${"+table+".Arn}") {
@@ -40,14 +47,33 @@ func TestPublishedViewAndItsGrant(t *testing.T) {
 					t.Errorf("view readers' statement: %+v, want GetItem of %s under %v", s, tableArn, onlyTheView)
 				}
 				readers = s.Principals
+			case s.LogicalID == table && s.Sid == pointerReadersSid:
+				if strings.Join(s.Actions, ",") != "dynamodb:GetItem" || r != tableArn || render(s.Condition) != render(onlyPointers) || s.Effect != "Allow" {
+					t.Errorf("run pointer readers' statement: %+v, want GetItem of %s under %v", s, tableArn, onlyPointers)
+				}
+				pointerReaders = s.Principals
+			case s.LogicalID == table && s.Sid == viewWritersSid:
+				cond := render(s.Condition)
+				if s.Effect != "Deny" || strings.Join(s.Actions, ",") != strings.Join(ViewItemWriteActions, ",") || strings.Join(s.Principals, ",") != "AWS:*" ||
+					!strings.Contains(cond, "ArnNotLike") || !strings.Contains(cond, "/deploy-broker/"+cfg.Broker.Name+"/*") || !strings.Contains(cond, writerRole) {
+					t.Errorf("the Deny of writes: %+v, want every item write denied to all but the broker's roles and the writer", s)
+				}
+				denied = true
 			case s.Sid == "WriteTheView":
 				if strings.Join(s.Actions, ",") != "dynamodb:PutItem" || r != "${"+table+".Arn}" || render(s.Condition) != render(onlyTheView) {
 					t.Errorf("view writer's statement: %+v", s)
+				}
+			case s.LogicalID == dispatcher+"DefaultPolicy" || strings.HasPrefix(s.LogicalID, dispatcher) && s.Sid == "WriteRunPointers":
+				if strings.Join(s.Actions, ",") != "dynamodb:PutItem" || r != "${"+table+".Arn}" || render(s.Condition) != render(onlyPointers) || s.Effect != "Allow" {
+					t.Errorf("the dispatcher's run pointer statement: %+v, want PutItem of run pointers only", s)
 				}
 			default:
 				t.Errorf("%s (%s %s) also grants %v on the view table", s.LogicalID, s.Doc, s.Sid, s.Actions)
 			}
 		}
+	}
+	if !denied {
+		t.Error("the view table's policy does not deny writes to all but the broker")
 	}
 	trigger := logicalID(f, f.app.Stack.TriggerRole.Role())
 	readerRole := logicalID(f, f.app.Stack.ReaderRole.Role())
@@ -56,6 +82,12 @@ func TestPublishedViewAndItsGrant(t *testing.T) {
 	slices.Sort(want)
 	if !slices.Equal(readers, want) {
 		t.Errorf("the view's readers are %v, want %v (trusted principals, viewers, the GitHub trigger role, the reader role)", readers, want)
+	}
+	wantPointers := []string{"AWS:arn:aws:iam::111111111111:role/ci", "AWS:${" + trigger + ".Arn}"}
+	slices.Sort(pointerReaders)
+	slices.Sort(wantPointers)
+	if !slices.Equal(pointerReaders, wantPointers) {
+		t.Errorf("the run pointers' readers are %v, want %v (trusted principals and the GitHub trigger role)", pointerReaders, wantPointers)
 	}
 
 	// The item: the writer's PutItem, rendered, holds a view that decodes.

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/deploy-broker/deploy-broker/internal/brokerview"
+	"github.com/deploy-broker/deploy-broker/internal/ledger"
 	"github.com/deploy-broker/deploy-broker/internal/localbroker"
 )
 
@@ -93,7 +95,7 @@ func (p *Replay) requests(base Request, c localbroker.Call) ([]Request, error) {
 		if pol, ok := s.ResourcePolicies["view"]; ok && arn == s.Resources["view-table"] {
 			rp = &pol
 		}
-		return []Request{one(action, arn, nil, rp)}, nil
+		return []Request{one(action, arn, leadingKeys(c), rp)}, nil
 	case "logs":
 		g := c.Params["logGroupName"]
 		if g == "" {
@@ -215,4 +217,26 @@ var batchActions = map[string]string{
 	"sqs:SendMessageBatch":             "sqs:SendMessage",
 	"sqs:DeleteMessageBatch":           "sqs:DeleteMessage",
 	"sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
+}
+
+// leadingKeys is the dynamodb:LeadingKeys context of an item call: the
+// partition key value its Key (GetItem, UpdateItem, DeleteItem) or Item
+// (PutItem) names, by the key attributes of the broker's tables (the
+// ledger's run_id, the view's view). Without it a ForAllValues condition
+// on the key (the view table's grants) would hold vacuously.
+func leadingKeys(c localbroker.Call) map[string]any {
+	raw := c.Params["Key"]
+	if raw == "" {
+		raw = c.Params["Item"]
+	}
+	var item map[string]map[string]any
+	if raw == "" || json.Unmarshal([]byte(raw), &item) != nil {
+		return nil
+	}
+	for _, attr := range []string{ledger.AttrRunID, brokerview.KeyAttr} {
+		if v, ok := item[attr]["S"].(string); ok {
+			return map[string]any{"dynamodb:LeadingKeys": []string{v}}
+		}
+	}
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/deploy-broker/deploy-broker/internal/brokerview"
 	"github.com/deploy-broker/deploy-broker/internal/config"
 	"github.com/deploy-broker/deploy-broker/internal/localbroker"
 )
@@ -120,6 +121,13 @@ func (p *Replay) ForbiddenRequests(f Forbidden, cfg *config.Config, requester st
 		c.Params["task"] = strings.Replace(s.Resources["cluster"], ":cluster/", ":task/", 1) + "/0123456789abcdef0123456789abcdef"
 	case "event-bus":
 		c.Params["Entries"] = `[{"Source":"deploy-broker","DetailType":"deploy-broker run"}]`
+	case "run-pointer":
+		if s.Resources["view-table"] == "" {
+			return nil, "the stack has no view table"
+		}
+		c.Params["TableName"] = s.Resources["view-table"]
+		c.Params["Item"] = `{"` + brokerview.KeyAttr + `":{"S":"` + brokerview.RunKey("01JAAAAAAAAAAAAAAAAAAAAAAA") + `"},"` + brokerview.QueueAttr + `":{"S":"https://sqs.` + Region + `.amazonaws.com/` + Account + `/elsewhere.fifo"}}`
+		c.Params["Key"] = `{"` + brokerview.KeyAttr + `":{"S":"` + brokerview.RunKey("01JAAAAAAAAAAAAAAAAAAAAAAA") + `"}}`
 	case "topic":
 		c.Params["TopicArn"] = s.Resources["topic"]
 	case "dispatcher-function", "task-definition", "broker-role":

@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/deploy-broker/deploy-broker/internal/brokerview"
 )
 
 // Section is one configuration's results, as docs/IAM.md shows them.
@@ -32,6 +34,9 @@ type Evaluated struct {
 // Describe is the request in one line.
 func (e Evaluated) Describe() string {
 	s := fmt.Sprintf("%s on %s", e.Req.Action, normalize(e.Req.Resource))
+	if k := viewKey(e.Req); k != "" {
+		s += " key " + k
+	}
 	if e.Req.Origin != "recorded" {
 		s += " (" + e.Req.Origin
 		if e.Req.Note != "" {
@@ -65,6 +70,17 @@ var (
 
 // normalize replaces run and task ids, so that a request made for every
 // run counts once.
+// viewKey is the item of the view table a request names: the view's key,
+// or a run pointer's (normalized); "" for any other request. The view and
+// the run pointers are granted by different statements.
+func viewKey(r Request) string {
+	keys, _ := r.Context["dynamodb:LeadingKeys"].([]string)
+	if len(keys) != 1 || !(keys[0] == brokerview.KeyValue || strings.HasPrefix(keys[0], brokerview.RunKeyPrefix)) {
+		return ""
+	}
+	return normalize(keys[0])
+}
+
 func normalize(s string) string {
 	return taskIDs.ReplaceAllString(runIDs.ReplaceAllString(s, "{run}"), "/{task}")
 }
@@ -203,7 +219,7 @@ func distinct(reqs []Request) []Evaluated {
 	idx := map[string]int{}
 	var out []Evaluated
 	for _, r := range reqs {
-		k := strings.Join([]string{r.Origin, r.Note, r.Caller, r.Action, normalize(r.Resource)}, "|")
+		k := strings.Join([]string{r.Origin, r.Note, r.Caller, r.Action, normalize(r.Resource), viewKey(r)}, "|")
 		if i, ok := idx[k]; ok {
 			out[i].Count++
 			continue

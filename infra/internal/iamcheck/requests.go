@@ -158,8 +158,9 @@ func (p *Replay) Add(c localbroker.Call) {
 		p.push(r)
 	}
 	// Every trigger call again as the GitHub trigger role, with the run
-	// queue policy the dispatcher writes for that requester.
-	if gh := p.Stack.Roles["github-trigger"]; gh != nil && strings.HasPrefix(name, "arn:") && (c.Service == "sns" || c.Service == "sqs") {
+	// queue policy the dispatcher writes for that requester (and its reads
+	// of the view and of run pointers, which the view table's policy grants).
+	if gh := p.Stack.Roles["github-trigger"]; gh != nil && strings.HasPrefix(name, "arn:") && (c.Service == "sns" || c.Service == "sqs" || viewRead) {
 		ghSession := "arn:aws:sts::" + Account + ":assumed-role/" + gh.ARN[strings.LastIndex(gh.ARN, "/")+1:] + "/gha-org-app-1"
 		reqs, _ := p.requestsAs(base, c, ghSession)
 		for _, r := range reqs {
