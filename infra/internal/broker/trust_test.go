@@ -49,11 +49,14 @@ func TestCIPrincipalsMayOnlyPublishAndUseTheKeyThroughSNS(t *testing.T) {
 	}
 
 	// THEN there are exactly these: publish on the topic, the key via SNS,
-	// and read the broker's published view (its one item: issue 25); they
-	// are not viewers by default (issue 22), so no reader role trusts them
+	// and read the broker's published view (its one item: issue 25) and the
+	// run pointers (run#<run id> → the run's queue: issue 26); they are not
+	// viewers by default (issue 22), so no reader role trusts them
 	assertGrants(t, "the CI principals", got, []grant{
 		{Sid: viewReadersSid, Actions: []string{"dynamodb:GetItem"}, Resources: []string{stackArn("dynamodb", "table/test-broker-view")},
 			Condition: map[string]interface{}{"ForAllValues:StringEquals": map[string]interface{}{"dynamodb:LeadingKeys": []interface{}{"public/v1"}}}},
+		{Sid: pointerReadersSid, Actions: []string{"dynamodb:GetItem"}, Resources: []string{stackArn("dynamodb", "table/test-broker-view")},
+			Condition: map[string]interface{}{"ForAllValues:StringLike": map[string]interface{}{"dynamodb:LeadingKeys": []interface{}{"run#*"}}}},
 		{Sid: "TrustedPrincipalsPublish", Actions: []string{"sns:Publish"}, Resources: []string{ref(topicID)}},
 		{Sid: "PublishersUseKeyThroughSnsForTopicOnly", Actions: []string{"kms:GenerateDataKey*", "kms:Decrypt"}, Resources: []string{"*"},
 			Condition: map[string]interface{}{"StringEquals": map[string]interface{}{
@@ -214,6 +217,9 @@ func TestDispatcherRunsOnlyCatalogueTasksAndPassesOnlyJobRoles(t *testing.T) {
 			Resources: []string{getAtt(logicalID(f, s.Catalogue.LogGroup()), "Arn")}},
 		{Sid: "RunLedger", Actions: []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
 			Resources: []string{getAtt(logicalID(f, s.Ledger.Table()), "Arn")}},
+		// Run pointers only (issue 26): never the view's own item.
+		{Sid: "WriteRunPointers", Actions: []string{"dynamodb:PutItem"}, Resources: []string{getAtt(logicalID(f, s.View.Table()), "Arn")},
+			Condition: map[string]interface{}{"ForAllValues:StringLike": map[string]interface{}{"dynamodb:LeadingKeys": []interface{}{"run#*"}}}},
 		// No sqs:SetQueueAttributes: CreateQueue with its Policy attribute
 		// is authorized as sqs:CreateQueue, its tags as sqs:TagQueue.
 		{Sid: "ManageRunQueues", Actions: []string{"sqs:CreateQueue", "sqs:DeleteQueue", "sqs:GetQueueUrl",
