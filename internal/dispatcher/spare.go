@@ -44,17 +44,23 @@ const SpareMaxIdle = 7 * 24 * time.Hour
 type queueAccess struct {
 	p       identity.Principal
 	pattern string
-	key     string // hash of the policy made for a placeholder ARN, and of the requester-principal tag
+	job     string
+	// key is a hash of what a queue made ahead of time must carry: the
+	// policy (made for a placeholder ARN), the requester-principal tag
+	// (the GitHub trigger role reads only queues whose tag is its own) and
+	// the job (the job's runner may send only to queues tagged with its
+	// job: the stack's SendFeedbackToOwnRunQueues).
+	key string
 }
 
 // access is the queue access of a run of job by p.
 func (d *Dispatcher) access(job string, p identity.Principal) (queueAccess, error) {
-	a := queueAccess{p: p, pattern: controlPattern(p, d.cfg.Jobs[job].AllowedPrincipals)}
+	a := queueAccess{p: p, pattern: controlPattern(p, d.cfg.Jobs[job].AllowedPrincipals), job: job}
 	tmpl, err := a.policy(d, "arn:placeholder:sqs:::spare")
 	if err != nil {
 		return a, err
 	}
-	sum := sha256.Sum256([]byte(tmpl + "\n" + requesterTags(p)[protocol.TagRequesterPrincipal]))
+	sum := sha256.Sum256([]byte(tmpl + "\n" + requesterTags(p)[protocol.TagRequesterPrincipal] + "\n" + tagValue(job)))
 	a.key = hex.EncodeToString(sum[:16])
 	return a, nil
 }
@@ -183,7 +189,10 @@ func (d *Dispatcher) makeSpare(ctx context.Context, job string, p identity.Princ
 	if err != nil {
 		return err
 	}
-	tags := map[string]string{protocol.TagCreatedAt: protocol.RunIDTimeString(id)}
+	// The tags a run's queue has (queueTags) but the run's own id: who
+	// requested (the requester tags), the job (the runner's grant is by
+	// job tag), when it was made. The ledger ties it to its run.
+	tags := map[string]string{protocol.TagCreatedAt: protocol.RunIDTimeString(id), protocol.TagJob: tagValue(job)}
 	maps.Copy(tags, requesterTags(p))
 	out, err := d.sqs.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name), Attributes: d.queueAttributes(policy), Tags: tags})
 	if err != nil {
