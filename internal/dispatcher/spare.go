@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -76,65 +77,88 @@ func (a queueAccess) policy(d *Dispatcher, queueARN string) (string, error) {
 	})
 }
 
-// runQueue gives the run its queue and tells the trigger where it is: the
-// queue the ledger already names for the run (a retry, a run that waited),
-// else its access's spare, else a queue created now (createQueue). The
+// runQueue gives the run its queue and tells the trigger where it is: its
+// access's spare, else the queue the ledger already names for the run (a
+// retry, a run that waited), else a queue created now (createQueue). The
 // run pointer is written before the queue is used.
 func (d *Dispatcher) runQueue(ctx context.Context, req *protocol.Request, p identity.Principal) (string, error) {
 	acc, err := d.access(req.Job, p)
 	if err != nil {
 		return "", err
 	}
-	url, spareID, err := d.takeSpare(ctx, req.RunID, acc)
+	id, url, ok, err := d.ledger.TakeSpare(ctx, acc.key)
 	if err != nil {
 		return "", err
 	}
-	if url == "" {
-		// The cold path is slow anyway: a look at the ledger first keeps a
-		// retried run from making a second queue.
-		if it, ok, err := d.ledger.Get(ctx, req.RunID); err != nil {
-			return "", err
-		} else if ok && it.QueueURL != "" {
-			url = it.QueueURL
-		} else if url, err = d.createQueue(ctx, req, p); err != nil {
+	retired := ""
+	if ok {
+		got, err := d.useSpare(ctx, req.RunID, acc, id, url)
+		if err != nil || got != "" {
+			return got, err
+		}
+		// The sweep retired it this very moment (it was idle for days):
+		// nothing used it, and the run may name it already.
+		d.log.Warn("a spare queue was retired as it was taken; creating the run's queue", "run_id", req.RunID, "queue_url", url)
+		retired = url
+	}
+	// The cold path is slow anyway: a look at the ledger first keeps a
+	// retried run from making a second queue.
+	it, found, err := d.ledger.Get(ctx, req.RunID)
+	switch {
+	case err != nil:
+		return "", err
+	case found && it.QueueURL != "" && it.QueueURL != retired:
+		url = it.QueueURL
+	default:
+		if url, err = d.createQueue(ctx, req, p); err != nil {
 			return "", err
 		}
 	}
-	had, err := d.ledger.SetQueue(ctx, req.RunID, url)
+	had, err := d.ledger.SetQueue(ctx, req.RunID, url, retired)
 	if err != nil {
 		return "", err
 	}
-	if had != url && spareID != "" {
-		// The run had a queue already (it waited, or this is a retry):
-		// the spare goes back.
-		d.giveBack(ctx, acc, spareID, url, req.RunID)
+	return had, d.pointTo(ctx, req.RunID, had)
+}
+
+// useSpare makes the spare id (at url) the run's: it claims the queue in
+// the ledger (the sweep's retirement checks the same item), records it as
+// the run's queue and writes the run pointer, the three at once, since
+// each is one round trip on the run's critical path. It returns the run's
+// queue, or "" when the sweep retired the spare first. The rare outcomes
+// are settled after: the run had a queue already (the spare goes back and
+// the pointer names the run's queue), or the claim failed.
+func (d *Dispatcher) useSpare(ctx context.Context, runID string, acc queueAccess, id, url string) (string, error) {
+	var claimErr, setErr, ptrErr error
+	var had string
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); claimErr = d.ledger.ClaimQueue(ctx, id, runID, d.now()) }()
+	go func() { defer wg.Done(); had, setErr = d.ledger.SetQueue(ctx, runID, url, "") }()
+	go func() { defer wg.Done(); ptrErr = d.pointTo(ctx, runID, url) }()
+	wg.Wait()
+	switch {
+	case errors.Is(claimErr, ledger.ErrConditionFailed):
+		return "", nil
+	case claimErr != nil:
+		return "", claimErr
+	case setErr != nil:
+		return "", setErr
+	case had != url:
+		// The run had a queue already (it waited, or this is a retry).
+		d.giveBack(ctx, acc, id, url, runID)
+		return had, d.pointTo(ctx, runID, had)
 	}
-	if err := brokerview.PutRunPointer(ctx, d.view, d.viewTable(), req.RunID, had, d.now().Add(d.maxRunTime())); err != nil {
-		return "", err
-	}
-	return had, nil
+	return url, ptrErr
+}
+
+// pointTo writes the run pointer: the trigger's way to the run's queue.
+func (d *Dispatcher) pointTo(ctx context.Context, runID, url string) error {
+	return brokerview.PutRunPointer(ctx, d.view, d.viewTable(), runID, url, d.now().Add(d.maxRunTime()))
 }
 
 // viewTable is the broker's view table, where run pointers go.
 func (d *Dispatcher) viewTable() string { return brokerview.TableName(d.cfg.Broker.Name) }
-
-// takeSpare takes the access's spare for runID, if it has one and the sweep
-// did not retire it meanwhile: its URL and id, or "" for none.
-func (d *Dispatcher) takeSpare(ctx context.Context, runID string, acc queueAccess) (url, id string, err error) {
-	id, url, ok, err := d.ledger.TakeSpare(ctx, acc.key)
-	if err != nil || !ok {
-		return "", "", err
-	}
-	err = d.ledger.ClaimQueue(ctx, id, runID, d.now())
-	if errors.Is(err, ledger.ErrConditionFailed) {
-		d.log.Warn("a spare queue was retired as it was taken; creating the run's queue", "run_id", runID, "queue_url", url)
-		return "", "", nil
-	}
-	if err != nil {
-		return "", "", err
-	}
-	return url, id, nil
-}
 
 // giveBack returns a spare a run took but did not need; if its access has
 // another spare by now, the queue is retired and deleted. Best effort: a

@@ -213,17 +213,24 @@ func (l *Store) QueueOwner(ctx context.Context, queueID string) (QueueRecord, bo
 }
 
 // SetQueue records url as runID's queue unless the run has a queue
-// already; it returns the run's queue (url, or the one it had). The run's
-// queue_url is authoritative: the trigger's run pointer, a retried launch,
-// the ECS events and the sweep all follow it.
-func (l *Store) SetQueue(ctx context.Context, runID, url string) (string, error) {
+// already (other than replacing, when given: a spare the sweep retired
+// before the run used it); it returns the run's queue (url, or the one it
+// had). The run's queue_url is authoritative: the trigger's run pointer, a
+// retried launch, the ECS events and the sweep all follow it.
+func (l *Store) SetQueue(ctx context.Context, runID, url, replacing string) (string, error) {
+	cond := "attribute_exists(#pk) AND (attribute_not_exists(#q) OR #q = :q)"
+	values := map[string]types.AttributeValue{":q": s(url)}
+	if replacing != "" {
+		cond = "attribute_exists(#pk) AND (attribute_not_exists(#q) OR #q = :q OR #q = :old)"
+		values[":old"] = s(replacing)
+	}
 	_, err := l.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(l.table),
 		Key:                       key(runID),
 		UpdateExpression:          aws.String("SET #q = :q"),
-		ConditionExpression:       aws.String("attribute_exists(#pk) AND (attribute_not_exists(#q) OR #q = :q)"),
+		ConditionExpression:       aws.String(cond),
 		ExpressionAttributeNames:  map[string]string{"#pk": AttrRunID, "#q": AttrQueueURL},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":q": s(url)},
+		ExpressionAttributeValues: values,
 	})
 	if err = spareErr(err, "recording the queue of run "+runID); !errors.Is(err, ErrConditionFailed) {
 		return url, err
