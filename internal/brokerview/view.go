@@ -10,7 +10,9 @@
 // it with Get. It is one item in a table of its own named after the broker
 // (TableName), so that the topic ARN alone says where it is, and its
 // readers' grant (dynamodb:GetItem on that table, for that one key) reaches
-// nothing else: not the run ledger, not another item.
+// nothing else: not the run ledger, not another item. The same table holds
+// the run pointers (pointer.go), under keys of their own and a grant of
+// their own.
 //
 // What is in it is readable by every trusted principal, viewer and
 // approver, so it holds nothing they may not know: never a command, an
