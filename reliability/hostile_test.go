@@ -22,6 +22,7 @@ import (
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/deploy-broker/deploy-broker/internal/brokerview"
 	"github.com/deploy-broker/deploy-broker/internal/config"
 	"github.com/deploy-broker/deploy-broker/internal/dispatcher"
 	"github.com/deploy-broker/deploy-broker/internal/ledger"
@@ -338,7 +339,8 @@ func TestHostileRequestsAreRefusedAndLaunchNothing(t *testing.T) {
 	if len(cases) < 60 {
 		t.Fatalf("only %d hostile requests; the suite promises at least 60", len(cases))
 	}
-	queuesBefore := countQueues(t, sq, cfg)
+	queuesBefore := listQueues(t, sq, cfg)
+	answeredOn := map[string]bool{} // the queues the answered cases were answered on
 	refused := 0
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -352,7 +354,12 @@ func TestHostileRequestsAreRefusedAndLaunchNothing(t *testing.T) {
 				if err := json.Unmarshal(body, &req); err != nil {
 					t.Fatal(err)
 				}
-				reason = rejectedReason(t, sq, cfg, req.RunID)
+				var url string
+				reason, url = rejectedReason(t, sq, db, res, req.RunID)
+				if answeredOn[url] {
+					t.Errorf("two requests were answered on one queue %s", url)
+				}
+				answeredOn[url] = true
 			} else {
 				reason = decisionReason(t, lines)
 			}
@@ -371,6 +378,9 @@ func TestHostileRequestsAreRefusedAndLaunchNothing(t *testing.T) {
 				if json.Unmarshal(body, &req) == nil && req.RunID != "" && req.RunID != h.usedID {
 					if _, err := sq.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(protocol.QueueName(cfg.Broker.Name, req.RunID))}); err == nil {
 						t.Errorf("a request refused for its proof has a run queue")
+					}
+					if _, ok, _ := brokerview.GetRunPointer(ctx, db, res.ViewTable, req.RunID); ok {
+						t.Errorf("a request refused for its proof has a run pointer")
 					}
 					it, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(res.LedgerTable),
 						Key: map[string]dbtypes.AttributeValue{ledger.AttrRunID: &dbtypes.AttributeValueMemberS{Value: req.RunID}}, ConsistentRead: aws.Bool(true)})
@@ -391,8 +401,17 @@ func TestHostileRequestsAreRefusedAndLaunchNothing(t *testing.T) {
 			answered++
 		}
 	}
-	if n := countQueues(t, sq, cfg) - queuesBefore; n != answered {
-		t.Errorf("%d run queues were made, want one per answered case (%d)", n, answered)
+	// Each answered case got a queue of its own: made for it, or the spare
+	// the legitimate run left for its requester (issue 26), which a hostile
+	// request of that requester may take.
+	spares := 0
+	for url := range answeredOn {
+		if queuesBefore[url] {
+			spares++
+		}
+	}
+	if n := len(listQueues(t, sq, cfg)) - len(queuesBefore); len(answeredOn) != answered || spares > 1 || n != answered-spares {
+		t.Errorf("%d run queues were made and %d spares taken for %d distinct answers, want one queue per answered case (%d)", n, spares, len(answeredOn), answered)
 	}
 	if n := h.lured.Load(); n != 0 {
 		t.Errorf("the verifier contacted the host a proof named %d times", n)
@@ -454,21 +473,31 @@ func decisionReason(t *testing.T, lines string) string {
 	return reason
 }
 
-// countQueues counts the broker's run queues.
-func countQueues(t *testing.T, c *sqs.Client, cfg *config.Config) int {
+// listQueues lists the broker's run queues (spares included).
+func listQueues(t *testing.T, c *sqs.Client, cfg *config.Config) map[string]bool {
 	t.Helper()
 	out, err := c.ListQueues(context.Background(), &sqs.ListQueuesInput{QueueNamePrefix: aws.String(cfg.Broker.Name + "-")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return len(out.QueueUrls)
+	urls := map[string]bool{}
+	for _, u := range out.QueueUrls {
+		urls[u] = true
+	}
+	return urls
 }
 
-// rejectedReason reads the rejected record from the run's queue.
-func rejectedReason(t *testing.T, c *sqs.Client, cfg *config.Config, runID string) string {
+// rejectedReason reads the rejected record from the run's queue, found as
+// deploy-trigger finds it: through the run pointer (the queue may be a
+// spare, not named after the run).
+func rejectedReason(t *testing.T, c *sqs.Client, db *dynamodb.Client, res *localbroker.Resources, runID string) (string, string) {
 	t.Helper()
 	ctx := context.Background()
-	q, err := c.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(protocol.QueueName(cfg.Broker.Name, runID))})
+	url, ok, err := brokerview.GetRunPointer(ctx, db, res.ViewTable, runID)
+	if err != nil || !ok {
+		t.Fatalf("the dispatcher wrote no run pointer to answer on (%v)", err)
+	}
+	q, err := c.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(url[strings.LastIndex(url, "/")+1:])})
 	if err != nil {
 		t.Fatalf("the dispatcher made no queue to answer on: %v", err)
 	}
@@ -486,10 +515,10 @@ func rejectedReason(t *testing.T, c *sqs.Client, cfg *config.Config, runID strin
 				t.Fatalf("the run was accepted")
 			}
 			if r.Type == protocol.TypeRejected {
-				return r.Rejected.Reason
+				return r.Rejected.Reason, url
 			}
 		}
 	}
 	t.Fatalf("no rejected record on the run's queue")
-	return ""
+	return "", ""
 }
