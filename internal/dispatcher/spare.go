@@ -24,7 +24,8 @@ import (
 // Run queues off the critical path (issue 26). A run's queue is made ahead
 // of time, as a spare, for the next run of the same access: the requester
 // and the session pattern that admitted it, which is all a run queue's
-// policy depends on besides the queue's own ARN. The spare is created with
+// policy depends on besides the queue's own ARN, and the job, which its
+// tags name (queueAccess). The spare is created with
 // the exact policy QueuePolicy writes for that access, so a run that takes
 // it needs no CreateQueue, SetQueueAttributes or policy change between
 // publish and its first line; a run whose access has no spare creates its
