@@ -65,3 +65,9 @@ func (d *Dispatcher) Decide(body []byte, now time.Time) (string, error) {
 	_ = d.taskInput(req, p, cj, "https://sqs.example/"+req.RunID, now)
 	return "", nil
 }
+
+// Replenish makes the spare queue a run of job by principalARN would leave
+// after its acceptance (spare.go).
+func (d *Dispatcher) Replenish(ctx context.Context, job, principalARN string) {
+	d.replenish(ctx, job, principalARN)
+}

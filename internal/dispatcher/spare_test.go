@@ -326,3 +326,41 @@ func (e *env) queueExists(url string) bool {
 	_, err := e.sqs.GetQueueUrl(context.Background(), &sqs.GetQueueUrlInput{QueueName: aws.String(url[strings.LastIndex(url, "/")+1:])})
 	return err == nil
 }
+
+func TestAWaitingRunKeepsItsQueueAndASpareGoesBack(t *testing.T) {
+	e := newEnv(t)
+	e.limit(1, "queue")
+	first := e.submit() // accepted; leaves a spare
+	second := e.submit()
+	e.wantStatus(second, ledger.Queued)
+	waitedOn, _ := e.queueURL(second) // the spare the first run left: the queued record is on it
+	if len(e.spares()) != 0 {
+		t.Fatalf("spares %v while the second run waits, want none (it took the only one)", e.spares())
+	}
+	// Another spare appears while the run waits (another of the
+	// requester's runs was accepted meanwhile).
+	e.d.Replenish(context.Background(), "website", e.id.ARN)
+	var spare string
+	for _, u := range e.spares() {
+		spare = u
+	}
+	e.stop(first) // the second run starts, on the queue it waited on
+	e.wantStatus(second, ledger.Accepted)
+	if got := e.types(second); got != "queued,accepted" {
+		t.Errorf("records of the second run: %s, want queued,accepted on the queue it waited on", got)
+	}
+	if url, _ := e.queueURL(second); url != waitedOn || e.item(second).QueueURL != waitedOn {
+		t.Errorf("the second run's pointer %s and ledger %s, want the queue it waited on %s", url, e.item(second).QueueURL, waitedOn)
+	}
+	// The spare it took on starting went back: the requester has that one
+	// still (no queue made for nothing), never the second run's own queue.
+	after := e.spares()
+	if len(after) != 1 {
+		t.Fatalf("spares after the second run started: %v, want one", after)
+	}
+	for _, u := range after {
+		if u != spare {
+			t.Errorf("the requester's spare is %s, want %s given back (the run's own: %s)", u, spare, waitedOn)
+		}
+	}
+}
