@@ -52,12 +52,33 @@ func partition(clusterARN, region string) string {
 	return "aws"
 }
 
-// createQueue creates the run's feedback queue. CreateQueue with the same
-// attributes returns the existing queue, so a retry is harmless; if the
-// attributes differ (a queue made by an older dispatcher version) the
-// existing queue is used as it is.
+// createQueue creates the run's feedback queue, named after the run.
+// CreateQueue with the same attributes (the run's policy among them)
+// returns the existing queue, so a retry is harmless. A queue of that name
+// with other attributes is never used: someone may have created it under
+// the run's name (which follows from the run id, printed by deploy-trigger
+// as soon as it publishes) to read the run or to hold records they forged.
+// The dispatcher cannot read the existing queue's policy to tell (the run
+// queue policy denies GetQueueAttributes to all but the requester), so the
+// run gets a queue under a fresh name instead, which deploy-trigger finds
+// through the run pointer. (A retry after an older dispatcher version made
+// the queue with other attributes takes the same way.)
 func (d *Dispatcher) createQueue(ctx context.Context, req *protocol.Request, p identity.Principal) (string, error) {
-	name := protocol.QueueName(d.cfg.Broker.Name, req.RunID)
+	url, err := d.createNamedQueue(ctx, protocol.QueueName(d.cfg.Broker.Name, req.RunID), req, p)
+	if !errors.Is(err, errQueueNameTaken) {
+		return url, err
+	}
+	d.log.Warn("a queue under the run's name exists with other attributes than the run's: the run gets a queue under a fresh name",
+		"run_id", req.RunID)
+	return d.createNamedQueue(ctx, protocol.QueueName(d.cfg.Broker.Name, protocol.NewRunID(d.now())), req, p)
+}
+
+// errQueueNameTaken: a queue of the name exists with other attributes.
+var errQueueNameTaken = errors.New("a queue of that name exists with other attributes")
+
+// createNamedQueue creates the run queue name with the run's policy and
+// tags, or returns errQueueNameTaken.
+func (d *Dispatcher) createNamedQueue(ctx context.Context, name string, req *protocol.Request, p identity.Principal) (string, error) {
 	policy, err := d.runQueuePolicy(name, req, p)
 	if err != nil {
 		return "", err
@@ -69,10 +90,7 @@ func (d *Dispatcher) createQueue(ctx context.Context, req *protocol.Request, p i
 	})
 	var exists *sqstypes.QueueNameExists
 	if errors.As(err, &exists) || isCode(err, "QueueAlreadyExists") {
-		url, ok, gerr := d.queueURL(ctx, req.RunID)
-		if gerr == nil && ok {
-			return url, nil
-		}
+		return "", fmt.Errorf("creating run queue %s: %w", name, errQueueNameTaken)
 	}
 	if err != nil {
 		return "", fmt.Errorf("creating run queue %s: %w", name, err)

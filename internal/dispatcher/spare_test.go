@@ -364,3 +364,44 @@ func TestAWaitingRunKeepsItsQueueAndASpareGoesBack(t *testing.T) {
 		}
 	}
 }
+
+// A queue someone created under a run's name before the dispatcher did
+// (the name follows from the run id, which deploy-trigger prints when it
+// publishes) is never the run's queue: its attributes differ from the
+// run's, so the run gets a queue under a fresh name with the run's policy,
+// and the pre-created queue receives nothing. Before, the dispatcher used
+// such a queue as it was, whatever its policy. (moto, like SQS, refuses
+// CreateQueue of an existing name with other attributes; that refusal is
+// what the dispatcher acts on. The job guard also denies jobs CreateQueue
+// on the broker's queue names: infra, the IAM evaluation.)
+func TestAQueuePreCreatedUnderTheRunsNameIsNotUsed(t *testing.T) {
+	e := newEnv(t)
+	r := e.request()
+	name := protocol.QueueName(e.name, r.RunID)
+	pre, err := e.sqs.CreateQueue(context.Background(), &sqs.CreateQueueInput{QueueName: aws.String(name),
+		Attributes: map[string]string{"FifoQueue": "true", "ContentBasedDeduplication": "true"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.run(r); err != nil {
+		t.Fatal(err)
+	}
+	url, ok := e.queueURL(r.RunID)
+	if !ok || url == aws.ToString(pre.QueueUrl) {
+		t.Fatalf("the run's queue is %q (ok %v): the queue pre-created under its name", url, ok)
+	}
+	if !samePolicy(t, e.policyOf(url), e.wantPolicy(url, e.principal(e.id.ARN))) {
+		t.Errorf("the run's fresh queue's policy is not the run's:\n%s", e.policyOf(url))
+	}
+	if recs := e.records(r.RunID); len(recs) == 0 || recs[0].Type != protocol.TypeAccepted {
+		t.Errorf("the run's queue holds %v, want accepted first", recs)
+	}
+	n, err := e.sqs.GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{QueueUrl: pre.QueueUrl,
+		AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameApproximateNumberOfMessages}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := n.Attributes[string(sqstypes.QueueAttributeNameApproximateNumberOfMessages)]; got != "0" {
+		t.Errorf("the pre-created queue received %s messages", got)
+	}
+}
