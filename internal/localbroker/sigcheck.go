@@ -220,6 +220,7 @@ var runQueueDenies = map[string]string{
 	"TagQueue":                     "broker-guard's NeverTamperWithRunQueues and the run queue policy's OnlyBrokerWritesOrManagesRun",
 	"UntagQueue":                   "broker-guard's NeverTamperWithRunQueues and the run queue policy's OnlyBrokerWritesOrManagesRun",
 	"GetQueueAttributes":           "the run queue policy's OnlyRequesterReadsRun",
+	"CreateQueue":                  "broker-guard's NeverTamperWithRunQueues",
 }
 
 // jobRunQueueDenied names the statements that deny a job's deployment
@@ -233,6 +234,9 @@ func (k *keyring) jobRunQueueDenied(key endpointKey, svc, op string, params map[
 	}
 	u := params["QueueUrl"]
 	name := u[strings.LastIndex(u, "/")+1:]
+	if op == "CreateQueue" {
+		name = params["QueueName"]
+	}
 	if !strings.HasPrefix(name, k.runQueue) || !strings.HasSuffix(name, ".fifo") {
 		return ""
 	}

@@ -169,6 +169,18 @@ func TestEndpointDeniesJobSessionsTheRunQueues(t *testing.T) {
 	if apiCode(err) != "AccessDenied" || !strings.Contains(err.Error(), "NeverTamperWithRunQueues") {
 		t.Errorf("job session receiving from a run queue: %v, want AccessDenied (NeverTamperWithRunQueues)", err)
 	}
+	// Nor may it create a queue under a run queue's name (one a run is
+	// about to get): the guard's NeverTamperWithRunQueues covers
+	// CreateQueue; a queue of its own name it may create.
+	jobSQS := sqs.NewFromConfig(shimClientConfig(shim.URL, job))
+	_, err = jobSQS.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("sig-broker-01JBBBBBBBBBBBBBBBBBBBBBBB.fifo"),
+		Attributes: map[string]string{"FifoQueue": "true"}})
+	if apiCode(err) != "AccessDenied" || !strings.Contains(err.Error(), "NeverTamperWithRunQueues") {
+		t.Errorf("job session creating a queue under a run queue's name: %v, want AccessDenied (NeverTamperWithRunQueues)", err)
+	}
+	if _, err := jobSQS.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("job-own-2")}); err != nil {
+		t.Errorf("job session creating a queue of its own: %v", err)
+	}
 	// Role chaining does not launder the session: moto lets anyone assume
 	// any role, AWS would not let the deployment role assume the CI's.
 	chained := assumeWith(t, shim.URL, job, "arn:aws:iam::123456789012:role/ci")

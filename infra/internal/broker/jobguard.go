@@ -86,9 +86,12 @@ var JobDeniedTaskDefinitionActions = []string{"ecs:RegisterTaskDefinition"}
 var JobDeniedRunActions = []string{"ecs:RunTask", "ecs:StartTask"}
 
 // JobDeniedRunQueueActions are denied to every job role on the run queues:
-// it may only send to its own (SendFeedbackToOwnRunQueues).
+// it may only send to its own (SendFeedbackToOwnRunQueues). CreateQueue
+// too: a queue created under a run's name before the dispatcher creates it
+// would be the attacker's (the dispatcher refuses such a queue as well:
+// internal/dispatcher/queue.go createQueue).
 var JobDeniedRunQueueActions = []string{
-	"sqs:AddPermission", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:DeleteQueue",
+	"sqs:AddPermission", "sqs:ChangeMessageVisibility", "sqs:CreateQueue", "sqs:DeleteMessage", "sqs:DeleteQueue",
 	"sqs:PurgeQueue", "sqs:ReceiveMessage", "sqs:RemovePermission", "sqs:SetQueueAttributes",
 	"sqs:TagQueue", "sqs:UntagQueue",
 }

@@ -306,7 +306,7 @@ func TestEachJobRoleHasOnlyItsOwnPermissions(t *testing.T) {
 				{Sid: "NeverPassBrokerRoles", Effect: "Deny", Actions: []string{"iam:PassRole"},
 					Resources: []string{"arn:" + partition + ":iam::" + account + ":role/deploy-broker/test-broker/*"}},
 				{Sid: "NeverTamperWithRunQueues", Effect: "Deny", Actions: []string{
-					"sqs:AddPermission", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:DeleteQueue",
+					"sqs:AddPermission", "sqs:ChangeMessageVisibility", "sqs:CreateQueue", "sqs:DeleteMessage", "sqs:DeleteQueue",
 					"sqs:PurgeQueue", "sqs:ReceiveMessage", "sqs:RemovePermission", "sqs:SetQueueAttributes",
 					"sqs:TagQueue", "sqs:UntagQueue"}, Resources: []string{runQueueArn("test-broker")}},
 				{Sid: "NeverTouchTheRunLedger", Effect: "Deny", Actions: []string{"dynamodb:*"},
