@@ -276,6 +276,7 @@ func (b *bencher) rss(ctx context.Context) (int64, string, error) {
 			RawBodyBytes int64 `json:"raw_body_bytes"`
 			Compressed   int64 `json:"compressed_messages"`
 			JobBytes     int64 `json:"job_bytes"`
+			RunLogBytes  int64 `json:"run_log_bytes"`
 			Delivered    bool  `json:"delivered"`
 		}
 		last := out[bytes.LastIndexByte(bytes.TrimSpace(out), '\n')+1:]
@@ -285,8 +286,11 @@ func (b *bencher) rss(ctx context.Context) (int64, string, error) {
 		if !wantBytes(r.JobBytes) || !r.Delivered {
 			return 0, "", fmt.Errorf("the counting runner saw %d job bytes (delivered %v)", r.JobBytes, r.Delivered)
 		}
-		return r.PeakRSSKiB, fmt.Sprintf("VmHWM; %d MiB of %s in %.1fs via counting sink (rtt %s), %d requests, %d MiB sent, %d messages compressed",
-			r.JobBytes>>20, b.o.rssJob, time.Since(start).Seconds(), b.o.rssRTT, r.Requests, r.BodyBytes>>20, r.Compressed), nil
+		if r.RunLogBytes < r.JobBytes {
+			return 0, "", fmt.Errorf("the counting runner wrote a run log of %d bytes for %d job bytes", r.RunLogBytes, r.JobBytes)
+		}
+		return r.PeakRSSKiB, fmt.Sprintf("VmHWM; %d MiB of %s in %.1fs via counting sink (rtt %s), %d requests, %d MiB sent, %d messages compressed; run log on: %d MiB",
+			r.JobBytes>>20, b.o.rssJob, time.Since(start).Seconds(), b.o.rssRTT, r.Requests, r.BodyBytes>>20, r.Compressed, r.RunLogBytes>>20), nil
 	case "moto":
 		var peak int64
 		stop, polled := make(chan struct{}), make(chan struct{})

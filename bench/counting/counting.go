@@ -6,8 +6,10 @@
 package counting
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"sync/atomic"
@@ -35,15 +37,29 @@ func (s *countingSink) SendMessageBatch(ctx context.Context, in *sqs.SendMessage
 	return &sqs.SendMessageBatchOutput{}, nil
 }
 
+// runLogSink takes the run log (the runner's stdout in records format, as
+// the stack's task definitions set it) and counts its bytes and lines.
+type runLogSink struct{ bytes, lines int64 }
+
+func (w *runLogSink) Write(p []byte) (int, error) {
+	w.bytes += int64(len(p))
+	w.lines += int64(bytes.Count(p, []byte("\n")))
+	return len(p), nil
+}
+
 // Run runs the runner in process with a counting sink (round
-// trip rtt) and prints its peak RSS and counts as JSON on stdout.
+// trip rtt), its run log on (into a counting writer), and prints its peak
+// RSS and counts as JSON on stdout.
 func Run(argv []string, rtt time.Duration) int {
 	sink := &countingSink{rtt: rtt}
+	runLog := &runLogSink{}
 	cfg := runner.Config{Args: argv, Env: os.Environ(), RunID: "01JDBENCH000000000000000000", QueueURL: "counting://",
-		Heartbeat: 10 * time.Second, Grace: time.Second, SendTimeout: time.Minute, Compress: os.Getenv(runner.EnvCompress)}
+		Heartbeat: 10 * time.Second, Grace: time.Second, SendTimeout: time.Minute, Compress: os.Getenv(runner.EnvCompress),
+		LogFormat: protocol.LogFormatRecords, Stdout: runLog, Stderr: io.Discard}
 	res := runner.Run(context.Background(), cfg, sink)
-	fmt.Printf(`{"peak_rss_kib":%d,"requests":%d,"body_bytes":%d,"raw_body_bytes":%d,"compressed_messages":%d,"job_bytes":%d,"lines":%d,"delivered":%v,"reason":%q}`+"\n",
-		PeakRSSKiB(os.Getpid()), sink.requests.Load(), sink.bytes.Load(), res.RawBodyBytes, res.Compressed, res.Exit.Bytes, res.Exit.Lines, res.Delivered, res.Exit.Reason)
+	fmt.Printf(`{"peak_rss_kib":%d,"requests":%d,"body_bytes":%d,"raw_body_bytes":%d,"compressed_messages":%d,"job_bytes":%d,"lines":%d,"run_log_bytes":%d,"run_log_lines":%d,"delivered":%v,"reason":%q}`+"\n",
+		PeakRSSKiB(os.Getpid()), sink.requests.Load(), sink.bytes.Load(), res.RawBodyBytes, res.Compressed, res.Exit.Bytes, res.Exit.Lines,
+		runLog.bytes, runLog.lines, res.Delivered, res.Exit.Reason)
 	if res.Exit.Reason != protocol.ReasonCompleted {
 		return 1
 	}

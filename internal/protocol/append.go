@@ -120,34 +120,78 @@ func (b *MessageBuilder) RecordTime() time.Time { return b.recTime }
 // AppendLine appends one piece of output to the open output record. at is
 // when it was read (stored as milliseconds after the record's time); p is
 // carried byte-exact, as JSON text when that is SQS-safe and no larger than
-// base64, else as base64.
+// base64, else as base64 (see [AppendPiece]).
 func (b *MessageBuilder) AppendLine(s Stream, at time.Time, p []byte, cont bool) {
+	b.beginLine(s, at)
+	b.buf = AppendPiece(b.buf, p)
+	b.endLine(cont)
+}
+
+// AppendEncodedLine is AppendLine for a piece already encoded by
+// [AppendPiece]: enc is copied as it is, so a caller that writes the same
+// piece elsewhere too (the runner's run log) encodes it once.
+func (b *MessageBuilder) AppendEncodedLine(s Stream, at time.Time, enc []byte, cont bool) {
+	b.beginLine(s, at)
+	b.buf = append(b.buf, enc...)
+	b.endLine(cont)
+}
+
+func (b *MessageBuilder) beginLine(s Stream, at time.Time) {
 	if b.lines > 0 {
 		b.buf = append(b.buf, ',')
 	}
-	b.buf = append(b.buf, `{"s":"`...)
-	b.buf = append(b.buf, s...)
-	b.buf = append(b.buf, `","d":`...)
 	d := at.Sub(b.recTime).Milliseconds()
 	if d < 0 {
 		d = 0
 	}
-	b.buf = strconv.AppendInt(b.buf, d, 10)
-	if len(p) > 0 {
-		if escaped, ok := textLen(p); ok && escaped <= base64.StdEncoding.EncodedLen(len(p)) {
-			b.buf = append(b.buf, `,"x":"`...)
-			b.buf = appendEscaped(b.buf, p)
-		} else {
-			b.buf = append(b.buf, `,"b":"`...)
-			b.buf = base64.StdEncoding.AppendEncode(b.buf, p)
-		}
-		b.buf = append(b.buf, '"')
-	}
-	if cont {
-		b.buf = append(b.buf, `,"c":true`...)
-	}
-	b.buf = append(b.buf, '}')
+	b.buf = appendLineHead(b.buf, s, d)
+}
+
+func (b *MessageBuilder) endLine(cont bool) {
+	b.buf = appendLineEnd(b.buf, cont)
 	b.lines++
+}
+
+// A Line's JSON form, as both the messages and the run log write it:
+// appendLineHead, then the piece (AppendPiece), then appendLineEnd.
+func appendLineHead(dst []byte, s Stream, d int64) []byte {
+	dst = append(dst, `{"s":"`...)
+	dst = append(dst, s...)
+	dst = append(dst, `","d":`...)
+	return strconv.AppendInt(dst, d, 10)
+}
+
+func appendLineEnd(dst []byte, cont bool) []byte {
+	if cont {
+		dst = append(dst, `,"c":true`...)
+	}
+	return append(dst, '}')
+}
+
+// AppendPiece appends the field of a [Line] that carries the bytes p, with
+// its leading comma: `,"x":"…"` (JSON text) when p is valid UTF-8 that SQS
+// accepts and its escaped form is no larger than base64, else `,"b":"…"`
+// (standard base64); nothing for an empty p. [Line.Bytes] gives back
+// exactly p either way. The result is what [MessageBuilder.AppendLine] and
+// the run log ([AppendRunLogPiece]) write for a piece.
+func AppendPiece(dst, p []byte) []byte {
+	if len(p) == 0 {
+		return dst
+	}
+	if pieceIsText(p) {
+		dst = append(dst, `,"x":"`...)
+		dst = appendEscaped(dst, p)
+	} else {
+		dst = append(dst, `,"b":"`...)
+		dst = base64.StdEncoding.AppendEncode(dst, p)
+	}
+	return append(dst, '"')
+}
+
+// pieceIsText reports whether AppendPiece carries p as text.
+func pieceIsText(p []byte) bool {
+	escaped, ok := textLen(p)
+	return ok && escaped <= base64.StdEncoding.EncodedLen(len(p))
 }
 
 // Bytes closes the message and returns its body. The slice is reused by the

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -53,15 +54,15 @@ type RunLogLine struct {
 }
 
 // RunLogLineFor returns the Line of one piece (at most RunLogMaxPiece
-// bytes): text when its JSON form is no larger than base64, else base64.
+// bytes), with the same choice of text or base64 as [AppendPiece].
 func RunLogLineFor(stream Stream, p []byte, cont bool) Line {
-	text, b64 := EncodeText(p)
-	if text != "" {
-		if js, err := json.Marshal(text); err != nil || len(js)-2 > (len(p)+2)/3*4 {
-			text, b64 = "", base64Std(p)
-		}
+	l := Line{Stream: stream, Cont: cont}
+	if pieceIsText(p) {
+		l.Text = string(p)
+	} else {
+		l.B64 = base64Std(p)
 	}
-	return Line{Stream: stream, Text: text, B64: b64, Cont: cont}
+	return l
 }
 
 // EncodeRunLogLine appends l as one JSON line (with its newline) to dst.
@@ -72,6 +73,55 @@ func EncodeRunLogLine(dst []byte, l *RunLogLine) []byte {
 	_ = enc.Encode(l)
 	return append(dst, b.Bytes()...)
 }
+
+// A run log line of pieces can also be written without reflection, from
+// pieces already encoded by [AppendPiece] for the queue's messages (the
+// runner's hot path: each piece is encoded once for both copies):
+// AppendRunLogHead, AppendRunLogPiece for each piece, AppendRunLogEnd. The
+// line is the one [EncodeRunLogLine] writes for the same pieces, up to the
+// JSON escaping of the text ([AppendPiece]'s, which [DecodeRunLogLine]
+// reads the same).
+
+// RunLogPrefix is how every line of a run's log starts, for
+// AppendRunLogHead: `{"deploy_broker_run":"<runID>","n":`.
+func RunLogPrefix(runID string) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(runID)
+	return append(append([]byte(`{"deploy_broker_run":`), bytes.TrimSuffix(b.Bytes(), []byte("\n"))...), `,"n":`...)
+}
+
+// AppendRunLogHead begins line n (prefix from RunLogPrefix) whose pieces
+// follow.
+func AppendRunLogHead(dst, prefix []byte, n uint64) []byte {
+	dst = append(dst, prefix...)
+	dst = strconv.AppendUint(dst, n, 10)
+	return append(dst, `,"lines":[`...)
+}
+
+// AppendRunLogPiece appends a piece of stream s encoded by AppendPiece;
+// first when it is the line's first.
+func AppendRunLogPiece(dst []byte, first bool, s Stream, enc []byte, cont bool) []byte {
+	if !first {
+		dst = append(dst, ',')
+	}
+	dst = appendLineHead(dst, s, 0)
+	dst = append(dst, enc...)
+	return appendLineEnd(dst, cont)
+}
+
+// RunLogPieceLen is what AppendRunLogPiece appends, comma included.
+func RunLogPieceLen(s Stream, enc []byte, cont bool) int {
+	n := len(`,{"s":"","d":0}`) + len(s) + len(enc)
+	if cont {
+		n += len(`,"c":true`)
+	}
+	return n
+}
+
+// AppendRunLogEnd ends a line begun by AppendRunLogHead, newline included.
+func AppendRunLogEnd(dst []byte) []byte { return append(dst, "]}\n"...) }
 
 // SplitPiece cuts p into pieces of at most RunLogMaxPiece bytes, each cut
 // between UTF-8 characters when p is text.

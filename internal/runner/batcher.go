@@ -102,8 +102,9 @@ func (b *batcher) openMsg() bool {
 	return true
 }
 
-// addPiece adds one line piece; false means the current request is full.
-func (b *batcher) addPiece(s protocol.Stream, at time.Time, p []byte, cont bool) bool {
+// addPiece adds one line piece, encoded by protocol.AppendPiece; false
+// means the current request is full.
+func (b *batcher) addPiece(s protocol.Stream, at time.Time, enc []byte, cont bool) bool {
 	for attempt := 0; attempt < 2; attempt++ {
 		if !b.openMsg() {
 			return false
@@ -113,7 +114,7 @@ func (b *batcher) addPiece(s protocol.Stream, at time.Time, p []byte, cont bool)
 		if newRec {
 			b.mb.BeginOutput(protocol.SourceRunner, b.seq+1, at)
 		}
-		b.mb.AppendLine(s, at, p, cont)
+		b.mb.AppendEncodedLine(s, at, enc, cont)
 		if b.fits(m) {
 			if newRec {
 				b.seq++
@@ -248,7 +249,7 @@ func (b *batcher) run(started *protocol.Started) {
 			c := pend
 			for pendIdx < len(c.pieces) {
 				p := c.pieces[pendIdx]
-				if !b.addPiece(c.stream, c.at, c.data[p.off:p.end], p.cont) {
+				if !b.addPiece(c.stream, c.at, c.enc[p.eoff:p.eend], p.cont) {
 					break
 				}
 				pendIdx++

@@ -159,10 +159,13 @@ func BenchmarkBatcherSaturated(b *testing.B) {
 						wire += int64(bat.cur.bytes)
 						bat.cur = &request{}
 					}
+					var enc []byte
 					for _, l := range lines {
-						if !bat.addPiece(protocol.Stdout, now, l, false) {
+						// The readers encode each piece (chunk.push); counted here too.
+						enc = protocol.AppendPiece(enc[:0], l)
+						if !bat.addPiece(protocol.Stdout, now, enc, false) {
 							flush()
-							if !bat.addPiece(protocol.Stdout, now, l, false) {
+							if !bat.addPiece(protocol.Stdout, now, enc, false) {
 								b.Fatal("a line does not fit in an empty request")
 							}
 						}

@@ -13,24 +13,28 @@ import (
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
-// piece is one Line to be: data[off:end] of its chunk; cont when no newline
-// follows it.
+// piece is one Line to be: data[off:end] of its chunk, and the same bytes
+// encoded once (protocol.AppendPiece) as enc[eoff:eend], which the queue's
+// messages and the run log both copy; cont when no newline follows it.
 type piece struct {
-	off, end int
-	cont     bool
+	off, end   int
+	eoff, eend int
+	cont       bool
 }
 
 // chunk is what one read of a job pipe produced: redacted pieces ready to
-// encode, in order, all stamped with the time of the read.
+// send, in order, all stamped with the time of the read.
 type chunk struct {
 	stream protocol.Stream
 	at     time.Time
-	data   []byte
+	data   []byte // the redacted bytes
+	enc    []byte // the pieces encoded
 	pieces []piece
 	lines  int64 // complete lines (and final unterminated ones) ended in this chunk
 	bytes  int64 // raw bytes the job wrote, before redaction
 }
 
+// add adds p, redacted, as a piece.
 func (c *chunk) add(p []byte, cont bool, red *Redactor, spans *[]span) {
 	off := len(c.data)
 	if red != nil {
@@ -39,7 +43,19 @@ func (c *chunk) add(p []byte, cont bool, red *Redactor, spans *[]span) {
 	} else {
 		c.data = append(c.data, p...)
 	}
-	c.pieces = append(c.pieces, piece{off, len(c.data), cont})
+	c.push(off, cont)
+}
+
+// push makes data[off:] (redacted already) the next piece and encodes it.
+func (c *chunk) push(off int, cont bool) {
+	if c.enc == nil {
+		// Text grows by its escapes and the field's 7 bytes a piece: about
+		// 10 % for typical lines; base64 by a third (append grows it).
+		c.enc = make([]byte, 0, cap(c.data)+cap(c.data)/8+64)
+	}
+	eoff := len(c.enc)
+	c.enc = protocol.AppendPiece(c.enc, c.data[off:])
+	c.pieces = append(c.pieces, piece{off: off, end: len(c.data), eoff: eoff, eend: len(c.enc), cont: cont})
 }
 
 // lineReader reads one of the job's pipes, splits what it reads into lines
@@ -327,7 +343,7 @@ func (r *lineReader) splitLong(c *chunk, p []byte, spans *[]span) []byte {
 			prev = sp.e
 		}
 		c.data = append(c.data, p[prev:cut]...)
-		c.pieces = append(c.pieces, piece{off, len(c.data), true})
+		c.push(off, true)
 		p = p[cut:]
 	}
 	return p

@@ -138,6 +138,7 @@ func readPipe(t testing.TB, data []byte, writes []int, maxPiece int, red *Redact
 	for {
 		select {
 		case it := <-out:
+			checkEncoded(t, it.chunk)
 			for _, p := range it.chunk.pieces {
 				pieces = append(pieces, piece2{append([]byte(nil), it.chunk.data[p.off:p.end]...), p.cont})
 			}
@@ -148,6 +149,7 @@ func readPipe(t testing.TB, data []byte, writes []int, maxPiece int, red *Redact
 	}
 	for len(out) > 0 {
 		it := <-out
+		checkEncoded(t, it.chunk)
 		for _, p := range it.chunk.pieces {
 			pieces = append(pieces, piece2{append([]byte(nil), it.chunk.data[p.off:p.end]...), p.cont})
 		}
