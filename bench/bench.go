@@ -141,6 +141,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		add("e2e_overhead_ms", fmt.Sprintf("%.0f", float64(st.firstLine.Microseconds())/1000),
 			"deploy-trigger start → first job line on its stdout (publish, SNS loop, dispatcher, RunTask, agent, runner and job start)")
 		add("e2e_stream_lines_per_sec", fmt.Sprintf("%.0f", st.stream()), fmt.Sprintf("first line → exit 0 (%.2fs); deploy-trigger used %.2fs of CPU", (st.elapsed-st.firstLine).Seconds(), st.cpu.Seconds()))
+		add("e2e_cpu_seconds", fmt.Sprintf("%.2f", st.cpuTotal.Seconds()), st.cpuNote)
 		st.runner.addBytes("", int64(o.lines*o.lineBytes), add)
 		add("sqs_requests_per_million_lines", fmt.Sprintf("%.0f", float64(st.runner.runnerRequests)*1e6/float64(o.lines)), "")
 	}

@@ -68,6 +68,8 @@ type triggerStats struct {
 	lines     int64         // job lines read from the trigger's stdout
 	bytes     int64         // job bytes read, newlines included
 	cpu       time.Duration // deploy-trigger's user + system CPU time
+	cpuTotal  time.Duration // the run's CPU, all processes (cpuUse)
+	cpuNote   string        // the same per process
 	runID     string
 	runner    e2eStats // the runner's own counts (requests, bodies) from its task log
 }
@@ -108,6 +110,7 @@ func (b *bencher) trigger(ctx context.Context, color bool, job string, params []
 	if err != nil {
 		return st, err
 	}
+	mark := b.cpuNow()
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return st, err
@@ -173,6 +176,7 @@ func (b *bencher) trigger(ctx context.Context, color bool, job string, params []
 	}
 	st.runID = res.RunID
 	st.runner, err = b.runnerCounts(ctx, res.RunID)
+	st.cpuTotal, st.cpuNote = cpuUse(mark, b.cpuNow(), st.cpu)
 	return st, err
 }
 

@@ -110,6 +110,9 @@ func (s *Server) Reset() error {
 	return s.manualECS()
 }
 
+// PID is the server process's id.
+func (s *Server) PID() int { return s.cmd.Process.Pid }
+
 // Close stops the server.
 func (s *Server) Close() {
 	if s.cmd.Process != nil {

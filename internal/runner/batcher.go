@@ -221,8 +221,40 @@ func (b *batcher) run(started *protocol.Started) {
 		if b.empty() {
 			ready = nil
 		}
-		select {
-		case it := <-in:
+		// Input that is already waiting goes into the current request before
+		// the request is handed off (a select with both ready would pick
+		// one at random): under a burst a request carries what has been
+		// read by the time the sender is free. A lone line still goes at
+		// once: nothing waits behind it.
+		var it item
+		got := false
+		if in != nil {
+			select {
+			case it = <-in:
+				got = true
+			default:
+			}
+		}
+		if !got {
+			select {
+			case it = <-in:
+				got = true
+			case <-ready:
+				b.closeMsg()
+				b.cur.final = false
+				b.work <- b.cur
+				b.cur = &request{}
+				if heartbeat {
+					heartbeat = false
+					b.addRecord(b.heartbeatRecord())
+				}
+			case <-tick:
+				if !b.addRecord(b.heartbeatRecord()) {
+					heartbeat = true
+				}
+			}
+		}
+		if got {
 			if it.exit != nil {
 				x := *it.exit
 				x.Lines, x.Bytes = b.lines, b.bytes
@@ -231,19 +263,6 @@ func (b *batcher) run(started *protocol.Started) {
 				return
 			}
 			pend, pendIdx = it.chunk, 0
-		case <-ready:
-			b.closeMsg()
-			b.cur.final = false
-			b.work <- b.cur
-			b.cur = &request{}
-			if heartbeat {
-				heartbeat = false
-				b.addRecord(b.heartbeatRecord())
-			}
-		case <-tick:
-			if !b.addRecord(b.heartbeatRecord()) {
-				heartbeat = true
-			}
 		}
 		if pend != nil {
 			c := pend

@@ -70,7 +70,7 @@ func Run(ctx context.Context, cfg Config, client BatchSender) Result {
 		// The run log (runlog.go) replaces the raw copy of the job's output.
 		rl := &runLog{w: cfg.Stdout, runID: cfg.RunID}
 		cfg.Stdout, cfg.Stderr = nil, nil
-		mid := make(chan item, 1)
+		mid := make(chan item, cfg.QueueDepth)
 		go teeRunLog(rl, in, mid)
 		batIn = mid
 	}
