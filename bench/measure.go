@@ -84,8 +84,11 @@ func (b *bencher) e2e(ctx context.Context, job []string, onLine func([]byte)) (e
 	}
 	cmd := exec.CommandContext(ctx, b.o.runnerBin, b.jobArgv(job)...)
 	cmd.Env = append(os.Environ(), b.srv.Env(moto.Region)...)
+	// The job is this binary, which `go run` leaves in a directory only its
+	// owner may enter: a runner started as root would run it as the image's
+	// job user and fail to start it, so the job keeps the runner's uid.
 	cmd.Env = append(cmd.Env, protocol.EnvRunID+"="+runID, protocol.EnvQueueURL+"="+url, protocol.EnvJob+"=bench",
-		runner.EnvCompress+"="+b.o.compress)
+		runner.EnvCompress+"="+b.o.compress, runner.EnvJobUID+"="+runner.JobUIDSame)
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = io.Discard, &logs // the tee copy goes nowhere; the runner's JSON log is kept
 	recvDone := make(chan error, 1)
