@@ -78,9 +78,10 @@ func EncodeRunLogLine(dst []byte, l *RunLogLine) []byte {
 // pieces already encoded by [AppendPiece] for the queue's messages (the
 // runner's hot path: each piece is encoded once for both copies):
 // AppendRunLogHead, AppendRunLogPiece for each piece, AppendRunLogEnd. The
-// line is the one [EncodeRunLogLine] writes for the same pieces, up to the
-// JSON escaping of the text ([AppendPiece]'s, which [DecodeRunLogLine]
-// reads the same).
+// line decodes ([DecodeRunLogLine]) exactly as the one [EncodeRunLogLine]
+// writes for the same pieces: it differs only in the JSON escaping of the
+// text ([AppendPiece]'s) and in leaving out each piece's "d", which is
+// always 0 in the run log (6 bytes of about 125 a line of 100 bytes).
 
 // RunLogPrefix is how every line of a run's log starts, for
 // AppendRunLogHead: `{"deploy_broker_run":"<runID>","n":`.
@@ -106,14 +107,16 @@ func AppendRunLogPiece(dst []byte, first bool, s Stream, enc []byte, cont bool) 
 	if !first {
 		dst = append(dst, ',')
 	}
-	dst = appendLineHead(dst, s, 0)
+	dst = append(dst, `{"s":"`...)
+	dst = append(dst, s...)
+	dst = append(dst, '"')
 	dst = append(dst, enc...)
 	return appendLineEnd(dst, cont)
 }
 
 // RunLogPieceLen is what AppendRunLogPiece appends, comma included.
 func RunLogPieceLen(s Stream, enc []byte, cont bool) int {
-	n := len(`,{"s":"","d":0}`) + len(s) + len(enc)
+	n := len(`,{"s":""}`) + len(s) + len(enc)
 	if cont {
 		n += len(`,"c":true`)
 	}
