@@ -10,13 +10,6 @@ import (
 // MaxBatchEntries is SQS's limit of messages in one SendMessageBatch.
 const MaxBatchEntries = 10
 
-// burstRequestBytes is the job output a request gathers during a burst
-// before it goes to an idle sender (batcher.minBurst): past SQS's 700 KiB
-// goal with room, and about 30 ms of output at the rates the runner
-// reaches on a loaded machine, so the latency it adds is short. A request
-// that is full goes at once; outside a burst every request does.
-const burstRequestBytes = 1 << 20
-
 // item is what the batcher receives, in order: output chunks, then the exit.
 type item struct {
 	chunk *chunk
@@ -57,12 +50,6 @@ type batcher struct {
 	heartbeat   time.Duration
 	now         func() time.Time
 	log         *slog.Logger
-	// During a burst (the last chunk filled its read: chunk.more) an idle
-	// sender gets the request only once it holds minBurst bytes of job
-	// output, or linger after the burst's request began waiting, or when
-	// the burst ends; 0: at once.
-	minBurst int64
-	linger   time.Duration
 	// stalled, when not nil, is called each time the batcher stops taking
 	// input to wait for the sender: the current request is full, or it is
 	// the last one. Tests use it to pace a slow sender exactly.
@@ -81,8 +68,6 @@ type batcher struct {
 	msgOpen  bool
 	msgFirst uint64
 	cur      *request
-	curJob   int64 // job output bytes of the chunks in cur
-	burst    bool  // the last chunk taken filled its read
 }
 
 func (b *batcher) limit() int {
@@ -185,7 +170,7 @@ func (b *batcher) handOff(final bool) {
 	b.closeMsg()
 	b.cur.final = final
 	b.work <- b.cur
-	b.cur, b.curJob = &request{}, 0
+	b.cur = &request{}
 }
 
 func (b *batcher) stall() {
@@ -224,10 +209,8 @@ func (b *batcher) run(started *protocol.Started) {
 	var (
 		pend      *chunk // a chunk only partly added: the request was full
 		pendIdx   int
-		heartbeat bool        // a heartbeat is due but the request was full
-		lingerT   *time.Timer // a burst's request is waiting for more (minBurst)
+		heartbeat bool // a heartbeat is due but the request was full
 	)
-	defer stopTimer(&lingerT)
 	for {
 		in, ready := b.in, b.ready
 		full := pend != nil
@@ -235,17 +218,8 @@ func (b *batcher) run(started *protocol.Started) {
 			in = nil
 			b.stall()
 		}
-		// A burst's request waits for more of it (see minBurst).
-		hold := b.burst && !full && b.curJob < b.minBurst
-		if b.empty() || hold {
+		if b.empty() {
 			ready = nil
-		}
-		var lingerC <-chan time.Time
-		if hold && !b.empty() {
-			if lingerT == nil {
-				lingerT = time.NewTimer(b.linger)
-			}
-			lingerC = lingerT.C
 		}
 		// Input that is already waiting goes into the current request before
 		// the request is handed off (a select with both ready would pick
@@ -265,14 +239,11 @@ func (b *batcher) run(started *protocol.Started) {
 			select {
 			case it = <-in:
 				got = true
-			case <-lingerC:
-				lingerT, b.burst = nil, false
 			case <-ready:
 				b.closeMsg()
 				b.cur.final = false
 				b.work <- b.cur
-				b.cur, b.curJob = &request{}, 0
-				stopTimer(&lingerT)
+				b.cur = &request{}
 				if heartbeat {
 					heartbeat = false
 					b.addRecord(b.heartbeatRecord())
@@ -292,10 +263,6 @@ func (b *batcher) run(started *protocol.Started) {
 				return
 			}
 			pend, pendIdx = it.chunk, 0
-			b.burst = it.chunk.more && b.minBurst > 0
-			if !b.burst {
-				stopTimer(&lingerT)
-			}
 		}
 		if pend != nil {
 			c := pend
@@ -309,16 +276,8 @@ func (b *batcher) run(started *protocol.Started) {
 			if pendIdx == len(c.pieces) {
 				b.lines += c.lines
 				b.bytes += c.bytes
-				b.curJob += c.bytes
 				pend = nil
 			}
 		}
-	}
-}
-
-func stopTimer(t **time.Timer) {
-	if *t != nil {
-		(*t).Stop()
-		*t = nil
 	}
 }

@@ -32,9 +32,6 @@ type chunk struct {
 	pieces []piece
 	lines  int64 // complete lines (and final unterminated ones) ended in this chunk
 	bytes  int64 // raw bytes the job wrote, before redaction
-	// more: the read filled the reader's buffer, so the pipe likely holds
-	// more already (a burst); the batcher waits a little for it (burst).
-	more bool
 }
 
 // add adds p, redacted, as a piece.
@@ -149,7 +146,6 @@ func (r *lineReader) run() {
 		if cap(pending)-len(pending) < r.readSize {
 			pending = growBytes(pending, r.readSize)
 		}
-		space := cap(pending) - len(pending)
 		n, err := r.read(pending[len(pending):cap(pending)])
 		at := time.Now()
 		var c *chunk
@@ -162,7 +158,7 @@ func (r *lineReader) run() {
 			if old == 0 {
 				partialSince = at
 			}
-			c = &chunk{stream: r.stream, at: at, bytes: int64(n), data: make([]byte, 0, n+64), more: n == space}
+			c = &chunk{stream: r.stream, at: at, bytes: int64(n), data: make([]byte, 0, n+64)}
 			pending = r.split(c, pending, old, &spans)
 			if len(pending) > 0 && len(pending) != old+n {
 				partialSince = at // a new partial line started in this read

@@ -76,8 +76,7 @@ func Run(ctx context.Context, cfg Config, client BatchSender) Result {
 	}
 	bat := &batcher{maxRequest: cfg.MaxRequestBytes, maxMessage: cfg.MaxMessageBytes,
 		compress: cfg.Compress != CompressOff, compressMin: cfg.CompressMin, maxRaw: cfg.MaxRawMessage,
-		heartbeat: cfg.Heartbeat, now: time.Now, log: log, in: batIn, ready: ready, work: work,
-		minBurst: burstRequestBytes, linger: cfg.FlushDelay}
+		heartbeat: cfg.Heartbeat, now: time.Now, log: log, in: batIn, ready: ready, work: work}
 	// Sends outlive a cancel: the exit record must still go out.
 	sendCtx := context.WithoutCancel(ctx)
 	sendDone := make(chan struct{})
