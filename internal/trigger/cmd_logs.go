@@ -126,7 +126,8 @@ type logFollower struct {
 	exit      *protocol.Exit // its exit record, once read
 	ledgerEnd bool           // the run ended by the ledger, its log having no exit record
 	atStart   map[protocol.Stream]bool
-	n         uint64 // last run log line printed
+	carry     escapeCarry // an escape sequence split between pieces
+	n         uint64      // last run log line printed
 	token     *string
 	cancelled bool
 }
@@ -281,7 +282,7 @@ func (f *logFollower) read(ctx context.Context, runID, stream string) (*protocol
 			f.n = l.N
 			rec := protocol.Record{Type: protocol.TypeOutput, Src: protocol.SourceRunner, Seq: l.N, Time: aws.ToTime(nil)}
 			for _, ln := range l.Lines {
-				if err := writeLine(ln, rec, f.app.stdout, f.app.stderr, f.atStart, f.cli.Color, false); err != nil {
+				if err := writeLine(ln, rec, f.app.stdout, f.app.stderr, f.atStart, &f.carry, f.cli.Color, false); err != nil {
 					return nil, err
 				}
 			}

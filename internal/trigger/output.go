@@ -6,7 +6,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/deploy-broker/deploy-broker/internal/escape"
 	"github.com/deploy-broker/deploy-broker/internal/exitcode"
@@ -115,101 +114,6 @@ func lineTime(r protocol.Record, l protocol.Line) time.Time {
 	return r.Time.Add(time.Duration(l.Millis) * time.Millisecond)
 }
 
-// cleanEscapes takes out of the job's output every terminal control
-// sequence but colours: ESC sequences (CSI, OSC, DCS, SOS, PM, APC with
-// their strings, and the short ones) and the C1 controls U+0080–U+009F (and
-// bytes 0x80–0x9F outside UTF-8), which can move the cursor, clear the
-// screen, set the window title or the clipboard (OSC 52) in the name of
-// deploy-trigger. SGR sequences (ESC [ digits ; : m, the colours) stay when
-// keepSGR. Other C0 controls (tab, CR, backspace) stay: they cannot reach
-// beyond the job's own lines.
-func cleanEscapes(b []byte, keepSGR bool) []byte {
-	i := 0
-	for i < len(b) && b[i] != 0x1b && (b[i] < 0x80 || b[i] > 0x9f) {
-		i++
-	}
-	if i == len(b) {
-		return b // nothing to take out (the common case)
-	}
-	out := make([]byte, 0, len(b))
-	i = 0
-	for i < len(b) {
-		c := b[i]
-		switch {
-		case c == 0x1b:
-			n, sgr := escapeLen(b[i:])
-			if sgr && keepSGR {
-				out = append(out, b[i:i+n]...)
-			}
-			i += n
-		case c < 0x80:
-			out = append(out, c)
-			i++
-		default:
-			r, size := utf8.DecodeRune(b[i:])
-			switch {
-			case r == utf8.RuneError && size == 1 && c <= 0x9f: // an 8-bit C1 control
-			case r >= 0x80 && r <= 0x9f: // a C1 control in UTF-8
-			default:
-				out = append(out, b[i:i+size]...)
-			}
-			i += size
-		}
-	}
-	return out
-}
-
-// escapeLen is the length of the escape sequence at the start of b (b[0] is
-// ESC), and whether it is SGR. A sequence cut short by the end of b runs to
-// the end; an ESC followed by a byte that starts no sequence is one byte.
-func escapeLen(b []byte) (n int, sgr bool) {
-	if len(b) < 2 {
-		return len(b), false
-	}
-	switch c := b[1]; {
-	case c == '[': // CSI: parameters 0x30–0x3F, intermediates 0x20–0x2F, final 0x40–0x7E
-		j := 2
-		plain := true // only digits, ';' and ':' (no private markers)
-		for j < len(b) && b[j] >= 0x30 && b[j] <= 0x3f {
-			plain = plain && (b[j] <= '9' || b[j] == ';' || b[j] == ':')
-			j++
-		}
-		k := j
-		for j < len(b) && b[j] >= 0x20 && b[j] <= 0x2f {
-			j++
-		}
-		if j < len(b) && b[j] >= 0x40 && b[j] <= 0x7e {
-			return j + 1, plain && j == k && b[j] == 'm'
-		}
-		return j, false
-	case c == ']' || c == 'P' || c == 'X' || c == '^' || c == '_': // a string, ended by BEL or ST
-		for j := 2; j < len(b); j++ {
-			switch b[j] {
-			case 0x07:
-				return j + 1, false
-			case 0x1b:
-				if j+1 < len(b) && b[j+1] == '\\' {
-					return j + 2, false
-				}
-				return j, false
-			}
-		}
-		return len(b), false
-	case c >= 0x20 && c <= 0x2f: // nF: intermediates, then a final byte
-		j := 2
-		for j < len(b) && b[j] >= 0x20 && b[j] <= 0x2f {
-			j++
-		}
-		if j < len(b) && b[j] >= 0x30 && b[j] <= 0x7e {
-			return j + 1, false
-		}
-		return j, false
-	case c >= 0x30 && c <= 0x7e:
-		return 2, false
-	}
-	return 1, false
-}
-
 // oneLine makes text from a record or an error safe to print as a line of
 // deploy-trigger's own: every character [protocol.IsControl] refuses (line
 // breaks, escapes, bidirectional overrides) is shown escaped, as in "\n", so
@@ -308,6 +212,7 @@ type plainPrinter struct {
 	color          bool
 	timestamps     bool
 	atLineStart    map[protocol.Stream]bool
+	carry          escapeCarry
 }
 
 func newPlainPrinter(stdout, stderr io.Writer, color, timestamps bool) *plainPrinter {
@@ -364,7 +269,7 @@ func (p *plainPrinter) record(r protocol.Record) error {
 		return nil
 	}
 	for _, l := range r.Output.Lines {
-		if err := writeLine(l, r, p.stdout, p.stderr, p.atLineStart, p.color, p.timestamps); err != nil {
+		if err := writeLine(l, r, p.stdout, p.stderr, p.atLineStart, &p.carry, p.color, p.timestamps); err != nil {
 			return err
 		}
 	}
@@ -372,9 +277,10 @@ func (p *plainPrinter) record(r protocol.Record) error {
 }
 
 // writeLine writes one line piece to its stream: optional timestamp at the
-// start of a line, ANSI removed unless color, '\n' unless the piece
+// start of a line, ANSI removed unless color (an escape sequence split
+// between pieces is held in carry until it is whole), '\n' unless the piece
 // continues.
-func writeLine(l protocol.Line, r protocol.Record, stdout, stderr io.Writer, atStart map[protocol.Stream]bool, color, timestamps bool) error {
+func writeLine(l protocol.Line, r protocol.Record, stdout, stderr io.Writer, atStart map[protocol.Stream]bool, carry *escapeCarry, color, timestamps bool) error {
 	b, err := l.Bytes()
 	if err != nil {
 		return fmt.Errorf("runner record %d: %w", r.Seq, err)
@@ -383,7 +289,7 @@ func writeLine(l protocol.Line, r protocol.Record, stdout, stderr io.Writer, atS
 	if l.Stream == protocol.Stderr {
 		w = stderr
 	}
-	b = cleanEscapes(b, color)
+	b = carry.clean(l.Stream, b, color, !l.Cont)
 	var buf []byte
 	if timestamps && atStart[l.Stream] {
 		buf = append(buf, lineTime(r, l).UTC().Format("2006-01-02T15:04:05.000Z ")...)

@@ -21,6 +21,7 @@ type githubPrinter struct {
 	summaryPath    string
 	token          string
 	atLineStart    map[protocol.Stream]bool
+	carry          escapeCarry
 	color          bool // keep the job's colours (--color, NO_COLOR)
 	timestamps     bool // --timestamps
 	grouped        bool // inside ::group::
@@ -107,7 +108,7 @@ func (p *githubPrinter) record(r protocol.Record) error {
 			p.stopped = true
 		}
 		for _, l := range r.Output.Lines {
-			if err := writeLine(l, r, p.stdout, p.stderr, p.atLineStart, p.color, p.timestamps); err != nil {
+			if err := writeLine(l, r, p.stdout, p.stderr, p.atLineStart, &p.carry, p.color, p.timestamps); err != nil {
 				return err
 			}
 		}

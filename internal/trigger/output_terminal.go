@@ -18,6 +18,7 @@ type terminalPrinter struct {
 	color          bool // colours, deploy-trigger's and the job's (--color, NO_COLOR)
 	timestamps     bool // --timestamps
 	atLineStart    map[protocol.Stream]bool
+	carry          escapeCarry
 
 	job     string
 	phase   string
@@ -85,7 +86,7 @@ func (p *terminalPrinter) record(r protocol.Record) error {
 	case protocol.TypeOutput:
 		p.clear()
 		for _, l := range r.Output.Lines {
-			if err := writeLine(l, r, p.stdout, p.stderr, p.atLineStart, p.color, p.timestamps); err != nil {
+			if err := writeLine(l, r, p.stdout, p.stderr, p.atLineStart, &p.carry, p.color, p.timestamps); err != nil {
 				return err
 			}
 		}

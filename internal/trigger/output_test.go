@@ -138,30 +138,58 @@ func TestCleanEscapes(t *testing.T) {
 	}
 }
 
+// FuzzCleanEscapes also cuts b into up to three pieces of one line, as the
+// runner may: cleaned through an escapeCarry they print as the whole line
+// does (and keep its guarantees).
 func FuzzCleanEscapes(f *testing.F) {
-	f.Add([]byte("\x1b[1;32mok\x1b[0m\x1b]52;c;aGk=\x07\u009b2J\x9b"))
-	f.Fuzz(func(t *testing.T, b []byte) {
+	f.Add([]byte("\x1b[1;32mok\x1b[0m\x1b]52;c;aGk=\x07\u009b2J\x9b"), uint16(3), uint16(12))
+	f.Fuzz(func(t *testing.T, b []byte, cut1, cut2 uint16) {
+		i, j := int(cut1)%(len(b)+1), int(cut2)%(len(b)+1)
+		if i > j {
+			i, j = j, i
+		}
 		for _, color := range []bool{true, false} {
 			got := cleanEscapes(b, color)
-			for i := 0; i < len(got); i++ {
-				if got[i] == 0x1b {
-					n, sgr := escapeLen(got[i:])
-					if !color || !sgr {
-						t.Fatalf("cleanEscapes(%q, %v) = %q keeps a non-SGR escape", b, color, got)
-					}
-					i += n - 1
-				}
+			var c escapeCarry
+			var split []byte
+			split = append(split, c.clean(protocol.Stdout, b[:i], color, false)...)
+			split = append(split, c.clean(protocol.Stdout, b[i:j], color, false)...)
+			split = append(split, c.clean(protocol.Stdout, b[j:], color, true)...)
+			// Past maxEscapeCarry a split SGR loses its colour (only).
+			if (!color || len(b) <= maxEscapeCarry) && string(split) != string(got) {
+				t.Fatalf("cleaning %q cut at %d and %d (colour %v) = %q, whole %q", b, i, j, color, split, got)
 			}
-			for _, r := range string(got) {
-				if r >= 0x80 && r <= 0x9f {
-					t.Fatalf("cleanEscapes(%q) = %q keeps a C1 control", b, got)
-				}
+			if len(c.stdout) != 0 {
+				t.Fatalf("the carry holds %q after the line's end", c.stdout)
 			}
-			if again := cleanEscapes(got, color); string(again) != string(got) {
-				t.Fatalf("cleanEscapes is not idempotent on %q: %q then %q", b, got, again)
+			for _, got := range [][]byte{got, split} {
+				checkCleaned(t, b, got, color)
 			}
 		}
 	})
+}
+
+// checkCleaned fails unless got, cleaned from b, keeps no escape but SGR
+// (none without color) and no C1 control, and cleans to itself.
+func checkCleaned(t *testing.T, b, got []byte, color bool) {
+	t.Helper()
+	for i := 0; i < len(got); i++ {
+		if got[i] == 0x1b {
+			n, sgr, _ := escapeLen(got[i:])
+			if !color || !sgr {
+				t.Fatalf("cleanEscapes(%q, %v) = %q keeps a non-SGR escape", b, color, got)
+			}
+			i += n - 1
+		}
+	}
+	for _, r := range string(got) {
+		if r >= 0x80 && r <= 0x9f {
+			t.Fatalf("cleanEscapes(%q) = %q keeps a C1 control", b, got)
+		}
+	}
+	if again := cleanEscapes(got, color); string(again) != string(got) {
+		t.Fatalf("cleanEscapes is not idempotent on %q: %q then %q", b, got, again)
+	}
 }
 
 func TestGolden(t *testing.T) {
