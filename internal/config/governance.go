@@ -37,7 +37,16 @@ type Governance struct {
 	// Approvers: a run waits until one of these principals (patterns as
 	// allowed_principals) approves it; never the run's own requester.
 	Approvers []string `yaml:"approvers,omitempty"`
+	// Warm is how many warm single-use runners the dispatcher keeps running
+	// for the job (0: none, every run starts a new task). Each is a task of
+	// the job's size that runs all the time: it costs as much as a task
+	// that never stops (docs/DISPATCHER.md, "Warm runners").
+	Warm int `yaml:"warm,omitempty"`
 }
+
+// MaxWarm bounds a job's warm runners: each is a Fargate task that runs
+// all the time, and a burst beyond the pool still starts cold tasks.
+const MaxWarm = 20
 
 var groupNameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
 
@@ -70,6 +79,9 @@ func (j *Job) validateGovernance() []string {
 		bad("concurrency %d must be at least 1 (or left out for no limit)", g.Concurrency)
 	case g.Concurrency == 0 && (g.OnFull != "" || g.ConcurrencyGroup != ""):
 		bad("on_full and concurrency_group need concurrency (e.g. concurrency: 1)")
+	}
+	if g.Warm < 0 || g.Warm > MaxWarm {
+		bad("warm %d must be between 0 and %d (each warm runner is a task that runs all the time; a burst beyond them starts new tasks as without warm)", g.Warm, MaxWarm)
 	}
 	switch g.OnFull {
 	case "", OnFullQueue, OnFullReject, OnFullSupersede:

@@ -73,3 +73,14 @@ func TestApproversKey(t *testing.T) {
 	secret := `cpu: 256, memory: 512, timeout: 10m, command: [/bin/deploy, "{{t}}"], params: {t: {type: string, pattern: '[a-z]+', secret: true, required: true}}`
 	wantConfigError(t, secret+`, approvers: ["arn:aws:iam::111111111111:role/release-manager"]`, "cannot require approval")
 }
+
+func TestWarmKey(t *testing.T) {
+	if j := mustJob(t, govBase+`, warm: 2`); j.Warm != 2 {
+		t.Errorf("warm: 2 read as %d", j.Warm)
+	}
+	if j := mustJob(t, govBase); j.Warm != 0 {
+		t.Errorf("no warm key read as %d", j.Warm)
+	}
+	wantConfigError(t, govBase+`, warm: -1`, "warm -1 must be between 0 and 20")
+	wantConfigError(t, govBase+`, warm: 21`, "warm 21 must be between 0 and 20")
+}

@@ -84,6 +84,14 @@ type Accepted struct {
 	// ApprovedBy is the verified principal of the approver, for a run of a
 	// job with approvers (docs/DISPATCHER.md, Approvals).
 	ApprovedBy string `json:"approved_by,omitempty"`
+	// Start is StartWarm or StartCold, and Warm the job's warm runners
+	// (`warm: N`) of which WarmBusy were busy or starting when the run
+	// came, for a job with warm runners only: absent otherwise, so that a
+	// deploy-trigger that predates warm runners (its decoder refuses
+	// unknown fields) still reads the accepted record of every other job.
+	Start    string `json:"start,omitempty"`
+	Warm     int    `json:"warm,omitempty"`
+	WarmBusy int    `json:"warm_busy,omitempty"`
 }
 
 // Rejection codes: a machine-readable category for Rejected.Code.
@@ -213,6 +221,9 @@ func (r *Record) validate() error {
 	switch r.Type {
 	case TypeAccepted:
 		ok = r.Accepted != nil
+		if ok && r.Accepted.Start != "" && r.Accepted.Start != StartWarm && r.Accepted.Start != StartCold {
+			return fmt.Errorf("accepted record says the run started %q; expected warm or cold", truncate(r.Accepted.Start, 20))
+		}
 	case TypeRejected:
 		ok = r.Rejected != nil
 	case TypeTask:
@@ -269,7 +280,7 @@ func (r *Record) textFields() []textField {
 	switch {
 	case r.Accepted != nil:
 		a := r.Accepted
-		return []textField{{"job", a.Job}, {"task_arn", a.TaskARN}, {"account", a.Account}, {"account_alias", a.AccountAlias}, {"region", a.Region}, {"requested_by", a.RequestedBy}}
+		return []textField{{"job", a.Job}, {"task_arn", a.TaskARN}, {"account", a.Account}, {"account_alias", a.AccountAlias}, {"region", a.Region}, {"requested_by", a.RequestedBy}, {"start", a.Start}}
 	case r.Rejected != nil:
 		return []textField{{"code", r.Rejected.Code}, {"reason", r.Rejected.Reason}}
 	case r.Task != nil:
