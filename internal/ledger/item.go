@@ -66,6 +66,9 @@ type Item struct {
 	Slot string
 	// TaskStart is the run's task start as ECS reported it.
 	TaskStart TaskStart
+	// WarmSlot is the warm runner the run was assigned to (warm.go), empty
+	// for a run that started a task of its own.
+	WarmSlot string
 }
 
 // TaskStart is a task's start as ECS's task state change events give it;
@@ -140,7 +143,7 @@ func Decode(a map[string]types.AttributeValue) Item {
 		TaskARN: str(AttrTaskARN), QueueURL: str(AttrQueueURL), RejectCode: str(AttrRejectCode), Reason: str(AttrReason),
 		StopCode: str(AttrStopCode), StopReason: str(AttrStopReason), ClaimToken: str(AttrClaimToken),
 		WriteToken: str(AttrWriteToken), QueuedRequest: str(AttrQueuedRequest), Approval: str(AttrApproval),
-		ApprovalBy: str(AttrApprovalBy), ApprovalAt: tm(AttrApprovalAt), QueuedAt: tm(AttrQueuedAt), Slot: str(AttrSlot), IdempotencyKey: str(AttrIdempotencyKey),
+		ApprovalBy: str(AttrApprovalBy), ApprovalAt: tm(AttrApprovalAt), QueuedAt: tm(AttrQueuedAt), Slot: str(AttrSlot), WarmSlot: str(AttrWarmSlot), IdempotencyKey: str(AttrIdempotencyKey),
 		TaskStart: TaskStart{Created: tm(AttrTaskCreatedAt), PullStarted: tm(AttrPullStartedAt), PullStopped: tm(AttrPullStoppedAt), Started: tm(AttrTaskStartedAt)},
 	}
 	if m, ok := a[AttrParams].(*types.AttributeValueMemberM); ok {

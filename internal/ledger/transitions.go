@@ -42,10 +42,17 @@ func (l *Store) RejectionSent(ctx context.Context, runID, queueURL string, now t
 // otherwise (an ECS event recorded the task's end first) the status stays
 // and only the task and queue are recorded.
 func (l *Store) Start(ctx context.Context, runID, taskARN, queueURL string) (Item, error) {
-	it, err := l.update(ctx, runID, map[string]string{AttrStatus: string(Accepted), AttrTaskARN: taskARN, AttrQueueURL: queueURL},
-		cond{AttrStatus, string(Launching)})
+	return l.start(ctx, runID, map[string]string{AttrTaskARN: taskARN, AttrQueueURL: queueURL})
+}
+
+func (l *Store) start(ctx context.Context, runID string, set map[string]string) (Item, error) {
+	accepted := map[string]string{AttrStatus: string(Accepted)}
+	for k, v := range set {
+		accepted[k] = v
+	}
+	it, err := l.update(ctx, runID, accepted, cond{AttrStatus, string(Launching)})
 	if errors.Is(err, ErrConditionFailed) {
-		it, err = l.update(ctx, runID, map[string]string{AttrTaskARN: taskARN, AttrQueueURL: queueURL})
+		it, err = l.update(ctx, runID, set)
 	}
 	return it, err
 }

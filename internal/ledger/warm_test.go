@@ -1,0 +1,89 @@
+package ledger_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/deploy-broker/deploy-broker/internal/ledger"
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
+)
+
+// Two runs claim the same idle slot at once, each from the pool as it read
+// it: exactly one wins, through moto's evaluation of the condition on the
+// slot's map entry (DynamoDB's, on the real table).
+func TestWarmSlotClaimedOnce(t *testing.T) {
+	l, _ := newStore(t)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Second)
+	id := protocol.NewWarmSlotID(now)
+	idle := ledger.WarmSlot{State: ledger.SlotIdle, Inbox: "http://q/inbox", TaskARN: "arn:task/1", Created: now, Since: now}
+	if err := l.AddWarmSlot(ctx, "web", id, idle); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.AddWarmSlot(ctx, "web", id, idle); !errors.Is(err, ledger.ErrConditionFailed) {
+		t.Fatalf("adding the same slot twice: %v", err)
+	}
+	for round := 0; round < 5; round++ {
+		p, err := l.GetWarm(ctx, "web")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.Slots[id]; got.State != ledger.SlotIdle || got.TaskARN != "arn:task/1" {
+			t.Fatalf("round %d: slot reads %+v", round, got)
+		}
+		runs := []string{protocol.NewRunID(now), protocol.NewRunID(now)}
+		errs := make([]error, len(runs))
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i, run := range runs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				next := p.Slots[id]
+				next.State, next.Run = ledger.SlotAssigned, run
+				errs[i] = l.SetWarmSlot(ctx, "web", id, p, next)
+			}()
+		}
+		close(start)
+		wg.Wait()
+		won := -1
+		for i, err := range errs {
+			switch {
+			case err == nil && won >= 0:
+				t.Fatalf("round %d: both runs claimed the slot", round)
+			case err == nil:
+				won = i
+			case !errors.Is(err, ledger.ErrConditionFailed):
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		if won < 0 {
+			t.Fatalf("round %d: no run claimed the idle slot", round)
+		}
+		after, _ := l.GetWarm(ctx, "web")
+		if s := after.Slots[id]; s.State != ledger.SlotAssigned || s.Run != runs[won] {
+			t.Fatalf("round %d: slot is %+v, want assigned to %s", round, s, runs[won])
+		}
+		// An assigned slot is never claimed again, from a stale read either.
+		again := p.Slots[id]
+		again.State, again.Run = ledger.SlotAssigned, protocol.NewRunID(now)
+		if err := l.SetWarmSlot(ctx, "web", id, p, again); !errors.Is(err, ledger.ErrConditionFailed) {
+			t.Fatalf("round %d: a stale claim of an assigned slot: %v", round, err)
+		}
+		// Back to idle for the next round (as a new slot would be).
+		if err := l.SetWarmSlot(ctx, "web", id, after, idle); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, _ := l.GetWarm(ctx, "web")
+	if err := l.RemoveWarmSlot(ctx, "web", id, p); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := l.GetWarm(ctx, "web"); len(p.Slots) != 0 {
+		t.Fatalf("slot not removed: %+v", p.Slots)
+	}
+}
