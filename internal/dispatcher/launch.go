@@ -42,20 +42,14 @@ func (d *Dispatcher) taskInput(req *protocol.Request, p identity.Principal, cj c
 	if len(names) > 0 {
 		env = append(env, ecstypes.KeyValuePair{Name: aws.String(protocol.EnvRedact), Value: aws.String(strings.Join(names, ","))})
 	}
-	assign := ecstypes.AssignPublicIpDisabled
-	if d.set.AssignPublicIP {
-		assign = ecstypes.AssignPublicIpEnabled
-	}
 	return &ecs.RunTaskInput{
-		Cluster:        aws.String(d.set.Cluster),
-		TaskDefinition: aws.String(d.taskDefs[req.Job]),
-		LaunchType:     ecstypes.LaunchTypeFargate,
-		Count:          aws.Int32(1),
-		StartedBy:      aws.String(req.RunID),
-		ClientToken:    aws.String(req.RunID),
-		NetworkConfiguration: &ecstypes.NetworkConfiguration{AwsvpcConfiguration: &ecstypes.AwsVpcConfiguration{
-			Subnets: d.set.Subnets, SecurityGroups: d.set.SecurityGroups, AssignPublicIp: assign,
-		}},
+		Cluster:              aws.String(d.set.Cluster),
+		TaskDefinition:       aws.String(d.taskDefs[req.Job]),
+		LaunchType:           ecstypes.LaunchTypeFargate,
+		Count:                aws.Int32(1),
+		StartedBy:            aws.String(req.RunID),
+		ClientToken:          aws.String(req.RunID),
+		NetworkConfiguration: d.network(),
 		Overrides: &ecstypes.TaskOverride{ContainerOverrides: []ecstypes.ContainerOverride{{
 			Name: aws.String(config.ContainerName), Command: cj.argv, Environment: env,
 		}}},
@@ -65,6 +59,17 @@ func (d *Dispatcher) taskInput(req *protocol.Request, p identity.Principal, cj c
 			{Key: aws.String(protocol.TagRequester), Value: aws.String(principalTag(p))},
 		},
 	}
+}
+
+// network is the tasks' network configuration.
+func (d *Dispatcher) network() *ecstypes.NetworkConfiguration {
+	assign := ecstypes.AssignPublicIpDisabled
+	if d.set.AssignPublicIP {
+		assign = ecstypes.AssignPublicIpEnabled
+	}
+	return &ecstypes.NetworkConfiguration{AwsvpcConfiguration: &ecstypes.AwsVpcConfiguration{
+		Subnets: d.set.Subnets, SecurityGroups: d.set.SecurityGroups, AssignPublicIp: assign,
+	}}
 }
 
 // secretParamEnv gives every non-empty parameter declared secret to the
@@ -178,6 +183,10 @@ func (d *Dispatcher) launch(ctx context.Context, req *protocol.Request, p identi
 	if ok, err := d.admit(ctx, req, queueURL, a); !ok || err != nil {
 		return err // refused or queued (concurrency.go)
 	}
+	done, start, err := d.launchWarm(ctx, req, p, cj, queueURL, a) // warm.go
+	if done || err != nil {
+		return err
+	}
 	// The job's deadline counts from the request, not from this invocation,
 	// so that a retried launch sends RunTask exactly the same input as the
 	// first attempt (ECS may refuse a clientToken reused with other input).
@@ -193,19 +202,31 @@ func (d *Dispatcher) launch(ctx context.Context, req *protocol.Request, p identi
 		// and the retry looks for the task before anything else.
 		return err
 	}
-	return d.accept(ctx, req.RunID, req.Job, taskARN, queueURL, a)
+	return d.acceptWith(ctx, req.RunID, req.Job, taskARN, queueURL, a, start)
 }
 
 // accept records the task in the ledger, then writes accepted. The ledger
 // comes first so that a retry after a crash knows the task exists.
 func (d *Dispatcher) accept(ctx context.Context, runID, job, taskARN, queueURL string, a audit) error {
-	it, err := d.ledger.Start(ctx, runID, taskARN, queueURL) // after an ECS event recorded the task's end, that status stays
+	return d.acceptWith(ctx, runID, job, taskARN, queueURL, a, warmStart{})
+}
+
+// acceptWith is accept for a run whose start (warm or cold) is known.
+func (d *Dispatcher) acceptWith(ctx context.Context, runID, job, taskARN, queueURL string, a audit, w warmStart) error {
+	var it ledger.Item
+	var err error
+	if w.slot != "" {
+		it, err = d.ledger.StartWarm(ctx, runID, taskARN, queueURL, w.slot)
+	} else {
+		it, err = d.ledger.Start(ctx, runID, taskARN, queueURL) // after an ECS event recorded the task's end, that status stays
+	}
 	if err != nil {
 		return err
 	}
 	rec := d.record(protocol.TypeAccepted, protocol.SourceDispatcher, 1)
 	rec.Accepted = &protocol.Accepted{Job: job, TaskARN: taskARN, Account: d.set.AccountID,
-		AccountAlias: d.cfg.Broker.AccountAlias, Region: d.set.Region, RequestedBy: it.RequestedBy}
+		AccountAlias: d.cfg.Broker.AccountAlias, Region: d.set.Region, RequestedBy: it.RequestedBy,
+		Start: w.start, Warm: w.size, WarmBusy: w.busy}
 	if it.Approval == ledger.ApprovalApproved {
 		rec.Accepted.ApprovedBy = it.ApprovalBy // approval.go
 	}

@@ -19,8 +19,12 @@ type Settings struct {
 	SecurityGroups  []string
 	AssignPublicIP  bool
 	ExtraPrincipals []string // further trusted principals (the stack's own trigger role)
-	AccountID       string   // the target account; looked up with STS when empty
-	Region          string
+	// DispatcherRole is the dispatcher role's ARN: the only principal a
+	// warm runner's inbox lets write to it (inbox.go). Empty: the broker's
+	// own roles.
+	DispatcherRole string
+	AccountID      string // the target account; looked up with STS when empty
+	Region         string
 	// TaskDefinitions pins each job to the task definition revision it runs:
 	// a revision ARN, "<family>:<revision>", or a bare revision number of the
 	// job's family (what protocol.EnvTaskRevisions carries). A job without
@@ -63,6 +67,7 @@ func SettingsFromEnv(getenv func(string) string) (Settings, error) {
 		AccountID:       getenv(protocol.EnvAccountID),
 		Region:          getenv("AWS_REGION"),
 		STSEndpoint:     getenv(protocol.EnvSTSEndpoint),
+		DispatcherRole:  getenv(protocol.EnvDispatcherRole),
 	}
 	revs, err := parseTaskRevisions(getenv(protocol.EnvTaskRevisions))
 	if err != nil {

@@ -15,7 +15,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/deploy-broker/deploy-broker/internal/brokerview"
-	"github.com/deploy-broker/deploy-broker/internal/config"
 	"github.com/deploy-broker/deploy-broker/internal/identity"
 	"github.com/deploy-broker/deploy-broker/internal/ledger"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
@@ -73,8 +72,7 @@ func (a queueAccess) policy(d *Dispatcher, queueARN string) (string, error) {
 		QueueARN:       queueARN,
 		Requester:      a.p,
 		SessionPattern: a.pattern,
-		BrokerRoles: "arn:" + partition(d.set.Cluster, d.set.Region) + ":iam::" + d.set.AccountID +
-			":role" + config.RolePath(d.cfg.Broker.Name) + "*",
+		BrokerRoles:    d.brokerRoles(),
 	})
 }
 

@@ -51,6 +51,14 @@ func (d *Dispatcher) Sweep(ctx context.Context) error {
 	if err := d.reconcileSlots(ctx); err != nil {
 		retry = append(retry, err)
 	}
+	held, err := d.ReconcileWarm(ctx) // warmsweep.go
+	if err != nil {
+		d.log.Warn("sweep could not reconcile warm runners", "error", oneLine(err.Error()))
+		held = nil // not every slot is known: no inbox is deleted this pass
+		if transient(err) {
+			retry = append(retry, err)
+		}
+	}
 	for {
 		out, err := d.sqs.ListQueues(ctx, &sqs.ListQueuesInput{QueueNamePrefix: aws.String(prefix), NextToken: token, MaxResults: aws.Int32(1000)})
 		if err != nil {
@@ -60,6 +68,12 @@ func (d *Dispatcher) Sweep(ctx context.Context) error {
 		for _, url := range out.QueueUrls {
 			name := url[strings.LastIndex(url, "/")+1:]
 			runID := strings.TrimSuffix(strings.TrimPrefix(name, prefix), ".fifo")
+			if slot := strings.TrimPrefix(name, prefix); protocol.ValidWarmSlotID(slot) {
+				if del, err := d.sweepInbox(ctx, url, slot, held, now); err != nil || del {
+					d.log.Info("sweep: inbox of no warm runner", "queue_url", url, "deleted", del, "error", err)
+				}
+				continue
+			}
 			if protocol.ValidateRunID(runID) != nil || !strings.HasSuffix(name, ".fifo") {
 				continue // not a run queue of this broker
 			}

@@ -183,13 +183,17 @@ func (d *Dispatcher) stopTask(ctx context.Context, runID, taskARN, reason, by st
 // cluster started by the run; found says it found any, running or already
 // stopped. believed is the task the caller thinks is the run's, for the log.
 func (d *Dispatcher) stopRunTasks(ctx context.Context, runID, believed, reason string) (found bool, err error) {
-	running, err := d.listTasks(ctx, runID, ecstypes.DesiredStatusRunning)
+	by, err := d.taskStarter(ctx, runID) // warmevent.go
+	if err != nil {
+		return false, err
+	}
+	running, err := d.listTasks(ctx, by, ecstypes.DesiredStatusRunning)
 	if err != nil {
 		return false, err
 	}
 	if len(running) == 0 {
 		// Stopping or stopped already (the job exited): nothing to stop.
-		stopped, err := d.listTasks(ctx, runID, ecstypes.DesiredStatusStopped)
+		stopped, err := d.listTasks(ctx, by, ecstypes.DesiredStatusStopped)
 		return len(stopped) > 0, err
 	}
 	for _, arn := range running {

@@ -48,6 +48,14 @@ func (d *Dispatcher) handleTaskEvent(ctx context.Context, ev events.CloudWatchEv
 		d.log.Warn("ignoring ECS event with malformed detail", "error", err.Error())
 		return nil
 	}
+	if sameCluster(t.ClusterArn, d.set.Cluster) && protocol.ValidWarmSlotID(t.StartedBy) {
+		return d.handleSlotEvent(ctx, t) // warmevent.go
+	}
+	return d.runTaskEvent(ctx, t)
+}
+
+// runTaskEvent handles an event of a run's task (t.StartedBy the run id).
+func (d *Dispatcher) runTaskEvent(ctx context.Context, t taskDetail) error {
 	if !sameCluster(t.ClusterArn, d.set.Cluster) || protocol.ValidateRunID(t.StartedBy) != nil {
 		d.log.Debug("ignoring ECS event of another cluster or not started by the broker", "cluster", t.ClusterArn, "started_by", t.StartedBy)
 		return nil

@@ -19,8 +19,11 @@ import (
 // (compare-and-set on that map entry), so two invocations never both move
 // a slot: in particular an idle slot is assigned to one run only.
 const (
-	WarmKeyPrefix  = "warm#"
-	AttrWarmSlots  = "warm_slots"
+	WarmKeyPrefix = "warm#"
+	AttrWarmSlots = "warm_slots"
+	// AttrWarmJobs, on the item whose key is WarmKeyPrefix alone, is the
+	// set of jobs that have had warm runners.
+	AttrWarmJobs   = "warm_jobs"
 	warmItemStatus = "warm" // the status attribute of a warm pool item (not a run status)
 	// AttrWarmSlot, on a run's item, is the slot the run was assigned to.
 	AttrWarmSlot = "warm_slot"
@@ -37,6 +40,7 @@ const (
 type WarmSlot struct {
 	State   string    `json:"state"`
 	Inbox   string    `json:"inbox"`          // the slot's inbox queue URL
+	TaskDef string    `json:"task_def"`       // the task definition revision it was started with
 	TaskARN string    `json:"task,omitempty"` // known once RunTask answered or ECS reported it
 	Run     string    `json:"run,omitempty"`  // the run it was assigned to
 	Since   time.Time `json:"since"`          // when it entered State
@@ -100,6 +104,18 @@ func (l *Store) AddWarmSlot(ctx context.Context, job, id string, slot WarmSlot) 
 	})
 	if err != nil {
 		return fmt.Errorf("creating the warm runners of %s in the ledger: %w", job, err)
+	}
+	// The index of jobs with warm runners, which the sweep reads to stop
+	// those of a job no longer in the catalogue (the dispatcher never scans).
+	_, err = l.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(l.table),
+		Key:                       map[string]types.AttributeValue{AttrRunID: s(WarmKeyPrefix)},
+		UpdateExpression:          aws.String("ADD #jobs :job SET #status = :status"),
+		ExpressionAttributeNames:  map[string]string{"#jobs": AttrWarmJobs, "#status": AttrStatus},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":job": &types.AttributeValueMemberSS{Value: []string{job}}, ":status": s(warmItemStatus)},
+	})
+	if err != nil {
+		return fmt.Errorf("indexing the warm runners of %s in the ledger: %w", job, err)
 	}
 	_, err = l.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(l.table),
@@ -173,4 +189,20 @@ func (l *Store) casWarm(ctx context.Context, job, id string, p WarmPool, next *W
 // assigned to.
 func (l *Store) StartWarm(ctx context.Context, runID, taskARN, queueURL, slot string) (Item, error) {
 	return l.start(ctx, runID, map[string]string{AttrTaskARN: taskARN, AttrQueueURL: queueURL, AttrWarmSlot: slot})
+}
+
+// WarmJobs is every job that has had warm runners (the index AddWarmSlot
+// keeps), whether or not the catalogue still names it.
+func (l *Store) WarmJobs(ctx context.Context) ([]string, error) {
+	out, err := l.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(l.table), ConsistentRead: aws.Bool(true),
+		Key: map[string]types.AttributeValue{AttrRunID: s(WarmKeyPrefix)},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the jobs with warm runners from the ledger: %w", err)
+	}
+	if ss, ok := out.Item[AttrWarmJobs].(*types.AttributeValueMemberSS); ok {
+		return ss.Value, nil
+	}
+	return nil, nil
 }

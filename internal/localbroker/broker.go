@@ -228,6 +228,15 @@ func (b *Broker) start(ctx context.Context, o Options, cfg *config.Config, log *
 	b.wg.Add(2)
 	go func() { defer b.wg.Done(); loop.run(runCtx) }()
 	go func() { defer b.wg.Done(); b.agent.run(runCtx) }()
+	// The warm runners the catalogue asks for, as the stack's first sweep
+	// starts them in AWS.
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		if _, err := d.ReconcileWarm(runCtx); err != nil && runCtx.Err() == nil {
+			log.Warn("starting warm runners failed; the sweep tries again", "error", err.Error())
+		}
+	}()
 	sweep := o.SweepInterval
 	if sweep == 0 {
 		sweep = time.Minute

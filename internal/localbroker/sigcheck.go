@@ -46,6 +46,8 @@ type keyring struct {
 	// viewTable is the broker's view table, whose run pointers say which
 	// queue a trigger reads (issue 26).
 	viewTable string
+	// broker names the inboxes (protocol.InboxName).
+	broker string
 }
 
 // endpointKey is one access key the endpoint accepts.
@@ -53,6 +55,9 @@ type endpointKey struct {
 	secret, token string
 	// job: a job's deployment session, or one assumed from it.
 	job bool
+	// runner: a runner's task role (the only keys that may read a warm
+	// runner's inbox, inboxmirror.go).
+	runner bool
 }
 
 func newKeyring(account, broker string) *keyring {
@@ -87,6 +92,10 @@ func (k *keyring) guard(next http.Handler) http.Handler {
 		}
 		svc := signedService(r.Header.Get("Authorization"))
 		op, params := operation(r, body)
+		if sid := k.inboxDenied(key, svc, op, params); sid != "" { // inboxmirror.go
+			awsError(w, r, http.StatusForbidden, "AccessDenied", fmt.Sprintf("sqs:%s on a warm runner's inbox: explicit deny in %s (local mode mirrors it; moto evaluates no IAM)", op, sid))
+			return
+		}
 		if sid := k.jobRunQueueDenied(key, svc, op, params); sid != "" {
 			awsError(w, r, http.StatusForbidden, "AccessDenied", fmt.Sprintf("a job's deployment session may not call sqs:%s on a run queue: explicit deny in %s (local mode mirrors it; moto evaluates no IAM)", op, sid))
 			return
@@ -308,9 +317,10 @@ func clipKey(id string) string {
 // deploy-trigger's Identity; sessions assumed through it are learnt.
 func (b *Broker) endpointKeys(cfg *config.Config) *keyring {
 	k := newKeyring(b.Resources.AccountID, cfg.Broker.Name)
+	k.broker = cfg.Broker.Name
 	k.add(aws.Credentials{AccessKeyID: dispatcherKey, SecretAccessKey: componentSecret}, false)
 	for i := range cfg.JobNames() {
-		k.add(aws.Credentials{AccessKeyID: taskKey(i), SecretAccessKey: componentSecret}, false)
+		k.keys[taskKey(i)] = endpointKey{secret: componentSecret, runner: true} // a runner's task role
 	}
 	if b.Identity != nil {
 		k.add(b.Identity.Creds, false)

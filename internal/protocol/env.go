@@ -38,6 +38,9 @@ const (
 	// and tests. Unset in AWS: the regional endpoint of the dispatcher's own
 	// partition and region is the only one accepted.
 	EnvSTSEndpoint = "DEPLOY_BROKER_STS_ENDPOINT"
+	// EnvDispatcherRole is the dispatcher role's ARN (with its path): the
+	// only principal a warm runner's inbox lets write to it.
+	EnvDispatcherRole = "DEPLOY_BROKER_DISPATCHER_ROLE_ARN"
 )
 
 // QueueName is the name of a run's feedback queue: "<prefix>-<run id>.fifo".

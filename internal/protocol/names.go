@@ -10,8 +10,10 @@ package protocol
 // Task tags the dispatcher puts on every run task. The stack conditions the
 // job roles' permissions on TagJob.
 const (
-	TagRunID     = "deploy-broker:run-id"
-	TagJob       = "deploy-broker:job"
+	TagRunID = "deploy-broker:run-id"
+	TagJob   = "deploy-broker:job"
+	// TagWarmSlot names the warm slot of a slot's task and inbox (warm.go).
+	TagWarmSlot  = "deploy-broker:warm-slot"
 	TagRequester = "deploy-broker:requester"
 	// TagRequesterPrincipal (run queues only) is the requester as
 	// aws:PrincipalArn names it when its role has no path: the stack's

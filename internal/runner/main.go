@@ -49,6 +49,13 @@ func Main(ctx context.Context, args, environ []string, stdout, stderr io.Writer,
 		log.Warn("the runner is PID 1 without an init: orphaned processes of the job are not reaped; " +
 			"set initProcessEnabled in the task definition (the stack does) or use docker run --init")
 	}
+	if warmMode(environ) {
+		var code int
+		var ok bool
+		if args, environ, code, ok = warmRun(ctx, environ, log); !ok { // warm.go
+			return code
+		}
+	}
 	cfg, err := ParseConfig(args, environ)
 	if err != nil {
 		log.Error("cannot run the job", "err", err.Error())

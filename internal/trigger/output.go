@@ -138,6 +138,9 @@ func describeRecord(r protocol.Record) string {
 		if a.ApprovedBy != "" {
 			s += "; approved by " + a.ApprovedBy + " (verified)"
 		}
+		if a.Start == protocol.StartWarm {
+			s += "; on a warm runner"
+		}
 		return s
 	case protocol.TypeTask:
 		t := r.Task

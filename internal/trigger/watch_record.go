@@ -36,6 +36,9 @@ func (w *watch) onRecord(ctx context.Context, r protocol.Record) error {
 		if w.cfg.AccountAlias != "" && r.Accepted.AccountAlias != "" && r.Accepted.AccountAlias != w.cfg.AccountAlias {
 			w.out.notice(fmt.Sprintf("warning: account %s calls itself %q, not %q as the environment says", r.Accepted.Account, r.Accepted.AccountAlias, w.cfg.AccountAlias))
 		}
+		if a := r.Accepted; a.Start == protocol.StartCold && a.Warm > 0 {
+			w.out.notice(fmt.Sprintf("no warm runner of %s was free (%d busy): started a new task, expect a cold start", a.Job, a.WarmBusy))
+		}
 		if w.recancel {
 			w.recancel = false
 			w.cancel(ctx, "")
