@@ -62,7 +62,7 @@ type endpointKey struct {
 
 func newKeyring(account, broker string) *keyring {
 	return &keyring{keys: map[string]endpointKey{},
-		jobRole: "arn:aws:iam::" + account + ":role" + DeploymentRolePath, runQueue: broker + "-", viewTable: brokerview.TableName(broker)}
+		jobRole: "arn:aws:iam::" + account + ":role" + DeploymentRolePath, runQueue: broker + "-", viewTable: brokerview.TableName(broker), broker: broker}
 }
 
 func (k *keyring) add(c aws.Credentials, job bool) {
@@ -317,7 +317,6 @@ func clipKey(id string) string {
 // deploy-trigger's Identity; sessions assumed through it are learnt.
 func (b *Broker) endpointKeys(cfg *config.Config) *keyring {
 	k := newKeyring(b.Resources.AccountID, cfg.Broker.Name)
-	k.broker = cfg.Broker.Name
 	k.add(aws.Credentials{AccessKeyID: dispatcherKey, SecretAccessKey: componentSecret}, false)
 	for i := range cfg.JobNames() {
 		k.keys[taskKey(i)] = endpointKey{secret: componentSecret, runner: true} // a runner's task role

@@ -1,0 +1,93 @@
+package trigger
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/deploy-broker/deploy-broker/internal/ledger"
+	"github.com/deploy-broker/deploy-broker/internal/localbroker"
+	"github.com/deploy-broker/deploy-broker/internal/testkit/testutil"
+)
+
+// warmPool reads the job's warm runners from the local broker's ledger.
+func warmPool(t *testing.T, b *localbroker.Broker, job string) ledger.WarmPool {
+	t.Helper()
+	cfg, err := b.Server.AWSConfig(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ledger.New(dynamodb.NewFromConfig(cfg), b.Resources.LedgerTable, time.Hour).GetWarm(context.Background(), job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// idleSlots are the ids of the job's idle warm runners.
+func idleSlots(t *testing.T, b *localbroker.Broker, job string) []string {
+	var ids []string
+	for id, s := range warmPool(t, b, job).Slots {
+		if s.State == ledger.SlotIdle {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// A warm run end to end in local mode, through the real deploy-trigger and
+// runner: the broker starts the catalogue's one warm runner of steps; the
+// run is given to it (the trigger says so), its output and exit code come
+// back as a cold run's do, the ledger records the run on the slot's task,
+// and the spent runner is replaced by a new idle one.
+func TestWarmRunEndToEnd(t *testing.T) {
+	bin := buildBinaries(t)
+	var log testutil.SyncBuffer
+	b, err := localbroker.Start(context.Background(), localbroker.Options{ConfigPath: "testdata/broker-warm.yaml",
+		RunnerPath: filepath.Join(bin, "deploy-runner"), Log: &log, SweepInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		b.Close()
+		if t.Failed() {
+			t.Logf("broker log (tail):\n%s", lastLines(log.String(), 60))
+		}
+	})
+	waitFor(t, func() bool { return len(idleSlots(t, b, "steps")) == 1 })
+	slot := idleSlots(t, b, "steps")[0]
+	task := warmPool(t, b, "steps").Slots[slot].TaskARN
+
+	cmd := triggerCmd(bin, b, "steps", "lines=4")
+	var out testutil.SyncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if code := exitCodeOf(t, waitExit(t, cmd, 60*time.Second, "after its warm run", &out)); code != 3 {
+		t.Fatalf("exit code %d, want the job's 3:\n%s", code, out.String())
+	}
+	for _, want := range []string{"accepted: task " + task, "; on a warm runner", "step 1 out", "step 4 err"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "expect a cold start") {
+		t.Errorf("a warm run says it starts cold:\n%s", out.String())
+	}
+	// The ledger: the run on the slot's task, and a replacement slot.
+	waitFor(t, func() bool {
+		ids := idleSlots(t, b, "steps")
+		_, spent := warmPool(t, b, "steps").Slots[slot]
+		return len(ids) == 1 && ids[0] != slot && !spent
+	})
+	for _, r := range b.Runs() {
+		if !strings.HasPrefix(r, "warm-") {
+			t.Errorf("the agent started a task for %s: a warm run starts none of its own", r)
+		}
+	}
+}
