@@ -32,6 +32,8 @@ type DispatcherProps struct {
 	// FunctionName is DispatcherFunctionName(broker): every job role is
 	// denied every Lambda action on it by name (NeverTouchTheDispatcher).
 	FunctionName string
+	// Broker is the broker's name (its warm runners' inboxes are named after it).
+	Broker string
 	// DeadLetterQueueName names the dead-letter queue.
 	DeadLetterQueueName string
 	Topic               awssns.ITopic
@@ -191,6 +193,20 @@ func NewDispatcher(scope constructs.Construct, id string, props *DispatcherProps
 		}),
 		lifecycleEventsStatement(),
 	}
+	warm := false
+	for _, j := range props.Jobs {
+		warm = warm || j.Warm() > 0
+	}
+	if warm {
+		statements = append(statements, awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid: jsii.String("ManageWarmInboxes"),
+			// A warm runner's inbox: created with its policy and job tag,
+			// the assignment sent, deleted when the runner is spent or
+			// ended (docs/DISPATCHER.md, "Warm runners").
+			Actions:   jsii.Strings("sqs:CreateQueue", "sqs:DeleteQueue", "sqs:SendMessage", "sqs:TagQueue"),
+			Resources: &[]*string{inboxArn(props.Broker)},
+		}))
+	}
 	// Per job: its own task role and the execution role, only to ECS tasks.
 	// (IAM cannot tie a PassRole to the RunTask it serves; the task
 	// definition revision, pinned above, names exactly these roles.)
@@ -247,6 +263,8 @@ func NewDispatcher(scope constructs.Construct, id string, props *DispatcherProps
 			protocol.EnvExtraPrincipals: joinList(props.ExtraPrincipals),
 			protocol.EnvAccountID:       awscdk.Aws_ACCOUNT_ID(),
 			protocol.EnvTaskRevisions:   taskRevisions(props.Jobs),
+			// The only principal a warm runner's inbox lets write to it.
+			protocol.EnvDispatcherRole: role.RoleArn(),
 		},
 	})
 	props.Topic.AddSubscription(awssnssubscriptions.NewLambdaSubscription(fn, &awssnssubscriptions.LambdaSubscriptionProps{

@@ -63,10 +63,13 @@ type Job interface {
 	// for the job (deployrole.go).
 	DeploymentRole() awsiam.IRole
 	TaskDefinition() awsecs.FargateTaskDefinition
+	// Warm is the job's warm runners (catalogue warm: N).
+	Warm() int
 }
 
 type job struct {
 	constructs.Construct
+	warm         int
 	name, family string
 	role         awsiam.Role
 	deployment   awsiam.Role
@@ -109,6 +112,21 @@ func NewJob(scope constructs.Construct, id string, props *JobProps) Job {
 		}}),
 		"broker-guard": jobGuard(props, false),
 	}
+	if j.Warm > 0 {
+		// A warm runner takes its one assignment from its inbox: only the
+		// inboxes of this job's warm runners (the dispatcher tags each
+		// with its job at CreateQueue, as run queues).
+		inline["warm-inbox"] = awsiam.NewPolicyDocument(&awsiam.PolicyDocumentProps{Statements: &[]awsiam.PolicyStatement{
+			awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+				Sid:       jsii.String("TakeAssignmentFromOwnInbox"),
+				Actions:   jsii.Strings("sqs:ReceiveMessage", "sqs:DeleteMessage"),
+				Resources: &[]*string{inboxArn(props.Broker)},
+				Conditions: &map[string]interface{}{
+					"StringEquals": map[string]interface{}{"aws:ResourceTag/" + protocol.TagJob: props.Name},
+				},
+			}),
+		}})
+	}
 	// The task role is the runner's (issue 22): run feedback, and assuming
 	// the job's deployment role, which holds the job's permissions.
 	role := awsiam.NewRole(this, jsii.String("TaskRole"), &awsiam.RoleProps{
@@ -123,13 +141,22 @@ func NewJob(scope constructs.Construct, id string, props *JobProps) Job {
 		// StringEquals never matches: only there, and only by this
 		// CloudFormation condition, the job may send to the broker's run
 		// queues by name pattern (any run of any job of this broker).
+		noAbac := []awsiam.PolicyStatement{awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String("SendFeedbackToRunQueuesWithoutAbac"),
+			Actions:   jsii.Strings("sqs:SendMessage"),
+			Resources: &[]*string{props.RunQueueArn},
+		})}
+		if j.Warm > 0 {
+			// Likewise any inbox of this broker, there only.
+			noAbac = append(noAbac, awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+				Sid:       jsii.String("TakeAssignmentWithoutAbac"),
+				Actions:   jsii.Strings("sqs:ReceiveMessage", "sqs:DeleteMessage"),
+				Resources: &[]*string{inboxArn(props.Broker)},
+			}))
+		}
 		fallback := awsiam.NewPolicy(this, jsii.String("RunQueuesWithoutAbac"), &awsiam.PolicyProps{
-			Roles: &[]awsiam.IRole{role},
-			Statements: &[]awsiam.PolicyStatement{awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-				Sid:       jsii.String("SendFeedbackToRunQueuesWithoutAbac"),
-				Actions:   jsii.Strings("sqs:SendMessage"),
-				Resources: &[]*string{props.RunQueueArn},
-			})},
+			Roles:      &[]awsiam.IRole{role},
+			Statements: &noAbac,
 		})
 		fallback.Node().DefaultChild().(awsiam.CfnPolicy).CfnOptions().SetCondition(props.SqsAbacUnavailable)
 	}
@@ -216,7 +243,7 @@ func NewJob(scope constructs.Construct, id string, props *JobProps) Job {
 		cfn := taskDef.Node().DefaultChild().(awsecs.CfnTaskDefinition)
 		cfn.AddPropertyOverride(jsii.String("ContainerDefinitions.0.Secrets"), secrets)
 	}
-	return &job{Construct: this, name: props.Name, family: props.Family, role: role, deployment: deployment, taskDef: taskDef}
+	return &job{Construct: this, warm: j.Warm, name: props.Name, family: props.Family, role: role, deployment: deployment, taskDef: taskDef}
 }
 
 // RunnerDroppedCapabilities are Docker's default capabilities the runner
@@ -232,6 +259,7 @@ func (j *job) Family() string                               { return j.family }
 func (j *job) TaskRole() awsiam.IRole                       { return j.role }
 func (j *job) DeploymentRole() awsiam.IRole                 { return j.deployment }
 func (j *job) TaskDefinition() awsecs.FargateTaskDefinition { return j.taskDef }
+func (j *job) Warm() int                                    { return j.warm }
 
 // SqsAbacUnavailableRegions are the regions where SQS has no
 // attribute-based access control (see docs/INFRA.md).

@@ -71,8 +71,17 @@ func jobGuard(props *JobProps, deployment bool) awsiam.PolicyDocument {
 		deny("NeverForgeLifecycleEvents", []string{"events:PutEvents"}, []*string{jsii.String("*")},
 			map[string]interface{}{"ForAnyValue:StringEquals": map[string]interface{}{"events:source": protocol.EventSource}}),
 	}
+	inboxes := inboxArn(props.Broker)
 	if deployment {
-		statements = append(statements, deny("NeverWriteToRunQueues", []string{"sqs:SendMessage"}, []*string{props.RunQueueArn}, nil))
+		statements = append(statements, deny("NeverWriteToRunQueues", []string{"sqs:SendMessage"}, []*string{props.RunQueueArn}, nil),
+			// A warm runner's inbox carries its assignment (the run's
+			// secret parameters): a job never reads, writes or even finds
+			// one (issue 26).
+			deny("NeverTouchWarmInboxes", []string{"sqs:*"}, []*string{inboxes}, nil))
+	} else {
+		// The runner only takes its assignment: only the dispatcher writes
+		// an inbox (its policy denies everyone else too).
+		statements = append(statements, deny("NeverWriteWarmInboxes", JobDeniedInboxActions, []*string{inboxes}, nil))
 	}
 	return awsiam.NewPolicyDocument(&awsiam.PolicyDocumentProps{Statements: &statements})
 }
@@ -84,6 +93,17 @@ var JobDeniedTaskDefinitionActions = []string{"ecs:RegisterTaskDefinition"}
 // JobDeniedRunActions are denied to every job role on the broker's task
 // definition families: only the dispatcher runs them.
 var JobDeniedRunActions = []string{"ecs:RunTask", "ecs:StartTask"}
+
+// JobDeniedInboxActions are denied to every runner (task role) on the
+// warm runners' inboxes: everything but taking an assignment.
+var JobDeniedInboxActions = []string{
+	"sqs:AddPermission", "sqs:DeleteQueue", "sqs:PurgeQueue", "sqs:RemovePermission", "sqs:SendMessage",
+	"sqs:SetQueueAttributes", "sqs:TagQueue", "sqs:UntagQueue",
+}
+
+// inboxArn is the ARN pattern of the broker's warm runners' inboxes
+// ("<broker>-warm-*", never a run queue's name: see protocol.InboxName).
+func inboxArn(broker string) *string { return arn("sqs", protocol.InboxNamePattern(broker)) }
 
 // JobDeniedRunQueueActions are denied to every job role on the run queues:
 // it may only send to its own (SendFeedbackToOwnRunQueues). CreateQueue

@@ -144,6 +144,7 @@ func NewStack(scope constructs.Construct, id string, props *StackProps) (_ *Stac
 	s.Dispatcher = NewDispatcher(s.Stack, "Dispatcher", &DispatcherProps{
 		Code:                code,
 		FunctionName:        DispatcherFunctionName(name),
+		Broker:              name,
 		DeadLetterQueueName: naming.DeadLetterQueueName(name),
 		Topic:               s.Topic.Topic(),
 		Ledger:              s.Ledger.Table(),
