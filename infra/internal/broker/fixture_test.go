@@ -91,6 +91,22 @@ func otherStack(t *testing.T) *fixture {
 	return otherFix
 }
 
+var (
+	warmOnce    sync.Once
+	warmFixture *fixture
+)
+
+// warmStack is testdata/warm.yaml (a job with warm runners and one
+// without), with a placeholder dispatcher.
+func warmStack(t *testing.T) *fixture {
+	t.Helper()
+	warmOnce.Do(func() { warmFixture = synth(repoRoot(t), "testdata/warm.yaml", placeholderBuild) })
+	if warmFixture.err != nil {
+		t.Fatalf("synthesizing testdata/warm.yaml: %v", warmFixture.err)
+	}
+	return warmFixture
+}
+
 // placeholderBuild stands in for `go build` where the binary does not matter.
 func placeholderBuild(_, outDir string) error {
 	return os.WriteFile(filepath.Join(outDir, "bootstrap"), []byte("#!/bin/sh\n"), 0o755)

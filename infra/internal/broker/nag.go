@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
 	"strings"
 
 	"github.com/aws/constructs-go/constructs/v10"
@@ -62,6 +63,20 @@ func (s *Stack) addNagSuppressions(cfg *config.Config) {
 	if ecr {
 		suppress(s.Catalogue.ExecutionRole(), iam5, "ecr:GetAuthorizationToken has no resource-level permissions; image layers are pulled only from the jobs' own repositories",
 			"Resource::*")
+	}
+
+	inboxes := "Resource::" + nagArn("sqs", protocol.InboxNamePattern(name))
+	warm := false
+	for _, j := range s.Catalogue.Jobs() {
+		if j.Warm() > 0 {
+			warm = true
+			suppress(j.TaskRole(), iam5, "A warm runner's inbox is named after its slot id, made by the dispatcher when it starts the runner: the runner may only receive and delete messages, and only on inboxes tagged with its own job (aws:ResourceTag condition); each inbox's policy denies every principal outside the broker's roles",
+				inboxes)
+		}
+	}
+	if warm {
+		suppress(d, iam5, "Warm runners' inboxes are named after slot ids the dispatcher makes when it starts a runner (<broker>-warm-<ULID>, a pattern no run queue matches); the dispatcher creates, writes to and deletes them, and each inbox's policy lets no one else write",
+			inboxes)
 	}
 
 	for _, j := range s.Catalogue.Jobs() {

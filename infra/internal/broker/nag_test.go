@@ -12,7 +12,7 @@ import (
 )
 
 func TestCdkNagAwsSolutionsHasNoUnsuppressedErrors(t *testing.T) {
-	for name, f := range map[string]*fixture{"broker.yaml": mainStack(t), "existing-network.yaml": otherStack(t)} {
+	for name, f := range map[string]*fixture{"broker.yaml": mainStack(t), "existing-network.yaml": otherStack(t), "warm.yaml": warmStack(t)} {
 		t.Run(name, func(t *testing.T) {
 			// GIVEN the stack synthesized with the AwsSolutions pack
 			annotations := assertions.Annotations_FromStack(f.app.Stack.Stack)
@@ -62,7 +62,7 @@ func TestCfnLintFindsNoErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal("cfn-lint is not on PATH: pip install cfn-lint")
 	}
-	for name, f := range map[string]*fixture{"broker.yaml": mainStack(t), "existing-network.yaml": otherStack(t)} {
+	for name, f := range map[string]*fixture{"broker.yaml": mainStack(t), "existing-network.yaml": otherStack(t), "warm.yaml": warmStack(t)} {
 		t.Run(name, func(t *testing.T) {
 			// GIVEN the synthesized template in a file
 			path := filepath.Join(t.TempDir(), "template.json")

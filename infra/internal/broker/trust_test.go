@@ -325,12 +325,16 @@ func TestEachJobRoleHasOnlyItsOwnPermissions(t *testing.T) {
 				{Sid: "NeverForgeLifecycleEvents", Effect: "Deny", Actions: []string{"events:PutEvents"}, Resources: []string{"*"},
 					Condition: map[string]interface{}{"ForAnyValue:StringEquals": map[string]interface{}{"events:source": protocol.EventSource}}},
 			}
-			want := append([]grant{sendOwn, assume}, guard...)
+			taskGuard := append(slices.Clone(guard), grant{Sid: "NeverWriteWarmInboxes", Effect: "Deny", Actions: JobDeniedInboxActions,
+				Resources: []string{stackArn("sqs", "test-broker-warm-*")}})
+			want := append([]grant{sendOwn, assume}, taskGuard...)
 			// AND the deployment role holds the job's configured statements,
 			// as written, the same Denies, and may not write to any run
 			// queue: only the runner writes a run's feedback
 			deployment := append(slices.Clone(guard), grant{Sid: "NeverWriteToRunQueues", Effect: "Deny", Actions: []string{"sqs:SendMessage"},
-				Resources: []string{runQueueArn("test-broker")}})
+				Resources: []string{runQueueArn("test-broker")}},
+				// Issue 26: nor any warm runner's inbox, in any way
+				grant{Sid: "NeverTouchWarmInboxes", Effect: "Deny", Actions: []string{"sqs:*"}, Resources: []string{stackArn("sqs", "test-broker-warm-*")}})
 			for _, st := range cfg.Jobs[j.Name()].Policy {
 				deployment = append(deployment, grant{Sid: st.Sid, Effect: st.Effect, Actions: st.Actions, Resources: st.Resources, Condition: conditionOf(st)})
 			}

@@ -33,6 +33,8 @@ var allowedWildcardActions = []wildcardAction{
 	{"kms:ReEncrypt*", "the same", runLogKeyStatement},
 	{"kms:GenerateDataKey*", "the same", runLogKeyStatement},
 	{"kms:Describe*", "the same", runLogKeyStatement},
+	{"sqs:*", "a Deny on every job's deployment role: no job reads, writes or finds a warm runner's inbox",
+		func(s statement) bool { return s.Effect == "Deny" && s.Sid == "NeverTouchWarmInboxes" }},
 	{"dynamodb:*", "a Deny on every job role: no job touches the run ledger in any way",
 		func(s statement) bool { return s.Effect == "Deny" && s.Sid == "NeverTouchTheRunLedger" }},
 	// Issue 22: the rest of the job roles' broker guard (jobguard.go).
@@ -82,6 +84,21 @@ func clusterConditioned(s statement) bool {
 }
 
 var allowedWildcardResources = []wildcardResource{
+	{"warm runners' inboxes are named after slot ids the dispatcher makes (<broker>-warm-<ULID>): the dispatcher manages them, a runner takes from its own job's only (tag condition; by name only under SqsAbacUnavailable)", func(s statement, r string) bool {
+		if !strings.HasSuffix(r, "-warm-*") || !strings.Contains(r, ":sqs:") {
+			return false
+		}
+		switch s.Sid {
+		case "ManageWarmInboxes":
+			return actionsAre(s, "sqs:CreateQueue", "sqs:DeleteQueue", "sqs:SendMessage", "sqs:TagQueue")
+		case "TakeAssignmentFromOwnInbox":
+			c, _ := s.Condition["StringEquals"].(map[string]interface{})
+			return actionsAre(s, "sqs:ReceiveMessage", "sqs:DeleteMessage") && c["aws:ResourceTag/deploy-broker:job"] != nil
+		case "TakeAssignmentWithoutAbac":
+			return actionsAre(s, "sqs:ReceiveMessage", "sqs:DeleteMessage") && s.CfnCondition == SqsAbacUnavailableCondition
+		}
+		return false
+	}},
 	{"in a key policy \"*\" means this key", func(s statement, r string) bool {
 		return s.ResourceType == "AWS::KMS::Key" && r == "*"
 	}},
@@ -137,7 +154,7 @@ func clusterOf(r string) string {
 
 func TestNoPolicyGrantsAWildcardAction(t *testing.T) {
 	// GIVEN every policy statement of both test stacks
-	for _, f := range []*fixture{mainStack(t), otherStack(t)} {
+	for _, f := range []*fixture{mainStack(t), otherStack(t), warmStack(t)} {
 		for _, s := range allStatements(f) {
 			// THEN no statement uses NotAction, nor "*"
 			if len(s.NotActions) > 0 {
@@ -169,7 +186,7 @@ func TestNoPolicyGrantsAWildcardAction(t *testing.T) {
 
 func TestEveryWildcardResourceIsJustified(t *testing.T) {
 	// GIVEN every policy statement of both test stacks
-	for _, f := range []*fixture{mainStack(t), otherStack(t)} {
+	for _, f := range []*fixture{mainStack(t), otherStack(t), warmStack(t)} {
 		declared := jobResources(f)
 		for _, s := range allStatements(f) {
 			if s.Doc == "trust" || s.ResourceType == "AWS::Lambda::Permission" {

@@ -62,6 +62,9 @@ func (p *Replay) requests(base Request, c localbroker.Call) ([]Request, error) {
 		var rp *Policy
 		if q := p.Queues[name]; q != nil && c.Operation != "CreateQueue" {
 			rp = &Policy{Name: "run-queue-policy", Doc: q.Policy}
+			if isInbox(name) {
+				rp.Name = "inbox-policy" // a warm runner's (dispatcher.InboxPolicy)
+			}
 			for k, v := range q.Tags {
 				ctx["aws:ResourceTag/"+k] = v
 			}

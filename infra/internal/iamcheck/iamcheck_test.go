@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/deploy-broker/deploy-broker/internal/ledger"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -136,6 +138,7 @@ func runScenario(t *testing.T, root string, sc scenario, list *List) Section {
 
 	rec := localbroker.NewRecorder()
 	b := e2etest.StartBroker(t, bins, sc.config, localbroker.Options{Recorder: rec, SweepInterval: -1})
+	waitWarm(t, b, cfg)
 	tr := e2etest.Trigger{Bins: bins}
 	for _, args := range sc.runs {
 		resFile := filepath.Join(t.TempDir(), "result.json")
@@ -243,5 +246,38 @@ func cancelRun(t *testing.T, b *localbroker.Broker, args []string, after string)
 	}
 	if !strings.Contains(stderr.String(), "cancelling run") {
 		t.Fatalf("%v: deploy-trigger did not cancel:\n%s", args, e2etest.Tail(stderr.String(), 20))
+	}
+}
+
+// waitWarm waits until every job with warm runners has them idle, so that
+// the runs take the warm path (assignment, inbox) and its calls are
+// evaluated.
+func waitWarm(t *testing.T, b *localbroker.Broker, cfg *config.Config) {
+	t.Helper()
+	awsCfg, err := b.Server.AWSConfig(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := ledger.New(dynamodb.NewFromConfig(awsCfg), b.Resources.LedgerTable, time.Hour)
+	for _, job := range cfg.JobNames() {
+		want := cfg.Jobs[job].Warm
+		for deadline := time.Now().Add(2 * time.Minute); want > 0; time.Sleep(50 * time.Millisecond) { // polling the ledger, not ordering
+			p, err := l.GetWarm(context.Background(), job)
+			if err != nil {
+				t.Fatal(err)
+			}
+			idle := 0
+			for _, s := range p.Slots {
+				if s.State == ledger.SlotIdle {
+					idle++
+				}
+			}
+			if idle >= want {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("job %s has %d idle warm runners after 2 minutes, want %d", job, idle, want)
+			}
+		}
 	}
 }

@@ -101,10 +101,15 @@ func (p *Replay) ForbiddenRequests(f Forbidden, cfg *config.Config, requester st
 	c := localbroker.Call{Service: service, Operation: op, Params: map[string]string{}, Status: 200, Result: map[string]string{}}
 	s := p.Stack
 	switch f.Resource {
-	case "run-queue":
+	case "run-queue", "inbox":
 		for _, name := range sortedKeys(p.Queues) {
-			c.Params["QueueUrl"] = "https://sqs." + Region + ".amazonaws.com/" + Account + "/" + name
-			break
+			if isInbox(name) == (f.Resource == "inbox") {
+				c.Params["QueueUrl"] = "https://sqs." + Region + ".amazonaws.com/" + Account + "/" + name
+				break
+			}
+		}
+		if c.Params["QueueUrl"] == "" && f.Resource == "inbox" {
+			return nil, "no warm runner's inbox was recorded (no job of this configuration has warm:)"
 		}
 		if c.Params["QueueUrl"] == "" {
 			return nil, "no run queue was recorded"

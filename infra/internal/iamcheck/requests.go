@@ -8,6 +8,7 @@ import (
 	"github.com/deploy-broker/deploy-broker/internal/dispatcher"
 	"github.com/deploy-broker/deploy-broker/internal/identity"
 	"github.com/deploy-broker/deploy-broker/internal/localbroker"
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
 // Request is one IAM authorization request to evaluate.
@@ -206,6 +207,13 @@ func (p *Replay) noteQueue(c localbroker.Call, requesterSession string) {
 	q := &RunQueue{ARN: queueARN(c.Params["QueueName"]), Tags: tags}
 	_ = json.Unmarshal([]byte(attrs["Policy"]), &q.Policy)
 	p.Queues[c.Params["QueueName"]] = q
+}
+
+// isInbox reports whether a queue is a warm runner's inbox
+// (protocol.InboxName), not a run queue.
+func isInbox(name string) bool {
+	_, slot, ok := strings.Cut(name, "-warm-")
+	return ok && protocol.ValidWarmSlotID("warm-"+slot)
 }
 
 func queueARN(name string) string { return fmt.Sprintf("arn:aws:sqs:%s:%s:%s", Region, Account, name) }
