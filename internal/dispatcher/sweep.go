@@ -185,6 +185,17 @@ func (d *Dispatcher) finishStale(ctx context.Context, url string, item ledger.It
 	}
 	arn := item.TaskARN // an ECS event may have named the task
 	if arn == "" {
+		// A run given to a warm runner whose launch stopped before the
+		// ledger recorded it (warm.go): the slot names the run.
+		if w, err := d.assignedSlot(ctx, item.Job, item.RunID); err != nil || w.slot != "" {
+			if err != nil {
+				return err
+			}
+			a.Reason = "finished an interrupted launch on warm runner " + w.slot + " (sweep)"
+			return d.acceptWith(ctx, item.RunID, item.Job, w.task, url, a, w.warmStart)
+		}
+	}
+	if arn == "" {
 		var err error
 		if arn, err = d.findTask(ctx, item.RunID, true); err != nil {
 			return err

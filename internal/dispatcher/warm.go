@@ -265,3 +265,26 @@ func (d *Dispatcher) dropSlot(ctx context.Context, job, id string) {
 		d.log.Warn("could not remove a warm runner; the sweep tries again", "job", job, "slot", id, "error", oneLine(err.Error()))
 	}
 }
+
+// assigned is a slot a run was given to.
+type assigned struct {
+	warmStart
+	task string
+}
+
+// assignedSlot is the warm slot the run was given to, if any (slot "").
+func (d *Dispatcher) assignedSlot(ctx context.Context, job, runID string) (assigned, error) {
+	if d.warmSize(job) == 0 {
+		return assigned{}, nil
+	}
+	pool, err := d.ledger.GetWarm(ctx, job)
+	if err != nil {
+		return assigned{}, err
+	}
+	for id, s := range pool.Slots {
+		if s.State == ledger.SlotAssigned && s.Run == runID && s.TaskARN != "" {
+			return assigned{warmStart{start: protocol.StartWarm, size: d.warmSize(job), slot: id}, s.TaskARN}, nil
+		}
+	}
+	return assigned{}, nil
+}

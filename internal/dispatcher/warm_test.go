@@ -228,3 +228,63 @@ func TestSweepStopsSlotsOfRemovedJob(t *testing.T) {
 		t.Fatal("the removed job's inbox still exists")
 	}
 }
+
+// The assignment's send fails (a dropped connection): Lambda's retry finds
+// the slot the run already holds and sends the assignment again; no second
+// slot is taken and no task of its own is started.
+func TestWarmAssignmentRetriedOnTheSameSlot(t *testing.T) {
+	e := newEnv(t, withSQSFailing("SendMessage", 1))
+	e.withWarm("website", 1)
+	id, slot := e.idleSlot("website")
+	r := e.request()
+	b := e.body(r)
+	if err := e.invoke(e.sns(b)); err == nil {
+		t.Fatal("a failed assignment send was not retried")
+	}
+	if got := e.pool("website").Slots[id]; got.State != ledger.SlotAssigned || got.Run != r.RunID {
+		t.Fatalf("slot after the failed send: %+v", got)
+	}
+	if err := e.invoke(e.sns(b)); err != nil {
+		t.Fatal(err)
+	}
+	if acc := e.only(r.RunID, protocol.TypeAccepted).Accepted; acc.Start != protocol.StartWarm || acc.TaskARN != slot.TaskARN {
+		t.Fatalf("accepted %+v", acc)
+	}
+	if ts := e.tasks(r.RunID); len(ts) != 0 {
+		t.Fatalf("the retry started tasks of its own: %v", ts)
+	}
+	if msgs := e.inboxMessages(slot.Inbox); len(msgs) != 1 {
+		t.Fatalf("inbox holds %d assignments, want 1", len(msgs))
+	}
+}
+
+// A launch that stopped after giving the run to a warm runner, before the
+// ledger recorded it, and that no retry finished: the sweep finds the slot
+// that names the run and accepts the run on its task (rather than refusing
+// a run a runner may be running).
+func TestSweepFinishesAnInterruptedWarmLaunch(t *testing.T) {
+	e := newEnv(t)
+	e.withWarm("website", 1)
+	id, slot := e.idleSlot("website")
+	r := e.request()
+	e.claim(r, e.clock.Now().Add(-time.Second))
+	l := ledger.New(e.db, e.res.LedgerTable, time.Hour)
+	p := e.pool("website")
+	next := slot
+	next.State, next.Run = ledger.SlotAssigned, r.RunID
+	if err := l.SetWarmSlot(context.Background(), "website", id, p, next); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.sqs.CreateQueue(context.Background(), &sqs.CreateQueueInput{QueueName: aws.String(protocol.QueueName(e.name, r.RunID)),
+		Attributes: map[string]string{"FifoQueue": "true"}}); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(e.cfg.Broker.MaxRequestAge.D() + e.cfg.Broker.ClockSkew.D() + time.Minute)
+	e.sweep()
+	if acc := e.only(r.RunID, protocol.TypeAccepted).Accepted; acc.Start != protocol.StartWarm || acc.TaskARN != slot.TaskARN {
+		t.Fatalf("accepted %+v", acc)
+	}
+	if it := e.item(r.RunID); it.Status != ledger.Accepted || it.WarmSlot != id {
+		t.Fatalf("ledger %+v", it)
+	}
+}
