@@ -51,6 +51,19 @@ func (d *Dispatcher) launchWarm(ctx context.Context, req *protocol.Request, p id
 	if n == 0 {
 		return false, warmStart{}, nil
 	}
+	// What a cold start would send, rendered first: a slot is taken only
+	// for a run that can be assigned.
+	asg, err := assignmentOf(d.taskInput(req, p, cj, queueURL, req.RequestedAt))
+	if err == nil {
+		asg.Slot = protocol.NewWarmSlotID(d.now()) // a slot id's length, for the check
+		_, err = protocol.EncodeAssignment(asg)
+	}
+	if err != nil {
+		// Never for a run the catalogue admits (RunTask's overrides are
+		// smaller still); such a run starts cold and RunTask judges it.
+		d.log.Warn("the run cannot be given to a warm runner", "run_id", req.RunID, "error", oneLine(err.Error()))
+		return false, warmStart{start: protocol.StartCold, size: n}, nil
+	}
 	pool, err := d.ledger.GetWarm(ctx, req.Job)
 	if err != nil {
 		return false, warmStart{}, err
@@ -59,10 +72,7 @@ func (d *Dispatcher) launchWarm(ctx context.Context, req *protocol.Request, p id
 	if err != nil || id == "" {
 		return false, warmStart{start: protocol.StartCold, size: n, busy: busy}, err
 	}
-	asg, err := assignmentOf(d.taskInput(req, p, cj, queueURL, req.RequestedAt), id)
-	if err != nil {
-		return false, warmStart{}, err
-	}
+	asg.Slot = id
 	body, err := protocol.EncodeAssignment(asg)
 	if err != nil {
 		return false, warmStart{}, err
@@ -116,8 +126,8 @@ func (d *Dispatcher) claimSlot(ctx context.Context, req *protocol.Request, pool 
 // assignmentOf is the assignment carrying what in, the RunTask input a cold
 // start of the run would send, gives the runner: one rendering of a run for
 // both kinds of start.
-func assignmentOf(in *ecs.RunTaskInput, slot string) (protocol.Assignment, error) {
-	a := protocol.Assignment{Slot: slot}
+func assignmentOf(in *ecs.RunTaskInput) (protocol.Assignment, error) {
+	var a protocol.Assignment
 	if in.Overrides == nil || len(in.Overrides.ContainerOverrides) != 1 {
 		return a, errors.New("the run's task input has no container override")
 	}

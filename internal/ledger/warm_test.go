@@ -11,9 +11,19 @@ import (
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
-// Two runs claim the same idle slot at once, each from the pool as it read
-// it: exactly one wins, through moto's evaluation of the condition on the
-// slot's map entry (DynamoDB's, on the real table).
+// Two runs claim the same idle slot, each from the pool as it read it
+// before either wrote (the interleaving that matters: both saw the slot
+// idle): exactly one wins, and the loser's claim fails its condition,
+// through moto's evaluation of the condition on the slot's map entry.
+//
+// What is proven, and how: the claims are made concurrently, but their
+// writes are let through one at a time (a lock around SetWarmSlot): moto
+// 5.2.1's DynamoDB checks a condition and writes the item without a lock
+// of its own, so two truly simultaneous conditional writes can both pass
+// there (see throttle_test.go in the dispatcher). DynamoDB applies a
+// conditional write atomically ("Condition expressions", DynamoDB
+// developer guide); this test proves the condition a claim writes under,
+// from a stale read, not DynamoDB's atomicity.
 func TestWarmSlotClaimedOnce(t *testing.T) {
 	l, _ := newStore(t)
 	ctx := context.Background()
@@ -37,6 +47,7 @@ func TestWarmSlotClaimedOnce(t *testing.T) {
 		runs := []string{protocol.NewRunID(now), protocol.NewRunID(now)}
 		errs := make([]error, len(runs))
 		var wg sync.WaitGroup
+		var one sync.Mutex // one write at a time in moto (see above)
 		start := make(chan struct{})
 		for i, run := range runs {
 			wg.Add(1)
@@ -45,6 +56,8 @@ func TestWarmSlotClaimedOnce(t *testing.T) {
 				<-start
 				next := p.Slots[id]
 				next.State, next.Run = ledger.SlotAssigned, run
+				one.Lock()
+				defer one.Unlock()
 				errs[i] = l.SetWarmSlot(ctx, "web", id, p, next)
 			}()
 		}

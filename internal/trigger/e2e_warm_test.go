@@ -2,6 +2,8 @@ package trigger
 
 import (
 	"context"
+	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -62,7 +64,8 @@ func TestWarmRunEndToEnd(t *testing.T) {
 	slot := idleSlots(t, b, "steps")[0]
 	task := warmPool(t, b, "steps").Slots[slot].TaskARN
 
-	cmd := triggerCmd(bin, b, "steps", "lines=4")
+	resFile := filepath.Join(t.TempDir(), "result.json")
+	cmd := triggerCmd(bin, b, "--result-file", resFile, "steps", "lines=4")
 	var out testutil.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -79,7 +82,29 @@ func TestWarmRunEndToEnd(t *testing.T) {
 	if strings.Contains(out.String(), "expect a cold start") {
 		t.Errorf("a warm run says it starts cold:\n%s", out.String())
 	}
-	// The ledger: the run on the slot's task, and a replacement slot.
+	// The ledger: the run on the slot's task, ended with the job's code
+	// and outputs (read from the run log by the task, as a cold run's),
+	// and a replacement slot.
+	var res struct {
+		RunID string `json:"run_id"`
+	}
+	raw, _ := os.ReadFile(resFile)
+	if err := json.Unmarshal(raw, &res); err != nil || res.RunID == "" {
+		t.Fatalf("no run id in the result file %s: %v", raw, err)
+	}
+	awsCfg, err := b.Server.AWSConfig(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := ledger.New(dynamodb.NewFromConfig(awsCfg), b.Resources.LedgerTable, time.Hour)
+	waitFor(t, func() bool {
+		it, ok, err := l.Get(context.Background(), res.RunID)
+		return err == nil && ok && it.Status == ledger.Stopped
+	})
+	it, _, _ := l.Get(context.Background(), res.RunID)
+	if it.WarmSlot != slot || it.TaskARN != task || it.ExitCode == nil || *it.ExitCode != 3 || it.Outputs["image"] != "app:4" {
+		t.Errorf("ledger: slot %q task %q exit %v outputs %v; want slot %s, task %s, exit 3, image=app:4", it.WarmSlot, it.TaskARN, it.ExitCode, it.Outputs, slot, task)
+	}
 	waitFor(t, func() bool {
 		ids := idleSlots(t, b, "steps")
 		_, spent := warmPool(t, b, "steps").Slots[slot]
