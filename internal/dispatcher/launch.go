@@ -216,7 +216,7 @@ func (d *Dispatcher) acceptWith(ctx context.Context, runID, job, taskARN, queueU
 	var it ledger.Item
 	var err error
 	if w.slot != "" {
-		it, err = d.ledger.StartWarm(ctx, runID, taskARN, queueURL, w.slot)
+		it, err = d.ledger.StartWarm(ctx, runID, taskARN, queueURL, w.slot, w.running)
 	} else {
 		it, err = d.ledger.Start(ctx, runID, taskARN, queueURL) // after an ECS event recorded the task's end, that status stays
 	}

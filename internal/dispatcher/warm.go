@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
@@ -33,7 +34,8 @@ import (
 type warmStart struct {
 	start      string // protocol.StartWarm, protocol.StartCold, "" for a job without warm runners
 	size, busy int
-	slot       string // the slot the run was assigned to
+	slot       string    // the slot the run was assigned to
+	running    time.Time // since when the slot's task was RUNNING
 }
 
 func (d *Dispatcher) warmSize(job string) int {
@@ -82,7 +84,7 @@ func (d *Dispatcher) launchWarm(ctx context.Context, req *protocol.Request, p id
 		return false, warmStart{}, fmt.Errorf("sending run %s to warm runner %s: %w", req.RunID, id, err)
 	}
 	a.Reason = "assigned to warm runner " + id
-	if err := d.acceptWith(ctx, req.RunID, req.Job, slot.TaskARN, queueURL, a, warmStart{start: protocol.StartWarm, size: n, busy: busy, slot: id}); err != nil {
+	if err := d.acceptWith(ctx, req.RunID, req.Job, slot.TaskARN, queueURL, a, warmStart{start: protocol.StartWarm, size: n, busy: busy, slot: id, running: slot.Running}); err != nil {
 		return true, warmStart{}, err
 	}
 	d.fillWarm(ctx, req.Job)
@@ -293,7 +295,7 @@ func (d *Dispatcher) assignedSlot(ctx context.Context, job, runID string) (assig
 	}
 	for id, s := range pool.Slots {
 		if s.State == ledger.SlotAssigned && s.Run == runID && s.TaskARN != "" {
-			return assigned{warmStart{start: protocol.StartWarm, size: d.warmSize(job), slot: id}, s.TaskARN}, nil
+			return assigned{warmStart{start: protocol.StartWarm, size: d.warmSize(job), slot: id, running: s.Running}, s.TaskARN}, nil
 		}
 	}
 	return assigned{}, nil

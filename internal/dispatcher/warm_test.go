@@ -119,8 +119,8 @@ func TestWarmRunAssignedToIdleSlot(t *testing.T) {
 	if a.RunID != r.RunID || a.Job != "website" || a.Slot != id || a.QueueURL != url || len(a.Argv) != 5 || a.Argv[3] != r.Params["version"] {
 		t.Fatalf("assignment %+v", a)
 	}
-	if it := e.item(r.RunID); it.TaskARN != slot.TaskARN || it.WarmSlot != id || it.Status != ledger.Accepted {
-		t.Fatalf("ledger %+v", it)
+	if it := e.item(r.RunID); it.TaskARN != slot.TaskARN || it.WarmSlot != id || it.Status != ledger.Accepted || !it.TaskStart.Started.Equal(slot.Running) || slot.Running.IsZero() {
+		t.Fatalf("ledger %+v (the slot's task started at %s)", it, slot.Running)
 	}
 	p := e.pool("website")
 	if got := p.Slots[id]; got.State != ledger.SlotAssigned || got.Run != r.RunID {

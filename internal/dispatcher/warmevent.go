@@ -58,6 +58,9 @@ func (d *Dispatcher) handleSlotEvent(ctx context.Context, t taskDetail) error {
 		case t.LastStatus == "RUNNING" && s.State == ledger.SlotStarting:
 			n := s
 			n.State, n.TaskARN, n.Since, n.Running = ledger.SlotIdle, t.TaskArn, d.now(), d.now()
+			if ts := t.taskStart(); !ts.Started.IsZero() {
+				n.Running = ts.Started // ECS's time (show's start breakdown)
+			}
 			next = &n
 		case s.TaskARN == "":
 			n := s

@@ -185,10 +185,15 @@ func (l *Store) casWarm(ctx context.Context, job, id string, p WarmPool, next *W
 	return nil
 }
 
-// StartWarm records a run's task as Start does, and the warm slot it was
-// assigned to.
-func (l *Store) StartWarm(ctx context.Context, runID, taskARN, queueURL, slot string) (Item, error) {
-	return l.start(ctx, runID, map[string]string{AttrTaskARN: taskARN, AttrQueueURL: queueURL, AttrWarmSlot: slot})
+// StartWarm records a run's task as Start does, the warm slot it was
+// assigned to, and when that slot's task had started (running; zero:
+// unknown), for show's start breakdown.
+func (l *Store) StartWarm(ctx context.Context, runID, taskARN, queueURL, slot string, running time.Time) (Item, error) {
+	set := map[string]string{AttrTaskARN: taskARN, AttrQueueURL: queueURL, AttrWarmSlot: slot}
+	if !running.IsZero() {
+		set[AttrTaskStartedAt] = Stamp(running)
+	}
+	return l.start(ctx, runID, set)
 }
 
 // WarmJobs is every job that has had warm runners (the index AddWarmSlot

@@ -105,6 +105,12 @@ func TestWarmRunEndToEnd(t *testing.T) {
 	if it.WarmSlot != slot || it.TaskARN != task || it.ExitCode == nil || *it.ExitCode != 3 || it.Outputs["image"] != "app:4" {
 		t.Errorf("ledger: slot %q task %q exit %v outputs %v; want slot %s, task %s, exit 3, image=app:4", it.WarmSlot, it.TaskARN, it.ExitCode, it.Outputs, slot, task)
 	}
+	// show says where the start went: the warm runner's own start.
+	show := triggerCmd(bin, b, "show", res.RunID)
+	shown, err := show.CombinedOutput()
+	if err != nil || !strings.Contains(string(shown), "warm runner started (the run was given to it)") {
+		t.Errorf("show %s (%v):\n%s", res.RunID, err, shown)
+	}
 	waitFor(t, func() bool {
 		ids := idleSlots(t, b, "steps")
 		_, spent := warmPool(t, b, "steps").Slots[slot]

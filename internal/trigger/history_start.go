@@ -29,20 +29,23 @@ type startStep struct {
 }
 
 // The steps of a start, in their order. A warm run (a run assigned to an
-// already running task) will add its own step: assigned to the warm
-// runner, with the time that runner's task had started.
+// already running task: the ledger names its slot) has instead of the
+// task's steps one of its own, the time that runner's task had started,
+// usually before the request.
 const (
-	startStepAccepted    = "accepted"     // the dispatcher wrote accepted to the run's queue
-	startStepCreated     = "task_created" // ECS created the task (RunTask)
-	startStepPullStarted = "pull_started" // the image pull began
-	startStepPullStopped = "pull_stopped" // the image pull ended
-	startStepStarted     = "task_started" // the task is RUNNING
+	startStepWarm        = "warm_runner_started" // the warm runner the run was given to was RUNNING
+	startStepAccepted    = "accepted"            // the dispatcher wrote accepted to the run's queue
+	startStepCreated     = "task_created"        // ECS created the task (RunTask)
+	startStepPullStarted = "pull_started"        // the image pull began
+	startStepPullStopped = "pull_stopped"        // the image pull ended
+	startStepStarted     = "task_started"        // the task is RUNNING
 )
 
 // startLabels are the steps' names in show's text output.
 var startLabels = map[string]string{
 	startStepAccepted: "accepted", startStepCreated: "task created", startStepPullStarted: "image pull started",
 	startStepPullStopped: "image pull stopped", startStepStarted: "task started",
+	startStepWarm: "warm runner started (the run was given to it)",
 }
 
 // startOf is a run's start breakdown; nil for a run whose task start the
@@ -69,10 +72,16 @@ func startOf(it ledger.Item) *startBreakdown {
 		step(startStepAccepted, it.NotifiedAt)
 	}
 	ts := it.TaskStart
-	step(startStepCreated, ts.Created)
-	step(startStepPullStarted, ts.PullStarted)
-	step(startStepPullStopped, ts.PullStopped)
-	step(startStepStarted, ts.Started)
+	if it.WarmSlot != "" {
+		// The task's creation and pull were the warm runner's, long
+		// before the run: only when it was ready counts.
+		step(startStepWarm, ts.Started)
+	} else {
+		step(startStepCreated, ts.Created)
+		step(startStepPullStarted, ts.PullStarted)
+		step(startStepPullStopped, ts.PullStopped)
+		step(startStepStarted, ts.Started)
+	}
 	// In time order: the dispatcher writes accepted after RunTask, so
 	// usually after the task's creation.
 	slices.SortStableFunc(b.Steps, func(x, y startStep) int { return cmp.Compare(x.OffsetMS, y.OffsetMS) })

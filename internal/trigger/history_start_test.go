@@ -87,3 +87,25 @@ func TestStartStepsInTimeOrder(t *testing.T) {
 		t.Errorf("got:\n%s\nwant a line %q", out.String(), want)
 	}
 }
+
+// A warm run's breakdown: accepted, and the time the warm runner it was
+// given to had started (before the request), not that runner's own
+// creation and pull.
+func TestWarmRunStartBreakdown(t *testing.T) {
+	at := time.Date(2026, 12, 6, 5, 0, 0, 0, time.UTC)
+	it := ledger.Item{Status: ledger.Accepted, RequestedAt: at, NotifiedAt: at.Add(300 * time.Millisecond), WarmSlot: "warm-01M94VJYT0BTCS18ZC334783MF",
+		TaskStart: ledger.TaskStart{Created: at.Add(-40 * time.Minute), PullStarted: at.Add(-40 * time.Minute), Started: at.Add(-39 * time.Minute)}}
+	b := startOf(it)
+	var got []string
+	for _, s := range b.Steps {
+		got = append(got, s.Step)
+	}
+	if strings.Join(got, " ") != "warm_runner_started accepted" {
+		t.Errorf("steps %v, want warm_runner_started accepted", got)
+	}
+	var out strings.Builder
+	printStart(&out, b)
+	if want := "-2340.00s warm runner started (the run was given to it)"; !strings.Contains(out.String(), want) {
+		t.Errorf("got:\n%s\nwant a line %q", out.String(), want)
+	}
+}
