@@ -1,7 +1,7 @@
 // Package protocol is deploy-broker's wire protocol: requests of version 2
 // (RequestVersion), feedback messages of version 1 (Version).
 //
-// Two kinds of document cross a trust boundary:
+// Three kinds of document cross a trust boundary:
 //
 //   - A [Request] travels from deploy-trigger (the CI side) through the broker's
 //     SNS topic to the dispatcher: "run this catalogue job", "cancel this run",
@@ -9,6 +9,8 @@
 //   - A [Message] travels back on the run's FIFO feedback queue: a batch of
 //     [Record] values written by the dispatcher (accepted, rejected, task
 //     lifecycle) and by the runner (started, output, heartbeat, exit).
+//   - An [Assignment] travels from the dispatcher to a warm runner through
+//     its inbox (warm.go): the one run that runner is to run.
 //
 // Every decoder here is strict: it enforces a size limit before parsing,
 // rejects unknown fields, wrong types, trailing data and a wrong version, and
