@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
 
 	"github.com/deploy-broker/deploy-broker/internal/ledger"
 	"github.com/deploy-broker/deploy-broker/internal/localbroker"
@@ -121,4 +123,17 @@ func TestWarmRunEndToEnd(t *testing.T) {
 			t.Errorf("the agent started a task for %s: a warm run starts none of its own", r)
 		}
 	}
+
+	// An idle warm runner dies (its task stopped under it): the agent's
+	// STOPPED event frees the slot and a new runner takes its place.
+	idle := idleSlots(t, b, "steps")[0]
+	if _, err := ecs.NewFromConfig(awsCfg).StopTask(context.Background(), &ecs.StopTaskInput{Cluster: aws.String(b.Resources.ClusterARN),
+		Task: aws.String(warmPool(t, b, "steps").Slots[idle].TaskARN), Reason: aws.String("test: an idle warm runner dies")}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		ids := idleSlots(t, b, "steps")
+		_, dead := warmPool(t, b, "steps").Slots[idle]
+		return len(ids) == 1 && ids[0] != idle && !dead
+	})
 }
