@@ -24,16 +24,6 @@ const (
 	SidOnlyRunnersReadInbox      = "OnlyRunnersReadInbox"
 )
 
-// InboxWriteActions are what only the dispatcher may do on an inbox: send
-// the assignment, and manage the queue (which could lift these Denies).
-var InboxWriteActions = []string{"sqs:SendMessage", "sqs:DeleteQueue", "sqs:SetQueueAttributes", "sqs:AddPermission",
-	"sqs:RemovePermission", "sqs:TagQueue", "sqs:UntagQueue", "sqs:PurgeQueue"}
-
-// InboxReadActions are what only the broker's roles (of which only the
-// runners' task roles are granted them, each on its own job's inboxes) may
-// do on an inbox.
-var InboxReadActions = []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"}
-
 const (
 	inboxRetentionSeconds = 4 * 24 * 3600
 	inboxWaitSeconds      = 20
@@ -65,8 +55,8 @@ func InboxPolicy(a InboxAccess) (string, error) {
 			"Condition": map[string]any{"ArnNotLike": map[string]any{"aws:PrincipalArn": pattern}}}
 	}
 	b, err := json.Marshal(map[string]any{"Version": "2012-10-17", "Statement": []any{
-		deny(SidOnlyDispatcherWritesInbox, InboxWriteActions, a.Dispatcher),
-		deny(SidOnlyRunnersReadInbox, InboxReadActions, a.BrokerRoles),
+		deny(SidOnlyDispatcherWritesInbox, protocol.InboxWriteActions, a.Dispatcher),
+		deny(SidOnlyRunnersReadInbox, protocol.InboxReadActions, a.BrokerRoles),
 		map[string]any{"Sid": SidDenyInsecureTransport, "Effect": "Deny", "Principal": "*", "Action": "sqs:*", "Resource": a.QueueARN,
 			"Condition": map[string]any{"Bool": map[string]string{"aws:SecureTransport": "false"}}},
 	}})

@@ -63,6 +63,18 @@ func IsInboxName(broker, name string) bool {
 	return ok && ValidWarmSlotID(slot)
 }
 
+// InboxWriteActions are what only the dispatcher may do on an inbox: send
+// the assignment, and manage the queue (which could lift its Denies). The
+// inbox policy (dispatcher/inbox.go), the runners' broker guard (infra)
+// and local mode's mirror (localbroker/inboxmirror.go) all use this list.
+var InboxWriteActions = []string{"sqs:SendMessage", "sqs:DeleteQueue", "sqs:SetQueueAttributes", "sqs:AddPermission",
+	"sqs:RemovePermission", "sqs:TagQueue", "sqs:UntagQueue", "sqs:PurgeQueue"}
+
+// InboxReadActions are what only the broker's roles may do on an inbox (of
+// which only the runners' task roles are granted them, each on its own
+// job's inboxes).
+var InboxReadActions = []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"}
+
 // Start says how a run's task started, in Accepted.Start.
 const (
 	StartWarm = "warm" // the run was assigned to a warm runner that was already running

@@ -95,11 +95,8 @@ var JobDeniedTaskDefinitionActions = []string{"ecs:RegisterTaskDefinition"}
 var JobDeniedRunActions = []string{"ecs:RunTask", "ecs:StartTask"}
 
 // JobDeniedInboxActions are denied to every runner (task role) on the
-// warm runners' inboxes: everything but taking an assignment.
-var JobDeniedInboxActions = []string{
-	"sqs:AddPermission", "sqs:DeleteQueue", "sqs:PurgeQueue", "sqs:RemovePermission", "sqs:SendMessage",
-	"sqs:SetQueueAttributes", "sqs:TagQueue", "sqs:UntagQueue",
-}
+// warm runners' inboxes: what only the dispatcher may do there.
+var JobDeniedInboxActions = protocol.InboxWriteActions
 
 // inboxArn is the ARN pattern of the broker's warm runners' inboxes
 // ("<broker>-warm-*", never a run queue's name: see protocol.InboxName).

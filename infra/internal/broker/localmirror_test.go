@@ -26,3 +26,17 @@ func TestLocalModeMirrorsEveryRunQueueDeny(t *testing.T) {
 		}
 	}
 }
+
+// Likewise for warm runners' inboxes: local mode's endpoint refuses a
+// job's session every action on an inbox, and everyone but the dispatcher
+// (which calls the emulator directly) every action the runners' guard
+// denies them there (NeverWriteWarmInboxes).
+func TestLocalModeMirrorsEveryInboxDeny(t *testing.T) {
+	mirrored := localbroker.InboxDeniedOps()
+	for _, action := range JobDeniedInboxActions {
+		op, ok := strings.CutPrefix(action, "sqs:")
+		if !ok || !slices.Contains(mirrored, op) {
+			t.Errorf("the runners' guard denies %s on inboxes, but local mode's endpoint serves it (internal/localbroker/inboxmirror.go)", action)
+		}
+	}
+}
