@@ -44,6 +44,7 @@ var ErrWarmIdle = errors.New("no assignment came")
 // never something to wait past.
 func AwaitAssignment(ctx context.Context, c InboxAPI, inbox, job string, idle time.Duration, log *slog.Logger) (*protocol.Assignment, error) {
 	until := time.Now().Add(idle)
+	backoff := time.Second
 	for {
 		wait := min(20*time.Second, time.Until(until).Round(time.Second))
 		if wait <= 0 {
@@ -54,14 +55,19 @@ func AwaitAssignment(ctx context.Context, c InboxAPI, inbox, job string, idle ti
 			return nil, ctx.Err()
 		}
 		if err != nil {
-			log.Warn("warm runner: receiving from the inbox failed; trying again", "err", err.Error())
+			// Throttling passes; a refusal (a policy that lets this runner
+			// not read its inbox) does not, and is logged once a minute at
+			// most until the idle limit replaces the runner.
+			log.Warn("warm runner: receiving from the inbox failed; trying again", "err", err.Error(), "wait", backoff.String())
 			select {
 			case <-ctx.Done():
 				return nil, ctx.Err()
-			case <-time.After(time.Second):
+			case <-time.After(backoff):
 			}
+			backoff = min(2*backoff, time.Minute)
 			continue
 		}
+		backoff = time.Second
 		if len(out.Messages) == 0 {
 			continue
 		}
