@@ -185,11 +185,20 @@ func TestColdJobAcceptedHasNoWarmFields(t *testing.T) {
 }
 
 // An idle warm runner whose task stops (it crashed, or exited at its idle
-// limit) frees its slot and a replacement starts.
+// limit) frees its slot and a replacement starts; one that stops within a
+// minute of starting (a runner that cannot wait) is left to the sweep, so
+// that a broken runner does not start tasks in a loop.
 func TestIdleSlotDeathIsReplaced(t *testing.T) {
 	e := newEnv(t)
 	e.withWarm("website", 1)
 	id, slot := e.idleSlot("website")
+	e.clock.Add(30 * time.Second)
+	e.slotEvent("ecs-task-stopped-exited.json", id, slot, 5)
+	if p := e.pool("website"); len(p.Slots) != 0 {
+		t.Fatalf("a runner that stopped 30 s after it started was replaced at once: %+v", p.Slots)
+	}
+	id, slot = e.idleSlot("website") // the sweep's
+	e.clock.Add(10 * time.Minute)
 	e.slotEvent("ecs-task-stopped-exited.json", id, slot, 5)
 	p := e.pool("website")
 	if _, ok := p.Slots[id]; ok {

@@ -5,9 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/deploy-broker/deploy-broker/internal/ledger"
 )
+
+// minSlotLife is how long a warm runner must have been RUNNING for its
+// idle death to be replaced at once (else the sweep replaces it).
+const minSlotLife = time.Minute
 
 // handleSlotEvent follows a warm slot's task through ECS's events: RUNNING
 // makes a starting slot idle (only then may a run be given to it); a task
@@ -84,13 +89,14 @@ func (d *Dispatcher) handleSlotEvent(ctx context.Context, t taskDetail) error {
 			if err := d.deleteQueue(ctx, s.Inbox); err != nil {
 				d.log.Warn("could not delete a spent warm runner's inbox; the sweep does", "slot", t.StartedBy, "error", oneLine(err.Error()))
 			}
-			if s.State == ledger.SlotAssigned || !s.Running.IsZero() {
+			if s.State == ledger.SlotAssigned || (!s.Running.IsZero() && d.now().Sub(s.Running) >= minSlotLife) {
 				d.fillWarm(ctx, job)
 			} else {
 				// A task that never ran (an image that cannot be pulled…)
-				// is not replaced at once, which would start tasks in a
-				// loop: the sweep starts the next one.
-				d.log.Warn("warm runner stopped before it ran; the sweep starts another", "job", job, "slot", t.StartedBy, "stop_code", t.StopCode, "reason", t.StoppedReason)
+				// or stopped at once (a runner that cannot wait: an older
+				// image) is not replaced at once, which would start tasks
+				// in a loop: the sweep starts the next one.
+				d.log.Warn("warm runner stopped before it ran or right after; the sweep starts another", "job", job, "slot", t.StartedBy, "stop_code", t.StopCode, "reason", t.StoppedReason)
 			}
 		}
 		return nil
