@@ -41,6 +41,7 @@ type options struct {
 	// brokerStartDelay is the modelled task start of the broker
 	// startBroker starts: 0, but the start section's.
 	brokerStartDelay time.Duration
+	startCatalogue   bool // the broker gets the start section's jobs (testdata/start-jobs.yaml)
 }
 
 type result struct {
@@ -66,7 +67,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.triggerBin, "trigger", "", "deploy-trigger binary (default: go build ./cmd/trigger into a temporary directory)")
 	fs.StringVar(&o.skip, "skip", "", "comma-separated parts to skip: e2e,raw,receiver,deploylog,latency,rss,start")
 	fs.DurationVar(&o.startDelay, "start-delay", 30*time.Second, "modelled task start (a Fargate cold start) of the start section's broker")
-	fs.IntVar(&o.startRuns, "start-runs", 20, "runs per scenario of the start section, published at once")
+	fs.IntVar(&o.startRuns, "start-runs", 20, "runs per scenario of the start section (1 to 20)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -247,8 +248,8 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		add("latency_backlog_lines", strconv.Itoa(backlog), "lines written before deploy-trigger printed its first: waited for the start, up to "+ms(backlogMax)+" ms")
 	}
 	if !skip["start"] {
-		if o.startRuns < 1 || o.startDelay < 0 {
-			return fmt.Errorf("-start-runs must be at least 1 and -start-delay not negative")
+		if o.startRuns < 1 || o.startRuns > 20 || o.startDelay < 0 {
+			return fmt.Errorf("-start-runs must be 1 to 20 (the warm scenario's job has 20 warm runners) and -start-delay not negative")
 		}
 		if err := b.start(ctx, add); err != nil {
 			return fmt.Errorf("start run: %w", err)

@@ -39,6 +39,9 @@ type bencher struct {
 	n        int
 	// onStart, when set, learns the runner's pid.
 	onStart func(pid int)
+	// startOnly: trigger measures the start only, not the runner's counts
+	// (a warm runner's task log is named after its slot, not the run).
+	startOnly bool
 }
 
 func (b *bencher) queue(ctx context.Context) (string, string, error) {

@@ -23,12 +23,22 @@ import (
 //go:embed testdata/broker.yaml
 var brokerYAML string
 
+// startJobsYAML are the start section's jobs (warm runners), in its
+// broker's catalogue only: the other sections' broker starts no warm runner.
+//
+//go:embed testdata/start-jobs.yaml
+var startJobsYAML string
+
 // startBroker writes the bench catalogue into dir and starts the local
 // broker (in process: its own moto server, the real dispatcher handler, the
 // SNS loop and the agent running the runner binary).
 func startBroker(ctx context.Context, o options, self, dir string) (*localbroker.Broker, string, error) {
 	cfgPath := filepath.Join(dir, "broker.yaml")
-	if err := os.WriteFile(cfgPath, []byte(strings.ReplaceAll(brokerYAML, "BENCH_JOB", strconv.Quote(self))), 0o644); err != nil {
+	catalogue := brokerYAML
+	if o.startCatalogue {
+		catalogue += startJobsYAML
+	}
+	if err := os.WriteFile(cfgPath, []byte(strings.ReplaceAll(catalogue, "BENCH_JOB", strconv.Quote(self))), 0o644); err != nil {
 		return nil, "", err
 	}
 	runnerPath := o.runnerBin
@@ -72,6 +82,25 @@ type triggerStats struct {
 	cpuNote   string        // the same per process
 	runID     string
 	runner    e2eStats // the runner's own counts (requests, bodies) from its task log
+	start     string   // how the run's task started, from deploy-trigger's status lines: startWarm, startExhausted or ""
+}
+
+// The start of a run as deploy-trigger reports it (internal/trigger: the
+// accepted line of a warm run, the notice of a cold fallback).
+const (
+	startWarm      = "warm"
+	startExhausted = "exhausted"
+)
+
+// startOf tells from deploy-trigger's stderr how the run's task started.
+func startOf(stderr string) string {
+	switch {
+	case strings.Contains(stderr, "; on a warm runner"):
+		return startWarm
+	case strings.Contains(stderr, "no warm runner of "):
+		return startExhausted
+	}
+	return ""
 }
 
 // stream is lines / (first line → exit): the rate once the job is running.
@@ -149,6 +178,7 @@ func (b *bencher) trigger(ctx context.Context, color bool, job string, params []
 	}
 	werr := cmd.Wait()
 	st.elapsed = time.Since(start)
+	st.start = startOf(stderr.String())
 	if cmd.ProcessState != nil {
 		st.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	}
@@ -175,7 +205,9 @@ func (b *bencher) trigger(ctx context.Context, color bool, job string, params []
 		return st, fmt.Errorf("deploy-trigger reports %s, %d lines, %d bytes; its stdout had %d lines, %d bytes", res.Outcome, res.Lines, res.Bytes, st.lines, st.bytes)
 	}
 	st.runID = res.RunID
-	st.runner, err = b.runnerCounts(ctx, res.RunID)
+	if !b.startOnly {
+		st.runner, err = b.runnerCounts(ctx, res.RunID)
+	}
 	st.cpuTotal, st.cpuNote = cpuUse(mark, b.cpuNow(), st.cpu)
 	return st, err
 }
