@@ -18,6 +18,7 @@ import (
 type rxEvent struct {
 	queueURL string    // the run queue was found
 	msgs     []decoded // a batch of messages, decoded (deleted after the loop takes them)
+	foreign  error     // the queue holds a message of another run: nothing of the batch was taken
 	waitErr  error     // a retryable error while waiting for the queue or its policy
 	fatal    error     // an error that survived the SDK's retries
 }
@@ -108,6 +109,10 @@ func (r *receiver) run(ctx context.Context, out chan<- rxEvent) {
 			WaitTimeSeconds:         r.wait,
 			VisibilityTimeout:       int32(receiveVisibility / time.Second),
 			ReceiveRequestAttemptId: aws.String(protocol.NewRunID(r.now())),
+			// Every record of a run is sent in its message group, the run
+			// id (broker and runner alike): a message of another group is
+			// not this run's, whatever queue it was found in.
+			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameMessageGroupId},
 		})
 		switch {
 		case ctx.Err() != nil:
@@ -124,6 +129,13 @@ func (r *receiver) run(ctx context.Context, out chan<- rxEvent) {
 		}
 		if len(o.Messages) == 0 {
 			continue
+		}
+		if err := r.sameRun(o.Messages); err != nil {
+			// Nothing is printed or deleted: the queue the pointer named
+			// is not (only) this run's, and its records are not ours to
+			// take from whoever they belong to.
+			send(rxEvent{foreign: err})
+			return
 		}
 		// Decoding here, in the receiver's goroutine, overlaps it with the
 		// watch loop printing the previous batch.
@@ -142,6 +154,20 @@ func (r *receiver) run(ctx context.Context, out chan<- rxEvent) {
 		// drops it then.
 		_, _ = r.sqs.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(url), Entries: entries})
 	}
+}
+
+// sameRun checks that every message is of the run's message group. Before
+// spare queues the queue's name bound it to the run; now the run pointer
+// does, and a pointer that named another run's queue (forged, or a
+// broker's fault) must not hand the trigger that run's records as its own.
+func (r *receiver) sameRun(msgs []sqstypes.Message) error {
+	for _, m := range msgs {
+		if g := m.Attributes[string(sqstypes.MessageSystemAttributeNameMessageGroupId)]; g != r.runID {
+			return fmt.Errorf("the queue the run pointer names holds a message (id %s) of message group %q, not of run %s: it is not this run's queue alone, so the pointer (run#%s in the view table %s) may be forged; nothing of it was printed or taken. Ask the broker's operators to check the view table and the queue",
+				aws.ToString(m.MessageId), g, r.runID, r.runID, r.viewTable)
+		}
+	}
+	return nil
 }
 
 // receiveVisibility hides received messages from other receives until they

@@ -79,6 +79,8 @@ func found(t *testing.T, r *receiver) (url string, recs int, waitErr error) {
 			switch {
 			case ev.fatal != nil:
 				t.Fatalf("receiver: %v", ev.fatal)
+			case ev.foreign != nil:
+				return url, 0, ev.foreign // the receiver stops: nothing taken
 			case ev.waitErr != nil:
 				waitErr = ev.waitErr
 			case ev.queueURL != "":

@@ -128,6 +128,8 @@ func (w *watch) onEvent(ctx context.Context, ev rxEvent) error {
 	case ev.fatal != nil:
 		return describeAWSError(ctx, w.c, ev.fatal, "reading run queue "+protocol.QueueName(w.cfg.Topic.Name, w.runID),
 			"sqs:ReceiveMessage and sqs:DeleteMessage on the run queue (granted by the queue's policy)")
+	case ev.foreign != nil:
+		return exitcode.Errorf(exitcode.Safety, "run %s: stopped for safety: %v", w.runID, ev.foreign)
 	case ev.waitErr != nil:
 		w.lastWaitErr = ev.waitErr
 		return nil
