@@ -44,10 +44,11 @@ func fastRecords(b []byte, s string) (recs []Record, ok bool) {
 }
 
 type fastParser struct {
-	b   []byte
-	s   string
-	i   int
-	buf []byte // scratch for strings with escapes
+	b     []byte
+	s     string
+	i     int
+	buf   []byte // scratch for strings with escapes
+	lines []Line // scratch for a record's lines
 }
 
 func (p *fastParser) peek(c byte) bool { return p.i < len(p.b) && p.b[p.i] == c }
@@ -92,18 +93,21 @@ func (p *fastParser) outputRecord(r *Record) bool {
 	}
 	out := &Output{Lines: []Line{}}
 	if !p.lit("]") {
-		out.Lines = make([]Line, 0, 64)
+		// The lines go into the parser's scratch, then into a slice of
+		// their exact number.
+		p.lines = p.lines[:0]
 		for {
 			var l Line
 			if !p.line(&l) {
 				p.i = start
 				return false
 			}
-			out.Lines = append(out.Lines, l)
+			p.lines = append(p.lines, l)
 			if p.lit(",") {
 				continue
 			}
 			if p.lit("]") {
+				out.Lines = append(make([]Line, 0, len(p.lines)), p.lines...)
 				break
 			}
 			p.i = start
@@ -175,17 +179,23 @@ func (p *fastParser) str() (string, bool) {
 	esc, high := false, false
 	j := start
 	for ; j < len(p.b); j++ {
+		for j < len(p.b) && strClass[p.b[j]] == 0 {
+			j++
+		}
+		if j == len(p.b) {
+			break
+		}
 		c := p.b[j]
 		if c == '"' {
 			break
 		}
-		switch {
-		case c == '\\':
+		switch strClass[c] {
+		case classEscape:
 			esc = true
 			j++ // the escaped byte cannot close the string
-		case c < 0x20:
+		case classControl:
 			return "", false
-		case c >= utf8.RuneSelf:
+		case classHigh:
 			high = true
 		}
 	}
@@ -204,6 +214,31 @@ func (p *fastParser) str() (string, bool) {
 	p.buf = out
 	return string(out), ok
 }
+
+// Byte classes inside a JSON string, for str: 0 for the bytes that need no
+// look (printable ASCII but '"' and '\\').
+const (
+	classQuote = 1 + iota
+	classEscape
+	classControl
+	classHigh
+)
+
+var strClass = func() (t [256]byte) {
+	for c := range t {
+		switch {
+		case c == '"':
+			t[c] = classQuote
+		case c == '\\':
+			t[c] = classEscape
+		case c < 0x20:
+			t[c] = classControl
+		case c >= utf8.RuneSelf:
+			t[c] = classHigh
+		}
+	}
+	return t
+}()
 
 // unescape decodes the JSON string content raw, which has escapes.
 func unescape(dst, raw []byte) ([]byte, bool) {

@@ -82,7 +82,9 @@ func writePlainLine(l protocol.Line, r protocol.Record, stdout, stderr io.Writer
 			return true, err
 		}
 	}
-	atStart[l.Stream] = true
+	if !atStart[l.Stream] {
+		atStart[l.Stream] = true
+	}
 	if _, err := io.WriteString(w, l.Text); err != nil {
 		return true, err
 	}

@@ -89,7 +89,9 @@ func (w *watch) decodableLines(r protocol.Record) protocol.Record {
 			}
 			l = protocol.Line{Stream: l.Stream, Millis: l.Millis}
 		}
-		w.openLine[l.Stream] = l.Cont
+		if w.openLine[l.Stream] != l.Cont {
+			w.openLine[l.Stream] = l.Cont
+		}
 		if bad {
 			kept = append(kept, l)
 		}
