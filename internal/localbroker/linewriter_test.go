@@ -125,7 +125,7 @@ func TestShipperSendsEveryLineInOrder(t *testing.T) {
 // each within the limit and cut between characters, and nothing is lost.
 func TestSplitEventKeepsEventsWithinTheLimit(t *testing.T) {
 	line := "a" + strings.Repeat("é", maxEventBytes) // 2 bytes a character after one: cuts fall mid-character
-	parts := splitEvent(line)
+	parts := appendEvents(nil, line)
 	if len(parts) != 3 {
 		t.Fatalf("%d parts, want 3", len(parts))
 	}
@@ -137,7 +137,7 @@ func TestSplitEventKeepsEventsWithinTheLimit(t *testing.T) {
 	if strings.Join(parts, "") != line {
 		t.Error("the parts do not add up to the line")
 	}
-	if got := splitEvent("short"); len(got) != 1 || got[0] != "short" {
+	if got := appendEvents(nil, "short"); len(got) != 1 || got[0] != "short" {
 		t.Errorf("a short line: %q", got)
 	}
 }

@@ -88,9 +88,11 @@ func (s *logShipper) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	var lines []string
-	for _, l := range strings.Split(strings.TrimSuffix(string(p), "\n"), "\n") {
-		lines = append(lines, splitEvent(l)...)
+	// One string for the whole write; its lines are substrings of it.
+	text := strings.TrimSuffix(string(p), "\n")
+	lines := make([]string, 0, strings.Count(text, "\n")+1)
+	for l := range strings.SplitSeq(text, "\n") {
+		lines = appendEvents(lines, l)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -135,10 +137,10 @@ func (s *logShipper) run() {
 	}
 }
 
-// splitEvent cuts a line longer than CloudWatch Logs' largest event into
-// events that fit, at UTF-8 boundaries.
-func splitEvent(l string) []string {
-	var out []string
+// appendEvents appends line l as events: l itself, or, when it is longer
+// than CloudWatch Logs' largest event, pieces that fit, cut at UTF-8
+// boundaries.
+func appendEvents(out []string, l string) []string {
 	for len(l) > maxEventBytes {
 		cut := maxEventBytes
 		for cut > 0 && !utf8.RuneStart(l[cut]) {

@@ -41,6 +41,17 @@ func sqsSafeUTF8(p []byte) bool {
 // Bytes returns the bytes the line carries.
 func (l Line) Bytes() ([]byte, error) { return DecodeText(l.Text, l.B64) }
 
+// Check reports whether the line's bytes can be decoded: the error
+// [Line.Bytes] would return, without decoding them.
+func (l Line) Check() error {
+	if l.B64 == "" || validBase64(l.B64) {
+		return nil
+	}
+	return errBadBase64
+}
+
+var errBadBase64 = fmt.Errorf("line is not valid base64 (standard alphabet, padded)")
+
 // DecodeText reverses [EncodeText].
 func DecodeText(text, b64 string) ([]byte, error) {
 	if b64 == "" {
@@ -49,7 +60,7 @@ func DecodeText(text, b64 string) ([]byte, error) {
 	// Only the canonical form EncodeText writes: DecodeString alone would
 	// also take line breaks inside the text.
 	if !validBase64(b64) {
-		return nil, fmt.Errorf("line is not valid base64 (standard alphabet, padded)")
+		return nil, errBadBase64
 	}
 	b, err := base64.StdEncoding.DecodeString(b64)
 	if err != nil {

@@ -33,12 +33,15 @@ type streamWriter struct {
 	i int
 }
 
-func (w streamWriter) Write(p []byte) (int, error) { return w.o.write(w.i, p) }
+func (w streamWriter) Write(p []byte) (int, error) { return write(w.o, w.i, p) }
+
+// WriteString writes s without converting it to a []byte first.
+func (w streamWriter) WriteString(s string) (int, error) { return write(w.o, w.i, s) }
 
 func (o *orderedOutput) stdout() io.Writer { return streamWriter{o, 0} }
 func (o *orderedOutput) stderr() io.Writer { return streamWriter{o, 1} }
 
-func (o *orderedOutput) write(i int, p []byte) (int, error) {
+func write[T string | []byte](o *orderedOutput, i int, p T) (int, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.err[i] != nil {

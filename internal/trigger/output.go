@@ -284,6 +284,9 @@ func (p *plainPrinter) record(r protocol.Record) error {
 // between pieces is held in carry until it is whole), '\n' unless the piece
 // continues.
 func writeLine(l protocol.Line, r protocol.Record, stdout, stderr io.Writer, atStart map[protocol.Stream]bool, carry *escapeCarry, color, timestamps bool) error {
+	if ok, err := writePlainLine(l, r, stdout, stderr, atStart, carry, timestamps); ok {
+		return err
+	}
 	b, err := l.Bytes()
 	if err != nil {
 		return fmt.Errorf("runner record %d: %w", r.Seq, err)

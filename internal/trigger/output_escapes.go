@@ -2,6 +2,7 @@ package trigger
 
 import (
 	"bytes"
+	"io"
 	"unicode/utf8"
 
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
@@ -49,6 +50,46 @@ func cleanEscapes(b []byte, keepSGR bool) []byte {
 		}
 	}
 	return out
+}
+
+// plainText reports whether s has nothing for cleanEscapes to take out:
+// no ESC and no byte 0x80–0x9F (a C1 control, or a continuation byte that
+// may belong to one). It is cleanEscapes' own fast check, on a string.
+func plainText(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == 0x1b || (c >= 0x80 && c <= 0x9f) {
+			return false
+		}
+	}
+	return true
+}
+
+// writePlainLine is writeLine's fast path, for the common piece: text that
+// ends its line, with nothing held in the stream's carry and nothing for
+// cleanEscapes to take out. It writes the text as it is, without copying it
+// into a buffer of its own first, and reports whether it handled l.
+func writePlainLine(l protocol.Line, r protocol.Record, stdout, stderr io.Writer, atStart map[protocol.Stream]bool, carry *escapeCarry, timestamps bool) (bool, error) {
+	if l.B64 != "" || l.Cont || !carry.empty(l.Stream) || !plainText(l.Text) {
+		return false, nil
+	}
+	w := stdout
+	if l.Stream == protocol.Stderr {
+		w = stderr
+	}
+	if timestamps && atStart[l.Stream] {
+		var ts [32]byte
+		if _, err := w.Write(lineTime(r, l).UTC().AppendFormat(ts[:0], "2006-01-02T15:04:05.000Z ")); err != nil {
+			return true, err
+		}
+	}
+	if !atStart[l.Stream] {
+		atStart[l.Stream] = true
+	}
+	if _, err := io.WriteString(w, l.Text); err != nil {
+		return true, err
+	}
+	_, err := io.WriteString(w, "\n")
+	return true, err
 }
 
 // escapeLen is the length of the escape sequence at the start of b (b[0] is
@@ -117,6 +158,14 @@ const maxEscapeCarry = 128
 // with the carry, the pieces of a line print as the whole line would. The
 // zero value holds nothing.
 type escapeCarry struct{ stdout, stderr []byte }
+
+// empty reports whether nothing is held for stream s.
+func (c *escapeCarry) empty(s protocol.Stream) bool {
+	if s == protocol.Stderr {
+		return len(c.stderr) == 0
+	}
+	return len(c.stdout) == 0
+}
 
 // clean cleans piece b of a line of stream s as cleanEscapes does,
 // joined after the carry of the stream's previous piece. Unless the line

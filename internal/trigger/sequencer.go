@@ -2,6 +2,7 @@ package trigger
 
 import (
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
@@ -94,7 +95,7 @@ func (s *sequencer) add(r protocol.Record, now time.Time) (ready []protocol.Reco
 		if len(s.pending) == 0 {
 			s.oldest = now
 		}
-		p := pendingRecord{rec: r, arrived: now, size: recordSize(r)}
+		p := pendingRecord{rec: detached(r), arrived: now, size: recordSize(r)}
 		s.pending[r.Seq] = p
 		s.pendingBytes += p.size
 		for len(s.pending) > s.maxCount || s.pendingBytes > s.maxBytes {
@@ -210,4 +211,21 @@ func recordSize(r protocol.Record) int {
 		n += len(r.Exit.Message)
 	}
 	return n
+}
+
+// detached is r with its lines' text copied out of the decoded message:
+// the decoder hands out lines that share their message's memory
+// (protocol.DecodeMessage), so a small record held behind a gap would keep
+// a whole message alive and the bounds above would not bound memory.
+func detached(r protocol.Record) protocol.Record {
+	if r.Output == nil {
+		return r
+	}
+	out := &protocol.Output{Lines: make([]protocol.Line, len(r.Output.Lines))}
+	for i, l := range r.Output.Lines {
+		l.Text, l.B64 = strings.Clone(l.Text), strings.Clone(l.B64)
+		out.Lines[i] = l
+	}
+	r.Output = out
+	return r
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/deploy-broker/deploy-broker/internal/exitcode"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
@@ -195,5 +196,34 @@ func TestSequencerExpire(t *testing.T) {
 	}
 	if s.waiting() {
 		t.Error("still waiting")
+	}
+}
+
+// TestSequencerHeldRecordPinsNoMessage: the decoder's lines share their
+// message's memory; a record held behind a gap is copied, so that the
+// sequencer's bounds (counted in the record's own bytes) bound what it keeps
+// alive. A record released at once is not copied.
+func TestSequencerHeldRecordPinsNoMessage(t *testing.T) {
+	message := strings.Repeat("x", 1<<20) + "line"
+	rec := func(seq uint64) protocol.Record {
+		return protocol.Record{Type: protocol.TypeOutput, Src: protocol.SourceRunner, Seq: seq, Time: time.Unix(1, 0),
+			Output: &protocol.Output{Lines: []protocol.Line{{Stream: protocol.Stdout, Text: message[1<<20:]}}}}
+	}
+	shares := func(r protocol.Record) bool {
+		return unsafe.StringData(r.Output.Lines[0].Text) == unsafe.StringData(message[1<<20:])
+	}
+	s := newSequencer()
+	if ready, _ := s.add(rec(2), time.Unix(2, 0)); len(ready) != 0 {
+		t.Fatalf("record 2 released before 1: %s", seqs(ready))
+	}
+	ready, _ := s.add(rec(1), time.Unix(3, 0))
+	if len(ready) != 2 || ready[1].Output.Lines[0].Text != "line" {
+		t.Fatalf("released %s", seqs(ready))
+	}
+	if shares(ready[1]) {
+		t.Error("the record held behind the gap still points into its message")
+	}
+	if !shares(ready[0]) {
+		t.Error("the record released at once was copied")
 	}
 }

@@ -78,7 +78,7 @@ func (w *watch) decodableLines(r protocol.Record) protocol.Record {
 	var kept []protocol.Line
 	bad := false
 	for i, l := range r.Output.Lines {
-		if _, err := l.Bytes(); err != nil {
+		if err := l.Check(); err != nil {
 			if !bad {
 				kept = append(kept, r.Output.Lines[:i]...)
 				bad = true
@@ -89,7 +89,9 @@ func (w *watch) decodableLines(r protocol.Record) protocol.Record {
 			}
 			l = protocol.Line{Stream: l.Stream, Millis: l.Millis}
 		}
-		w.openLine[l.Stream] = l.Cont
+		if w.openLine[l.Stream] != l.Cont {
+			w.openLine[l.Stream] = l.Cont
+		}
 		if bad {
 			kept = append(kept, l)
 		}
