@@ -79,7 +79,8 @@ func (a queueAccess) policy(d *Dispatcher, queueARN string) (string, error) {
 // runQueue gives the run its queue and tells the trigger where it is: its
 // access's spare, else the queue the ledger already names for the run (a
 // retry, a run that waited), else a queue created now (createQueue). The
-// run pointer is written before the queue is used.
+// run pointer is written before the queue is used, and only once the
+// ledger confirms the queue is the run's.
 func (d *Dispatcher) runQueue(ctx context.Context, req *protocol.Request, p identity.Principal) (string, error) {
 	acc, err := d.access(req.Job, p)
 	if err != nil {
@@ -121,20 +122,24 @@ func (d *Dispatcher) runQueue(ctx context.Context, req *protocol.Request, p iden
 }
 
 // useSpare makes the spare id (at url) the run's: it claims the queue in
-// the ledger (the sweep's retirement checks the same item), records it as
-// the run's queue and writes the run pointer, the three at once, since
-// each is one round trip on the run's critical path. It returns the run's
-// queue, or "" when the sweep retired the spare first. The rare outcomes
-// are settled after: the run had a queue already (the spare goes back and
-// the pointer names the run's queue), or the claim failed.
+// the ledger (the sweep's retirement checks the same item) and records it
+// as the run's queue, the two at once (each is one round trip on the run's
+// critical path), and only then, once both confirm the spare is the run's,
+// writes the run pointer: a pointer never names a queue that is not the
+// run's (a run that waited or a retried launch has a queue already, and
+// the spare it took goes back to the pool for the next run of the same
+// access, whose trigger a reader of this run's pointer would otherwise
+// tail). It returns the run's queue, or "" when the sweep retired the
+// spare first. The rare outcomes are settled after: the run had a queue
+// already (the spare goes back and the pointer names the run's queue), or
+// the claim failed.
 func (d *Dispatcher) useSpare(ctx context.Context, runID string, acc queueAccess, id, url string) (string, error) {
-	var claimErr, setErr, ptrErr error
+	var claimErr, setErr error
 	var had string
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(2)
 	go func() { defer wg.Done(); claimErr = d.ledger.ClaimQueue(ctx, id, runID, d.now()) }()
 	go func() { defer wg.Done(); had, setErr = d.ledger.SetQueue(ctx, runID, url, "") }()
-	go func() { defer wg.Done(); ptrErr = d.pointTo(ctx, runID, url) }()
 	wg.Wait()
 	switch {
 	case errors.Is(claimErr, ledger.ErrConditionFailed):
@@ -146,9 +151,8 @@ func (d *Dispatcher) useSpare(ctx context.Context, runID string, acc queueAccess
 	case had != url:
 		// The run had a queue already (it waited, or this is a retry).
 		d.giveBack(ctx, acc, id, url, runID)
-		return had, d.pointTo(ctx, runID, had)
 	}
-	return url, ptrErr
+	return had, d.pointTo(ctx, runID, had)
 }
 
 // pointTo writes the run pointer: the trigger's way to the run's queue.

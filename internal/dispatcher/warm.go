@@ -74,6 +74,18 @@ func (d *Dispatcher) launchWarm(ctx context.Context, req *protocol.Request, p id
 	if err != nil || id == "" {
 		return false, warmStart{start: protocol.StartCold, size: n, busy: busy}, err
 	}
+	// The slot goes on the run's item before the assignment is sent, on
+	// condition that the run has no slot or this one: a retry whose first
+	// slot is gone from the pool (its task stopped, its event handled
+	// after the retry read the run) never gives the run to a second slot.
+	had, err := d.ledger.AssignWarm(ctx, req.RunID, id)
+	if err != nil {
+		return false, warmStart{}, err // the slot stays the run's: a retry finds it
+	}
+	if had != id {
+		d.unassign(ctx, req.Job, id, req.RunID)
+		return true, warmStart{}, d.slotGone(ctx, req, had, queueURL, a)
+	}
 	asg.Slot = id
 	body, err := protocol.EncodeAssignment(asg)
 	if err != nil {
@@ -123,6 +135,37 @@ func (d *Dispatcher) claimSlot(ctx context.Context, req *protocol.Request, pool 
 		return sid, next, busy, nil
 	}
 	return "", ledger.WarmSlot{}, busy, nil
+}
+
+// unassign makes slot id, which this invocation made runID's but sent
+// nothing, idle again. Best effort: a slot left assigned is a spent slot.
+func (d *Dispatcher) unassign(ctx context.Context, job, id, runID string) {
+	pool, err := d.ledger.GetWarm(ctx, job)
+	if s, ok := pool.Slots[id]; err == nil && ok && s.State == ledger.SlotAssigned && s.Run == runID {
+		next := s
+		next.State, next.Run, next.Since = ledger.SlotIdle, "", d.now()
+		err = d.ledger.SetWarmSlot(ctx, job, id, pool, next)
+	}
+	if err != nil {
+		d.log.Warn("could not free a warm runner given to a run that had one", "job", job, "slot", id, "run_id", runID, "error", oneLine(err.Error()))
+	}
+}
+
+// slotGone finishes a retried launch whose run was given to warm runner
+// slot before, and that slot is no longer in the pool: its task stopped,
+// and the stop's event ends the run as a cold task's stop does (it records
+// the task on the run first). The run is accepted on that task; until the
+// event has recorded it, the launch is retried.
+func (d *Dispatcher) slotGone(ctx context.Context, req *protocol.Request, slot, queueURL string, a audit) error {
+	it, ok, err := d.ledger.Get(ctx, req.RunID)
+	if err != nil {
+		return err
+	}
+	if !ok || it.TaskARN == "" {
+		return fmt.Errorf("run %s was given to warm runner %s, which is gone, and its stop is not recorded yet; will look again (the run is never given to another runner)", req.RunID, slot)
+	}
+	a.Reason = "the warm runner the run was given to (" + slot + ") has stopped"
+	return d.acceptWith(ctx, req.RunID, req.Job, it.TaskARN, queueURL, a, warmStart{start: protocol.StartWarm, size: d.warmSize(req.Job), slot: slot})
 }
 
 // assignmentOf is the assignment carrying what in, the RunTask input a cold

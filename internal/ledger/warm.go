@@ -211,3 +211,34 @@ func (l *Store) WarmJobs(ctx context.Context) ([]string, error) {
 	}
 	return nil, nil
 }
+
+// AssignWarm records slot as the warm runner runID is given to, before the
+// assignment is sent, only if the run has none yet or has this one: a run
+// is never given to two slots, even by a retry that finds its first slot
+// gone from the pool. It returns the slot the run is recorded with: slot,
+// or the one it had (then the caller must not send to slot).
+func (l *Store) AssignWarm(ctx context.Context, runID, slot string) (string, error) {
+	_, err := l.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(l.table),
+		Key:                       key(runID),
+		UpdateExpression:          aws.String("SET #ws = :ws"),
+		ConditionExpression:       aws.String("attribute_exists(#pk) AND (attribute_not_exists(#ws) OR #ws = :ws)"),
+		ExpressionAttributeNames:  map[string]string{"#pk": AttrRunID, "#ws": AttrWarmSlot},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":ws": s(slot)},
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if !errors.As(err, &ccf) {
+		if err != nil {
+			return "", fmt.Errorf("recording warm runner %s for run %s in the ledger: %w", slot, runID, err)
+		}
+		return slot, nil
+	}
+	it, ok, gerr := l.Get(ctx, runID)
+	switch {
+	case gerr != nil:
+		return "", gerr
+	case !ok || it.WarmSlot == "":
+		return "", fmt.Errorf("run %s is not in the ledger; cannot record its warm runner", runID)
+	}
+	return it.WarmSlot, nil
+}

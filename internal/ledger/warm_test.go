@@ -100,3 +100,30 @@ func TestWarmSlotClaimedOnce(t *testing.T) {
 		t.Fatalf("slot not removed: %+v", p.Slots)
 	}
 }
+
+// A run's warm runner is recorded once (ledger.AssignWarm, before the
+// assignment is sent): the same slot again is the run's own write
+// repeated; another slot is refused, and the caller learns the recorded
+// one. Through moto's evaluation of the condition on the run's item.
+func TestAssignWarmRecordsOneSlot(t *testing.T) {
+	l, _ := newStore(t)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Second)
+	run := protocol.NewRunID(now)
+	a, b := protocol.NewWarmSlotID(now), protocol.NewWarmSlotID(now)
+	if _, err := l.AssignWarm(ctx, run, a); err == nil {
+		t.Fatal("a slot was recorded for a run that is not in the ledger")
+	}
+	if err := l.Claim(ctx, ledger.Item{RunID: run, Status: ledger.Launching, Job: "web", CreatedAt: now, ClaimToken: ledger.NewToken()}); err != nil {
+		t.Fatal(err)
+	}
+	for i, try := range []string{a, a, b} {
+		got, err := l.AssignWarm(ctx, run, try)
+		if err != nil || got != a {
+			t.Fatalf("assignment %d (%s): recorded %q, %v; want %s", i+1, try, got, err, a)
+		}
+	}
+	if it, _, err := l.Get(ctx, run); err != nil || it.WarmSlot != a {
+		t.Fatalf("the run's item names slot %q (%v), want %s", it.WarmSlot, err, a)
+	}
+}
