@@ -5,6 +5,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 )
 
@@ -154,5 +155,19 @@ func scopeService(r *http.Request) (string, string) {
 	if svc == "" || svc != strings.ToLower(svc) {
 		return "", "the credential scope's service " + clipKey(svc) + " is not in lower case (sign as the SDKs do: sqs, dynamodb, sns, sts, …)"
 	}
+	// The emulator routes by the host name "<service>.<region>.amazonaws.com"
+	// it makes of the scope, matched against its services' patterns: a
+	// region "sqs" or a service "queue" would reach SQS under another name.
+	scope, _, _, _ := parseAuthorization(auths[0])
+	if !scopeName.MatchString(svc) || svc == "queue" || len(scope) != 5 || !regionName.MatchString(scope[2]) {
+		return "", "the credential scope " + clipKey(strings.Join(scope[min(len(scope), 2):], "/")) + " is not REGION/SERVICE/aws4_request as the SDKs sign it"
+	}
 	return svc, ""
 }
+
+// scopeName and regionName are the shapes of a credential scope's service
+// and region that the emulator routes by their own names.
+var (
+	scopeName  = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+	regionName = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
+)

@@ -3,6 +3,8 @@ package localbroker
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"net/http"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	dbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -119,6 +122,7 @@ func TestEndpointRefusesAmbiguousRequests(t *testing.T) {
 	if _, err := sqs.NewFromConfig(shimClientConfig(srv.URL, testCreds)).CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(inbox)}); err != nil {
 		t.Fatal(err)
 	}
+	scope := [2]string{"sqs", moto.Region}
 	do := func(path, ct, target, body string) (int, string) {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodPost, shim.URL+path, bytes.NewReader([]byte(body)))
@@ -126,7 +130,8 @@ func TestEndpointRefusesAmbiguousRequests(t *testing.T) {
 		if target != "" {
 			req.Header.Set("X-Amz-Target", target)
 		}
-		if err := signWith(req, job, "sqs", body); err != nil {
+		sum := sha256.Sum256([]byte(body))
+		if err := v4.NewSigner().SignHTTP(ctx, job, req, hex.EncodeToString(sum[:]), scope[0], scope[1], time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		res, err := http.DefaultClient.Do(req)
@@ -148,6 +153,14 @@ func TestEndpointRefusesAmbiguousRequests(t *testing.T) {
 	} {
 		if code, body := do(c.path, c.ct, c.target, c.body); code != http.StatusBadRequest || !strings.Contains(body, "cannot read as the emulator will") {
 			t.Errorf("%s: HTTP %d %s, want 400 from the endpoint's canonical check", c.what, code, clip(body))
+		}
+	}
+	// Scopes the emulator routes to SQS under another name (its host
+	// patterns match "queue.<region>" and "<service>.sqs").
+	for _, sc := range [][2]string{{"queue", moto.Region}, {"kinesis", "sqs"}} {
+		scope = sc
+		if code, body := do("/", "application/x-amz-json-1.0", "AmazonSQS.ReceiveMessage", `{"QueueUrl":"`+inbox+`"}`); code != http.StatusBadRequest || !strings.Contains(body, "cannot read as the emulator will") {
+			t.Errorf("a job reading an inbox signed for %s in %s: HTTP %d %s, want 400 from the endpoint's canonical check", sc[0], sc[1], code, clip(body))
 		}
 	}
 }
