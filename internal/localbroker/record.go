@@ -137,33 +137,14 @@ func accessKey(auth string) string {
 }
 
 // operation is the API operation of a request and its top-level
-// parameters: X-Amz-Target for the JSON protocols (ECS, SQS, DynamoDB,
-// Logs, EventBridge), Action for the query protocol (SNS, STS, EC2).
+// parameters as the emulator reads them (canonical.go); none for a request
+// local mode's endpoint refuses as ambiguous.
 func operation(req *http.Request, body []byte) (string, map[string]string) {
-	params := map[string]string{}
-	if t := req.Header.Get("X-Amz-Target"); t != "" {
-		var m map[string]json.RawMessage
-		if json.Unmarshal(body, &m) == nil {
-			for k, v := range m {
-				var s string
-				if json.Unmarshal(v, &s) == nil {
-					params[k] = s
-				} else {
-					params[k] = string(v)
-				}
-			}
-		}
-		_, op, _ := strings.Cut(t, ".")
-		return op, params
+	op, params, problem := requestOperation(req, body)
+	if problem != "" {
+		return "", map[string]string{}
 	}
-	vals, _ := url.ParseQuery(string(body))
-	for k, v := range req.URL.Query() {
-		vals[k] = v
-	}
-	for k := range vals {
-		params[k] = vals.Get(k)
-	}
-	return params["Action"], params
+	return op, params
 }
 
 // result keeps the parts of an answer an evaluation needs.

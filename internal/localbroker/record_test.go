@@ -34,6 +34,7 @@ func TestRecorderAttributesCallsByAccessKey(t *testing.T) {
 		req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential="+key+"/20261130/us-east-1/"+service+"/aws4_request, SignedHeaders=host, Signature=0")
 		if target != "" {
 			req.Header.Set("X-Amz-Target", target)
+			req.Header.Set("Content-Type", "application/x-amz-json-1.0") // as the SDKs send it
 		} else {
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		}

@@ -90,8 +90,21 @@ func (k *keyring) guard(next http.Handler) http.Handler {
 			awsError(w, r, http.StatusForbidden, code, msg)
 			return
 		}
-		svc := signedService(r.Header.Get("Authorization"))
-		op, params := operation(r, body)
+		svc, problem := scopeService(r) // canonical.go
+		op, params, opProblem := requestOperation(r, body)
+		if problem == "" {
+			problem = opProblem
+		}
+		if problem == "" && (svc == "sqs" || svc == "dynamodb") && op == "" {
+			problem = "no operation (X-Amz-Target or Action)"
+		}
+		if problem != "" {
+			awsError(w, r, http.StatusBadRequest, "InvalidRequest", "local mode's endpoint refuses requests it cannot read as the emulator will: "+problem+"; send requests as the AWS SDKs and CLI do")
+			return
+		}
+		if svc == "sqs" && params["QueueUrl"] == "" && strings.Trim(r.URL.Path, "/") != "" {
+			params["QueueUrl"] = r.URL.Path // the emulator names the queue by the path then
+		}
 		if sid := k.inboxDenied(key, svc, op, params); sid != "" { // inboxmirror.go
 			awsError(w, r, http.StatusForbidden, "AccessDenied", fmt.Sprintf("sqs:%s on a warm runner's inbox: explicit deny in %s (local mode mirrors it; moto evaluates no IAM)", op, sid))
 			return
@@ -100,8 +113,8 @@ func (k *keyring) guard(next http.Handler) http.Handler {
 			awsError(w, r, http.StatusForbidden, "AccessDenied", fmt.Sprintf("a job's deployment session may not call sqs:%s on a run queue: explicit deny in %s (local mode mirrors it; moto evaluates no IAM)", op, sid))
 			return
 		}
-		if k.jobViewWriteDenied(key, svc, op, params) {
-			awsError(w, r, http.StatusForbidden, "AccessDeniedException", fmt.Sprintf("a job's deployment session may not call dynamodb:%s on the broker's view table: explicit deny in the view table policy's OnlyTheBrokerWritesTheView (local mode mirrors it; moto evaluates no IAM)", op))
+		if sid := k.jobViewDenied(key, svc, op, body); sid != "" { // viewmirror.go
+			awsError(w, r, http.StatusForbidden, "AccessDeniedException", fmt.Sprintf("a job's deployment session may not call dynamodb:%s on the broker's view table: explicit deny in %s (local mode mirrors it; moto evaluates no IAM)", op, sid))
 			return
 		}
 		if svc != "sts" || op != "AssumeRole" {
@@ -250,24 +263,6 @@ func (k *keyring) jobRunQueueDenied(key endpointKey, svc, op string, params map[
 		return ""
 	}
 	return sid
-}
-
-// viewWrites are the item writes of the view table that the stack's view
-// table policy denies everyone but the broker's roles and the view's
-// writer (infra/internal/broker/view.go, ViewItemWriteActions): a job
-// writing a run pointer would point a trigger at a queue of its making.
-var viewWrites = map[string]bool{"PutItem": true, "UpdateItem": true, "DeleteItem": true, "BatchWriteItem": true, "ExecuteStatement": true, "BatchExecuteStatement": true}
-
-// jobViewWriteDenied reports whether a job's deployment session (or one
-// assumed from it) writes to the view table: the narrow mirror of
-// OnlyTheBrokerWritesTheView for the principal local mode's tests attack
-// from. A batch or PartiQL call is refused whatever tables it names.
-func (k *keyring) jobViewWriteDenied(key endpointKey, svc, op string, params map[string]string) bool {
-	if !key.job || svc != "dynamodb" || !viewWrites[op] {
-		return false
-	}
-	t := params["TableName"]
-	return t == "" || t == k.viewTable || strings.HasSuffix(t, ":table/"+k.viewTable)
 }
 
 // assumedCredentials reads the credentials of an AssumeRole answer.
