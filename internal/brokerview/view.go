@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/deploy-broker/deploy-broker/internal/config"
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
 // Version is the view's schema version: a reader refuses any other.
@@ -40,8 +41,9 @@ const (
 	DocAttr  = "document"
 )
 
-// TableName is the view table's name for a broker (its topic's name).
-func TableName(broker string) string { return broker + "-view" }
+// TableName is the view table's name for a broker (its topic's name):
+// protocol.ViewTableName.
+func TableName(broker string) string { return protocol.ViewTableName(broker) }
 
 // TableARN is the view table's ARN, from the broker topic's partition,
 // region, account and name: what deploy-trigger passes as TableName

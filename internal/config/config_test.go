@@ -277,7 +277,8 @@ func TestReservedJobNames(t *testing.T) {
 // A job's policy may not grant what every job role is denied on the
 // broker's own resources (broker "b"): registering revisions in its task
 // definition families, changing, reading or deleting its run queues, the
-// run ledger, running its task definitions, passing its roles.
+// run ledger, the published view table, the warm inboxes, running its task
+// definitions, passing its roles.
 func TestPolicyMayNotGrantWhatTheBrokerGuards(t *testing.T) {
 	const cmd = `command: [/bin/deploy], `
 	for policy, want := range map[string]string{
@@ -287,6 +288,14 @@ func TestPolicyMayNotGrantWhatTheBrokerGuards(t *testing.T) {
 		`{actions: ["sqs:SetQueueAttributes"], resources: ["arn:aws:sqs:eu-west-1:123456789012:b-01JDRUN0000000000000000000.fifo"]}`: `covers the broker's run queues`,
 		`{actions: ["dynamodb:PutItem"], resources: ["arn:aws:dynamodb:eu-west-1:123456789012:table/b-Ledger*"]}`:                    `which covers the run ledger`,
 		`{actions: ["dynamodb:DeleteTable"], resources: ["arn:aws:dynamodb:eu-west-1:123456789012:table/*"]}`:                        `which covers the run ledger`,
+		// security review F3: the published view table (its policy, its
+		// items, the table, its indexes and streams), the warm inboxes
+		`{actions: ["dynamodb:PutResourcePolicy"], resources: ["arn:aws:dynamodb:*:123456789012:table/b-view"]}`:           `which covers the broker's published view table`,
+		`{actions: ["dynamodb:UpdateItem"], resources: ["arn:aws:dynamodb:eu-west-1:123456789012:table/*-view"]}`:          `grants dynamodb:UpdateItem on "arn:aws:dynamodb:eu-west-1:123456789012:table/*-view", which covers the broker's published view table`,
+		`{actions: ["dynamodb:GetRecords"], resources: ["arn:aws:dynamodb:eu-west-1:123456789012:table/b-view/stream/*"]}`: `which covers the broker's published view table`,
+		`{actions: ["dynamodb:Query"], resources: ["arn:aws:dynamodb:eu-west-1:123456789012:table/b-Led*/index/*"]}`:       `which covers the run ledger`,
+		`{actions: ["sqs:GetQueueUrl"], resources: ["arn:aws:sqs:eu-west-1:123456789012:*-warm-*"]}`:                       `which covers the broker's warm runners' inboxes`,
+		`{actions: ["sqs:CreateQueue"], resources: ["*"], wildcard_resource_reason: "creates queues"}`:                     `which covers the broker's warm runners' inboxes`,
 		// review finding 9: another job's pinned revision, or any task under
 		// another job's role
 		`{actions: ["ecs:RunTask"], resources: ["arn:aws:ecs:eu-west-1:123456789012:task-definition/b-*"]}`: `grants ecs:RunTask on "arn:aws:ecs:eu-west-1:123456789012:task-definition/b-*", which covers the broker's task definition families`,
@@ -312,6 +321,10 @@ func TestPolicyMayNotGrantWhatTheBrokerGuards(t *testing.T) {
 		`{actions: ["ecs:RegisterTaskDefinition"], resources: ["*"], wildcard_resource_reason: "no resource-level permissions"}`,
 		`{actions: ["sqs:ReceiveMessage", "sqs:DeleteMessage"], resources: ["arn:aws:sqs:eu-west-1:123456789012:orders"]}`,
 		`{actions: ["dynamodb:PutItem"], resources: ["arn:aws:dynamodb:eu-west-1:123456789012:table/orders"]}`,
+		`{actions: ["dynamodb:PutItem"], resources: ["arn:aws:dynamodb:eu-west-1:123456789012:table/orders-view"]}`,
+		`{actions: ["dynamodb:Query"], resources: ["arn:aws:dynamodb:eu-west-1:123456789012:table/orders/index/*"]}`,
+		`{actions: ["sqs:ReceiveMessage"], resources: ["arn:aws:sqs:eu-west-1:123456789012:web-warm-*"]}`,
+		`{actions: ["sqs:ListQueues"], resources: ["*"], wildcard_resource_reason: "lists the account's queues"}`,
 		`{actions: ["dynamodb:ListTables"], resources: ["*"], wildcard_resource_reason: "no resource-level permissions"}`,
 		`{actions: ["sqs:SendMessage"], resources: ["arn:aws:sqs:eu-west-1:123456789012:orders.fifo"]}`,
 		`{actions: ["iam:PassRole"], resources: ["arn:aws:iam::123456789012:role/web-service-task"]}`,

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
 // Statement is one IAM policy statement of a job's task role.
@@ -145,10 +147,11 @@ func RolePath(broker string) string { return "/deploy-broker/" + broker + "/" }
 // resources (the stack's Denies): registering revisions in the broker's
 // task definition families (which would change what the broker runs, had
 // the dispatcher not pinned the revisions), changing, reading or deleting
-// run queues (another run's feedback), the run ledger, running or
-// starting a task of the broker's families (another job's pinned revision,
-// under whatever role), passing one of the broker's roles, the dispatcher
-// function, the broker cluster and its tasks, and the run log. A job's policy
+// run queues (another run's feedback), the run ledger, the published view
+// table, the warm runners' inboxes, running or starting a task of the
+// broker's families (another job's pinned revision, under whatever role),
+// passing one of the broker's roles, the dispatcher function, the broker
+// cluster and its tasks, and the run log. A job's policy
 // may not grant them there: the grant would be dead, and says the job
 // expects to do what the broker forbids.
 type brokerGuard struct {
@@ -179,6 +182,19 @@ var brokerGuards = []brokerGuard{
 		func(b string) string { return b + "-01JDRUN0000000000000000000.fifo" }, "the broker's run queues", false},
 	{"dynamodb", nil,
 		func(b string) string { return "table/" + b + "-LedgerTable0A1B2C3D-ABCDEFGHIJKL" }, "the run ledger", false},
+	// Security review F3: the published view table (its name is fixed),
+	// whose run pointers say which queue a run's trigger tails: a grant of
+	// its resource policy (DeleteResourcePolicy lifts the Deny of item
+	// writes), its items or the table. NeverTouchTheView denies every job
+	// role dynamodb:* there.
+	{"dynamodb", nil,
+		func(b string) string { return "table/" + protocol.ViewTableName(b) }, "the broker's published view table (its run pointers and deploy-trigger's view)", false},
+	// The warm runners' inboxes (an assignment holds its run's secret
+	// parameters): every job's deployment role is denied sqs:* there
+	// (NeverTouchWarmInboxes). Every SQS action has resource-level
+	// permissions: "*" is refused, as for the run queues.
+	{"sqs", nil,
+		func(b string) string { return protocol.InboxName(b, "warm-01JDWARM000000000000000000") }, "the broker's warm runners' inboxes", false},
 	// iam:PassRole has resource-level permissions: "*" is refused, a job
 	// names the roles it passes.
 	{"iam", []string{"PassRole"},
@@ -214,7 +230,7 @@ func (s *Statement) guardedByBroker(broker string) []string {
 			}
 			for _, r := range s.Resources {
 				broad := r == "*" || anyResourceARN(r)
-				if (broad && !g.allowStar) || (!broad && arnMatches(r, g.service, g.sample(broker))) {
+				if (broad && !g.allowStar) || (!broad && g.covers(r, broker)) {
 					errs = append(errs, fmt.Sprintf("grants %s on %q, which covers %s: every job role is denied that (the broker's guard); name the job's own resources", a, r, g.what))
 					break
 				}
@@ -222,6 +238,23 @@ func (s *Statement) guardedByBroker(broker string) []string {
 		}
 	}
 	return errs
+}
+
+// covers reports whether a (not broad) resource pattern matches the
+// guarded resource: for a DynamoDB table, the table or one of its indexes
+// or streams ("table/<name>/*", which the stack's Deny names too).
+func (g brokerGuard) covers(pattern, broker string) bool {
+	sample := g.sample(broker)
+	samples := []string{sample}
+	if g.service == "dynamodb" {
+		samples = append(samples, sample+"/index/history", sample+"/stream/2026-01-01T00:00:00.000")
+	}
+	for _, s := range samples {
+		if arnMatches(pattern, g.service, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // guards reports whether an action name pattern ("Receive*") covers one of

@@ -21,3 +21,9 @@ const (
 	TagRequesterPrincipal = "deploy-broker:requester-principal"
 	TagCreatedAt          = "deploy-broker:created-at"
 )
+
+// ViewTableName is the name of the broker's published view table (issue
+// 25: package brokerview reads and writes it): "<broker>-view". It is here,
+// not in brokerview, so that the catalogue check (package config, which
+// brokerview imports) refuses job policies that name it.
+func ViewTableName(broker string) string { return broker + "-view" }

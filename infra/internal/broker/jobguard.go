@@ -11,7 +11,7 @@ import (
 // deployment permissions: whatever the job's own policy (or a managed
 // policy the catalogue check cannot read) grants, the job cannot change
 // what the broker runs, read, steer or delete any run's feedback, touch the
-// ledger or the run log, invoke or change the dispatcher, control the
+// ledger, the published view table or the run log, invoke or change the dispatcher, control the
 // broker cluster or its tasks, or forge the broker's lifecycle events.
 // Each statement's Sid is stable: the trust table (docs/ARCHITECTURE.md)
 // and the IAM evaluation tests name them. The catalogue check
@@ -31,6 +31,7 @@ func jobGuard(props *JobProps, deployment bool) awsiam.PolicyDocument {
 	clusterArn := arn("ecs", "cluster/"+props.ClusterName)
 	dispatcher := arn("lambda", "function:"+DispatcherFunctionName(props.Broker))
 	runLog := props.LogGroup.LogGroupName()
+	viewTable := viewTableArn(props.Broker)
 	statements := []awsiam.PolicyStatement{
 		deny("NeverRegisterBrokerTaskDefinitions", JobDeniedTaskDefinitionActions, []*string{props.BrokerFamilies}, nil),
 		// ECS accepts any task role whose trust policy admits ECS tasks of
@@ -42,6 +43,14 @@ func jobGuard(props *JobProps, deployment bool) awsiam.PolicyDocument {
 		deny("NeverPassBrokerRoles", []string{"iam:PassRole"}, []*string{props.BrokerRoles}, nil),
 		deny("NeverTamperWithRunQueues", JobDeniedRunQueueActions, []*string{props.RunQueueArn}, nil),
 		deny("NeverTouchTheRunLedger", []string{"dynamodb:*"}, []*string{props.LedgerArn, jsii.String(*props.LedgerArn + "/*")}, nil),
+		// The published view table (view.go): its run pointers say which
+		// queue a run's trigger tails, its view item what the trigger
+		// trusts. The table's policy denies item writes to all but the
+		// broker; this Deny keeps a job with dynamodb:* of its own from
+		// lifting that policy (DeleteResourcePolicy, PutResourcePolicy),
+		// then forging pointers or the view, or deleting the table
+		// (security review F3).
+		deny("NeverTouchTheView", []string{"dynamodb:*"}, []*string{viewTable, jsii.String(*viewTable + "/*")}, nil),
 		// The run log is what attach, show and the ledger's outputs read:
 		// a job writing into it (or deleting it) would forge them.
 		deny("NeverTouchTheRunLog", []string{"logs:*"}, []*string{

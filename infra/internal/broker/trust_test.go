@@ -311,6 +311,11 @@ func TestEachJobRoleHasOnlyItsOwnPermissions(t *testing.T) {
 					"sqs:TagQueue", "sqs:UntagQueue"}, Resources: []string{runQueueArn("test-broker")}},
 				{Sid: "NeverTouchTheRunLedger", Effect: "Deny", Actions: []string{"dynamodb:*"},
 					Resources: []string{ledger, ledger + "/*"}},
+				// Security review F3: nor the published view table (its
+				// policy, whose Deny of item writes it would lift first, its
+				// run pointers, the table)
+				{Sid: "NeverTouchTheView", Effect: "Deny", Actions: []string{"dynamodb:*"},
+					Resources: []string{stackArn("dynamodb", "table/test-broker-view"), stackArn("dynamodb", "table/test-broker-view/*")}},
 				// Issue 22: nor the run log, the dispatcher, the broker
 				// cluster and its tasks, nor the broker's lifecycle events
 				{Sid: "NeverTouchTheRunLog", Effect: "Deny", Actions: []string{"logs:*"},

@@ -40,7 +40,9 @@ type PublishedViewProps struct {
 // (docs/INFRA.md). Nobody but the broker's own roles (the dispatcher) and
 // the view's writer may write an item (OnlyTheBrokerWritesTheView: a
 // job's role with dynamodb:* of its own would otherwise point a trigger
-// at a queue of its making). The writer is a CloudFormation custom
+// at a queue of its making); and every job role is denied dynamodb:* on the
+// table, its policy included (the job guard's NeverTouchTheView), or it
+// could delete that Deny first. The writer is a CloudFormation custom
 // resource whose role may PutItem the view's key in that table only.
 type PublishedView interface {
 	constructs.Construct
@@ -82,7 +84,7 @@ func NewPublishedView(scope constructs.Construct, id string, props *PublishedVie
 	this := constructs.NewConstruct(scope, &id)
 	cfg := props.Config
 	name := brokerview.TableName(cfg.Broker.Name)
-	tableArn := arn("dynamodb", "table/"+name)
+	tableArn := viewTableArn(cfg.Broker.Name)
 	onlyTheView := map[string]interface{}{
 		"ForAllValues:StringEquals": map[string]interface{}{"dynamodb:LeadingKeys": []string{brokerview.KeyValue}},
 	}
@@ -213,6 +215,12 @@ func NewPublishedView(scope constructs.Construct, id string, props *PublishedVie
 		return nil, fmt.Errorf("creating the published view's writer")
 	}
 	return &publishedView{Construct: this, table: table, writer: writer, role: writerRole}, nil
+}
+
+// viewTableArn is the view table's ARN, by its fixed name: the job guard
+// (NeverTouchTheView) names it before the table is made.
+func viewTableArn(broker string) *string {
+	return arn("dynamodb", "table/"+brokerview.TableName(broker))
 }
 
 // ViewWriterLogGroupName is the log group of the view's writer.

@@ -15,7 +15,7 @@ import (
 // view's readers — the trusted principals, the viewers, the GitHub trigger
 // role and the reader role — may dynamodb:GetItem its one key, nothing else; the writer
 // (a custom resource) may PutItem that key only; nobody else is granted the
-// table. The item the writer puts is the view Build makes, with the stack's
+// table, and every job role is denied it (NeverTouchTheView). The item the writer puts is the view Build makes, with the stack's
 // ledger table, run log group and reader role.
 func TestPublishedViewAndItsGrant(t *testing.T) {
 	f := otherStack(t)
@@ -66,6 +66,13 @@ func TestPublishedViewAndItsGrant(t *testing.T) {
 			case s.LogicalID == dispatcher+"DefaultPolicy" || strings.HasPrefix(s.LogicalID, dispatcher) && s.Sid == "WriteRunPointers":
 				if strings.Join(s.Actions, ",") != "dynamodb:PutItem" || r != "${"+table+".Arn}" || render(s.Condition) != render(onlyPointers) || s.Effect != "Allow" {
 					t.Errorf("the dispatcher's run pointer statement: %+v, want PutItem of run pointers only", s)
+				}
+			case s.Sid == "NeverTouchTheView":
+				// Security review F3: every job role's broker guard denies
+				// it the table, its policy included (trust_test.go checks
+				// that each job role has it).
+				if s.Effect != "Deny" || strings.Join(s.Actions, ",") != "dynamodb:*" || r != tableArn && r != tableArn+"/*" {
+					t.Errorf("%s's NeverTouchTheView: %+v, want a Deny of dynamodb:* on %s and its /*", s.LogicalID, s, tableArn)
 				}
 			default:
 				t.Errorf("%s (%s %s) also grants %v on the view table", s.LogicalID, s.Doc, s.Sid, s.Actions)

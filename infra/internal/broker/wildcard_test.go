@@ -37,6 +37,8 @@ var allowedWildcardActions = []wildcardAction{
 		func(s statement) bool { return s.Effect == "Deny" && s.Sid == "NeverTouchWarmInboxes" }},
 	{"dynamodb:*", "a Deny on every job role: no job touches the run ledger in any way",
 		func(s statement) bool { return s.Effect == "Deny" && s.Sid == "NeverTouchTheRunLedger" }},
+	{"dynamodb:*", "a Deny on every job role: no job touches the published view table in any way (its policy, its run pointers, the table)",
+		func(s statement) bool { return s.Effect == "Deny" && s.Sid == "NeverTouchTheView" }},
 	// Issue 22: the rest of the job roles' broker guard (jobguard.go).
 	{"logs:*", "a Deny on every job role: no job reads, writes or deletes the run log",
 		func(s statement) bool { return s.Effect == "Deny" && s.Sid == "NeverTouchTheRunLog" }},

@@ -126,11 +126,14 @@ func (p *Replay) ForbiddenRequests(f Forbidden, cfg *config.Config, requester st
 		c.Params["task"] = strings.Replace(s.Resources["cluster"], ":cluster/", ":task/", 1) + "/0123456789abcdef0123456789abcdef"
 	case "event-bus":
 		c.Params["Entries"] = `[{"Source":"deploy-broker","DetailType":"deploy-broker run"}]`
-	case "run-pointer":
+	case "view-table", "run-pointer":
 		if s.Resources["view-table"] == "" {
 			return nil, "the stack has no view table"
 		}
 		c.Params["TableName"] = s.Resources["view-table"]
+		if f.Resource == "view-table" {
+			break // the table itself (its policy, the table): no item
+		}
 		c.Params["Item"] = `{"` + brokerview.KeyAttr + `":{"S":"` + brokerview.RunKey("01JAAAAAAAAAAAAAAAAAAAAAAA") + `"},"` + brokerview.QueueAttr + `":{"S":"https://sqs.` + Region + `.amazonaws.com/` + Account + `/elsewhere.fifo"}}`
 		c.Params["Key"] = `{"` + brokerview.KeyAttr + `":{"S":"` + brokerview.RunKey("01JAAAAAAAAAAAAAAAAAAAAAAA") + `"}}`
 	case "topic":
