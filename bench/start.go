@@ -106,12 +106,7 @@ func waitWarm(ctx context.Context, b *localbroker.Broker, want map[string]int, l
 			if err != nil {
 				return err
 			}
-			idle := 0
-			for _, s := range p.Slots {
-				if s.State == ledger.SlotIdle {
-					idle++
-				}
-			}
+			idle := len(p.Idle())
 			if idle >= n {
 				break
 			}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -58,6 +59,18 @@ func (s WarmSlot) encode() string {
 type WarmPool struct {
 	Slots map[string]WarmSlot
 	raw   map[string]string
+}
+
+// Idle are the ids of the pool's idle slots, sorted.
+func (p WarmPool) Idle() []string {
+	var ids []string
+	for id, s := range p.Slots {
+		if s.State == SlotIdle {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 func warmKey(job string) string { return WarmKeyPrefix + job }

@@ -34,13 +34,7 @@ func warmPool(t *testing.T, b *localbroker.Broker, job string) ledger.WarmPool {
 
 // idleSlots are the ids of the job's idle warm runners.
 func idleSlots(t *testing.T, b *localbroker.Broker, job string) []string {
-	var ids []string
-	for id, s := range warmPool(t, b, job).Slots {
-		if s.State == ledger.SlotIdle {
-			ids = append(ids, id)
-		}
-	}
-	return ids
+	return warmPool(t, b, job).Idle()
 }
 
 // A warm run end to end in local mode, through the real deploy-trigger and

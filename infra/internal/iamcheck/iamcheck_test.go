@@ -266,12 +266,7 @@ func waitWarm(t *testing.T, b *localbroker.Broker, cfg *config.Config) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			idle := 0
-			for _, s := range p.Slots {
-				if s.State == ledger.SlotIdle {
-					idle++
-				}
-			}
+			idle := len(p.Idle())
 			if idle >= want {
 				break
 			}
