@@ -76,8 +76,12 @@ func (p *fastParser) outputRecord(r *Record) bool {
 		p.i = start
 		return false
 	}
+	if !p.peek('"') { // before slicing past it: the input may end here
+		p.i = start
+		return false
+	}
 	tEnd := bytes.IndexByte(p.b[p.i+1:], '"')
-	if !p.peek('"') || tEnd < 0 {
+	if tEnd < 0 {
 		p.i = start
 		return false
 	}
