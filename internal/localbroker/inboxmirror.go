@@ -39,11 +39,7 @@ func (k *keyring) inboxDenied(key endpointKey, svc, op string, params map[string
 	if svc != "sqs" || k.broker == "" {
 		return ""
 	}
-	u := params["QueueUrl"]
-	if u == "" {
-		u = params["QueueName"]
-	}
-	if !protocol.IsInboxName(k.broker, u[strings.LastIndex(u, "/")+1:]) {
+	if !protocol.IsInboxName(k.broker, queueNamed(params)) {
 		return ""
 	}
 	switch {

@@ -254,11 +254,7 @@ func (k *keyring) jobRunQueueDenied(key endpointKey, svc, op string, params map[
 	if !key.job || svc != "sqs" || sid == "" {
 		return ""
 	}
-	u := params["QueueUrl"]
-	name := u[strings.LastIndex(u, "/")+1:]
-	if op == "CreateQueue" {
-		name = params["QueueName"]
-	}
+	name := queueNamed(params)
 	if !strings.HasPrefix(name, k.runQueue) || !strings.HasSuffix(name, ".fifo") {
 		return ""
 	}
@@ -342,4 +338,14 @@ func JobDeniedRunQueueOps() []string {
 	}
 	sort.Strings(ops)
 	return ops
+}
+
+// queueNamed is the name of the queue an SQS request names: its QueueUrl's
+// last segment, or its QueueName (CreateQueue, GetQueueUrl).
+func queueNamed(params map[string]string) string {
+	u := params["QueueUrl"]
+	if u == "" {
+		u = params["QueueName"]
+	}
+	return u[strings.LastIndex(u, "/")+1:]
 }
