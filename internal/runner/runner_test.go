@@ -167,10 +167,13 @@ func TestManyLinesInOrder(t *testing.T) {
 	if r.dups != 0 {
 		t.Fatalf("%d duplicates", r.dups)
 	}
-	// A burst fills requests: about 4.5 MB in a handful of requests.
-	if res.Requests > 20 {
-		t.Fatalf("%d requests for %d bytes", res.Requests, res.Exit.Bytes)
-	}
+	// How many requests carry the burst depends on how fast the job writes
+	// against how fast the sender drains (under -race, CI took 22 requests
+	// for 4.25 MB where an idle machine takes a handful), so it is not
+	// asserted here: that waiting input fills a request is proven without
+	// timing by TestBatcherTakesWaitingInputFirst and
+	// TestBatcherCompressibleFillsRequests, and bytes per request is a
+	// figure of `go run ./bench` (docs/BENCHMARKS.md).
 	t.Logf("%d requests, %d bytes per request", res.Requests, res.BodyBytes/int64(res.Requests))
 }
 
