@@ -249,9 +249,12 @@ func cancelPublishDoesNotBlock(ctx context.Context, t *testing.T, b *scriptedBro
 	waitFor(t, func() bool { return strings.Contains(tr.stdout.String(), "still printing") })
 	begin := time.Now()
 	tr.signals <- os.Interrupt
-	err := tr.wait(t, 5*time.Second)
-	if took := time.Since(begin); took > 2*time.Second {
-		t.Errorf("the second signal took %s to end the run", took)
+	// The cancel publish takes 10 s: ending well before it proves the run
+	// did not wait for it (the bound leaves room for a loaded machine; how
+	// soon after leaveWait it ends is a matter of scheduling).
+	err := tr.wait(t, 9*time.Second)
+	if took := time.Since(begin); took > 8*time.Second {
+		t.Errorf("the second signal took %s to end the run (the cancel publish takes 10 s)", took)
 	}
 	if code := codeOf(err); code != exitcode.Cancelled || !strings.Contains(err.Error(), "left at once") || !strings.Contains(err.Error(), "may not have gone out") {
 		t.Fatalf("code %d (%v)", code, err)
