@@ -11,36 +11,21 @@ import (
 
 // Trusted reports whether p is one of the broker's trusted principals
 // (identity.MatchTrusted, as the dispatcher decides it).
-func (v *View) Trusted(p identity.Principal) bool { return matchAny(p, v.TrustedPrincipals) }
+func (v *View) Trusted(p identity.Principal) bool { return identity.TrustedBy(p, v.TrustedPrincipals) }
 
 // Viewer reports whether p is one of the catalogue's viewers: those the
 // reader role trusts.
-func (v *View) Viewer(p identity.Principal) bool { return matchAny(p, v.Viewers) }
+func (v *View) Viewer(p identity.Principal) bool { return identity.TrustedBy(p, v.Viewers) }
 
-func matchAny(p identity.Principal, entries []string) bool {
-	for _, e := range entries {
-		if identity.MatchTrusted(p, e) {
-			return true
-		}
-	}
-	return false
-}
-
-// MayRun says whether p may run job, by the dispatcher's rule: the job's
-// allowed_principals when it has them, otherwise any trusted principal. The
-// error says why not, as the broker's refusal would.
+// MayRun says whether p may run job, by the dispatcher's rule
+// (identity.MayRun). The error says why not, as the broker's refusal would.
 func (v *View) MayRun(p identity.Principal, job string) error {
 	j := v.Jobs[job]
-	if len(j.AllowedPrincipals) == 0 {
-		if v.Trusted(p) {
-			return nil
-		}
-		return fmt.Errorf("you (%s) may not run job %q: you are not one of this broker's trusted principals (%s)", p.ARN, job, strings.Join(v.TrustedPrincipals, ", "))
+	if identity.MayRun(p, j.AllowedPrincipals, v.Trusted(p)) {
+		return nil
 	}
-	for _, pat := range j.AllowedPrincipals {
-		if ok, err := identity.MatchPrincipal(p, pat); err == nil && ok {
-			return nil
-		}
+	if len(j.AllowedPrincipals) == 0 {
+		return fmt.Errorf("you (%s) may not run job %q: you are not one of this broker's trusted principals (%s)", p.ARN, job, strings.Join(v.TrustedPrincipals, ", "))
 	}
 	return fmt.Errorf("you (%s) may not run job %q: only its allowed_principals may (%s)", p.ARN, job, strings.Join(j.AllowedPrincipals, ", "))
 }

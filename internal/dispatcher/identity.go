@@ -82,32 +82,16 @@ func refused(err error) bool {
 // trusted reports whether p is one of the broker's trusted principals (the
 // catalogue's trusted_principals, and the stack's own trigger role).
 func (d *Dispatcher) trusted(p identity.Principal) bool {
-	for _, e := range d.cfg.TrustedPrincipals {
-		if identity.MatchTrusted(p, e) {
-			return true
-		}
-	}
-	for _, e := range d.set.ExtraPrincipals {
-		if identity.MatchTrusted(p, e) {
-			return true
-		}
-	}
-	return false
+	return identity.TrustedBy(p, d.cfg.TrustedPrincipals, d.set.ExtraPrincipals)
 }
 
-// mayRun decides whether p may run job: the job's allowed_principals when
-// it has them, otherwise any trusted principal.
+// mayRun decides whether p may run job (identity.MayRun), and says why not.
 func (d *Dispatcher) mayRun(p identity.Principal, job string, allowed []string) *rejection {
-	if len(allowed) == 0 {
-		if d.trusted(p) {
-			return nil
-		}
-		return &rejection{protocol.RejectUnauthorized, fmt.Sprintf("%s may not run job %q: it is not one of this broker's trusted principals", p.ARN, job)}
+	if identity.MayRun(p, allowed, d.trusted(p)) {
+		return nil
 	}
-	for _, pat := range allowed {
-		if ok, err := identity.MatchPrincipal(p, pat); err == nil && ok {
-			return nil
-		}
+	if len(allowed) == 0 {
+		return &rejection{protocol.RejectUnauthorized, fmt.Sprintf("%s may not run job %q: it is not one of this broker's trusted principals", p.ARN, job)}
 	}
 	return &rejection{protocol.RejectUnauthorized, fmt.Sprintf("%s may not run job %q: it is not in the job's allowed_principals", p.ARN, job)}
 }

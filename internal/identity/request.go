@@ -126,6 +126,37 @@ func MatchTrusted(p Principal, entry string) bool {
 	return err == nil && ok
 }
 
+// TrustedBy reports whether an entry of any of the lists names p
+// (MatchTrusted): the broker's trusted_principals, and the stack's own
+// principals beside them.
+func TrustedBy(p Principal, lists ...[]string) bool {
+	for _, l := range lists {
+		for _, e := range l {
+			if MatchTrusted(p, e) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// MayRun is the broker's one rule for who may run a job: when the job has
+// allowed_principals (MatchPrincipal patterns), exactly those; otherwise
+// any trusted principal (trusted says whether p is one). The dispatcher
+// decides with it; deploy-trigger's view of the catalogue and local mode's
+// choice of identity ask it the same question.
+func MayRun(p Principal, allowed []string, trusted bool) bool {
+	if len(allowed) == 0 {
+		return trusted
+	}
+	for _, pat := range allowed {
+		if ok, err := MatchPrincipal(p, pat); err == nil && ok {
+			return true
+		}
+	}
+	return false
+}
+
 // PrincipalFromARN rebuilds a Principal from a verified ARN as stored (in
 // the ledger): partition, account, kind, role or user. UserID is not
 // stored and stays empty. It is for ARNs that Verify returned earlier,

@@ -85,3 +85,42 @@ func TestRequestSignerBindsTheRequest(t *testing.T) {
 		t.Error("a request without proof decoded one")
 	}
 }
+
+// MayRun is the one rule the dispatcher, deploy-trigger's view and local
+// mode share: allowed_principals when a job has them (trust alone is not
+// enough, and they need no trust), otherwise trust.
+func TestMayRunAndTrustedBy(t *testing.T) {
+	release, err := PrincipalFromARN("arn:aws:sts::111122223333:assumed-role/deployer/release-7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jenkins, err := PrincipalFromARN("arn:aws:sts::111122223333:assumed-role/deployer/jenkins-7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	trusted := []string{"arn:aws:iam::111122223333:role/deployer"}
+	extra := []string{"arn:aws:iam::444455556666:role/other"}
+	if !TrustedBy(release, nil, trusted) || TrustedBy(release, extra) || TrustedBy(release) {
+		t.Fatal("TrustedBy does not look through every list, or matches what no list names")
+	}
+	if !TrustedBy(release, []string{"111122223333"}) {
+		t.Fatal("an account id entry does not trust its principals")
+	}
+	onlyRelease := []string{"arn:aws:sts::111122223333:assumed-role/deployer/release-*"}
+	for _, c := range []struct {
+		p       Principal
+		allowed []string
+		trusted bool
+		want    bool
+	}{
+		{release, nil, true, true},
+		{release, nil, false, false},
+		{release, onlyRelease, false, true},               // allowed_principals need no trust
+		{jenkins, onlyRelease, true, false},               // and trust is not enough
+		{jenkins, []string{"not a pattern"}, true, false}, // an invalid pattern never matches
+	} {
+		if got := MayRun(c.p, c.allowed, c.trusted); got != c.want {
+			t.Errorf("MayRun(%s, %v, trusted %v) = %v, want %v", c.p.ARN, c.allowed, c.trusted, got, c.want)
+		}
+	}
+}

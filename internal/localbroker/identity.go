@@ -74,20 +74,10 @@ func candidateRoles(cfg *config.Config) [][3]string { // role ARN, session, entr
 // allowedJobs counts the jobs p may run: those without allowed_principals
 // when p is trusted, and those whose allowed_principals name it.
 func allowedJobs(cfg *config.Config, p identity.Principal) int {
-	trusted := false
-	for _, e := range cfg.TrustedPrincipals {
-		trusted = trusted || identity.MatchTrusted(p, e)
-	}
+	trusted := identity.TrustedBy(p, cfg.TrustedPrincipals)
 	n := 0
 	for _, name := range cfg.JobNames() {
-		allowed := cfg.Jobs[name].AllowedPrincipals
-		ok := len(allowed) == 0 && trusted
-		for _, pat := range allowed {
-			if m, err := identity.MatchPrincipal(p, pat); err == nil && m {
-				ok = true
-			}
-		}
-		if ok {
+		if identity.MayRun(p, cfg.Jobs[name].AllowedPrincipals, trusted) {
 			n++
 		}
 	}
