@@ -130,7 +130,7 @@ func TestTriggerFollowsNoPointerOutOfTheBrokersRunQueues(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := f.receiver(runID)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second) // room for -race on a loaded machine
 	defer cancel()
 	events := make(chan rxEvent)
 	go r.run(ctx, events)
