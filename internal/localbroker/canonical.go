@@ -20,7 +20,8 @@ import (
 //   - reads the parameters from a form body (form content type), else from
 //     the URL's query, else from the body parsed as a query whatever its
 //     content type, else from the headers;
-//   - for SQS, names the queue by the URL's path when there is no QueueUrl.
+//   - for SQS, names the queue by the URL's path when there is no QueueUrl
+//     or it is not a string (sqs/responses.py _get_queue_name).
 //
 // Rather than reproduce every turn of that, the endpoint refuses (400)
 // every request an SDK never sends and on which the two readings could
@@ -85,12 +86,22 @@ func jsonOperation(target string, r *http.Request, mt string, body []byte) (stri
 		var s string
 		if json.Unmarshal(v, &s) == nil {
 			params[k] = s
-		} else {
-			params[k] = string(v)
+			continue
 		}
+		// The emulator names an SQS request's queue by the URL's path when
+		// QueueUrl is not a string ({"QueueUrl": 1}), where the mirror
+		// would read the queue "1".
+		if queueParams[k] {
+			return "", nil, k + " is not a JSON string"
+		}
+		params[k] = string(v)
 	}
 	return op, params, ""
 }
+
+// queueParams are the parameters that name an SQS request's queue
+// (queueNamed): the SDKs always send them as strings.
+var queueParams = map[string]bool{"QueueUrl": true, "QueueName": true}
 
 // queryOperation reads a request of the query protocol, from where the
 // emulator takes its parameters.
