@@ -34,7 +34,11 @@ type decoded struct {
 // ahead of time and named otherwise (issue 26): the dispatcher writes the
 // run pointer in the broker's view table, which the receiver reads first;
 // for a broker of the previous version, which writes no pointer, it also
-// looks the queue up by the run's name. It retries "no pointer yet",
+// looks the queue up by the run's name; a queue found so is followed only
+// until the pointer names another (the dispatcher writes the pointer before
+// it sends anything to a run's queue, and the run-named queue of a run
+// given a spare is not the broker's: TestAttackQueueMadeUnderTheRunsName…).
+// It retries "no pointer yet",
 // "queue does not exist" and "access denied" (the dispatcher may not have
 // handled the request yet, and a queue created for the run has a policy
 // that takes up to a minute to apply); the watch loop's start timeout
@@ -75,6 +79,7 @@ func (r *receiver) run(ctx context.Context, out chan<- rxEvent) {
 		}
 	}
 	var url string
+	byName := false // found by the run's name, not through a pointer
 	for url == "" {
 		u, perr := r.pointer(ctx)
 		if u != "" {
@@ -86,7 +91,7 @@ func (r *receiver) run(ctx context.Context, out chan<- rxEvent) {
 		case ctx.Err() != nil:
 			return
 		case err == nil:
-			url = aws.ToString(o.QueueUrl)
+			url, byName = aws.ToString(o.QueueUrl), true
 		case isQueueMissing(err) || isAccessDenied(err):
 			if perr != nil {
 				err = perr // what stands between the trigger and a spare queue
@@ -102,6 +107,7 @@ func (r *receiver) run(ctx context.Context, out chan<- rxEvent) {
 	if !send(rxEvent{queueURL: url}) {
 		return
 	}
+	handed := false // a batch of the queue went to the watch loop
 	for {
 		o, err := r.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 			QueueUrl:                aws.String(url),
@@ -127,6 +133,26 @@ func (r *receiver) run(ctx context.Context, out chan<- rxEvent) {
 			send(rxEvent{fatal: err})
 			return
 		}
+		if byName {
+			// The queue named after the run may be anyone's who may create
+			// queues under the broker's names: a broker that writes
+			// pointers may have given the run a spare and never made it.
+			// Its pointer comes before anything is sent to the run's
+			// queue, so look at it again until it names this queue.
+			switch u, _ := r.pointer(ctx); {
+			case u == url:
+				byName = false
+			case u != "" && handed:
+				send(rxEvent{foreign: fmt.Errorf("the queue named after run %s (%s), read before the broker pointed the run elsewhere, is not the run's: the run pointer names %s. What was printed from it may be forged; ask the broker's operators who made that queue", r.runID, short(url, 200), short(u, 200))})
+				return
+			case u != "":
+				url, byName = u, false // nothing taken from the other queue
+				if !send(rxEvent{queueURL: url}) {
+					return
+				}
+				continue
+			}
+		}
 		if len(o.Messages) == 0 {
 			continue
 		}
@@ -146,6 +172,7 @@ func (r *receiver) run(ctx context.Context, out chan<- rxEvent) {
 		if !send(rxEvent{msgs: batch}) {
 			return
 		}
+		handed = true
 		entries := make([]sqstypes.DeleteMessageBatchRequestEntry, 0, len(o.Messages))
 		for i, m := range o.Messages {
 			entries = append(entries, sqstypes.DeleteMessageBatchRequestEntry{Id: aws.String(string(rune('a' + i))), ReceiptHandle: m.ReceiptHandle})
