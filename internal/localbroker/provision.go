@@ -42,7 +42,7 @@ type Resources struct {
 // stack creates them in an account: topic named after the broker, cluster,
 // task definition family "<broker>-<job>" per job, ledger table.
 func Provision(ctx context.Context, awsCfg aws.Config, cfg *config.Config) (*Resources, error) {
-	r := &Resources{Region: awsCfg.Region, LedgerTable: cfg.Broker.Name + "-runs", TaskDefinitions: map[string]string{},
+	r := &Resources{Region: awsCfg.Region, LedgerTable: LedgerTableName(cfg.Broker.Name), TaskDefinitions: map[string]string{},
 		RunLogGroup: RunLogGroupName(cfg.Broker.Name), ViewTable: brokerview.TableName(cfg.Broker.Name)}
 	id, err := sts.NewFromConfig(awsCfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil {

@@ -46,7 +46,8 @@ type keyring struct {
 	// viewTable is the broker's view table, whose run pointers say which
 	// queue a trigger reads (issue 26).
 	viewTable string
-	// broker names the inboxes (protocol.InboxName).
+	// broker names the inboxes (protocol.InboxName), and the cluster, run
+	// ledger and run log group (guardmirror.go).
 	broker string
 }
 
@@ -115,6 +116,10 @@ func (k *keyring) guard(next http.Handler) http.Handler {
 		}
 		if sid := k.jobViewDenied(key, svc, op, body); sid != "" { // viewmirror.go
 			awsError(w, r, http.StatusForbidden, "AccessDeniedException", fmt.Sprintf("a job's deployment session may not call dynamodb:%s on the broker's view table: explicit deny in %s (local mode mirrors it; moto evaluates no IAM)", op, sid))
+			return
+		}
+		if what, sid := k.jobGuardDenied(key, svc, params, body); sid != "" { // guardmirror.go
+			awsError(w, r, http.StatusForbidden, "AccessDeniedException", fmt.Sprintf("a job's deployment session may not call %s:%s on %s: explicit deny in %s (local mode mirrors it; moto evaluates no IAM)", svc, op, what, sid))
 			return
 		}
 		if svc != "sts" || op != "AssumeRole" {

@@ -49,21 +49,5 @@ func (k *keyring) jobViewDenied(key endpointKey, svc, op string, body []byte) st
 // namesTable reports whether any key or string in the JSON value v
 // contains table.
 func namesTable(v any, table string) bool {
-	switch v := v.(type) {
-	case string:
-		return strings.Contains(v, table)
-	case []any:
-		for _, e := range v {
-			if namesTable(e, table) {
-				return true
-			}
-		}
-	case map[string]any:
-		for k, e := range v {
-			if strings.Contains(k, table) || namesTable(e, table) {
-				return true
-			}
-		}
-	}
-	return false
+	return namesAny(v, func(s string) bool { return strings.Contains(s, table) })
 }
