@@ -309,6 +309,9 @@ func TestPolicyMayNotGrantWhatTheBrokerGuards(t *testing.T) {
 		`{actions: ["ecs:StopTask"], resources: ["arn:aws:ecs:eu-west-1:123456789012:task/b/*"]}`:                         `which covers the broker cluster's tasks`,
 		`{actions: ["ecs:ExecuteCommand"], resources: ["arn:aws:ecs:*:123456789012:cluster/*"]}`:                          `which covers the broker cluster`,
 		`{actions: ["logs:PutLogEvents"], resources: ["arn:aws:logs:eu-west-1:123456789012:log-group:/deploy-broker/*"]}`: `which covers the run log group`,
+		// security review: publishing run requests to the broker's topic
+		`{actions: ["sns:Publish"], resources: ["arn:aws:sns:eu-west-1:123456789012:b"]}`: `which covers the broker's topic (run requests)`,
+		`{actions: ["sns:Pub*"], resources: ["arn:aws:sns:*:123456789012:b*"]}`:           `grants sns:Pub*`,
 	} {
 		wantConfigError(t, cmd+"policy: ["+policy+"]", want)
 	}
@@ -332,6 +335,7 @@ func TestPolicyMayNotGrantWhatTheBrokerGuards(t *testing.T) {
 		`{actions: ["lambda:UpdateFunctionCode"], resources: ["arn:aws:lambda:eu-west-1:123456789012:function:web-api"]}`,
 		`{actions: ["ecs:UpdateService"], resources: ["arn:aws:ecs:eu-west-1:123456789012:service/web/*"]}`,
 		`{actions: ["logs:CreateLogGroup"], resources: ["arn:aws:logs:eu-west-1:123456789012:log-group:/web/*"]}`,
+		`{actions: ["sns:Publish"], resources: ["arn:aws:sns:eu-west-1:123456789012:web-alerts"]}`,
 		`{actions: ["lambda:UpdateFunctionCode", "ecs:StopTask", "logs:PutLogEvents"], resources: ["*"], wildcard_resource_reason: "deploys functions, services and their logs"}`,
 		// a Deny takes away
 		`{effect: Deny, actions: ["sqs:*"], resources: ["*"]}`,

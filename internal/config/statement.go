@@ -205,6 +205,9 @@ var brokerGuards = []brokerGuard{
 	// Deny stands). "*" passes: jobs that deploy functions, services or log
 	// groups of their own can name nothing narrower for some actions.
 	{"lambda", nil, func(b string) string { return "function:" + b + "-dispatcher" }, "the dispatcher function", true},
+	// The broker's topic (its name is the broker's): a job publishing run
+	// requests (NeverPublishToTheBroker). "*" passes, as for the others.
+	{"sns", []string{"Publish"}, func(b string) string { return b }, "the broker's topic (run requests)", true},
 	{"ecs", nil, func(b string) string { return "cluster/" + b }, "the broker cluster", true},
 	{"ecs", nil, func(b string) string { return "task/" + b + "/0123456789abcdef0123456789abcdef" }, "the broker cluster's tasks (the runs)", true},
 	{"logs", nil, func(b string) string { return "log-group:/deploy-broker/" + b + "/runs:*" }, "the run log group", true},

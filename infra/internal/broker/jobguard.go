@@ -11,7 +11,8 @@ import (
 // deployment permissions: whatever the job's own policy (or a managed
 // policy the catalogue check cannot read) grants, the job cannot change
 // what the broker runs, read, steer or delete any run's feedback, touch the
-// ledger, the published view table or the run log, invoke or change the dispatcher, control the
+// ledger, the published view table or the run log, invoke or change the dispatcher, publish
+// requests to the broker, control the
 // broker cluster or its tasks, or forge the broker's lifecycle events.
 // Each statement's Sid is stable: the trust table (docs/ARCHITECTURE.md)
 // and the IAM evaluation tests name them. The catalogue check
@@ -59,6 +60,12 @@ func jobGuard(props *JobProps, deployment bool) awsiam.PolicyDocument {
 		// Invoking the dispatcher would hand it forged events (a task
 		// state change, a sweep); changing it would change the broker.
 		deny("NeverTouchTheDispatcher", []string{"lambda:*"}, []*string{dispatcher, jsii.String(*dispatcher + ":*")}, nil),
+		// The broker's topic (named after the broker): in its own account a
+		// job's identity policy is enough to publish there, and a request
+		// it signs is a run request of whatever the job's role is trusted
+		// for (the broker's own account among trusted_principals trusts
+		// every job's role: one job would run the others).
+		deny("NeverPublishToTheBroker", []string{"sns:Publish"}, []*string{arn("sns", props.Broker)}, nil),
 		// Stopping another run's task, running a task on the broker
 		// cluster (startedBy=<run id>), exec into a runner, retagging a
 		// task: by resource, and by the ecs:cluster key for the actions

@@ -322,6 +322,7 @@ func TestEachJobRoleHasOnlyItsOwnPermissions(t *testing.T) {
 					Resources: []string{stackArn("logs", "log-group:"+runLog), stackArn("logs", "log-group:"+runLog+":*")}},
 				{Sid: "NeverTouchTheDispatcher", Effect: "Deny", Actions: []string{"lambda:*"},
 					Resources: []string{stackArn("lambda", "function:test-broker-dispatcher"), stackArn("lambda", "function:test-broker-dispatcher:*")}},
+				{Sid: "NeverPublishToTheBroker", Effect: "Deny", Actions: []string{"sns:Publish"}, Resources: []string{stackArn("sns", "test-broker")}},
 				{Sid: "NeverControlTheBrokerCluster", Effect: "Deny", Actions: []string{"ecs:*"}, Resources: []string{
 					stackArn("ecs", "cluster/test-broker"), stackArn("ecs", "task/test-broker/*"), stackArn("ecs", "container-instance/test-broker/*"),
 					stackArn("ecs", "service/test-broker/*"), stackArn("ecs", "task-set/test-broker/*")}},
