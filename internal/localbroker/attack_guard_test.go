@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	dbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/deploy-broker/deploy-broker/internal/ledger"
@@ -27,10 +28,11 @@ import (
 // tasks on the broker's cluster (local mode's agent runs every task there
 // as a runner, holding a runner's key, which the run-queue mirror does not
 // refuse: a runner pointed at another run's queue forges its records); and
-// write the run log that show, attach and the ledger's outputs read. In
+// write the run log that show, attach and the ledger's outputs read; and
+// publish run requests to the broker's topic. In
 // AWS broker-guard denies all three (NeverTouchTheRunLedger,
 // NeverControlTheBrokerCluster, NeverControlTasksOnTheBrokerCluster,
-// NeverTouchTheRunLog). What is proven: local mode's mirror through moto,
+// NeverTouchTheRunLog, NeverPublishToTheBroker). What is proven: local mode's mirror through moto,
 // not AWS (iamcheck evaluates the stack's policies).
 func TestEndpointDeniesJobsTheLedgerClusterAndRunLog(t *testing.T) {
 	srv, _ := mototest.Start(t)
@@ -86,6 +88,9 @@ func TestEndpointDeniesJobsTheLedgerClusterAndRunLog(t *testing.T) {
 	denied("starting a task on the broker cluster", err, "NeverControlTheBrokerCluster")
 	_, err = logs.CreateLogStream(ctx, &cloudwatchlogs.CreateLogStreamInput{LogGroupName: aws.String(group), LogStreamName: aws.String("deploy/runner/forged")})
 	denied("writing the run log", err, "NeverTouchTheRunLog")
+
+	_, err = sns.NewFromConfig(job).Publish(ctx, &sns.PublishInput{TopicArn: aws.String("arn:aws:sns:us-east-1:123456789012:sig-broker"), Message: aws.String("{}")})
+	denied("publishing to the broker's topic", err, "NeverPublishToTheBroker")
 
 	// Control: the job's own table stays its own.
 	if _, err := db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String("app-table"), Item: pool}); err != nil {

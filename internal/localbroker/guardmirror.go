@@ -14,8 +14,9 @@ import (
 // NeverControlTheBrokerCluster and NeverControlTasksOnTheBrokerCluster
 // (every ECS action on the broker cluster and its tasks: a task started
 // there is run by local mode's agent as a runner, with a runner's key),
-// and NeverTouchTheRunLog (every CloudWatch Logs action on the run log
-// group, which show, attach and the ledger's outputs read)
+// NeverTouchTheRunLog (every CloudWatch Logs action on the run log group,
+// which show, attach and the ledger's outputs read) and
+// NeverPublishToTheBroker (a job's signed run request)
 // (infra/internal/broker/jobguard.go). Like the view's mirror it refuses a
 // job's session any call that names the resource anywhere in its request
 // (parameters, JSON body), preferring to refuse.
@@ -40,6 +41,9 @@ func (k *keyring) jobGuardDenied(key endpointKey, svc string, params map[string]
 			return s == k.broker || strings.Contains(s, ":cluster/"+k.broker) || strings.Contains(s, "/"+k.broker+"/")
 		}
 		what, sid = "the broker's cluster or its tasks", "broker-guard's NeverControlTheBrokerCluster and NeverControlTasksOnTheBrokerCluster"
+	case "sns":
+		names = func(s string) bool { return strings.HasSuffix(s, ":"+k.broker) }
+		what, sid = "the broker's topic", "broker-guard's NeverPublishToTheBroker"
 	case "logs":
 		group := RunLogGroupName(k.broker)
 		names = func(s string) bool { return strings.Contains(s, group) }
