@@ -28,7 +28,9 @@ import (
 // runners is hostile (testdata/hostilewarm). Run on a warm runner, it
 // tries to read its runner's and the idle runners' environments, to take
 // the next run's assignment from the other runner's inbox, to plant a
-// forged one, purge, reconfigure or delete the inboxes, and leaves a child
+// forged one, purge, reconfigure or delete the inboxes, to read or write the
+// run ledger (a warm pool whose slot's inbox is its own queue), list the
+// broker cluster's tasks and publish a run request, and leaves a child
 // in a session of its own to outlive its run. A second trusted identity
 // (the trigger's CI session) sends a forged assignment to an idle runner's
 // inbox. Then: every attack refused; the runner that ran the hostile run
@@ -134,7 +136,8 @@ jobs:
 		}
 	}
 	want := []string{"warm-runner-variables-in-env", "read-own-runner-environ", "read-idle-runner-environ", "inbox-receive",
-		"inbox-send-forged-assignment", "inbox-purge", "inbox-set-policy", "inbox-get-attributes", "inbox-delete"}
+		"inbox-send-forged-assignment", "inbox-purge", "inbox-set-policy", "inbox-get-attributes", "inbox-delete",
+		"ledger-read-pool", "ledger-write", "cluster-list-tasks", "topic-publish"}
 	for _, a := range want {
 		switch attacks[a] {
 		case "refused":

@@ -90,6 +90,7 @@ func main() {
 	fmt.Printf("RUNNERS %d\n", seen)
 
 	inboxes(broker)
+	brokerResources(broker) // broker.go
 	fmt.Println("hostile warm job exits 3")
 	os.Exit(3)
 }
