@@ -109,3 +109,51 @@ func TestAttackJobNamesTheQueueByThePathOnly(t *testing.T) {
 		t.Errorf("the run queue holds %d records a job forged", len(got.Messages))
 	}
 }
+
+// The same mirror, the query protocol: moto merges a form body's
+// parameters with the URL's query and reads the URL's value of a parameter
+// given in both; the endpoint read the body's. A job sent its receive with
+// the inbox's QueueUrl in the URL and a harmless queue's in the body, and
+// read the next run's assignment (the mirror judged the harmless queue).
+func TestAttackJobGivesTheQueueInTheURLAndTheBody(t *testing.T) {
+	srv, _ := mototest.Start(t)
+	k := testKeyring()
+	shim, err := startAccountShim(srv.URL, "123456789012", k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shim.Close()
+	ctx := context.Background()
+	out, err := sts.NewFromConfig(shimClientConfig(shim.URL, testCreds)).AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: aws.String("arn:aws:iam::123456789012:role" + DeploymentRolePath + "sig-broker-deploy"), RoleSessionName: aws.String("run-1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := aws.Credentials{AccessKeyID: *out.Credentials.AccessKeyId, SecretAccessKey: *out.Credentials.SecretAccessKey, SessionToken: *out.Credentials.SessionToken}
+	direct := sqs.NewFromConfig(shimClientConfig(srv.URL, testCreds))
+	inbox, err := direct.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(protocol.InboxName("sig-broker", protocol.NewWarmSlotID(time.Now())))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	harmless, err := direct.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("harmless")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := direct.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: inbox.QueueUrl, MessageBody: aws.String(`{"secrets":{"token":"SECRET-OF-THE-NEXT-RUN"}}`)}); err != nil {
+		t.Fatal(err)
+	}
+	body := "Action=ReceiveMessage&Version=2012-11-05&VisibilityTimeout=0&QueueUrl=" + url.QueryEscape(*harmless.QueueUrl)
+	req, _ := http.NewRequest(http.MethodPost, shim.URL+"/?QueueUrl="+url.QueryEscape(*inbox.QueueUrl), strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if err := signWith(req, job, "sqs", body); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if strings.Contains(string(b), "SECRET-OF-THE-NEXT-RUN") || res.StatusCode != http.StatusBadRequest && res.StatusCode != http.StatusForbidden {
+		t.Errorf("a job's receive naming the inbox in the URL and another queue in the body: HTTP %d %s, want a refusal", res.StatusCode, clip(string(b)))
+	}
+}

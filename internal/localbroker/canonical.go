@@ -17,9 +17,10 @@ import (
 //   - routes a signed request by its credential scope's service, lower-cased;
 //   - takes the operation from an Action parameter before X-Amz-Target, and
 //     then after the LAST "." of X-Amz-Target;
-//   - reads the parameters from a form body (form content type), else from
-//     the URL's query, else from the body parsed as a query whatever its
-//     content type, else from the headers;
+//   - reads the parameters from a form body (form content type) merged with
+//     the URL's query (the URL's value first), else from the URL's query,
+//     else from the body parsed as a query whatever its content type, else
+//     from the headers;
 //   - for SQS, names the queue by the URL's path when there is no QueueUrl
 //     or it is not a string (sqs/responses.py _get_queue_name).
 //
@@ -120,6 +121,12 @@ func queryOperation(r *http.Request, mt string, body []byte) (string, map[string
 	anyBody, _ := url.ParseQuery(string(body)) // the body's Action, read or not
 	if a, b := inURL.Get("Action"), anyBody.Get("Action"); a != "" && b != "" && a != b {
 		return "", nil, "an Action in the URL (" + clipKey(a) + ") and another in the body (" + clipKey(b) + ")"
+	}
+	// The emulator merges a form body with the URL's query and reads the
+	// URL's value of a parameter in both (a QueueUrl: the mirror would
+	// judge the body's queue, the emulator use the URL's).
+	if form && len(inURL) > 0 && len(inBody) > 0 {
+		return "", nil, "parameters in both the URL's query and a form body"
 	}
 	vals := inURL
 	if len(inBody) > 0 && (form || len(inURL) == 0) {
