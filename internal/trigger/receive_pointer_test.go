@@ -3,6 +3,7 @@ package trigger
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/deploy-broker/deploy-broker/internal/brokerview"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
+	"github.com/deploy-broker/deploy-broker/internal/testkit/faultproxy"
 	"github.com/deploy-broker/deploy-broker/internal/testkit/mototest"
 )
 
@@ -141,5 +143,67 @@ func TestTriggerFollowsNoPointerOutOfTheBrokersRunQueues(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("no event from the receiver")
+	}
+}
+
+// A principal that may not read run pointers (AccessDenied: a CI role of
+// another account without GetItem on the view table) still follows the
+// queue named after the run, and asks for the pointer once after its first
+// receive, not on every receive (which would double its calls for the whole
+// run). moto evaluates no IAM: the denial is the fault proxy's answer to
+// GetItem; the queue and its messages are moto's.
+func TestTriggerDeniedThePointerStopsAskingForIt(t *testing.T) {
+	srv, cfg := mototest.Start(t)
+	var getItems atomic.Int32
+	proxy, err := faultproxy.Start(srv.URL, faultproxy.Options{Plan: func(service, action string, _ int) faultproxy.Fault {
+		if service == "dynamodb" && action == "GetItem" {
+			getItems.Add(1)
+			return faultproxy.AccessDenied
+		}
+		return faultproxy.None
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proxy.Close)
+	f := pointerFixture{sqs: sqs.NewFromConfig(cfg), db: dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(proxy.URL) }),
+		table: brokerview.TableName(pointerBroker), account: "123456789012"}
+	if _, err := dynamodb.NewFromConfig(cfg).CreateTable(context.Background(), brokerview.TableInput(f.table)); err != nil {
+		t.Fatal(err)
+	}
+	runID := protocol.NewRunID(time.Now())
+	named := f.queue(t, runID, runID)
+	r := f.receiver(runID)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	events := make(chan rxEvent)
+	go r.run(ctx, events)
+	var url string
+	got := 0
+	for got == 0 {
+		select {
+		case ev := <-events:
+			switch {
+			case ev.fatal != nil || ev.foreign != nil:
+				t.Fatalf("receiver: %v %v", ev.fatal, ev.foreign)
+			case ev.queueURL != "":
+				url = ev.queueURL
+			case len(ev.msgs) > 0:
+				got += len(ev.msgs)
+			}
+		case <-ctx.Done():
+			t.Fatal("the receiver handed over nothing")
+		}
+	}
+	// Then empty long polls of 1 s each: the old code read the pointer
+	// after every one of them.
+	time.Sleep(4 * time.Second)
+	cancel()
+	if url != named || got != 1 {
+		t.Fatalf("receiver followed %q and got %d messages, want the run-named %s and 1", url, got, named)
+	}
+	// One read while it looked for the queue, one after the first receive.
+	if n := getItems.Load(); n > 2 {
+		t.Errorf("the pointer was read %d times though every read was denied", n)
 	}
 }

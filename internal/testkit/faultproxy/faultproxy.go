@@ -82,6 +82,10 @@ const (
 	Reset
 	DropResponse
 	Latency
+	// AccessDenied answers 400 AccessDenied(Exception), not forwarded: a
+	// caller whose policy lacks the action (only by Plan: it is no
+	// transient fault, so Rates has no share of it).
+	AccessDenied
 )
 
 // Stats count what the proxy did.
@@ -239,6 +243,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.latency.Add(1)
 		time.Sleep(p.o.LatencySpike)
 		p.rp.ServeHTTP(w, r)
+	case AccessDenied:
+		code := "AccessDenied"
+		if jsonProto {
+			code = "AccessDeniedException"
+		}
+		writeError(w, jsonProto, http.StatusBadRequest, code, "User is not authorized to perform this action (injected)")
 	default:
 		p.rp.ServeHTTP(w, r)
 	}
