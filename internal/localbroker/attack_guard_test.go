@@ -12,10 +12,8 @@ import (
 	dbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/deploy-broker/deploy-broker/internal/ledger"
-	"github.com/deploy-broker/deploy-broker/internal/testkit/mototest"
 )
 
 // Security review (warm runners, second pass): local mode's endpoint
@@ -35,20 +33,11 @@ import (
 // NeverTouchTheRunLog, NeverPublishToTheBroker). What is proven: local mode's mirror through moto,
 // not AWS (iamcheck evaluates the stack's policies).
 func TestEndpointDeniesJobsTheLedgerClusterAndRunLog(t *testing.T) {
-	srv, _ := mototest.Start(t)
 	k := testKeyring()
-	shim, err := startAccountShim(srv.URL, "123456789012", k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer shim.Close()
+	f := newMirrorFixture(t, k)
 	ctx := context.Background()
-	out, err := sts.NewFromConfig(shimClientConfig(shim.URL, testCreds)).AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: aws.String("arn:aws:iam::123456789012:role" + DeploymentRolePath + "sig-broker-deploy"), RoleSessionName: aws.String("run-1")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	job := shimClientConfig(shim.URL, aws.Credentials{AccessKeyID: *out.Credentials.AccessKeyId, SecretAccessKey: *out.Credentials.SecretAccessKey, SessionToken: *out.Credentials.SessionToken})
-	direct := shimClientConfig(srv.URL, testCreds)
+	job := f.as(f.job)
+	direct := f.direct()
 	table := LedgerTableName("sig-broker")
 	for _, name := range []string{table, "app-table"} { // the ledger, and a table of the job's own
 		if _, err := dynamodb.NewFromConfig(direct).CreateTable(ctx, &dynamodb.CreateTableInput{TableName: aws.String(name), BillingMode: dbtypes.BillingModePayPerRequest,

@@ -15,11 +15,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	dbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/deploy-broker/deploy-broker/internal/brokerview"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
-	"github.com/deploy-broker/deploy-broker/internal/testkit/mototest"
 )
 
 // Security review of issue 26 (local mode): a hostile job holds its own
@@ -39,25 +37,15 @@ import (
 // local mode's mirror, not AWS (AWS signs the scope's service as given and
 // rejects a wrong one; IAM evaluates the real action).
 func TestAttackJobSpellsItsWayPastTheMirror(t *testing.T) {
-	srv, _ := mototest.Start(t)
 	k := testKeyring()
-	shim, err := startAccountShim(srv.URL, "123456789012", k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer shim.Close()
+	f := newMirrorFixture(t, k)
 	ctx := context.Background()
-	base := shimClientConfig(shim.URL, testCreds)
-	out, err := sts.NewFromConfig(base).AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: aws.String("arn:aws:iam::123456789012:role" + DeploymentRolePath + "sig-broker-deploy"), RoleSessionName: aws.String("run-1")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	job := aws.Credentials{AccessKeyID: *out.Credentials.AccessKeyId, SecretAccessKey: *out.Credentials.SecretAccessKey, SessionToken: *out.Credentials.SessionToken}
+	job := f.job
 
 	// The broker's resources, made in the emulator directly (as the
 	// dispatcher does): an inbox holding an assignment with a secret, a run
 	// queue, the view table.
-	direct := shimClientConfig(srv.URL, testCreds)
+	direct := f.direct()
 	inbox, err := sqs.NewFromConfig(direct).CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(protocol.InboxName("sig-broker", protocol.NewWarmSlotID(time.Now())))})
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +77,7 @@ func TestAttackJobSpellsItsWayPastTheMirror(t *testing.T) {
 				target = "DynamoDB_20120810.ListTables"
 			}
 		}
-		req, _ := http.NewRequest(http.MethodPost, shim.URL+path, bytes.NewReader(body))
+		req, _ := http.NewRequest(http.MethodPost, f.shim.URL+path, bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/x-amz-json-1.0")
 		req.Header.Set("X-Amz-Target", target)
 		if err := signWith(req, job, service, string(body)); err != nil {
@@ -120,7 +108,7 @@ func TestAttackJobSpellsItsWayPastTheMirror(t *testing.T) {
 	// the body as JSON (and finds no queue), moto as the query protocol.
 	form := func(target, body string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, shim.URL+"/", strings.NewReader(body))
+		req, _ := http.NewRequest(http.MethodPost, f.shim.URL+"/", strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header.Set("X-Amz-Target", target)
 		if err := signWith(req, job, "sqs", body); err != nil {

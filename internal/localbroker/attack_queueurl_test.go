@@ -13,10 +13,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
-	"github.com/deploy-broker/deploy-broker/internal/testkit/mototest"
 )
 
 // Security review (warm runners and spare queues, second pass): the mirror
@@ -32,21 +30,12 @@ import (
 // refuses a QueueUrl that is not a string, and IAM evaluates the real
 // resource).
 func TestAttackJobNamesTheQueueByThePathOnly(t *testing.T) {
-	srv, _ := mototest.Start(t)
 	k := testKeyring()
-	shim, err := startAccountShim(srv.URL, "123456789012", k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer shim.Close()
+	f := newMirrorFixture(t, k)
 	ctx := context.Background()
-	out, err := sts.NewFromConfig(shimClientConfig(shim.URL, testCreds)).AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: aws.String("arn:aws:iam::123456789012:role" + DeploymentRolePath + "sig-broker-deploy"), RoleSessionName: aws.String("run-1")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	job := aws.Credentials{AccessKeyID: *out.Credentials.AccessKeyId, SecretAccessKey: *out.Credentials.SecretAccessKey, SessionToken: *out.Credentials.SessionToken}
+	job := f.job
 
-	direct := sqs.NewFromConfig(shimClientConfig(srv.URL, testCreds))
+	direct := sqs.NewFromConfig(f.direct())
 	inbox, err := direct.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(protocol.InboxName("sig-broker", protocol.NewWarmSlotID(time.Now())))})
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +58,7 @@ func TestAttackJobNamesTheQueueByThePathOnly(t *testing.T) {
 	call := func(path, target string, payload map[string]any) (int, string) {
 		t.Helper()
 		body, _ := json.Marshal(payload)
-		req, _ := http.NewRequest(http.MethodPost, shim.URL+path, bytes.NewReader(body))
+		req, _ := http.NewRequest(http.MethodPost, f.shim.URL+path, bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/x-amz-json-1.0")
 		req.Header.Set("X-Amz-Target", target)
 		if err := signWith(req, job, "sqs", string(body)); err != nil {
@@ -116,20 +105,11 @@ func TestAttackJobNamesTheQueueByThePathOnly(t *testing.T) {
 // the inbox's QueueUrl in the URL and a harmless queue's in the body, and
 // read the next run's assignment (the mirror judged the harmless queue).
 func TestAttackJobGivesTheQueueInTheURLAndTheBody(t *testing.T) {
-	srv, _ := mototest.Start(t)
 	k := testKeyring()
-	shim, err := startAccountShim(srv.URL, "123456789012", k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer shim.Close()
+	f := newMirrorFixture(t, k)
 	ctx := context.Background()
-	out, err := sts.NewFromConfig(shimClientConfig(shim.URL, testCreds)).AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: aws.String("arn:aws:iam::123456789012:role" + DeploymentRolePath + "sig-broker-deploy"), RoleSessionName: aws.String("run-1")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	job := aws.Credentials{AccessKeyID: *out.Credentials.AccessKeyId, SecretAccessKey: *out.Credentials.SecretAccessKey, SessionToken: *out.Credentials.SessionToken}
-	direct := sqs.NewFromConfig(shimClientConfig(srv.URL, testCreds))
+	job := f.job
+	direct := sqs.NewFromConfig(f.direct())
 	inbox, err := direct.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(protocol.InboxName("sig-broker", protocol.NewWarmSlotID(time.Now())))})
 	if err != nil {
 		t.Fatal(err)
@@ -142,7 +122,7 @@ func TestAttackJobGivesTheQueueInTheURLAndTheBody(t *testing.T) {
 		t.Fatal(err)
 	}
 	body := "Action=ReceiveMessage&Version=2012-11-05&VisibilityTimeout=0&QueueUrl=" + url.QueryEscape(*harmless.QueueUrl)
-	req, _ := http.NewRequest(http.MethodPost, shim.URL+"/?QueueUrl="+url.QueryEscape(*inbox.QueueUrl), strings.NewReader(body))
+	req, _ := http.NewRequest(http.MethodPost, f.shim.URL+"/?QueueUrl="+url.QueryEscape(*inbox.QueueUrl), strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if err := signWith(req, job, "sqs", body); err != nil {
 		t.Fatal(err)

@@ -8,10 +8,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
-	"github.com/deploy-broker/deploy-broker/internal/testkit/mototest"
 )
 
 // A warm runner's inbox at local mode's endpoint: a job's deployment
@@ -22,28 +20,19 @@ import (
 // of the job guard's NeverTouchWarmInboxes and of the inbox policy's
 // Denies (dispatcher.InboxPolicy, which iamcheck evaluates).
 func TestEndpointDeniesTheInboxes(t *testing.T) {
-	srv, _ := mototest.Start(t)
 	k := testKeyring()
 	runnerCreds := aws.Credentials{AccessKeyID: "AKIALOCALTASKTEST001", SecretAccessKey: "runner-secret"}
 	k.keys[runnerCreds.AccessKeyID] = endpointKey{secret: runnerCreds.SecretAccessKey, runner: true}
-	shim, err := startAccountShim(srv.URL, "123456789012", k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer shim.Close()
+	f := newMirrorFixture(t, k)
 	ctx := context.Background()
-	base := shimClientConfig(shim.URL, testCreds)
-	out, err := sts.NewFromConfig(base).AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: aws.String("arn:aws:iam::123456789012:role" + DeploymentRolePath + "sig-broker-deploy"), RoleSessionName: aws.String("run-1")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	job := aws.Credentials{AccessKeyID: *out.Credentials.AccessKeyId, SecretAccessKey: *out.Credentials.SecretAccessKey, SessionToken: *out.Credentials.SessionToken}
+	base := f.as(testCreds)
+	job := f.job
 	name := protocol.InboxName("sig-broker", protocol.NewWarmSlotID(time.Now()))
 	inbox, err := sqs.NewFromConfig(base).CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	as := func(c aws.Credentials) *sqs.Client { return sqs.NewFromConfig(shimClientConfig(shim.URL, c)) }
+	as := func(c aws.Credentials) *sqs.Client { return sqs.NewFromConfig(f.as(c)) }
 	send := func(c aws.Credentials) error {
 		_, err := as(c).SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: inbox.QueueUrl, MessageBody: aws.String(`{"v":1}`)})
 		return err

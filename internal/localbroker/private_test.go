@@ -84,3 +84,51 @@ func TestAJobReadsNoneOfLocalModesFiles(t *testing.T) {
 		t.Errorf("a job lists the task logs (run ids): %s", out)
 	}
 }
+
+// A directory a flag names that is not local mode's own keeps its mode:
+// -log /tmp/broker.log once made /tmp 0700 (every other user of the
+// machine, and every job under its own uid, lost /tmp), and -env-file
+// $HOME/broker.env would have closed the home directory. The files are
+// 0600 wherever they are. Only .local, local mode's own, is closed.
+func TestPrepareFilesLeavesOtherDirectoriesAsTheyAre(t *testing.T) {
+	base := t.TempDir()
+	shared, home, local := filepath.Join(base, "tmp"), filepath.Join(base, "home"), filepath.Join(base, "home", ".local")
+	for _, d := range []struct {
+		path string
+		mode os.FileMode
+	}{{shared, 0o777 | os.ModeSticky}, {home, 0o755}, {local, 0o755}} {
+		if err := os.Mkdir(d.path, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(d.path, d.mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfgDir := filepath.Join(base, "cfg")
+	if err := os.Mkdir(cfgDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	logw, err := prepareFiles(filepath.Join(cfgDir, "broker.yaml"), filepath.Join(local, "broker.env"), filepath.Join(shared, "broker.log"), filepath.Join(home, "tasks"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logw.Close()
+	for _, c := range []struct {
+		path string
+		want os.FileMode
+	}{
+		{shared, 0o777 | os.ModeSticky},
+		{home, 0o755},
+		{local, 0o700},                        // local mode's own: closed
+		{filepath.Join(home, "tasks"), 0o700}, // made by it
+		{filepath.Join(shared, "broker.log"), 0o600},
+	} {
+		fi, err := os.Stat(c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode() & (os.ModePerm | os.ModeSticky); got != c.want {
+			t.Errorf("%s: mode %v, want %v", c.path, got, c.want)
+		}
+	}
+}

@@ -20,7 +20,6 @@ import (
 	"github.com/deploy-broker/deploy-broker/internal/brokerview"
 	"github.com/deploy-broker/deploy-broker/internal/moto"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
-	"github.com/deploy-broker/deploy-broker/internal/testkit/mototest"
 )
 
 // A job's deployment session may do nothing on the broker's view table
@@ -30,15 +29,10 @@ import (
 // is proven: local mode's mirror, through the SDK against the emulator
 // (moto evaluates no IAM; infra's tests check the stack's Deny).
 func TestEndpointDeniesJobSessionsTheView(t *testing.T) {
-	srv, _ := mototest.Start(t)
-	shim, err := startAccountShim(srv.URL, "123456789012", testKeyring())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer shim.Close()
+	f := newMirrorFixture(t, testKeyring())
 	ctx := context.Background()
-	job := assumeWith(t, shim.URL, testCreds, "arn:aws:iam::123456789012:role"+DeploymentRolePath+"sig-broker-deploy")
-	direct := dynamodb.NewFromConfig(shimClientConfig(srv.URL, testCreds))
+	job := f.job
+	direct := dynamodb.NewFromConfig(f.direct())
 	view := brokerview.TableName("sig-broker")
 	for _, name := range []string{view, "job-own"} {
 		if _, err := direct.CreateTable(ctx, &dynamodb.CreateTableInput{TableName: aws.String(name), BillingMode: dbtypes.BillingModePayPerRequest,
@@ -49,7 +43,7 @@ func TestEndpointDeniesJobSessionsTheView(t *testing.T) {
 	}
 	arn := "arn:aws:dynamodb:" + moto.Region + ":123456789012:table/" + view
 	key := map[string]dbtypes.AttributeValue{brokerview.KeyAttr: &dbtypes.AttributeValueMemberS{Value: "run#x"}}
-	db := dynamodb.NewFromConfig(shimClientConfig(shim.URL, job))
+	db := dynamodb.NewFromConfig(f.as(job))
 	calls := map[string]func(table string) error{
 		"DeleteResourcePolicy": func(string) error {
 			_, err := db.DeleteResourcePolicy(ctx, &dynamodb.DeleteResourcePolicyInput{ResourceArn: aws.String(arn)})
@@ -110,22 +104,17 @@ func TestEndpointDeniesJobSessionsTheView(t *testing.T) {
 // by the URL's path only (the emulator's fallback), and a JSON body that
 // also parses as a query naming an Action.
 func TestEndpointRefusesAmbiguousRequests(t *testing.T) {
-	srv, _ := mototest.Start(t)
-	shim, err := startAccountShim(srv.URL, "123456789012", testKeyring())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer shim.Close()
+	f := newMirrorFixture(t, testKeyring())
 	ctx := context.Background()
-	job := assumeWith(t, shim.URL, testCreds, "arn:aws:iam::123456789012:role"+DeploymentRolePath+"sig-broker-deploy")
+	job := f.job
 	inbox := protocol.InboxName("sig-broker", protocol.NewWarmSlotID(time.Now()))
-	if _, err := sqs.NewFromConfig(shimClientConfig(srv.URL, testCreds)).CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(inbox)}); err != nil {
+	if _, err := sqs.NewFromConfig(f.direct()).CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(inbox)}); err != nil {
 		t.Fatal(err)
 	}
 	scope := [2]string{"sqs", moto.Region}
 	do := func(path, ct, target, body string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, shim.URL+path, bytes.NewReader([]byte(body)))
+		req, _ := http.NewRequest(http.MethodPost, f.shim.URL+path, bytes.NewReader([]byte(body)))
 		req.Header.Set("Content-Type", ct)
 		if target != "" {
 			req.Header.Set("X-Amz-Target", target)
