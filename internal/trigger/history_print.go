@@ -70,7 +70,10 @@ func printRun(w io.Writer, mode string, r historyRun) {
 		row(r.Approval+" by", who)
 	}
 	row("requested", r.RequestedAt)
-	row("started", r.CreatedAt)
+	// When the broker took the request (it claimed the run id in the
+	// ledger), not when the job started: that is the start rows' (printStart)
+	// and the task's.
+	row("received", r.CreatedAt)
 	row("ended", r.EndedAt)
 	if r.DurationMS > 0 {
 		row("duration", durationCell(r))

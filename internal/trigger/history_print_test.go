@@ -37,6 +37,18 @@ outputs:        image=sha256:abc
 	}
 }
 
+// The ledger item's creation is when the broker took the request, and
+// show says so: it was labelled "started", which a run that waited for
+// approval or a task start had not.
+func TestPrintRunLabelsTheClaimReceived(t *testing.T) {
+	var b strings.Builder
+	printRun(&b, "text", historyRun{RunID: "01J0000000000000000000000A", Job: "website", Outcome: "succeeded",
+		RequestedAt: "2026-12-06T05:00:00Z", CreatedAt: "2026-12-06T05:00:00.4Z"})
+	if got := b.String(); !strings.Contains(got, "received:       2026-12-06T05:00:00.4Z\n") || strings.Contains(got, "started:") {
+		t.Errorf("got:\n%s", got)
+	}
+}
+
 // show says who approved (or rejected) a run and when: it did not, though
 // the ledger holds it (approval, approval_by, approval_at).
 func TestPrintRunApproval(t *testing.T) {
