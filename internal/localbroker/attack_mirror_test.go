@@ -1,11 +1,8 @@
 package localbroker
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -14,9 +11,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	dbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/deploy-broker/deploy-broker/internal/brokerview"
+	"github.com/deploy-broker/deploy-broker/internal/moto"
 	"github.com/deploy-broker/deploy-broker/internal/protocol"
 )
 
@@ -46,18 +43,7 @@ func TestAttackJobSpellsItsWayPastTheMirror(t *testing.T) {
 	// dispatcher does): an inbox holding an assignment with a secret, a run
 	// queue, the view table.
 	direct := f.direct()
-	inbox, err := sqs.NewFromConfig(direct).CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(protocol.InboxName("sig-broker", protocol.NewWarmSlotID(time.Now())))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sqs.NewFromConfig(direct).SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: inbox.QueueUrl, MessageBody: aws.String(`{"secrets":{"token":"SECRET-OF-THE-NEXT-RUN"}}`)}); err != nil {
-		t.Fatal(err)
-	}
-	runQ, err := sqs.NewFromConfig(direct).CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(protocol.QueueName("sig-broker", protocol.NewRunID(time.Now()))),
-		Attributes: map[string]string{"FifoQueue": "true"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	inbox, runQ := f.inboxWithSecret(t), f.runQueue(t)
 	view := brokerview.TableName("sig-broker")
 	if _, err := dynamodb.NewFromConfig(direct).CreateTable(ctx, &dynamodb.CreateTableInput{TableName: aws.String(view), BillingMode: dbtypes.BillingModePayPerRequest,
 		AttributeDefinitions: []dbtypes.AttributeDefinition{{AttributeName: aws.String(brokerview.KeyAttr), AttributeType: dbtypes.ScalarAttributeTypeS}},
@@ -77,30 +63,14 @@ func TestAttackJobSpellsItsWayPastTheMirror(t *testing.T) {
 				target = "DynamoDB_20120810.ListTables"
 			}
 		}
-		req, _ := http.NewRequest(http.MethodPost, f.shim.URL+path, bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/x-amz-json-1.0")
-		req.Header.Set("X-Amz-Target", target)
-		if err := signWith(req, job, service, string(body)); err != nil {
-			t.Fatal(err)
-		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return res.StatusCode, string(b)
+		return f.post(t, job, service, moto.Region, path, "application/x-amz-json-1.0", target, string(body))
 	}
 	// Refused: 403 AccessDenied from the mirror, or 400 from the endpoint's
 	// refusal of a request it cannot read as the emulator will
 	// (canonical.go), which is what every non-canonical spelling gets.
-	isRefusal := func(code int, body string) bool {
-		return code == http.StatusForbidden && strings.Contains(body, "AccessDenied") ||
-			code == http.StatusBadRequest && strings.Contains(body, "cannot read as the emulator will")
-	}
 	refused := func(what string, code int, body string) {
 		t.Helper()
-		if !isRefusal(code, body) {
+		if !mirrorRefused(code, body) {
 			t.Errorf("%s: HTTP %d %s, want 403 AccessDenied from local mode's mirror or 400 from its canonical check", what, code, clip(body))
 		}
 	}
@@ -108,36 +78,24 @@ func TestAttackJobSpellsItsWayPastTheMirror(t *testing.T) {
 	// the body as JSON (and finds no queue), moto as the query protocol.
 	form := func(target, body string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, f.shim.URL+"/", strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("X-Amz-Target", target)
-		if err := signWith(req, job, "sqs", body); err != nil {
-			t.Fatal(err)
-		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return res.StatusCode, string(b)
+		return f.post(t, job, "sqs", moto.Region, "/", "application/x-www-form-urlencoded", target, body)
 	}
-	code, body := form("AmazonSQS.ListQueues", "Action=ReceiveMessage&Version=2012-11-05&VisibilityTimeout=0&QueueUrl="+url.QueryEscape(*inbox.QueueUrl))
+	code, body := form("AmazonSQS.ListQueues", "Action=ReceiveMessage&Version=2012-11-05&VisibilityTimeout=0&QueueUrl="+url.QueryEscape(inbox))
 	refused("a job reading the next run's assignment, a form body under X-Amz-Target", code, body)
-	if strings.Contains(body, "SECRET-OF-THE-NEXT-RUN") {
+	if strings.Contains(body, nextRunSecret) {
 		t.Errorf("a job read an assignment's secret from a warm runner's inbox (a form body under X-Amz-Target)")
 	}
 	// Control: the SDK's own spelling is refused.
-	code, body = call("sqs", "AmazonSQS.ReceiveMessage", map[string]any{"QueueUrl": *inbox.QueueUrl})
+	code, body = call("sqs", "AmazonSQS.ReceiveMessage", map[string]any{"QueueUrl": inbox})
 	refused("a job receiving from an inbox (the SDK's spelling)", code, body)
 
 	for _, c := range []struct{ what, service, target string }{
 		{"the scope's service in capitals", "SQS", "AmazonSQS.ReceiveMessage"},
 		{"an operation with a second dot", "sqs", "AmazonSQS.X.ReceiveMessage"},
 	} {
-		code, body := call(c.service, c.target, map[string]any{"QueueUrl": *inbox.QueueUrl, "WaitTimeSeconds": 0, "VisibilityTimeout": 0})
+		code, body := call(c.service, c.target, map[string]any{"QueueUrl": inbox, "WaitTimeSeconds": 0, "VisibilityTimeout": 0})
 		refused("a job reading the next run's assignment, "+c.what, code, body)
-		if strings.Contains(body, "SECRET-OF-THE-NEXT-RUN") {
+		if strings.Contains(body, nextRunSecret) {
 			t.Errorf("a job read an assignment's secret from a warm runner's inbox (%s)", c.what)
 		}
 	}
@@ -146,7 +104,7 @@ func TestAttackJobSpellsItsWayPastTheMirror(t *testing.T) {
 		{"an operation with a second dot", "sqs", "AmazonSQS.X.SendMessage"},
 		{"the operation in the URL's Action", "sqs", "?SendMessage"},
 	} {
-		code, body := call(c.service, c.target, map[string]any{"QueueUrl": *runQ.QueueUrl, "MessageBody": `{"v":1,"records":[]}`,
+		code, body := call(c.service, c.target, map[string]any{"QueueUrl": runQ, "MessageBody": `{"v":1,"records":[]}`,
 			"MessageGroupId": "g", "MessageDeduplicationId": "forged-exit"})
 		refused("a job forging a record on a run queue, "+c.what, code, body)
 	}
@@ -156,7 +114,7 @@ func TestAttackJobSpellsItsWayPastTheMirror(t *testing.T) {
 		{"the operation in the URL's Action", "dynamodb", "?PutItem"},
 	} {
 		code, body := call(c.service, c.target, map[string]any{"TableName": view, "Item": map[string]any{
-			brokerview.KeyAttr: map[string]string{"S": brokerview.RunKey(protocol.NewRunID(time.Now()))}, brokerview.QueueAttr: map[string]string{"S": *runQ.QueueUrl}}})
+			brokerview.KeyAttr: map[string]string{"S": brokerview.RunKey(protocol.NewRunID(time.Now()))}, brokerview.QueueAttr: map[string]string{"S": runQ}}})
 		refused("a job forging a run pointer, "+c.what, code, body)
 	}
 	if n, err := dynamodb.NewFromConfig(direct).Scan(ctx, &dynamodb.ScanInput{TableName: aws.String(view)}); err != nil {

@@ -1,20 +1,17 @@
 package localbroker
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/deploy-broker/deploy-broker/internal/protocol"
+	"github.com/deploy-broker/deploy-broker/internal/moto"
 )
 
 // Security review (warm runners and spare queues, second pass): the mirror
@@ -36,18 +33,7 @@ func TestAttackJobNamesTheQueueByThePathOnly(t *testing.T) {
 	job := f.job
 
 	direct := sqs.NewFromConfig(f.direct())
-	inbox, err := direct.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(protocol.InboxName("sig-broker", protocol.NewWarmSlotID(time.Now())))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := direct.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: inbox.QueueUrl, MessageBody: aws.String(`{"secrets":{"token":"SECRET-OF-THE-NEXT-RUN"}}`)}); err != nil {
-		t.Fatal(err)
-	}
-	runQ, err := direct.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(protocol.QueueName("sig-broker", protocol.NewRunID(time.Now()))),
-		Attributes: map[string]string{"FifoQueue": "true"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	inbox, runQ := f.inboxWithSecret(t), f.runQueue(t)
 	pathOf := func(u string) string {
 		p, err := url.Parse(u)
 		if err != nil {
@@ -58,39 +44,23 @@ func TestAttackJobNamesTheQueueByThePathOnly(t *testing.T) {
 	call := func(path, target string, payload map[string]any) (int, string) {
 		t.Helper()
 		body, _ := json.Marshal(payload)
-		req, _ := http.NewRequest(http.MethodPost, f.shim.URL+path, bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/x-amz-json-1.0")
-		req.Header.Set("X-Amz-Target", target)
-		if err := signWith(req, job, "sqs", string(body)); err != nil {
-			t.Fatal(err)
-		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return res.StatusCode, string(b)
-	}
-	refusal := func(code int, body string) bool {
-		return code == http.StatusForbidden && strings.Contains(body, "AccessDenied") ||
-			code == http.StatusBadRequest && strings.Contains(body, "cannot read as the emulator will")
+		return f.post(t, job, "sqs", moto.Region, path, "application/x-amz-json-1.0", target, string(body))
 	}
 	for _, v := range []struct {
 		what string
 		url  any
-	}{{"a number", 1}, {"a list", []string{*inbox.QueueUrl}}, {"an object", map[string]string{"u": "x"}}, {"a boolean", true}} {
-		code, body := call(pathOf(*inbox.QueueUrl), "AmazonSQS.ReceiveMessage", map[string]any{"QueueUrl": v.url, "VisibilityTimeout": 0})
-		if !refusal(code, body) || strings.Contains(body, "SECRET-OF-THE-NEXT-RUN") {
+	}{{"a number", 1}, {"a list", []string{inbox}}, {"an object", map[string]string{"u": "x"}}, {"a boolean", true}} {
+		code, body := call(pathOf(inbox), "AmazonSQS.ReceiveMessage", map[string]any{"QueueUrl": v.url, "VisibilityTimeout": 0})
+		if !mirrorRefused(code, body) || strings.Contains(body, nextRunSecret) {
 			t.Errorf("a job read a warm runner's inbox named by the path, QueueUrl %s: HTTP %d %s", v.what, code, clip(body))
 		}
-		code, body = call(pathOf(*runQ.QueueUrl), "AmazonSQS.SendMessage", map[string]any{"QueueUrl": v.url, "MessageBody": `{"v":1,"records":[]}`,
+		code, body = call(pathOf(runQ), "AmazonSQS.SendMessage", map[string]any{"QueueUrl": v.url, "MessageBody": `{"v":1,"records":[]}`,
 			"MessageGroupId": "g", "MessageDeduplicationId": "forged-" + v.what[2:3]})
-		if !refusal(code, body) {
+		if !mirrorRefused(code, body) {
 			t.Errorf("a job sent to a run queue named by the path, QueueUrl %s: HTTP %d %s", v.what, code, clip(body))
 		}
 	}
-	got, err := direct.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: runQ.QueueUrl, MaxNumberOfMessages: 10})
+	got, err := direct.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(runQ), MaxNumberOfMessages: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,31 +79,14 @@ func TestAttackJobGivesTheQueueInTheURLAndTheBody(t *testing.T) {
 	f := newMirrorFixture(t, k)
 	ctx := context.Background()
 	job := f.job
-	direct := sqs.NewFromConfig(f.direct())
-	inbox, err := direct.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(protocol.InboxName("sig-broker", protocol.NewWarmSlotID(time.Now())))})
+	inbox := f.inboxWithSecret(t)
+	harmless, err := sqs.NewFromConfig(f.direct()).CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("harmless")})
 	if err != nil {
-		t.Fatal(err)
-	}
-	harmless, err := direct.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("harmless")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := direct.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: inbox.QueueUrl, MessageBody: aws.String(`{"secrets":{"token":"SECRET-OF-THE-NEXT-RUN"}}`)}); err != nil {
 		t.Fatal(err)
 	}
 	body := "Action=ReceiveMessage&Version=2012-11-05&VisibilityTimeout=0&QueueUrl=" + url.QueryEscape(*harmless.QueueUrl)
-	req, _ := http.NewRequest(http.MethodPost, f.shim.URL+"/?QueueUrl="+url.QueryEscape(*inbox.QueueUrl), strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if err := signWith(req, job, "sqs", body); err != nil {
-		t.Fatal(err)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	if strings.Contains(string(b), "SECRET-OF-THE-NEXT-RUN") || res.StatusCode != http.StatusBadRequest && res.StatusCode != http.StatusForbidden {
-		t.Errorf("a job's receive naming the inbox in the URL and another queue in the body: HTTP %d %s, want a refusal", res.StatusCode, clip(string(b)))
+	code, b := f.post(t, job, "sqs", moto.Region, "/?QueueUrl="+url.QueryEscape(inbox), "application/x-www-form-urlencoded", "", body)
+	if strings.Contains(b, nextRunSecret) || code != http.StatusBadRequest && code != http.StatusForbidden {
+		t.Errorf("a job's receive naming the inbox in the URL and another queue in the body: HTTP %d %s, want a refusal", code, clip(b))
 	}
 }

@@ -230,6 +230,11 @@ func assumeWith(t *testing.T, url string, c aws.Credentials, role string) aws.Cr
 }
 
 func signWith(req *http.Request, c aws.Credentials, service, body string) error {
+	return signIn(req, c, service, moto.Region, body)
+}
+
+// signIn signs req with SigV4 for service in region, over body.
+func signIn(req *http.Request, c aws.Credentials, service, region, body string) error {
 	sum := sha256.Sum256([]byte(body))
-	return v4.NewSigner().SignHTTP(context.Background(), c, req, hex.EncodeToString(sum[:]), service, moto.Region, time.Now())
+	return v4.NewSigner().SignHTTP(context.Background(), c, req, hex.EncodeToString(sum[:]), service, region, time.Now())
 }

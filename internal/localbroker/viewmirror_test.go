@@ -1,18 +1,13 @@
 package localbroker
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	dbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -114,22 +109,7 @@ func TestEndpointRefusesAmbiguousRequests(t *testing.T) {
 	scope := [2]string{"sqs", moto.Region}
 	do := func(path, ct, target, body string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, f.shim.URL+path, bytes.NewReader([]byte(body)))
-		req.Header.Set("Content-Type", ct)
-		if target != "" {
-			req.Header.Set("X-Amz-Target", target)
-		}
-		sum := sha256.Sum256([]byte(body))
-		if err := v4.NewSigner().SignHTTP(ctx, job, req, hex.EncodeToString(sum[:]), scope[0], scope[1], time.Now()); err != nil {
-			t.Fatal(err)
-		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return res.StatusCode, string(b)
+		return f.post(t, job, scope[0], scope[1], path, ct, target, body)
 	}
 	// The queue in the path only: the mirror reads it there too.
 	if code, body := do("/123456789012/"+inbox, "application/x-www-form-urlencoded", "", "Action=ReceiveMessage&Version=2012-11-05"); code != http.StatusForbidden || !strings.Contains(body, "NeverTouchWarmInboxes") {
