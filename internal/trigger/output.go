@@ -287,13 +287,27 @@ func writeLine(l protocol.Line, r protocol.Record, stdout, stderr io.Writer, atS
 	if ok, err := writePlainLine(l, r, stdout, stderr, atStart, carry, timestamps); ok {
 		return err
 	}
-	b, err := l.Bytes()
+	buf, err := cleanLine(l, r, atStart, carry, color, timestamps)
 	if err != nil {
-		return fmt.Errorf("runner record %d: %w", r.Seq, err)
+		return err
 	}
 	w := stdout
 	if l.Stream == protocol.Stderr {
 		w = stderr
+	}
+	_, err = w.Write(buf)
+	return err
+}
+
+// cleanLine is what writeLine writes for l when it is not plain text, and
+// what its plain path must write too
+// (TestWriteLineFastPathPrintsWhatCleaningWould): l's bytes through the
+// stream's escape carry, after the line's time when it starts a line and
+// timestamps are on, with a newline unless it continues.
+func cleanLine(l protocol.Line, r protocol.Record, atStart map[protocol.Stream]bool, carry *escapeCarry, color, timestamps bool) ([]byte, error) {
+	b, err := l.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("runner record %d: %w", r.Seq, err)
 	}
 	b = carry.clean(l.Stream, b, color, !l.Cont)
 	var buf []byte
@@ -305,8 +319,7 @@ func writeLine(l protocol.Line, r protocol.Record, stdout, stderr io.Writer, atS
 		buf = append(buf, '\n')
 	}
 	atStart[l.Stream] = !l.Cont
-	_, err = w.Write(buf)
-	return err
+	return buf, nil
 }
 
 func (p *plainPrinter) tick(time.Time) {}

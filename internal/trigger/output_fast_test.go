@@ -11,7 +11,7 @@ import (
 // TestWriteLineFastPathPrintsWhatCleaningWould: writeLine's fast path
 // (writePlainLine) takes the plain pieces only, and the output of a mix of
 // pieces, with and without colour and timestamps, is byte for byte what the
-// cleaning path alone writes (cleanLineRef, writeLine before the fast path).
+// cleaning path alone writes (cleanLine).
 func TestWriteLineFastPathPrintsWhatCleaningWould(t *testing.T) {
 	t0 := time.Date(2026, 12, 6, 6, 0, 0, 0, time.UTC)
 	pieces := []struct {
@@ -53,7 +53,11 @@ func TestWriteLineFastPathPrintsWhatCleaningWould(t *testing.T) {
 				if l.Stream == protocol.Stderr {
 					w = &wantErr
 				}
-				w.Write(cleanLineRef(t, l, rec, refStart, &refCarry, color, ts))
+				b, err := cleanLine(l, rec, refStart, &refCarry, color, ts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				w.Write(b)
 			}
 			if err := o.Flush(); err != nil {
 				t.Fatal(err)
@@ -68,23 +72,4 @@ func TestWriteLineFastPathPrintsWhatCleaningWould(t *testing.T) {
 			t.Errorf("plainText(%q) = %v, want %v", s, !want, want)
 		}
 	}
-}
-
-// cleanLineRef is what writeLine writes for l through the cleaning path.
-func cleanLineRef(t *testing.T, l protocol.Line, r protocol.Record, atStart map[protocol.Stream]bool, carry *escapeCarry, color, timestamps bool) []byte {
-	b, err := l.Bytes()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b = carry.clean(l.Stream, b, color, !l.Cont)
-	var buf []byte
-	if timestamps && atStart[l.Stream] {
-		buf = append(buf, lineTime(r, l).UTC().Format("2006-01-02T15:04:05.000Z ")...)
-	}
-	buf = append(buf, b...)
-	if !l.Cont {
-		buf = append(buf, '\n')
-	}
-	atStart[l.Stream] = !l.Cont
-	return buf
 }
