@@ -60,9 +60,16 @@ func buildBinaries(t *testing.T) string {
 
 func startLocal(t *testing.T) (*localbroker.Broker, string) {
 	t.Helper()
+	return startLocalWith(t, "testdata/broker.yaml")
+}
+
+// startLocalWith starts a local broker of the catalogue config, with the
+// binaries it needs; the broker's log is shown when the test fails.
+func startLocalWith(t *testing.T, config string) (*localbroker.Broker, string) {
+	t.Helper()
 	bin := buildBinaries(t)
 	var log testutil.SyncBuffer
-	b, err := localbroker.Start(context.Background(), localbroker.Options{ConfigPath: "testdata/broker.yaml",
+	b, err := localbroker.Start(context.Background(), localbroker.Options{ConfigPath: config,
 		RunnerPath: filepath.Join(bin, "deploy-runner"), Log: &log, SweepInterval: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +77,7 @@ func startLocal(t *testing.T) (*localbroker.Broker, string) {
 	t.Cleanup(func() {
 		b.Close()
 		if t.Failed() {
-			t.Logf("broker log (tail):\n%s", lastLines(log.String(), 40))
+			t.Logf("broker log (tail):\n%s", lastLines(log.String(), 60))
 		}
 	})
 	return b, bin

@@ -43,19 +43,7 @@ func idleSlots(t *testing.T, b *localbroker.Broker, job string) []string {
 // back as a cold run's do, the ledger records the run on the slot's task,
 // and the spent runner is replaced by a new idle one.
 func TestWarmRunEndToEnd(t *testing.T) {
-	bin := buildBinaries(t)
-	var log testutil.SyncBuffer
-	b, err := localbroker.Start(context.Background(), localbroker.Options{ConfigPath: "testdata/broker-warm.yaml",
-		RunnerPath: filepath.Join(bin, "deploy-runner"), Log: &log, SweepInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		b.Close()
-		if t.Failed() {
-			t.Logf("broker log (tail):\n%s", lastLines(log.String(), 60))
-		}
-	})
+	b, bin := startLocalWith(t, "testdata/broker-warm.yaml")
 	waitFor(t, func() bool { return len(idleSlots(t, b, "steps")) == 1 })
 	slot := idleSlots(t, b, "steps")[0]
 	task := warmPool(t, b, "steps").Slots[slot].TaskARN
